@@ -1,0 +1,11 @@
+//! Plain data: tenants, tiers and quota policies. No I/O, no time reads.
+mod quota_policy;
+mod tenant;
+mod tier;
+pub mod tier_error {
+    pub use super::tier::UnknownTier;
+}
+
+pub use quota_policy::{Action, Period, QuotaKind, QuotaPolicy, well_known};
+pub use tenant::{Tenant, TenantId, TenantStatus};
+pub use tier::Tier;

@@ -1,0 +1,109 @@
+use serde::{Deserialize, Serialize};
+
+/// Well-known quota names; tenants may define others (e.g. `llm_tokens`).
+pub mod well_known {
+    pub const API_REQUESTS: &str = "api_requests";
+    pub const STORAGE: &str = "storage";
+    pub const COMPUTE_HOURS: &str = "compute_hours";
+    pub const GPU_HOURS: &str = "gpu_hours";
+    pub const USERS: &str = "users";
+    pub const SERVICES: &str = "services";
+}
+
+/// How a quota's usage evolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaKind {
+    /// Usage accumulates and resets at calendar period boundaries.
+    Counter,
+    /// Requests per second or minute, enforced with GCRA (burst = limit).
+    Rate,
+    /// A current level (bytes stored, users, services) that goes up and down.
+    Gauge,
+}
+
+/// The period of a counter (calendar-aligned in the tenant's timezone) or the
+/// window of a rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Hourly,
+    Daily,
+    Monthly,
+    /// Never resets (lifetime counters, gauges).
+    Never,
+    /// Rate window of one second.
+    Second,
+    /// Rate window of one minute.
+    Minute,
+}
+
+/// What happens when an amount does not fit under the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Deny.
+    Block,
+    /// Deny with a retry-after: the caller is paced to the limit's rate.
+    Throttle,
+    /// Allow, and raise an alert: the limit acts as a soft limit.
+    Alert,
+    /// Allow, and record the excess as overage for billing.
+    AllowOverage,
+}
+
+/// One quota of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaPolicy {
+    pub kind: QuotaKind,
+    pub period: Period,
+    /// `None` is unlimited.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub soft_limit: Option<u64>,
+    pub action: Action,
+    /// Percentages of `limit` at which an alert fires once per period.
+    #[serde(default = "default_thresholds")]
+    pub alert_thresholds: Vec<u8>,
+    /// Set by an explicit quota update; a tier change keeps overridden quotas.
+    #[serde(default)]
+    pub overridden: bool,
+}
+
+impl QuotaPolicy {
+    pub const DEFAULT_THRESHOLDS: [u8; 3] = [80, 90, 95];
+
+    pub fn counter(period: Period, limit: Option<u64>) -> Self {
+        Self {
+            kind: QuotaKind::Counter,
+            period,
+            limit,
+            soft_limit: None,
+            action: Action::Block,
+            alert_thresholds: Self::DEFAULT_THRESHOLDS.to_vec(),
+            overridden: false,
+        }
+    }
+
+    pub fn gauge(limit: Option<u64>) -> Self {
+        Self {
+            kind: QuotaKind::Gauge,
+            period: Period::Never,
+            ..Self::counter(Period::Never, limit)
+        }
+    }
+
+    pub fn rate(period: Period, limit: Option<u64>) -> Self {
+        Self {
+            kind: QuotaKind::Rate,
+            period,
+            action: Action::Throttle,
+            ..Self::counter(period, limit)
+        }
+    }
+}
+
+fn default_thresholds() -> Vec<u8> {
+    QuotaPolicy::DEFAULT_THRESHOLDS.to_vec()
+}

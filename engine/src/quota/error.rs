@@ -1,0 +1,58 @@
+use crate::error_code::ErrorCode;
+use crate::model::TenantId;
+
+/// Errors of the quota layer: deterministic, decided from state and input
+/// alone, so the leader and every replica agree on them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaError {
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("tenant {tenant} not found")]
+    TenantNotFound { tenant: TenantId },
+    #[error("tenant {tenant} already exists")]
+    TenantExists { tenant: TenantId },
+    #[error("tenant {tenant} has no quota {quota:?}")]
+    QuotaNotFound { tenant: TenantId, quota: String },
+    #[error("reservation {reservation} of tenant {tenant} not found (settled, released or expired)")]
+    ReservationNotFound { tenant: TenantId, reservation: String },
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyKeyReused { key: String },
+    #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
+    GaugeUnderflow { quota: String, level: u64, amount: u64 },
+}
+
+impl QuotaError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        QuotaError::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            QuotaError::InvalidArgument { .. } | QuotaError::GaugeUnderflow { .. } => {
+                ErrorCode::InvalidArgument
+            }
+            QuotaError::TenantNotFound { .. }
+            | QuotaError::QuotaNotFound { .. }
+            | QuotaError::ReservationNotFound { .. } => ErrorCode::NotFound,
+            QuotaError::TenantExists { .. } => ErrorCode::AlreadyExists,
+            QuotaError::IdempotencyKeyReused { .. } => ErrorCode::FailedPrecondition,
+        }
+    }
+
+    /// The request field the error is about, if any.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            QuotaError::InvalidArgument { field, .. } => Some(field),
+            QuotaError::TenantNotFound { .. } | QuotaError::TenantExists { .. } => {
+                Some("tenant_id")
+            }
+            QuotaError::QuotaNotFound { .. } => Some("quota"),
+            QuotaError::ReservationNotFound { .. } => Some("reservation_id"),
+            QuotaError::IdempotencyKeyReused { .. } => Some("idempotency_key"),
+            QuotaError::GaugeUnderflow { .. } => Some("amount"),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Quota math: windows, buckets, decisions, tier defaults. Pure functions of
+//! (state, input, time); no I/O, no clock reads. Tested as data.
+mod decision;
+mod error;
+mod idempotency;
+pub mod period;
+mod quota_state;
+mod tenant_state;
+mod tiers;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use decision::{Decision, Verdict};
+pub use error::QuotaError;
+pub use quota_state::{QuotaState, Use};
+pub use tenant_state::{Applied, OpOutcome, Reservation, TenantOp, TenantState, TenantUpdate};
+pub use tiers::{BUILTIN_CATALOG, CatalogError, TierCatalog};

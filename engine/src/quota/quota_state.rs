@@ -1,0 +1,275 @@
+//! One quota's usage and the admission decision for it.
+use super::decision::{Decision, Verdict};
+use super::period::window;
+use crate::model::{Action, Period, QuotaKind, QuotaPolicy};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// Usage of one quota. Counters keep the current period's usage, gauges their
+/// level, rates the GCRA theoretical arrival time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaState {
+    pub policy: QuotaPolicy,
+    /// Start of the counter period `used` belongs to.
+    pub window_start_ms: i64,
+    pub used: u64,
+    /// Amount held by open reservations.
+    pub reserved: u64,
+    /// Admitted beyond the limit under `allow_overage`, this period.
+    pub overage: u64,
+    /// GCRA theoretical arrival time, in microseconds.
+    pub tat_us: i64,
+    /// Bit i set: `policy.alert_thresholds[i]` already fired this period.
+    pub fired: u8,
+}
+
+/// Whether an admitted amount is consumed or held by a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Consume,
+    Hold,
+}
+
+impl QuotaState {
+    pub fn new(policy: QuotaPolicy) -> Self {
+        QuotaState {
+            policy,
+            window_start_ms: 0,
+            used: 0,
+            reserved: 0,
+            overage: 0,
+            tat_us: 0,
+            fired: 0,
+        }
+    }
+
+    /// Replace the policy, keeping usage (a tier change or a limit update
+    /// does not forget what was spent). Thresholds fired are forgotten
+    /// because their meaning changed with the limit.
+    pub fn set_policy(&mut self, policy: QuotaPolicy) {
+        if policy.kind != self.policy.kind {
+            *self = QuotaState::new(policy);
+        } else {
+            self.policy = policy;
+            self.fired = 0;
+        }
+    }
+
+    /// Start a new period if `now` is past the current one.
+    pub fn roll(&mut self, tz: Tz, now_ms: i64) {
+        if self.policy.kind != QuotaKind::Counter {
+            return;
+        }
+        let w = window(self.policy.period, tz, now_ms);
+        if w.start_ms != self.window_start_ms {
+            self.window_start_ms = w.start_ms;
+            self.used = 0;
+            self.overage = 0;
+            self.fired = 0;
+        }
+    }
+
+    pub fn reset_at_ms(&self, tz: Tz, now_ms: i64) -> Option<i64> {
+        match self.policy.kind {
+            QuotaKind::Counter => window(self.policy.period, tz, now_ms).end_ms,
+            QuotaKind::Gauge => None,
+            QuotaKind::Rate => Some((self.tat_us.max(now_ms * 1000) + 999).div_euclid(1000)),
+        }
+    }
+
+    /// Usage as reported to callers: period usage plus holds; for rates, the
+    /// part of the burst currently in use.
+    pub fn usage(&self, now_ms: i64) -> u64 {
+        match self.policy.kind {
+            QuotaKind::Rate => match self.policy.limit {
+                Some(limit) => limit.saturating_sub(self.rate_remaining(limit, now_ms)),
+                None => 0,
+            },
+            _ => self.used.saturating_add(self.reserved),
+        }
+    }
+
+    pub fn remaining(&self, now_ms: i64) -> Option<u64> {
+        let limit = self.policy.limit?;
+        Some(match self.policy.kind {
+            QuotaKind::Rate => self.rate_remaining(limit, now_ms),
+            _ => limit.saturating_sub(self.usage(now_ms)),
+        })
+    }
+
+    /// Decide on `amount` (> 0) and, if admitted, take it. The state must
+    /// have been rolled to `now_ms`.
+    pub fn admit(&mut self, tz: Tz, now_ms: i64, amount: u64, how: Use) -> Decision {
+        match self.policy.kind {
+            QuotaKind::Rate => self.admit_rate(now_ms, amount),
+            QuotaKind::Counter | QuotaKind::Gauge => self.admit_amount(tz, now_ms, amount, how),
+        }
+    }
+
+    /// A gauge going down (storage freed, a user removed).
+    pub fn lower(&mut self, tz: Tz, now_ms: i64, amount: u64) -> Decision {
+        self.used -= amount.min(self.used);
+        self.decision(tz, now_ms, true, Verdict::Allowed)
+    }
+
+    /// Charge `actual` for a reservation that held `held`.
+    pub fn settle(&mut self, tz: Tz, now_ms: i64, held: u64, actual: u64) -> Decision {
+        self.reserved -= held.min(self.reserved);
+        self.used = self.used.saturating_add(actual);
+        // The work was done: the real cost is charged whatever the limit.
+        // What lies beyond the limit is recorded as overage.
+        let mut verdict = Verdict::Allowed;
+        if let Some(limit) = self.policy.limit {
+            let usage = self.usage(now_ms);
+            if usage > limit {
+                let before = usage - actual;
+                self.overage += usage - before.max(limit);
+                verdict = Verdict::AllowedOverage;
+            } else if self.policy.soft_limit.is_some_and(|s| usage > s) {
+                verdict = Verdict::AllowedOverSoftLimit;
+            }
+        }
+        let mut d = self.decision(tz, now_ms, true, verdict);
+        d.thresholds_crossed = self.fire_thresholds();
+        d
+    }
+
+    /// Return a held amount.
+    pub fn release(&mut self, amount: u64) {
+        self.reserved -= amount.min(self.reserved);
+    }
+
+    fn admit_amount(&mut self, tz: Tz, now_ms: i64, amount: u64, how: Use) -> Decision {
+        let current = self.used.saturating_add(self.reserved);
+        let after = current.saturating_add(amount);
+        let mut verdict = Verdict::Allowed;
+        let mut overage = 0;
+        if let Some(limit) = self.policy.limit
+            && after > limit
+        {
+            verdict = match self.policy.action {
+                Action::Block => Verdict::Denied,
+                Action::Throttle => Verdict::Throttled,
+                Action::Alert => Verdict::AllowedOverSoftLimit,
+                Action::AllowOverage => {
+                    overage = after - current.max(limit);
+                    Verdict::AllowedOverage
+                }
+            };
+        } else if self.policy.soft_limit.is_some_and(|soft| after > soft) {
+            verdict = Verdict::AllowedOverSoftLimit;
+        }
+        let allowed = !matches!(verdict, Verdict::Denied | Verdict::Throttled);
+        if !allowed {
+            let mut d = self.decision(tz, now_ms, false, verdict);
+            if verdict == Verdict::Throttled {
+                d.retry_after_ms = d.reset_at_ms.map(|r| (r - now_ms).max(0) as u64);
+            }
+            return d;
+        }
+        match how {
+            Use::Consume => self.used = self.used.saturating_add(amount),
+            Use::Hold => self.reserved = self.reserved.saturating_add(amount),
+        }
+        self.overage += overage;
+        let mut d = self.decision(tz, now_ms, true, verdict);
+        d.thresholds_crossed = self.fire_thresholds();
+        d
+    }
+
+    fn window_us(&self) -> i64 {
+        match self.policy.period {
+            Period::Second => 1_000_000,
+            _ => 60_000_000,
+        }
+    }
+
+    /// Microseconds one unit occupies in the bucket.
+    fn emission_us(&self, limit: u64) -> i64 {
+        (self.window_us() / limit.max(1) as i64).max(1)
+    }
+
+    fn rate_remaining(&self, limit: u64, now_ms: i64) -> u64 {
+        if limit == 0 {
+            return 0;
+        }
+        let now_us = now_ms * 1000;
+        let backlog = (self.tat_us - now_us).max(0);
+        let free = (self.window_us() - backlog).max(0);
+        ((free / self.emission_us(limit)) as u64).min(limit)
+    }
+
+    /// GCRA: each unit pushes the theoretical arrival time by one emission
+    /// interval; an amount fits while that time stays within one window of now.
+    fn admit_rate(&mut self, now_ms: i64, amount: u64) -> Decision {
+        let Some(limit) = self.policy.limit else {
+            return self.decision(chrono_tz::UTC, now_ms, true, Verdict::Allowed);
+        };
+        let now_us = now_ms * 1000;
+        let window = self.window_us();
+        let tat = self.tat_us.max(now_us);
+        let cost = (amount.min(i64::MAX as u64 / 2) as i64).saturating_mul(self.emission_us(limit));
+        let new_tat = tat.saturating_add(cost);
+        if new_tat - now_us <= window && amount <= limit {
+            self.tat_us = new_tat;
+            return self.decision(chrono_tz::UTC, now_ms, true, Verdict::Allowed);
+        }
+        let verdict = match self.policy.action {
+            Action::Block => Verdict::Denied,
+            Action::Throttle => Verdict::Throttled,
+            Action::Alert => Verdict::AllowedOverSoftLimit,
+            Action::AllowOverage => {
+                self.overage = self.overage.saturating_add(amount);
+                Verdict::AllowedOverage
+            }
+        };
+        let allowed = matches!(
+            verdict,
+            Verdict::AllowedOverSoftLimit | Verdict::AllowedOverage
+        );
+        let mut d = self.decision(chrono_tz::UTC, now_ms, allowed, verdict);
+        if !allowed {
+            if amount > limit {
+                d.reason = Some(format!(
+                    "amount {amount} exceeds the rate limit of {limit} per window"
+                ));
+            } else {
+                let wait_us = new_tat - window - now_us;
+                d.retry_after_ms = Some((wait_us.max(0) as u64).div_ceil(1000));
+            }
+        }
+        d
+    }
+
+    fn fire_thresholds(&mut self) -> Vec<u8> {
+        let Some(limit) = self.policy.limit.filter(|l| *l > 0) else {
+            return Vec::new();
+        };
+        let usage = u128::from(self.used.saturating_add(self.reserved));
+        let mut crossed = Vec::new();
+        for (i, pct) in self.policy.alert_thresholds.iter().enumerate().take(8) {
+            let bit = 1u8 << i;
+            if self.fired & bit == 0 && usage * 100 >= u128::from(*pct) * u128::from(limit) {
+                self.fired |= bit;
+                crossed.push(*pct);
+            }
+        }
+        crossed
+    }
+
+    fn decision(&self, tz: Tz, now_ms: i64, allowed: bool, verdict: Verdict) -> Decision {
+        Decision {
+            allowed,
+            verdict,
+            usage: self.usage(now_ms),
+            limit: self.policy.limit,
+            soft_limit: self.policy.soft_limit,
+            remaining: self.remaining(now_ms),
+            reset_at_ms: self.reset_at_ms(tz, now_ms),
+            retry_after_ms: None,
+            thresholds_crossed: Vec::new(),
+            reason: None,
+            replayed: false,
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! A tenant's whole replicated state and the operations on it.
+//!
+//! [`TenantState::apply`] is the one function that changes a tenant: the
+//! tenant actor runs it to decide, and every replica's state machine runs it
+//! again on the committed entry with the same stamped time, reaching the same
+//! state. It reads no clock and does no I/O.
+use super::decision::Decision;
+use super::error::QuotaError;
+use super::idempotency::IdempotencyLog;
+use super::quota_state::{QuotaState, Use};
+use super::validate::positive_amount as valid_amount;
+use crate::model::{QuotaKind, QuotaPolicy, Tenant, TenantStatus, Tier};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub quota: String,
+    pub amount: u64,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantState {
+    pub tenant: Tenant,
+    pub quotas: BTreeMap<String, QuotaState>,
+    pub reservations: BTreeMap<Uuid, Reservation>,
+    pub idempotency: IdempotencyLog,
+}
+
+/// Changes to the descriptive fields of a tenant; `None` leaves a field as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantUpdate {
+    pub name: Option<String>,
+    pub timezone: Option<Tz>,
+    pub status: Option<TenantStatus>,
+    pub trial_ends_at_ms: Option<Option<i64>>,
+    pub settings_json: Option<String>,
+}
+
+/// Every change to a tenant. Ids (reservation ids) are chosen by the leader
+/// and carried here, so replicas need no randomness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantOp {
+    Create {
+        tenant: Tenant,
+        quotas: BTreeMap<String, QuotaPolicy>,
+    },
+    Update(TenantUpdate),
+    /// Move to `tier`; `defaults` are that tier's quotas from the catalog.
+    ChangeTier {
+        tier: Tier,
+        defaults: BTreeMap<String, QuotaPolicy>,
+    },
+    SetQuota {
+        quota: String,
+        policy: QuotaPolicy,
+    },
+    Increment {
+        quota: String,
+        amount: i64,
+        idempotency_key: Option<String>,
+    },
+    Reserve {
+        quota: String,
+        amount: u64,
+        ttl_ms: u64,
+        reservation_id: Uuid,
+        idempotency_key: Option<String>,
+    },
+    Settle {
+        reservation_id: Uuid,
+        actual: u64,
+    },
+    Release {
+        reservation_id: Uuid,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpOutcome {
+    /// Tenant created or changed.
+    Tenant,
+    /// Tier changed; quotas whose current usage is above their new limit.
+    TierChanged { over_limit: Vec<String> },
+    Decision(Decision),
+    Reserved {
+        decision: Decision,
+        reservation_id: Option<Uuid>,
+        expires_at_ms: Option<i64>,
+    },
+    Released { amount: u64 },
+}
+
+impl OpOutcome {
+    fn replayed(mut self) -> Self {
+        match &mut self {
+            OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => d.replayed = true,
+            _ => {}
+        }
+        self
+    }
+}
+
+/// What applying an operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub outcome: OpOutcome,
+    /// False when nothing persistent changed (a denial without an
+    /// idempotency key, a replay): such operations need no log entry,
+    /// because time-driven changes (period resets, expiries) happen the same
+    /// way at the next logged operation.
+    pub changed: bool,
+}
+
+impl TenantState {
+    pub fn new(tenant: Tenant, quotas: BTreeMap<String, QuotaPolicy>) -> Self {
+        TenantState {
+            tenant,
+            quotas: quotas
+                .into_iter()
+                .map(|(k, p)| (k, QuotaState::new(p)))
+                .collect(),
+            reservations: BTreeMap::new(),
+            idempotency: IdempotencyLog::default(),
+        }
+    }
+
+    /// Bring time-driven state up to `now_ms`: period resets, reservation
+    /// expiry, forgotten idempotency keys.
+    pub fn advance(&mut self, now_ms: i64) {
+        let tz = self.tenant.timezone;
+        for q in self.quotas.values_mut() {
+            q.roll(tz, now_ms);
+        }
+        let expired: Vec<Uuid> = self
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.expires_at_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(r) = self.reservations.remove(&id)
+                && let Some(q) = self.quotas.get_mut(&r.quota)
+            {
+                q.release(r.amount);
+            }
+        }
+        self.idempotency.expire(now_ms);
+    }
+
+    /// Why this tenant may not spend anything now, if it may not.
+    pub fn refusal(&self, now_ms: i64) -> Option<String> {
+        let t = &self.tenant;
+        if !t.status.admits() {
+            return Some(format!("tenant is {}", t.status.as_str().to_lowercase()));
+        }
+        if t.status == TenantStatus::Trial && t.trial_ends_at_ms.is_some_and(|end| now_ms >= end) {
+            return Some("tenant trial has expired".to_string());
+        }
+        None
+    }
+
+    fn quota_mut(&mut self, quota: &str) -> Result<&mut QuotaState, QuotaError> {
+        let tenant = self.tenant.id;
+        self.quotas
+            .get_mut(quota)
+            .ok_or_else(|| QuotaError::QuotaNotFound {
+                tenant,
+                quota: quota.to_string(),
+            })
+    }
+
+    pub fn quota(&self, quota: &str) -> Result<&QuotaState, QuotaError> {
+        self.quotas.get(quota).ok_or_else(|| QuotaError::QuotaNotFound {
+            tenant: self.tenant.id,
+            quota: quota.to_string(),
+        })
+    }
+
+    /// Decision only, as of `now_ms`; changes nothing.
+    pub fn check(&self, quota: &str, amount: i64, now_ms: i64) -> Result<Decision, QuotaError> {
+        let q = self.quota(quota)?;
+        let amount = positive_amount(amount)?;
+        let mut probe = q.clone();
+        probe.roll(self.tenant.timezone, now_ms);
+        if let Some(reason) = self.refusal(now_ms) {
+            return Ok(refused(&probe, self.tenant.timezone, now_ms, reason));
+        }
+        // Report usage as it stands, not as it would be after the amount.
+        let (usage, remaining) = (probe.usage(now_ms), probe.remaining(now_ms));
+        let mut d = probe.admit(self.tenant.timezone, now_ms, amount, Use::Consume);
+        d.thresholds_crossed.clear();
+        d.usage = usage;
+        d.remaining = remaining;
+        Ok(d)
+    }
+
+    /// Apply `op` at `now_ms`. On error nothing has changed.
+    pub fn apply(&mut self, op: &TenantOp, now_ms: i64) -> Result<Applied, QuotaError> {
+        self.advance(now_ms);
+        let tz = self.tenant.timezone;
+        match op {
+            TenantOp::Create { tenant, .. } => Err(QuotaError::TenantExists { tenant: tenant.id }),
+            TenantOp::Update(u) => {
+                let t = &mut self.tenant;
+                if let Some(name) = &u.name {
+                    t.name = name.clone();
+                }
+                if let Some(tz) = u.timezone {
+                    t.timezone = tz;
+                }
+                if let Some(status) = u.status {
+                    t.status = status;
+                }
+                if let Some(trial) = u.trial_ends_at_ms {
+                    t.trial_ends_at_ms = trial;
+                }
+                if let Some(settings) = &u.settings_json {
+                    t.settings_json = settings.clone();
+                }
+                t.updated_at_ms = now_ms;
+                // A new timezone moves period boundaries.
+                self.advance(now_ms);
+                Ok(changed(OpOutcome::Tenant))
+            }
+            TenantOp::ChangeTier { tier, defaults } => {
+                self.tenant.tier = *tier;
+                self.tenant.updated_at_ms = now_ms;
+                let mut over_limit = Vec::new();
+                for (name, policy) in defaults {
+                    match self.quotas.get_mut(name) {
+                        Some(q) if q.policy.overridden => {}
+                        Some(q) => q.set_policy(policy.clone()),
+                        None => {
+                            self.quotas
+                                .insert(name.clone(), QuotaState::new(policy.clone()));
+                        }
+                    }
+                }
+                for (name, q) in &self.quotas {
+                    if q.policy.limit.is_some_and(|l| q.usage(now_ms) > l) {
+                        over_limit.push(name.clone());
+                    }
+                }
+                self.advance(now_ms);
+                Ok(changed(OpOutcome::TierChanged { over_limit }))
+            }
+            TenantOp::SetQuota { quota, policy } => {
+                match self.quotas.get_mut(quota) {
+                    Some(q) => q.set_policy(policy.clone()),
+                    None => {
+                        self.quotas
+                            .insert(quota.clone(), QuotaState::new(policy.clone()));
+                    }
+                }
+                self.tenant.updated_at_ms = now_ms;
+                self.advance(now_ms);
+                Ok(changed(OpOutcome::Tenant))
+            }
+            TenantOp::Increment {
+                quota,
+                amount,
+                idempotency_key,
+            } => {
+                let fingerprint = format!("increment:{quota}:{amount}");
+                if let Some(replay) = self.replay(idempotency_key.as_deref(), &fingerprint)? {
+                    return Ok(replay);
+                }
+                let refusal = self.refusal(now_ms);
+                let q = self.quota_mut(quota)?;
+                let decision = if let Some(reason) = refusal {
+                    refused(q, tz, now_ms, reason)
+                } else if *amount < 0 {
+                    if q.policy.kind != QuotaKind::Gauge {
+                        return Err(QuotaError::invalid(
+                            "amount",
+                            "must be positive (only gauges go down)",
+                        ));
+                    }
+                    let down = amount.unsigned_abs();
+                    if down > q.used {
+                        return Err(QuotaError::GaugeUnderflow {
+                            quota: quota.clone(),
+                            level: q.used,
+                            amount: down,
+                        });
+                    }
+                    q.lower(tz, now_ms, down)
+                } else {
+                    q.admit(tz, now_ms, positive_amount(*amount)?, Use::Consume)
+                };
+                Ok(self.finish(idempotency_key, fingerprint, OpOutcome::Decision(decision), now_ms))
+            }
+            TenantOp::Reserve {
+                quota,
+                amount,
+                ttl_ms,
+                reservation_id,
+                idempotency_key,
+            } => {
+                let fingerprint = format!("reserve:{quota}:{amount}");
+                if let Some(replay) = self.replay(idempotency_key.as_deref(), &fingerprint)? {
+                    return Ok(replay);
+                }
+                if self.reservations.contains_key(reservation_id) {
+                    return Err(QuotaError::invalid("reservation_id", "already in use"));
+                }
+                let refusal = self.refusal(now_ms);
+                let q = self.quota_mut(quota)?;
+                if q.policy.kind == QuotaKind::Rate {
+                    return Err(QuotaError::invalid(
+                        "quota",
+                        format!("{quota:?} is a rate; reservations need a counter or a gauge"),
+                    ));
+                }
+                let decision = match refusal {
+                    Some(reason) => refused(q, tz, now_ms, reason),
+                    None => q.admit(tz, now_ms, *amount, Use::Hold),
+                };
+                let expires_at_ms = now_ms.saturating_add(*ttl_ms as i64);
+                let outcome = if decision.allowed {
+                    self.reservations.insert(
+                        *reservation_id,
+                        Reservation {
+                            quota: quota.clone(),
+                            amount: *amount,
+                            expires_at_ms,
+                        },
+                    );
+                    OpOutcome::Reserved {
+                        decision,
+                        reservation_id: Some(*reservation_id),
+                        expires_at_ms: Some(expires_at_ms),
+                    }
+                } else {
+                    OpOutcome::Reserved {
+                        decision,
+                        reservation_id: None,
+                        expires_at_ms: None,
+                    }
+                };
+                Ok(self.finish(idempotency_key, fingerprint, outcome, now_ms))
+            }
+            TenantOp::Settle {
+                reservation_id,
+                actual,
+            } => {
+                let r = self.take_reservation(reservation_id)?;
+                let q = self.quota_mut(&r.quota)?;
+                let decision = q.settle(tz, now_ms, r.amount, *actual);
+                Ok(changed(OpOutcome::Decision(decision)))
+            }
+            TenantOp::Release { reservation_id } => {
+                let r = self.take_reservation(reservation_id)?;
+                if let Some(q) = self.quotas.get_mut(&r.quota) {
+                    q.release(r.amount);
+                }
+                Ok(changed(OpOutcome::Released { amount: r.amount }))
+            }
+        }
+    }
+
+    fn take_reservation(&mut self, id: &Uuid) -> Result<Reservation, QuotaError> {
+        let tenant = self.tenant.id;
+        let r = self
+            .reservations
+            .get(id)
+            .ok_or_else(|| QuotaError::ReservationNotFound {
+                tenant,
+                reservation: id.to_string(),
+            })?;
+        if !self.quotas.contains_key(&r.quota) {
+            return Err(QuotaError::QuotaNotFound {
+                tenant,
+                quota: r.quota.clone(),
+            });
+        }
+        Ok(self.reservations.remove(id).expect("checked above"))
+    }
+
+    fn replay(&self, key: Option<&str>, fingerprint: &str) -> Result<Option<Applied>, QuotaError> {
+        let Some(key) = key else { return Ok(None) };
+        match self.idempotency.get(key) {
+            None => Ok(None),
+            Some(r) if r.fingerprint == fingerprint => Ok(Some(Applied {
+                outcome: r.outcome.clone().replayed(),
+                changed: false,
+            })),
+            Some(_) => Err(QuotaError::IdempotencyKeyReused {
+                key: key.to_string(),
+            }),
+        }
+    }
+
+    fn finish(
+        &mut self,
+        key: &Option<String>,
+        fingerprint: String,
+        outcome: OpOutcome,
+        now_ms: i64,
+    ) -> Applied {
+        let admitted = match &outcome {
+            OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => {
+                d.allowed || !d.thresholds_crossed.is_empty()
+            }
+            _ => true,
+        };
+        match key {
+            Some(key) => {
+                self.idempotency
+                    .remember(key.clone(), fingerprint, outcome.clone(), now_ms);
+                changed(outcome)
+            }
+            None => Applied {
+                outcome,
+                changed: admitted,
+            },
+        }
+    }
+}
+
+fn changed(outcome: OpOutcome) -> Applied {
+    Applied {
+        outcome,
+        changed: true,
+    }
+}
+
+fn refused(q: &QuotaState, tz: Tz, now_ms: i64, reason: String) -> Decision {
+    Decision {
+        usage: q.usage(now_ms),
+        limit: q.policy.limit,
+        soft_limit: q.policy.soft_limit,
+        remaining: q.remaining(now_ms),
+        reset_at_ms: q.reset_at_ms(tz, now_ms),
+        ..Decision::denied(reason)
+    }
+}
+
+fn positive_amount(amount: i64) -> Result<u64, QuotaError> {
+    valid_amount("amount", amount)
+}

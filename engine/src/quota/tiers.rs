@@ -1,0 +1,110 @@
+//! The tier catalog: each tier's default quotas, read from TOML.
+use super::validate;
+use crate::model::{QuotaPolicy, Tier};
+use std::collections::BTreeMap;
+
+/// The catalog compiled into the binary (`engine/tiers.toml`).
+pub const BUILTIN_CATALOG: &str = include_str!("../../tiers.toml");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierCatalog {
+    tiers: BTreeMap<Tier, BTreeMap<String, QuotaPolicy>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("tier catalog is not valid TOML: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("tier catalog: {0}")]
+    UnknownTier(#[from] crate::model::tier_error::UnknownTier),
+    #[error("tier catalog has no tier {0}")]
+    MissingTier(Tier),
+    #[error("tier catalog, {tier}.{quota}: {source}")]
+    Invalid {
+        tier: Tier,
+        quota: String,
+        source: super::QuotaError,
+    },
+}
+
+impl TierCatalog {
+    pub fn builtin() -> Self {
+        Self::parse(BUILTIN_CATALOG).expect("the built-in tier catalog is valid")
+    }
+
+    pub fn parse(text: &str) -> Result<Self, CatalogError> {
+        let raw: BTreeMap<String, BTreeMap<String, QuotaPolicy>> = toml::from_str(text)?;
+        let mut tiers = BTreeMap::new();
+        for (name, quotas) in raw {
+            let tier: Tier = name.parse()?;
+            for (quota, policy) in &quotas {
+                validate::quota_name(quota)
+                    .and_then(|_| validate::policy(policy))
+                    .map_err(|source| CatalogError::Invalid {
+                        tier,
+                        quota: quota.clone(),
+                        source,
+                    })?;
+            }
+            tiers.insert(tier, quotas);
+        }
+        for tier in Tier::ALL {
+            if !tiers.contains_key(&tier) {
+                return Err(CatalogError::MissingTier(tier));
+            }
+        }
+        Ok(TierCatalog { tiers })
+    }
+
+    pub fn defaults(&self, tier: Tier) -> &BTreeMap<String, QuotaPolicy> {
+        &self.tiers[&tier]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{QuotaKind, well_known::*};
+
+    fn limit(tier: Tier, quota: &str) -> Option<u64> {
+        TierCatalog::builtin().defaults(tier)[quota].limit
+    }
+
+    #[test]
+    fn builtin_catalog_matches_the_product_table() {
+        use Tier::*;
+        let table: [(&str, [Option<u64>; 4]); 5] = [
+            (API_REQUESTS, [Some(10_000), Some(100_000), Some(1_000_000), None]),
+            (COMPUTE_HOURS, [Some(10_000), Some(100_000), Some(500_000), None]),
+            (USERS, [Some(3), Some(10), Some(50), None]),
+            (SERVICES, [Some(5), Some(25), Some(100), None]),
+            (
+                STORAGE,
+                [
+                    Some(1_000_000_000),
+                    Some(10_000_000_000),
+                    Some(100_000_000_000),
+                    Some(1_000_000_000_000),
+                ],
+            ),
+        ];
+        for (quota, limits) in table {
+            for (tier, want) in [Free, Starter, Professional, Enterprise].into_iter().zip(limits) {
+                assert_eq!(limit(tier, quota), want, "{tier} {quota}");
+            }
+        }
+        let cat = TierCatalog::builtin();
+        assert_eq!(cat.defaults(Free)[STORAGE].kind, QuotaKind::Gauge);
+        assert_eq!(cat.defaults(Free)[API_REQUESTS].alert_thresholds, vec![80, 90, 95]);
+    }
+
+    #[test]
+    fn catalog_errors_name_the_problem() {
+        let err = TierCatalog::parse("[GOLD]\nx = { kind = \"counter\", period = \"monthly\", action = \"block\" }")
+            .unwrap_err();
+        assert!(err.to_string().contains("GOLD"), "{err}");
+        let err = TierCatalog::parse("[FREE]\nx = { kind = \"rate\", period = \"monthly\", action = \"block\" }")
+            .unwrap_err();
+        assert!(err.to_string().contains("period"), "{err}");
+    }
+}

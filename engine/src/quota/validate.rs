@@ -1,0 +1,139 @@
+//! Input rules shared by gRPC and REST, so both reject the same things with
+//! the same field names.
+use super::error::QuotaError;
+use crate::model::{Action, Period, QuotaKind, QuotaPolicy};
+
+/// The largest amount one request may carry: 10^15 (a petabyte in bytes).
+/// Anything larger is a caller bug, not usage.
+pub const MAX_AMOUNT: u64 = 1_000_000_000_000_000;
+/// The largest limit a quota may have; larger means "unlimited".
+pub const MAX_LIMIT: u64 = 1_000_000_000_000_000_000;
+/// Reservations live at most a day.
+pub const MAX_TTL_MS: u64 = 24 * 3_600_000;
+pub const DEFAULT_TTL_MS: u64 = 60_000;
+
+/// Quota names: lowercase letter first, then lowercase letters, digits, `_`;
+/// at most 64 characters.
+pub fn quota_name(name: &str) -> Result<(), QuotaError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(QuotaError::invalid(
+            "quota",
+            format!(
+                "{name:?} is not a quota name (lowercase letters, digits and '_', starting with a letter, at most 64 characters)"
+            ),
+        ))
+    }
+}
+
+/// A signed amount for increments: non-zero, within ±MAX_AMOUNT.
+pub fn amount(amount: i64) -> Result<(), QuotaError> {
+    if amount == 0 {
+        return Err(QuotaError::invalid("amount", "must not be 0"));
+    }
+    if amount.unsigned_abs() > MAX_AMOUNT {
+        return Err(QuotaError::invalid(
+            "amount",
+            format!("{amount} is beyond the maximum of {MAX_AMOUNT}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A positive amount (checks, reservations).
+pub fn positive_amount(field: &'static str, amount: i64) -> Result<u64, QuotaError> {
+    if amount <= 0 {
+        return Err(QuotaError::invalid(field, "must be at least 1"));
+    }
+    if amount as u64 > MAX_AMOUNT {
+        return Err(QuotaError::invalid(
+            field,
+            format!("{amount} is larger than the maximum of {MAX_AMOUNT}"),
+        ));
+    }
+    Ok(amount as u64)
+}
+
+pub fn ttl_ms(ttl: u64) -> Result<u64, QuotaError> {
+    match ttl {
+        0 => Ok(DEFAULT_TTL_MS),
+        t if t > MAX_TTL_MS => Err(QuotaError::invalid(
+            "ttl_ms",
+            format!("{t} is longer than the maximum of {MAX_TTL_MS} (one day)"),
+        )),
+        t => Ok(t),
+    }
+}
+
+/// A policy is consistent: the period fits the kind, the soft limit is below
+/// the limit, thresholds are percentages.
+pub fn policy(p: &QuotaPolicy) -> Result<(), QuotaError> {
+    let period_ok = match p.kind {
+        QuotaKind::Counter => matches!(
+            p.period,
+            Period::Hourly | Period::Daily | Period::Monthly | Period::Never
+        ),
+        QuotaKind::Rate => matches!(p.period, Period::Second | Period::Minute),
+        QuotaKind::Gauge => p.period == Period::Never,
+    };
+    if !period_ok {
+        let allowed = match p.kind {
+            QuotaKind::Counter => "hourly, daily, monthly or never",
+            QuotaKind::Rate => "second or minute",
+            QuotaKind::Gauge => "never",
+        };
+        return Err(QuotaError::invalid(
+            "period",
+            format!("a {:?} quota needs period {allowed}", p.kind).to_lowercase(),
+        ));
+    }
+    if let Some(limit) = p.limit
+        && limit > MAX_LIMIT
+    {
+        return Err(QuotaError::invalid(
+            "limit",
+            format!("{limit} is beyond the maximum of {MAX_LIMIT}; omit the limit for unlimited"),
+        ));
+    }
+    if let Some(soft) = p.soft_limit {
+        match p.limit {
+            Some(limit) if soft > limit => {
+                return Err(QuotaError::invalid(
+                    "softLimit",
+                    format!("{soft} is above the limit {limit}"),
+                ));
+            }
+            _ if soft > MAX_LIMIT => {
+                return Err(QuotaError::invalid("softLimit", "too large"));
+            }
+            _ => {}
+        }
+    }
+    if p.alert_thresholds.len() > 8 {
+        return Err(QuotaError::invalid(
+            "alertThresholds",
+            "at most 8 thresholds",
+        ));
+    }
+    if p
+        .alert_thresholds
+        .iter()
+        .any(|t| *t == 0 || *t > 100)
+    {
+        return Err(QuotaError::invalid(
+            "alertThresholds",
+            "thresholds are percentages from 1 to 100",
+        ));
+    }
+    if p.kind == QuotaKind::Rate && matches!(p.action, Action::AllowOverage) && p.limit.is_none() {
+        return Err(QuotaError::invalid("action", "allow_overage needs a limit"));
+    }
+    Ok(())
+}
