@@ -5,11 +5,28 @@
 //! - [`model`]: tenants, tiers, quota policies (plain data).
 //! - [`quota`]: windows, buckets, decisions; pure functions of state, input
 //!   and time.
+//! - [`actor`]: tenant actors (ractor), thin shells over `quota`.
+//! - [`shard`]: tenant -> shard map, group-commit batcher, actor registry.
+//! - [`raft`]: openraft groups: type config, state machine, log store.
+//! - [`storage`]: the node's embedded redb store.
+//! - [`engine`]: the facade the APIs call.
+//! - [`grpc`]: the `quotad.v1.QuotaService` server.
 //! - [`clock`]: the injected time source.
-//! - [`error_code`]: the one code type mapped to gRPC and HTTP statuses.
+//! - [`error`], [`error_code`]: the engine's errors and the one code type
+//!   mapped to gRPC and HTTP statuses.
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod clock;
+pub mod engine;
+pub mod error;
 pub mod error_code;
+pub mod grpc;
 pub mod model;
 pub mod quota;
+pub mod raft;
+pub mod shard;
+pub mod storage;
+
+pub use engine::{Engine, EngineConfig, NewTenant, Reserved};
+pub use error::EngineError;

@@ -186,6 +186,14 @@ impl TenantState {
         let amount = positive_amount(amount)?;
         let mut probe = q.clone();
         probe.roll(self.tenant.timezone, now_ms);
+        // Holds that have expired by now no longer count.
+        let expired: u64 = self
+            .reservations
+            .values()
+            .filter(|r| r.quota == quota && r.expires_at_ms <= now_ms)
+            .map(|r| r.amount)
+            .sum();
+        probe.release(expired);
         if let Some(reason) = self.refusal(now_ms) {
             return Ok(refused(&probe, self.tenant.timezone, now_ms, reason));
         }

@@ -137,3 +137,54 @@ pub fn policy(p: &QuotaPolicy) -> Result<(), QuotaError> {
     }
     Ok(())
 }
+
+/// Tenant slugs are DNS labels: 1-63 of `a-z0-9-`, not starting or ending
+/// with `-` (they name sub-domains).
+pub fn slug(slug: &str) -> Result<(), QuotaError> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 63
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(QuotaError::invalid(
+            "slug",
+            format!("{slug:?} is not a slug (1-63 of a-z, 0-9 and '-', not starting or ending with '-')"),
+        ))
+    }
+}
+
+pub fn tenant_name(name: &str) -> Result<(), QuotaError> {
+    if name.trim().is_empty() {
+        return Err(QuotaError::invalid("name", "must not be empty"));
+    }
+    if name.chars().count() > 200 {
+        return Err(QuotaError::invalid("name", "at most 200 characters"));
+    }
+    Ok(())
+}
+
+pub fn timezone(tz: &str) -> Result<chrono_tz::Tz, QuotaError> {
+    tz.parse::<chrono_tz::Tz>().map_err(|_| {
+        QuotaError::invalid(
+            "timezone",
+            format!("{tz:?} is not an IANA timezone (e.g. \"America/New_York\", \"UTC\")"),
+        )
+    })
+}
+
+pub fn tenant_id(id: &str) -> Result<uuid::Uuid, QuotaError> {
+    uuid::Uuid::parse_str(id).map_err(|_| {
+        QuotaError::invalid("tenant_id", format!("{id:?} is not a UUID"))
+    })
+}
+
+pub fn reservation_id(id: &str) -> Result<uuid::Uuid, QuotaError> {
+    uuid::Uuid::parse_str(id).map_err(|_| {
+        QuotaError::invalid("reservation_id", format!("{id:?} is not a UUID"))
+    })
+}

@@ -1,0 +1,220 @@
+use crate::error::EngineError;
+use crate::model::TenantId;
+use crate::quota::{Decision, OpOutcome, QuotaError, TenantOp, TenantState};
+use crate::raft::StampedOp;
+use crate::shard::{Completion, PendingWrite, Shard, TenantSync};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// When a change is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// After the Raft entry holding it is committed and applied.
+    #[default]
+    Strict,
+    /// At once; it is committed with the next group-commit batch.
+    Fast,
+}
+
+pub enum TenantMsg {
+    /// Change the tenant (or create it). Admin operations are always strict.
+    Apply {
+        op: TenantOp,
+        consistency: Consistency,
+        reply: RpcReplyPort<Result<OpOutcome, EngineError>>,
+    },
+    /// Decision only.
+    Check {
+        quota: String,
+        amount: i64,
+        reply: RpcReplyPort<Result<Decision, EngineError>>,
+    },
+    /// The tenant's state as of now (committed plus in flight).
+    Read {
+        reply: RpcReplyPort<Result<TenantState, EngineError>>,
+    },
+    IdleCheck,
+}
+
+pub struct TenantActor;
+
+pub struct ActorState {
+    tenant: TenantId,
+    state: Option<TenantState>,
+    /// Time never goes backwards for a tenant, whatever the clock does.
+    last_now: i64,
+    sync: Arc<TenantSync>,
+    shard: Arc<Shard>,
+    last_active: Instant,
+}
+
+impl ActorState {
+    fn now(&mut self) -> i64 {
+        self.last_now = self.last_now.max(self.shard.clock.now_ms());
+        self.last_now
+    }
+
+    fn state(&self) -> Result<&TenantState, EngineError> {
+        self.state.as_ref().ok_or(EngineError::Quota(QuotaError::TenantNotFound {
+            tenant: self.tenant,
+        }))
+    }
+
+    fn apply(
+        &mut self,
+        op: TenantOp,
+        consistency: Consistency,
+        reply: RpcReplyPort<Result<OpOutcome, EngineError>>,
+    ) {
+        let now = self.now();
+        let admin = matches!(
+            op,
+            TenantOp::Create { .. } | TenantOp::Update(_) | TenantOp::ChangeTier { .. } | TenantOp::SetQuota { .. }
+        );
+        let applied = match (&mut self.state, &op) {
+            (None, TenantOp::Create { tenant, quotas }) => {
+                self.state = Some(TenantState::new(tenant.clone(), quotas.clone()));
+                Ok(crate::quota::Applied {
+                    outcome: OpOutcome::Tenant,
+                    changed: true,
+                })
+            }
+            (None, _) => Err(QuotaError::TenantNotFound { tenant: self.tenant }),
+            (Some(state), op) => state.apply(op, now),
+        };
+        let applied = match applied {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        if !applied.changed {
+            let _ = reply.send(Ok(applied.outcome));
+            return;
+        }
+        self.sync.pending.fetch_add(1, Ordering::SeqCst);
+        let stamped = StampedOp {
+            tenant: self.tenant,
+            at_ms: now,
+            op,
+        };
+        let completion = if admin || consistency == Consistency::Strict {
+            Completion::Reply(reply, applied.outcome)
+        } else {
+            let _ = reply.send(Ok(applied.outcome));
+            Completion::None
+        };
+        let write = PendingWrite {
+            op: stamped,
+            completion,
+            sync: self.sync.clone(),
+        };
+        if let Err(mpsc_err) = self.shard.batcher.send(write) {
+            // The batcher is gone: the node is shutting down.
+            self.sync.poisoned.store(true, Ordering::SeqCst);
+            self.sync.pending.fetch_sub(1, Ordering::SeqCst);
+            if let Completion::Reply(port, _) = mpsc_err.0.completion {
+                let _ = port.send(Err(EngineError::ShuttingDown));
+            }
+        }
+    }
+}
+
+impl Actor for TenantActor {
+    type Msg = TenantMsg;
+    type State = ActorState;
+    type Arguments = (TenantId, Arc<Shard>);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<TenantMsg>,
+        (tenant, shard): (TenantId, Arc<Shard>),
+    ) -> Result<ActorState, ActorProcessingErr> {
+        // Activation rebuilds from committed state: a previous actor for
+        // this tenant only stopped once all its writes were applied.
+        let state = shard
+            .group
+            .state
+            .read()
+            .map_err(|_| "state lock poisoned")?
+            .tenants
+            .get(&tenant)
+            .cloned();
+        let check_every = (shard.idle_after / 2).max(std::time::Duration::from_millis(10));
+        myself.send_interval(check_every, || TenantMsg::IdleCheck);
+        Ok(ActorState {
+            tenant,
+            state,
+            last_now: i64::MIN,
+            sync: Arc::new(TenantSync::default()),
+            shard,
+            last_active: Instant::now(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<TenantMsg>,
+        msg: TenantMsg,
+        st: &mut ActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        if st.sync.poisoned.load(Ordering::SeqCst) {
+            // Our state may hold changes that never committed. Refuse work
+            // (dropping the reply makes the caller retry) until our writes
+            // have settled, then stop so a fresh actor activates from
+            // committed state.
+            if st.sync.pending.load(Ordering::SeqCst) == 0 {
+                retire(&myself, st);
+            }
+            return Ok(());
+        }
+        if !matches!(msg, TenantMsg::IdleCheck) {
+            st.last_active = Instant::now();
+        }
+        match msg {
+            TenantMsg::Apply {
+                op,
+                consistency,
+                reply,
+            } => st.apply(op, consistency, reply),
+            TenantMsg::Check {
+                quota,
+                amount,
+                reply,
+            } => {
+                let now = st.now();
+                let answer = st
+                    .state()
+                    .and_then(|s| s.check(&quota, amount, now).map_err(Into::into));
+                let _ = reply.send(answer);
+            }
+            TenantMsg::Read { reply } => {
+                let now = st.now();
+                let answer = st.state().map(|s| {
+                    let mut view = s.clone();
+                    view.advance(now);
+                    view
+                });
+                let _ = reply.send(answer);
+            }
+            TenantMsg::IdleCheck => {
+                let idle = st.last_active.elapsed() >= st.shard.idle_after;
+                if idle && st.sync.pending.load(Ordering::SeqCst) == 0 {
+                    retire(&myself, st);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Leave the registry, then stop. Messages already queued are dropped and
+/// their callers retry against a new actor.
+fn retire(myself: &ActorRef<TenantMsg>, st: &ActorState) {
+    let id = myself.get_id();
+    st.shard.actors.remove_if(&st.tenant, |_, a| a.get_id() == id);
+    myself.stop(None);
+}

@@ -1,0 +1,377 @@
+//! The engine facade: what the gRPC service and the control plane call.
+//! It routes each tenant to its shard and each request to the tenant's actor.
+use crate::actor::{Consistency, TenantMsg};
+use crate::clock::{SharedClock, SystemClock};
+use crate::error::EngineError;
+use crate::model::{QuotaPolicy, Tenant, TenantId, TenantStatus, Tier};
+use crate::quota::{Decision, OpOutcome, QuotaError, TenantOp, TenantState, TenantUpdate, TierCatalog, validate};
+use crate::raft::{Command, CommandResponse, Group, GroupConfig, MetaOp};
+use crate::shard::{Shard, ShardMap};
+use crate::storage::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub node_id: u64,
+    /// Shard groups; fixed when the data dir is first used.
+    pub shards: u64,
+    pub raft: GroupConfig,
+    /// Used when a request does not say.
+    pub default_consistency: Consistency,
+    /// A tenant actor stops after this long without requests.
+    pub idle_after: Duration,
+    /// Most operations in one group-commit entry.
+    pub max_batch: usize,
+    pub catalog: TierCatalog,
+    pub clock: SharedClock,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            node_id: 1,
+            shards: 4,
+            raft: GroupConfig::default(),
+            default_consistency: Consistency::Strict,
+            idle_after: Duration::from_secs(300),
+            max_batch: 4096,
+            catalog: TierCatalog::builtin(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A tenant to create.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: String,
+    pub name: String,
+    pub tier: Tier,
+    pub timezone: chrono_tz::Tz,
+    /// Start as a trial ending after this many days.
+    pub trial_days: Option<u32>,
+    pub settings_json: String,
+}
+
+/// The result of a reservation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    pub decision: Decision,
+    pub reservation_id: Option<Uuid>,
+    pub expires_at_ms: Option<i64>,
+}
+
+pub struct Engine {
+    meta: Group,
+    shards: Vec<Arc<Shard>>,
+    map: ShardMap,
+    catalog: TierCatalog,
+    clock: SharedClock,
+    default_consistency: Consistency,
+}
+
+const META_GROUP: u64 = 0;
+
+impl Engine {
+    pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        let store = Store::open(&config.data_dir)?;
+        let shards = store.shard_count(config.shards)?;
+        let meta = Group::start(config.node_id, META_GROUP, store.clone(), &config.raft).await?;
+        let mut started = Vec::new();
+        for id in 1..=shards {
+            let group = Group::start(config.node_id, id, store.clone(), &config.raft).await?;
+            started.push(Shard::start(
+                group,
+                config.clock.clone(),
+                config.idle_after,
+                config.max_batch,
+            ));
+        }
+        Ok(Arc::new(Engine {
+            meta,
+            shards: started,
+            map: ShardMap::new(shards),
+            catalog: config.catalog,
+            clock: config.clock,
+            default_consistency: config.default_consistency,
+        }))
+    }
+
+    pub fn catalog(&self) -> &TierCatalog {
+        &self.catalog
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn default_consistency(&self) -> Consistency {
+        self.default_consistency
+    }
+
+    /// Tenant actors active on this node.
+    pub fn active_actors(&self) -> usize {
+        self.shards.iter().map(|s| s.active_actors()).sum()
+    }
+
+    fn shard(&self, tenant: &TenantId) -> &Arc<Shard> {
+        &self.shards[(self.map.shard_of(tenant) - 1) as usize]
+    }
+
+    /// The shard of an existing tenant; unknown tenants are refused before
+    /// any actor is started for them.
+    fn existing(&self, tenant: &TenantId) -> Result<&Arc<Shard>, EngineError> {
+        let shard = self.shard(tenant);
+        if shard.actors.contains_key(tenant) || shard.knows(tenant) {
+            Ok(shard)
+        } else {
+            Err(QuotaError::TenantNotFound { tenant: *tenant }.into())
+        }
+    }
+
+    async fn apply(
+        &self,
+        tenant: TenantId,
+        op: TenantOp,
+        consistency: Option<Consistency>,
+    ) -> Result<OpOutcome, EngineError> {
+        let shard = match op {
+            TenantOp::Create { .. } => self.shard(&tenant),
+            _ => self.existing(&tenant)?,
+        };
+        let consistency = consistency.unwrap_or(self.default_consistency);
+        shard
+            .call(tenant, |reply| TenantMsg::Apply {
+                op: op.clone(),
+                consistency,
+                reply,
+            })
+            .await
+    }
+
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<TenantState, EngineError> {
+        validate::slug(&new.slug)?;
+        validate::tenant_name(&new.name)?;
+        let id = Uuid::new_v4();
+        let now = self.clock.now_ms();
+        let claim = Command::Meta(MetaOp::ClaimSlug {
+            slug: new.slug.clone(),
+            tenant: id,
+        });
+        if let CommandResponse::SlugTaken { .. } = self.meta.write(claim).await? {
+            return Err(EngineError::SlugTaken { slug: new.slug });
+        }
+        let tenant = Tenant {
+            id,
+            slug: new.slug.clone(),
+            name: new.name,
+            tier: new.tier,
+            status: if new.trial_days.is_some() {
+                TenantStatus::Trial
+            } else {
+                TenantStatus::Active
+            },
+            timezone: new.timezone,
+            trial_ends_at_ms: new
+                .trial_days
+                .map(|d| now + i64::from(d) * 86_400_000),
+            settings_json: new.settings_json,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        let op = TenantOp::Create {
+            tenant,
+            quotas: self.catalog.defaults(new.tier).clone(),
+        };
+        if let Err(e) = self.apply(id, op, Some(Consistency::Strict)).await {
+            // Give the slug back so a retry can have it.
+            let release = Command::Meta(MetaOp::ReleaseSlug {
+                slug: new.slug,
+                tenant: id,
+            });
+            if let Err(e2) = self.meta.write(release).await {
+                tracing::error!(error = %e2, "could not release slug after failed create");
+            }
+            return Err(e);
+        }
+        self.tenant(id).await
+    }
+
+    /// The tenant's state as of now.
+    pub async fn tenant(&self, tenant: TenantId) -> Result<TenantState, EngineError> {
+        self.existing(&tenant)?
+            .call(tenant, |reply| TenantMsg::Read { reply })
+            .await
+    }
+
+    pub async fn update_tenant(&self, tenant: TenantId, update: TenantUpdate) -> Result<TenantState, EngineError> {
+        if let Some(name) = &update.name {
+            validate::tenant_name(name)?;
+        }
+        self.apply(tenant, TenantOp::Update(update), Some(Consistency::Strict)).await?;
+        self.tenant(tenant).await
+    }
+
+    /// Move a tenant to `tier`. Returns the quotas whose usage is above
+    /// their new limit (reported, not silently cut).
+    pub async fn change_tier(&self, tenant: TenantId, tier: Tier) -> Result<(TenantState, Vec<String>), EngineError> {
+        let op = TenantOp::ChangeTier {
+            tier,
+            defaults: self.catalog.defaults(tier).clone(),
+        };
+        let over = match self.apply(tenant, op, Some(Consistency::Strict)).await? {
+            OpOutcome::TierChanged { over_limit } => over_limit,
+            _ => Vec::new(),
+        };
+        Ok((self.tenant(tenant).await?, over))
+    }
+
+    pub async fn set_quota(&self, tenant: TenantId, quota: &str, policy: QuotaPolicy) -> Result<TenantState, EngineError> {
+        validate::quota_name(quota)?;
+        validate::policy(&policy)?;
+        let op = TenantOp::SetQuota {
+            quota: quota.to_string(),
+            policy: QuotaPolicy {
+                overridden: true,
+                ..policy
+            },
+        };
+        self.apply(tenant, op, Some(Consistency::Strict)).await?;
+        self.tenant(tenant).await
+    }
+
+    pub async fn check(&self, tenant: TenantId, quota: &str, amount: i64) -> Result<Decision, EngineError> {
+        validate::quota_name(quota)?;
+        validate::positive_amount("amount", amount)?;
+        let quota = quota.to_string();
+        self.existing(&tenant)?
+            .call(tenant, |reply| TenantMsg::Check {
+                quota: quota.clone(),
+                amount,
+                reply,
+            })
+            .await
+    }
+
+    pub async fn increment(
+        &self,
+        tenant: TenantId,
+        quota: &str,
+        amount: i64,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+    ) -> Result<Decision, EngineError> {
+        validate::quota_name(quota)?;
+        validate::amount(amount)?;
+        idempotency_key_ok(&idempotency_key)?;
+        let op = TenantOp::Increment {
+            quota: quota.to_string(),
+            amount,
+            idempotency_key,
+        };
+        decision(self.apply(tenant, op, consistency).await?)
+    }
+
+    pub async fn reserve(
+        &self,
+        tenant: TenantId,
+        quota: &str,
+        amount: i64,
+        ttl_ms: u64,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+    ) -> Result<Reserved, EngineError> {
+        validate::quota_name(quota)?;
+        let amount = validate::positive_amount("amount", amount)?;
+        let ttl_ms = validate::ttl_ms(ttl_ms)?;
+        idempotency_key_ok(&idempotency_key)?;
+        let op = TenantOp::Reserve {
+            quota: quota.to_string(),
+            amount,
+            ttl_ms,
+            reservation_id: Uuid::new_v4(),
+            idempotency_key,
+        };
+        match self.apply(tenant, op, consistency).await? {
+            OpOutcome::Reserved {
+                decision,
+                reservation_id,
+                expires_at_ms,
+            } => Ok(Reserved {
+                decision,
+                reservation_id,
+                expires_at_ms,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn settle(
+        &self,
+        tenant: TenantId,
+        reservation: Uuid,
+        actual: i64,
+        consistency: Option<Consistency>,
+    ) -> Result<Decision, EngineError> {
+        if actual < 0 {
+            return Err(QuotaError::invalid("actual", "must not be negative").into());
+        }
+        if actual as u64 > validate::MAX_AMOUNT {
+            return Err(QuotaError::invalid("actual", format!("{actual} is larger than the maximum of {}", validate::MAX_AMOUNT)).into());
+        }
+        let op = TenantOp::Settle {
+            reservation_id: reservation,
+            actual: actual as u64,
+        };
+        decision(self.apply(tenant, op, consistency).await?)
+    }
+
+    /// Returns the amount released.
+    pub async fn release(
+        &self,
+        tenant: TenantId,
+        reservation: Uuid,
+        consistency: Option<Consistency>,
+    ) -> Result<u64, EngineError> {
+        let op = TenantOp::Release {
+            reservation_id: reservation,
+        };
+        match self.apply(tenant, op, consistency).await? {
+            OpOutcome::Released { amount } => Ok(amount),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        for s in &self.shards {
+            s.group.shutdown().await;
+        }
+        self.meta.shutdown().await;
+    }
+}
+
+fn idempotency_key_ok(key: &Option<String>) -> Result<(), QuotaError> {
+    match key {
+        Some(k) if k.len() > 256 => Err(QuotaError::invalid("idempotency_key", "at most 256 bytes")),
+        _ => Ok(()),
+    }
+}
+
+fn decision(outcome: OpOutcome) -> Result<Decision, EngineError> {
+    match outcome {
+        OpOutcome::Decision(d) => Ok(d),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(outcome: OpOutcome) -> EngineError {
+    EngineError::Raft {
+        group: 0,
+        message: format!("unexpected outcome {outcome:?}"),
+    }
+}

@@ -1,0 +1,61 @@
+use crate::error_code::ErrorCode;
+use crate::quota::QuotaError;
+use crate::raft::NodeId;
+use crate::storage::StorageError;
+use openraft::error::{ClientWriteError, RaftError};
+
+/// Errors of the engine: the quota layer's, plus what replication and
+/// storage add.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
+    #[error("tenant slug {slug:?} is already taken")]
+    SlugTaken { slug: String },
+    #[error("group {group} is not led by this node{}", leader.map(|l| format!(" (leader: node {l})")).unwrap_or_default())]
+    NotLeader { group: u64, leader: Option<NodeId> },
+    #[error("raft group {group}: {message}")]
+    Raft { group: u64, message: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error("tenant {tenant} is busy; retry")]
+    Busy { tenant: crate::model::TenantId },
+}
+
+impl EngineError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::Quota(q) => q.code(),
+            EngineError::SlugTaken { .. } => ErrorCode::AlreadyExists,
+            EngineError::NotLeader { .. } | EngineError::ShuttingDown | EngineError::Busy { .. } => {
+                ErrorCode::Unavailable
+            }
+            EngineError::Raft { .. } => ErrorCode::Unavailable,
+            EngineError::Storage(s) if s.is_transient() => ErrorCode::Unavailable,
+            EngineError::Storage(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            EngineError::Quota(q) => q.field(),
+            EngineError::SlugTaken { .. } => Some("slug"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_write(group: u64, e: RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>) -> Self {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => EngineError::NotLeader {
+                group,
+                leader: f.leader_id,
+            },
+            other => EngineError::Raft {
+                group,
+                message: other.to_string(),
+            },
+        }
+    }
+}

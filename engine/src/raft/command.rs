@@ -1,0 +1,34 @@
+use crate::model::TenantId;
+use crate::quota::TenantOp;
+use serde::{Deserialize, Serialize};
+
+/// A tenant operation with the time the leader decided it at. Replicas apply
+/// it at that time, never at their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StampedOp {
+    pub tenant: TenantId,
+    pub at_ms: i64,
+    pub op: TenantOp,
+}
+
+/// Operations of the meta group: global uniqueness indexes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaOp {
+    ClaimSlug { slug: String, tenant: TenantId },
+    ReleaseSlug { slug: String, tenant: TenantId },
+}
+
+/// The payload of one Raft entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A group commit: many tenant operations in one entry.
+    Batch(Vec<StampedOp>),
+    Meta(MetaOp),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    Applied,
+    SlugClaimed,
+    SlugTaken { owner: TenantId },
+}

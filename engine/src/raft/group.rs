@@ -1,0 +1,108 @@
+use super::command::{Command, CommandResponse};
+use super::log_store::LogStore;
+use super::network::SingleNodeNetwork;
+use super::state_machine::{SharedState, StateMachine};
+use super::type_config::{NodeId, TypeConfig};
+use crate::error::EngineError;
+use crate::storage::Store;
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Raft tuning shared by every group of a node.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// Build a snapshot (and purge the log before it) every this many entries.
+    pub snapshot_every: u64,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: (u64, u64),
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            snapshot_every: 5_000,
+            heartbeat_ms: 100,
+            election_timeout_ms: (300, 600),
+        }
+    }
+}
+
+/// A running Raft group: its handle and a read view of its state machine.
+#[derive(Clone)]
+pub struct Group {
+    pub id: u64,
+    pub raft: Raft<TypeConfig>,
+    pub state: SharedState,
+}
+
+impl Group {
+    /// Start group `id` from the node's store; on first start it is
+    /// initialized with this node as its only voter. Returns once this node
+    /// leads it.
+    pub async fn start(
+        node_id: NodeId,
+        id: u64,
+        store: Store,
+        config: &GroupConfig,
+    ) -> Result<Group, EngineError> {
+        let raft_config = Config {
+            cluster_name: format!("quotad-group-{id}"),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_ms.0,
+            election_timeout_max: config.election_timeout_ms.1,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: 0,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| EngineError::Raft {
+            group: id,
+            message: format!("invalid raft config: {e}"),
+        })?;
+        let sm = StateMachine::open(id, store.clone())?;
+        let state = sm.state();
+        let log = LogStore::new(id, store);
+        let raft = Raft::new(node_id, Arc::new(raft_config), SingleNodeNetwork, log, sm)
+            .await
+            .map_err(|e| EngineError::Raft {
+                group: id,
+                message: e.to_string(),
+            })?;
+        let fatal = |e: openraft::error::Fatal<NodeId>| EngineError::Raft {
+            group: id,
+            message: e.to_string(),
+        };
+        if !raft.is_initialized().await.map_err(fatal)? {
+            let members = BTreeMap::from([(node_id, BasicNode::default())]);
+            raft.initialize(members).await.map_err(|e| EngineError::Raft {
+                group: id,
+                message: e.to_string(),
+            })?;
+        }
+        raft.wait(Some(Duration::from_secs(30)))
+            .state(ServerState::Leader, "single-node group becomes leader")
+            .await
+            .map_err(|e| EngineError::Raft {
+                group: id,
+                message: format!("did not become leader: {e}"),
+            })?;
+        Ok(Group { id, raft, state })
+    }
+
+    /// Append `cmd`, wait until it is committed and applied.
+    pub async fn write(&self, cmd: Command) -> Result<CommandResponse, EngineError> {
+        self.raft
+            .client_write(cmd)
+            .await
+            .map(|r| r.data)
+            .map_err(|e| EngineError::from_write(self.id, e))
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(group = self.id, error = %e, "raft shutdown");
+        }
+    }
+}

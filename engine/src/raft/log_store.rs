@@ -1,0 +1,223 @@
+//! The Raft log and vote of one group, in the node's redb store. Appends are
+//! durable (fsync'd) before openraft is told they are flushed; that is what
+//! makes an acknowledged strict increment survive `kill -9`.
+use super::type_config::{NodeId, TypeConfig};
+use crate::storage::{Store, StorageError as StoreError};
+use crate::storage::store_tables::{LOGS, RAFT_META};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{AnyError, Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+
+type RaftStorageError = StorageError<NodeId>;
+
+#[derive(Clone)]
+pub struct LogStore {
+    group: u64,
+    store: Store,
+}
+
+impl LogStore {
+    pub fn new(group: u64, store: Store) -> Self {
+        LogStore { group, store }
+    }
+
+    fn meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        match self.store.read_meta(self.group, name)? {
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt {
+                    what: "raft metadata",
+                    source,
+                }),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_meta<T: serde::Serialize>(
+        &self,
+        name: &'static str,
+        value: &T,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(value).map_err(|source| StoreError::Corrupt {
+            what: "raft metadata",
+            source,
+        })?;
+        let (store, group) = (self.store.clone(), self.group);
+        blocking(move || {
+            store.write(durable, |tx| {
+                tx.open_table(RAFT_META)?.insert((group, name), bytes.as_slice())?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(redb::Error::Corrupted(format!("storage task failed: {e}")))))
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
+    postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
+        what: "raft log entry",
+        source,
+    })
+}
+
+fn read_err(e: StoreError) -> RaftStorageError {
+    StorageIOError::read_logs(AnyError::new(&e)).into()
+}
+
+fn write_err(e: StoreError) -> RaftStorageError {
+    StorageIOError::write_logs(AnyError::new(&e)).into()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, RaftStorageError> {
+        let from = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(0) => return Ok(Vec::new()),
+            Bound::Excluded(i) => i - 1,
+            Bound::Unbounded => u64::MAX,
+        };
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let rows = self.store.read_logs(self.group, from, to).map_err(read_err)?;
+        rows.iter()
+            .map(|b| decode_entry(b).map_err(read_err))
+            .collect()
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
+        let last_purged: Option<LogId<NodeId>> = self.meta("last_purged").map_err(read_err)?;
+        let last = match self.store.last_log(self.group).map_err(read_err)? {
+            Some(bytes) => Some(decode_entry(&bytes).map_err(read_err)?.log_id),
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), RaftStorageError> {
+        self.put_meta("vote", vote, true)
+            .await
+            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, RaftStorageError> {
+        self.meta("vote")
+            .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+    }
+
+    /// Not fsync'd on its own: losing it only means a restarted node waits
+    /// for its leader to re-commit before applying, never a lost entry.
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), RaftStorageError> {
+        self.put_meta("committed", &committed, false)
+            .await
+            .map_err(write_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, RaftStorageError> {
+        Ok(self
+            .meta::<Option<LogId<NodeId>>>("committed")
+            .map_err(read_err)?
+            .flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut rows = Vec::new();
+        for e in entries {
+            let bytes = postcard::to_allocvec(&e).map_err(|source| {
+                write_err(StoreError::Corrupt {
+                    what: "raft log entry",
+                    source,
+                })
+            })?;
+            rows.push((e.log_id.index, bytes));
+        }
+        let (store, group) = (self.store.clone(), self.group);
+        let result = blocking(move || {
+            store.write(true, |tx| {
+                let mut t = tx.open_table(LOGS)?;
+                for (index, bytes) in &rows {
+                    t.insert((group, *index), bytes.as_slice())?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(write_err(e))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), RaftStorageError> {
+        let (store, group) = (self.store.clone(), self.group);
+        blocking(move || {
+            store.write(true, |tx| {
+                let mut t = tx.open_table(LOGS)?;
+                t.retain_in((group, log_id.index)..=(group, u64::MAX), |_, _| false)?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), RaftStorageError> {
+        let bytes = postcard::to_allocvec(&log_id).map_err(|source| {
+            write_err(StoreError::Corrupt {
+                what: "raft metadata",
+                source,
+            })
+        })?;
+        let (store, group) = (self.store.clone(), self.group);
+        blocking(move || {
+            store.write(true, |tx| {
+                tx.open_table(RAFT_META)?
+                    .insert((group, "last_purged"), bytes.as_slice())?;
+                let mut t = tx.open_table(LOGS)?;
+                t.retain_in((group, 0)..=(group, log_id.index), |_, _| false)?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(write_err)
+    }
+}

@@ -1,0 +1,22 @@
+//! One openraft group per shard, plus the meta group (0).
+//!
+//! # Layout
+//! - `type_config`: the openraft type configuration.
+//! - `command`: what a log entry carries ([`Command`]).
+//! - `group_state`: the replicated state of a group and its deterministic apply.
+//! - `state_machine`: openraft's state machine over `group_state`, with snapshots.
+//! - `log_store`: Raft log and vote in the node's redb store.
+//! - `network`: transport between replicas.
+//! - `group`: starting a group and writing to it.
+mod command;
+mod group;
+mod group_state;
+mod log_store;
+mod network;
+mod state_machine;
+mod type_config;
+
+pub use command::{Command, CommandResponse, MetaOp, StampedOp};
+pub use group::{Group, GroupConfig};
+pub use group_state::GroupState;
+pub use type_config::{NodeId, TypeConfig};

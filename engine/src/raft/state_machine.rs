@@ -1,0 +1,203 @@
+//! openraft's state machine for a group: [`GroupState`] in memory, snapshots
+//! in the node's store. On start the latest snapshot is loaded and openraft
+//! replays the log after it, so restart time is bounded by the snapshot
+//! interval, not by the age of the data.
+use super::command::CommandResponse;
+use super::group_state::GroupState;
+use super::type_config::{NodeId, TypeConfig};
+use crate::storage::store_tables::SNAPSHOTS;
+use crate::storage::{StorageError as StoreError, Store};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+type RaftStorageError = StorageError<NodeId>;
+pub type SharedState = Arc<RwLock<GroupState>>;
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Vec<u8>,
+}
+
+pub struct StateMachine {
+    group: u64,
+    store: Store,
+    state: SharedState,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    snapshots_built: u64,
+}
+
+fn sm_read_err(e: impl std::error::Error + 'static) -> RaftStorageError {
+    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+}
+
+fn snap_write_err(e: impl std::error::Error + 'static) -> RaftStorageError {
+    StorageIOError::write_snapshot(None, AnyError::new(&e)).into()
+}
+
+fn corrupt(what: &'static str) -> impl Fn(postcard::Error) -> StoreError {
+    move |source| StoreError::Corrupt { what, source }
+}
+
+impl StateMachine {
+    /// Open the group's state machine from its latest snapshot.
+    pub fn open(group: u64, store: Store) -> Result<Self, StoreError> {
+        let mut sm = StateMachine {
+            group,
+            store,
+            state: SharedState::default(),
+            last_applied: None,
+            membership: StoredMembership::default(),
+            snapshots_built: 0,
+        };
+        if let Some(bytes) = sm.store.read_snapshot(group)? {
+            let snap: StoredSnapshot = postcard::from_bytes(&bytes).map_err(corrupt("snapshot"))?;
+            let state: GroupState =
+                postcard::from_bytes(&snap.data).map_err(corrupt("snapshot data"))?;
+            *sm.state.write().expect("state lock") = state;
+            sm.last_applied = snap.meta.last_log_id;
+            sm.membership = snap.meta.last_membership;
+        }
+        Ok(sm)
+    }
+
+    pub fn state(&self) -> SharedState {
+        self.state.clone()
+    }
+
+    fn save_snapshot(&self, snap: &StoredSnapshot) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(snap).map_err(corrupt("snapshot"))?;
+        let group = self.group;
+        self.store.write(true, |tx| {
+            tx.open_table(SNAPSHOTS)?.insert(group, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+}
+
+/// Serializes the state as of one applied log id, then stores it.
+pub struct SnapshotBuilder {
+    group: u64,
+    store: Store,
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Result<Vec<u8>, postcard::Error>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let data = self.data.clone().map_err(snap_write_err)?;
+        let snap = StoredSnapshot {
+            meta: self.meta.clone(),
+            data,
+        };
+        let bytes = postcard::to_allocvec(&snap).map_err(snap_write_err)?;
+        let (store, group) = (self.store.clone(), self.group);
+        tokio::task::spawn_blocking(move || {
+            store.write(true, |tx| {
+                tx.open_table(SNAPSHOTS)?.insert(group, bytes.as_slice())?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(snap_write_err)?
+        .map_err(snap_write_err)?;
+        Ok(Snapshot {
+            meta: snap.meta,
+            snapshot: Box::new(Cursor::new(snap.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), RaftStorageError> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut out = Vec::new();
+        let mut state = self.state.write().map_err(|_| {
+            RaftStorageError::from(StorageIOError::write_state_machine(AnyError::error(
+                "state lock poisoned",
+            )))
+        })?;
+        for entry in entries {
+            self.last_applied = Some(entry.log_id);
+            out.push(match entry.payload {
+                EntryPayload::Blank => CommandResponse::Applied,
+                EntryPayload::Normal(cmd) => state.apply(&cmd),
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    CommandResponse::Applied
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.snapshots_built += 1;
+        let data = postcard::to_allocvec(&*self.state.read().expect("state lock"));
+        let snapshot_id = match self.last_applied {
+            Some(l) => format!("{}-{}-{}-{}", self.group, l.leader_id, l.index, self.snapshots_built),
+            None => format!("{}-none-{}", self.group, self.snapshots_built),
+        };
+        SnapshotBuilder {
+            group: self.group,
+            store: self.store.clone(),
+            meta: SnapshotMeta {
+                last_log_id: self.last_applied,
+                last_membership: self.membership.clone(),
+                snapshot_id,
+            },
+            data,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), RaftStorageError> {
+        let data = snapshot.into_inner();
+        let state: GroupState = postcard::from_bytes(&data).map_err(sm_read_err)?;
+        let snap = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        self.save_snapshot(&snap).map_err(snap_write_err)?;
+        *self.state.write().expect("state lock") = state;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+        let Some(bytes) = self.store.read_snapshot(self.group).map_err(sm_read_err)? else {
+            return Ok(None);
+        };
+        let snap: StoredSnapshot = postcard::from_bytes(&bytes).map_err(sm_read_err)?;
+        Ok(Some(Snapshot {
+            meta: snap.meta,
+            snapshot: Box::new(Cursor::new(snap.data)),
+        }))
+    }
+}

@@ -1,0 +1,154 @@
+use super::StorageError;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+/// (group id, log index)
+pub type TableKey = (u64, u64);
+
+pub(crate) const LOGS: TableDefinition<TableKey, &[u8]> = TableDefinition::new("raft_log");
+/// (group id, name) -> value: vote, committed, last purged log id.
+pub(crate) const RAFT_META: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("raft_meta");
+/// group id -> latest snapshot (meta + data).
+pub(crate) const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_snapshot");
+const NODE: TableDefinition<&str, u64> = TableDefinition::new("node");
+
+/// The node's embedded database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+/// Databases open in this process, by path. redb refuses a second open of
+/// the same file in one process; an engine restarted in-process (tests, an
+/// embedding application) may meet background tasks of its previous
+/// incarnation still holding the handle for a moment, so it shares it.
+static OPEN: Mutex<Vec<(PathBuf, Weak<Database>)>> = Mutex::new(Vec::new());
+
+fn open_shared(path: &Path) -> Result<Arc<Database>, StorageError> {
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    open.retain(|(_, w)| w.strong_count() > 0);
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if let Some(db) = open.iter().find(|(p, _)| *p == key).and_then(|(_, w)| w.upgrade()) {
+        return Ok(db);
+    }
+    // The last holder in this process may still be closing the file; another
+    // process holding it (a second node on the same data dir) keeps it.
+    let mut attempts = 0;
+    let db = loop {
+        match Database::create(path) {
+            Ok(db) => break Arc::new(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(source) => {
+                return Err(StorageError::Open {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+    };
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    open.push((key, Arc::downgrade(&db)));
+    Ok(db)
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = dir.join("quotad.redb");
+        let store = Store {
+            db: open_shared(&path)?,
+        };
+        // Create every table once so readers never meet a missing table.
+        let tx = store.db.begin_write()?;
+        tx.open_table(LOGS)?;
+        tx.open_table(RAFT_META)?;
+        tx.open_table(SNAPSHOTS)?;
+        tx.open_table(NODE)?;
+        tx.commit()?;
+        Ok(store)
+    }
+
+    /// The shard count is fixed when a data dir is first used: tenants hash
+    /// to shards by it, so changing it would move tenants away from their
+    /// state.
+    pub fn shard_count(&self, configured: u64) -> Result<u64, StorageError> {
+        let tx = self.db.begin_write()?;
+        let stored = {
+            let mut t = tx.open_table(NODE)?;
+            let stored = t.get("shard_count")?.map(|v| v.value());
+            match stored {
+                Some(s) => s,
+                None => {
+                    t.insert("shard_count", configured)?;
+                    configured
+                }
+            }
+        };
+        tx.commit()?;
+        if stored != configured {
+            return Err(StorageError::ShardCountMismatch { stored, configured });
+        }
+        Ok(stored)
+    }
+
+    /// Write `f` in one transaction; `durable` waits for fsync.
+    pub(crate) fn write<T>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut tx = self.db.begin_write()?;
+        if !durable {
+            tx.set_durability(Durability::None)
+                .map_err(|e| StorageError::Io(e.into()))?;
+        }
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub(crate) fn read_meta(&self, group: u64, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(RAFT_META)?;
+        Ok(t.get((group, name))?.map(|v| v.value().to_vec()))
+    }
+
+    pub(crate) fn read_snapshot(&self, group: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SNAPSHOTS)?;
+        Ok(t.get(group)?.map(|v| v.value().to_vec()))
+    }
+
+    pub(crate) fn last_log(&self, group: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(LOGS)?;
+        let last = t.range((group, 0)..=(group, u64::MAX))?.next_back();
+        match last {
+            Some(row) => Ok(Some(row?.1.value().to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn read_logs(
+        &self,
+        group: u64,
+        from: u64,
+        to_inclusive: u64,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(LOGS)?;
+        let mut out = Vec::new();
+        for row in t.range((group, from)..=(group, to_inclusive))? {
+            out.push(row?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+}
