@@ -347,6 +347,21 @@ impl Engine {
         }
     }
 
+    /// Ready when this node leads every group it serves (single node) and
+    /// none of them has failed.
+    pub async fn ready(&self) -> Result<(), String> {
+        for g in std::iter::once(&self.meta).chain(self.shards.iter().map(|s| &s.group)) {
+            let m = g.raft.metrics().borrow().clone();
+            if let Err(e) = &m.running_state {
+                return Err(format!("group {} stopped: {e}", g.id));
+            }
+            if m.current_leader != Some(m.id) {
+                return Err(format!("group {} has no leader on this node", g.id));
+            }
+        }
+        Ok(())
+    }
+
     pub async fn shutdown(&self) {
         for s in &self.shards {
             s.group.shutdown().await;

@@ -1,0 +1,156 @@
+//! Request and response bodies, camelCase as in the product README.
+use chrono::{DateTime, SecondsFormat, Utc};
+use quotad_engine::model::{Action, Period, QuotaKind};
+use quotad_engine::quota::{QuotaState, TenantState};
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantDto {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub tier: String,
+    pub status: String,
+    pub timezone: String,
+    pub trial_ends_at: Option<String>,
+    pub settings: serde_json::Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&TenantState> for TenantDto {
+    fn from(s: &TenantState) -> Self {
+        let t = &s.tenant;
+        TenantDto {
+            id: t.id.to_string(),
+            slug: t.slug.clone(),
+            name: t.name.clone(),
+            tier: t.tier.as_str().to_string(),
+            status: t.status.as_str().to_string(),
+            timezone: t.timezone.name().to_string(),
+            trial_ends_at: t.trial_ends_at_ms.map(rfc3339),
+            settings: serde_json::from_str(&t.settings_json).unwrap_or(serde_json::Value::Null),
+            created_at: rfc3339(t.created_at_ms),
+            updated_at: rfc3339(t.updated_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaDto {
+    #[serde(rename = "type")]
+    pub quota_type: String,
+    pub kind: QuotaKind,
+    pub period: Period,
+    pub action: Action,
+    /// `null` is unlimited.
+    pub limit: Option<u64>,
+    pub soft_limit: Option<u64>,
+    pub usage: u64,
+    pub reserved: u64,
+    pub overage: u64,
+    /// Usage as a percentage of the limit (`null` when unlimited).
+    pub percentage: Option<f64>,
+    pub remaining: Option<u64>,
+    pub reset_at: Option<String>,
+    pub alert_thresholds: Vec<u8>,
+    pub overridden: bool,
+}
+
+impl QuotaDto {
+    pub fn new(name: &str, q: &QuotaState, tz: chrono_tz::Tz, now_ms: i64) -> Self {
+        let usage = q.usage(now_ms);
+        QuotaDto {
+            quota_type: name.to_string(),
+            kind: q.policy.kind,
+            period: q.policy.period,
+            action: q.policy.action,
+            limit: q.policy.limit,
+            soft_limit: q.policy.soft_limit,
+            usage,
+            reserved: q.reserved,
+            overage: q.overage,
+            percentage: q.policy.limit.map(|l| {
+                if l == 0 {
+                    if usage == 0 { 0.0 } else { 100.0 }
+                } else {
+                    (usage as f64 * 10_000.0 / l as f64).round() / 100.0
+                }
+            }),
+            remaining: q.remaining(now_ms),
+            reset_at: q.reset_at_ms(tz, now_ms).map(rfc3339),
+            alert_thresholds: q.policy.alert_thresholds.clone(),
+            overridden: q.policy.overridden,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    pub slug: String,
+    /// FREE when absent.
+    pub tier: Option<String>,
+    /// UTC when absent.
+    pub timezone: Option<String>,
+    pub trial_days: Option<u32>,
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateTenant {
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// ACTIVE, TRIAL or SUSPENDED.
+    pub status: Option<String>,
+    /// Present to give the "slug is immutable" error instead of "unknown field".
+    pub slug: Option<String>,
+    /// Present to point at the upgrade endpoint.
+    pub tier: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Upgrade {
+    pub tier: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TierChangeDto {
+    pub tenant: TenantDto,
+    /// Quotas whose current usage is above the new tier's limit. They are
+    /// reported, not cut: usage stays, further use is refused per action.
+    pub over_limit: Vec<String>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+/// `PUT /tenants/{id}/quotas/{type}`: the quota's whole policy.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetQuota {
+    /// Required: a number, or `null` for unlimited.
+    #[serde(default, deserialize_with = "present")]
+    pub limit: Option<Option<u64>>,
+    pub soft_limit: Option<u64>,
+    /// hourly | daily | monthly | never (counters), second | minute (rates).
+    pub period: Option<Period>,
+    pub action: Option<Action>,
+    /// counter | rate | gauge; inferred from the period or the existing quota.
+    pub kind: Option<QuotaKind>,
+    pub alert_thresholds: Option<Vec<u8>>,
+}

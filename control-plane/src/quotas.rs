@@ -1,0 +1,88 @@
+use crate::AppState;
+use crate::dto::{QuotaDto, SetQuota};
+use crate::envelope::{ApiError, ApiResult, ok};
+use crate::extract::{ApiJson, ApiPath, tenant_id};
+use axum::extract::State;
+use quotad_engine::model::{Action, Period, QuotaKind, QuotaPolicy, well_known};
+use quotad_engine::quota::validate;
+
+pub async fn list(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Vec<QuotaDto>> {
+    let state = s.engine.tenant(tenant_id(&id)?).await?;
+    let now = s.engine.now_ms();
+    let tz = state.tenant.timezone;
+    Ok(ok(state
+        .quotas
+        .iter()
+        .map(|(name, q)| QuotaDto::new(name, q, tz, now))
+        .collect()))
+}
+
+pub async fn get(
+    State(s): State<AppState>,
+    ApiPath((id, quota)): ApiPath<(String, String)>,
+) -> ApiResult<QuotaDto> {
+    let state = s.engine.tenant(tenant_id(&id)?).await?;
+    let q = state.quota(&quota)?;
+    Ok(ok(QuotaDto::new(&quota, q, state.tenant.timezone, s.engine.now_ms())))
+}
+
+/// Replace a quota's policy (creating a custom quota if the name is new).
+/// Usage is kept.
+pub async fn set(
+    State(s): State<AppState>,
+    ApiPath((id, quota)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SetQuota>,
+) -> ApiResult<QuotaDto> {
+    let id = tenant_id(&id)?;
+    validate::quota_name(&quota)?;
+    let Some(limit) = body.limit else {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit is required: a number, or null for unlimited",
+        ));
+    };
+    let current = s.engine.tenant(id).await?;
+    let existing = current.quotas.get(&quota).map(|q| &q.policy);
+    let kind = body.kind.unwrap_or_else(|| match (body.period, existing) {
+        (Some(Period::Second | Period::Minute), _) => QuotaKind::Rate,
+        (_, Some(p)) => p.kind,
+        (Some(_), None) => QuotaKind::Counter,
+        (None, None) if [well_known::STORAGE, well_known::USERS, well_known::SERVICES].contains(&quota.as_str()) => {
+            QuotaKind::Gauge
+        }
+        (None, None) => QuotaKind::Counter,
+    });
+    let same_kind = existing.filter(|p| p.kind == kind);
+    let period = match (body.period, same_kind, kind) {
+        (Some(p), _, _) => p,
+        (None, Some(p), _) => p.period,
+        (None, None, QuotaKind::Counter) => Period::Monthly,
+        (None, None, QuotaKind::Gauge) => Period::Never,
+        (None, None, QuotaKind::Rate) => {
+            return Err(ApiError::invalid("period", "a rate needs period second or minute"));
+        }
+    };
+    let action = body.action.or(same_kind.map(|p| p.action)).unwrap_or(match kind {
+        QuotaKind::Rate => Action::Throttle,
+        _ => Action::Block,
+    });
+    let alert_thresholds = body
+        .alert_thresholds
+        .or(existing.map(|p| p.alert_thresholds.clone()))
+        .unwrap_or_else(|| QuotaPolicy::DEFAULT_THRESHOLDS.to_vec());
+    let mut thresholds = alert_thresholds;
+    thresholds.sort_unstable();
+    thresholds.dedup();
+    let policy = QuotaPolicy {
+        kind,
+        period,
+        limit,
+        soft_limit: body.soft_limit,
+        action,
+        alert_thresholds: thresholds,
+        overridden: true,
+    };
+    let state = s.engine.set_quota(id, &quota, policy).await?;
+    let q = state.quota(&quota)?;
+    Ok(ok(QuotaDto::new(&quota, q, state.tenant.timezone, s.engine.now_ms())))
+}

@@ -1,0 +1,120 @@
+use crate::AppState;
+use crate::dto::{CreateTenant, TenantDto, TierChangeDto, UpdateTenant, Upgrade};
+use crate::envelope::{ApiError, ApiResult, created, ok};
+use crate::extract::{ApiJson, ApiPath, tenant_id};
+use axum::extract::State;
+use quotad_engine::NewTenant;
+use quotad_engine::model::{TenantStatus, Tier};
+use quotad_engine::quota::{TenantUpdate, validate};
+
+/// Settings objects larger than this are refused.
+const MAX_SETTINGS_BYTES: usize = 64 * 1024;
+
+fn tier(raw: &str) -> Result<Tier, ApiError> {
+    raw.parse()
+        .map_err(|e: quotad_engine::model::tier_error::UnknownTier| ApiError::invalid("tier", e.to_string()))
+}
+
+fn settings_json(s: &serde_json::Map<String, serde_json::Value>) -> Result<String, ApiError> {
+    let text = serde_json::Value::Object(s.clone()).to_string();
+    if text.len() > MAX_SETTINGS_BYTES {
+        return Err(ApiError::invalid(
+            "settings",
+            format!("settings are {} bytes; at most {MAX_SETTINGS_BYTES}", text.len()),
+        ));
+    }
+    Ok(text)
+}
+
+pub async fn create(State(s): State<AppState>, ApiJson(body): ApiJson<CreateTenant>) -> ApiResult<TenantDto> {
+    let tier = match &body.tier {
+        Some(t) => tier(t)?,
+        None => Tier::Free,
+    };
+    let timezone = validate::timezone(body.timezone.as_deref().unwrap_or("UTC"))?;
+    if let Some(days) = body.trial_days
+        && !(1..=365).contains(&days)
+    {
+        return Err(ApiError::invalid("trialDays", "must be between 1 and 365"));
+    }
+    let settings_json = match &body.settings {
+        Some(m) => settings_json(m)?,
+        None => "{}".to_string(),
+    };
+    let state = s
+        .engine
+        .create_tenant(NewTenant {
+            slug: body.slug,
+            name: body.name,
+            tier,
+            timezone,
+            trial_days: body.trial_days,
+            settings_json,
+        })
+        .await?;
+    Ok(created(TenantDto::from(&state)))
+}
+
+pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<TenantDto> {
+    let state = s.engine.tenant(tenant_id(&id)?).await?;
+    Ok(ok(TenantDto::from(&state)))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateTenant>,
+) -> ApiResult<TenantDto> {
+    let id = tenant_id(&id)?;
+    let current = s.engine.tenant(id).await?;
+    if let Some(slug) = &body.slug
+        && *slug != current.tenant.slug
+    {
+        return Err(ApiError::invalid("slug", "a tenant's slug cannot change"));
+    }
+    if let Some(t) = &body.tier
+        && tier(t)? != current.tenant.tier
+    {
+        return Err(ApiError::invalid(
+            "tier",
+            "change the tier with POST /api/v1/tenants/{id}/upgrade",
+        ));
+    }
+    let status = match body.status.as_deref() {
+        None => None,
+        Some(raw) => Some(match raw.to_ascii_uppercase().as_str() {
+            "ACTIVE" => TenantStatus::Active,
+            "TRIAL" => TenantStatus::Trial,
+            "SUSPENDED" => TenantStatus::Suspended,
+            _ => {
+                return Err(ApiError::invalid(
+                    "status",
+                    format!("unknown status {raw:?}: expected ACTIVE, TRIAL or SUSPENDED"),
+                ));
+            }
+        }),
+    };
+    let update = TenantUpdate {
+        name: body.name,
+        timezone: body.timezone.as_deref().map(validate::timezone).transpose()?,
+        status,
+        trial_ends_at_ms: None,
+        settings_json: body.settings.as_ref().map(settings_json).transpose()?,
+    };
+    let state = s.engine.update_tenant(id, update).await?;
+    Ok(ok(TenantDto::from(&state)))
+}
+
+pub async fn upgrade(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Upgrade>,
+) -> ApiResult<TierChangeDto> {
+    let id = tenant_id(&id)?;
+    let tier = tier(&body.tier)?;
+    let (state, over_limit) = s.engine.change_tier(id, tier).await?;
+    Ok(ok(TierChangeDto {
+        tenant: TenantDto::from(&state),
+        over_limit,
+    }))
+}

@@ -1,0 +1,118 @@
+//! proto <-> engine conversions, and errors to `tonic::Status`.
+use crate::actor::Consistency;
+use crate::error::EngineError;
+use crate::model::QuotaKind;
+use crate::quota::{Decision, QuotaError, QuotaState, Verdict, validate};
+use quotad_proto::v1 as pb;
+use uuid::Uuid;
+
+pub fn status(e: EngineError) -> tonic::Status {
+    let mut s = tonic::Status::new(e.code().grpc(), e.to_string());
+    if let Some(field) = e.field()
+        && let Ok(v) = field.parse()
+    {
+        s.metadata_mut().insert("quotad-field", v);
+    }
+    s
+}
+
+pub fn item_error(e: EngineError) -> pb::ItemError {
+    pb::ItemError {
+        code: e.code().as_str().to_string(),
+        message: e.to_string(),
+        field: e.field().unwrap_or_default().to_string(),
+    }
+}
+
+pub fn tenant_id(s: &str) -> Result<Uuid, EngineError> {
+    if s.is_empty() {
+        return Err(QuotaError::invalid("tenant_id", "is required").into());
+    }
+    Ok(validate::tenant_id(s)?)
+}
+
+pub fn reservation_id(s: &str) -> Result<Uuid, EngineError> {
+    if s.is_empty() {
+        return Err(QuotaError::invalid("reservation_id", "is required").into());
+    }
+    Ok(validate::reservation_id(s)?)
+}
+
+pub fn quota(s: &str) -> Result<&str, EngineError> {
+    if s.is_empty() {
+        return Err(QuotaError::invalid("quota", "is required").into());
+    }
+    Ok(s)
+}
+
+pub fn consistency(raw: i32) -> Result<Option<Consistency>, EngineError> {
+    match pb::Consistency::try_from(raw) {
+        Ok(pb::Consistency::Unspecified) => Ok(None),
+        Ok(pb::Consistency::Strict) => Ok(Some(Consistency::Strict)),
+        Ok(pb::Consistency::Fast) => Ok(Some(Consistency::Fast)),
+        Err(_) => Err(QuotaError::invalid("consistency", format!("unknown value {raw}")).into()),
+    }
+}
+
+pub fn key(k: String) -> Option<String> {
+    (!k.is_empty()).then_some(k)
+}
+
+pub fn verdict(v: Verdict) -> pb::Verdict {
+    match v {
+        Verdict::Allowed => pb::Verdict::Allowed,
+        Verdict::Denied => pb::Verdict::Denied,
+        Verdict::Throttled => pb::Verdict::Throttled,
+        Verdict::AllowedOverSoftLimit => pb::Verdict::AllowedOverSoftLimit,
+        Verdict::AllowedOverage => pb::Verdict::AllowedOverage,
+    }
+}
+
+pub fn decision(d: Decision) -> pb::Decision {
+    pb::Decision {
+        allowed: d.allowed,
+        verdict: verdict(d.verdict) as i32,
+        usage: d.usage,
+        limit: d.limit,
+        remaining: d.remaining,
+        reset_at_unix_ms: d.reset_at_ms,
+        retry_after_ms: d.retry_after_ms,
+        thresholds_crossed: d.thresholds_crossed.into_iter().map(u32::from).collect(),
+        soft_limit: d.soft_limit,
+        replayed: d.replayed,
+        reason: d.reason.unwrap_or_default(),
+    }
+}
+
+pub fn usage(name: &str, q: &QuotaState, tz: chrono_tz::Tz, now_ms: i64) -> pb::QuotaUsage {
+    let kind = match q.policy.kind {
+        QuotaKind::Counter => "counter",
+        QuotaKind::Rate => "rate",
+        QuotaKind::Gauge => "gauge",
+    };
+    pb::QuotaUsage {
+        quota: name.to_string(),
+        kind: kind.into(),
+        period: serde_name(&q.policy.period),
+        action: serde_name(&q.policy.action),
+        used: match q.policy.kind {
+            QuotaKind::Rate => q.usage(now_ms),
+            _ => q.used,
+        },
+        reserved: q.reserved,
+        limit: q.policy.limit,
+        soft_limit: q.policy.soft_limit,
+        remaining: q.remaining(now_ms),
+        reset_at_unix_ms: q.reset_at_ms(tz, now_ms),
+        overage: q.overage,
+        period_start_unix_ms: q.window_start_ms,
+    }
+}
+
+/// The snake_case name serde gives a unit variant.
+pub fn serde_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}

@@ -1,0 +1,174 @@
+use super::convert::{self, status};
+use crate::Engine;
+use crate::error::EngineError;
+use crate::quota::QuotaError;
+use quotad_proto::v1 as pb;
+use quotad_proto::v1::quota_service_server::QuotaService;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct QuotaGrpc {
+    engine: Arc<Engine>,
+}
+
+impl QuotaGrpc {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        QuotaGrpc { engine }
+    }
+
+    async fn check(&self, r: pb::CheckRequest) -> Result<pb::Decision, EngineError> {
+        let tenant = convert::tenant_id(&r.tenant_id)?;
+        let d = self.engine.check(tenant, convert::quota(&r.quota)?, r.amount).await?;
+        Ok(convert::decision(d))
+    }
+
+    async fn increment(
+        &self,
+        r: pb::IncrementRequest,
+        default: i32,
+    ) -> Result<pb::Decision, EngineError> {
+        let tenant = convert::tenant_id(&r.tenant_id)?;
+        let quota = convert::quota(&r.quota)?;
+        let mut consistency = convert::consistency(r.consistency)?;
+        if consistency.is_none() {
+            consistency = convert::consistency(default)?;
+        }
+        let d = self
+            .engine
+            .increment(tenant, quota, r.amount, convert::key(r.idempotency_key), consistency)
+            .await?;
+        Ok(convert::decision(d))
+    }
+}
+
+#[tonic::async_trait]
+impl QuotaService for QuotaGrpc {
+    async fn check(&self, req: Request<pb::CheckRequest>) -> Result<Response<pb::Decision>, Status> {
+        self.check(req.into_inner()).await.map(Response::new).map_err(status)
+    }
+
+    async fn increment(
+        &self,
+        req: Request<pb::IncrementRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        self.increment(req.into_inner(), 0)
+            .await
+            .map(Response::new)
+            .map_err(status)
+    }
+
+    async fn batch(
+        &self,
+        req: Request<pb::BatchRequest>,
+    ) -> Result<Response<pb::BatchResponse>, Status> {
+        let req = req.into_inner();
+        if req.items.len() > super::MAX_BATCH_ITEMS {
+            return Err(status(
+                QuotaError::invalid(
+                    "items",
+                    format!(
+                        "{} items; a batch holds at most {}",
+                        req.items.len(),
+                        super::MAX_BATCH_ITEMS
+                    ),
+                )
+                .into(),
+            ));
+        }
+        convert::consistency(req.consistency).map_err(status)?;
+        let default = req.consistency;
+        // Items for different tenants proceed in parallel on their actors;
+        // items for one tenant queue on its actor in request order.
+        let results = futures::future::join_all(req.items.into_iter().map(|item| async move {
+            let r = match item.item {
+                Some(pb::batch_item::Item::Check(c)) => self.check(c).await,
+                Some(pb::batch_item::Item::Increment(i)) => self.increment(i, default).await,
+                None => Err(QuotaError::invalid("items", "an item is neither check nor increment").into()),
+            };
+            pb::BatchResult {
+                result: Some(match r {
+                    Ok(d) => pb::batch_result::Result::Decision(d),
+                    Err(e) => pb::batch_result::Result::Error(convert::item_error(e)),
+                }),
+            }
+        }))
+        .await;
+        Ok(Response::new(pb::BatchResponse { results }))
+    }
+
+    async fn reserve(
+        &self,
+        req: Request<pb::ReserveRequest>,
+    ) -> Result<Response<pb::ReserveResponse>, Status> {
+        let r = req.into_inner();
+        let go = async {
+            let tenant = convert::tenant_id(&r.tenant_id)?;
+            let quota = convert::quota(&r.quota)?;
+            let consistency = convert::consistency(r.consistency)?;
+            let res = self
+                .engine
+                .reserve(tenant, quota, r.amount, r.ttl_ms, convert::key(r.idempotency_key.clone()), consistency)
+                .await?;
+            Ok::<_, EngineError>(pb::ReserveResponse {
+                decision: Some(convert::decision(res.decision)),
+                reservation_id: res.reservation_id.map(|u| u.to_string()).unwrap_or_default(),
+                expires_at_unix_ms: res.expires_at_ms,
+            })
+        };
+        go.await.map(Response::new).map_err(status)
+    }
+
+    async fn settle(&self, req: Request<pb::SettleRequest>) -> Result<Response<pb::Decision>, Status> {
+        let r = req.into_inner();
+        let go = async {
+            let tenant = convert::tenant_id(&r.tenant_id)?;
+            let id = convert::reservation_id(&r.reservation_id)?;
+            let consistency = convert::consistency(r.consistency)?;
+            let d = self.engine.settle(tenant, id, r.actual, consistency).await?;
+            Ok::<_, EngineError>(convert::decision(d))
+        };
+        go.await.map(Response::new).map_err(status)
+    }
+
+    async fn release(
+        &self,
+        req: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        let r = req.into_inner();
+        let go = async {
+            let tenant = convert::tenant_id(&r.tenant_id)?;
+            let id = convert::reservation_id(&r.reservation_id)?;
+            let consistency = convert::consistency(r.consistency)?;
+            let released = self.engine.release(tenant, id, consistency).await?;
+            Ok::<_, EngineError>(pb::ReleaseResponse { released })
+        };
+        go.await.map(Response::new).map_err(status)
+    }
+
+    async fn get_usage(
+        &self,
+        req: Request<pb::GetUsageRequest>,
+    ) -> Result<Response<pb::GetUsageResponse>, Status> {
+        let r = req.into_inner();
+        let go = async {
+            let tenant = convert::tenant_id(&r.tenant_id)?;
+            let state = self.engine.tenant(tenant).await?;
+            let now = self.engine.now_ms();
+            let tz = state.tenant.timezone;
+            let quotas = if r.quota.is_empty() {
+                state
+                    .quotas
+                    .iter()
+                    .map(|(name, q)| convert::usage(name, q, tz, now))
+                    .collect()
+            } else {
+                vec![convert::usage(&r.quota, state.quota(&r.quota)?, tz, now)]
+            };
+            Ok::<_, EngineError>(pb::GetUsageResponse {
+                tenant_id: tenant.to_string(),
+                quotas,
+            })
+        };
+        go.await.map(Response::new).map_err(status)
+    }
+}

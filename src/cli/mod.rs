@@ -1,0 +1,68 @@
+//! Command line: `serve` runs a node; the other subcommands are clients.
+mod client;
+mod serve;
+mod table;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "quotad", version, about = "Distributed multi-tenant quota engine")]
+pub struct Cli {
+    #[command(flatten)]
+    conn: client::Conn,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node.
+    Serve(serve::ServeArgs),
+    /// Manage tenants (REST control plane).
+    Tenant {
+        #[command(subcommand)]
+        cmd: client::TenantCmd,
+    },
+    /// Manage a tenant's quotas (REST control plane).
+    Quota {
+        #[command(subcommand)]
+        cmd: client::QuotaCmd,
+    },
+    /// Ask whether an amount would be admitted (gRPC Check).
+    Check {
+        #[command(flatten)]
+        args: client::SpendArgs,
+    },
+    /// Spend an amount if admitted (gRPC Increment).
+    Increment {
+        #[command(flatten)]
+        args: client::SpendArgs,
+        /// Retries with the same key count once.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Acknowledge before the write is committed.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Current usage of a tenant's quotas (gRPC GetUsage).
+    Usage {
+        tenant: String,
+        quota: Option<String>,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let conn = cli.conn;
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Tenant { cmd } => client::tenant(&conn, cmd).await,
+        Command::Quota { cmd } => client::quota(&conn, cmd).await,
+        Command::Check { args } => client::check(&conn, args).await,
+        Command::Increment {
+            args,
+            idempotency_key,
+            fast,
+        } => client::increment(&conn, args, idempotency_key, fast).await,
+        Command::Usage { tenant, quota } => client::usage(&conn, tenant, quota).await,
+    }
+}

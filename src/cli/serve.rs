@@ -1,0 +1,211 @@
+//! `quotad serve`: configuration (flags > env > file > defaults), then the
+//! engine, the gRPC server and the REST control plane.
+use anyhow::{Context, bail};
+use clap::Args;
+use quotad_engine::actor::Consistency;
+use quotad_engine::quota::TierCatalog;
+use quotad_engine::{Engine, EngineConfig};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "QUOTAD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the node keeps its Raft log and snapshots [default: ./quotad-data]
+    #[arg(long, env = "QUOTAD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051]
+    #[arg(long, env = "QUOTAD_GRPC_ADDR")]
+    grpc_addr: Option<SocketAddr>,
+    /// REST listen address [default: 127.0.0.1:8080]
+    #[arg(long, env = "QUOTAD_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// Shard groups; fixed when the data dir is first used [default: 4]
+    #[arg(long, env = "QUOTAD_SHARDS")]
+    shards: Option<u64>,
+    /// Default consistency of increments: strict or fast [default: strict]
+    #[arg(long, env = "QUOTAD_CONSISTENCY")]
+    consistency: Option<String>,
+    /// Tier catalog TOML replacing the built-in one.
+    #[arg(long, env = "QUOTAD_TIER_CATALOG")]
+    tier_catalog: Option<PathBuf>,
+    /// Stop a tenant actor after this many idle seconds [default: 300]
+    #[arg(long, env = "QUOTAD_ACTOR_IDLE_SECS")]
+    actor_idle_secs: Option<u64>,
+    /// Snapshot each group every this many log entries [default: 5000]
+    #[arg(long, env = "QUOTAD_SNAPSHOT_EVERY")]
+    snapshot_every: Option<u64>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "QUOTAD_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    grpc_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    shards: Option<u64>,
+    consistency: Option<String>,
+    tier_catalog: Option<PathBuf>,
+    actor_idle_secs: Option<u64>,
+    snapshot_every: Option<u64>,
+    log_format: Option<String>,
+}
+
+/// Validated settings of a node.
+#[derive(Debug)]
+struct Settings {
+    data_dir: PathBuf,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    shards: u64,
+    consistency: Consistency,
+    tier_catalog: Option<PathBuf>,
+    actor_idle: Duration,
+    snapshot_every: u64,
+    json_logs: bool,
+}
+
+impl Settings {
+    fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let consistency = match args
+            .consistency
+            .or(file.consistency)
+            .as_deref()
+            .unwrap_or("strict")
+        {
+            "strict" => Consistency::Strict,
+            "fast" => Consistency::Fast,
+            other => bail!("consistency: {other:?} is neither \"strict\" nor \"fast\""),
+        };
+        let json_logs = match args.log_format.or(file.log_format).as_deref().unwrap_or("text") {
+            "text" => false,
+            "json" => true,
+            other => bail!("log_format: {other:?} is neither \"text\" nor \"json\""),
+        };
+        let shards = args.shards.or(file.shards).unwrap_or(4);
+        if !(1..=1024).contains(&shards) {
+            bail!("shards: {shards} is not between 1 and 1024");
+        }
+        let snapshot_every = args.snapshot_every.or(file.snapshot_every).unwrap_or(5_000);
+        if snapshot_every == 0 {
+            bail!("snapshot_every: must be at least 1");
+        }
+        Ok(Settings {
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./quotad-data")),
+            grpc_addr: args
+                .grpc_addr
+                .or(file.grpc_addr)
+                .unwrap_or_else(|| "127.0.0.1:50051".parse().expect("valid address")),
+            http_addr: args
+                .http_addr
+                .or(file.http_addr)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            shards,
+            consistency,
+            tier_catalog: args.tier_catalog.or(file.tier_catalog),
+            actor_idle: Duration::from_secs(args.actor_idle_secs.or(file.actor_idle_secs).unwrap_or(300).max(1)),
+            snapshot_every,
+            json_logs,
+        })
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let s = Settings::resolve(args)?;
+    init_logs(s.json_logs);
+
+    let catalog = match &s.tier_catalog {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading tier catalog {}", path.display()))?;
+            TierCatalog::parse(&text)?
+        }
+        None => TierCatalog::builtin(),
+    };
+    // Bind first: a busy port fails fast, before any state is touched.
+    let grpc = tokio::net::TcpListener::bind(s.grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC address {}", s.grpc_addr))?;
+    let http = tokio::net::TcpListener::bind(s.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP address {}", s.http_addr))?;
+
+    let mut config = EngineConfig::new(&s.data_dir);
+    config.shards = s.shards;
+    config.default_consistency = s.consistency;
+    config.catalog = catalog;
+    config.idle_after = s.actor_idle;
+    config.raft.snapshot_every = s.snapshot_every;
+    let engine = Engine::open(config)
+        .await
+        .with_context(|| format!("opening data dir {}", s.data_dir.display()))?;
+
+    let grpc_addr = grpc.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let reflection = quotad_engine::grpc::reflection()?;
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(quotad_engine::grpc::service(engine.clone()))
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc),
+            shutdown_signal(),
+        );
+    let http_server = axum::serve(http, quotad_control_plane::router(engine.clone()))
+        .with_graceful_shutdown(shutdown_signal());
+
+    tracing::info!(%grpc_addr, %http_addr, data_dir = %s.data_dir.display(), shards = s.shards, "quotad serving");
+    // One line on stdout, for scripts and tests that start with port 0.
+    println!("quotad listening grpc={grpc_addr} http={http_addr}");
+
+    let (g, h) = tokio::join!(grpc_server, async { http_server.await });
+    engine.shutdown().await;
+    g.context("gRPC server")?;
+    h.context("HTTP server")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}
