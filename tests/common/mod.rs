@@ -1,0 +1,108 @@
+//! A real `quotad` process on 127.0.0.1 with OS-chosen ports, and clients.
+#![allow(dead_code)]
+use quotad_proto::v1::quota_service_client::QuotaServiceClient;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Node {
+    child: Child,
+    pub grpc: String,
+    pub http: String,
+    pub data_dir: PathBuf,
+}
+
+impl Node {
+    /// Start `quotad serve` on `data_dir` and wait for its listening line.
+    pub fn start(data_dir: &Path) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quotad"))
+            .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start quotad");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the node never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("quotad did not report its addresses within 60 s");
+        let addr = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                .to_string()
+        };
+        Node {
+            grpc: format!("http://{}", addr("grpc=")),
+            http: format!("http://{}", addr("http=")),
+            data_dir: data_dir.to_path_buf(),
+            child,
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    pub async fn grpc(&self) -> QuotaServiceClient<tonic::transport::Channel> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match QuotaServiceClient::connect(self.grpc.clone()).await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("cannot connect to {}: {e}", self.grpc),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.http, path)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `POST /api/v1/tenants`, returning the new tenant's id.
+pub async fn create_tenant(node: &Node, slug: &str, tier: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(node.url("/api/v1/tenants"))
+        .json(&serde_json::json!({"name": format!("Tenant {slug}"), "slug": slug, "tier": tier}))
+        .send()
+        .await
+        .expect("create tenant");
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["data"]["tier"], tier);
+    body["data"]["id"].as_str().unwrap().to_string()
+}
+
+pub async fn set_quota(node: &Node, tenant: &str, quota: &str, body: serde_json::Value) -> serde_json::Value {
+    let resp = reqwest::Client::new()
+        .put(node.url(&format!("/api/v1/tenants/{tenant}/quotas/{quota}")))
+        .json(&body)
+        .send()
+        .await
+        .expect("set quota");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}

@@ -1,0 +1,283 @@
+//! Black-box: the real binary, REST to manage, gRPC to enforce, kill -9.
+mod common;
+
+use common::{Node, create_tenant, set_quota};
+use quotad_proto::v1 as pb;
+use serde_json::json;
+
+fn inc(tenant: &str, key: &str) -> pb::IncrementRequest {
+    pb::IncrementRequest {
+        tenant_id: tenant.into(),
+        quota: "api_requests".into(),
+        amount: 1,
+        idempotency_key: key.into(),
+        consistency: pb::Consistency::Strict as i32,
+    }
+}
+
+async fn usage(node: &Node, tenant: &str) -> u64 {
+    let u = node
+        .grpc()
+        .await
+        .get_usage(pb::GetUsageRequest {
+            tenant_id: tenant.into(),
+            quota: "api_requests".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(u.quotas.len(), 1);
+    u.quotas[0].used
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_the_limit_is_admitted_and_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "acme", "FREE").await;
+    let q = set_quota(&node, &tenant, "api_requests", json!({"limit": 100, "action": "block"})).await;
+    assert_eq!(q["data"]["limit"], 100);
+
+    // 150 concurrent increments from 150 tasks over 5 connections.
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(node.grpc().await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..150 {
+        let mut c = clients[i % clients.len()].clone();
+        let t = tenant.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = c.increment(inc(&t, &format!("req-{i}"))).await.unwrap().into_inner();
+            (i, d.allowed)
+        }));
+    }
+    let mut allowed = Vec::new();
+    let mut denied = Vec::new();
+    for t in tasks {
+        let (i, ok) = t.await.unwrap();
+        if ok { allowed.push(i) } else { denied.push(i) }
+    }
+    assert_eq!(allowed.len(), 100, "admitted");
+    assert_eq!(denied.len(), 50);
+    assert_eq!(usage(&node, &tenant).await, 100);
+
+    node.kill9();
+    let node = Node::start(dir.path());
+    assert_eq!(usage(&node, &tenant).await, 100, "usage after kill -9 and restart");
+
+    // Room again, yet retries of earlier requests still count once and
+    // get their first answer.
+    set_quota(&node, &tenant, "api_requests", json!({"limit": 1000})).await;
+    let mut c = node.grpc().await;
+    let d = c.increment(inc(&tenant, &format!("req-{}", allowed[0]))).await.unwrap().into_inner();
+    assert!(d.replayed && d.allowed);
+    let d = c.increment(inc(&tenant, &format!("req-{}", denied[0]))).await.unwrap().into_inner();
+    assert!(d.replayed && !d.allowed);
+    assert_eq!(usage(&node, &tenant).await, 100);
+    let d = c.increment(inc(&tenant, "fresh")).await.unwrap().into_inner();
+    assert!(d.allowed && !d.replayed);
+    assert_eq!(usage(&node, &tenant).await, 101);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_increments_are_durable_once_a_later_strict_one_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "fast", "STARTER").await;
+    let mut c = node.grpc().await;
+    for _ in 0..20 {
+        let mut r = inc(&tenant, "");
+        r.consistency = pb::Consistency::Fast as i32;
+        assert!(c.increment(r).await.unwrap().into_inner().allowed);
+    }
+    // A strict write is ordered after the fast ones: once it is
+    // acknowledged, they are durable too.
+    assert!(c.increment(inc(&tenant, "")).await.unwrap().into_inner().allowed);
+    node.kill9();
+    let node = Node::start(dir.path());
+    assert_eq!(usage(&node, &tenant).await, 21);
+}
+
+fn code(r: Result<tonic::Response<impl std::fmt::Debug>, tonic::Status>) -> (tonic::Code, String) {
+    let s = r.expect_err("should fail");
+    (s.code(), s.message().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_precise_errors_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "strict", "FREE").await;
+    let mut c = node.grpc().await;
+    assert!(c.increment(inc(&tenant, "")).await.unwrap().into_inner().allowed);
+    let unknown = uuid::Uuid::new_v4().to_string();
+
+    use tonic::Code::*;
+    let req = |t: &str, q: &str, amount: i64| pb::IncrementRequest {
+        tenant_id: t.into(),
+        quota: q.into(),
+        amount,
+        ..Default::default()
+    };
+    let cases = [
+        (req(&unknown, "api_requests", 1), NotFound, "not found"),
+        (req(&tenant, "no_such_quota", 1), NotFound, "no_such_quota"),
+        (req(&tenant, "api_requests", 0), InvalidArgument, "amount"),
+        (req(&tenant, "api_requests", i64::MAX), InvalidArgument, "amount"),
+        (req(&tenant, "api_requests", -1), InvalidArgument, "amount"),
+        (req("not-a-uuid", "api_requests", 1), InvalidArgument, "tenant_id"),
+        (req("", "api_requests", 1), InvalidArgument, "tenant_id"),
+        (req(&tenant, "Bad Quota!", 1), InvalidArgument, "quota"),
+    ];
+    for (r, want, mention) in cases {
+        let (got, msg) = code(c.increment(r.clone()).await);
+        assert_eq!(got, want, "{r:?}: {msg}");
+        assert!(msg.contains(mention), "{msg:?} should mention {mention:?}");
+    }
+    let (got, msg) = code(
+        c.check(pb::CheckRequest { tenant_id: tenant.clone(), quota: "api_requests".into(), amount: 0 })
+            .await,
+    );
+    assert_eq!((got, msg.contains("amount")), (InvalidArgument, true));
+    let (got, _) = code(
+        c.settle(pb::SettleRequest { tenant_id: tenant.clone(), reservation_id: "xyz".into(), actual: 1, ..Default::default() })
+            .await,
+    );
+    assert_eq!(got, InvalidArgument);
+    let (got, _) = code(
+        c.release(pb::ReleaseRequest {
+            tenant_id: tenant.clone(),
+            reservation_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_eq!(got, NotFound);
+    assert_eq!(usage(&node, &tenant).await, 1, "gRPC errors changed nothing");
+
+    // REST: status, envelope, field.
+    let http = reqwest::Client::new();
+    let cases = [
+        ("POST", "/api/v1/tenants".to_string(), Some("{\"name\": \"x\", ".to_string()), 400, "body"),
+        ("POST", "/api/v1/tenants".into(), Some(json!({"name": "X", "slug": "x", "tier": "GOLD"}).to_string()), 400, "tier"),
+        ("POST", "/api/v1/tenants".into(), Some(json!({"name": "X", "slug": "Bad Slug"}).to_string()), 400, "slug"),
+        ("POST", "/api/v1/tenants".into(), Some(json!({"name": "X", "slug": "x", "timezone": "Mars/Base"}).to_string()), 400, "timezone"),
+        ("POST", "/api/v1/tenants".into(), Some(json!({"name": "X", "slug": "strict"}).to_string()), 409, "slug"),
+        ("GET", "/api/v1/tenants/not-a-uuid".into(), None, 400, "id"),
+        ("GET", format!("/api/v1/tenants/{unknown}"), None, 404, "tenant_id"),
+        ("POST", format!("/api/v1/tenants/{tenant}/upgrade"), Some(json!({"tier": "PLATINUM"}).to_string()), 400, "tier"),
+        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"limit": -5}).to_string()), 400, "limit"),
+        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"action": "block"}).to_string()), 400, "limit"),
+        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"limit": 5, "softLimit": 9}).to_string()), 400, "softLimit"),
+        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"limit": 5, "period": "weekly"}).to_string()), 400, "period"),
+        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"limit": 5, "colour": "red"}).to_string()), 400, "colour"),
+        ("PUT", format!("/api/v1/tenants/{tenant}"), Some(json!({"slug": "renamed"}).to_string()), 400, "slug"),
+    ];
+    for (method, path, body, status, field) in cases {
+        let mut r = http.request(method.parse().unwrap(), node.url(&path));
+        if let Some(b) = body.clone() {
+            r = r.header("content-type", "application/json").body(b);
+        }
+        let resp = r.send().await.unwrap();
+        let got = resp.status().as_u16();
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(got, status, "{method} {path} {body:?}: {v}");
+        assert_eq!(v["success"], false);
+        assert_eq!(v["error"]["field"], field, "{method} {path} {body:?}: {v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Nothing was half-written: the slug refused for a bad tier is free,
+    // the quota kept its policy, the tenant its slug.
+    create_tenant(&node, "x", "STARTER").await;
+    let q: serde_json::Value = http
+        .get(node.url(&format!("/api/v1/tenants/{tenant}/quotas/api_requests")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((q["data"]["limit"].as_u64(), q["data"]["usage"].as_u64()), (Some(10_000), Some(1)));
+    let t: serde_json::Value =
+        http.get(node.url(&format!("/api/v1/tenants/{tenant}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(t["data"]["slug"], "strict");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "gpu", "PROFESSIONAL").await;
+    set_quota(&node, &tenant, "gpu_hours", json!({"limit": 100})).await;
+    let mut c = node.grpc().await;
+    let r = c
+        .reserve(pb::ReserveRequest {
+            tenant_id: tenant.clone(),
+            quota: "gpu_hours".into(),
+            amount: 50,
+            ttl_ms: 60_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.decision.as_ref().unwrap().allowed);
+    let d = c
+        .settle(pb::SettleRequest { tenant_id: tenant.clone(), reservation_id: r.reservation_id, actual: 30, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.usage, 30);
+    let spend = |amount| pb::IncrementRequest {
+        tenant_id: tenant.clone(),
+        quota: "gpu_hours".into(),
+        amount,
+        ..Default::default()
+    };
+    assert!(c.increment(spend(70)).await.unwrap().into_inner().allowed);
+    let d = c.increment(spend(1)).await.unwrap().into_inner();
+    assert_eq!((d.allowed, d.verdict()), (false, pb::Verdict::Denied));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_answers_each_item_and_health_endpoints_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "batch", "FREE").await;
+    set_quota(&node, &tenant, "api_requests", json!({"limit": 3})).await;
+    let mut c = node.grpc().await;
+    let item = |amount| pb::BatchItem {
+        item: Some(pb::batch_item::Item::Increment(pb::IncrementRequest {
+            tenant_id: tenant.clone(),
+            quota: "api_requests".into(),
+            amount,
+            ..Default::default()
+        })),
+    };
+    let check = pb::BatchItem {
+        item: Some(pb::batch_item::Item::Check(pb::CheckRequest {
+            tenant_id: tenant.clone(),
+            quota: "api_requests".into(),
+            amount: 1,
+        })),
+    };
+    let resp = c
+        .batch(pb::BatchRequest { items: vec![item(2), item(0), item(1), item(1), check], consistency: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    use pb::batch_result::Result as R;
+    let results: Vec<_> = resp.results.into_iter().map(|r| r.result.unwrap()).collect();
+    assert_eq!(results.len(), 5);
+    assert!(matches!(&results[0], R::Decision(d) if d.allowed));
+    assert!(matches!(&results[1], R::Error(e) if e.code == "INVALID_ARGUMENT" && e.field == "amount"));
+    assert!(matches!(&results[2], R::Decision(d) if d.allowed && d.usage == 3));
+    assert!(matches!(&results[3], R::Decision(d) if !d.allowed));
+    assert!(matches!(&results[4], R::Decision(d) if !d.allowed && d.usage == 3));
+
+    for path in ["/healthz", "/readyz"] {
+        let r = reqwest::get(node.url(path)).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}
