@@ -35,7 +35,13 @@ async fn exactly_the_limit_is_admitted_and_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     let tenant = create_tenant(&node, "acme", "FREE").await;
-    let q = set_quota(&node, &tenant, "api_requests", json!({"limit": 100, "action": "block"})).await;
+    let q = set_quota(
+        &node,
+        &tenant,
+        "api_requests",
+        json!({"limit": 100, "action": "block"}),
+    )
+    .await;
     assert_eq!(q["data"]["limit"], 100);
 
     // 150 concurrent increments from 150 tasks over 5 connections.
@@ -48,7 +54,11 @@ async fn exactly_the_limit_is_admitted_and_survives_kill_9() {
         let mut c = clients[i % clients.len()].clone();
         let t = tenant.clone();
         tasks.push(tokio::spawn(async move {
-            let d = c.increment(inc(&t, &format!("req-{i}"))).await.unwrap().into_inner();
+            let d = c
+                .increment(inc(&t, &format!("req-{i}")))
+                .await
+                .unwrap()
+                .into_inner();
             (i, d.allowed)
         }));
     }
@@ -64,18 +74,34 @@ async fn exactly_the_limit_is_admitted_and_survives_kill_9() {
 
     node.kill9();
     let node = Node::start(dir.path());
-    assert_eq!(usage(&node, &tenant).await, 100, "usage after kill -9 and restart");
+    assert_eq!(
+        usage(&node, &tenant).await,
+        100,
+        "usage after kill -9 and restart"
+    );
 
     // Room again, yet retries of earlier requests still count once and
     // get their first answer.
     set_quota(&node, &tenant, "api_requests", json!({"limit": 1000})).await;
     let mut c = node.grpc().await;
-    let d = c.increment(inc(&tenant, &format!("req-{}", allowed[0]))).await.unwrap().into_inner();
+    let d = c
+        .increment(inc(&tenant, &format!("req-{}", allowed[0])))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(d.replayed && d.allowed);
-    let d = c.increment(inc(&tenant, &format!("req-{}", denied[0]))).await.unwrap().into_inner();
+    let d = c
+        .increment(inc(&tenant, &format!("req-{}", denied[0])))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(d.replayed && !d.allowed);
     assert_eq!(usage(&node, &tenant).await, 100);
-    let d = c.increment(inc(&tenant, "fresh")).await.unwrap().into_inner();
+    let d = c
+        .increment(inc(&tenant, "fresh"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(d.allowed && !d.replayed);
     assert_eq!(usage(&node, &tenant).await, 101);
 }
@@ -93,7 +119,13 @@ async fn fast_increments_are_durable_once_a_later_strict_one_is_acknowledged() {
     }
     // A strict write is ordered after the fast ones: once it is
     // acknowledged, they are durable too.
-    assert!(c.increment(inc(&tenant, "")).await.unwrap().into_inner().allowed);
+    assert!(
+        c.increment(inc(&tenant, ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
     node.kill9();
     let node = Node::start(dir.path());
     assert_eq!(usage(&node, &tenant).await, 21);
@@ -110,7 +142,13 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
     let node = Node::start(dir.path());
     let tenant = create_tenant(&node, "strict", "FREE").await;
     let mut c = node.grpc().await;
-    assert!(c.increment(inc(&tenant, "")).await.unwrap().into_inner().allowed);
+    assert!(
+        c.increment(inc(&tenant, ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
     let unknown = uuid::Uuid::new_v4().to_string();
 
     use tonic::Code::*;
@@ -124,9 +162,17 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
         (req(&unknown, "api_requests", 1), NotFound, "not found"),
         (req(&tenant, "no_such_quota", 1), NotFound, "no_such_quota"),
         (req(&tenant, "api_requests", 0), InvalidArgument, "amount"),
-        (req(&tenant, "api_requests", i64::MAX), InvalidArgument, "amount"),
+        (
+            req(&tenant, "api_requests", i64::MAX),
+            InvalidArgument,
+            "amount",
+        ),
         (req(&tenant, "api_requests", -1), InvalidArgument, "amount"),
-        (req("not-a-uuid", "api_requests", 1), InvalidArgument, "tenant_id"),
+        (
+            req("not-a-uuid", "api_requests", 1),
+            InvalidArgument,
+            "tenant_id",
+        ),
         (req("", "api_requests", 1), InvalidArgument, "tenant_id"),
         (req(&tenant, "Bad Quota!", 1), InvalidArgument, "quota"),
     ];
@@ -136,13 +182,22 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
         assert!(msg.contains(mention), "{msg:?} should mention {mention:?}");
     }
     let (got, msg) = code(
-        c.check(pb::CheckRequest { tenant_id: tenant.clone(), quota: "api_requests".into(), amount: 0 })
-            .await,
+        c.check(pb::CheckRequest {
+            tenant_id: tenant.clone(),
+            quota: "api_requests".into(),
+            amount: 0,
+        })
+        .await,
     );
     assert_eq!((got, msg.contains("amount")), (InvalidArgument, true));
     let (got, _) = code(
-        c.settle(pb::SettleRequest { tenant_id: tenant.clone(), reservation_id: "xyz".into(), actual: 1, ..Default::default() })
-            .await,
+        c.settle(pb::SettleRequest {
+            tenant_id: tenant.clone(),
+            reservation_id: "xyz".into(),
+            actual: 1,
+            ..Default::default()
+        })
+        .await,
     );
     assert_eq!(got, InvalidArgument);
     let (got, _) = code(
@@ -154,25 +209,107 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
         .await,
     );
     assert_eq!(got, NotFound);
-    assert_eq!(usage(&node, &tenant).await, 1, "gRPC errors changed nothing");
+    assert_eq!(
+        usage(&node, &tenant).await,
+        1,
+        "gRPC errors changed nothing"
+    );
 
     // REST: status, envelope, field.
     let http = reqwest::Client::new();
     let cases = [
-        ("POST", "/api/v1/tenants".to_string(), Some("{\"name\": \"x\", ".to_string()), 400, "body"),
-        ("POST", "/api/v1/tenants".into(), Some(json!({"name": "X", "slug": "x", "tier": "GOLD"}).to_string()), 400, "tier"),
-        ("POST", "/api/v1/tenants".into(), Some(json!({"name": "X", "slug": "Bad Slug"}).to_string()), 400, "slug"),
-        ("POST", "/api/v1/tenants".into(), Some(json!({"name": "X", "slug": "x", "timezone": "Mars/Base"}).to_string()), 400, "timezone"),
-        ("POST", "/api/v1/tenants".into(), Some(json!({"name": "X", "slug": "strict"}).to_string()), 409, "slug"),
+        (
+            "POST",
+            "/api/v1/tenants".to_string(),
+            Some("{\"name\": \"x\", ".to_string()),
+            400,
+            "body",
+        ),
+        (
+            "POST",
+            "/api/v1/tenants".into(),
+            Some(json!({"name": "X", "slug": "x", "tier": "GOLD"}).to_string()),
+            400,
+            "tier",
+        ),
+        (
+            "POST",
+            "/api/v1/tenants".into(),
+            Some(json!({"name": "X", "slug": "Bad Slug"}).to_string()),
+            400,
+            "slug",
+        ),
+        (
+            "POST",
+            "/api/v1/tenants".into(),
+            Some(json!({"name": "X", "slug": "x", "timezone": "Mars/Base"}).to_string()),
+            400,
+            "timezone",
+        ),
+        (
+            "POST",
+            "/api/v1/tenants".into(),
+            Some(json!({"name": "X", "slug": "strict"}).to_string()),
+            409,
+            "slug",
+        ),
         ("GET", "/api/v1/tenants/not-a-uuid".into(), None, 400, "id"),
-        ("GET", format!("/api/v1/tenants/{unknown}"), None, 404, "tenant_id"),
-        ("POST", format!("/api/v1/tenants/{tenant}/upgrade"), Some(json!({"tier": "PLATINUM"}).to_string()), 400, "tier"),
-        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"limit": -5}).to_string()), 400, "limit"),
-        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"action": "block"}).to_string()), 400, "limit"),
-        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"limit": 5, "softLimit": 9}).to_string()), 400, "softLimit"),
-        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"limit": 5, "period": "weekly"}).to_string()), 400, "period"),
-        ("PUT", format!("/api/v1/tenants/{tenant}/quotas/api_requests"), Some(json!({"limit": 5, "colour": "red"}).to_string()), 400, "colour"),
-        ("PUT", format!("/api/v1/tenants/{tenant}"), Some(json!({"slug": "renamed"}).to_string()), 400, "slug"),
+        (
+            "GET",
+            format!("/api/v1/tenants/{unknown}"),
+            None,
+            404,
+            "tenant_id",
+        ),
+        (
+            "POST",
+            format!("/api/v1/tenants/{tenant}/upgrade"),
+            Some(json!({"tier": "PLATINUM"}).to_string()),
+            400,
+            "tier",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/tenants/{tenant}/quotas/api_requests"),
+            Some(json!({"limit": -5}).to_string()),
+            400,
+            "limit",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/tenants/{tenant}/quotas/api_requests"),
+            Some(json!({"action": "block"}).to_string()),
+            400,
+            "limit",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/tenants/{tenant}/quotas/api_requests"),
+            Some(json!({"limit": 5, "softLimit": 9}).to_string()),
+            400,
+            "softLimit",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/tenants/{tenant}/quotas/api_requests"),
+            Some(json!({"limit": 5, "period": "weekly"}).to_string()),
+            400,
+            "period",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/tenants/{tenant}/quotas/api_requests"),
+            Some(json!({"limit": 5, "colour": "red"}).to_string()),
+            400,
+            "colour",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/tenants/{tenant}"),
+            Some(json!({"slug": "renamed"}).to_string()),
+            400,
+            "slug",
+        ),
     ];
     for (method, path, body, status, field) in cases {
         let mut r = http.request(method.parse().unwrap(), node.url(&path));
@@ -198,9 +335,18 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
         .json()
         .await
         .unwrap();
-    assert_eq!((q["data"]["limit"].as_u64(), q["data"]["usage"].as_u64()), (Some(10_000), Some(1)));
-    let t: serde_json::Value =
-        http.get(node.url(&format!("/api/v1/tenants/{tenant}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (q["data"]["limit"].as_u64(), q["data"]["usage"].as_u64()),
+        (Some(10_000), Some(1))
+    );
+    let t: serde_json::Value = http
+        .get(node.url(&format!("/api/v1/tenants/{tenant}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(t["data"]["slug"], "strict");
 }
 
@@ -224,7 +370,12 @@ async fn reservations_over_grpc() {
         .into_inner();
     assert!(r.decision.as_ref().unwrap().allowed);
     let d = c
-        .settle(pb::SettleRequest { tenant_id: tenant.clone(), reservation_id: r.reservation_id, actual: 30, ..Default::default() })
+        .settle(pb::SettleRequest {
+            tenant_id: tenant.clone(),
+            reservation_id: r.reservation_id,
+            actual: 30,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -263,15 +414,24 @@ async fn batch_answers_each_item_and_health_endpoints_answer() {
         })),
     };
     let resp = c
-        .batch(pb::BatchRequest { items: vec![item(2), item(0), item(1), item(1), check], consistency: 0 })
+        .batch(pb::BatchRequest {
+            items: vec![item(2), item(0), item(1), item(1), check],
+            consistency: 0,
+        })
         .await
         .unwrap()
         .into_inner();
     use pb::batch_result::Result as R;
-    let results: Vec<_> = resp.results.into_iter().map(|r| r.result.unwrap()).collect();
+    let results: Vec<_> = resp
+        .results
+        .into_iter()
+        .map(|r| r.result.unwrap())
+        .collect();
     assert_eq!(results.len(), 5);
     assert!(matches!(&results[0], R::Decision(d) if d.allowed));
-    assert!(matches!(&results[1], R::Error(e) if e.code == "INVALID_ARGUMENT" && e.field == "amount"));
+    assert!(
+        matches!(&results[1], R::Error(e) if e.code == "INVALID_ARGUMENT" && e.field == "amount")
+    );
     assert!(matches!(&results[2], R::Decision(d) if d.allowed && d.usage == 3));
     assert!(matches!(&results[3], R::Decision(d) if !d.allowed));
     assert!(matches!(&results[4], R::Decision(d) if !d.allowed && d.usage == 3));

@@ -23,7 +23,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 fn json_error(r: JsonRejection) -> ApiError {
     let message = match &r {
         JsonRejection::JsonDataError(e) => format!("invalid request body: {}", e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => format!("request body is not valid JSON: {}", e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => {
+            format!("request body is not valid JSON: {}", e.body_text())
+        }
         JsonRejection::MissingJsonContentType(_) => {
             "request body must be JSON (Content-Type: application/json)".to_string()
         }

@@ -29,10 +29,16 @@ pub fn router(engine: Arc<Engine>) -> Router {
     let state = AppState { engine };
     Router::new()
         .route("/api/v1/tenants", post(tenants::create))
-        .route("/api/v1/tenants/{id}", get(tenants::get).put(tenants::update))
+        .route(
+            "/api/v1/tenants/{id}",
+            get(tenants::get).put(tenants::update),
+        )
         .route("/api/v1/tenants/{id}/upgrade", post(tenants::upgrade))
         .route("/api/v1/tenants/{id}/quotas", get(quotas::list))
-        .route("/api/v1/tenants/{id}/quotas/{quota}", put(quotas::set).get(quotas::get))
+        .route(
+            "/api/v1/tenants/{id}/quotas/{quota}",
+            put(quotas::set).get(quotas::get),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(envelope::not_found)

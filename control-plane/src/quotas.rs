@@ -6,7 +6,10 @@ use axum::extract::State;
 use quotad_engine::model::{Action, Period, QuotaKind, QuotaPolicy, well_known};
 use quotad_engine::quota::validate;
 
-pub async fn list(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Vec<QuotaDto>> {
+pub async fn list(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Vec<QuotaDto>> {
     let state = s.engine.tenant(tenant_id(&id)?).await?;
     let now = s.engine.now_ms();
     let tz = state.tenant.timezone;
@@ -23,7 +26,12 @@ pub async fn get(
 ) -> ApiResult<QuotaDto> {
     let state = s.engine.tenant(tenant_id(&id)?).await?;
     let q = state.quota(&quota)?;
-    Ok(ok(QuotaDto::new(&quota, q, state.tenant.timezone, s.engine.now_ms())))
+    Ok(ok(QuotaDto::new(
+        &quota,
+        q,
+        state.tenant.timezone,
+        s.engine.now_ms(),
+    )))
 }
 
 /// Replace a quota's policy (creating a custom quota if the name is new).
@@ -47,7 +55,10 @@ pub async fn set(
         (Some(Period::Second | Period::Minute), _) => QuotaKind::Rate,
         (_, Some(p)) => p.kind,
         (Some(_), None) => QuotaKind::Counter,
-        (None, None) if [well_known::STORAGE, well_known::USERS, well_known::SERVICES].contains(&quota.as_str()) => {
+        (None, None)
+            if [well_known::STORAGE, well_known::USERS, well_known::SERVICES]
+                .contains(&quota.as_str()) =>
+        {
             QuotaKind::Gauge
         }
         (None, None) => QuotaKind::Counter,
@@ -59,13 +70,19 @@ pub async fn set(
         (None, None, QuotaKind::Counter) => Period::Monthly,
         (None, None, QuotaKind::Gauge) => Period::Never,
         (None, None, QuotaKind::Rate) => {
-            return Err(ApiError::invalid("period", "a rate needs period second or minute"));
+            return Err(ApiError::invalid(
+                "period",
+                "a rate needs period second or minute",
+            ));
         }
     };
-    let action = body.action.or(same_kind.map(|p| p.action)).unwrap_or(match kind {
-        QuotaKind::Rate => Action::Throttle,
-        _ => Action::Block,
-    });
+    let action = body
+        .action
+        .or(same_kind.map(|p| p.action))
+        .unwrap_or(match kind {
+            QuotaKind::Rate => Action::Throttle,
+            _ => Action::Block,
+        });
     let alert_thresholds = body
         .alert_thresholds
         .or(existing.map(|p| p.alert_thresholds.clone()))
@@ -84,5 +101,10 @@ pub async fn set(
     };
     let state = s.engine.set_quota(id, &quota, policy).await?;
     let q = state.quota(&quota)?;
-    Ok(ok(QuotaDto::new(&quota, q, state.tenant.timezone, s.engine.now_ms())))
+    Ok(ok(QuotaDto::new(
+        &quota,
+        q,
+        state.tenant.timezone,
+        s.engine.now_ms(),
+    )))
 }

@@ -12,7 +12,9 @@ const MAX_SETTINGS_BYTES: usize = 64 * 1024;
 
 fn tier(raw: &str) -> Result<Tier, ApiError> {
     raw.parse()
-        .map_err(|e: quotad_engine::model::tier_error::UnknownTier| ApiError::invalid("tier", e.to_string()))
+        .map_err(|e: quotad_engine::model::tier_error::UnknownTier| {
+            ApiError::invalid("tier", e.to_string())
+        })
 }
 
 fn settings_json(s: &serde_json::Map<String, serde_json::Value>) -> Result<String, ApiError> {
@@ -20,13 +22,19 @@ fn settings_json(s: &serde_json::Map<String, serde_json::Value>) -> Result<Strin
     if text.len() > MAX_SETTINGS_BYTES {
         return Err(ApiError::invalid(
             "settings",
-            format!("settings are {} bytes; at most {MAX_SETTINGS_BYTES}", text.len()),
+            format!(
+                "settings are {} bytes; at most {MAX_SETTINGS_BYTES}",
+                text.len()
+            ),
         ));
     }
     Ok(text)
 }
 
-pub async fn create(State(s): State<AppState>, ApiJson(body): ApiJson<CreateTenant>) -> ApiResult<TenantDto> {
+pub async fn create(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> ApiResult<TenantDto> {
     let tier = match &body.tier {
         Some(t) => tier(t)?,
         None => Tier::Free,
@@ -96,7 +104,11 @@ pub async fn update(
     };
     let update = TenantUpdate {
         name: body.name,
-        timezone: body.timezone.as_deref().map(validate::timezone).transpose()?,
+        timezone: body
+            .timezone
+            .as_deref()
+            .map(validate::timezone)
+            .transpose()?,
         status,
         trial_ends_at_ms: None,
         settings_json: body.settings.as_ref().map(settings_json).transpose()?,

@@ -4,7 +4,9 @@ use crate::actor::{Consistency, TenantMsg};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::EngineError;
 use crate::model::{QuotaPolicy, Tenant, TenantId, TenantStatus, Tier};
-use crate::quota::{Decision, OpOutcome, QuotaError, TenantOp, TenantState, TenantUpdate, TierCatalog, validate};
+use crate::quota::{
+    Decision, OpOutcome, QuotaError, TenantOp, TenantState, TenantUpdate, TierCatalog, validate,
+};
 use crate::raft::{Command, CommandResponse, Group, GroupConfig, MetaOp};
 use crate::shard::{Shard, ShardMap};
 use crate::storage::Store;
@@ -177,9 +179,7 @@ impl Engine {
                 TenantStatus::Active
             },
             timezone: new.timezone,
-            trial_ends_at_ms: new
-                .trial_days
-                .map(|d| now + i64::from(d) * 86_400_000),
+            trial_ends_at_ms: new.trial_days.map(|d| now + i64::from(d) * 86_400_000),
             settings_json: new.settings_json,
             created_at_ms: now,
             updated_at_ms: now,
@@ -209,17 +209,26 @@ impl Engine {
             .await
     }
 
-    pub async fn update_tenant(&self, tenant: TenantId, update: TenantUpdate) -> Result<TenantState, EngineError> {
+    pub async fn update_tenant(
+        &self,
+        tenant: TenantId,
+        update: TenantUpdate,
+    ) -> Result<TenantState, EngineError> {
         if let Some(name) = &update.name {
             validate::tenant_name(name)?;
         }
-        self.apply(tenant, TenantOp::Update(update), Some(Consistency::Strict)).await?;
+        self.apply(tenant, TenantOp::Update(update), Some(Consistency::Strict))
+            .await?;
         self.tenant(tenant).await
     }
 
     /// Move a tenant to `tier`. Returns the quotas whose usage is above
     /// their new limit (reported, not silently cut).
-    pub async fn change_tier(&self, tenant: TenantId, tier: Tier) -> Result<(TenantState, Vec<String>), EngineError> {
+    pub async fn change_tier(
+        &self,
+        tenant: TenantId,
+        tier: Tier,
+    ) -> Result<(TenantState, Vec<String>), EngineError> {
         let op = TenantOp::ChangeTier {
             tier,
             defaults: self.catalog.defaults(tier).clone(),
@@ -231,7 +240,12 @@ impl Engine {
         Ok((self.tenant(tenant).await?, over))
     }
 
-    pub async fn set_quota(&self, tenant: TenantId, quota: &str, policy: QuotaPolicy) -> Result<TenantState, EngineError> {
+    pub async fn set_quota(
+        &self,
+        tenant: TenantId,
+        quota: &str,
+        policy: QuotaPolicy,
+    ) -> Result<TenantState, EngineError> {
         validate::quota_name(quota)?;
         validate::policy(&policy)?;
         let op = TenantOp::SetQuota {
@@ -245,7 +259,12 @@ impl Engine {
         self.tenant(tenant).await
     }
 
-    pub async fn check(&self, tenant: TenantId, quota: &str, amount: i64) -> Result<Decision, EngineError> {
+    pub async fn check(
+        &self,
+        tenant: TenantId,
+        quota: &str,
+        amount: i64,
+    ) -> Result<Decision, EngineError> {
         validate::quota_name(quota)?;
         validate::positive_amount("amount", amount)?;
         let quota = quota.to_string();
@@ -322,7 +341,14 @@ impl Engine {
             return Err(QuotaError::invalid("actual", "must not be negative").into());
         }
         if actual as u64 > validate::MAX_AMOUNT {
-            return Err(QuotaError::invalid("actual", format!("{actual} is larger than the maximum of {}", validate::MAX_AMOUNT)).into());
+            return Err(QuotaError::invalid(
+                "actual",
+                format!(
+                    "{actual} is larger than the maximum of {}",
+                    validate::MAX_AMOUNT
+                ),
+            )
+            .into());
         }
         let op = TenantOp::Settle {
             reservation_id: reservation,
@@ -372,7 +398,9 @@ impl Engine {
 
 fn idempotency_key_ok(key: &Option<String>) -> Result<(), QuotaError> {
     match key {
-        Some(k) if k.len() > 256 => Err(QuotaError::invalid("idempotency_key", "at most 256 bytes")),
+        Some(k) if k.len() > 256 => {
+            Err(QuotaError::invalid("idempotency_key", "at most 256 bytes"))
+        }
         _ => Ok(()),
     }
 }

@@ -29,9 +29,9 @@ impl EngineError {
         match self {
             EngineError::Quota(q) => q.code(),
             EngineError::SlugTaken { .. } => ErrorCode::AlreadyExists,
-            EngineError::NotLeader { .. } | EngineError::ShuttingDown | EngineError::Busy { .. } => {
-                ErrorCode::Unavailable
-            }
+            EngineError::NotLeader { .. }
+            | EngineError::ShuttingDown
+            | EngineError::Busy { .. } => ErrorCode::Unavailable,
             EngineError::Raft { .. } => ErrorCode::Unavailable,
             EngineError::Storage(s) if s.is_transient() => ErrorCode::Unavailable,
             EngineError::Storage(_) => ErrorCode::Internal,
@@ -46,7 +46,10 @@ impl EngineError {
         }
     }
 
-    pub(crate) fn from_write(group: u64, e: RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>) -> Self {
+    pub(crate) fn from_write(
+        group: u64,
+        e: RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
+    ) -> Self {
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => EngineError::NotLeader {
                 group,

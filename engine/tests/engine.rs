@@ -41,17 +41,32 @@ fn block(limit: u64) -> QuotaPolicy {
 async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let engine = Engine::open(config(dir.path(), clock.clone())).await.unwrap();
-    let t = engine.create_tenant(new_tenant("acme", chrono_tz::UTC)).await.unwrap();
+    let engine = Engine::open(config(dir.path(), clock.clone()))
+        .await
+        .unwrap();
+    let t = engine
+        .create_tenant(new_tenant("acme", chrono_tz::UTC))
+        .await
+        .unwrap();
     let id = t.tenant.id;
-    engine.set_quota(id, "api_requests", block(100)).await.unwrap();
+    engine
+        .set_quota(id, "api_requests", block(100))
+        .await
+        .unwrap();
 
     let mut tasks = Vec::new();
     for i in 0..150 {
         let e = engine.clone();
-        let mode = if i % 2 == 0 { Consistency::Strict } else { Consistency::Fast };
+        let mode = if i % 2 == 0 {
+            Consistency::Strict
+        } else {
+            Consistency::Fast
+        };
         tasks.push(tokio::spawn(async move {
-            e.increment(id, "api_requests", 1, None, Some(mode)).await.unwrap().allowed
+            e.increment(id, "api_requests", 1, None, Some(mode))
+                .await
+                .unwrap()
+                .allowed
         }));
     }
     let mut allowed = 0;
@@ -60,18 +75,29 @@ async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
     }
     assert_eq!(allowed, 100);
     // A strict write after the fast ones orders after them in the log.
-    let d = engine.increment(id, "api_requests", 1, Some("k".into()), None).await.unwrap();
+    let d = engine
+        .increment(id, "api_requests", 1, Some("k".into()), None)
+        .await
+        .unwrap();
     assert_eq!((d.allowed, d.usage), (false, 100));
     engine.shutdown().await;
     drop(engine);
 
-    let engine = Engine::open(config(dir.path(), clock.clone())).await.unwrap();
+    let engine = Engine::open(config(dir.path(), clock.clone()))
+        .await
+        .unwrap();
     let state = engine.tenant(id).await.unwrap();
     assert_eq!(state.quotas["api_requests"].used, 100);
     // The idempotency key survived too.
-    let d = engine.increment(id, "api_requests", 1, Some("k".into()), None).await.unwrap();
+    let d = engine
+        .increment(id, "api_requests", 1, Some("k".into()), None)
+        .await
+        .unwrap();
     assert!(d.replayed);
-    let err = engine.create_tenant(new_tenant("acme", chrono_tz::UTC)).await.unwrap_err();
+    let err = engine
+        .create_tenant(new_tenant("acme", chrono_tz::UTC))
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::SlugTaken { .. }), "{err}");
     engine.shutdown().await;
 }
@@ -80,17 +106,33 @@ async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
 async fn snapshots_and_log_compaction_keep_everything() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let engine = Engine::open(config(dir.path(), clock.clone())).await.unwrap();
-    let id = engine.create_tenant(new_tenant("snap", chrono_tz::UTC)).await.unwrap().tenant.id;
-    engine.set_quota(id, "llm_tokens", block(1_000_000)).await.unwrap();
+    let engine = Engine::open(config(dir.path(), clock.clone()))
+        .await
+        .unwrap();
+    let id = engine
+        .create_tenant(new_tenant("snap", chrono_tz::UTC))
+        .await
+        .unwrap()
+        .tenant
+        .id;
+    engine
+        .set_quota(id, "llm_tokens", block(1_000_000))
+        .await
+        .unwrap();
     // Strict and sequential: one entry each, several snapshots' worth.
     for _ in 0..300 {
-        engine.increment(id, "llm_tokens", 3, None, None).await.unwrap();
+        engine
+            .increment(id, "llm_tokens", 3, None, None)
+            .await
+            .unwrap();
     }
     engine.shutdown().await;
     drop(engine);
     let engine = Engine::open(config(dir.path(), clock)).await.unwrap();
-    assert_eq!(engine.tenant(id).await.unwrap().quotas["llm_tokens"].used, 900);
+    assert_eq!(
+        engine.tenant(id).await.unwrap().quotas["llm_tokens"].used,
+        900
+    );
     engine.shutdown().await;
 }
 
@@ -98,26 +140,62 @@ async fn snapshots_and_log_compaction_keep_everything() {
 async fn reservation_flow_and_expiry_with_injected_clock() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let engine = Engine::open(config(dir.path(), clock.clone())).await.unwrap();
-    let id = engine.create_tenant(new_tenant("gpu", chrono_tz::UTC)).await.unwrap().tenant.id;
+    let engine = Engine::open(config(dir.path(), clock.clone()))
+        .await
+        .unwrap();
+    let id = engine
+        .create_tenant(new_tenant("gpu", chrono_tz::UTC))
+        .await
+        .unwrap()
+        .tenant
+        .id;
     engine.set_quota(id, "gpu_hours", block(100)).await.unwrap();
 
-    let r = engine.reserve(id, "gpu_hours", 50, 60_000, None, None).await.unwrap();
+    let r = engine
+        .reserve(id, "gpu_hours", 50, 60_000, None, None)
+        .await
+        .unwrap();
     assert!(r.decision.allowed);
-    let d = engine.settle(id, r.reservation_id.unwrap(), 30, None).await.unwrap();
+    let d = engine
+        .settle(id, r.reservation_id.unwrap(), 30, None)
+        .await
+        .unwrap();
     assert_eq!(d.usage, 30);
-    assert!(engine.increment(id, "gpu_hours", 70, None, None).await.unwrap().allowed);
-    let d = engine.increment(id, "gpu_hours", 1, None, None).await.unwrap();
+    assert!(
+        engine
+            .increment(id, "gpu_hours", 70, None, None)
+            .await
+            .unwrap()
+            .allowed
+    );
+    let d = engine
+        .increment(id, "gpu_hours", 1, None, None)
+        .await
+        .unwrap();
     assert_eq!((d.allowed, d.verdict), (false, Verdict::Denied));
 
     // Expiry: a hold that is never settled comes back after its TTL.
-    let id2 = engine.create_tenant(new_tenant("gpu2", chrono_tz::UTC)).await.unwrap().tenant.id;
-    engine.set_quota(id2, "gpu_hours", block(100)).await.unwrap();
-    let r = engine.reserve(id2, "gpu_hours", 80, 10_000, None, None).await.unwrap();
+    let id2 = engine
+        .create_tenant(new_tenant("gpu2", chrono_tz::UTC))
+        .await
+        .unwrap()
+        .tenant
+        .id;
+    engine
+        .set_quota(id2, "gpu_hours", block(100))
+        .await
+        .unwrap();
+    let r = engine
+        .reserve(id2, "gpu_hours", 80, 10_000, None, None)
+        .await
+        .unwrap();
     assert!(!engine.check(id2, "gpu_hours", 21).await.unwrap().allowed);
     clock.advance(10_000);
     assert!(engine.check(id2, "gpu_hours", 100).await.unwrap().allowed);
-    let err = engine.settle(id2, r.reservation_id.unwrap(), 5, None).await.unwrap_err();
+    let err = engine
+        .settle(id2, r.reservation_id.unwrap(), 5, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code().as_str(), "NOT_FOUND");
     engine.shutdown().await;
 }
@@ -126,17 +204,42 @@ async fn reservation_flow_and_expiry_with_injected_clock() {
 async fn monthly_reset_at_new_york_midnight_through_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     let tz = chrono_tz::America::New_York;
-    let midnight = tz.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp_millis();
+    let midnight = tz
+        .with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
     let clock = ManualClock::new(midnight - 60_000);
-    let engine = Engine::open(config(dir.path(), clock.clone())).await.unwrap();
-    let id = engine.create_tenant(new_tenant("nyc", tz)).await.unwrap().tenant.id;
-    engine.set_quota(id, "api_requests", block(10)).await.unwrap();
-    let d = engine.increment(id, "api_requests", 10, None, None).await.unwrap();
+    let engine = Engine::open(config(dir.path(), clock.clone()))
+        .await
+        .unwrap();
+    let id = engine
+        .create_tenant(new_tenant("nyc", tz))
+        .await
+        .unwrap()
+        .tenant
+        .id;
+    engine
+        .set_quota(id, "api_requests", block(10))
+        .await
+        .unwrap();
+    let d = engine
+        .increment(id, "api_requests", 10, None, None)
+        .await
+        .unwrap();
     assert_eq!(d.reset_at_ms, Some(midnight));
     clock.set(midnight - 1);
-    assert!(!engine.increment(id, "api_requests", 1, None, None).await.unwrap().allowed);
+    assert!(
+        !engine
+            .increment(id, "api_requests", 1, None, None)
+            .await
+            .unwrap()
+            .allowed
+    );
     clock.set(midnight);
-    let d = engine.increment(id, "api_requests", 1, None, None).await.unwrap();
+    let d = engine
+        .increment(id, "api_requests", 1, None, None)
+        .await
+        .unwrap();
     assert!(d.allowed);
     assert_eq!(d.usage, 1);
     engine.shutdown().await;
@@ -149,8 +252,16 @@ async fn idle_actors_stop_and_reactivate_from_committed_state() {
     let mut c = config(dir.path(), clock);
     c.idle_after = Duration::from_millis(50);
     let engine = Engine::open(c).await.unwrap();
-    let id = engine.create_tenant(new_tenant("idle", chrono_tz::UTC)).await.unwrap().tenant.id;
-    engine.increment(id, "api_requests", 5, None, Some(Consistency::Fast)).await.unwrap();
+    let id = engine
+        .create_tenant(new_tenant("idle", chrono_tz::UTC))
+        .await
+        .unwrap()
+        .tenant
+        .id;
+    engine
+        .increment(id, "api_requests", 5, None, Some(Consistency::Fast))
+        .await
+        .unwrap();
     assert_eq!(engine.active_actors(), 1);
     let mut waited = 0;
     while engine.active_actors() > 0 && waited < 100 {
@@ -158,26 +269,64 @@ async fn idle_actors_stop_and_reactivate_from_committed_state() {
         waited += 1;
     }
     assert_eq!(engine.active_actors(), 0, "actor did not stop when idle");
-    assert_eq!(engine.tenant(id).await.unwrap().quotas["api_requests"].used, 5);
+    assert_eq!(
+        engine.tenant(id).await.unwrap().quotas["api_requests"].used,
+        5
+    );
     engine.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(config(dir.path(), ManualClock::new(T0))).await.unwrap();
-    let id = engine.create_tenant(new_tenant("bad", chrono_tz::UTC)).await.unwrap().tenant.id;
+    let engine = Engine::open(config(dir.path(), ManualClock::new(T0)))
+        .await
+        .unwrap();
+    let id = engine
+        .create_tenant(new_tenant("bad", chrono_tz::UTC))
+        .await
+        .unwrap()
+        .tenant
+        .id;
     let before = engine.tenant(id).await.unwrap();
     let cases: Vec<(Result<_, EngineError>, &str, &str)> = vec![
-        (engine.increment(id, "api_requests", 0, None, None).await, "INVALID_ARGUMENT", "amount"),
-        (engine.increment(id, "api_requests", i64::MAX, None, None).await, "INVALID_ARGUMENT", "amount"),
-        (engine.increment(id, "nope", 1, None, None).await, "NOT_FOUND", "quota"),
-        (engine.increment(id, "Bad Name", 1, None, None).await, "INVALID_ARGUMENT", "quota"),
-        (engine.increment(uuid::Uuid::new_v4(), "api_requests", 1, None, None).await, "NOT_FOUND", "tenant_id"),
+        (
+            engine.increment(id, "api_requests", 0, None, None).await,
+            "INVALID_ARGUMENT",
+            "amount",
+        ),
+        (
+            engine
+                .increment(id, "api_requests", i64::MAX, None, None)
+                .await,
+            "INVALID_ARGUMENT",
+            "amount",
+        ),
+        (
+            engine.increment(id, "nope", 1, None, None).await,
+            "NOT_FOUND",
+            "quota",
+        ),
+        (
+            engine.increment(id, "Bad Name", 1, None, None).await,
+            "INVALID_ARGUMENT",
+            "quota",
+        ),
+        (
+            engine
+                .increment(uuid::Uuid::new_v4(), "api_requests", 1, None, None)
+                .await,
+            "NOT_FOUND",
+            "tenant_id",
+        ),
     ];
     for (result, code, field) in cases {
         let err = result.unwrap_err();
-        assert_eq!((err.code().as_str(), err.field()), (code, Some(field)), "{err}");
+        assert_eq!(
+            (err.code().as_str(), err.field()),
+            (code, Some(field)),
+            "{err}"
+        );
     }
     assert_eq!(engine.tenant(id).await.unwrap(), before);
     assert_eq!(engine.active_actors(), 1, "no actor for the unknown tenant");

@@ -10,10 +10,20 @@ use serde_json::{Value, json};
 #[derive(Args, Debug)]
 pub struct Conn {
     /// Control plane base URL.
-    #[arg(long, env = "QUOTAD_HTTP", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "QUOTAD_HTTP",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     http: String,
     /// gRPC endpoint.
-    #[arg(long, env = "QUOTAD_GRPC", default_value = "http://127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "QUOTAD_GRPC",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
     grpc: String,
     /// Print the raw JSON answer.
     #[arg(long, global = true)]
@@ -65,7 +75,10 @@ pub enum QuotaCmd {
         kind: Option<String>,
     },
     /// Show a tenant's quotas, or one of them.
-    Get { tenant: String, quota: Option<String> },
+    Get {
+        tenant: String,
+        quota: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -76,7 +89,12 @@ pub struct SpendArgs {
     amount: i64,
 }
 
-async fn rest(conn: &Conn, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+async fn rest(
+    conn: &Conn,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let url = format!("{}{}", conn.http.trim_end_matches('/'), path);
     let mut req = reqwest::Client::new().request(method, &url);
     if let Some(b) = body {
@@ -125,8 +143,15 @@ fn print_quotas(quotas: &[Value]) {
     let rows: Vec<Vec<String>> = quotas
         .iter()
         .map(|q| {
-            let limit = if q["limit"].is_null() { "unlimited".into() } else { s(&q["limit"]) };
-            let pct = q["percentage"].as_f64().map(|p| format!("{p:.1}%")).unwrap_or("-".into());
+            let limit = if q["limit"].is_null() {
+                "unlimited".into()
+            } else {
+                s(&q["limit"])
+            };
+            let pct = q["percentage"]
+                .as_f64()
+                .map(|p| format!("{p:.1}%"))
+                .unwrap_or("-".into());
             vec![
                 s(&q["type"]),
                 s(&q["kind"]),
@@ -141,7 +166,17 @@ fn print_quotas(quotas: &[Value]) {
         })
         .collect();
     table::print(
-        &["QUOTA", "KIND", "PERIOD", "ACTION", "USAGE", "LIMIT", "USED", "REMAINING", "RESETS"],
+        &[
+            "QUOTA",
+            "KIND",
+            "PERIOD",
+            "ACTION",
+            "USAGE",
+            "LIMIT",
+            "USED",
+            "REMAINING",
+            "RESETS",
+        ],
         &rows,
     );
 }
@@ -161,7 +196,15 @@ pub async fn tenant(conn: &Conn, cmd: TenantCmd) -> anyhow::Result<()> {
             }
             rest(conn, reqwest::Method::POST, "/api/v1/tenants", Some(body)).await?
         }
-        TenantCmd::Get { id } => rest(conn, reqwest::Method::GET, &format!("/api/v1/tenants/{id}"), None).await?,
+        TenantCmd::Get { id } => {
+            rest(
+                conn,
+                reqwest::Method::GET,
+                &format!("/api/v1/tenants/{id}"),
+                None,
+            )
+            .await?
+        }
         TenantCmd::Upgrade { id, tier } => {
             let data = rest(
                 conn,
@@ -175,7 +218,10 @@ pub async fn tenant(conn: &Conn, cmd: TenantCmd) -> anyhow::Result<()> {
             } else {
                 print_tenant(&data["tenant"]);
                 if let Some(over) = data["overLimit"].as_array().filter(|o| !o.is_empty()) {
-                    println!("over the new limits: {}", over.iter().map(s).collect::<Vec<_>>().join(", "));
+                    println!(
+                        "over the new limits: {}",
+                        over.iter().map(s).collect::<Vec<_>>().join(", ")
+                    );
                 }
             }
             return Ok(());
@@ -202,7 +248,9 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
         } => {
             let limit = match limit.as_str() {
                 "unlimited" => Value::Null,
-                n => json!(n.parse::<u64>().with_context(|| format!("--limit {n:?} is neither a number nor \"unlimited\""))?),
+                n => json!(n.parse::<u64>().with_context(|| format!(
+                    "--limit {n:?} is neither a number nor \"unlimited\""
+                ))?),
             };
             let mut body = json!({ "limit": limit });
             for (k, v) in [("period", period), ("action", action), ("kind", kind)] {
@@ -222,14 +270,29 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
             .await?;
             Value::Array(vec![q])
         }
-        QuotaCmd::Get { tenant, quota: None } => {
-            rest(conn, reqwest::Method::GET, &format!("/api/v1/tenants/{tenant}/quotas"), None).await?
+        QuotaCmd::Get {
+            tenant,
+            quota: None,
+        } => {
+            rest(
+                conn,
+                reqwest::Method::GET,
+                &format!("/api/v1/tenants/{tenant}/quotas"),
+                None,
+            )
+            .await?
         }
         QuotaCmd::Get {
             tenant,
             quota: Some(q),
         } => Value::Array(vec![
-            rest(conn, reqwest::Method::GET, &format!("/api/v1/tenants/{tenant}/quotas/{q}"), None).await?,
+            rest(
+                conn,
+                reqwest::Method::GET,
+                &format!("/api/v1/tenants/{tenant}/quotas/{q}"),
+                None,
+            )
+            .await?,
         ]),
     };
     if conn.json {
@@ -270,21 +333,46 @@ fn print_decision(conn: &Conn, d: &pb::Decision) -> anyhow::Result<()> {
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or("-".into());
     table::print_kv(&[
         ("allowed", d.allowed.to_string()),
-        ("verdict", d.verdict().as_str_name().trim_start_matches("VERDICT_").to_lowercase()),
+        (
+            "verdict",
+            d.verdict()
+                .as_str_name()
+                .trim_start_matches("VERDICT_")
+                .to_lowercase(),
+        ),
         ("usage", d.usage.to_string()),
-        ("limit", d.limit.map(|l| l.to_string()).unwrap_or("unlimited".into())),
+        (
+            "limit",
+            d.limit.map(|l| l.to_string()).unwrap_or("unlimited".into()),
+        ),
         ("remaining", opt(d.remaining)),
-        ("resets at (unix ms)", d.reset_at_unix_ms.map(|v| v.to_string()).unwrap_or("-".into())),
+        (
+            "resets at (unix ms)",
+            d.reset_at_unix_ms
+                .map(|v| v.to_string())
+                .unwrap_or("-".into()),
+        ),
         ("retry after (ms)", opt(d.retry_after_ms)),
         (
             "thresholds crossed",
             if d.thresholds_crossed.is_empty() {
                 "-".into()
             } else {
-                d.thresholds_crossed.iter().map(|t| format!("{t}%")).collect::<Vec<_>>().join(", ")
+                d.thresholds_crossed
+                    .iter()
+                    .map(|t| format!("{t}%"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
         ),
-        ("reason", if d.reason.is_empty() { "-".into() } else { d.reason.clone() }),
+        (
+            "reason",
+            if d.reason.is_empty() {
+                "-".into()
+            } else {
+                d.reason.clone()
+            },
+        ),
     ]);
     Ok(())
 }
@@ -303,8 +391,17 @@ pub async fn check(conn: &Conn, a: SpendArgs) -> anyhow::Result<()> {
     print_decision(conn, &d)
 }
 
-pub async fn increment(conn: &Conn, a: SpendArgs, key: Option<String>, fast: bool) -> anyhow::Result<()> {
-    let consistency = if fast { pb::Consistency::Fast } else { pb::Consistency::Unspecified };
+pub async fn increment(
+    conn: &Conn,
+    a: SpendArgs,
+    key: Option<String>,
+    fast: bool,
+) -> anyhow::Result<()> {
+    let consistency = if fast {
+        pb::Consistency::Fast
+    } else {
+        pb::Consistency::Unspecified
+    };
     let d = grpc(conn)
         .await?
         .increment(pb::IncrementRequest {
@@ -336,7 +433,10 @@ pub async fn usage(conn: &Conn, tenant: String, quota: Option<String>) -> anyhow
             .iter()
             .map(|q| json!({"quota": q.quota, "kind": q.kind, "period": q.period, "used": q.used, "reserved": q.reserved, "limit": q.limit, "remaining": q.remaining, "overage": q.overage}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({"tenantId": u.tenant_id, "quotas": quotas}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"tenantId": u.tenant_id, "quotas": quotas}))?
+        );
         return Ok(());
     }
     let rows: Vec<Vec<String>> = u
@@ -354,6 +454,17 @@ pub async fn usage(conn: &Conn, tenant: String, quota: Option<String>) -> anyhow
             ]
         })
         .collect();
-    table::print(&["QUOTA", "KIND", "PERIOD", "USED", "RESERVED", "LIMIT", "REMAINING"], &rows);
+    table::print(
+        &[
+            "QUOTA",
+            "KIND",
+            "PERIOD",
+            "USED",
+            "RESERVED",
+            "LIMIT",
+            "REMAINING",
+        ],
+        &rows,
+    );
     Ok(())
 }

@@ -6,7 +6,11 @@ mod table;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "quotad", version, about = "Distributed multi-tenant quota engine")]
+#[command(
+    name = "quotad",
+    version,
+    about = "Distributed multi-tenant quota engine"
+)]
 pub struct Cli {
     #[command(flatten)]
     conn: client::Conn,

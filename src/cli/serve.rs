@@ -92,7 +92,12 @@ impl Settings {
             "fast" => Consistency::Fast,
             other => bail!("consistency: {other:?} is neither \"strict\" nor \"fast\""),
         };
-        let json_logs = match args.log_format.or(file.log_format).as_deref().unwrap_or("text") {
+        let json_logs = match args
+            .log_format
+            .or(file.log_format)
+            .as_deref()
+            .unwrap_or("text")
+        {
             "text" => false,
             "json" => true,
             other => bail!("log_format: {other:?} is neither \"text\" nor \"json\""),
@@ -121,7 +126,12 @@ impl Settings {
             shards,
             consistency,
             tier_catalog: args.tier_catalog.or(file.tier_catalog),
-            actor_idle: Duration::from_secs(args.actor_idle_secs.or(file.actor_idle_secs).unwrap_or(300).max(1)),
+            actor_idle: Duration::from_secs(
+                args.actor_idle_secs
+                    .or(file.actor_idle_secs)
+                    .unwrap_or(300)
+                    .max(1),
+            ),
             snapshot_every,
             json_logs,
         })
@@ -131,7 +141,9 @@ impl Settings {
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -197,10 +209,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

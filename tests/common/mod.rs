@@ -17,7 +17,13 @@ impl Node {
     /// Start `quotad serve` on `data_dir` and wait for its listening line.
     pub fn start(data_dir: &Path) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quotad"))
-            .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
@@ -63,7 +69,9 @@ impl Node {
         loop {
             match QuotaServiceClient::connect(self.grpc.clone()).await {
                 Ok(c) => return c,
-                Err(e) if Instant::now() > deadline => panic!("cannot connect to {}: {e}", self.grpc),
+                Err(e) if Instant::now() > deadline => {
+                    panic!("cannot connect to {}: {e}", self.grpc)
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
@@ -96,7 +104,12 @@ pub async fn create_tenant(node: &Node, slug: &str, tier: &str) -> String {
     body["data"]["id"].as_str().unwrap().to_string()
 }
 
-pub async fn set_quota(node: &Node, tenant: &str, quota: &str, body: serde_json::Value) -> serde_json::Value {
+pub async fn set_quota(
+    node: &Node,
+    tenant: &str,
+    quota: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
     let resp = reqwest::Client::new()
         .put(node.url(&format!("/api/v1/tenants/{tenant}/quotas/{quota}")))
         .json(&body)

@@ -57,9 +57,11 @@ impl ActorState {
     }
 
     fn state(&self) -> Result<&TenantState, EngineError> {
-        self.state.as_ref().ok_or(EngineError::Quota(QuotaError::TenantNotFound {
-            tenant: self.tenant,
-        }))
+        self.state
+            .as_ref()
+            .ok_or(EngineError::Quota(QuotaError::TenantNotFound {
+                tenant: self.tenant,
+            }))
     }
 
     fn apply(
@@ -71,7 +73,10 @@ impl ActorState {
         let now = self.now();
         let admin = matches!(
             op,
-            TenantOp::Create { .. } | TenantOp::Update(_) | TenantOp::ChangeTier { .. } | TenantOp::SetQuota { .. }
+            TenantOp::Create { .. }
+                | TenantOp::Update(_)
+                | TenantOp::ChangeTier { .. }
+                | TenantOp::SetQuota { .. }
         );
         let applied = match (&mut self.state, &op) {
             (None, TenantOp::Create { tenant, quotas }) => {
@@ -81,7 +86,9 @@ impl ActorState {
                     changed: true,
                 })
             }
-            (None, _) => Err(QuotaError::TenantNotFound { tenant: self.tenant }),
+            (None, _) => Err(QuotaError::TenantNotFound {
+                tenant: self.tenant,
+            }),
             (Some(state), op) => state.apply(op, now),
         };
         let applied = match applied {
@@ -215,6 +222,8 @@ impl Actor for TenantActor {
 /// their callers retry against a new actor.
 fn retire(myself: &ActorRef<TenantMsg>, st: &ActorState) {
     let id = myself.get_id();
-    st.shard.actors.remove_if(&st.tenant, |_, a| a.get_id() == id);
+    st.shard
+        .actors
+        .remove_if(&st.tenant, |_, a| a.get_id() == id);
     myself.stop(None);
 }

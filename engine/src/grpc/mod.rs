@@ -18,7 +18,9 @@ pub fn service(engine: Arc<Engine>) -> QuotaServiceServer<QuotaGrpc> {
 /// gRPC server reflection (v1) for every quotad service, so tools like
 /// grpcurl work without the .proto files.
 pub fn reflection() -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
     tonic_reflection::server::Error,
 > {
     tonic_reflection::server::Builder::configure()

@@ -18,7 +18,10 @@ impl QuotaGrpc {
 
     async fn check(&self, r: pb::CheckRequest) -> Result<pb::Decision, EngineError> {
         let tenant = convert::tenant_id(&r.tenant_id)?;
-        let d = self.engine.check(tenant, convert::quota(&r.quota)?, r.amount).await?;
+        let d = self
+            .engine
+            .check(tenant, convert::quota(&r.quota)?, r.amount)
+            .await?;
         Ok(convert::decision(d))
     }
 
@@ -35,7 +38,13 @@ impl QuotaGrpc {
         }
         let d = self
             .engine
-            .increment(tenant, quota, r.amount, convert::key(r.idempotency_key), consistency)
+            .increment(
+                tenant,
+                quota,
+                r.amount,
+                convert::key(r.idempotency_key),
+                consistency,
+            )
             .await?;
         Ok(convert::decision(d))
     }
@@ -43,8 +52,14 @@ impl QuotaGrpc {
 
 #[tonic::async_trait]
 impl QuotaService for QuotaGrpc {
-    async fn check(&self, req: Request<pb::CheckRequest>) -> Result<Response<pb::Decision>, Status> {
-        self.check(req.into_inner()).await.map(Response::new).map_err(status)
+    async fn check(
+        &self,
+        req: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        self.check(req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn increment(
@@ -83,7 +98,9 @@ impl QuotaService for QuotaGrpc {
             let r = match item.item {
                 Some(pb::batch_item::Item::Check(c)) => self.check(c).await,
                 Some(pb::batch_item::Item::Increment(i)) => self.increment(i, default).await,
-                None => Err(QuotaError::invalid("items", "an item is neither check nor increment").into()),
+                None => Err(
+                    QuotaError::invalid("items", "an item is neither check nor increment").into(),
+                ),
             };
             pb::BatchResult {
                 result: Some(match r {
@@ -107,24 +124,40 @@ impl QuotaService for QuotaGrpc {
             let consistency = convert::consistency(r.consistency)?;
             let res = self
                 .engine
-                .reserve(tenant, quota, r.amount, r.ttl_ms, convert::key(r.idempotency_key.clone()), consistency)
+                .reserve(
+                    tenant,
+                    quota,
+                    r.amount,
+                    r.ttl_ms,
+                    convert::key(r.idempotency_key.clone()),
+                    consistency,
+                )
                 .await?;
             Ok::<_, EngineError>(pb::ReserveResponse {
                 decision: Some(convert::decision(res.decision)),
-                reservation_id: res.reservation_id.map(|u| u.to_string()).unwrap_or_default(),
+                reservation_id: res
+                    .reservation_id
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
                 expires_at_unix_ms: res.expires_at_ms,
             })
         };
         go.await.map(Response::new).map_err(status)
     }
 
-    async fn settle(&self, req: Request<pb::SettleRequest>) -> Result<Response<pb::Decision>, Status> {
+    async fn settle(
+        &self,
+        req: Request<pb::SettleRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
             let id = convert::reservation_id(&r.reservation_id)?;
             let consistency = convert::consistency(r.consistency)?;
-            let d = self.engine.settle(tenant, id, r.actual, consistency).await?;
+            let d = self
+                .engine
+                .settle(tenant, id, r.actual, consistency)
+                .await?;
             Ok::<_, EngineError>(convert::decision(d))
         };
         go.await.map(Response::new).map_err(status)

@@ -13,12 +13,21 @@ pub enum QuotaError {
     TenantExists { tenant: TenantId },
     #[error("tenant {tenant} has no quota {quota:?}")]
     QuotaNotFound { tenant: TenantId, quota: String },
-    #[error("reservation {reservation} of tenant {tenant} not found (settled, released or expired)")]
-    ReservationNotFound { tenant: TenantId, reservation: String },
+    #[error(
+        "reservation {reservation} of tenant {tenant} not found (settled, released or expired)"
+    )]
+    ReservationNotFound {
+        tenant: TenantId,
+        reservation: String,
+    },
     #[error("idempotency key {key:?} was already used for a different request")]
     IdempotencyKeyReused { key: String },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
-    GaugeUnderflow { quota: String, level: u64, amount: u64 },
+    GaugeUnderflow {
+        quota: String,
+        level: u64,
+        amount: u64,
+    },
 }
 
 impl QuotaError {

@@ -125,7 +125,11 @@ mod tests {
         // 05:00 UTC on Dec 1st is midnight in New York (EST, UTC-5).
         assert_eq!(
             w.end_ms,
-            Some(Utc.with_ymd_and_hms(2026, 12, 1, 5, 0, 0).unwrap().timestamp_millis())
+            Some(
+                Utc.with_ymd_and_hms(2026, 12, 1, 5, 0, 0)
+                    .unwrap()
+                    .timestamp_millis()
+            )
         );
     }
 
@@ -142,11 +146,17 @@ mod tests {
     fn midnight_in_a_dst_gap_starts_when_the_gap_ends() {
         // Santiago skipped 00:00-01:00 on 2024-09-08.
         let tz = chrono_tz::America::Santiago;
-        let now = Utc.with_ymd_and_hms(2024, 9, 8, 12, 0, 0).unwrap().timestamp_millis();
+        let now = Utc
+            .with_ymd_and_hms(2024, 9, 8, 12, 0, 0)
+            .unwrap()
+            .timestamp_millis();
         let w = window(Period::Daily, tz, now);
         let start = utc(w.start_ms).with_timezone(&tz);
         assert_eq!((start.hour(), start.minute()), (1, 0));
-        assert_eq!(start.date_naive(), NaiveDate::from_ymd_opt(2024, 9, 8).unwrap());
+        assert_eq!(
+            start.date_naive(),
+            NaiveDate::from_ymd_opt(2024, 9, 8).unwrap()
+        );
     }
 
     fn zones() -> impl Strategy<Value = Tz> {

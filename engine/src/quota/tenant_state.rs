@@ -84,14 +84,18 @@ pub enum OpOutcome {
     /// Tenant created or changed.
     Tenant,
     /// Tier changed; quotas whose current usage is above their new limit.
-    TierChanged { over_limit: Vec<String> },
+    TierChanged {
+        over_limit: Vec<String>,
+    },
     Decision(Decision),
     Reserved {
         decision: Decision,
         reservation_id: Option<Uuid>,
         expires_at_ms: Option<i64>,
     },
-    Released { amount: u64 },
+    Released {
+        amount: u64,
+    },
 }
 
 impl OpOutcome {
@@ -174,10 +178,12 @@ impl TenantState {
     }
 
     pub fn quota(&self, quota: &str) -> Result<&QuotaState, QuotaError> {
-        self.quotas.get(quota).ok_or_else(|| QuotaError::QuotaNotFound {
-            tenant: self.tenant.id,
-            quota: quota.to_string(),
-        })
+        self.quotas
+            .get(quota)
+            .ok_or_else(|| QuotaError::QuotaNotFound {
+                tenant: self.tenant.id,
+                quota: quota.to_string(),
+            })
     }
 
     /// Decision only, as of `now_ms`; changes nothing.
@@ -300,7 +306,12 @@ impl TenantState {
                 } else {
                     q.admit(tz, now_ms, positive_amount(*amount)?, Use::Consume)
                 };
-                Ok(self.finish(idempotency_key, fingerprint, OpOutcome::Decision(decision), now_ms))
+                Ok(self.finish(
+                    idempotency_key,
+                    fingerprint,
+                    OpOutcome::Decision(decision),
+                    now_ms,
+                ))
             }
             TenantOp::Reserve {
                 quota,

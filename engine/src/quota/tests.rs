@@ -24,7 +24,10 @@ fn tenant(tz: chrono_tz::Tz) -> Tenant {
 }
 
 fn state_with(quota: &str, policy: QuotaPolicy) -> TenantState {
-    TenantState::new(tenant(chrono_tz::UTC), BTreeMap::from([(quota.to_string(), policy)]))
+    TenantState::new(
+        tenant(chrono_tz::UTC),
+        BTreeMap::from([(quota.to_string(), policy)]),
+    )
 }
 
 fn limited(limit: u64, action: Action) -> QuotaPolicy {
@@ -82,7 +85,10 @@ fn block_admits_exactly_up_to_the_limit() {
         .count();
     assert_eq!(allowed, 100);
     let d = decision(s.apply(&inc("q", 1), T0).unwrap());
-    assert_eq!((d.verdict, d.usage, d.remaining), (Verdict::Denied, 100, Some(0)));
+    assert_eq!(
+        (d.verdict, d.usage, d.remaining),
+        (Verdict::Denied, 100, Some(0))
+    );
 }
 
 #[test]
@@ -100,8 +106,14 @@ fn reservations_hold_settle_and_expire() {
     assert_eq!(d.usage, 50);
     let id = id.unwrap();
     let d = decision(
-        s.apply(&TenantOp::Settle { reservation_id: id, actual: 30 }, T0 + 1)
-            .unwrap(),
+        s.apply(
+            &TenantOp::Settle {
+                reservation_id: id,
+                actual: 30,
+            },
+            T0 + 1,
+        )
+        .unwrap(),
     );
     assert_eq!(d.usage, 30);
     assert!(decision(s.apply(&inc("q", 70), T0 + 2).unwrap()).allowed);
@@ -116,9 +128,18 @@ fn reservations_hold_settle_and_expire() {
     assert!(d.allowed);
     assert_eq!(d.usage, 21);
     let err = s
-        .apply(&TenantOp::Settle { reservation_id: id.unwrap(), actual: 1 }, T0 + 1_001)
+        .apply(
+            &TenantOp::Settle {
+                reservation_id: id.unwrap(),
+                actual: 1,
+            },
+            T0 + 1_001,
+        )
         .unwrap_err();
-    assert!(matches!(err, QuotaError::ReservationNotFound { .. }), "{err}");
+    assert!(
+        matches!(err, QuotaError::ReservationNotFound { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,7 +147,12 @@ fn release_returns_the_hold() {
     let mut s = state_with("q", limited(10, Action::Block));
     let (_, id) = reserve(&mut s, 10, 60_000, T0);
     let out = s
-        .apply(&TenantOp::Release { reservation_id: id.unwrap() }, T0)
+        .apply(
+            &TenantOp::Release {
+                reservation_id: id.unwrap(),
+            },
+            T0,
+        )
         .unwrap();
     assert_eq!(out.outcome, OpOutcome::Released { amount: 10 });
     assert!(decision(s.apply(&inc("q", 10), T0).unwrap()).allowed);
@@ -139,7 +165,10 @@ fn monthly_counter_resets_at_new_york_midnight_on_the_first() {
         tenant(tz),
         BTreeMap::from([("q".to_string(), limited(5, Action::Block))]),
     );
-    let midnight = tz.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp_millis();
+    let midnight = tz
+        .with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
     let d = decision(s.apply(&inc("q", 5), midnight - 1).unwrap());
     assert_eq!(d.reset_at_ms, Some(midnight));
     assert!(!decision(s.apply(&inc("q", 1), midnight - 1).unwrap()).allowed);
@@ -233,7 +262,10 @@ fn rate_quota_paces_with_gcra() {
         .count();
     assert_eq!(allowed, 10);
     let d = decision(s.apply(&inc("r", 1), T0).unwrap());
-    assert_eq!((d.verdict, d.retry_after_ms), (Verdict::Throttled, Some(100)));
+    assert_eq!(
+        (d.verdict, d.retry_after_ms),
+        (Verdict::Throttled, Some(100))
+    );
     // One emission interval later exactly one more fits.
     assert!(decision(s.apply(&inc("r", 1), T0 + 100).unwrap()).allowed);
     assert!(!decision(s.apply(&inc("r", 1), T0 + 100).unwrap()).allowed);
@@ -248,7 +280,10 @@ fn gauges_go_up_and_down_but_not_below_zero() {
     assert!(!decision(s.apply(&inc("g", 1), T0).unwrap()).allowed);
     assert_eq!(decision(s.apply(&inc("g", -2), T0).unwrap()).usage, 1);
     let err = s.apply(&inc("g", -2), T0).unwrap_err();
-    assert!(matches!(err, QuotaError::GaugeUnderflow { level: 1, .. }), "{err}");
+    assert!(
+        matches!(err, QuotaError::GaugeUnderflow { level: 1, .. }),
+        "{err}"
+    );
     assert_eq!(s.quotas["g"].used, 1);
 }
 
@@ -257,7 +292,10 @@ fn suspended_and_expired_trial_tenants_are_denied() {
     let mut s = state_with("q", limited(10, Action::Block));
     s.tenant.status = TenantStatus::Suspended;
     let d = decision(s.apply(&inc("q", 1), T0).unwrap());
-    assert_eq!((d.allowed, d.reason.as_deref()), (false, Some("tenant is suspended")));
+    assert_eq!(
+        (d.allowed, d.reason.as_deref()),
+        (false, Some("tenant is suspended"))
+    );
     s.tenant.status = TenantStatus::Trial;
     s.tenant.trial_ends_at_ms = Some(T0 + 10);
     assert!(decision(s.apply(&inc("q", 1), T0 + 9).unwrap()).allowed);

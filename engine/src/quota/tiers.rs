@@ -74,8 +74,14 @@ mod tests {
     fn builtin_catalog_matches_the_product_table() {
         use Tier::*;
         let table: [(&str, [Option<u64>; 4]); 5] = [
-            (API_REQUESTS, [Some(10_000), Some(100_000), Some(1_000_000), None]),
-            (COMPUTE_HOURS, [Some(10_000), Some(100_000), Some(500_000), None]),
+            (
+                API_REQUESTS,
+                [Some(10_000), Some(100_000), Some(1_000_000), None],
+            ),
+            (
+                COMPUTE_HOURS,
+                [Some(10_000), Some(100_000), Some(500_000), None],
+            ),
             (USERS, [Some(3), Some(10), Some(50), None]),
             (SERVICES, [Some(5), Some(25), Some(100), None]),
             (
@@ -89,22 +95,32 @@ mod tests {
             ),
         ];
         for (quota, limits) in table {
-            for (tier, want) in [Free, Starter, Professional, Enterprise].into_iter().zip(limits) {
+            for (tier, want) in [Free, Starter, Professional, Enterprise]
+                .into_iter()
+                .zip(limits)
+            {
                 assert_eq!(limit(tier, quota), want, "{tier} {quota}");
             }
         }
         let cat = TierCatalog::builtin();
         assert_eq!(cat.defaults(Free)[STORAGE].kind, QuotaKind::Gauge);
-        assert_eq!(cat.defaults(Free)[API_REQUESTS].alert_thresholds, vec![80, 90, 95]);
+        assert_eq!(
+            cat.defaults(Free)[API_REQUESTS].alert_thresholds,
+            vec![80, 90, 95]
+        );
     }
 
     #[test]
     fn catalog_errors_name_the_problem() {
-        let err = TierCatalog::parse("[GOLD]\nx = { kind = \"counter\", period = \"monthly\", action = \"block\" }")
-            .unwrap_err();
+        let err = TierCatalog::parse(
+            "[GOLD]\nx = { kind = \"counter\", period = \"monthly\", action = \"block\" }",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("GOLD"), "{err}");
-        let err = TierCatalog::parse("[FREE]\nx = { kind = \"rate\", period = \"monthly\", action = \"block\" }")
-            .unwrap_err();
+        let err = TierCatalog::parse(
+            "[FREE]\nx = { kind = \"rate\", period = \"monthly\", action = \"block\" }",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("period"), "{err}");
     }
 }

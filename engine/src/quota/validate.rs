@@ -122,11 +122,7 @@ pub fn policy(p: &QuotaPolicy) -> Result<(), QuotaError> {
             "at most 8 thresholds",
         ));
     }
-    if p
-        .alert_thresholds
-        .iter()
-        .any(|t| *t == 0 || *t > 100)
-    {
+    if p.alert_thresholds.iter().any(|t| *t == 0 || *t > 100) {
         return Err(QuotaError::invalid(
             "alertThresholds",
             "thresholds are percentages from 1 to 100",
@@ -153,7 +149,9 @@ pub fn slug(slug: &str) -> Result<(), QuotaError> {
     } else {
         Err(QuotaError::invalid(
             "slug",
-            format!("{slug:?} is not a slug (1-63 of a-z, 0-9 and '-', not starting or ending with '-')"),
+            format!(
+                "{slug:?} is not a slug (1-63 of a-z, 0-9 and '-', not starting or ending with '-')"
+            ),
         ))
     }
 }
@@ -178,13 +176,11 @@ pub fn timezone(tz: &str) -> Result<chrono_tz::Tz, QuotaError> {
 }
 
 pub fn tenant_id(id: &str) -> Result<uuid::Uuid, QuotaError> {
-    uuid::Uuid::parse_str(id).map_err(|_| {
-        QuotaError::invalid("tenant_id", format!("{id:?} is not a UUID"))
-    })
+    uuid::Uuid::parse_str(id)
+        .map_err(|_| QuotaError::invalid("tenant_id", format!("{id:?} is not a UUID")))
 }
 
 pub fn reservation_id(id: &str) -> Result<uuid::Uuid, QuotaError> {
-    uuid::Uuid::parse_str(id).map_err(|_| {
-        QuotaError::invalid("reservation_id", format!("{id:?} is not a UUID"))
-    })
+    uuid::Uuid::parse_str(id)
+        .map_err(|_| QuotaError::invalid("reservation_id", format!("{id:?} is not a UUID")))
 }

@@ -76,10 +76,12 @@ impl Group {
         };
         if !raft.is_initialized().await.map_err(fatal)? {
             let members = BTreeMap::from([(node_id, BasicNode::default())]);
-            raft.initialize(members).await.map_err(|e| EngineError::Raft {
-                group: id,
-                message: e.to_string(),
-            })?;
+            raft.initialize(members)
+                .await
+                .map_err(|e| EngineError::Raft {
+                    group: id,
+                    message: e.to_string(),
+                })?;
         }
         raft.wait(Some(Duration::from_secs(30)))
             .state(ServerState::Leader, "single-node group becomes leader")

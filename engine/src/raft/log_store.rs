@@ -1,9 +1,11 @@
 //! The Raft log and vote of one group, in the node's redb store. Appends are
 //! durable (fsync'd) before openraft is told they are flushed; that is what
 //! makes an acknowledged strict increment survive `kill -9`.
+// openraft's `StorageError` is large; its trait signatures fix the type.
+#![allow(clippy::result_large_err)]
 use super::type_config::{NodeId, TypeConfig};
-use crate::storage::{Store, StorageError as StoreError};
 use crate::storage::store_tables::{LOGS, RAFT_META};
+use crate::storage::{StorageError as StoreError, Store};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};
 use std::fmt::Debug;
@@ -24,12 +26,14 @@ impl LogStore {
 
     fn meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
         match self.store.read_meta(self.group, name)? {
-            Some(bytes) => postcard::from_bytes(&bytes)
-                .map(Some)
-                .map_err(|source| StoreError::Corrupt {
-                    what: "raft metadata",
-                    source,
-                }),
+            Some(bytes) => {
+                postcard::from_bytes(&bytes)
+                    .map(Some)
+                    .map_err(|source| StoreError::Corrupt {
+                        what: "raft metadata",
+                        source,
+                    })
+            }
             None => Ok(None),
         }
     }
@@ -47,7 +51,8 @@ impl LogStore {
         let (store, group) = (self.store.clone(), self.group);
         blocking(move || {
             store.write(durable, |tx| {
-                tx.open_table(RAFT_META)?.insert((group, name), bytes.as_slice())?;
+                tx.open_table(RAFT_META)?
+                    .insert((group, name), bytes.as_slice())?;
                 Ok(())
             })
         })
@@ -58,9 +63,11 @@ impl LogStore {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Io(redb::Error::Corrupted(format!("storage task failed: {e}")))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(StoreError::Io(redb::Error::Corrupted(format!(
+            "storage task failed: {e}"
+        ))))
+    })
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
@@ -97,7 +104,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if from > to {
             return Ok(Vec::new());
         }
-        let rows = self.store.read_logs(self.group, from, to).map_err(read_err)?;
+        let rows = self
+            .store
+            .read_logs(self.group, from, to)
+            .map_err(read_err)?;
         rows.iter()
             .map(|b| decode_entry(b).map_err(read_err))
             .collect()
@@ -136,7 +146,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     /// Not fsync'd on its own: losing it only means a restarted node waits
     /// for its leader to re-commit before applying, never a lost entry.
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), RaftStorageError> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), RaftStorageError> {
         self.put_meta("committed", &committed, false)
             .await
             .map_err(write_err)
@@ -149,7 +162,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), RaftStorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), RaftStorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,

@@ -3,13 +3,13 @@
 //! ever tries, the call fails as unreachable with a message saying why.
 //! The multiplexed tonic transport for clusters replaces this.
 use super::type_config::{NodeId, TypeConfig};
+use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SingleNodeNetwork;

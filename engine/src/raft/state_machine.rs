@@ -120,7 +120,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), RaftStorageError> {
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), RaftStorageError>
+    {
         Ok((self.last_applied, self.membership.clone()))
     }
 
@@ -153,7 +154,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.snapshots_built += 1;
         let data = postcard::to_allocvec(&*self.state.read().expect("state lock"));
         let snapshot_id = match self.last_applied {
-            Some(l) => format!("{}-{}-{}-{}", self.group, l.leader_id, l.index, self.snapshots_built),
+            Some(l) => format!(
+                "{}-{}-{}-{}",
+                self.group, l.leader_id, l.index, self.snapshots_built
+            ),
             None => format!("{}-none-{}", self.group, self.snapshots_built),
         };
         SnapshotBuilder {
@@ -190,7 +194,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
         let Some(bytes) = self.store.read_snapshot(self.group).map_err(sm_read_err)? else {
             return Ok(None);
         };

@@ -1,8 +1,8 @@
 //! Shards: tenants hash to shard groups; each shard runs a group-commit
 //! batcher in front of its Raft group and a registry of tenant actors.
 mod batcher;
-mod shard_map;
 mod shard_ctx;
+mod shard_map;
 
 pub use batcher::{Completion, PendingWrite, TenantSync};
 pub use shard_ctx::Shard;

@@ -27,7 +27,12 @@ pub struct Shard {
 const ATTEMPTS: usize = 50;
 
 impl Shard {
-    pub fn start(group: Group, clock: SharedClock, idle_after: Duration, max_batch: usize) -> Arc<Shard> {
+    pub fn start(
+        group: Group,
+        clock: SharedClock,
+        idle_after: Duration,
+        max_batch: usize,
+    ) -> Arc<Shard> {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(batcher::run(group.clone(), rx, max_batch));
         Arc::new(Shard {
@@ -54,7 +59,10 @@ impl Shard {
             .unwrap_or(false)
     }
 
-    async fn actor_for(self: &Arc<Self>, tenant: TenantId) -> Result<ActorRef<TenantMsg>, EngineError> {
+    async fn actor_for(
+        self: &Arc<Self>,
+        tenant: TenantId,
+    ) -> Result<ActorRef<TenantMsg>, EngineError> {
         if let Some(a) = self.actors.get(&tenant) {
             return Ok(a.clone());
         }

@@ -39,10 +39,14 @@ mod tests {
     fn shards_are_stable_and_balanced() {
         let map = ShardMap::new(4);
         // Pinned: changing the hash would strand tenants' state.
-        assert_eq!(map.shard_of(&uuid::Uuid::from_u128(1)), map.shard_of(&uuid::Uuid::from_u128(1)));
+        assert_eq!(
+            map.shard_of(&uuid::Uuid::from_u128(1)),
+            map.shard_of(&uuid::Uuid::from_u128(1))
+        );
         let mut counts = [0u32; 4];
         for i in 0..4000u128 {
-            let id = uuid::Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+            let id =
+                uuid::Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
             let s = map.shard_of(&id);
             assert!((1..=4).contains(&s));
             counts[(s - 1) as usize] += 1;

@@ -1,7 +1,9 @@
 /// Storage failures. `is_transient` tells a caller whether retrying can help.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("cannot open the data store at {path} (is another quotad using this data dir?): {source}")]
+    #[error(
+        "cannot open the data store at {path} (is another quotad using this data dir?): {source}"
+    )]
     Open {
         path: String,
         #[source]

@@ -8,8 +8,7 @@ pub type TableKey = (u64, u64);
 
 pub(crate) const LOGS: TableDefinition<TableKey, &[u8]> = TableDefinition::new("raft_log");
 /// (group id, name) -> value: vote, committed, last purged log id.
-pub(crate) const RAFT_META: TableDefinition<(u64, &str), &[u8]> =
-    TableDefinition::new("raft_meta");
+pub(crate) const RAFT_META: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("raft_meta");
 /// group id -> latest snapshot (meta + data).
 pub(crate) const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_snapshot");
 const NODE: TableDefinition<&str, u64> = TableDefinition::new("node");
@@ -30,7 +29,11 @@ fn open_shared(path: &Path) -> Result<Arc<Database>, StorageError> {
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     open.retain(|(_, w)| w.strong_count() > 0);
     let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    if let Some(db) = open.iter().find(|(p, _)| *p == key).and_then(|(_, w)| w.upgrade()) {
+    if let Some(db) = open
+        .iter()
+        .find(|(p, _)| *p == key)
+        .and_then(|(_, w)| w.upgrade())
+    {
         return Ok(db);
     }
     // The last holder in this process may still be closing the file; another
@@ -115,7 +118,11 @@ impl Store {
         Ok(out)
     }
 
-    pub(crate) fn read_meta(&self, group: u64, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    pub(crate) fn read_meta(
+        &self,
+        group: u64,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(RAFT_META)?;
         Ok(t.get((group, name))?.map(|v| v.value().to_vec()))

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need
+# (Python grpcio client packages, in .venv-test), then runs formatting and
+# lint checks and every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv-test
+if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_reflection" 2>/dev/null; then
+  echo "== installing Python test clients into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+export QUOTAD_TEST_PYTHON="$PWD/$venv/bin/python"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
