@@ -441,3 +441,75 @@ async fn batch_answers_each_item_and_health_endpoints_answer() {
         assert_eq!(r.status(), 200, "{path}");
     }
 }
+
+/// kill -9 in the middle of a stream of strict increments: every
+/// acknowledged one is counted after restart, and none is counted twice
+/// when the unanswered ones are retried with their keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_loses_no_acknowledged_increment() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "stream", "ENTERPRISE").await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    // 8 writers, each at most 500 requests; the kill ends them sooner.
+    for w in 0..8 {
+        let mut c = node.grpc().await;
+        let (t, acked, stop) = (tenant.clone(), acked.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked_keys = Vec::new();
+            let mut unanswered = Vec::new();
+            for i in 0..500 {
+                let key = format!("w{w}-{i}");
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                match c.increment(inc(&t, &key)).await {
+                    Ok(d) => {
+                        assert!(d.into_inner().allowed);
+                        acked.fetch_add(1, Ordering::SeqCst);
+                        acked_keys.push(key);
+                    }
+                    Err(_) => {
+                        unanswered.push(key);
+                        break;
+                    }
+                }
+            }
+            (acked_keys, unanswered)
+        }));
+    }
+    // Kill once a good part of the stream has been acknowledged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acked.load(Ordering::SeqCst) < 400 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    node.kill9();
+    stop.store(true, Ordering::SeqCst);
+    let mut acked_keys = Vec::new();
+    let mut unanswered = Vec::new();
+    for t in tasks {
+        let (a, u) = t.await.unwrap();
+        acked_keys.extend(a);
+        unanswered.extend(u);
+    }
+    assert!(acked_keys.len() >= 400, "only {} acknowledged", acked_keys.len());
+
+    let node = Node::start(dir.path());
+    let after_restart = usage(&node, &tenant).await;
+    let in_doubt = unanswered.len() as u64;
+    let acked_n = acked_keys.len() as u64;
+    assert!(
+        (acked_n..=acked_n + in_doubt).contains(&after_restart),
+        "usage {after_restart}: acknowledged {acked_n}, in doubt {in_doubt}"
+    );
+    // Retrying everything, acknowledged or not, counts each request once.
+    let mut c = node.grpc().await;
+    for key in acked_keys.iter().chain(&unanswered) {
+        assert!(c.increment(inc(&tenant, key)).await.unwrap().into_inner().allowed);
+    }
+    assert_eq!(usage(&node, &tenant).await, acked_n + in_doubt);
+}

@@ -83,17 +83,14 @@ impl Engine {
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
         let store = Store::open(&config.data_dir)?;
         let shards = store.shard_count(config.shards)?;
-        let meta = Group::start(config.node_id, META_GROUP, store.clone(), &config.raft).await?;
-        let mut started = Vec::new();
-        for id in 1..=shards {
-            let group = Group::start(config.node_id, id, store.clone(), &config.raft).await?;
-            started.push(Shard::start(
-                group,
-                config.clock.clone(),
-                config.idle_after,
-                config.max_batch,
-            ));
-        }
+        // Groups start together: each waits out an election timeout before
+        // it leads, so starting them one by one would add those up.
+        let starts = (META_GROUP..=shards).map(|id| Group::start(config.node_id, id, store.clone(), &config.raft));
+        let mut groups = futures::future::try_join_all(starts).await?.into_iter();
+        let meta = groups.next().expect("meta group started");
+        let started = groups
+            .map(|group| Shard::start(group, config.clock.clone(), config.idle_after, config.max_batch))
+            .collect();
         Ok(Arc::new(Engine {
             meta,
             shards: started,

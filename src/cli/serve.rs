@@ -222,3 +222,37 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or(());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_file_resolves() {
+        let args = ServeArgs {
+            config: Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/quotad.example.toml"))),
+            ..Default::default()
+        };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!(s.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!((s.shards, s.consistency, s.json_logs), (4, Consistency::Strict, false));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_bad_values_are_named() {
+        let args = ServeArgs {
+            config: Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/quotad.example.toml"))),
+            shards: Some(8),
+            consistency: Some("fast".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!((s.shards, s.consistency), (8, Consistency::Fast));
+        let err = Settings::resolve(ServeArgs {
+            consistency: Some("eventual".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("consistency"), "{err}");
+    }
+}

@@ -12,6 +12,10 @@ pub struct QuotaState {
     pub policy: QuotaPolicy,
     /// Start of the counter period `used` belongs to.
     pub window_start_ms: i64,
+    /// End of that period, cached so most operations skip the calendar
+    /// math; `i64::MIN` means "recompute".
+    #[serde(default = "recompute")]
+    pub window_end_ms: i64,
     pub used: u64,
     /// Amount held by open reservations.
     pub reserved: u64,
@@ -21,6 +25,10 @@ pub struct QuotaState {
     pub tat_us: i64,
     /// Bit i set: `policy.alert_thresholds[i]` already fired this period.
     pub fired: u8,
+}
+
+fn recompute() -> i64 {
+    i64::MIN
 }
 
 /// Whether an admitted amount is consumed or held by a reservation.
@@ -35,6 +43,7 @@ impl QuotaState {
         QuotaState {
             policy,
             window_start_ms: 0,
+            window_end_ms: i64::MIN,
             used: 0,
             reserved: 0,
             overage: 0,
@@ -52,15 +61,29 @@ impl QuotaState {
         } else {
             self.policy = policy;
             self.fired = 0;
+            self.window_end_ms = i64::MIN;
+        }
+    }
+
+    /// Re-align the current period after a change of timezone or period,
+    /// keeping usage: changing how periods are cut never hands out quota.
+    pub fn rebase_window(&mut self, tz: Tz, now_ms: i64) {
+        if self.policy.kind == QuotaKind::Counter {
+            let w = window(self.policy.period, tz, now_ms);
+            self.window_start_ms = w.start_ms;
+            self.window_end_ms = w.end_ms.unwrap_or(i64::MAX);
         }
     }
 
     /// Start a new period if `now` is past the current one.
     pub fn roll(&mut self, tz: Tz, now_ms: i64) {
-        if self.policy.kind != QuotaKind::Counter {
+        if self.policy.kind != QuotaKind::Counter
+            || (self.window_start_ms..self.window_end_ms).contains(&now_ms)
+        {
             return;
         }
         let w = window(self.policy.period, tz, now_ms);
+        self.window_end_ms = w.end_ms.unwrap_or(i64::MAX);
         if w.start_ms != self.window_start_ms {
             self.window_start_ms = w.start_ms;
             self.used = 0;

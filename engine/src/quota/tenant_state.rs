@@ -225,6 +225,9 @@ impl TenantState {
                 }
                 if let Some(tz) = u.timezone {
                     t.timezone = tz;
+                    for q in self.quotas.values_mut() {
+                        q.rebase_window(tz, now_ms);
+                    }
                 }
                 if let Some(status) = u.status {
                     t.status = status;
@@ -247,7 +250,10 @@ impl TenantState {
                 for (name, policy) in defaults {
                     match self.quotas.get_mut(name) {
                         Some(q) if q.policy.overridden => {}
-                        Some(q) => q.set_policy(policy.clone()),
+                        Some(q) => {
+                            q.set_policy(policy.clone());
+                            q.rebase_window(tz, now_ms);
+                        }
                         None => {
                             self.quotas
                                 .insert(name.clone(), QuotaState::new(policy.clone()));
@@ -264,7 +270,10 @@ impl TenantState {
             }
             TenantOp::SetQuota { quota, policy } => {
                 match self.quotas.get_mut(quota) {
-                    Some(q) => q.set_policy(policy.clone()),
+                    Some(q) => {
+                        q.set_policy(policy.clone());
+                        q.rebase_window(tz, now_ms);
+                    }
                     None => {
                         self.quotas
                             .insert(quota.clone(), QuotaState::new(policy.clone()));

@@ -421,3 +421,30 @@ proptest! {
         prop_assert_eq!(&replica.quotas, &s.quotas);
     }
 }
+
+#[test]
+fn changing_timezone_or_period_keeps_usage() {
+    let mut s = state_with("q", limited(100, Action::Block));
+    s.apply(&inc("q", 60), T0).unwrap();
+    let update = TenantUpdate {
+        timezone: Some(chrono_tz::Asia::Tokyo),
+        ..Default::default()
+    };
+    s.apply(&TenantOp::Update(update), T0 + 1).unwrap();
+    assert_eq!(s.quotas["q"].used, 60);
+    let d = decision(s.apply(&inc("q", 1), T0 + 2).unwrap());
+    assert_eq!(d.usage, 61);
+    let tokyo_month_end = chrono_tz::Asia::Tokyo
+        .with_ymd_and_hms(2026, 10, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(d.reset_at_ms, Some(tokyo_month_end));
+    let daily = QuotaPolicy {
+        period: Period::Daily,
+        ..limited(100, Action::Block)
+    };
+    s.apply(&TenantOp::SetQuota { quota: "q".into(), policy: daily }, T0 + 3).unwrap();
+    assert_eq!(s.quotas["q"].used, 61);
+    // The next day starts from zero.
+    assert_eq!(decision(s.apply(&inc("q", 1), T0 + 86_400_000).unwrap()).usage, 1);
+}
