@@ -43,23 +43,28 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    c.bench_function("increment, strict (commit incl. fsync), one at a time", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(
-                engine
-                    .increment(tenant, "api_requests", 1, None, Some(Consistency::Strict))
-                    .await
-                    .unwrap(),
-            )
-        })
-    });
+    c.bench_function(
+        "increment, strict (commit incl. fsync), one at a time",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(
+                    engine
+                        .increment(tenant, "api_requests", 1, None, Some(Consistency::Strict))
+                        .await
+                        .unwrap(),
+                )
+            })
+        },
+    );
     // Group commit: 256 strict increments in flight share entries (and
     // fsyncs); throughput is per increment.
     let mut group = c.benchmark_group("group commit");
     group.throughput(criterion::Throughput::Elements(256));
     group.bench_function("256 concurrent strict increments", |b| {
         b.to_async(&rt).iter(|| async {
-            let calls = (0..256).map(|_| engine.increment(tenant, "api_requests", 1, None, Some(Consistency::Strict)));
+            let calls = (0..256).map(|_| {
+                engine.increment(tenant, "api_requests", 1, None, Some(Consistency::Strict))
+            });
             for d in futures::future::join_all(calls).await {
                 black_box(d.unwrap());
             }

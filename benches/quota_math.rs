@@ -21,8 +21,14 @@ fn state() -> TenantState {
         updated_at_ms: T0,
     };
     let quotas = BTreeMap::from([
-        ("api_requests".to_string(), QuotaPolicy::counter(Period::Monthly, Some(u64::MAX / 4))),
-        ("rps".to_string(), QuotaPolicy::rate(Period::Second, Some(1_000_000_000))),
+        (
+            "api_requests".to_string(),
+            QuotaPolicy::counter(Period::Monthly, Some(u64::MAX / 4)),
+        ),
+        (
+            "rps".to_string(),
+            QuotaPolicy::rate(Period::Second, Some(1_000_000_000)),
+        ),
     ]);
     TenantState::new(tenant, quotas)
 }
@@ -62,7 +68,11 @@ fn bench(c: &mut Criterion) {
         let mut now = T0;
         b.iter(|| {
             now += 997;
-            black_box(period::window(Period::Monthly, chrono_tz::America::New_York, now))
+            black_box(period::window(
+                Period::Monthly,
+                chrono_tz::America::New_York,
+                now,
+            ))
         })
     });
 }

@@ -496,7 +496,11 @@ async fn kill_9_mid_stream_loses_no_acknowledged_increment() {
         acked_keys.extend(a);
         unanswered.extend(u);
     }
-    assert!(acked_keys.len() >= 400, "only {} acknowledged", acked_keys.len());
+    assert!(
+        acked_keys.len() >= 400,
+        "only {} acknowledged",
+        acked_keys.len()
+    );
 
     let node = Node::start(dir.path());
     let after_restart = usage(&node, &tenant).await;
@@ -509,7 +513,13 @@ async fn kill_9_mid_stream_loses_no_acknowledged_increment() {
     // Retrying everything, acknowledged or not, counts each request once.
     let mut c = node.grpc().await;
     for key in acked_keys.iter().chain(&unanswered) {
-        assert!(c.increment(inc(&tenant, key)).await.unwrap().into_inner().allowed);
+        assert!(
+            c.increment(inc(&tenant, key))
+                .await
+                .unwrap()
+                .into_inner()
+                .allowed
+        );
     }
     assert_eq!(usage(&node, &tenant).await, acked_n + in_doubt);
 }

@@ -85,11 +85,19 @@ impl Engine {
         let shards = store.shard_count(config.shards)?;
         // Groups start together: each waits out an election timeout before
         // it leads, so starting them one by one would add those up.
-        let starts = (META_GROUP..=shards).map(|id| Group::start(config.node_id, id, store.clone(), &config.raft));
+        let starts = (META_GROUP..=shards)
+            .map(|id| Group::start(config.node_id, id, store.clone(), &config.raft));
         let mut groups = futures::future::try_join_all(starts).await?.into_iter();
         let meta = groups.next().expect("meta group started");
         let started = groups
-            .map(|group| Shard::start(group, config.clock.clone(), config.idle_after, config.max_batch))
+            .map(|group| {
+                Shard::start(
+                    group,
+                    config.clock.clone(),
+                    config.idle_after,
+                    config.max_batch,
+                )
+            })
             .collect();
         Ok(Arc::new(Engine {
             meta,

@@ -230,18 +230,27 @@ mod tests {
     #[test]
     fn example_config_file_resolves() {
         let args = ServeArgs {
-            config: Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/quotad.example.toml"))),
+            config: Some(PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/quotad.example.toml"
+            ))),
             ..Default::default()
         };
         let s = Settings::resolve(args).unwrap();
         assert_eq!(s.grpc_addr.to_string(), "127.0.0.1:50051");
-        assert_eq!((s.shards, s.consistency, s.json_logs), (4, Consistency::Strict, false));
+        assert_eq!(
+            (s.shards, s.consistency, s.json_logs),
+            (4, Consistency::Strict, false)
+        );
     }
 
     #[test]
     fn flags_win_over_the_file_and_bad_values_are_named() {
         let args = ServeArgs {
-            config: Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/quotad.example.toml"))),
+            config: Some(PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/quotad.example.toml"
+            ))),
             shards: Some(8),
             consistency: Some("fast".into()),
             ..Default::default()

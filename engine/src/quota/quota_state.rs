@@ -94,6 +94,9 @@ impl QuotaState {
 
     pub fn reset_at_ms(&self, tz: Tz, now_ms: i64) -> Option<i64> {
         match self.policy.kind {
+            QuotaKind::Counter if (self.window_start_ms..self.window_end_ms).contains(&now_ms) => {
+                (self.window_end_ms != i64::MAX).then_some(self.window_end_ms)
+            }
             QuotaKind::Counter => window(self.policy.period, tz, now_ms).end_ms,
             QuotaKind::Gauge => None,
             QuotaKind::Rate => Some((self.tat_us.max(now_ms * 1000) + 999).div_euclid(1000)),

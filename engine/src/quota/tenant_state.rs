@@ -288,8 +288,8 @@ impl TenantState {
                 amount,
                 idempotency_key,
             } => {
-                let fingerprint = format!("increment:{quota}:{amount}");
-                if let Some(replay) = self.replay(idempotency_key.as_deref(), &fingerprint)? {
+                let fingerprint = || format!("increment:{quota}:{amount}");
+                if let Some(replay) = self.replay(idempotency_key.as_deref(), fingerprint)? {
                     return Ok(replay);
                 }
                 let refusal = self.refusal(now_ms);
@@ -329,8 +329,8 @@ impl TenantState {
                 reservation_id,
                 idempotency_key,
             } => {
-                let fingerprint = format!("reserve:{quota}:{amount}");
-                if let Some(replay) = self.replay(idempotency_key.as_deref(), &fingerprint)? {
+                let fingerprint = || format!("reserve:{quota}:{amount}");
+                if let Some(replay) = self.replay(idempotency_key.as_deref(), fingerprint)? {
                     return Ok(replay);
                 }
                 if self.reservations.contains_key(reservation_id) {
@@ -409,11 +409,17 @@ impl TenantState {
         Ok(self.reservations.remove(id).expect("checked above"))
     }
 
-    fn replay(&self, key: Option<&str>, fingerprint: &str) -> Result<Option<Applied>, QuotaError> {
+    /// The stored answer for `key`, if any. The fingerprint (what the
+    /// request was) is only built when there is a key.
+    fn replay(
+        &self,
+        key: Option<&str>,
+        fingerprint: impl Fn() -> String,
+    ) -> Result<Option<Applied>, QuotaError> {
         let Some(key) = key else { return Ok(None) };
         match self.idempotency.get(key) {
             None => Ok(None),
-            Some(r) if r.fingerprint == fingerprint => Ok(Some(Applied {
+            Some(r) if r.fingerprint == fingerprint() => Ok(Some(Applied {
                 outcome: r.outcome.clone().replayed(),
                 changed: false,
             })),
@@ -426,7 +432,7 @@ impl TenantState {
     fn finish(
         &mut self,
         key: &Option<String>,
-        fingerprint: String,
+        fingerprint: impl Fn() -> String,
         outcome: OpOutcome,
         now_ms: i64,
     ) -> Applied {
@@ -439,7 +445,7 @@ impl TenantState {
         match key {
             Some(key) => {
                 self.idempotency
-                    .remember(key.clone(), fingerprint, outcome.clone(), now_ms);
+                    .remember(key.clone(), fingerprint(), outcome.clone(), now_ms);
                 changed(outcome)
             }
             None => Applied {

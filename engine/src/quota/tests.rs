@@ -443,8 +443,18 @@ fn changing_timezone_or_period_keeps_usage() {
         period: Period::Daily,
         ..limited(100, Action::Block)
     };
-    s.apply(&TenantOp::SetQuota { quota: "q".into(), policy: daily }, T0 + 3).unwrap();
+    s.apply(
+        &TenantOp::SetQuota {
+            quota: "q".into(),
+            policy: daily,
+        },
+        T0 + 3,
+    )
+    .unwrap();
     assert_eq!(s.quotas["q"].used, 61);
     // The next day starts from zero.
-    assert_eq!(decision(s.apply(&inc("q", 1), T0 + 86_400_000).unwrap()).usage, 1);
+    assert_eq!(
+        decision(s.apply(&inc("q", 1), T0 + 86_400_000).unwrap()).usage,
+        1
+    );
 }
