@@ -139,14 +139,17 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Er
     Option::<u64>::deserialize(d).map(Some)
 }
 
-/// `PUT /tenants/{id}/quotas/{type}`: the quota's whole policy.
+/// `PUT /tenants/{id}/quotas/{type}`: `limit` is required; every other
+/// field left out keeps its current value (or its default for a new quota).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetQuota {
     /// Required: a number, or `null` for unlimited.
     #[serde(default, deserialize_with = "present")]
     pub limit: Option<Option<u64>>,
-    pub soft_limit: Option<u64>,
+    /// A number, `null` to remove it; absent keeps the current one.
+    #[serde(default, deserialize_with = "present")]
+    pub soft_limit: Option<Option<u64>>,
     /// hourly | daily | monthly | never (counters), second | minute (rates).
     pub period: Option<Period>,
     pub action: Option<Action>,

@@ -94,7 +94,10 @@ pub async fn set(
         kind,
         period,
         limit,
-        soft_limit: body.soft_limit,
+        soft_limit: match body.soft_limit {
+            Some(explicit) => explicit,
+            None => same_kind.and_then(|p| p.soft_limit),
+        },
         action,
         alert_thresholds: thresholds,
         overridden: true,

@@ -92,7 +92,13 @@ pub async fn update(
         None => None,
         Some(raw) => Some(match raw.to_ascii_uppercase().as_str() {
             "ACTIVE" => TenantStatus::Active,
-            "TRIAL" => TenantStatus::Trial,
+            "TRIAL" if current.tenant.status == TenantStatus::Trial => TenantStatus::Trial,
+            "TRIAL" => {
+                return Err(ApiError::invalid(
+                    "status",
+                    "a tenant is a trial only from creation (trialDays); set ACTIVE or SUSPENDED",
+                ));
+            }
             "SUSPENDED" => TenantStatus::Suspended,
             _ => {
                 return Err(ApiError::invalid(

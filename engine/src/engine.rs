@@ -166,13 +166,7 @@ impl Engine {
         validate::tenant_name(&new.name)?;
         let id = Uuid::new_v4();
         let now = self.clock.now_ms();
-        let claim = Command::Meta(MetaOp::ClaimSlug {
-            slug: new.slug.clone(),
-            tenant: id,
-        });
-        if let CommandResponse::SlugTaken { .. } = self.meta.write(claim).await? {
-            return Err(EngineError::SlugTaken { slug: new.slug });
-        }
+        self.claim_slug(&new.slug, id, now).await?;
         let tenant = Tenant {
             id,
             slug: new.slug.clone(),
@@ -193,6 +187,10 @@ impl Engine {
             tenant,
             quotas: self.catalog.defaults(new.tier).clone(),
         };
+        let TenantOp::Create { tenant, quotas } = &op else {
+            unreachable!("built above")
+        };
+        let created = TenantState::create(tenant.clone(), quotas.clone(), now);
         if let Err(e) = self.apply(id, op, Some(Consistency::Strict)).await {
             // Give the slug back so a retry can have it.
             let release = Command::Meta(MetaOp::ReleaseSlug {
@@ -204,7 +202,35 @@ impl Engine {
             }
             return Err(e);
         }
-        self.tenant(id).await
+        Ok(created)
+    }
+
+    /// Claim a slug in the meta group. A slug held by a tenant that does
+    /// not exist (its creation died half-way) is taken over once the claim
+    /// is older than [`crate::raft::ORPHAN_CLAIM_AFTER_MS`].
+    async fn claim_slug(&self, slug: &str, tenant: TenantId, now: i64) -> Result<(), EngineError> {
+        let mut replacing = None;
+        loop {
+            let claim = Command::Meta(MetaOp::ClaimSlug {
+                slug: slug.to_string(),
+                tenant,
+                at_ms: now,
+                replacing,
+            });
+            match self.meta.write(claim).await? {
+                CommandResponse::SlugTaken { owner }
+                    if replacing.is_none() && !self.shard(&owner).knows(&owner) =>
+                {
+                    replacing = Some(owner);
+                }
+                CommandResponse::SlugTaken { .. } => {
+                    return Err(EngineError::SlugTaken {
+                        slug: slug.to_string(),
+                    });
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// The tenant's state as of now.

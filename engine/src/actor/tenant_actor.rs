@@ -2,7 +2,7 @@ use crate::error::EngineError;
 use crate::model::TenantId;
 use crate::quota::{Decision, OpOutcome, QuotaError, TenantOp, TenantState};
 use crate::raft::StampedOp;
-use crate::shard::{Completion, PendingWrite, Shard, TenantSync};
+use crate::shard::{PendingWrite, Shard, TenantSync};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -80,7 +80,7 @@ impl ActorState {
         );
         let applied = match (&mut self.state, &op) {
             (None, TenantOp::Create { tenant, quotas }) => {
-                self.state = Some(TenantState::new(tenant.clone(), quotas.clone()));
+                self.state = Some(TenantState::create(tenant.clone(), quotas.clone(), now));
                 Ok(crate::quota::Applied {
                     outcome: OpOutcome::Tenant,
                     changed: true,
@@ -98,32 +98,42 @@ impl ActorState {
                 return;
             }
         };
-        if !applied.changed {
-            let _ = reply.send(Ok(applied.outcome));
-            return;
-        }
-        self.sync.pending.fetch_add(1, Ordering::SeqCst);
-        let stamped = StampedOp {
-            tenant: self.tenant,
-            at_ms: now,
-            op,
-        };
-        let completion = if admin || consistency == Consistency::Strict {
-            Completion::Reply(reply, applied.outcome)
+        let strict = admin || consistency == Consistency::Strict;
+        let op = if applied.changed {
+            Some(StampedOp {
+                tenant: self.tenant,
+                at_ms: now,
+                op,
+            })
+        } else if strict
+            && applied.outcome.is_replay()
+            && self.sync.pending.load(Ordering::SeqCst) > 0
+        {
+            // The stored answer may belong to a change still in flight: a
+            // strict caller hears it only once that change is durable.
+            None
         } else {
             let _ = reply.send(Ok(applied.outcome));
-            Completion::None
+            return;
+        };
+        self.sync.pending.fetch_add(1, Ordering::SeqCst);
+        let reply = if strict {
+            Some(reply)
+        } else {
+            let _ = reply.send(Ok(applied.outcome.clone()));
+            None
         };
         let write = PendingWrite {
-            op: stamped,
-            completion,
+            op,
+            expected: applied.outcome,
+            reply,
             sync: self.sync.clone(),
         };
         if let Err(mpsc_err) = self.shard.batcher.send(write) {
             // The batcher is gone: the node is shutting down.
             self.sync.poisoned.store(true, Ordering::SeqCst);
             self.sync.pending.fetch_sub(1, Ordering::SeqCst);
-            if let Completion::Reply(port, _) = mpsc_err.0.completion {
+            if let Some(port) = mpsc_err.0.reply {
                 let _ = port.send(Err(EngineError::ShuttingDown));
             }
         }
@@ -140,8 +150,21 @@ impl Actor for TenantActor {
         myself: ActorRef<TenantMsg>,
         (tenant, shard): (TenantId, Arc<Shard>),
     ) -> Result<ActorState, ActorProcessingErr> {
-        // Activation rebuilds from committed state: a previous actor for
-        // this tenant only stopped once all its writes were applied.
+        // Activation rebuilds from committed state, once every write of a
+        // previous actor for this tenant is applied (it may have crashed
+        // with writes in flight).
+        let sync = shard.syncs.entry(tenant).or_default().clone();
+        let mut waited = 0;
+        while sync.pending.load(Ordering::SeqCst) > 0 {
+            if waited >= 30_000 {
+                return Err(
+                    format!("tenant {tenant}: earlier writes still pending after 30 s").into(),
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            waited += 1;
+        }
+        sync.poisoned.store(false, Ordering::SeqCst);
         let state = shard
             .group
             .state
@@ -154,9 +177,9 @@ impl Actor for TenantActor {
         myself.send_interval(check_every, || TenantMsg::IdleCheck);
         Ok(ActorState {
             tenant,
+            last_now: state.as_ref().map_or(i64::MIN, |s| s.last_at_ms),
             state,
-            last_now: i64::MIN,
-            sync: Arc::new(TenantSync::default()),
+            sync,
             shard,
             last_active: Instant::now(),
         })

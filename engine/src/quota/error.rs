@@ -22,6 +22,10 @@ pub enum QuotaError {
     },
     #[error("idempotency key {key:?} was already used for a different request")]
     IdempotencyKeyReused { key: String },
+    #[error(
+        "tenant {tenant} already holds {limit} idempotency keys from the last hour; retry without a key or later"
+    )]
+    TooManyIdempotencyKeys { tenant: TenantId, limit: usize },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
     GaugeUnderflow {
         quota: String,
@@ -48,6 +52,7 @@ impl QuotaError {
             | QuotaError::ReservationNotFound { .. } => ErrorCode::NotFound,
             QuotaError::TenantExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::IdempotencyKeyReused { .. } => ErrorCode::FailedPrecondition,
+            QuotaError::TooManyIdempotencyKeys { .. } => ErrorCode::ResourceExhausted,
         }
     }
 
@@ -60,7 +65,9 @@ impl QuotaError {
             }
             QuotaError::QuotaNotFound { .. } => Some("quota"),
             QuotaError::ReservationNotFound { .. } => Some("reservation_id"),
-            QuotaError::IdempotencyKeyReused { .. } => Some("idempotency_key"),
+            QuotaError::IdempotencyKeyReused { .. } | QuotaError::TooManyIdempotencyKeys { .. } => {
+                Some("idempotency_key")
+            }
             QuotaError::GaugeUnderflow { .. } => Some("amount"),
         }
     }

@@ -3,10 +3,12 @@ use super::tenant_state::OpOutcome;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
-/// How long a key is remembered.
-pub const RETENTION_MS: i64 = 24 * 3_600_000;
-/// Keys remembered per tenant at most; the oldest go first.
-pub const MAX_KEYS: usize = 100_000;
+/// How long a key is remembered: retries come within seconds or minutes.
+pub const RETENTION_MS: i64 = 3_600_000;
+/// Keys remembered per tenant at most. When full, new keyed requests are
+/// refused rather than an unexpired key forgotten (which would let its
+/// retry count twice).
+pub const MAX_KEYS: usize = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remembered {
@@ -45,9 +47,6 @@ impl IdempotencyLog {
                 at_ms: now_ms,
             },
         );
-        while self.by_key.len() > MAX_KEYS {
-            self.pop_oldest();
-        }
     }
 
     /// Forget keys older than the retention. Deterministic in `now_ms`.

@@ -21,10 +21,14 @@ pub struct QuotaState {
     pub reserved: u64,
     /// Admitted beyond the limit under `allow_overage`, this period.
     pub overage: u64,
-    /// GCRA theoretical arrival time, in microseconds.
-    pub tat_us: i64,
+    /// GCRA theoretical arrival time, in nanoseconds.
+    pub tat_ns: i64,
     /// Bit i set: `policy.alert_thresholds[i]` already fired this period.
     pub fired: u8,
+}
+
+fn now_ns(now_ms: i64) -> i64 {
+    now_ms.saturating_mul(1_000_000)
 }
 
 fn recompute() -> i64 {
@@ -47,7 +51,7 @@ impl QuotaState {
             used: 0,
             reserved: 0,
             overage: 0,
-            tat_us: 0,
+            tat_ns: 0,
             fired: 0,
         }
     }
@@ -63,6 +67,11 @@ impl QuotaState {
             self.fired = 0;
             self.window_end_ms = i64::MIN;
         }
+    }
+
+    /// Whether anything is used or held (a kind change would lose it).
+    pub fn in_use(&self) -> bool {
+        self.used > 0 || self.reserved > 0
     }
 
     /// Re-align the current period after a change of timezone or period,
@@ -83,6 +92,11 @@ impl QuotaState {
             return;
         }
         let w = window(self.policy.period, tz, now_ms);
+        if w.start_ms < self.window_start_ms {
+            // Time went back (a clock step, a failover to a node whose clock
+            // lags): stay in the current period rather than reset it.
+            return;
+        }
         self.window_end_ms = w.end_ms.unwrap_or(i64::MAX);
         if w.start_ms != self.window_start_ms {
             self.window_start_ms = w.start_ms;
@@ -99,7 +113,9 @@ impl QuotaState {
             }
             QuotaKind::Counter => window(self.policy.period, tz, now_ms).end_ms,
             QuotaKind::Gauge => None,
-            QuotaKind::Rate => Some((self.tat_us.max(now_ms * 1000) + 999).div_euclid(1000)),
+            QuotaKind::Rate => {
+                Some((self.tat_ns.max(now_ns(now_ms)) + 999_999).div_euclid(1_000_000))
+            }
         }
     }
 
@@ -203,41 +219,47 @@ impl QuotaState {
         d
     }
 
-    fn window_us(&self) -> i64 {
+    fn window_ns(&self) -> i64 {
         match self.policy.period {
-            Period::Second => 1_000_000,
-            _ => 60_000_000,
+            Period::Second => 1_000_000_000,
+            _ => 60_000_000_000,
         }
     }
 
-    /// Microseconds one unit occupies in the bucket.
-    fn emission_us(&self, limit: u64) -> i64 {
-        (self.window_us() / limit.max(1) as i64).max(1)
+    /// Nanoseconds `amount` units occupy in the bucket, rounded up: rounding
+    /// may admit a hair less than the limit, never more.
+    fn cost_ns(&self, amount: u64, limit: u64) -> i64 {
+        let cost = (i128::from(amount) * i128::from(self.window_ns()))
+            .div_euclid(i128::from(limit.max(1)))
+            + i128::from(
+                (i128::from(amount) * i128::from(self.window_ns())) % i128::from(limit.max(1)) != 0,
+            );
+        cost.min(i128::from(i64::MAX / 4)) as i64
     }
 
     fn rate_remaining(&self, limit: u64, now_ms: i64) -> u64 {
         if limit == 0 {
             return 0;
         }
-        let now_us = now_ms * 1000;
-        let backlog = (self.tat_us - now_us).max(0);
-        let free = (self.window_us() - backlog).max(0);
-        ((free / self.emission_us(limit)) as u64).min(limit)
+        let backlog = (self.tat_ns - now_ns(now_ms)).max(0);
+        let free = (self.window_ns() - backlog).max(0);
+        let units = i128::from(free) * i128::from(limit) / i128::from(self.window_ns());
+        (units as u64).min(limit)
     }
 
     /// GCRA: each unit pushes the theoretical arrival time by one emission
-    /// interval; an amount fits while that time stays within one window of now.
+    /// interval (window / limit); an amount fits while that time stays
+    /// within one window of now.
     fn admit_rate(&mut self, now_ms: i64, amount: u64) -> Decision {
         let Some(limit) = self.policy.limit else {
             return self.decision(chrono_tz::UTC, now_ms, true, Verdict::Allowed);
         };
-        let now_us = now_ms * 1000;
-        let window = self.window_us();
-        let tat = self.tat_us.max(now_us);
-        let cost = (amount.min(i64::MAX as u64 / 2) as i64).saturating_mul(self.emission_us(limit));
-        let new_tat = tat.saturating_add(cost);
-        if new_tat - now_us <= window && amount <= limit {
-            self.tat_us = new_tat;
+        let now = now_ns(now_ms);
+        let window = self.window_ns();
+        let tat = self.tat_ns.max(now);
+        let new_tat = tat.saturating_add(self.cost_ns(amount, limit));
+        if new_tat - now <= window && amount <= limit && limit > 0 {
+            self.tat_ns = new_tat;
             return self.decision(chrono_tz::UTC, now_ms, true, Verdict::Allowed);
         }
         let verdict = match self.policy.action {
@@ -260,8 +282,8 @@ impl QuotaState {
                     "amount {amount} exceeds the rate limit of {limit} per window"
                 ));
             } else {
-                let wait_us = new_tat - window - now_us;
-                d.retry_after_ms = Some((wait_us.max(0) as u64).div_ceil(1000));
+                let wait_ns = new_tat - window - now;
+                d.retry_after_ms = Some((wait_ns.max(0) as u64).div_ceil(1_000_000));
             }
         }
         d

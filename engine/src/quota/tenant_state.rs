@@ -6,7 +6,7 @@
 //! state. It reads no clock and does no I/O.
 use super::decision::Decision;
 use super::error::QuotaError;
-use super::idempotency::IdempotencyLog;
+use super::idempotency::{IdempotencyLog, MAX_KEYS};
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
 use crate::model::{QuotaKind, QuotaPolicy, Tenant, TenantStatus, Tier};
@@ -28,6 +28,11 @@ pub struct TenantState {
     pub quotas: BTreeMap<String, QuotaState>,
     pub reservations: BTreeMap<Uuid, Reservation>,
     pub idempotency: IdempotencyLog,
+    /// The latest operation time applied. A tenant's time never goes back:
+    /// a new actor (after idleness or failover) continues from here even if
+    /// its node's clock lags.
+    #[serde(default)]
+    pub last_at_ms: i64,
 }
 
 /// Changes to the descriptive fields of a tenant; `None` leaves a field as is.
@@ -99,6 +104,11 @@ pub enum OpOutcome {
 }
 
 impl OpOutcome {
+    /// An answer stored for an idempotency key, not a new decision.
+    pub fn is_replay(&self) -> bool {
+        matches!(self, OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } if d.replayed)
+    }
+
     fn replayed(mut self) -> Self {
         match &mut self {
             OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => d.replayed = true,
@@ -129,12 +139,22 @@ impl TenantState {
                 .collect(),
             reservations: BTreeMap::new(),
             idempotency: IdempotencyLog::default(),
+            last_at_ms: i64::MIN,
         }
+    }
+
+    /// A new tenant as of `now_ms`; the leader and every replica build it
+    /// this same way.
+    pub fn create(tenant: Tenant, quotas: BTreeMap<String, QuotaPolicy>, now_ms: i64) -> Self {
+        let mut state = TenantState::new(tenant, quotas);
+        state.advance(now_ms);
+        state
     }
 
     /// Bring time-driven state up to `now_ms`: period resets, reservation
     /// expiry, forgotten idempotency keys.
     pub fn advance(&mut self, now_ms: i64) {
+        self.last_at_ms = self.last_at_ms.max(now_ms);
         let tz = self.tenant.timezone;
         for q in self.quotas.values_mut() {
             q.roll(tz, now_ms);
@@ -249,7 +269,11 @@ impl TenantState {
                 let mut over_limit = Vec::new();
                 for (name, policy) in defaults {
                     match self.quotas.get_mut(name) {
-                        Some(q) if q.policy.overridden => {}
+                        // Explicit settings stay; so does a quota in use whose
+                        // kind the new tier would change (that would reset it).
+                        Some(q)
+                            if q.policy.overridden
+                                || (q.policy.kind != policy.kind && q.in_use()) => {}
                         Some(q) => {
                             q.set_policy(policy.clone());
                             q.rebase_window(tz, now_ms);
@@ -269,6 +293,18 @@ impl TenantState {
                 Ok(changed(OpOutcome::TierChanged { over_limit }))
             }
             TenantOp::SetQuota { quota, policy } => {
+                if let Some(q) = self.quotas.get(quota)
+                    && q.policy.kind != policy.kind
+                    && q.in_use()
+                {
+                    return Err(QuotaError::invalid(
+                        "kind",
+                        format!(
+                            "{quota:?} is a {} in use; its kind can change only while nothing is used or held",
+                            format!("{:?}", q.policy.kind).to_lowercase()
+                        ),
+                    ));
+                }
                 match self.quotas.get_mut(quota) {
                     Some(q) => {
                         q.set_policy(policy.clone());
@@ -418,6 +454,10 @@ impl TenantState {
     ) -> Result<Option<Applied>, QuotaError> {
         let Some(key) = key else { return Ok(None) };
         match self.idempotency.get(key) {
+            None if self.idempotency.len() >= MAX_KEYS => Err(QuotaError::TooManyIdempotencyKeys {
+                tenant: self.tenant.id,
+                limit: MAX_KEYS,
+            }),
             None => Ok(None),
             Some(r) if r.fingerprint == fingerprint() => Ok(Some(Applied {
                 outcome: r.outcome.clone().replayed(),

@@ -458,3 +458,57 @@ fn changing_timezone_or_period_keeps_usage() {
         1
     );
 }
+
+#[test]
+fn rate_never_admits_more_than_its_limit_per_window() {
+    // 500_001 per second: an emission interval that is not a whole number
+    // of microseconds must not round into a bigger burst.
+    for limit in [500_001u64, 7, 1_000_003, 59_999_999] {
+        let mut s = state_with("r", QuotaPolicy::rate(Period::Second, Some(limit)));
+        let d = decision(s.apply(&inc("r", limit as i64), T0).unwrap());
+        assert!(d.allowed, "a full burst of {limit} fits");
+        let d = decision(s.apply(&inc("r", 1), T0).unwrap());
+        assert!(!d.allowed, "nothing more fits at once ({limit})");
+        // After one full window the whole burst is available again.
+        assert!(decision(s.apply(&inc("r", limit as i64), T0 + 1000).unwrap()).allowed);
+    }
+}
+
+#[test]
+fn time_going_back_does_not_reset_a_period() {
+    let mut s = state_with("q", QuotaPolicy::counter(Period::Hourly, Some(10)));
+    let hour = 3_600_000;
+    let next_hour = (T0 / hour + 1) * hour;
+    s.apply(&inc("q", 10), next_hour + 5).unwrap();
+    // A lagging clock: 10 ms before the hour began.
+    let d = decision(s.apply(&inc("q", 1), next_hour - 10).unwrap());
+    assert!(!d.allowed);
+    assert_eq!(s.quotas["q"].used, 10);
+}
+
+#[test]
+fn a_quota_in_use_cannot_change_kind() {
+    let mut s = state_with("q", limited(10, Action::Block));
+    s.apply(&inc("q", 3), T0).unwrap();
+    let err = s
+        .apply(
+            &TenantOp::SetQuota {
+                quota: "q".into(),
+                policy: QuotaPolicy::rate(Period::Second, Some(5)),
+            },
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(err.field(), Some("kind"), "{err}");
+    assert_eq!(s.quotas["q"].used, 3);
+}
+
+#[test]
+fn idempotency_keys_expire_after_the_retention() {
+    let mut log = super::idempotency::IdempotencyLog::default();
+    log.remember("a".into(), "f".into(), OpOutcome::Tenant, T0);
+    log.expire(T0 + super::idempotency::RETENTION_MS - 1);
+    assert!(log.get("a").is_some());
+    log.expire(T0 + super::idempotency::RETENTION_MS);
+    assert!(log.get("a").is_none());
+}

@@ -1,5 +1,5 @@
 use crate::model::TenantId;
-use crate::quota::TenantOp;
+use crate::quota::{OpOutcome, TenantOp};
 use serde::{Deserialize, Serialize};
 
 /// A tenant operation with the time the leader decided it at. Replicas apply
@@ -14,8 +14,18 @@ pub struct StampedOp {
 /// Operations of the meta group: global uniqueness indexes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaOp {
-    ClaimSlug { slug: String, tenant: TenantId },
-    ReleaseSlug { slug: String, tenant: TenantId },
+    /// Claim `slug` for `tenant`. `replacing` names an orphaned claim
+    /// (its tenant does not exist) that may be taken over once old enough.
+    ClaimSlug {
+        slug: String,
+        tenant: TenantId,
+        at_ms: i64,
+        replacing: Option<TenantId>,
+    },
+    ReleaseSlug {
+        slug: String,
+        tenant: TenantId,
+    },
 }
 
 /// The payload of one Raft entry.
@@ -29,6 +39,11 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResponse {
     Applied,
+    /// What each operation of a batch did on the state machine, in order
+    /// (`None`: the operation failed there and changed nothing).
+    Batch(Vec<Option<OpOutcome>>),
     SlugClaimed,
-    SlugTaken { owner: TenantId },
+    SlugTaken {
+        owner: TenantId,
+    },
 }

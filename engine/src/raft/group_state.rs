@@ -1,6 +1,6 @@
 use super::command::{Command, CommandResponse, MetaOp, StampedOp};
 use crate::model::TenantId;
-use crate::quota::{TenantOp, TenantState};
+use crate::quota::{OpOutcome, TenantOp, TenantState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,8 +9,19 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupState {
     pub tenants: HashMap<TenantId, TenantState>,
-    pub slugs: BTreeMap<String, TenantId>,
+    pub slugs: BTreeMap<String, SlugClaim>,
 }
+
+/// Who holds a slug, since when (leader-stamped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlugClaim {
+    pub tenant: TenantId,
+    pub at_ms: i64,
+}
+
+/// A claim whose tenant never came to exist (its creation died between
+/// claiming the slug and creating the tenant) may be taken over after this.
+pub const ORPHAN_CLAIM_AFTER_MS: i64 = 60_000;
 
 impl GroupState {
     /// Apply a committed command. Deterministic: uses only the command and
@@ -18,20 +29,34 @@ impl GroupState {
     pub fn apply(&mut self, cmd: &Command) -> CommandResponse {
         match cmd {
             Command::Batch(ops) => {
-                for op in ops {
-                    self.apply_op(op);
-                }
-                CommandResponse::Applied
+                CommandResponse::Batch(ops.iter().map(|op| self.apply_op(op)).collect())
             }
-            Command::Meta(MetaOp::ClaimSlug { slug, tenant }) => match self.slugs.get(slug) {
-                Some(owner) if owner != tenant => CommandResponse::SlugTaken { owner: *owner },
+            Command::Meta(MetaOp::ClaimSlug {
+                slug,
+                tenant,
+                at_ms,
+                replacing,
+            }) => match self.slugs.get(slug) {
+                Some(c)
+                    if c.tenant != *tenant
+                        && !(Some(c.tenant) == *replacing
+                            && at_ms - c.at_ms >= ORPHAN_CLAIM_AFTER_MS) =>
+                {
+                    CommandResponse::SlugTaken { owner: c.tenant }
+                }
                 _ => {
-                    self.slugs.insert(slug.clone(), *tenant);
+                    self.slugs.insert(
+                        slug.clone(),
+                        SlugClaim {
+                            tenant: *tenant,
+                            at_ms: *at_ms,
+                        },
+                    );
                     CommandResponse::SlugClaimed
                 }
             },
             Command::Meta(MetaOp::ReleaseSlug { slug, tenant }) => {
-                if self.slugs.get(slug) == Some(tenant) {
+                if self.slugs.get(slug).is_some_and(|c| c.tenant == *tenant) {
                     self.slugs.remove(slug);
                 }
                 CommandResponse::Applied
@@ -39,23 +64,75 @@ impl GroupState {
         }
     }
 
-    fn apply_op(&mut self, s: &StampedOp) {
+    fn apply_op(&mut self, s: &StampedOp) -> Option<OpOutcome> {
         match &s.op {
-            TenantOp::Create { tenant, quotas } => {
-                self.tenants
-                    .entry(s.tenant)
-                    .or_insert_with(|| TenantState::new(tenant.clone(), quotas.clone()));
-            }
+            TenantOp::Create { tenant, quotas } => match self.tenants.entry(s.tenant) {
+                std::collections::hash_map::Entry::Occupied(_) => None,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(TenantState::create(tenant.clone(), quotas.clone(), s.at_ms));
+                    Some(OpOutcome::Tenant)
+                }
+            },
             op => {
-                if let Some(t) = self.tenants.get_mut(&s.tenant) {
-                    // The leader only logs operations that succeeded on the
-                    // same state, so this succeeds too; an error here would
-                    // change nothing (apply is all-or-nothing).
-                    if let Err(e) = t.apply(op, s.at_ms) {
+                // The leader logs only operations that succeeded on the same
+                // state, so this succeeds too; if it did not, it changed
+                // nothing (apply is all-or-nothing) and the leader is told.
+                let t = self.tenants.get_mut(&s.tenant)?;
+                match t.apply(op, s.at_ms) {
+                    Ok(applied) => Some(applied.outcome),
+                    Err(e) => {
                         tracing::error!(tenant = %s.tenant, error = %e, "replicated operation failed on apply");
+                        None
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn claim(slug: &str, tenant: u128, at_ms: i64, replacing: Option<u128>) -> Command {
+        Command::Meta(MetaOp::ClaimSlug {
+            slug: slug.into(),
+            tenant: Uuid::from_u128(tenant),
+            at_ms,
+            replacing: replacing.map(Uuid::from_u128),
+        })
+    }
+
+    #[test]
+    fn slugs_are_unique_and_orphans_can_be_taken_over_late() {
+        let mut g = GroupState::default();
+        assert_eq!(
+            g.apply(&claim("acme", 1, 0, None)),
+            CommandResponse::SlugClaimed
+        );
+        // Same tenant again (a retry): fine.
+        assert_eq!(
+            g.apply(&claim("acme", 1, 5, None)),
+            CommandResponse::SlugClaimed
+        );
+        let taken = CommandResponse::SlugTaken {
+            owner: Uuid::from_u128(1),
+        };
+        assert_eq!(g.apply(&claim("acme", 2, 10, None)), taken);
+        // Taking over needs the orphan named and old enough.
+        assert_eq!(
+            g.apply(&claim("acme", 2, ORPHAN_CLAIM_AFTER_MS - 1, Some(1))),
+            taken
+        );
+        assert_eq!(
+            g.apply(&claim("acme", 2, ORPHAN_CLAIM_AFTER_MS + 5, Some(9))),
+            taken
+        );
+        assert_eq!(
+            g.apply(&claim("acme", 2, ORPHAN_CLAIM_AFTER_MS + 5, Some(1))),
+            CommandResponse::SlugClaimed
+        );
+        assert_eq!(g.slugs["acme"].tenant, Uuid::from_u128(2));
     }
 }

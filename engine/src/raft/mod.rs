@@ -18,5 +18,5 @@ mod type_config;
 
 pub use command::{Command, CommandResponse, MetaOp, StampedOp};
 pub use group::{Group, GroupConfig};
-pub use group_state::GroupState;
+pub use group_state::{GroupState, ORPHAN_CLAIM_AFTER_MS, SlugClaim};
 pub use type_config::{NodeId, TypeConfig};

@@ -11,39 +11,44 @@
 //! being made durable, new operations queue, and the next entry takes them
 //! all (up to `max_batch`). Entries are handed to Raft in queue order, so the
 //! log keeps each tenant's operations in the order its actor decided them.
+//!
+//! Callers are answered with what the state machine applied, not with the
+//! actor's prediction; the two must agree, and if they ever do not, the
+//! actor is rebuilt from committed state.
 use crate::error::EngineError;
 use crate::quota::OpOutcome;
-use crate::raft::{Command, Group, StampedOp};
+use crate::raft::{Command, CommandResponse, Group, StampedOp};
 use ractor::RpcReplyPort;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{Semaphore, mpsc};
 
-/// Shared between a tenant actor and the batcher: how many of the actor's
-/// operations are not yet applied, and whether one failed to commit.
+/// Shared between a tenant's actor(s) and the batcher: how many of the
+/// tenant's operations are not yet applied, and whether one failed.
 #[derive(Debug, Default)]
 pub struct TenantSync {
     pub pending: AtomicUsize,
-    /// Set when a logged operation failed to commit: the actor's state is
-    /// ahead of the log and must be rebuilt from the state machine.
+    /// Set when a logged operation failed to commit or applied differently:
+    /// the actor's state is not the log's and must be rebuilt.
     pub poisoned: AtomicBool,
 }
 
-/// What to do once the operation's entry is applied.
-// Most writes are strict and carry `Reply`; boxing it would allocate on the
-// common path to save bytes on the rare one.
-#[allow(clippy::large_enum_variant)]
-pub enum Completion {
-    /// Strict: answer the caller now.
-    Reply(RpcReplyPort<Result<OpOutcome, EngineError>>, OpOutcome),
-    /// Fast: the caller already has its answer.
-    None,
+pub struct PendingWrite {
+    /// `None`: a barrier, answered once everything queued before it is
+    /// applied (a replayed answer to a change still in flight).
+    pub op: Option<StampedOp>,
+    /// What the actor decided.
+    pub expected: OpOutcome,
+    /// Strict callers wait here; fast callers already have their answer.
+    pub reply: Option<RpcReplyPort<Result<OpOutcome, EngineError>>>,
+    pub sync: Arc<TenantSync>,
 }
 
-pub struct PendingWrite {
-    pub op: StampedOp,
-    pub completion: Completion,
-    pub sync: Arc<TenantSync>,
+struct Waiter {
+    index: Option<usize>,
+    expected: OpOutcome,
+    reply: Option<RpcReplyPort<Result<OpOutcome, EngineError>>>,
+    sync: Arc<TenantSync>,
 }
 
 /// Entries in flight at once: one being made durable while the next fills.
@@ -62,9 +67,17 @@ pub async fn run(group: Group, mut rx: mpsc::UnboundedReceiver<PendingWrite>, ma
         let mut waiters = Vec::with_capacity(64);
         let mut next = Some(first);
         while let Some(w) = next {
-            ops.push(w.op);
-            waiters.push((w.completion, w.sync));
-            next = if ops.len() < max_batch {
+            let index = w.op.map(|op| {
+                ops.push(op);
+                ops.len() - 1
+            });
+            waiters.push(Waiter {
+                index,
+                expected: w.expected,
+                reply: w.reply,
+                sync: w.sync,
+            });
+            next = if waiters.len() < max_batch {
                 rx.try_recv().ok()
             } else {
                 None
@@ -75,7 +88,10 @@ pub async fn run(group: Group, mut rx: mpsc::UnboundedReceiver<PendingWrite>, ma
             Ok(done) => {
                 tokio::spawn(async move {
                     let result = match done.await {
-                        Ok(Ok(_)) => Ok(()),
+                        Ok(Ok(r)) => match r.data {
+                            CommandResponse::Batch(outcomes) => Ok(outcomes),
+                            other => Err(format!("unexpected response {other:?}")),
+                        },
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err("raft dropped the write".to_string()),
                     };
@@ -88,22 +104,31 @@ pub async fn run(group: Group, mut rx: mpsc::UnboundedReceiver<PendingWrite>, ma
     }
 }
 
-fn complete(group: u64, waiters: Vec<(Completion, Arc<TenantSync>)>, result: Result<(), String>) {
-    for (completion, sync) in waiters {
-        if result.is_err() {
-            sync.poisoned.store(true, Ordering::SeqCst);
+fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcome>>, String>) {
+    for w in waiters {
+        // (answer, whether the actor's state can no longer be trusted)
+        let (answer, poison) = match (&result, w.index) {
+            (Err(message), _) => (Err(format!("not committed: {message}")), true),
+            (Ok(_), None) => (Ok(w.expected), false),
+            (Ok(outcomes), Some(i)) => match outcomes.get(i).cloned().flatten() {
+                Some(applied) if applied == w.expected => (Ok(applied), false),
+                Some(applied) => {
+                    tracing::error!(group, expected = ?w.expected, ?applied, "state machine disagreed with the tenant actor");
+                    (Ok(applied), true)
+                }
+                None => (
+                    Err("the state machine refused the operation".to_string()),
+                    true,
+                ),
+            },
+        };
+        if poison {
+            w.sync.poisoned.store(true, Ordering::SeqCst);
         }
-        sync.pending.fetch_sub(1, Ordering::SeqCst);
-        if let Completion::Reply(port, outcome) = completion {
-            let answer = match &result {
-                Ok(()) => Ok(outcome),
-                Err(message) => Err(EngineError::Raft {
-                    group,
-                    message: format!("not committed: {message}"),
-                }),
-            };
+        w.sync.pending.fetch_sub(1, Ordering::SeqCst);
+        if let Some(port) = w.reply {
             // The caller may have given up; nothing to do then.
-            let _ = port.send(answer);
+            let _ = port.send(answer.map_err(|message| EngineError::Raft { group, message }));
         }
     }
 }

@@ -4,6 +4,6 @@ mod batcher;
 mod shard_ctx;
 mod shard_map;
 
-pub use batcher::{Completion, PendingWrite, TenantSync};
+pub use batcher::{PendingWrite, TenantSync};
 pub use shard_ctx::Shard;
 pub use shard_map::ShardMap;

@@ -17,6 +17,9 @@ pub struct Shard {
     pub group: Group,
     pub(crate) batcher: mpsc::UnboundedSender<PendingWrite>,
     pub(crate) actors: DashMap<TenantId, ActorRef<TenantMsg>>,
+    /// Per-tenant write tracking, outliving any one actor: a new actor waits
+    /// until its predecessor's writes are applied before reading state.
+    pub(crate) syncs: DashMap<TenantId, Arc<super::TenantSync>>,
     spawn_lock: Mutex<()>,
     pub(crate) clock: SharedClock,
     pub(crate) idle_after: Duration,
@@ -39,6 +42,7 @@ impl Shard {
             group,
             batcher: tx,
             actors: DashMap::new(),
+            syncs: DashMap::new(),
             spawn_lock: Mutex::new(()),
             clock,
             idle_after,
