@@ -30,6 +30,24 @@ fn new_tenant(slug: &str, tz: chrono_tz::Tz) -> NewTenant {
     }
 }
 
+/// A new tenant whose `quota` blocks at `limit`.
+async fn tenant_with_quota(
+    engine: &Engine,
+    slug: &str,
+    tz: chrono_tz::Tz,
+    quota: &str,
+    limit: u64,
+) -> uuid::Uuid {
+    let id = engine
+        .create_tenant(new_tenant(slug, tz))
+        .await
+        .unwrap()
+        .tenant
+        .id;
+    engine.set_quota(id, quota, block(limit)).await.unwrap();
+    id
+}
+
 fn block(limit: u64) -> QuotaPolicy {
     QuotaPolicy {
         action: Action::Block,
@@ -109,16 +127,7 @@ async fn snapshots_and_log_compaction_keep_everything() {
     let engine = Engine::open(config(dir.path(), clock.clone()))
         .await
         .unwrap();
-    let id = engine
-        .create_tenant(new_tenant("snap", chrono_tz::UTC))
-        .await
-        .unwrap()
-        .tenant
-        .id;
-    engine
-        .set_quota(id, "llm_tokens", block(1_000_000))
-        .await
-        .unwrap();
+    let id = tenant_with_quota(&engine, "snap", chrono_tz::UTC, "llm_tokens", 1_000_000).await;
     // Strict and sequential: one entry each, several snapshots' worth.
     for _ in 0..300 {
         engine
@@ -143,13 +152,7 @@ async fn reservation_flow_and_expiry_with_injected_clock() {
     let engine = Engine::open(config(dir.path(), clock.clone()))
         .await
         .unwrap();
-    let id = engine
-        .create_tenant(new_tenant("gpu", chrono_tz::UTC))
-        .await
-        .unwrap()
-        .tenant
-        .id;
-    engine.set_quota(id, "gpu_hours", block(100)).await.unwrap();
+    let id = tenant_with_quota(&engine, "gpu", chrono_tz::UTC, "gpu_hours", 100).await;
 
     let r = engine
         .reserve(id, "gpu_hours", 50, 60_000, None, None)
@@ -175,16 +178,7 @@ async fn reservation_flow_and_expiry_with_injected_clock() {
     assert_eq!((d.allowed, d.verdict), (false, Verdict::Denied));
 
     // Expiry: a hold that is never settled comes back after its TTL.
-    let id2 = engine
-        .create_tenant(new_tenant("gpu2", chrono_tz::UTC))
-        .await
-        .unwrap()
-        .tenant
-        .id;
-    engine
-        .set_quota(id2, "gpu_hours", block(100))
-        .await
-        .unwrap();
+    let id2 = tenant_with_quota(&engine, "gpu2", chrono_tz::UTC, "gpu_hours", 100).await;
     let r = engine
         .reserve(id2, "gpu_hours", 80, 10_000, None, None)
         .await
@@ -212,16 +206,7 @@ async fn monthly_reset_at_new_york_midnight_through_the_engine() {
     let engine = Engine::open(config(dir.path(), clock.clone()))
         .await
         .unwrap();
-    let id = engine
-        .create_tenant(new_tenant("nyc", tz))
-        .await
-        .unwrap()
-        .tenant
-        .id;
-    engine
-        .set_quota(id, "api_requests", block(10))
-        .await
-        .unwrap();
+    let id = tenant_with_quota(&engine, "nyc", tz, "api_requests", 10).await;
     let d = engine
         .increment(id, "api_requests", 10, None, None)
         .await

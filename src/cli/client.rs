@@ -173,7 +173,7 @@ fn print_quotas(quotas: &[Value]) {
             "ACTION",
             "USAGE",
             "LIMIT",
-            "USED",
+            "%",
             "REMAINING",
             "RESETS",
         ],
