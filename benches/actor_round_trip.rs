@@ -24,6 +24,7 @@ fn bench(c: &mut Criterion) {
                 timezone: chrono_tz::UTC,
                 trial_days: None,
                 settings_json: "{}".into(),
+                owner: None,
             })
             .await
             .unwrap();

@@ -58,6 +58,7 @@ pub async fn create(
             timezone,
             trial_days: body.trial_days,
             settings_json,
+            owner: None,
         })
         .await?;
     Ok(created(TenantDto::from(&state)))

@@ -3,7 +3,7 @@
 use crate::actor::{Consistency, TenantMsg};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::EngineError;
-use crate::model::{QuotaPolicy, Tenant, TenantId, TenantStatus, Tier};
+use crate::model::{QuotaPolicy, Role, Tenant, TenantId, TenantStatus, Tier};
 use crate::quota::{
     Decision, OpOutcome, QuotaError, TenantOp, TenantState, TenantUpdate, TierCatalog, validate,
 };
@@ -58,6 +58,8 @@ pub struct NewTenant {
     /// Start as a trial ending after this many days.
     pub trial_days: Option<u32>,
     pub settings_json: String,
+    /// The first owner's user id.
+    pub owner: Option<String>,
 }
 
 /// The result of a reservation request.
@@ -164,6 +166,9 @@ impl Engine {
     pub async fn create_tenant(&self, new: NewTenant) -> Result<TenantState, EngineError> {
         validate::slug(&new.slug)?;
         validate::tenant_name(&new.name)?;
+        if let Some(owner) = &new.owner {
+            validate::user_id(owner)?;
+        }
         let id = Uuid::new_v4();
         let now = self.clock.now_ms();
         self.claim_slug(&new.slug, id, now).await?;
@@ -186,11 +191,17 @@ impl Engine {
         let op = TenantOp::Create {
             tenant,
             quotas: self.catalog.defaults(new.tier).clone(),
+            owner: new.owner,
         };
-        let TenantOp::Create { tenant, quotas } = &op else {
+        let TenantOp::Create {
+            tenant,
+            quotas,
+            owner,
+        } = &op
+        else {
             unreachable!("built above")
         };
-        let created = TenantState::create(tenant.clone(), quotas.clone(), now);
+        let created = TenantState::create(tenant.clone(), quotas.clone(), owner.as_deref(), now);
         if let Err(e) = self.apply(id, op, Some(Consistency::Strict)).await {
             // Give the slug back so a retry can have it.
             let release = Command::Meta(MetaOp::ReleaseSlug {
@@ -285,6 +296,47 @@ impl Engine {
                 overridden: true,
                 ..policy
             },
+        };
+        self.apply(tenant, op, Some(Consistency::Strict)).await?;
+        self.tenant(tenant).await
+    }
+
+    pub async fn add_member(
+        &self,
+        tenant: TenantId,
+        user_id: &str,
+        role: Role,
+    ) -> Result<TenantState, EngineError> {
+        validate::user_id(user_id)?;
+        let op = TenantOp::AddMember {
+            user_id: user_id.to_string(),
+            role,
+        };
+        self.apply(tenant, op, Some(Consistency::Strict)).await?;
+        self.tenant(tenant).await
+    }
+
+    pub async fn remove_member(
+        &self,
+        tenant: TenantId,
+        user_id: &str,
+    ) -> Result<TenantState, EngineError> {
+        let op = TenantOp::RemoveMember {
+            user_id: user_id.to_string(),
+        };
+        self.apply(tenant, op, Some(Consistency::Strict)).await?;
+        self.tenant(tenant).await
+    }
+
+    pub async fn change_role(
+        &self,
+        tenant: TenantId,
+        user_id: &str,
+        role: Role,
+    ) -> Result<TenantState, EngineError> {
+        let op = TenantOp::ChangeRole {
+            user_id: user_id.to_string(),
+            role,
         };
         self.apply(tenant, op, Some(Consistency::Strict)).await?;
         self.tenant(tenant).await

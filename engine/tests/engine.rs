@@ -27,6 +27,7 @@ fn new_tenant(slug: &str, tz: chrono_tz::Tz) -> NewTenant {
         timezone: tz,
         trial_days: None,
         settings_json: "{}".into(),
+        owner: None,
     }
 }
 

@@ -77,10 +77,25 @@ impl ActorState {
                 | TenantOp::Update(_)
                 | TenantOp::ChangeTier { .. }
                 | TenantOp::SetQuota { .. }
+                | TenantOp::AddMember { .. }
+                | TenantOp::RemoveMember { .. }
+                | TenantOp::ChangeRole { .. }
         );
         let applied = match (&mut self.state, &op) {
-            (None, TenantOp::Create { tenant, quotas }) => {
-                self.state = Some(TenantState::create(tenant.clone(), quotas.clone(), now));
+            (
+                None,
+                TenantOp::Create {
+                    tenant,
+                    quotas,
+                    owner,
+                },
+            ) => {
+                self.state = Some(TenantState::create(
+                    tenant.clone(),
+                    quotas.clone(),
+                    owner.as_deref(),
+                    now,
+                ));
                 Ok(crate::quota::Applied {
                     outcome: OpOutcome::Tenant,
                     changed: true,

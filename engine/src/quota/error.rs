@@ -26,6 +26,14 @@ pub enum QuotaError {
         "tenant {tenant} already holds {limit} idempotency keys from the last hour; retry without a key or later"
     )]
     TooManyIdempotencyKeys { tenant: TenantId, limit: usize },
+    #[error("user {user:?} is already a member of tenant {tenant}")]
+    MemberExists { tenant: TenantId, user: String },
+    #[error("user {user:?} is not a member of tenant {tenant}")]
+    MemberNotFound { tenant: TenantId, user: String },
+    #[error("tenant {tenant} must keep at least one owner")]
+    LastOwner { tenant: TenantId },
+    #[error("the {quota} quota ({limit}) is used up")]
+    QuotaExceeded { quota: String, limit: u64 },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
     GaugeUnderflow {
         quota: String,
@@ -52,7 +60,12 @@ impl QuotaError {
             | QuotaError::ReservationNotFound { .. } => ErrorCode::NotFound,
             QuotaError::TenantExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::IdempotencyKeyReused { .. } => ErrorCode::FailedPrecondition,
-            QuotaError::TooManyIdempotencyKeys { .. } => ErrorCode::ResourceExhausted,
+            QuotaError::TooManyIdempotencyKeys { .. } | QuotaError::QuotaExceeded { .. } => {
+                ErrorCode::ResourceExhausted
+            }
+            QuotaError::MemberExists { .. } => ErrorCode::AlreadyExists,
+            QuotaError::MemberNotFound { .. } => ErrorCode::NotFound,
+            QuotaError::LastOwner { .. } => ErrorCode::FailedPrecondition,
         }
     }
 
@@ -69,6 +82,9 @@ impl QuotaError {
                 Some("idempotency_key")
             }
             QuotaError::GaugeUnderflow { .. } => Some("amount"),
+            QuotaError::MemberExists { .. } | QuotaError::MemberNotFound { .. } => Some("userId"),
+            QuotaError::LastOwner { .. } => Some("role"),
+            QuotaError::QuotaExceeded { .. } => Some("quota"),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::error::QuotaError;
 use super::idempotency::{IdempotencyLog, MAX_KEYS};
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
-use crate::model::{QuotaKind, QuotaPolicy, Tenant, TenantStatus, Tier};
+use crate::model::{Member, QuotaKind, QuotaPolicy, Role, Tenant, TenantStatus, Tier, well_known};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -28,6 +28,9 @@ pub struct TenantState {
     pub quotas: BTreeMap<String, QuotaState>,
     pub reservations: BTreeMap<Uuid, Reservation>,
     pub idempotency: IdempotencyLog,
+    /// Members by user id.
+    #[serde(default)]
+    pub members: BTreeMap<String, Member>,
     /// The latest operation time applied. A tenant's time never goes back:
     /// a new actor (after idleness or failover) continues from here even if
     /// its node's clock lags.
@@ -52,6 +55,8 @@ pub enum TenantOp {
     Create {
         tenant: Tenant,
         quotas: BTreeMap<String, QuotaPolicy>,
+        /// The first owner (counts against the `users` quota).
+        owner: Option<String>,
     },
     Update(TenantUpdate),
     /// Move to `tier`; `defaults` are that tier's quotas from the catalog.
@@ -81,6 +86,17 @@ pub enum TenantOp {
     },
     Release {
         reservation_id: Uuid,
+    },
+    AddMember {
+        user_id: String,
+        role: Role,
+    },
+    RemoveMember {
+        user_id: String,
+    },
+    ChangeRole {
+        user_id: String,
+        role: Role,
     },
 }
 
@@ -139,16 +155,48 @@ impl TenantState {
                 .collect(),
             reservations: BTreeMap::new(),
             idempotency: IdempotencyLog::default(),
+            members: BTreeMap::new(),
             last_at_ms: i64::MIN,
         }
     }
 
     /// A new tenant as of `now_ms`; the leader and every replica build it
     /// this same way.
-    pub fn create(tenant: Tenant, quotas: BTreeMap<String, QuotaPolicy>, now_ms: i64) -> Self {
+    pub fn create(
+        tenant: Tenant,
+        quotas: BTreeMap<String, QuotaPolicy>,
+        owner: Option<&str>,
+        now_ms: i64,
+    ) -> Self {
         let mut state = TenantState::new(tenant, quotas);
         state.advance(now_ms);
+        if let Some(owner) = owner {
+            // The first owner always fits: a tier allows at least one user.
+            if let Some(users) = state.quotas.get_mut(well_known::USERS) {
+                users.used += 1;
+            }
+            state.members.insert(
+                owner.to_string(),
+                Member {
+                    user_id: owner.to_string(),
+                    role: Role::Owner,
+                    added_at_ms: now_ms,
+                },
+            );
+        }
         state
+    }
+
+    /// The role of `user_id` in this tenant, if a member.
+    pub fn role_of(&self, user_id: &str) -> Option<Role> {
+        self.members.get(user_id).map(|m| m.role)
+    }
+
+    fn owners(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.role == Role::Owner)
+            .count()
     }
 
     /// Bring time-driven state up to `now_ms`: period resets, reservation
@@ -424,7 +472,67 @@ impl TenantState {
                 }
                 Ok(changed(OpOutcome::Released { amount: r.amount }))
             }
+            TenantOp::AddMember { user_id, role } => {
+                if self.members.contains_key(user_id) {
+                    return Err(QuotaError::MemberExists {
+                        tenant: self.tenant.id,
+                        user: user_id.clone(),
+                    });
+                }
+                if let Some(users) = self.quotas.get_mut(well_known::USERS) {
+                    let d = users.admit(tz, now_ms, 1, Use::Consume);
+                    if !d.allowed {
+                        return Err(QuotaError::QuotaExceeded {
+                            quota: well_known::USERS.to_string(),
+                            limit: d.limit.unwrap_or_default(),
+                        });
+                    }
+                }
+                self.members.insert(
+                    user_id.clone(),
+                    Member {
+                        user_id: user_id.clone(),
+                        role: *role,
+                        added_at_ms: now_ms,
+                    },
+                );
+                Ok(changed(OpOutcome::Tenant))
+            }
+            TenantOp::RemoveMember { user_id } => {
+                let role = self.member_role(user_id)?;
+                if role == Role::Owner && self.owners() == 1 {
+                    return Err(QuotaError::LastOwner {
+                        tenant: self.tenant.id,
+                    });
+                }
+                self.members.remove(user_id);
+                if let Some(users) = self.quotas.get_mut(well_known::USERS) {
+                    let level = users.used;
+                    users.lower(tz, now_ms, level.min(1));
+                }
+                Ok(changed(OpOutcome::Tenant))
+            }
+            TenantOp::ChangeRole { user_id, role } => {
+                let current = self.member_role(user_id)?;
+                if current == Role::Owner && *role != Role::Owner && self.owners() == 1 {
+                    return Err(QuotaError::LastOwner {
+                        tenant: self.tenant.id,
+                    });
+                }
+                if let Some(m) = self.members.get_mut(user_id) {
+                    m.role = *role;
+                }
+                Ok(changed(OpOutcome::Tenant))
+            }
         }
+    }
+
+    fn member_role(&self, user_id: &str) -> Result<Role, QuotaError> {
+        self.role_of(user_id)
+            .ok_or_else(|| QuotaError::MemberNotFound {
+                tenant: self.tenant.id,
+                user: user_id.to_string(),
+            })
     }
 
     fn take_reservation(&mut self, id: &Uuid) -> Result<Reservation, QuotaError> {

@@ -512,3 +512,77 @@ fn idempotency_keys_expire_after_the_retention() {
     log.expire(T0 + super::idempotency::RETENTION_MS);
     assert!(log.get("a").is_none());
 }
+
+#[test]
+fn members_count_against_users_and_the_last_owner_stays() {
+    let cat = TierCatalog::builtin();
+    // FREE: 3 users, the owner is the first.
+    let mut s = TenantState::create(
+        tenant(chrono_tz::UTC),
+        cat.defaults(Tier::Free).clone(),
+        Some("alice"),
+        T0,
+    );
+    assert_eq!(s.role_of("alice"), Some(crate::model::Role::Owner));
+    assert_eq!(s.quotas["users"].used, 1);
+    let add = |u: &str, role| TenantOp::AddMember {
+        user_id: u.into(),
+        role,
+    };
+    use crate::model::Role::*;
+    s.apply(&add("bob", Admin), T0).unwrap();
+    s.apply(&add("carol", Viewer), T0).unwrap();
+    let err = s.apply(&add("dave", Member), T0).unwrap_err();
+    assert!(matches!(err, QuotaError::QuotaExceeded { .. }), "{err}");
+    assert_eq!(err.code().as_str(), "RESOURCE_EXHAUSTED");
+    assert!(matches!(
+        s.apply(&add("bob", Viewer), T0),
+        Err(QuotaError::MemberExists { .. })
+    ));
+    // The only owner can be neither removed nor demoted.
+    let err = s
+        .apply(
+            &TenantOp::RemoveMember {
+                user_id: "alice".into(),
+            },
+            T0,
+        )
+        .unwrap_err();
+    assert!(matches!(err, QuotaError::LastOwner { .. }), "{err}");
+    let demote = TenantOp::ChangeRole {
+        user_id: "alice".into(),
+        role: Admin,
+    };
+    assert!(matches!(
+        s.apply(&demote, T0),
+        Err(QuotaError::LastOwner { .. })
+    ));
+    // With a second owner, she can go.
+    s.apply(
+        &TenantOp::ChangeRole {
+            user_id: "bob".into(),
+            role: Owner,
+        },
+        T0,
+    )
+    .unwrap();
+    s.apply(
+        &TenantOp::RemoveMember {
+            user_id: "alice".into(),
+        },
+        T0,
+    )
+    .unwrap();
+    assert_eq!(s.quotas["users"].used, 2);
+    s.apply(&add("dave", Member), T0).unwrap();
+    assert_eq!(s.members.len(), 3);
+    assert!(matches!(
+        s.apply(
+            &TenantOp::RemoveMember {
+                user_id: "zed".into()
+            },
+            T0
+        ),
+        Err(QuotaError::MemberNotFound { .. })
+    ));
+}

@@ -184,3 +184,15 @@ pub fn reservation_id(id: &str) -> Result<uuid::Uuid, QuotaError> {
     uuid::Uuid::parse_str(id)
         .map_err(|_| QuotaError::invalid("reservation_id", format!("{id:?} is not a UUID")))
 }
+
+/// User ids come from the identity provider (a token's `sub`): 1-128
+/// printable characters.
+pub fn user_id(id: &str) -> Result<(), QuotaError> {
+    if id.is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
+        return Err(QuotaError::invalid(
+            "userId",
+            "a user id has 1 to 128 printable characters",
+        ));
+    }
+    Ok(())
+}

@@ -66,10 +66,19 @@ impl GroupState {
 
     fn apply_op(&mut self, s: &StampedOp) -> Option<OpOutcome> {
         match &s.op {
-            TenantOp::Create { tenant, quotas } => match self.tenants.entry(s.tenant) {
+            TenantOp::Create {
+                tenant,
+                quotas,
+                owner,
+            } => match self.tenants.entry(s.tenant) {
                 std::collections::hash_map::Entry::Occupied(_) => None,
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(TenantState::create(tenant.clone(), quotas.clone(), s.at_ms));
+                    v.insert(TenantState::create(
+                        tenant.clone(),
+                        quotas.clone(),
+                        owner.as_deref(),
+                        s.at_ms,
+                    ));
                     Some(OpOutcome::Tenant)
                 }
             },
