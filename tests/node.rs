@@ -1,7 +1,7 @@
 //! Black-box: the real binary, REST to manage, gRPC to enforce, kill -9.
 mod common;
 
-use common::{Node, create_tenant, set_quota};
+use common::{Node, create_tenant, http, set_quota};
 use quotad_proto::v1 as pb;
 use serde_json::json;
 
@@ -216,7 +216,7 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
     );
 
     // REST: status, envelope, field.
-    let http = reqwest::Client::new();
+    let http = http();
     let cases = [
         (
             "POST",

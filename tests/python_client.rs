@@ -27,6 +27,7 @@ fn python_grpcio_client_runs_the_basic_flow() {
         .args(["--grpc", node.grpc.trim_start_matches("http://")])
         .args(["--http", &node.http])
         .args(["--proto-root", &format!("{root}/proto")])
+        .args(["--token", &common::operator()])
         .output()
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -104,6 +104,9 @@ pub struct CreateTenant {
     pub timezone: Option<String>,
     pub trial_days: Option<u32>,
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The first owner. Operators name one (or none); anyone else becomes
+    /// the owner of what they create.
+    pub owner_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,4 +159,36 @@ pub struct SetQuota {
     /// counter | rate | gauge; inferred from the period or the existing quota.
     pub kind: Option<QuotaKind>,
     pub alert_thresholds: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberDto {
+    pub user_id: String,
+    pub role: String,
+    pub added_at: String,
+}
+
+impl From<&quotad_engine::model::Member> for MemberDto {
+    fn from(m: &quotad_engine::model::Member) -> Self {
+        MemberDto {
+            user_id: m.user_id.clone(),
+            role: m.role.as_str().to_string(),
+            added_at: rfc3339(m.added_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddMember {
+    pub user_id: String,
+    /// owner, admin, member or viewer.
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeRole {
+    pub role: String,
 }

@@ -5,13 +5,17 @@
 //! - [`envelope`]: the JSON envelope and the error type every handler returns.
 //! - [`extract`]: JSON body and path extractors whose rejections use the envelope.
 //! - [`dto`]: request and response bodies (camelCase).
-//! - `tenants`, `quotas`, `health`: the handlers.
+//! - [`auth`]: JWT verification, the caller ([`auth::Principal`]) and
+//!   per-tenant authorization.
+//! - `tenants`, `quotas`, `members`, `health`: the handlers.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod dto;
 pub mod envelope;
 pub mod extract;
 mod health;
+mod members;
 mod quotas;
 mod tenants;
 
@@ -19,14 +23,22 @@ use axum::Router;
 use axum::routing::{get, post, put};
 use quotad_engine::Engine;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub auth: Arc<auth::AuthConfig>,
+    /// Requests refused because they named another tenant than the path.
+    pub cross_tenant_denials: Arc<AtomicU64>,
 }
 
-pub fn router(engine: Arc<Engine>) -> Router {
-    let state = AppState { engine };
+pub fn router(engine: Arc<Engine>, auth: auth::AuthConfig) -> Router {
+    let state = AppState {
+        engine,
+        auth: Arc::new(auth),
+        cross_tenant_denials: Arc::default(),
+    };
     Router::new()
         .route("/api/v1/tenants", post(tenants::create))
         .route(
@@ -39,6 +51,18 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/api/v1/tenants/{id}/quotas/{quota}",
             put(quotas::set).get(quotas::get),
         )
+        .route(
+            "/api/v1/tenants/{id}/members",
+            get(members::list).post(members::add),
+        )
+        .route(
+            "/api/v1/tenants/{id}/members/{user}",
+            put(members::change_role).delete(members::remove),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(envelope::not_found)

@@ -1,16 +1,22 @@
 use crate::AppState;
+use crate::auth::{Need, Principal, authorize, check_context};
 use crate::dto::{QuotaDto, SetQuota};
 use crate::envelope::{ApiError, ApiResult, ok};
 use crate::extract::{ApiJson, ApiPath, tenant_id};
 use axum::extract::State;
-use quotad_engine::model::{Action, Period, QuotaKind, QuotaPolicy, well_known};
+use quotad_engine::error_code::ErrorCode;
+use quotad_engine::model::{Action, Period, QuotaKind, QuotaPolicy, Role, well_known};
 use quotad_engine::quota::validate;
 
 pub async fn list(
     State(s): State<AppState>,
+    p: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Vec<QuotaDto>> {
-    let state = s.engine.tenant(tenant_id(&id)?).await?;
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id)?;
+    let state = s.engine.tenant(id).await?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer))?;
     let now = s.engine.now_ms();
     let tz = state.tenant.timezone;
     Ok(ok(state
@@ -22,9 +28,13 @@ pub async fn list(
 
 pub async fn get(
     State(s): State<AppState>,
+    p: Principal,
     ApiPath((id, quota)): ApiPath<(String, String)>,
 ) -> ApiResult<QuotaDto> {
-    let state = s.engine.tenant(tenant_id(&id)?).await?;
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id)?;
+    let state = s.engine.tenant(id).await?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer))?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(
         &quota,
@@ -38,10 +48,12 @@ pub async fn get(
 /// Usage is kept.
 pub async fn set(
     State(s): State<AppState>,
+    p: Principal,
     ApiPath((id, quota)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<SetQuota>,
 ) -> ApiResult<QuotaDto> {
     let id = tenant_id(&id)?;
+    check_context(&s, &p, id)?;
     validate::quota_name(&quota)?;
     let Some(limit) = body.limit else {
         return Err(ApiError::invalid(
@@ -50,6 +62,22 @@ pub async fn set(
         ));
     };
     let current = s.engine.tenant(id).await?;
+    let caller = authorize(&s, &p, &current, Need::Role(Role::Admin))?;
+    // Tenant admins may shape their quotas but not buy more than their tier
+    // grants: a tier quota's limit stays at or below the tier's.
+    if caller.is_some()
+        && let Some(tier_policy) = s.engine.catalog().defaults(current.tenant.tier).get(&quota)
+        && let Some(tier_limit) = tier_policy.limit
+        && limit.is_none_or(|l| l > tier_limit)
+    {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "the {} tier allows {quota} up to {tier_limit}; only a platform operator may set more",
+                current.tenant.tier
+            ),
+        ));
+    }
     let existing = current.quotas.get(&quota).map(|q| &q.policy);
     let kind = body.kind.unwrap_or_else(|| match (body.period, existing) {
         (Some(Period::Second | Period::Minute), _) => QuotaKind::Rate,

@@ -1,10 +1,12 @@
 use crate::AppState;
+use crate::auth::{Need, Principal, authorize, check_context};
 use crate::dto::{CreateTenant, TenantDto, TierChangeDto, UpdateTenant, Upgrade};
 use crate::envelope::{ApiError, ApiResult, created, ok};
 use crate::extract::{ApiJson, ApiPath, tenant_id};
 use axum::extract::State;
 use quotad_engine::NewTenant;
-use quotad_engine::model::{TenantStatus, Tier};
+use quotad_engine::error_code::ErrorCode;
+use quotad_engine::model::{Role, TenantStatus, Tier};
 use quotad_engine::quota::{TenantUpdate, validate};
 
 /// Settings objects larger than this are refused.
@@ -33,8 +35,22 @@ fn settings_json(s: &serde_json::Map<String, serde_json::Value>) -> Result<Strin
 
 pub async fn create(
     State(s): State<AppState>,
+    p: Principal,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> ApiResult<TenantDto> {
+    let owner = if p.is_operator() {
+        body.owner_id.clone()
+    } else {
+        match &body.owner_id {
+            Some(o) if *o != p.user => {
+                return Err(ApiError::new(
+                    ErrorCode::PermissionDenied,
+                    "only a platform operator may create a tenant for someone else (ownerId)",
+                ));
+            }
+            _ => Some(p.user.clone()),
+        }
+    };
     let tier = match &body.tier {
         Some(t) => tier(t)?,
         None => Tier::Free,
@@ -58,24 +74,38 @@ pub async fn create(
             timezone,
             trial_days: body.trial_days,
             settings_json,
-            owner: None,
+            owner,
         })
         .await?;
     Ok(created(TenantDto::from(&state)))
 }
 
-pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<TenantDto> {
-    let state = s.engine.tenant(tenant_id(&id)?).await?;
+pub async fn get(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<TenantDto> {
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id)?;
+    let state = s.engine.tenant(id).await?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer))?;
     Ok(ok(TenantDto::from(&state)))
 }
 
 pub async fn update(
     State(s): State<AppState>,
+    p: Principal,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateTenant>,
 ) -> ApiResult<TenantDto> {
     let id = tenant_id(&id)?;
+    check_context(&s, &p, id)?;
     let current = s.engine.tenant(id).await?;
+    authorize(&s, &p, &current, Need::Role(Role::Admin))?;
+    if body.status.is_some() {
+        // Suspension and reactivation are the platform's decisions.
+        authorize(&s, &p, &current, Need::Operator)?;
+    }
     if let Some(slug) = &body.slug
         && *slug != current.tenant.slug
     {
@@ -126,10 +156,14 @@ pub async fn update(
 
 pub async fn upgrade(
     State(s): State<AppState>,
+    p: Principal,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Upgrade>,
 ) -> ApiResult<TierChangeDto> {
     let id = tenant_id(&id)?;
+    check_context(&s, &p, id)?;
+    let current = s.engine.tenant(id).await?;
+    authorize(&s, &p, &current, Need::Role(Role::Owner))?;
     let tier = tier(&body.tier)?;
     let (state, over_limit) = s.engine.change_tier(id, tier).await?;
     Ok(ok(TierChangeDto {

@@ -28,6 +28,9 @@ pub struct Conn {
     /// Print the raw JSON answer.
     #[arg(long, global = true)]
     json: bool,
+    /// Bearer token for the control plane (see `quotad token`).
+    #[arg(long, env = "QUOTAD_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +100,9 @@ async fn rest(
 ) -> anyhow::Result<Value> {
     let url = format!("{}{}", conn.http.trim_end_matches('/'), path);
     let mut req = reqwest::Client::new().request(method, &url);
+    if let Some(t) = &conn.token {
+        req = req.bearer_auth(t);
+    }
     if let Some(b) = body {
         req = req.json(&b);
     }

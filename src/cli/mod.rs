@@ -1,7 +1,9 @@
 //! Command line: `serve` runs a node; the other subcommands are clients.
 mod client;
+mod secret;
 mod serve;
 mod table;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +24,8 @@ pub struct Cli {
 enum Command {
     /// Run a node.
     Serve(serve::ServeArgs),
+    /// Mint a bearer token (HS256) for the control plane.
+    Token(token::TokenArgs),
     /// Manage tenants (REST control plane).
     Tenant {
         #[command(subcommand)]
@@ -59,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let conn = cli.conn;
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Token(args) => token::run(args),
         Command::Tenant { cmd } => client::tenant(&conn, cmd).await,
         Command::Quota { cmd } => client::quota(&conn, cmd).await,
         Command::Check { args } => client::check(&conn, args).await,

@@ -2,6 +2,7 @@
 //! engine, the gRPC server and the REST control plane.
 use anyhow::{Context, bail};
 use clap::Args;
+use quotad_control_plane::auth::AuthConfig;
 use quotad_engine::actor::Consistency;
 use quotad_engine::quota::TierCatalog;
 use quotad_engine::{Engine, EngineConfig};
@@ -42,6 +43,9 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text]
     #[arg(long, env = "QUOTAD_LOG_FORMAT")]
     log_format: Option<String>,
+    /// PEM RSA public key accepting RS256 tokens too.
+    #[arg(long, env = "JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -56,6 +60,7 @@ struct FileConfig {
     actor_idle_secs: Option<u64>,
     snapshot_every: Option<u64>,
     log_format: Option<String>,
+    jwt_public_key: Option<PathBuf>,
 }
 
 /// Validated settings of a node.
@@ -70,6 +75,7 @@ struct Settings {
     actor_idle: Duration,
     snapshot_every: u64,
     json_logs: bool,
+    jwt_public_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -134,6 +140,7 @@ impl Settings {
             ),
             snapshot_every,
             json_logs,
+            jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
         })
     }
 }
@@ -171,6 +178,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP address {}", s.http_addr))?;
 
+    // JWT_SECRET, or a secret generated once into the data dir.
+    let mut auth = AuthConfig::hs256(&super::secret::resolve(&s.data_dir, true)?)?;
+    if let Some(pem) = &s.jwt_public_key {
+        let key = std::fs::read(pem)
+            .with_context(|| format!("reading JWT public key {}", pem.display()))?;
+        auth = auth.with_rs256_pem(&key)?;
+    }
+
     let mut config = EngineConfig::new(&s.data_dir);
     config.shards = s.shards;
     config.default_consistency = s.consistency;
@@ -191,7 +206,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tokio_stream::wrappers::TcpListenerStream::new(grpc),
             shutdown_signal(),
         );
-    let http_server = axum::serve(http, quotad_control_plane::router(engine.clone()))
+    let http_server = axum::serve(http, quotad_control_plane::router(engine.clone(), auth))
         .with_graceful_shutdown(shutdown_signal());
 
     tracing::info!(%grpc_addr, %http_addr, data_dir = %s.data_dir.display(), shards = s.shards, "quotad serving");

@@ -6,6 +6,43 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The nodes' JWT secret in tests.
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+
+/// A token signed with the test secret, valid for an hour (or expired,
+/// with a negative lifetime).
+pub fn token_for(sub: &str, tenant: Option<&str>, roles: &[&str], lifetime_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = quotad_control_plane::auth::Claims {
+        sub: sub.into(),
+        tenant_id: tenant.map(str::to_string),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        exp: (now + lifetime_secs) as u64,
+        iat: Some(now as u64),
+    };
+    quotad_control_plane::auth::mint(SECRET.as_bytes(), &claims).unwrap()
+}
+
+pub fn operator() -> String {
+    token_for("ops", None, &["operator"], 3600)
+}
+
+/// An HTTP client that sends the operator's token.
+pub fn http() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", operator()).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 pub struct Node {
     child: Child,
     pub grpc: String,
@@ -27,6 +64,7 @@ impl Node {
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
+            .env("JWT_SECRET", SECRET)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -91,7 +129,7 @@ impl Drop for Node {
 
 /// `POST /api/v1/tenants`, returning the new tenant's id.
 pub async fn create_tenant(node: &Node, slug: &str, tier: &str) -> String {
-    let resp = reqwest::Client::new()
+    let resp = http()
         .post(node.url("/api/v1/tenants"))
         .json(&serde_json::json!({"name": format!("Tenant {slug}"), "slug": slug, "tier": tier}))
         .send()
@@ -110,7 +148,7 @@ pub async fn set_quota(
     quota: &str,
     body: serde_json::Value,
 ) -> serde_json::Value {
-    let resp = reqwest::Client::new()
+    let resp = http()
         .put(node.url(&format!("/api/v1/tenants/{tenant}/quotas/{quota}")))
         .json(&body)
         .send()

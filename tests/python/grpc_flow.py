@@ -1,7 +1,7 @@
 """A third-party client of quotad: Python grpcio with stubs generated from
 proto/ at run time, plus the REST control plane through urllib.
 
-Usage: grpc_flow.py --grpc HOST:PORT --http http://HOST:PORT --proto-root DIR
+Usage: grpc_flow.py --grpc HOST:PORT --http http://HOST:PORT --proto-root DIR --token JWT
 Exits non-zero on the first failed expectation.
 """
 import argparse
@@ -15,10 +15,13 @@ import grpc
 from grpc_tools import protoc
 
 
+TOKEN = None
+
+
 def rest(base, method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.load(r)
@@ -38,7 +41,10 @@ def main():
     ap.add_argument("--grpc", required=True)
     ap.add_argument("--http", required=True)
     ap.add_argument("--proto-root", required=True)
+    ap.add_argument("--token", required=True, help="bearer token for the control plane")
     a = ap.parse_args()
+    global TOKEN
+    TOKEN = a.token
 
     out = tempfile.mkdtemp(prefix="quotad-py-")
     rc = protoc.main(["protoc", f"-I{a.proto_root}", f"--python_out={out}",

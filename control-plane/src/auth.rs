@@ -1,0 +1,344 @@
+//! Bearer-token authentication (JWT) and per-tenant authorization.
+//!
+//! Tokens are HS256 (shared secret) or RS256 (public key) with claims
+//! `sub` (user id), `tenant_id` (optional), `roles` (array), `exp`. The
+//! role `operator` is a platform operator. Anything else that is wrong with
+//! a token (bad signature, `alg: none`, an algorithm not configured,
+//! expired, a claim missing) is a 401.
+//!
+//! Authorization for a tenant: operators may do everything. Others must be a
+//! member of the tenant; their role is the member role, narrowed (never
+//! widened) by the tenant roles listed in the token. A token scoped to
+//! another tenant (`tenant_id`), or an `X-Tenant-ID` header naming another
+//! tenant than the path, is refused with 403 and counted as a cross-tenant
+//! access violation.
+use crate::AppState;
+use crate::envelope::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use quotad_engine::error_code::ErrorCode;
+use quotad_engine::model::{Role, TenantId};
+use quotad_engine::quota::TenantState;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+
+pub const OPERATOR: &str = "operator";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    pub roles: Vec<String>,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+/// Keys that verify tokens. The secret is kept out of `Debug`.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    hs256: Option<DecodingKey>,
+    rs256: Option<DecodingKey>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("hs256", &self.hs256.as_ref().map(|_| "<secret>"))
+            .field("rs256", &self.rs256.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("the JWT secret must be at least 16 bytes")]
+    WeakSecret,
+    #[error("the RS256 public key is not a PEM RSA public key: {0}")]
+    BadPublicKey(jsonwebtoken::errors::Error),
+    #[error("cannot sign a token: {0}")]
+    Sign(jsonwebtoken::errors::Error),
+}
+
+impl AuthConfig {
+    pub fn hs256(secret: &[u8]) -> Result<Self, AuthError> {
+        if secret.len() < 16 {
+            return Err(AuthError::WeakSecret);
+        }
+        Ok(AuthConfig {
+            hs256: Some(DecodingKey::from_secret(secret)),
+            rs256: None,
+        })
+    }
+
+    pub fn with_rs256_pem(mut self, pem: &[u8]) -> Result<Self, AuthError> {
+        self.rs256 = Some(DecodingKey::from_rsa_pem(pem).map_err(AuthError::BadPublicKey)?);
+        Ok(self)
+    }
+
+    /// Verify a token; the error says what was wrong (for the 401 message).
+    pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let key = match header.alg {
+            Algorithm::HS256 => self.hs256.as_ref(),
+            Algorithm::RS256 => self.rs256.as_ref(),
+            _ => None,
+        }
+        .ok_or_else(|| format!("tokens signed with {:?} are not accepted", header.alg))?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token has expired".to_string(),
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                "token signature is invalid".to_string()
+            }
+            _ => format!("invalid token: {e}"),
+        })?;
+        if data.claims.sub.is_empty() {
+            return Err("token has an empty sub".into());
+        }
+        Ok(data.claims)
+    }
+}
+
+/// Sign an HS256 token (`quotad token`, tests).
+pub fn mint(secret: &[u8], claims: &Claims) -> Result<String, AuthError> {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(AuthError::Sign)
+}
+
+/// The caller, from a verified bearer token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: String,
+    pub token_tenant: Option<String>,
+    pub roles: Vec<String>,
+    /// `X-Tenant-ID`, if the request carried one.
+    pub header_tenant: Option<String>,
+}
+
+impl Principal {
+    pub fn is_operator(&self) -> bool {
+        self.roles.iter().any(|r| r == OPERATOR)
+    }
+
+    /// The highest tenant role the token grants, if it lists any.
+    fn token_cap(&self) -> Option<Role> {
+        self.roles
+            .iter()
+            .filter_map(|r| r.parse::<Role>().ok())
+            .max()
+    }
+}
+
+fn unauthenticated(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated, message)
+}
+
+impl Principal {
+    fn from_headers(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("missing Authorization: Bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| unauthenticated("Authorization must be \"Bearer <token>\""))?;
+        let claims = state.auth.verify(token.trim()).map_err(unauthenticated)?;
+        let header_tenant = parts
+            .headers
+            .get("x-tenant-id")
+            .map(|v| v.to_str().unwrap_or("<not text>").to_string());
+        Ok(Principal {
+            user: claims.sub,
+            token_tenant: claims.tenant_id,
+            roles: claims.roles,
+            header_tenant,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Principal>() {
+            Some(p) => Ok(p.clone()),
+            None => Principal::from_headers(parts, state),
+        }
+    }
+}
+
+/// Middleware on every `/api/v1` route: no valid token, no handler. Handlers
+/// then authorize per tenant with the [`Principal`] it leaves behind.
+pub async fn require_token(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (mut parts, body) = req.into_parts();
+    match Principal::from_headers(&parts, &state) {
+        Ok(p) => {
+            parts.extensions.insert(p);
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+/// What an action needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Role(Role),
+    Operator,
+}
+
+/// Check the tenant context (path vs token vs header) without the tenant's
+/// state: a mismatch is refused before anything is read.
+pub fn check_context(state: &AppState, p: &Principal, tenant: TenantId) -> Result<(), ApiError> {
+    let id = tenant.to_string();
+    let mismatch = |what: &str, other: &str| {
+        state.cross_tenant_denials.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(user = %p.user, path_tenant = %id, %what, other, "cross-tenant access refused");
+        ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!("{what} names tenant {other}, not {id}"),
+        )
+    };
+    if let Some(t) = &p.token_tenant
+        && !t.eq_ignore_ascii_case(&id)
+        && !p.is_operator()
+    {
+        return Err(mismatch("the token", t));
+    }
+    if let Some(h) = &p.header_tenant
+        && !h.eq_ignore_ascii_case(&id)
+    {
+        return Err(mismatch("X-Tenant-ID", h));
+    }
+    Ok(())
+}
+
+/// The caller's effective role in the tenant, if allowed `need`.
+pub fn authorize(
+    state: &AppState,
+    p: &Principal,
+    t: &TenantState,
+    need: Need,
+) -> Result<Option<Role>, ApiError> {
+    check_context(state, p, t.tenant.id)?;
+    if p.is_operator() {
+        return Ok(None);
+    }
+    let denied = |why: String| ApiError::new(ErrorCode::PermissionDenied, why);
+    let member = t.role_of(&p.user).ok_or_else(|| {
+        denied(format!(
+            "user {:?} is not a member of tenant {}",
+            p.user, t.tenant.id
+        ))
+    })?;
+    let role = match p.token_cap() {
+        Some(cap) => member.min(cap),
+        None => member,
+    };
+    match need {
+        Need::Operator => Err(denied("only a platform operator may do this".into())),
+        Need::Role(min) if role < min => Err(denied(format!(
+            "role {} may not do this; it needs {}",
+            role.as_str(),
+            min.as_str()
+        ))),
+        Need::Role(_) => Ok(Some(role)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn claims(exp_from_now: i64) -> Claims {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        Claims {
+            sub: "alice".into(),
+            tenant_id: None,
+            roles: vec!["admin".into()],
+            exp: (now + exp_from_now) as u64,
+            iat: None,
+        }
+    }
+
+    #[test]
+    fn good_tokens_pass_and_bad_ones_say_why() {
+        let auth = AuthConfig::hs256(SECRET).unwrap();
+        let good = mint(SECRET, &claims(600)).unwrap();
+        assert_eq!(auth.verify(&good).unwrap().sub, "alice");
+
+        let expired = mint(SECRET, &claims(-600)).unwrap();
+        assert!(auth.verify(&expired).unwrap_err().contains("expired"));
+
+        let other = mint(b"another-secret-of-32-bytes-long!", &claims(600)).unwrap();
+        assert!(auth.verify(&other).unwrap_err().contains("signature"));
+
+        // alg: none, unsigned.
+        let header = base64url(r#"{"alg":"none","typ":"JWT"}"#);
+        let body = base64url(&serde_json::to_string(&claims(600)).unwrap());
+        assert!(auth.verify(&format!("{header}.{body}.")).is_err());
+
+        // A claim missing (roles).
+        let body = base64url(r#"{"sub":"alice","exp":99999999999}"#);
+        let sig_input = format!("{}.{body}", base64url(r#"{"alg":"HS256","typ":"JWT"}"#));
+        let unsigned = jsonwebtoken::crypto::sign(
+            sig_input.as_bytes(),
+            &EncodingKey::from_secret(SECRET),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        assert!(
+            auth.verify(&format!("{sig_input}.{unsigned}"))
+                .unwrap_err()
+                .contains("invalid token")
+        );
+
+        assert!(AuthConfig::hs256(b"short").is_err());
+    }
+
+    fn base64url(s: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = s.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}

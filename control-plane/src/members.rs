@@ -1,0 +1,85 @@
+use crate::AppState;
+use crate::auth::{Need, Principal, authorize};
+use crate::dto::{AddMember, ChangeRole, MemberDto};
+use crate::envelope::{ApiError, ApiResult, created, ok};
+use crate::extract::{ApiJson, ApiPath, tenant_id};
+use axum::extract::State;
+use quotad_engine::error_code::ErrorCode;
+use quotad_engine::model::Role;
+use quotad_engine::quota::TenantState;
+
+fn role(raw: &str) -> Result<Role, ApiError> {
+    raw.parse()
+        .map_err(|e: quotad_engine::model::UnknownRole| ApiError::invalid("role", e.to_string()))
+}
+
+fn members(state: &TenantState) -> Vec<MemberDto> {
+    state.members.values().map(MemberDto::from).collect()
+}
+
+/// Only owners (and operators) make, unmake or remove owners.
+fn owner_business(caller: Option<Role>, touches_owner: bool) -> Result<(), ApiError> {
+    if touches_owner && caller.is_some_and(|r| r < Role::Owner) {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "only an owner may grant, change or remove the owner role",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Vec<MemberDto>> {
+    let state = s.engine.tenant(tenant_id(&id)?).await?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer))?;
+    Ok(ok(members(&state)))
+}
+
+pub async fn add(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AddMember>,
+) -> ApiResult<Vec<MemberDto>> {
+    let id = tenant_id(&id)?;
+    let state = s.engine.tenant(id).await?;
+    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin))?;
+    let role = role(&body.role)?;
+    owner_business(caller, role == Role::Owner)?;
+    let state = s.engine.add_member(id, &body.user_id, role).await?;
+    Ok(created(members(&state)))
+}
+
+pub async fn change_role(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath((id, user)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ChangeRole>,
+) -> ApiResult<Vec<MemberDto>> {
+    let id = tenant_id(&id)?;
+    let state = s.engine.tenant(id).await?;
+    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin))?;
+    let role = role(&body.role)?;
+    owner_business(
+        caller,
+        role == Role::Owner || state.role_of(&user) == Some(Role::Owner),
+    )?;
+    let state = s.engine.change_role(id, &user, role).await?;
+    Ok(ok(members(&state)))
+}
+
+pub async fn remove(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath((id, user)): ApiPath<(String, String)>,
+) -> ApiResult<Vec<MemberDto>> {
+    let id = tenant_id(&id)?;
+    let state = s.engine.tenant(id).await?;
+    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin))?;
+    owner_business(caller, state.role_of(&user) == Some(Role::Owner))?;
+    let state = s.engine.remove_member(id, &user).await?;
+    Ok(ok(members(&state)))
+}

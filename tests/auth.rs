@@ -1,0 +1,369 @@
+//! Black-box: authentication and per-tenant authorization of the control
+//! plane, and member management.
+mod common;
+
+use common::{Node, http, token_for};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn create_owned(node: &Node, slug: &str, owner: &str) -> String {
+    let r = http()
+        .post(node.url("/api/v1/tenants"))
+        .json(&json!({"name": slug, "slug": slug, "ownerId": owner}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    v["data"]["id"].as_str().unwrap().to_string()
+}
+
+async fn call(
+    node: &Node,
+    token: Option<&str>,
+    method: &Method,
+    path: &str,
+    body: &Option<Value>,
+) -> (u16, Value) {
+    let mut r = reqwest::Client::new().request(method.clone(), node.url(path));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Everything an operator can see of a tenant.
+async fn snapshot(node: &Node, tenant: &str) -> Value {
+    let mut out = serde_json::Map::new();
+    for part in ["", "/quotas", "/members"] {
+        let v: Value = http()
+            .get(node.url(&format!("/api/v1/tenants/{tenant}{part}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        out.insert(part.to_string(), v["data"].clone());
+    }
+    Value::Object(out)
+}
+
+fn tampered(token: &str) -> String {
+    // Swap the payload for one claiming to be an operator; the signature no
+    // longer matches.
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = token_for("alice", None, &["operator"], 3600);
+    let forged_payload = forged.split('.').nth(1).unwrap();
+    format!("{}.{}.{}", parts[0], forged_payload, parts[2])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let a = create_owned(&node, "tenant-a", "alice").await;
+    let _b = create_owned(&node, "tenant-b", "bob").await;
+    let owner_a = token_for("alice", Some(&a), &[], 3600);
+    let (status, _) = call(
+        &node,
+        Some(&owner_a),
+        &Method::POST,
+        &format!("/api/v1/tenants/{a}/members"),
+        &Some(json!({"userId": "victor", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let before = snapshot(&node, &a).await;
+
+    let endpoints: Vec<(Method, String, Option<Value>, bool)> = vec![
+        (Method::GET, format!("/api/v1/tenants/{a}"), None, false),
+        (
+            Method::PUT,
+            format!("/api/v1/tenants/{a}"),
+            Some(json!({"name": "Renamed"})),
+            true,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{a}/upgrade"),
+            Some(json!({"tier": "STARTER"})),
+            true,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/tenants/{a}/quotas"),
+            None,
+            false,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/tenants/{a}/quotas/api_requests"),
+            None,
+            false,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/tenants/{a}/quotas/api_requests"),
+            Some(json!({"limit": 5})),
+            true,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/tenants/{a}/members"),
+            None,
+            false,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{a}/members"),
+            Some(json!({"userId": "mallory", "role": "member"})),
+            true,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/tenants/{a}/members/victor"),
+            Some(json!({"role": "admin"})),
+            true,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/tenants/{a}/members/victor"),
+            None,
+            true,
+        ),
+    ];
+    let expired = token_for("alice", Some(&a), &[], -3600);
+    let bad_sig = tampered(&owner_a);
+    let other_tenant = token_for("bob", Some(&_b), &["owner"], 3600);
+    let viewer = token_for("victor", Some(&a), &["viewer"], 3600);
+    let header_mismatch = owner_a.clone();
+
+    let mut checked = 0;
+    for (method, path, body, write) in &endpoints {
+        for (name, token, want) in [
+            ("no token", None, 401),
+            ("expired", Some(expired.as_str()), 401),
+            ("tampered", Some(bad_sig.as_str()), 401),
+            ("other tenant's token", Some(other_tenant.as_str()), 403),
+        ] {
+            let (status, v) = call(&node, token, method, path, body).await;
+            assert_eq!(status, want, "{name}: {method} {path}: {v}");
+            assert_eq!(v["success"], false);
+            checked += 1;
+        }
+        let (status, v) = call(&node, Some(&viewer), method, path, body).await;
+        let want = if *write { 403 } else { 200 };
+        assert_eq!(status, want, "viewer: {method} {path}: {v}");
+        // X-Tenant-ID naming another tenant than the path.
+        let mut r = reqwest::Client::new()
+            .request(method.clone(), node.url(path))
+            .bearer_auth(&header_mismatch)
+            .header("x-tenant-id", &_b);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        assert_eq!(
+            r.send().await.unwrap().status(),
+            403,
+            "X-Tenant-ID mismatch: {method} {path}"
+        );
+        checked += 2;
+    }
+    assert_eq!(checked, endpoints.len() * 6);
+    assert_eq!(
+        snapshot(&node, &a).await,
+        before,
+        "refused requests changed nothing"
+    );
+
+    // Creating a tenant needs a valid token, and only operators create for others.
+    for token in [None, Some(expired.as_str()), Some(bad_sig.as_str())] {
+        let (status, _) = call(
+            &node,
+            token,
+            &Method::POST,
+            "/api/v1/tenants",
+            &Some(json!({"name": "n", "slug": "n"})),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let (status, v) = call(
+        &node,
+        Some(&viewer),
+        &Method::POST,
+        "/api/v1/tenants",
+        &Some(json!({"name": "n", "slug": "n", "ownerId": "alice"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_flows_last_owner_and_users_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    // Self-service: alice creates a FREE tenant and owns it.
+    let alice = token_for("alice", None, &[], 3600);
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        "/api/v1/tenants",
+        &Some(json!({"name": "Acme", "slug": "acme"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let t = v["data"]["id"].as_str().unwrap().to_string();
+    let members = format!("/api/v1/tenants/{t}/members");
+    let add = |user: &str, role: &str| Some(json!({"userId": user, "role": role}));
+
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &members,
+        &add("bob", "admin"),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+
+    // An admin may add members but not owners.
+    let bob = token_for("bob", Some(&t), &[], 3600);
+    let (status, v) = call(
+        &node,
+        Some(&bob),
+        &Method::POST,
+        &members,
+        &add("carol", "owner"),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    let (status, _) = call(
+        &node,
+        Some(&bob),
+        &Method::POST,
+        &members,
+        &add("carol", "member"),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // FREE allows 3 users: a fourth is refused, naming the quota.
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &members,
+        &add("dave", "viewer"),
+    )
+    .await;
+    assert_eq!(status, 429, "{v}");
+    assert_eq!(v["error"]["code"], "RESOURCE_EXHAUSTED");
+    assert!(v["error"]["message"].as_str().unwrap().contains("users"));
+
+    // The last owner can be neither removed nor demoted.
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::DELETE,
+        &format!("{members}/alice"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    let (status, _) = call(
+        &node,
+        Some(&alice),
+        &Method::PUT,
+        &format!("{members}/alice"),
+        &Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+
+    // Role change, then removal frees a seat.
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::PUT,
+        &format!("{members}/carol"),
+        &Some(json!({"role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let carol = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["userId"] == "carol")
+        .unwrap()
+        .clone();
+    assert_eq!(carol["role"], "viewer");
+    let (status, _) = call(
+        &node,
+        Some(&bob),
+        &Method::DELETE,
+        &format!("{members}/carol"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &members,
+        &add("dave", "viewer"),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // Usage of `users` follows membership.
+    let (_, v) = call(
+        &node,
+        Some(&alice),
+        &Method::GET,
+        &format!("/api/v1/tenants/{t}/quotas/users"),
+        &None,
+    )
+    .await;
+    assert_eq!(v["data"]["usage"], 3);
+
+    // Tenant admins may lower a tier quota but not raise it past the tier.
+    let (status, v) = call(
+        &node,
+        Some(&bob),
+        &Method::PUT,
+        &format!("/api/v1/tenants/{t}/quotas/api_requests"),
+        &Some(json!({"limit": 20000})),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    let (status, _) = call(
+        &node,
+        Some(&bob),
+        &Method::PUT,
+        &format!("/api/v1/tenants/{t}/quotas/api_requests"),
+        &Some(json!({"limit": 500})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Suspension is the platform's call.
+    let (status, _) = call(
+        &node,
+        Some(&alice),
+        &Method::PUT,
+        &format!("/api/v1/tenants/{t}"),
+        &Some(json!({"status": "SUSPENDED"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
