@@ -49,6 +49,9 @@ pub enum TenantCmd {
         timezone: String,
         #[arg(long)]
         trial_days: Option<u32>,
+        /// The first owner's user id (operators only; others own what they create).
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// Show a tenant.
     Get { id: String },
@@ -195,10 +198,14 @@ pub async fn tenant(conn: &Conn, cmd: TenantCmd) -> anyhow::Result<()> {
             tier,
             timezone,
             trial_days,
+            owner,
         } => {
             let mut body = json!({"slug": slug, "name": name, "tier": tier, "timezone": timezone});
             if let Some(d) = trial_days {
                 body["trialDays"] = json!(d);
+            }
+            if let Some(o) = owner {
+                body["ownerId"] = json!(o);
             }
             rest(conn, reqwest::Method::POST, "/api/v1/tenants", Some(body)).await?
         }
