@@ -3,6 +3,7 @@
 //! durable redb append.
 use criterion::{Criterion, criterion_group, criterion_main};
 use quotad_engine::actor::Consistency;
+use quotad_engine::audit::AuditMeta;
 use quotad_engine::model::Tier;
 use quotad_engine::{Engine, EngineConfig, NewTenant};
 use std::hint::black_box;
@@ -17,15 +18,18 @@ fn bench(c: &mut Criterion) {
     let (engine, tenant) = rt.block_on(async {
         let engine = Engine::open(EngineConfig::new(dir.path())).await.unwrap();
         let t = engine
-            .create_tenant(NewTenant {
-                slug: "bench".into(),
-                name: "Bench".into(),
-                tier: Tier::Enterprise,
-                timezone: chrono_tz::UTC,
-                trial_days: None,
-                settings_json: "{}".into(),
-                owner: None,
-            })
+            .create_tenant(
+                NewTenant {
+                    slug: "bench".into(),
+                    name: "Bench".into(),
+                    tier: Tier::Enterprise,
+                    timezone: chrono_tz::UTC,
+                    trial_days: None,
+                    settings_json: "{}".into(),
+                    owner: None,
+                },
+                &AuditMeta::new("bench", "bench"),
+            )
             .await
             .unwrap();
         (engine, t.tenant.id)

@@ -137,6 +137,13 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
             None,
             true,
         ),
+        // Reading the audit log needs admin: a viewer is refused like a writer.
+        (
+            Method::GET,
+            format!("/api/v1/tenants/{a}/audit"),
+            None,
+            true,
+        ),
     ];
     let expired = token_for("alice", Some(&a), &[], -3600);
     let bad_sig = tampered(&owner_a);
@@ -181,6 +188,31 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
         before,
         "refused requests changed nothing"
     );
+
+    // Each cross-tenant attempt (another tenant's token, a mismatched
+    // X-Tenant-ID) left an audit event on the tenant it targeted.
+    let (status, v) = call(
+        &node,
+        Some(&owner_a),
+        &Method::GET,
+        &format!("/api/v1/tenants/{a}/audit?action=access.denied&limit=1000"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let denials = v["data"]["events"].as_array().unwrap();
+    assert_eq!(denials.len(), endpoints.len() * 2);
+    assert!(
+        denials
+            .iter()
+            .any(|e| e["actor"] == "bob" && e["after"]["source"] == "the token")
+    );
+    assert!(
+        denials
+            .iter()
+            .any(|e| e["actor"] == "alice" && e["after"]["source"] == "X-Tenant-ID")
+    );
+    assert_eq!(v["data"]["chain"]["valid"], true);
 
     // Creating a tenant needs a valid token, and only operators create for others.
     for token in [None, Some(expired.as_str()), Some(bad_sig.as_str())] {
@@ -356,6 +388,67 @@ async fn member_flows_last_owner_and_users_quota() {
     )
     .await;
     assert_eq!(status, 200);
+    // Every change is in the audit chain, with who did it and before/after.
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::GET,
+        &format!("/api/v1/tenants/{t}/audit?limit=2"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let page = &v["data"];
+    assert_eq!(page["chain"]["valid"], true);
+    assert_eq!(page["events"][0]["action"], "tenant.created");
+    assert_eq!(page["events"][0]["actor"], "alice");
+    assert_eq!(page["events"][1]["prevHash"], page["events"][0]["hash"]);
+    let after = page["nextAfter"].as_u64().unwrap();
+    let (_, v) = call(
+        &node,
+        Some(&alice),
+        &Method::GET,
+        &format!("/api/v1/tenants/{t}/audit?after={after}&limit=100"),
+        &None,
+    )
+    .await;
+    let rest = v["data"]["events"].as_array().unwrap();
+    let actions: Vec<&str> = rest.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "member.added",
+            "member.role_changed",
+            "member.removed",
+            "member.added",
+            "quota.updated"
+        ],
+    );
+    let quota_change = rest.last().unwrap();
+    assert_eq!(
+        (
+            quota_change["actor"].as_str(),
+            quota_change["target"].as_str()
+        ),
+        (Some("bob"), Some("api_requests"))
+    );
+    assert_eq!(
+        (
+            quota_change["before"]["limit"].as_u64(),
+            quota_change["after"]["limit"].as_u64()
+        ),
+        (Some(10_000), Some(500))
+    );
+    let (status, _) = call(
+        &node,
+        Some(&alice),
+        &Method::GET,
+        &format!("/api/v1/tenants/{t}/audit?from=yesterday"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 400);
+
     // Suspension is the platform's call.
     let (status, _) = call(
         &node,

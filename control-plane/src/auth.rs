@@ -17,6 +17,7 @@ use crate::envelope::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use quotad_engine::audit::AuditMeta;
 use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::{Role, TenantId};
 use quotad_engine::quota::TenantState;
@@ -121,6 +122,8 @@ pub fn mint(secret: &[u8], claims: &Claims) -> Result<String, AuthError> {
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: String,
+    /// This request's id (`X-Request-ID`, or one made up), for logs and audit.
+    pub request_id: String,
     pub token_tenant: Option<String>,
     pub roles: Vec<String>,
     /// `X-Tenant-ID`, if the request carried one.
@@ -128,6 +131,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Who is acting, for the audit log.
+    pub fn audit(&self) -> AuditMeta {
+        AuditMeta::new(&self.user, &self.request_id)
+    }
+
     pub fn is_operator(&self) -> bool {
         self.roles.iter().any(|r| r == OPERATOR)
     }
@@ -164,8 +172,14 @@ impl Principal {
             .headers
             .get("x-tenant-id")
             .map(|v| v.to_str().unwrap_or("<not text>").to_string());
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
         Ok(Principal {
             user: claims.sub,
+            request_id,
             token_tenant: claims.tenant_id,
             roles: claims.roles,
             header_tenant,
@@ -185,6 +199,32 @@ impl FromRequestParts<AppState> for Principal {
             None => Principal::from_headers(parts, state),
         }
     }
+}
+
+/// The request's id: the caller's `X-Request-ID`, or a new UUID.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Middleware on every route: give the request an id, log within its span,
+/// and echo it in the response's `X-Request-ID`.
+pub async fn request_id(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
 }
 
 /// Middleware on every `/api/v1` route: no valid token, no handler. Handlers
@@ -212,40 +252,50 @@ pub enum Need {
     Operator,
 }
 
-/// Check the tenant context (path vs token vs header) without the tenant's
-/// state: a mismatch is refused before anything is read.
-pub fn check_context(state: &AppState, p: &Principal, tenant: TenantId) -> Result<(), ApiError> {
+/// Check the tenant context (path vs token vs header) before anything of
+/// the tenant is read. A mismatch is refused, counted, and recorded in the
+/// audit chain of the tenant that was targeted.
+pub async fn check_context(
+    state: &AppState,
+    p: &Principal,
+    tenant: TenantId,
+) -> Result<(), ApiError> {
     let id = tenant.to_string();
-    let mismatch = |what: &str, other: &str| {
-        state.cross_tenant_denials.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(user = %p.user, path_tenant = %id, %what, other, "cross-tenant access refused");
-        ApiError::new(
-            ErrorCode::PermissionDenied,
-            format!("{what} names tenant {other}, not {id}"),
-        )
+    let from_token = p
+        .token_tenant
+        .as_ref()
+        .filter(|t| !t.eq_ignore_ascii_case(&id) && !p.is_operator())
+        .map(|t| ("the token", t));
+    let from_header = p
+        .header_tenant
+        .as_ref()
+        .filter(|h| !h.eq_ignore_ascii_case(&id))
+        .map(|h| ("X-Tenant-ID", h));
+    let Some((what, other)) = from_token.or(from_header) else {
+        return Ok(());
     };
-    if let Some(t) = &p.token_tenant
-        && !t.eq_ignore_ascii_case(&id)
-        && !p.is_operator()
+    state.cross_tenant_denials.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(user = %p.user, path_tenant = %id, %what, other, request_id = %p.request_id, "cross-tenant access refused");
+    let detail = serde_json::json!({ "source": what, "named": other }).to_string();
+    match state
+        .engine
+        .record_audit(tenant, &p.audit(), "access.denied", "cross_tenant", detail)
+        .await
     {
-        return Err(mismatch("the token", t));
+        Ok(()) => {}
+        // Nothing to record against a tenant that does not exist.
+        Err(e) if e.code() == ErrorCode::NotFound => {}
+        Err(e) => tracing::error!(error = %e, "could not audit a cross-tenant denial"),
     }
-    if let Some(h) = &p.header_tenant
-        && !h.eq_ignore_ascii_case(&id)
-    {
-        return Err(mismatch("X-Tenant-ID", h));
-    }
-    Ok(())
+    Err(ApiError::new(
+        ErrorCode::PermissionDenied,
+        format!("{what} names tenant {other}, not {id}"),
+    ))
 }
 
 /// The caller's effective role in the tenant, if allowed `need`.
-pub fn authorize(
-    state: &AppState,
-    p: &Principal,
-    t: &TenantState,
-    need: Need,
-) -> Result<Option<Role>, ApiError> {
-    check_context(state, p, t.tenant.id)?;
+/// Call [`check_context`] first.
+pub fn authorize(p: &Principal, t: &TenantState, need: Need) -> Result<Option<Role>, ApiError> {
     if p.is_operator() {
         return Ok(None);
     }

@@ -65,3 +65,29 @@ pub fn tenant_id(id: &str) -> Result<TenantId, ApiError> {
     TenantId::parse_str(id)
         .map_err(|_| ApiError::invalid("id", format!("tenant id {id:?} is not a UUID")))
 }
+
+/// `Query<T>`, with rejections in the envelope.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::invalid("query", e.body_text()))
+    }
+}
+
+/// An RFC 3339 time from a query parameter, in Unix milliseconds.
+pub fn time_param(field: &str, value: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::invalid(
+                field,
+                format!("{value:?} is not an RFC 3339 time (e.g. 2026-11-27T00:00:00Z)"),
+            )
+        })
+}

@@ -7,9 +7,10 @@
 //! - [`dto`]: request and response bodies (camelCase).
 //! - [`auth`]: JWT verification, the caller ([`auth::Principal`]) and
 //!   per-tenant authorization.
-//! - `tenants`, `quotas`, `members`, `health`: the handlers.
+//! - `tenants`, `quotas`, `members`, [`audit`], `health`: the handlers.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod dto;
 pub mod envelope;
@@ -59,6 +60,7 @@ pub fn router(engine: Arc<Engine>, auth: auth::AuthConfig) -> Router {
             "/api/v1/tenants/{id}/members/{user}",
             put(members::change_role).delete(members::remove),
         )
+        .route("/api/v1/tenants/{id}/audit", get(audit::list))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -66,6 +68,7 @@ pub fn router(engine: Arc<Engine>, auth: auth::AuthConfig) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(envelope::not_found)
+        .layer(axum::middleware::from_fn(auth::request_id))
         .method_not_allowed_fallback(envelope::method_not_allowed)
         .with_state(state)
 }

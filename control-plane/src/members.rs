@@ -1,5 +1,5 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, authorize};
+use crate::auth::{Need, Principal, authorize, check_context};
 use crate::dto::{AddMember, ChangeRole, MemberDto};
 use crate::envelope::{ApiError, ApiResult, created, ok};
 use crate::extract::{ApiJson, ApiPath, tenant_id};
@@ -33,8 +33,10 @@ pub async fn list(
     p: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Vec<MemberDto>> {
-    let state = s.engine.tenant(tenant_id(&id)?).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer))?;
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
+    let state = s.engine.tenant(id).await?;
+    authorize(&p, &state, Need::Role(Role::Viewer))?;
     Ok(ok(members(&state)))
 }
 
@@ -45,11 +47,15 @@ pub async fn add(
     ApiJson(body): ApiJson<AddMember>,
 ) -> ApiResult<Vec<MemberDto>> {
     let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin))?;
+    let caller = authorize(&p, &state, Need::Role(Role::Admin))?;
     let role = role(&body.role)?;
     owner_business(caller, role == Role::Owner)?;
-    let state = s.engine.add_member(id, &body.user_id, role).await?;
+    let state = s
+        .engine
+        .add_member(id, &body.user_id, role, &p.audit())
+        .await?;
     Ok(created(members(&state)))
 }
 
@@ -60,14 +66,15 @@ pub async fn change_role(
     ApiJson(body): ApiJson<ChangeRole>,
 ) -> ApiResult<Vec<MemberDto>> {
     let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin))?;
+    let caller = authorize(&p, &state, Need::Role(Role::Admin))?;
     let role = role(&body.role)?;
     owner_business(
         caller,
         role == Role::Owner || state.role_of(&user) == Some(Role::Owner),
     )?;
-    let state = s.engine.change_role(id, &user, role).await?;
+    let state = s.engine.change_role(id, &user, role, &p.audit()).await?;
     Ok(ok(members(&state)))
 }
 
@@ -77,9 +84,10 @@ pub async fn remove(
     ApiPath((id, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Vec<MemberDto>> {
     let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin))?;
+    let caller = authorize(&p, &state, Need::Role(Role::Admin))?;
     owner_business(caller, state.role_of(&user) == Some(Role::Owner))?;
-    let state = s.engine.remove_member(id, &user).await?;
+    let state = s.engine.remove_member(id, &user, &p.audit()).await?;
     Ok(ok(members(&state)))
 }

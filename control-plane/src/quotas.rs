@@ -14,9 +14,9 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Vec<QuotaDto>> {
     let id = tenant_id(&id)?;
-    check_context(&s, &p, id)?;
+    check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer))?;
+    authorize(&p, &state, Need::Role(Role::Viewer))?;
     let now = s.engine.now_ms();
     let tz = state.tenant.timezone;
     Ok(ok(state
@@ -32,9 +32,9 @@ pub async fn get(
     ApiPath((id, quota)): ApiPath<(String, String)>,
 ) -> ApiResult<QuotaDto> {
     let id = tenant_id(&id)?;
-    check_context(&s, &p, id)?;
+    check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer))?;
+    authorize(&p, &state, Need::Role(Role::Viewer))?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(
         &quota,
@@ -53,7 +53,7 @@ pub async fn set(
     ApiJson(body): ApiJson<SetQuota>,
 ) -> ApiResult<QuotaDto> {
     let id = tenant_id(&id)?;
-    check_context(&s, &p, id)?;
+    check_context(&s, &p, id).await?;
     validate::quota_name(&quota)?;
     let Some(limit) = body.limit else {
         return Err(ApiError::invalid(
@@ -62,7 +62,7 @@ pub async fn set(
         ));
     };
     let current = s.engine.tenant(id).await?;
-    let caller = authorize(&s, &p, &current, Need::Role(Role::Admin))?;
+    let caller = authorize(&p, &current, Need::Role(Role::Admin))?;
     // Tenant admins may shape their quotas but not buy more than their tier
     // grants: a tier quota's limit stays at or below the tier's.
     if caller.is_some()
@@ -130,7 +130,7 @@ pub async fn set(
         alert_thresholds: thresholds,
         overridden: true,
     };
-    let state = s.engine.set_quota(id, &quota, policy).await?;
+    let state = s.engine.set_quota(id, &quota, policy, &p.audit()).await?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(
         &quota,

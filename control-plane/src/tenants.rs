@@ -67,15 +67,18 @@ pub async fn create(
     };
     let state = s
         .engine
-        .create_tenant(NewTenant {
-            slug: body.slug,
-            name: body.name,
-            tier,
-            timezone,
-            trial_days: body.trial_days,
-            settings_json,
-            owner,
-        })
+        .create_tenant(
+            NewTenant {
+                slug: body.slug,
+                name: body.name,
+                tier,
+                timezone,
+                trial_days: body.trial_days,
+                settings_json,
+                owner,
+            },
+            &p.audit(),
+        )
         .await?;
     Ok(created(TenantDto::from(&state)))
 }
@@ -86,9 +89,9 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<TenantDto> {
     let id = tenant_id(&id)?;
-    check_context(&s, &p, id)?;
+    check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer))?;
+    authorize(&p, &state, Need::Role(Role::Viewer))?;
     Ok(ok(TenantDto::from(&state)))
 }
 
@@ -99,12 +102,12 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateTenant>,
 ) -> ApiResult<TenantDto> {
     let id = tenant_id(&id)?;
-    check_context(&s, &p, id)?;
+    check_context(&s, &p, id).await?;
     let current = s.engine.tenant(id).await?;
-    authorize(&s, &p, &current, Need::Role(Role::Admin))?;
+    authorize(&p, &current, Need::Role(Role::Admin))?;
     if body.status.is_some() {
         // Suspension and reactivation are the platform's decisions.
-        authorize(&s, &p, &current, Need::Operator)?;
+        authorize(&p, &current, Need::Operator)?;
     }
     if let Some(slug) = &body.slug
         && *slug != current.tenant.slug
@@ -150,7 +153,7 @@ pub async fn update(
         trial_ends_at_ms: None,
         settings_json: body.settings.as_ref().map(settings_json).transpose()?,
     };
-    let state = s.engine.update_tenant(id, update).await?;
+    let state = s.engine.update_tenant(id, update, &p.audit()).await?;
     Ok(ok(TenantDto::from(&state)))
 }
 
@@ -161,11 +164,11 @@ pub async fn upgrade(
     ApiJson(body): ApiJson<Upgrade>,
 ) -> ApiResult<TierChangeDto> {
     let id = tenant_id(&id)?;
-    check_context(&s, &p, id)?;
+    check_context(&s, &p, id).await?;
     let current = s.engine.tenant(id).await?;
-    authorize(&s, &p, &current, Need::Role(Role::Owner))?;
+    authorize(&p, &current, Need::Role(Role::Owner))?;
     let tier = tier(&body.tier)?;
-    let (state, over_limit) = s.engine.change_tier(id, tier).await?;
+    let (state, over_limit) = s.engine.change_tier(id, tier, &p.audit()).await?;
     Ok(ok(TierChangeDto {
         tenant: TenantDto::from(&state),
         over_limit,

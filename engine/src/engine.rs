@@ -1,6 +1,7 @@
 //! The engine facade: what the gRPC service and the control plane call.
 //! It routes each tenant to its shard and each request to the tenant's actor.
 use crate::actor::{Consistency, TenantMsg};
+use crate::audit::{AuditEvent, AuditMeta, AuditQuery, ChainBreak};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::EngineError;
 use crate::model::{QuotaPolicy, Role, Tenant, TenantId, TenantStatus, Tier};
@@ -60,6 +61,27 @@ pub struct NewTenant {
     pub settings_json: String,
     /// The first owner's user id.
     pub owner: Option<String>,
+}
+
+/// A page of an audit chain.
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    pub more: bool,
+    /// Where the whole chain fails to verify, if it does.
+    pub chain: Result<(), ChainBreak>,
+    pub total: usize,
+}
+
+impl Default for AuditPage {
+    fn default() -> Self {
+        AuditPage {
+            events: Vec::new(),
+            more: false,
+            chain: Ok(()),
+            total: 0,
+        }
+    }
 }
 
 /// The result of a reservation request.
@@ -147,6 +169,7 @@ impl Engine {
         &self,
         tenant: TenantId,
         op: TenantOp,
+        audit: Option<&AuditMeta>,
         consistency: Option<Consistency>,
     ) -> Result<OpOutcome, EngineError> {
         let shard = match op {
@@ -157,13 +180,18 @@ impl Engine {
         shard
             .call(tenant, |reply| TenantMsg::Apply {
                 op: op.clone(),
+                audit: audit.cloned(),
                 consistency,
                 reply,
             })
             .await
     }
 
-    pub async fn create_tenant(&self, new: NewTenant) -> Result<TenantState, EngineError> {
+    pub async fn create_tenant(
+        &self,
+        new: NewTenant,
+        by: &AuditMeta,
+    ) -> Result<TenantState, EngineError> {
         validate::slug(&new.slug)?;
         validate::tenant_name(&new.name)?;
         if let Some(owner) = &new.owner {
@@ -202,7 +230,10 @@ impl Engine {
             unreachable!("built above")
         };
         let created = TenantState::create(tenant.clone(), quotas.clone(), owner.as_deref(), now);
-        if let Err(e) = self.apply(id, op, Some(Consistency::Strict)).await {
+        if let Err(e) = self
+            .apply(id, op, Some(by), Some(Consistency::Strict))
+            .await
+        {
             // Give the slug back so a retry can have it.
             let release = Command::Meta(MetaOp::ReleaseSlug {
                 slug: new.slug,
@@ -255,12 +286,18 @@ impl Engine {
         &self,
         tenant: TenantId,
         update: TenantUpdate,
+        by: &AuditMeta,
     ) -> Result<TenantState, EngineError> {
         if let Some(name) = &update.name {
             validate::tenant_name(name)?;
         }
-        self.apply(tenant, TenantOp::Update(update), Some(Consistency::Strict))
-            .await?;
+        self.apply(
+            tenant,
+            TenantOp::Update(update),
+            Some(by),
+            Some(Consistency::Strict),
+        )
+        .await?;
         self.tenant(tenant).await
     }
 
@@ -270,12 +307,16 @@ impl Engine {
         &self,
         tenant: TenantId,
         tier: Tier,
+        by: &AuditMeta,
     ) -> Result<(TenantState, Vec<String>), EngineError> {
         let op = TenantOp::ChangeTier {
             tier,
             defaults: self.catalog.defaults(tier).clone(),
         };
-        let over = match self.apply(tenant, op, Some(Consistency::Strict)).await? {
+        let over = match self
+            .apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?
+        {
             OpOutcome::TierChanged { over_limit } => over_limit,
             _ => Vec::new(),
         };
@@ -287,6 +328,7 @@ impl Engine {
         tenant: TenantId,
         quota: &str,
         policy: QuotaPolicy,
+        by: &AuditMeta,
     ) -> Result<TenantState, EngineError> {
         validate::quota_name(quota)?;
         validate::policy(&policy)?;
@@ -297,7 +339,8 @@ impl Engine {
                 ..policy
             },
         };
-        self.apply(tenant, op, Some(Consistency::Strict)).await?;
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
         self.tenant(tenant).await
     }
 
@@ -306,13 +349,15 @@ impl Engine {
         tenant: TenantId,
         user_id: &str,
         role: Role,
+        by: &AuditMeta,
     ) -> Result<TenantState, EngineError> {
         validate::user_id(user_id)?;
         let op = TenantOp::AddMember {
             user_id: user_id.to_string(),
             role,
         };
-        self.apply(tenant, op, Some(Consistency::Strict)).await?;
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
         self.tenant(tenant).await
     }
 
@@ -320,11 +365,13 @@ impl Engine {
         &self,
         tenant: TenantId,
         user_id: &str,
+        by: &AuditMeta,
     ) -> Result<TenantState, EngineError> {
         let op = TenantOp::RemoveMember {
             user_id: user_id.to_string(),
         };
-        self.apply(tenant, op, Some(Consistency::Strict)).await?;
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
         self.tenant(tenant).await
     }
 
@@ -333,12 +380,14 @@ impl Engine {
         tenant: TenantId,
         user_id: &str,
         role: Role,
+        by: &AuditMeta,
     ) -> Result<TenantState, EngineError> {
         let op = TenantOp::ChangeRole {
             user_id: user_id.to_string(),
             role,
         };
-        self.apply(tenant, op, Some(Consistency::Strict)).await?;
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
         self.tenant(tenant).await
     }
 
@@ -376,7 +425,7 @@ impl Engine {
             amount,
             idempotency_key,
         };
-        decision(self.apply(tenant, op, consistency).await?)
+        decision(self.apply(tenant, op, None, consistency).await?)
     }
 
     pub async fn reserve(
@@ -399,7 +448,7 @@ impl Engine {
             reservation_id: Uuid::new_v4(),
             idempotency_key,
         };
-        match self.apply(tenant, op, consistency).await? {
+        match self.apply(tenant, op, None, consistency).await? {
             OpOutcome::Reserved {
                 decision,
                 reservation_id,
@@ -437,7 +486,7 @@ impl Engine {
             reservation_id: reservation,
             actual: actual as u64,
         };
-        decision(self.apply(tenant, op, consistency).await?)
+        decision(self.apply(tenant, op, None, consistency).await?)
     }
 
     /// Returns the amount released.
@@ -450,10 +499,50 @@ impl Engine {
         let op = TenantOp::Release {
             reservation_id: reservation,
         };
-        match self.apply(tenant, op, consistency).await? {
+        match self.apply(tenant, op, None, consistency).await? {
             OpOutcome::Released { amount } => Ok(amount),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Record an event that changes nothing else (an access denial) in the
+    /// tenant's audit chain.
+    pub async fn record_audit(
+        &self,
+        tenant: TenantId,
+        by: &AuditMeta,
+        action: &str,
+        target: &str,
+        detail: String,
+    ) -> Result<(), EngineError> {
+        let op = TenantOp::Audit {
+            action: action.to_string(),
+            target: target.to_string(),
+            detail,
+        };
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
+        Ok(())
+    }
+
+    /// A page of the tenant's audit chain (committed events), whether more
+    /// follow, and whether the whole chain verifies.
+    pub fn audit(&self, tenant: TenantId, query: &AuditQuery) -> Result<AuditPage, EngineError> {
+        let shard = self.existing(&tenant)?;
+        let state = shard.group.state.read().map_err(|_| EngineError::Raft {
+            group: shard.group.id,
+            message: "state lock poisoned".into(),
+        })?;
+        let Some(log) = state.audit.get(&tenant) else {
+            return Ok(AuditPage::default());
+        };
+        let (events, more) = log.query(query);
+        Ok(AuditPage {
+            events,
+            more,
+            chain: log.verify(),
+            total: log.len(),
+        })
     }
 
     /// Ready when this node leads every group it serves (single node) and

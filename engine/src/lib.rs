@@ -10,6 +10,7 @@
 //! - [`raft`]: openraft groups: type config, state machine, log store.
 //! - [`storage`]: the node's embedded redb store.
 //! - [`engine`]: the facade the APIs call.
+//! - [`audit`]: per-tenant hash-chained audit log.
 //! - [`grpc`]: the `quotad.v1.QuotaService` server.
 //! - [`clock`]: the injected time source.
 //! - [`error`], [`error_code`]: the engine's errors and the one code type
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actor;
+pub mod audit;
 pub mod clock;
 pub mod engine;
 pub mod error;
@@ -28,5 +30,5 @@ pub mod raft;
 pub mod shard;
 pub mod storage;
 
-pub use engine::{Engine, EngineConfig, NewTenant, Reserved};
+pub use engine::{AuditPage, Engine, EngineConfig, NewTenant, Reserved};
 pub use error::EngineError;

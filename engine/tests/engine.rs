@@ -2,6 +2,7 @@
 //! injected clock: actors, group commit, Raft apply, snapshots and restart.
 use chrono::TimeZone;
 use quotad_engine::actor::Consistency;
+use quotad_engine::audit::AuditMeta;
 use quotad_engine::clock::ManualClock;
 use quotad_engine::model::{Action, Period, QuotaPolicy, Tier};
 use quotad_engine::quota::Verdict;
@@ -10,6 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const T0: i64 = 1_790_000_000_000;
+
+fn by() -> AuditMeta {
+    AuditMeta::new("test", "test-request")
+}
 
 fn config(dir: &std::path::Path, clock: Arc<ManualClock>) -> EngineConfig {
     let mut c = EngineConfig::new(dir);
@@ -40,12 +45,15 @@ async fn tenant_with_quota(
     limit: u64,
 ) -> uuid::Uuid {
     let id = engine
-        .create_tenant(new_tenant(slug, tz))
+        .create_tenant(new_tenant(slug, tz), &by())
         .await
         .unwrap()
         .tenant
         .id;
-    engine.set_quota(id, quota, block(limit)).await.unwrap();
+    engine
+        .set_quota(id, quota, block(limit), &by())
+        .await
+        .unwrap();
     id
 }
 
@@ -64,12 +72,12 @@ async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
         .await
         .unwrap();
     let t = engine
-        .create_tenant(new_tenant("acme", chrono_tz::UTC))
+        .create_tenant(new_tenant("acme", chrono_tz::UTC), &by())
         .await
         .unwrap();
     let id = t.tenant.id;
     engine
-        .set_quota(id, "api_requests", block(100))
+        .set_quota(id, "api_requests", block(100), &by())
         .await
         .unwrap();
 
@@ -114,7 +122,7 @@ async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
         .unwrap();
     assert!(d.replayed);
     let err = engine
-        .create_tenant(new_tenant("acme", chrono_tz::UTC))
+        .create_tenant(new_tenant("acme", chrono_tz::UTC), &by())
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::SlugTaken { .. }), "{err}");
@@ -239,7 +247,7 @@ async fn idle_actors_stop_and_reactivate_from_committed_state() {
     c.idle_after = Duration::from_millis(50);
     let engine = Engine::open(c).await.unwrap();
     let id = engine
-        .create_tenant(new_tenant("idle", chrono_tz::UTC))
+        .create_tenant(new_tenant("idle", chrono_tz::UTC), &by())
         .await
         .unwrap()
         .tenant
@@ -269,7 +277,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .await
         .unwrap();
     let id = engine
-        .create_tenant(new_tenant("bad", chrono_tz::UTC))
+        .create_tenant(new_tenant("bad", chrono_tz::UTC), &by())
         .await
         .unwrap()
         .tenant

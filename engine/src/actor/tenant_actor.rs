@@ -1,3 +1,4 @@
+use crate::audit::AuditMeta;
 use crate::error::EngineError;
 use crate::model::TenantId;
 use crate::quota::{Decision, OpOutcome, QuotaError, TenantOp, TenantState};
@@ -22,6 +23,8 @@ pub enum TenantMsg {
     /// Change the tenant (or create it). Admin operations are always strict.
     Apply {
         op: TenantOp,
+        /// Who asked, for the audit log (control-plane operations).
+        audit: Option<AuditMeta>,
         consistency: Consistency,
         reply: RpcReplyPort<Result<OpOutcome, EngineError>>,
     },
@@ -67,6 +70,7 @@ impl ActorState {
     fn apply(
         &mut self,
         op: TenantOp,
+        audit: Option<AuditMeta>,
         consistency: Consistency,
         reply: RpcReplyPort<Result<OpOutcome, EngineError>>,
     ) {
@@ -80,6 +84,7 @@ impl ActorState {
                 | TenantOp::AddMember { .. }
                 | TenantOp::RemoveMember { .. }
                 | TenantOp::ChangeRole { .. }
+                | TenantOp::Audit { .. }
         );
         let applied = match (&mut self.state, &op) {
             (
@@ -119,6 +124,7 @@ impl ActorState {
                 tenant: self.tenant,
                 at_ms: now,
                 op,
+                audit,
             })
         } else if strict
             && applied.outcome.is_replay()
@@ -222,9 +228,10 @@ impl Actor for TenantActor {
         match msg {
             TenantMsg::Apply {
                 op,
+                audit,
                 consistency,
                 reply,
-            } => st.apply(op, consistency, reply),
+            } => st.apply(op, audit, consistency, reply),
             TenantMsg::Check {
                 quota,
                 amount,

@@ -98,6 +98,12 @@ pub enum TenantOp {
         user_id: String,
         role: Role,
     },
+    /// Record an event that changes nothing else (an access denial).
+    Audit {
+        action: String,
+        target: String,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -472,6 +478,7 @@ impl TenantState {
                 }
                 Ok(changed(OpOutcome::Released { amount: r.amount }))
             }
+            TenantOp::Audit { .. } => Ok(changed(OpOutcome::Tenant)),
             TenantOp::AddMember { user_id, role } => {
                 if self.members.contains_key(user_id) {
                     return Err(QuotaError::MemberExists {

@@ -1,3 +1,4 @@
+use crate::audit::AuditMeta;
 use crate::model::TenantId;
 use crate::quota::{OpOutcome, TenantOp};
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,8 @@ pub struct StampedOp {
     pub tenant: TenantId,
     pub at_ms: i64,
     pub op: TenantOp,
+    /// Set for audited (control-plane) operations: who, and which request.
+    pub audit: Option<AuditMeta>,
 }
 
 /// Operations of the meta group: global uniqueness indexes.

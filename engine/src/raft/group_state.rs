@@ -1,4 +1,6 @@
+use super::audit_trail;
 use super::command::{Command, CommandResponse, MetaOp, StampedOp};
+use crate::audit::AuditLog;
 use crate::model::TenantId;
 use crate::quota::{OpOutcome, TenantOp, TenantState};
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 pub struct GroupState {
     pub tenants: HashMap<TenantId, TenantState>,
     pub slugs: BTreeMap<String, SlugClaim>,
+    /// Each tenant's audit chain.
+    #[serde(default)]
+    pub audit: HashMap<TenantId, AuditLog>,
 }
 
 /// Who holds a slug, since when (leader-stamped).
@@ -65,6 +70,22 @@ impl GroupState {
     }
 
     fn apply_op(&mut self, s: &StampedOp) -> Option<OpOutcome> {
+        let before = s
+            .audit
+            .as_ref()
+            .map(|_| audit_trail::part(&s.op, self.tenants.get(&s.tenant)));
+        let outcome = self.apply_tenant_op(s)?;
+        if let (Some(meta), Some(before)) = (&s.audit, before) {
+            let entry = audit_trail::entry(&s.op, before, self.tenants.get(&s.tenant), &outcome);
+            self.audit
+                .entry(s.tenant)
+                .or_default()
+                .append(meta, s.at_ms, entry);
+        }
+        Some(outcome)
+    }
+
+    fn apply_tenant_op(&mut self, s: &StampedOp) -> Option<OpOutcome> {
         match &s.op {
             TenantOp::Create {
                 tenant,

@@ -8,6 +8,7 @@
 //! - `log_store`: Raft log and vote in the node's redb store.
 //! - `network`: transport between replicas.
 //! - `group`: starting a group and writing to it.
+mod audit_trail;
 mod command;
 mod group;
 mod group_state;

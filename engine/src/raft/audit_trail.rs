@@ -1,0 +1,75 @@
+//! What the state machine writes to a tenant's audit chain for each audited
+//! operation: an action name, its target, and JSON of the affected part of
+//! the tenant before and after.
+use crate::audit::AuditEntry;
+use crate::quota::{OpOutcome, TenantOp, TenantState};
+
+fn json<T: serde::Serialize>(v: Option<&T>) -> String {
+    v.and_then(|v| serde_json::to_string(v).ok())
+        .unwrap_or_default()
+}
+
+/// The part of `state` that `op` is about, as JSON ("" if absent).
+pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
+    let Some(s) = state else { return String::new() };
+    match op {
+        TenantOp::Create { .. } | TenantOp::Update(_) => json(Some(&s.tenant)),
+        TenantOp::ChangeTier { .. } => json(Some(&s.tenant.tier)),
+        TenantOp::SetQuota { quota, .. } => json(s.quotas.get(quota).map(|q| &q.policy)),
+        TenantOp::AddMember { user_id, .. }
+        | TenantOp::RemoveMember { user_id }
+        | TenantOp::ChangeRole { user_id, .. } => json(s.members.get(user_id)),
+        TenantOp::Audit { .. }
+        | TenantOp::Increment { .. }
+        | TenantOp::Reserve { .. }
+        | TenantOp::Settle { .. }
+        | TenantOp::Release { .. } => String::new(),
+    }
+}
+
+/// The audit entry for `op`, given the part before and the state after.
+pub fn entry(
+    op: &TenantOp,
+    before: String,
+    after: Option<&TenantState>,
+    outcome: &OpOutcome,
+) -> AuditEntry {
+    let (action, target) = match op {
+        TenantOp::Create { tenant, .. } => ("tenant.created", tenant.slug.clone()),
+        TenantOp::Update(_) => ("tenant.updated", String::new()),
+        TenantOp::ChangeTier { tier, .. } => ("tenant.tier_changed", tier.as_str().to_string()),
+        TenantOp::SetQuota { quota, .. } => ("quota.updated", quota.clone()),
+        TenantOp::AddMember { user_id, .. } => ("member.added", user_id.clone()),
+        TenantOp::RemoveMember { user_id } => ("member.removed", user_id.clone()),
+        TenantOp::ChangeRole { user_id, .. } => ("member.role_changed", user_id.clone()),
+        TenantOp::Audit {
+            action,
+            target,
+            detail,
+        } => {
+            return AuditEntry {
+                action: action.clone(),
+                target: target.clone(),
+                before: String::new(),
+                after: detail.clone(),
+            };
+        }
+        TenantOp::Increment { quota, .. } | TenantOp::Reserve { quota, .. } => {
+            ("usage.recorded", quota.clone())
+        }
+        TenantOp::Settle { .. } => ("reservation.settled", String::new()),
+        TenantOp::Release { .. } => ("reservation.released", String::new()),
+    };
+    let mut after = part(op, after);
+    if let OpOutcome::TierChanged { over_limit } = outcome
+        && !over_limit.is_empty()
+    {
+        after = serde_json::json!({ "tier": serde_json::from_str::<serde_json::Value>(&after).unwrap_or_default(), "overLimit": over_limit }).to_string();
+    }
+    AuditEntry {
+        action: action.to_string(),
+        target,
+        before,
+        after,
+    }
+}
