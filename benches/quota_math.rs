@@ -19,6 +19,7 @@ fn state() -> TenantState {
         settings_json: "{}".into(),
         created_at_ms: T0,
         updated_at_ms: T0,
+        deleted: None,
     };
     let quotas = BTreeMap::from([
         (

@@ -144,6 +144,13 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
             None,
             true,
         ),
+        (Method::DELETE, format!("/api/v1/tenants/{a}"), None, true),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{a}/restore"),
+            None,
+            true,
+        ),
     ];
     let expired = token_for("alice", Some(&a), &[], -3600);
     let bad_sig = tampered(&owner_a);
@@ -448,6 +455,72 @@ async fn member_flows_last_owner_and_users_quota() {
     )
     .await;
     assert_eq!(status, 400);
+
+    // Suspension is the platform's call, and it changes gRPC verdicts.
+    let mut grpc = node.grpc().await;
+    let spend = || quotad_proto::v1::IncrementRequest {
+        tenant_id: t.clone(),
+        quota: "api_requests".into(),
+        amount: 1,
+        ..Default::default()
+    };
+    assert!(grpc.increment(spend()).await.unwrap().into_inner().allowed);
+    let (status, _) = call(
+        &node,
+        Some(&common::operator()),
+        &Method::PUT,
+        &format!("/api/v1/tenants/{t}"),
+        &Some(json!({"status": "SUSPENDED"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let d = grpc.increment(spend()).await.unwrap().into_inner();
+    assert_eq!(
+        (d.allowed, d.reason.as_str()),
+        (false, "tenant is suspended")
+    );
+    let (status, _) = call(
+        &node,
+        Some(&common::operator()),
+        &Method::PUT,
+        &format!("/api/v1/tenants/{t}"),
+        &Some(json!({"status": "ACTIVE"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(grpc.increment(spend()).await.unwrap().into_inner().allowed);
+
+    // The owner soft-deletes and restores.
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::DELETE,
+        &format!("/api/v1/tenants/{t}"),
+        &None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["data"]["status"].as_str()),
+        (200, Some("DELETED")),
+        "{v}"
+    );
+    assert!(v["data"]["purgeAfter"].is_string());
+    let d = grpc.increment(spend()).await.unwrap().into_inner();
+    assert_eq!((d.allowed, d.reason.as_str()), (false, "tenant is deleted"));
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &format!("/api/v1/tenants/{t}/restore"),
+        &None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["data"]["status"].as_str()),
+        (200, Some("ACTIVE")),
+        "{v}"
+    );
+    assert!(grpc.increment(spend()).await.unwrap().into_inner().allowed);
 
     // Suspension is the platform's call.
     let (status, _) = call(

@@ -23,6 +23,10 @@ pub struct TenantDto {
     pub settings: serde_json::Value,
     pub created_at: String,
     pub updated_at: String,
+    /// Set while soft-deleted.
+    pub deleted_at: Option<String>,
+    /// When a soft-deleted tenant is purged for good.
+    pub purge_after: Option<String>,
 }
 
 impl From<&TenantState> for TenantDto {
@@ -39,6 +43,8 @@ impl From<&TenantState> for TenantDto {
             settings: serde_json::from_str(&t.settings_json).unwrap_or(serde_json::Value::Null),
             created_at: rfc3339(t.created_at_ms),
             updated_at: rfc3339(t.updated_at_ms),
+            deleted_at: t.deleted.map(|d| rfc3339(d.at_ms)),
+            purge_after: t.deleted.map(|d| rfc3339(d.purge_after_ms)),
         }
     }
 }

@@ -44,8 +44,11 @@ pub fn router(engine: Arc<Engine>, auth: auth::AuthConfig) -> Router {
         .route("/api/v1/tenants", post(tenants::create))
         .route(
             "/api/v1/tenants/{id}",
-            get(tenants::get).put(tenants::update),
+            get(tenants::get)
+                .put(tenants::update)
+                .delete(tenants::delete),
         )
+        .route("/api/v1/tenants/{id}/restore", post(tenants::restore))
         .route("/api/v1/tenants/{id}/upgrade", post(tenants::upgrade))
         .route("/api/v1/tenants/{id}/quotas", get(quotas::list))
         .route(

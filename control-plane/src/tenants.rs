@@ -174,3 +174,32 @@ pub async fn upgrade(
         over_limit,
     }))
 }
+
+/// `DELETE /api/v1/tenants/{id}`: soft delete (owners, operators). Every
+/// check is refused until it is restored; after the retention it is purged.
+pub async fn delete(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<TenantDto> {
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
+    let current = s.engine.tenant(id).await?;
+    authorize(&p, &current, Need::Role(Role::Owner))?;
+    let state = s.engine.delete_tenant(id, &p.audit()).await?;
+    Ok(ok(TenantDto::from(&state)))
+}
+
+/// `POST /api/v1/tenants/{id}/restore`: undo a soft delete within the retention.
+pub async fn restore(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<TenantDto> {
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
+    let current = s.engine.tenant(id).await?;
+    authorize(&p, &current, Need::Role(Role::Owner))?;
+    let state = s.engine.restore_tenant(id, &p.audit()).await?;
+    Ok(ok(TenantDto::from(&state)))
+}

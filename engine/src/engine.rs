@@ -29,6 +29,8 @@ pub struct EngineConfig {
     pub idle_after: Duration,
     /// Most operations in one group-commit entry.
     pub max_batch: usize,
+    /// How long a soft-deleted tenant can be restored before it is purged.
+    pub deletion_retention: Duration,
     pub catalog: TierCatalog,
     pub clock: SharedClock,
 }
@@ -43,6 +45,7 @@ impl EngineConfig {
             default_consistency: Consistency::Strict,
             idle_after: Duration::from_secs(300),
             max_batch: 4096,
+            deletion_retention: Duration::from_secs(30 * 86_400),
             catalog: TierCatalog::builtin(),
             clock: Arc::new(SystemClock),
         }
@@ -99,6 +102,7 @@ pub struct Engine {
     catalog: TierCatalog,
     clock: SharedClock,
     default_consistency: Consistency,
+    deletion_retention: Duration,
 }
 
 const META_GROUP: u64 = 0;
@@ -130,6 +134,7 @@ impl Engine {
             catalog: config.catalog,
             clock: config.clock,
             default_consistency: config.default_consistency,
+            deletion_retention: config.deletion_retention,
         }))
     }
 
@@ -215,6 +220,7 @@ impl Engine {
             settings_json: new.settings_json,
             created_at_ms: now,
             updated_at_ms: now,
+            deleted: None,
         };
         let op = TenantOp::Create {
             tenant,
@@ -505,6 +511,70 @@ impl Engine {
         }
     }
 
+    /// Soft-delete: the tenant is refused everything, and can be restored
+    /// until its retention ends; then it is purged.
+    pub async fn delete_tenant(
+        &self,
+        tenant: TenantId,
+        by: &AuditMeta,
+    ) -> Result<TenantState, EngineError> {
+        let op = TenantOp::Delete {
+            retention_ms: self.deletion_retention.as_millis() as i64,
+        };
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
+        self.tenant(tenant).await
+    }
+
+    pub async fn restore_tenant(
+        &self,
+        tenant: TenantId,
+        by: &AuditMeta,
+    ) -> Result<TenantState, EngineError> {
+        self.apply(
+            tenant,
+            TenantOp::Restore,
+            Some(by),
+            Some(Consistency::Strict),
+        )
+        .await?;
+        self.tenant(tenant).await
+    }
+
+    /// Remove a deleted tenant whose retention has ended, and free its slug.
+    pub async fn purge_tenant(&self, tenant: TenantId, by: &AuditMeta) -> Result<(), EngineError> {
+        let slug = self.tenant(tenant).await?.tenant.slug;
+        self.apply(tenant, TenantOp::Purge, Some(by), Some(Consistency::Strict))
+            .await?;
+        self.meta
+            .write(Command::Meta(MetaOp::ReleaseSlug { slug, tenant }))
+            .await?;
+        Ok(())
+    }
+
+    /// Purge every deleted tenant whose retention has ended; returns how
+    /// many. The node runs this periodically.
+    pub async fn purge_expired(&self) -> Result<usize, EngineError> {
+        let now = self.clock.now_ms();
+        let mut due = Vec::new();
+        for shard in &self.shards {
+            if let Ok(state) = shard.group.state.read() {
+                due.extend(
+                    state
+                        .tenants
+                        .values()
+                        .filter(|t| t.tenant.deleted.is_some_and(|d| now >= d.purge_after_ms))
+                        .map(|t| t.tenant.id),
+                );
+            }
+        }
+        let by = AuditMeta::new("system", "retention-sweep");
+        for tenant in &due {
+            self.purge_tenant(*tenant, &by).await?;
+        }
+        Ok(due.len())
+    }
+
     /// Record an event that changes nothing else (an access denial) in the
     /// tenant's audit chain.
     pub async fn record_audit(
@@ -526,15 +596,19 @@ impl Engine {
     }
 
     /// A page of the tenant's audit chain (committed events), whether more
-    /// follow, and whether the whole chain verifies.
+    /// follow, and whether the whole chain verifies. The chain of a purged
+    /// tenant stays readable.
     pub fn audit(&self, tenant: TenantId, query: &AuditQuery) -> Result<AuditPage, EngineError> {
-        let shard = self.existing(&tenant)?;
+        let shard = self.shard(&tenant);
         let state = shard.group.state.read().map_err(|_| EngineError::Raft {
             group: shard.group.id,
             message: "state lock poisoned".into(),
         })?;
         let Some(log) = state.audit.get(&tenant) else {
-            return Ok(AuditPage::default());
+            if state.tenants.contains_key(&tenant) {
+                return Ok(AuditPage::default());
+            }
+            return Err(QuotaError::TenantNotFound { tenant }.into());
         };
         let (events, more) = log.query(query);
         Ok(AuditPage {

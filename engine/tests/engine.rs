@@ -3,7 +3,7 @@
 use chrono::TimeZone;
 use quotad_engine::actor::Consistency;
 use quotad_engine::audit::AuditMeta;
-use quotad_engine::clock::ManualClock;
+use quotad_engine::clock::{Clock, ManualClock};
 use quotad_engine::model::{Action, Period, QuotaPolicy, Tier};
 use quotad_engine::quota::Verdict;
 use quotad_engine::{Engine, EngineConfig, EngineError, NewTenant};
@@ -324,5 +324,106 @@ async fn bad_input_is_refused_and_changes_nothing() {
     }
     assert_eq!(engine.tenant(id).await.unwrap(), before);
     assert_eq!(engine.active_actors(), 1, "no actor for the unknown tenant");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trial_expiry_suspension_and_deletion_change_verdicts() {
+    use quotad_engine::model::TenantStatus;
+    use quotad_engine::quota::TenantUpdate;
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let mut c = config(dir.path(), clock.clone());
+    c.deletion_retention = Duration::from_secs(7 * 86_400);
+    let engine = Engine::open(c).await.unwrap();
+    let mut trial = new_tenant("trial", chrono_tz::UTC);
+    trial.trial_days = Some(14);
+    let id = engine.create_tenant(trial, &by()).await.unwrap().tenant.id;
+    let spend = || engine.increment(id, "api_requests", 1, None, None);
+
+    assert!(spend().await.unwrap().allowed);
+    clock.set(T0 + 14 * DAY - 1);
+    assert!(spend().await.unwrap().allowed, "still in the trial");
+    clock.set(T0 + 14 * DAY);
+    let d = spend().await.unwrap();
+    assert_eq!(
+        (d.allowed, d.reason.as_deref()),
+        (false, Some("tenant trial has expired"))
+    );
+    assert!(!engine.check(id, "api_requests", 1).await.unwrap().allowed);
+
+    // Choosing a tier ends the trial.
+    engine.change_tier(id, Tier::Starter, &by()).await.unwrap();
+    assert!(spend().await.unwrap().allowed);
+
+    let status = |s| TenantUpdate {
+        status: Some(s),
+        ..Default::default()
+    };
+    engine
+        .update_tenant(id, status(TenantStatus::Suspended), &by())
+        .await
+        .unwrap();
+    let d = spend().await.unwrap();
+    assert_eq!(
+        (d.allowed, d.reason.as_deref()),
+        (false, Some("tenant is suspended"))
+    );
+    engine
+        .update_tenant(id, status(TenantStatus::Active), &by())
+        .await
+        .unwrap();
+    assert!(spend().await.unwrap().allowed);
+
+    // Soft delete: refused; restorable; purged only after the retention.
+    engine.delete_tenant(id, &by()).await.unwrap();
+    assert_eq!(
+        spend().await.unwrap().reason.as_deref(),
+        Some("tenant is deleted")
+    );
+    let restored = engine.restore_tenant(id, &by()).await.unwrap();
+    assert_eq!(restored.tenant.status, TenantStatus::Active);
+    assert!(spend().await.unwrap().allowed);
+    engine.delete_tenant(id, &by()).await.unwrap();
+    let deleted_at = clock.now_ms();
+    clock.set(deleted_at + 7 * DAY - 1);
+    assert_eq!(engine.purge_expired().await.unwrap(), 0);
+    let err = engine.purge_tenant(id, &by()).await.unwrap_err();
+    assert_eq!(err.field(), Some("status"), "{err}");
+    clock.set(deleted_at + 7 * DAY);
+    assert_eq!(engine.purge_expired().await.unwrap(), 1);
+    let err = spend().await.unwrap_err();
+    assert_eq!(err.code().as_str(), "NOT_FOUND");
+    // The slug is free again; the audit chain of the purged tenant stays.
+    engine
+        .create_tenant(new_tenant("trial", chrono_tz::UTC), &by())
+        .await
+        .unwrap();
+    let page = engine
+        .audit(
+            id,
+            &quotad_engine::audit::AuditQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(page.chain, Ok(()));
+    let actions: Vec<&str> = page.events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.created",
+            "tenant.tier_changed",
+            "tenant.updated",
+            "tenant.updated",
+            "tenant.deleted",
+            "tenant.restored",
+            "tenant.deleted",
+            "tenant.purged"
+        ]
+    );
+    assert_eq!(page.events.last().unwrap().actor, "system");
     engine.shutdown().await;
 }

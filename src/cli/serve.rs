@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text]
     #[arg(long, env = "QUOTAD_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Days a soft-deleted tenant can be restored before it is purged [default: 30]
+    #[arg(long, env = "QUOTAD_DELETION_RETENTION_DAYS")]
+    deletion_retention_days: Option<u64>,
     /// PEM RSA public key accepting RS256 tokens too.
     #[arg(long, env = "JWT_PUBLIC_KEY")]
     jwt_public_key: Option<PathBuf>,
@@ -61,6 +64,7 @@ struct FileConfig {
     snapshot_every: Option<u64>,
     log_format: Option<String>,
     jwt_public_key: Option<PathBuf>,
+    deletion_retention_days: Option<u64>,
 }
 
 /// Validated settings of a node.
@@ -76,6 +80,7 @@ struct Settings {
     snapshot_every: u64,
     json_logs: bool,
     jwt_public_key: Option<PathBuf>,
+    deletion_retention: Duration,
 }
 
 impl Settings {
@@ -141,6 +146,12 @@ impl Settings {
             snapshot_every,
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
+            deletion_retention: Duration::from_secs(
+                args.deletion_retention_days
+                    .or(file.deletion_retention_days)
+                    .unwrap_or(30)
+                    * 86_400,
+            ),
         })
     }
 }
@@ -192,9 +203,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.catalog = catalog;
     config.idle_after = s.actor_idle;
     config.raft.snapshot_every = s.snapshot_every;
+    config.deletion_retention = s.deletion_retention;
     let engine = Engine::open(config)
         .await
         .with_context(|| format!("opening data dir {}", s.data_dir.display()))?;
+
+    // Purge soft-deleted tenants whose retention has ended.
+    let sweeper = engine.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            match sweeper.purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "purged deleted tenants past their retention"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention sweep failed; retrying next minute")
+                }
+            }
+        }
+    });
 
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;

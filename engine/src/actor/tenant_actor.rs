@@ -19,6 +19,9 @@ pub enum Consistency {
     Fast,
 }
 
+// `Apply` is the common message; boxing its operation would allocate on
+// every request to shrink the rare ones.
+#[allow(clippy::large_enum_variant)]
 pub enum TenantMsg {
     /// Change the tenant (or create it). Admin operations are always strict.
     Apply {
@@ -85,6 +88,9 @@ impl ActorState {
                 | TenantOp::RemoveMember { .. }
                 | TenantOp::ChangeRole { .. }
                 | TenantOp::Audit { .. }
+                | TenantOp::Delete { .. }
+                | TenantOp::Restore
+                | TenantOp::Purge
         );
         let applied = match (&mut self.state, &op) {
             (
@@ -111,6 +117,9 @@ impl ActorState {
             }),
             (Some(state), op) => state.apply(op, now),
         };
+        if applied.is_ok() && op == TenantOp::Purge {
+            self.state = None;
+        }
         let applied = match applied {
             Ok(a) => a,
             Err(e) => {

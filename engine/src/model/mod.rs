@@ -9,5 +9,5 @@ pub mod tier_error {
 
 pub use member::{Member, Role, UnknownRole};
 pub use quota_policy::{Action, Period, QuotaKind, QuotaPolicy, well_known};
-pub use tenant::{Tenant, TenantId, TenantStatus};
+pub use tenant::{Deletion, Tenant, TenantId, TenantStatus};
 pub use tier::Tier;

@@ -10,6 +10,8 @@ pub enum TenantStatus {
     Active,
     Trial,
     Suspended,
+    /// Soft-deleted: refused everything, restorable until purged.
+    Deleted,
 }
 
 impl TenantStatus {
@@ -18,12 +20,13 @@ impl TenantStatus {
             Self::Active => "ACTIVE",
             Self::Trial => "TRIAL",
             Self::Suspended => "SUSPENDED",
+            Self::Deleted => "DELETED",
         }
     }
 
     /// Whether quota checks may admit anything for a tenant in this status.
     pub fn admits(self) -> bool {
-        !matches!(self, Self::Suspended)
+        !matches!(self, Self::Suspended | Self::Deleted)
     }
 }
 
@@ -43,4 +46,15 @@ pub struct Tenant {
     pub settings_json: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// When it was soft-deleted, and the status to restore.
+    #[serde(default)]
+    pub deleted: Option<Deletion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    pub at_ms: i64,
+    /// Purged from this time on.
+    pub purge_after_ms: i64,
+    pub previous_status: TenantStatus,
 }

@@ -9,7 +9,9 @@ use super::error::QuotaError;
 use super::idempotency::{IdempotencyLog, MAX_KEYS};
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
-use crate::model::{Member, QuotaKind, QuotaPolicy, Role, Tenant, TenantStatus, Tier, well_known};
+use crate::model::{
+    Deletion, Member, QuotaKind, QuotaPolicy, Role, Tenant, TenantStatus, Tier, well_known,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -98,6 +100,13 @@ pub enum TenantOp {
         user_id: String,
         role: Role,
     },
+    /// Soft delete: refuse everything until restored or purged.
+    Delete {
+        retention_ms: i64,
+    },
+    Restore,
+    /// Remove the tenant's state for good (after its retention).
+    Purge,
     /// Record an event that changes nothing else (an access denial).
     Audit {
         action: String,
@@ -319,6 +328,11 @@ impl TenantState {
             }
             TenantOp::ChangeTier { tier, defaults } => {
                 self.tenant.tier = *tier;
+                // Choosing a tier ends a trial: the tenant is now on it.
+                if self.tenant.status == TenantStatus::Trial {
+                    self.tenant.status = TenantStatus::Active;
+                    self.tenant.trial_ends_at_ms = None;
+                }
                 self.tenant.updated_at_ms = now_ms;
                 let mut over_limit = Vec::new();
                 for (name, policy) in defaults {
@@ -479,6 +493,46 @@ impl TenantState {
                 Ok(changed(OpOutcome::Released { amount: r.amount }))
             }
             TenantOp::Audit { .. } => Ok(changed(OpOutcome::Tenant)),
+            TenantOp::Delete { retention_ms } => {
+                let t = &mut self.tenant;
+                if t.deleted.is_some() {
+                    return Err(QuotaError::invalid(
+                        "status",
+                        "the tenant is already deleted",
+                    ));
+                }
+                t.deleted = Some(Deletion {
+                    at_ms: now_ms,
+                    purge_after_ms: now_ms.saturating_add(*retention_ms),
+                    previous_status: t.status,
+                });
+                t.status = TenantStatus::Deleted;
+                t.updated_at_ms = now_ms;
+                Ok(changed(OpOutcome::Tenant))
+            }
+            TenantOp::Restore => {
+                let t = &mut self.tenant;
+                let Some(d) = t.deleted.take() else {
+                    return Err(QuotaError::invalid("status", "the tenant is not deleted"));
+                };
+                t.status = d.previous_status;
+                t.updated_at_ms = now_ms;
+                Ok(changed(OpOutcome::Tenant))
+            }
+            TenantOp::Purge => match self.tenant.deleted {
+                Some(d) if now_ms >= d.purge_after_ms => Ok(changed(OpOutcome::Tenant)),
+                Some(d) => Err(QuotaError::invalid(
+                    "status",
+                    format!(
+                        "the tenant's retention runs until {} (Unix ms)",
+                        d.purge_after_ms
+                    ),
+                )),
+                None => Err(QuotaError::invalid(
+                    "status",
+                    "only a deleted tenant can be purged",
+                )),
+            },
             TenantOp::AddMember { user_id, role } => {
                 if self.members.contains_key(user_id) {
                     return Err(QuotaError::MemberExists {

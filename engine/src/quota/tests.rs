@@ -20,6 +20,7 @@ fn tenant(tz: chrono_tz::Tz) -> Tenant {
         settings_json: "{}".into(),
         created_at_ms: T0,
         updated_at_ms: T0,
+        deleted: None,
     }
 }
 

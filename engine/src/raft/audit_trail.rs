@@ -13,7 +13,11 @@ fn json<T: serde::Serialize>(v: Option<&T>) -> String {
 pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
     let Some(s) = state else { return String::new() };
     match op {
-        TenantOp::Create { .. } | TenantOp::Update(_) => json(Some(&s.tenant)),
+        TenantOp::Create { .. }
+        | TenantOp::Update(_)
+        | TenantOp::Delete { .. }
+        | TenantOp::Restore
+        | TenantOp::Purge => json(Some(&s.tenant)),
         TenantOp::ChangeTier { .. } => json(Some(&s.tenant.tier)),
         TenantOp::SetQuota { quota, .. } => json(s.quotas.get(quota).map(|q| &q.policy)),
         TenantOp::AddMember { user_id, .. }
@@ -37,6 +41,9 @@ pub fn entry(
     let (action, target) = match op {
         TenantOp::Create { tenant, .. } => ("tenant.created", tenant.slug.clone()),
         TenantOp::Update(_) => ("tenant.updated", String::new()),
+        TenantOp::Delete { .. } => ("tenant.deleted", String::new()),
+        TenantOp::Restore => ("tenant.restored", String::new()),
+        TenantOp::Purge => ("tenant.purged", String::new()),
         TenantOp::ChangeTier { tier, .. } => ("tenant.tier_changed", tier.as_str().to_string()),
         TenantOp::SetQuota { quota, .. } => ("quota.updated", quota.clone()),
         TenantOp::AddMember { user_id, .. } => ("member.added", user_id.clone()),

@@ -82,6 +82,10 @@ impl GroupState {
                 .or_default()
                 .append(meta, s.at_ms, entry);
         }
+        if s.op == TenantOp::Purge {
+            // The tenant is gone; its audit chain stays.
+            self.tenants.remove(&s.tenant);
+        }
         Some(outcome)
     }
 
