@@ -144,6 +144,12 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
             None,
             true,
         ),
+        (
+            Method::GET,
+            format!("/api/v1/tenants/{a}/usage?quota=api_requests"),
+            None,
+            false,
+        ),
         (Method::DELETE, format!("/api/v1/tenants/{a}"), None, true),
         (
             Method::POST,

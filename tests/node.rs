@@ -523,3 +523,43 @@ async fn kill_9_mid_stream_loses_no_acknowledged_increment() {
     }
     assert_eq!(usage(&node, &tenant).await, acked_n + in_doubt);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_history_over_rest_adds_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "history", "STARTER").await;
+    let mut c = node.grpc().await;
+    for amount in [3, 4, 5] {
+        let mut r = inc(&tenant, "");
+        r.amount = amount;
+        assert!(c.increment(r).await.unwrap().into_inner().allowed);
+    }
+    let v: serde_json::Value = http()
+        .get(node.url(&format!(
+            "/api/v1/tenants/{tenant}/usage?quota=api_requests&granularity=hour"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let points = v["data"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 24, "{v}");
+    let sum: u64 = points.iter().map(|p| p["amount"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 12);
+    assert_eq!(v["data"]["statistics"]["total"], 12);
+    // All in this hour, or split over an hour boundary.
+    assert!(v["data"]["statistics"]["peak"].as_u64().unwrap() >= 5);
+    let r = http()
+        .get(node.url(&format!(
+            "/api/v1/tenants/{tenant}/usage?quota=api_requests&granularity=week"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["field"], "granularity");
+}

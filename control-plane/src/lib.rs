@@ -7,7 +7,7 @@
 //! - [`dto`]: request and response bodies (camelCase).
 //! - [`auth`]: JWT verification, the caller ([`auth::Principal`]) and
 //!   per-tenant authorization.
-//! - `tenants`, `quotas`, `members`, [`audit`], `health`: the handlers.
+//! - `tenants`, `quotas`, `members`, [`audit`], [`usage`], `health`: the handlers.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -19,6 +19,7 @@ mod health;
 mod members;
 mod quotas;
 mod tenants;
+pub mod usage;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -64,6 +65,7 @@ pub fn router(engine: Arc<Engine>, auth: auth::AuthConfig) -> Router {
             put(members::change_role).delete(members::remove),
         )
         .route("/api/v1/tenants/{id}/audit", get(audit::list))
+        .route("/api/v1/tenants/{id}/usage", get(usage::history))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

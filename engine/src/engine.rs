@@ -11,6 +11,7 @@ use crate::quota::{
 use crate::raft::{Command, CommandResponse, Group, GroupConfig, MetaOp};
 use crate::shard::{Shard, ShardMap};
 use crate::storage::Store;
+use crate::usage_history::{Granularity, Point, Statistics, UsageHistory, statistics};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -509,6 +510,51 @@ impl Engine {
             OpOutcome::Released { amount } => Ok(amount),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// A quota's usage series over `[from_ms, to_ms)` and its statistics
+    /// (committed state).
+    pub fn usage_history(
+        &self,
+        tenant: TenantId,
+        quota: &str,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<(Vec<Point>, Statistics), EngineError> {
+        if to_ms <= from_ms {
+            return Err(QuotaError::invalid("to", "must be after from").into());
+        }
+        let shard = self.existing(&tenant)?;
+        let state = shard.group.state.read().map_err(|_| EngineError::Raft {
+            group: shard.group.id,
+            message: "state lock poisoned".into(),
+        })?;
+        let t = state
+            .tenants
+            .get(&tenant)
+            .ok_or(QuotaError::TenantNotFound { tenant })?;
+        let tz = t.tenant.timezone;
+        let now = self.clock.now_ms();
+        let mut q = t.quota(quota)?.clone();
+        q.roll(tz, now);
+        let period = crate::quota::period::window(q.policy.period, tz, now);
+        let points = state
+            .usage
+            .get(&tenant)
+            .map(|h| h.series(quota, tz, granularity, from_ms, to_ms))
+            .unwrap_or_else(|| {
+                UsageHistory::default().series(quota, tz, granularity, from_ms, to_ms)
+            });
+        let stats = statistics(
+            &points,
+            q.policy.limit,
+            q.used,
+            period.start_ms,
+            period.end_ms,
+            now,
+        );
+        Ok((points, stats))
     }
 
     /// Soft-delete: the tenant is refused everything, and can be restored

@@ -11,6 +11,7 @@
 //! - [`storage`]: the node's embedded redb store.
 //! - [`engine`]: the facade the APIs call.
 //! - [`audit`]: per-tenant hash-chained audit log.
+//! - [`usage_history`]: hourly and daily usage buckets, statistics.
 //! - [`grpc`]: the `quotad.v1.QuotaService` server.
 //! - [`clock`]: the injected time source.
 //! - [`error`], [`error_code`]: the engine's errors and the one code type
@@ -29,6 +30,7 @@ pub mod quota;
 pub mod raft;
 pub mod shard;
 pub mod storage;
+pub mod usage_history;
 
 pub use engine::{AuditPage, Engine, EngineConfig, NewTenant, Reserved};
 pub use error::EngineError;

@@ -427,3 +427,75 @@ async fn trial_expiry_suspension_and_deletion_change_verdicts() {
     assert_eq!(page.events.last().unwrap().actor, "system");
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_day_of_usage_sums_to_the_counter() {
+    use quotad_engine::usage_history::Granularity;
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    // 2026-11-02 00:00 in New York: a day without DST changes.
+    let tz = chrono_tz::America::New_York;
+    let day = tz
+        .with_ymd_and_hms(2026, 11, 2, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    let clock = ManualClock::new(day);
+    let engine = Engine::open(config(dir.path(), clock.clone()))
+        .await
+        .unwrap();
+    let id = tenant_with_quota(&engine, "day", tz, "llm_tokens", 1_000_000).await;
+    let before_day = engine.tenant(id).await.unwrap().quotas["llm_tokens"].used;
+    // Hour h sees h+1 requests of 10 tokens (more in the evening), plus a
+    // reservation settled at 25 in hour 12 and denied attempts that count nothing.
+    for h in 0..24i64 {
+        for k in 0..=h {
+            clock.set(day + h * HOUR + k * 60_000);
+            assert!(
+                engine
+                    .increment(id, "llm_tokens", 10, None, None)
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+        }
+        if h == 12 {
+            let r = engine
+                .reserve(id, "llm_tokens", 100, 60_000, None, None)
+                .await
+                .unwrap();
+            engine
+                .settle(id, r.reservation_id.unwrap(), 25, None)
+                .await
+                .unwrap();
+        }
+    }
+    let denied = engine
+        .increment(id, "llm_tokens", 999_999, None, None)
+        .await
+        .unwrap();
+    assert!(!denied.allowed);
+    clock.set(day + 24 * HOUR - 1);
+    let counter = engine.tenant(id).await.unwrap().quotas["llm_tokens"].used - before_day;
+    let (points, stats) = engine
+        .usage_history(id, "llm_tokens", Granularity::Hour, day, day + 24 * HOUR)
+        .unwrap();
+    assert_eq!(points.len(), 24);
+    assert_eq!(points.iter().map(|p| p.amount).sum::<u64>(), counter);
+    assert_eq!(counter, 10 * 300 + 25);
+    assert_eq!(points[12].amount, 130 + 25);
+    assert_eq!(stats.total, counter);
+    assert_eq!((stats.peak, stats.peak_at_ms), (240, Some(day + 23 * HOUR)));
+    assert_eq!(stats.average, counter as f64 / 24.0);
+    assert!(
+        stats.trend_percent.unwrap() > 100.0,
+        "the evening is busier"
+    );
+    // 3025 tokens in the first day of a 30-day month: nowhere near a million.
+    assert_eq!(stats.projected_exhaustion_ms, None);
+    let (days, _) = engine
+        .usage_history(id, "llm_tokens", Granularity::Day, day, day + 24 * HOUR)
+        .unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].amount, counter);
+    engine.shutdown().await;
+}

@@ -3,6 +3,7 @@ use super::command::{Command, CommandResponse, MetaOp, StampedOp};
 use crate::audit::AuditLog;
 use crate::model::TenantId;
 use crate::quota::{OpOutcome, TenantOp, TenantState};
+use crate::usage_history::UsageHistory;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,6 +16,9 @@ pub struct GroupState {
     /// Each tenant's audit chain.
     #[serde(default)]
     pub audit: HashMap<TenantId, AuditLog>,
+    /// Each tenant's usage history.
+    #[serde(default)]
+    pub usage: HashMap<TenantId, UsageHistory>,
 }
 
 /// Who holds a slug, since when (leader-stamped).
@@ -74,7 +78,16 @@ impl GroupState {
             .audit
             .as_ref()
             .map(|_| audit_trail::part(&s.op, self.tenants.get(&s.tenant)));
+        let settled_quota = match &s.op {
+            TenantOp::Settle { reservation_id, .. } => self
+                .tenants
+                .get(&s.tenant)
+                .and_then(|t| t.reservations.get(reservation_id))
+                .map(|r| r.quota.clone()),
+            _ => None,
+        };
         let outcome = self.apply_tenant_op(s)?;
+        self.record_usage(s, &outcome, settled_quota);
         if let (Some(meta), Some(before)) = (&s.audit, before) {
             let entry = audit_trail::entry(&s.op, before, self.tenants.get(&s.tenant), &outcome);
             self.audit
@@ -87,6 +100,32 @@ impl GroupState {
             self.tenants.remove(&s.tenant);
         }
         Some(outcome)
+    }
+
+    /// Consumption goes into the usage history: admitted increments, and
+    /// the actual cost of settled reservations (holds are not usage).
+    fn record_usage(&mut self, s: &StampedOp, outcome: &OpOutcome, settled_quota: Option<String>) {
+        let (quota, amount) = match (&s.op, outcome) {
+            (TenantOp::Increment { quota, amount, .. }, OpOutcome::Decision(d))
+                if d.allowed && !d.replayed && *amount > 0 =>
+            {
+                (quota.clone(), *amount as u64)
+            }
+            (TenantOp::Settle { actual, .. }, OpOutcome::Decision(_)) if *actual > 0 => {
+                match settled_quota {
+                    Some(q) => (q, *actual),
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+        let Some(tz) = self.tenants.get(&s.tenant).map(|t| t.tenant.timezone) else {
+            return;
+        };
+        self.usage
+            .entry(s.tenant)
+            .or_default()
+            .record(&quota, tz, s.at_ms, amount);
     }
 
     fn apply_tenant_op(&mut self, s: &StampedOp) -> Option<OpOutcome> {
