@@ -39,12 +39,18 @@ impl UsageHistory {
     pub fn record(&mut self, quota: &str, tz: Tz, at_ms: i64, amount: u64) {
         let hour = window(Period::Hourly, tz, at_ms).start_ms;
         let day = window(Period::Daily, tz, at_ms).start_ms;
-        *self.hourly.entry((quota.to_string(), hour)).or_default() += amount;
+        let key = (quota.to_string(), hour);
+        let new_bucket = !self.hourly.contains_key(&key);
+        *self.hourly.entry(key).or_default() += amount;
         *self.daily.entry((quota.to_string(), day)).or_default() += amount;
-        self.hourly
-            .retain(|(_, start), _| start + HOURLY_RETENTION_MS > at_ms);
-        self.daily
-            .retain(|(_, start), _| start + DAILY_RETENTION_MS > at_ms);
+        if new_bucket {
+            // Drop expired buckets when a new one starts (about once an
+            // hour per quota), not on every operation.
+            self.hourly
+                .retain(|(_, start), _| start + HOURLY_RETENTION_MS > at_ms);
+            self.daily
+                .retain(|(_, start), _| start + DAILY_RETENTION_MS > at_ms);
+        }
     }
 
     /// The buckets of `quota` starting in `[from_ms, to_ms)`, zero-filled,
