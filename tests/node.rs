@@ -563,3 +563,53 @@ async fn usage_history_over_rest_adds_up() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["field"], "granularity");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_tenants_usage_refusals_and_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "metered", "FREE").await;
+    set_quota(&node, &tenant, "api_requests", json!({"limit": 2})).await;
+    let mut c = node.grpc().await;
+    for _ in 0..3 {
+        c.increment(inc(&tenant, "")).await.unwrap();
+    }
+    // A cross-tenant attempt.
+    let other = common::token_for("eve", Some(&uuid::Uuid::new_v4().to_string()), &[], 600);
+    let r = reqwest::Client::new()
+        .get(node.url(&format!("/api/v1/tenants/{tenant}")))
+        .bearer_auth(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let text = reqwest::get(node.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let has = |needle: &str| {
+        assert!(
+            text.lines().any(|l| l.starts_with(needle)),
+            "no line starting with {needle:?} in:\n{text}"
+        );
+    };
+    has("tenant_count{tier=\"FREE\"} 1");
+    has(&format!(
+        "tenant_quota_usage{{tenant_id=\"{tenant}\",quota_type=\"api_requests\"}} 2"
+    ));
+    has(&format!(
+        "tenant_api_requests_total{{tenant_id=\"{tenant}\"}} 3"
+    ));
+    has(&format!(
+        "quota_exceeded_events{{tenant_id=\"{tenant}\"}} 1"
+    ));
+    has("cross_tenant_shares_total 0");
+    has("cross_tenant_access_denials_total 1");
+    has("grpc_request_duration_seconds_bucket{method=\"Increment\"");
+    has(
+        "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/tenants\",status=\"201\"",
+    );
+}

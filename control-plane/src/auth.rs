@@ -22,7 +22,6 @@ use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::{Role, TenantId};
 use quotad_engine::quota::TenantState;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
 
 pub const OPERATOR: &str = "operator";
 
@@ -274,7 +273,7 @@ pub async fn check_context(
     let Some((what, other)) = from_token.or(from_header) else {
         return Ok(());
     };
-    state.cross_tenant_denials.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(crate::metrics::CROSS_TENANT_DENIALS).increment(1);
     tracing::warn!(user = %p.user, path_tenant = %id, %what, other, request_id = %p.request_id, "cross-tenant access refused");
     let detail = serde_json::json!({ "source": what, "named": other }).to_string();
     match state

@@ -17,29 +17,34 @@ pub mod envelope;
 pub mod extract;
 mod health;
 mod members;
+pub mod metrics;
 mod quotas;
 mod tenants;
 pub mod usage;
 
 use axum::Router;
 use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::PrometheusHandle;
 use quotad_engine::Engine;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub auth: Arc<auth::AuthConfig>,
-    /// Requests refused because they named another tenant than the path.
-    pub cross_tenant_denials: Arc<AtomicU64>,
+    /// Renders `/metrics`; `None` when no recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
 }
 
-pub fn router(engine: Arc<Engine>, auth: auth::AuthConfig) -> Router {
+pub fn router(
+    engine: Arc<Engine>,
+    auth: auth::AuthConfig,
+    metrics: Option<PrometheusHandle>,
+) -> Router {
     let state = AppState {
         engine,
         auth: Arc::new(auth),
-        cross_tenant_denials: Arc::default(),
+        metrics,
     };
     Router::new()
         .route("/api/v1/tenants", post(tenants::create))
@@ -71,8 +76,10 @@ pub fn router(engine: Arc<Engine>, auth: auth::AuthConfig) -> Router {
             auth::require_token,
         ))
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::scrape))
         .route("/readyz", get(health::readyz))
         .fallback(envelope::not_found)
+        .route_layer(axum::middleware::from_fn(metrics::time_requests))
         .layer(axum::middleware::from_fn(auth::request_id))
         .method_not_allowed_fallback(envelope::method_not_allowed)
         .with_state(state)

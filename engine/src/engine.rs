@@ -11,6 +11,7 @@ use crate::quota::{
 use crate::raft::{Command, CommandResponse, Group, GroupConfig, MetaOp};
 use crate::shard::{Shard, ShardMap};
 use crate::storage::Store;
+use crate::telemetry::{self, TenantLabels};
 use crate::usage_history::{Granularity, Point, Statistics, UsageHistory, statistics};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +33,9 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// How long a soft-deleted tenant can be restored before it is purged.
     pub deletion_retention: Duration,
+    /// Tenants with their own label in per-tenant metrics; the rest are
+    /// reported as `other`.
+    pub metrics_max_tenants: usize,
     pub catalog: TierCatalog,
     pub clock: SharedClock,
 }
@@ -47,6 +51,7 @@ impl EngineConfig {
             idle_after: Duration::from_secs(300),
             max_batch: 4096,
             deletion_retention: Duration::from_secs(30 * 86_400),
+            metrics_max_tenants: 1_000,
             catalog: TierCatalog::builtin(),
             clock: Arc::new(SystemClock),
         }
@@ -104,6 +109,15 @@ pub struct Engine {
     clock: SharedClock,
     default_consistency: Consistency,
     deletion_retention: Duration,
+    labels: TenantLabels,
+}
+
+/// Per-tier tenant counts and per-tenant usage, for a metrics scrape.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    pub tenants_by_tier: Vec<(Tier, u64)>,
+    /// (tenant label, quota, usage) for tenants within the label bound.
+    pub usage: Vec<(String, String, u64)>,
 }
 
 const META_GROUP: u64 = 0;
@@ -136,6 +150,7 @@ impl Engine {
             clock: config.clock,
             default_consistency: config.default_consistency,
             deletion_retention: config.deletion_retention,
+            labels: TenantLabels::new(config.metrics_max_tenants),
         }))
     }
 
@@ -407,13 +422,16 @@ impl Engine {
         validate::quota_name(quota)?;
         validate::positive_amount("amount", amount)?;
         let quota = quota.to_string();
-        self.existing(&tenant)?
+        let d = self
+            .existing(&tenant)?
             .call(tenant, |reply| TenantMsg::Check {
                 quota: quota.clone(),
                 amount,
                 reply,
             })
-            .await
+            .await?;
+        telemetry::decision(&self.labels, &tenant, d.allowed);
+        Ok(d)
     }
 
     pub async fn increment(
@@ -432,7 +450,9 @@ impl Engine {
             amount,
             idempotency_key,
         };
-        decision(self.apply(tenant, op, None, consistency).await?)
+        let d = decision(self.apply(tenant, op, None, consistency).await?)?;
+        telemetry::decision(&self.labels, &tenant, d.allowed);
+        Ok(d)
     }
 
     pub async fn reserve(
@@ -460,11 +480,14 @@ impl Engine {
                 decision,
                 reservation_id,
                 expires_at_ms,
-            } => Ok(Reserved {
-                decision,
-                reservation_id,
-                expires_at_ms,
-            }),
+            } => {
+                telemetry::decision(&self.labels, &tenant, decision.allowed);
+                Ok(Reserved {
+                    decision,
+                    reservation_id,
+                    expires_at_ms,
+                })
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -663,6 +686,38 @@ impl Engine {
             chain: log.verify(),
             total: log.len(),
         })
+    }
+
+    /// What a metrics scrape reports from state: tenants per tier, and the
+    /// usage of labelled tenants' quotas (committed state).
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let now = self.clock.now_ms();
+        let mut per_tier = std::collections::BTreeMap::new();
+        let mut usage = Vec::new();
+        for shard in &self.shards {
+            let Ok(state) = shard.group.state.read() else {
+                continue;
+            };
+            for t in state.tenants.values() {
+                *per_tier.entry(t.tenant.tier).or_insert(0u64) += 1;
+                let label = self.labels.label(&t.tenant.id);
+                if label == "other" {
+                    continue;
+                }
+                for (name, q) in &t.quotas {
+                    let mut q = q.clone();
+                    q.roll(t.tenant.timezone, now);
+                    usage.push((label.clone(), name.clone(), q.usage(now)));
+                }
+            }
+        }
+        MetricsSnapshot {
+            tenants_by_tier: Tier::ALL
+                .iter()
+                .map(|t| (*t, per_tier.get(t).copied().unwrap_or(0)))
+                .collect(),
+            usage,
+        }
     }
 
     /// Ready when this node leads every group it serves (single node) and

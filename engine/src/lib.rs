@@ -30,7 +30,8 @@ pub mod quota;
 pub mod raft;
 pub mod shard;
 pub mod storage;
+pub mod telemetry;
 pub mod usage_history;
 
-pub use engine::{AuditPage, Engine, EngineConfig, NewTenant, Reserved};
+pub use engine::{AuditPage, Engine, EngineConfig, MetricsSnapshot, NewTenant, Reserved};
 pub use error::EngineError;

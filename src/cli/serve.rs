@@ -2,6 +2,7 @@
 //! engine, the gRPC server and the REST control plane.
 use anyhow::{Context, bail};
 use clap::Args;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use quotad_control_plane::auth::AuthConfig;
 use quotad_engine::actor::Consistency;
 use quotad_engine::quota::TierCatalog;
@@ -43,6 +44,9 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text]
     #[arg(long, env = "QUOTAD_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Tenants with their own label in per-tenant metrics; others are "other" [default: 1000]
+    #[arg(long, env = "QUOTAD_METRICS_MAX_TENANTS")]
+    metrics_max_tenants: Option<usize>,
     /// Days a soft-deleted tenant can be restored before it is purged [default: 30]
     #[arg(long, env = "QUOTAD_DELETION_RETENTION_DAYS")]
     deletion_retention_days: Option<u64>,
@@ -65,6 +69,7 @@ struct FileConfig {
     log_format: Option<String>,
     jwt_public_key: Option<PathBuf>,
     deletion_retention_days: Option<u64>,
+    metrics_max_tenants: Option<usize>,
 }
 
 /// Validated settings of a node.
@@ -81,6 +86,7 @@ struct Settings {
     json_logs: bool,
     jwt_public_key: Option<PathBuf>,
     deletion_retention: Duration,
+    metrics_max_tenants: usize,
 }
 
 impl Settings {
@@ -146,6 +152,10 @@ impl Settings {
             snapshot_every,
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
+            metrics_max_tenants: args
+                .metrics_max_tenants
+                .or(file.metrics_max_tenants)
+                .unwrap_or(1_000),
             deletion_retention: Duration::from_secs(
                 args.deletion_retention_days
                     .or(file.deletion_retention_days)
@@ -204,6 +214,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.idle_after = s.actor_idle;
     config.raft.snapshot_every = s.snapshot_every;
     config.deletion_retention = s.deletion_retention;
+    config.metrics_max_tenants = s.metrics_max_tenants;
     let engine = Engine::open(config)
         .await
         .with_context(|| format!("opening data dir {}", s.data_dir.display()))?;
@@ -224,6 +235,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    // Prometheus: one recorder for the process (the `metrics` facade's
+    // design); /metrics renders it.
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("duration_seconds".into()),
+            quotad_control_plane::metrics::LATENCY_BUCKETS,
+        )?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
     let reflection = quotad_engine::grpc::reflection()?;
@@ -234,8 +263,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tokio_stream::wrappers::TcpListenerStream::new(grpc),
             shutdown_signal(),
         );
-    let http_server = axum::serve(http, quotad_control_plane::router(engine.clone(), auth))
-        .with_graceful_shutdown(shutdown_signal());
+    let http_server = axum::serve(
+        http,
+        quotad_control_plane::router(engine.clone(), auth, Some(metrics)),
+    )
+    .with_graceful_shutdown(shutdown_signal());
 
     tracing::info!(%grpc_addr, %http_addr, data_dir = %s.data_dir.display(), shards = s.shards, "quotad serving");
     // One line on stdout, for scripts and tests that start with port 0.

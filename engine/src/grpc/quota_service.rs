@@ -7,6 +7,20 @@ use quotad_proto::v1::quota_service_server::QuotaService;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
+/// Records how long an RPC took when dropped.
+struct Timed(&'static str, std::time::Instant);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        metrics::histogram!(crate::telemetry::GRPC_DURATION, "method" => self.0)
+            .record(self.1.elapsed().as_secs_f64());
+    }
+}
+
+fn timed(method: &'static str) -> Timed {
+    Timed(method, std::time::Instant::now())
+}
+
 pub struct QuotaGrpc {
     engine: Arc<Engine>,
 }
@@ -56,6 +70,7 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
+        let _timed = timed("Check");
         self.check(req.into_inner())
             .await
             .map(Response::new)
@@ -66,6 +81,7 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
+        let _timed = timed("Increment");
         self.increment(req.into_inner(), 0)
             .await
             .map(Response::new)
@@ -76,6 +92,7 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchResponse>, Status> {
+        let _timed = timed("Batch");
         let req = req.into_inner();
         if req.items.len() > super::MAX_BATCH_ITEMS {
             return Err(status(
@@ -117,6 +134,7 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<pb::ReserveRequest>,
     ) -> Result<Response<pb::ReserveResponse>, Status> {
+        let _timed = timed("Reserve");
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
@@ -149,6 +167,7 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
+        let _timed = timed("Settle");
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
@@ -167,6 +186,7 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        let _timed = timed("Release");
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
@@ -182,6 +202,7 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<pb::GetUsageRequest>,
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
+        let _timed = timed("GetUsage");
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
