@@ -8,7 +8,8 @@ use quotad_engine::audit::{AuditEvent, AuditQuery};
 use quotad_engine::model::Role;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditParams {
     pub action: Option<String>,
@@ -23,7 +24,7 @@ pub struct AuditParams {
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEventDto {
     pub seq: u64,
@@ -32,6 +33,7 @@ pub struct AuditEventDto {
     pub request_id: String,
     pub action: String,
     pub target: String,
+    /// JSON of the affected part before (any JSON value).
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
     pub prev_hash: String,
@@ -61,7 +63,7 @@ impl From<AuditEvent> for AuditEventDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainDto {
     pub valid: bool,
@@ -69,7 +71,7 @@ pub struct ChainDto {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPageDto {
     pub events: Vec<AuditEventDto>,
@@ -82,6 +84,7 @@ pub struct AuditPageDto {
 
 /// `GET /api/v1/tenants/{id}/audit`: admins and owners read their tenant's
 /// audit chain, filtered and paged, with its verification.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/audit", tag = "audit", params(("id" = uuid::Uuid, Path, description = "Tenant id"), AuditParams), responses((status = 200, description = "A page of the audit chain, and the verification of the whole chain", body = crate::openapi::Envelope<AuditPageDto>), crate::openapi::ApiErrors))]
 pub async fn list(
     State(s): State<AppState>,
     p: Principal,

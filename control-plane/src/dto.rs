@@ -10,16 +10,19 @@ pub fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantDto {
     pub id: String,
     pub slug: String,
     pub name: String,
+    /// FREE, STARTER, PROFESSIONAL or ENTERPRISE.
     pub tier: String,
+    /// ACTIVE, TRIAL, SUSPENDED or DELETED.
     pub status: String,
     pub timezone: String,
     pub trial_ends_at: Option<String>,
+    #[schema(value_type = Object)]
     pub settings: serde_json::Value,
     pub created_at: String,
     pub updated_at: String,
@@ -49,13 +52,16 @@ impl From<&TenantState> for TenantDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaDto {
     #[serde(rename = "type")]
     pub quota_type: String,
+    #[schema(value_type = String, example = "counter")]
     pub kind: QuotaKind,
+    #[schema(value_type = String, example = "monthly")]
     pub period: Period,
+    #[schema(value_type = String, example = "block")]
     pub action: Action,
     /// `null` is unlimited.
     pub limit: Option<u64>,
@@ -99,27 +105,32 @@ impl QuotaDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTenant {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    /// A DNS label: unique, immutable.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub slug: String,
     /// FREE when absent.
     pub tier: Option<String>,
     /// UTC when absent.
     pub timezone: Option<String>,
     pub trial_days: Option<u32>,
+    #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
     /// The first owner. Operators name one (or none); anyone else becomes
     /// the owner of what they create.
     pub owner_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateTenant {
     pub name: Option<String>,
     pub timezone: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
     /// ACTIVE, TRIAL or SUSPENDED.
     pub status: Option<String>,
@@ -129,13 +140,13 @@ pub struct UpdateTenant {
     pub tier: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Upgrade {
     pub tier: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TierChangeDto {
     pub tenant: TenantDto,
@@ -150,24 +161,30 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Er
 
 /// `PUT /tenants/{id}/quotas/{type}`: `limit` is required; every other
 /// field left out keeps its current value (or its default for a new quota).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetQuota {
     /// Required: a number, or `null` for unlimited.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, required = true)]
     pub limit: Option<Option<u64>>,
     /// A number, `null` to remove it; absent keeps the current one.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
     pub soft_limit: Option<Option<u64>>,
     /// hourly | daily | monthly | never (counters), second | minute (rates).
+    #[schema(value_type = Option<String>)]
     pub period: Option<Period>,
+    /// block | throttle | alert | allow_overage.
+    #[schema(value_type = Option<String>)]
     pub action: Option<Action>,
     /// counter | rate | gauge; inferred from the period or the existing quota.
+    #[schema(value_type = Option<String>)]
     pub kind: Option<QuotaKind>,
     pub alert_thresholds: Option<Vec<u8>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberDto {
     pub user_id: String,
@@ -185,7 +202,7 @@ impl From<&quotad_engine::model::Member> for MemberDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddMember {
     pub user_id: String,
@@ -193,7 +210,7 @@ pub struct AddMember {
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangeRole {
     pub role: String,

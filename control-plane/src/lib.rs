@@ -18,6 +18,7 @@ pub mod extract;
 mod health;
 mod members;
 pub mod metrics;
+pub mod openapi;
 mod quotas;
 mod tenants;
 pub mod usage;
@@ -75,6 +76,7 @@ pub fn router(
             state.clone(),
             auth::require_token,
         ))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape))
         .route("/readyz", get(health::readyz))

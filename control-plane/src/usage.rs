@@ -10,7 +10,8 @@ use quotad_engine::quota::validate;
 use quotad_engine::usage_history::{Granularity, MAX_POINTS};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UsageParams {
     pub quota: String,
@@ -22,14 +23,14 @@ pub struct UsageParams {
     pub granularity: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PointDto {
     pub start: String,
     pub amount: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatisticsDto {
     pub total: u64,
@@ -45,7 +46,7 @@ pub struct StatisticsDto {
     pub projected_exhaustion: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageDto {
     pub quota: String,
@@ -55,6 +56,7 @@ pub struct UsageDto {
 }
 
 /// `GET /api/v1/tenants/{id}/usage`: a quota's usage series and statistics.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "usage", params(("id" = uuid::Uuid, Path, description = "Tenant id"), UsageParams), responses((status = 200, description = "The usage series and its statistics", body = crate::openapi::Envelope<UsageDto>), crate::openapi::ApiErrors))]
 pub async fn history(
     State(s): State<AppState>,
     p: Principal,
