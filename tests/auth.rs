@@ -37,11 +37,13 @@ async fn call(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Everything an operator can see of a tenant.
-async fn snapshot(node: &Node, tenant: &str) -> Value {
+/// Everything an operator can see of a tenant, but for the api_requests
+/// usage that members' own successful calls add (returned separately).
+async fn snapshot(node: &Node, tenant: &str) -> (Value, u64) {
     let mut out = serde_json::Map::new();
+    let mut api_requests = 0;
     for part in ["", "/quotas", "/members"] {
-        let v: Value = http()
+        let mut v: Value = http()
             .get(node.url(&format!("/api/v1/tenants/{tenant}{part}")))
             .send()
             .await
@@ -49,9 +51,20 @@ async fn snapshot(node: &Node, tenant: &str) -> Value {
             .json()
             .await
             .unwrap();
+        if part == "/quotas" {
+            for q in v["data"].as_array_mut().unwrap() {
+                if q["type"] == "api_requests" {
+                    api_requests = q["usage"].as_u64().unwrap();
+                    let q = q.as_object_mut().unwrap();
+                    for k in ["usage", "percentage", "remaining"] {
+                        q.remove(k);
+                    }
+                }
+            }
+        }
         out.insert(part.to_string(), v["data"].clone());
     }
-    Value::Object(out)
+    (Value::Object(out), api_requests)
 }
 
 fn tampered(token: &str) -> String {
@@ -79,7 +92,7 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
     )
     .await;
     assert_eq!(status, 201);
-    let before = snapshot(&node, &a).await;
+    let (before, calls_before) = snapshot(&node, &a).await;
 
     let endpoints: Vec<(Method, String, Option<Value>, bool)> = vec![
         (Method::GET, format!("/api/v1/tenants/{a}"), None, false),
@@ -196,11 +209,11 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
         checked += 2;
     }
     assert_eq!(checked, endpoints.len() * 6);
-    assert_eq!(
-        snapshot(&node, &a).await,
-        before,
-        "refused requests changed nothing"
-    );
+    let (after, calls_after) = snapshot(&node, &a).await;
+    assert_eq!(after, before, "refused requests changed nothing");
+    // Only the viewer's allowed reads counted against api_requests.
+    let reads = endpoints.iter().filter(|e| !e.3).count() as u64;
+    assert_eq!(calls_after - calls_before, reads);
 
     // Each cross-tenant attempt (another tenant's token, a mismatched
     // X-Tenant-ID) left an audit event on the tenant it targeted.
@@ -538,4 +551,81 @@ async fn member_flows_last_owner_and_users_quota() {
     )
     .await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_calls_count_against_api_requests_and_inactive_tenants_are_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let t = create_owned(&node, "counted", "alice").await;
+    let op = common::operator();
+    let (status, _) = call(
+        &node,
+        Some(&op),
+        &Method::PUT,
+        &format!("/api/v1/tenants/{t}/quotas/api_requests"),
+        &Some(json!({"limit": 3})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let alice = token_for("alice", Some(&t), &[], 3600);
+    let path = format!("/api/v1/tenants/{t}");
+    for _ in 0..3 {
+        assert_eq!(
+            call(&node, Some(&alice), &Method::GET, &path, &None)
+                .await
+                .0,
+            200
+        );
+    }
+    let (status, v) = call(&node, Some(&alice), &Method::GET, &path, &None).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (429, Some("RESOURCE_EXHAUSTED")),
+        "{v}"
+    );
+    // Operators are not charged.
+    assert_eq!(
+        call(&node, Some(&op), &Method::GET, &path, &None).await.0,
+        200
+    );
+    let (_, v) = call(
+        &node,
+        Some(&op),
+        &Method::GET,
+        &format!("{path}/quotas/api_requests"),
+        &None,
+    )
+    .await;
+    assert_eq!(v["data"]["usage"], 3);
+
+    // Suspended: members may read, not write.
+    let (status, _) = call(
+        &node,
+        Some(&op),
+        &Method::PUT,
+        &path,
+        &Some(json!({"status": "SUSPENDED"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        call(&node, Some(&alice), &Method::GET, &path, &None)
+            .await
+            .0,
+        200
+    );
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::PUT,
+        &path,
+        &Some(json!({"name": "Renamed"})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["message"].as_str()),
+        (403, Some("tenant is suspended")),
+        "{v}"
+    );
 }

@@ -94,7 +94,7 @@ pub async fn list(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&p, &state, Need::Role(Role::Admin))?;
+    authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));

@@ -17,9 +17,10 @@ use crate::envelope::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use quotad_engine::actor::Consistency;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::error_code::ErrorCode;
-use quotad_engine::model::{Role, TenantId};
+use quotad_engine::model::{Role, TenantId, well_known};
 use quotad_engine::quota::TenantState;
 use serde::{Deserialize, Serialize};
 
@@ -294,7 +295,57 @@ pub async fn check_context(
 
 /// The caller's effective role in the tenant, if allowed `need`.
 /// Call [`check_context`] first.
-pub fn authorize(p: &Principal, t: &TenantState, need: Need) -> Result<Option<Role>, ApiError> {
+///
+/// Members' calls count against the tenant's own `api_requests` quota (a
+/// used-up quota answers 429), and a suspended, deleted or expired-trial
+/// tenant's members may read but not change anything. Operators are
+/// neither charged nor held back.
+pub async fn authorize(
+    s: &AppState,
+    p: &Principal,
+    t: &TenantState,
+    need: Need,
+) -> Result<Option<Role>, ApiError> {
+    let Some(role) = role_for(p, t, need)? else {
+        return Ok(None);
+    };
+    let write = matches!(need, Need::Role(min) if min > Role::Member);
+    if let Some(reason) = t.refusal(s.engine.now_ms()) {
+        if write {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, reason));
+        }
+        return Ok(Some(role));
+    }
+    if t.quotas.contains_key(well_known::API_REQUESTS) {
+        let d = s
+            .engine
+            .increment(
+                t.tenant.id,
+                well_known::API_REQUESTS,
+                1,
+                None,
+                Some(Consistency::Fast),
+            )
+            .await?;
+        if !d.allowed {
+            return Err(ApiError::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "the tenant's api_requests quota ({}) is used up until {}",
+                    d.limit.unwrap_or_default(),
+                    d.reset_at_ms
+                        .map(crate::dto::rfc3339)
+                        .unwrap_or_else(|| "it is raised".into())
+                ),
+            ));
+        }
+    }
+    Ok(Some(role))
+}
+
+/// The caller's role in the tenant if it suffices for `need` (`None` for
+/// operators), without charging or status checks.
+pub fn role_for(p: &Principal, t: &TenantState, need: Need) -> Result<Option<Role>, ApiError> {
     if p.is_operator() {
         return Ok(None);
     }

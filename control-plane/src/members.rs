@@ -37,7 +37,7 @@ pub async fn list(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&p, &state, Need::Role(Role::Viewer))?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
     Ok(ok(members(&state)))
 }
 
@@ -51,7 +51,7 @@ pub async fn add(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    let caller = authorize(&p, &state, Need::Role(Role::Admin))?;
+    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
     let role = role(&body.role)?;
     owner_business(caller, role == Role::Owner)?;
     let state = s
@@ -71,7 +71,7 @@ pub async fn change_role(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    let caller = authorize(&p, &state, Need::Role(Role::Admin))?;
+    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
     let role = role(&body.role)?;
     owner_business(
         caller,
@@ -90,7 +90,7 @@ pub async fn remove(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    let caller = authorize(&p, &state, Need::Role(Role::Admin))?;
+    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
     owner_business(caller, state.role_of(&user) == Some(Role::Owner))?;
     let state = s.engine.remove_member(id, &user, &p.audit()).await?;
     Ok(ok(members(&state)))

@@ -17,7 +17,7 @@ pub async fn list(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&p, &state, Need::Role(Role::Viewer))?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
     let now = s.engine.now_ms();
     let tz = state.tenant.timezone;
     Ok(ok(state
@@ -36,7 +36,7 @@ pub async fn get(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&p, &state, Need::Role(Role::Viewer))?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(
         &quota,
@@ -65,7 +65,7 @@ pub async fn set(
         ));
     };
     let current = s.engine.tenant(id).await?;
-    let caller = authorize(&p, &current, Need::Role(Role::Admin))?;
+    let caller = authorize(&s, &p, &current, Need::Role(Role::Admin)).await?;
     // Tenant admins may shape their quotas but not buy more than their tier
     // grants: a tier quota's limit stays at or below the tier's.
     if caller.is_some()

@@ -1,5 +1,5 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, authorize, check_context};
+use crate::auth::{Need, Principal, authorize, check_context, role_for};
 use crate::dto::{CreateTenant, TenantDto, TierChangeDto, UpdateTenant, Upgrade};
 use crate::envelope::{ApiError, ApiResult, created, ok};
 use crate::extract::{ApiJson, ApiPath, tenant_id};
@@ -93,7 +93,7 @@ pub async fn get(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&p, &state, Need::Role(Role::Viewer))?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
     Ok(ok(TenantDto::from(&state)))
 }
 
@@ -107,10 +107,10 @@ pub async fn update(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let current = s.engine.tenant(id).await?;
-    authorize(&p, &current, Need::Role(Role::Admin))?;
+    authorize(&s, &p, &current, Need::Role(Role::Admin)).await?;
     if body.status.is_some() {
         // Suspension and reactivation are the platform's decisions.
-        authorize(&p, &current, Need::Operator)?;
+        authorize(&s, &p, &current, Need::Operator).await?;
     }
     if let Some(slug) = &body.slug
         && *slug != current.tenant.slug
@@ -170,7 +170,7 @@ pub async fn upgrade(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let current = s.engine.tenant(id).await?;
-    authorize(&p, &current, Need::Role(Role::Owner))?;
+    authorize(&s, &p, &current, Need::Role(Role::Owner)).await?;
     let tier = tier(&body.tier)?;
     let (state, over_limit) = s.engine.change_tier(id, tier, &p.audit()).await?;
     Ok(ok(TierChangeDto {
@@ -190,7 +190,7 @@ pub async fn delete(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let current = s.engine.tenant(id).await?;
-    authorize(&p, &current, Need::Role(Role::Owner))?;
+    authorize(&s, &p, &current, Need::Role(Role::Owner)).await?;
     let state = s.engine.delete_tenant(id, &p.audit()).await?;
     Ok(ok(TenantDto::from(&state)))
 }
@@ -205,7 +205,8 @@ pub async fn restore(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let current = s.engine.tenant(id).await?;
-    authorize(&p, &current, Need::Role(Role::Owner))?;
+    // A deleted tenant cannot be charged or written to: restoring needs the role only.
+    role_for(&p, &current, Need::Role(Role::Owner))?;
     let state = s.engine.restore_tenant(id, &p.audit()).await?;
     Ok(ok(TenantDto::from(&state)))
 }

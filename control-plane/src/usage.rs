@@ -66,7 +66,7 @@ pub async fn history(
     let id = tenant_id(&id)?;
     check_context(&s, &p, id).await?;
     let state = s.engine.tenant(id).await?;
-    authorize(&p, &state, Need::Role(Role::Viewer))?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
     validate::quota_name(&q.quota)?;
     let (granularity, span_ms, bucket_ms) = match q.granularity.as_deref().unwrap_or("hour") {
         "hour" => (Granularity::Hour, 86_400_000, 3_600_000),
