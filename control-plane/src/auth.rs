@@ -426,6 +426,27 @@ mod tests {
         assert!(AuthConfig::hs256(b"short").is_err());
     }
 
+    #[test]
+    fn rs256_tokens_verify_with_the_configured_public_key_only() {
+        // A key pair made for this test only (control-plane/tests/fixtures).
+        let private = include_bytes!("../tests/fixtures/rs256-test-private.pem");
+        let public = include_bytes!("../tests/fixtures/rs256-test-public.pem");
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &claims(600),
+            &EncodingKey::from_rsa_pem(private).unwrap(),
+        )
+        .unwrap();
+        let hs_only = AuthConfig::hs256(SECRET).unwrap();
+        assert!(hs_only.verify(&token).unwrap_err().contains("not accepted"));
+        let both = AuthConfig::hs256(SECRET).unwrap().with_rs256_pem(public).unwrap();
+        assert_eq!(both.verify(&token).unwrap().sub, "alice");
+        // An HS256 token signed with the public key's bytes (key confusion) fails.
+        let confused = mint(public, &claims(600)).unwrap();
+        assert!(both.verify(&confused).is_err());
+        assert!(AuthConfig::default().with_rs256_pem(b"not a key").is_err());
+    }
+
     fn base64url(s: &str) -> String {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let bytes = s.as_bytes();
