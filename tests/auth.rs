@@ -163,6 +163,18 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
             None,
             false,
         ),
+        (
+            Method::GET,
+            format!("/api/v1/tenants/{a}/domains"),
+            None,
+            false,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{a}/domains"),
+            Some(json!({"domain": "evil.example.com"})),
+            true,
+        ),
         (Method::DELETE, format!("/api/v1/tenants/{a}"), None, true),
         (
             Method::POST,
@@ -628,4 +640,138 @@ async fn members_calls_count_against_api_requests_and_inactive_tenants_are_read_
         (403, Some("tenant is suspended")),
         "{v}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_custom_domain_sets_the_tenant_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let a = create_owned(&node, "acme", "alice").await;
+    let b = create_owned(&node, "beta", "bob").await;
+    let alice = token_for("alice", None, &[], 3600);
+    let bob = token_for("bob", None, &[], 3600);
+    let op = common::operator();
+    let domains = format!("/api/v1/tenants/{a}/domains");
+    // Custom domains need PROFESSIONAL or above.
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &domains,
+        &Some(json!({"domain": "quota.acme.test"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PROFESSIONAL")
+    );
+    for t in [&a, &b] {
+        let (status, _) = call(
+            &node,
+            Some(&op),
+            &Method::POST,
+            &format!("/api/v1/tenants/{t}/upgrade"),
+            &Some(json!({"tier": "PROFESSIONAL"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, v) = call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &domains,
+        &Some(json!({"domain": "quota.acme.test"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["data"][0]["verified"], false);
+    assert!(
+        v["data"][0]["verificationRecord"]
+            .as_str()
+            .unwrap()
+            .starts_with("_quotad-verify.quota.acme.test TXT ")
+    );
+    // Unique across tenants, and well-formed.
+    let (status, v) = call(
+        &node,
+        Some(&bob),
+        &Method::POST,
+        &format!("/api/v1/tenants/{b}/domains"),
+        &Some(json!({"domain": "quota.acme.test"})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (409, Some("domain")),
+        "{v}"
+    );
+    let (status, _) = call(
+        &node,
+        Some(&bob),
+        &Method::POST,
+        &format!("/api/v1/tenants/{b}/domains"),
+        &Some(json!({"domain": "127.0.0.1"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let with_host = |token: &str, tenant: &str| {
+        reqwest::Client::new()
+            .get(node.url(&format!("/api/v1/tenants/{tenant}")))
+            .bearer_auth(token)
+            .header("host", "quota.acme.test")
+            .send()
+    };
+    // Unverified: the Host means nothing yet.
+    assert_eq!(with_host(&bob, &b).await.unwrap().status(), 200);
+    // Only the platform verifies.
+    let verify = format!("{domains}/quota.acme.test/verify");
+    assert_eq!(
+        call(&node, Some(&alice), &Method::POST, &verify, &None)
+            .await
+            .0,
+        403
+    );
+    let (status, v) = call(&node, Some(&op), &Method::POST, &verify, &None).await;
+    assert_eq!(
+        (status, v["data"][0]["verified"].as_bool()),
+        (200, Some(true)),
+        "{v}"
+    );
+    // Verified: requests on acme's domain belong to acme.
+    assert_eq!(with_host(&alice, &a).await.unwrap().status(), 200);
+    let r = with_host(&bob, &b).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("custom domain"),
+        "{v}"
+    );
+    // Removing the domain frees it.
+    let (status, _) = call(
+        &node,
+        Some(&alice),
+        &Method::DELETE,
+        &format!("{domains}/quota.acme.test"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(with_host(&bob, &b).await.unwrap().status(), 200);
+    let (status, _) = call(
+        &node,
+        Some(&bob),
+        &Method::POST,
+        &format!("/api/v1/tenants/{b}/domains"),
+        &Some(json!({"domain": "quota.acme.test"})),
+    )
+    .await;
+    assert_eq!(status, 201);
 }

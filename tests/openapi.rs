@@ -27,6 +27,9 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/tenants/{id}/members/{user}", vec!["put", "delete"]),
         ("/api/v1/tenants/{id}/audit", vec!["get"]),
         ("/api/v1/tenants/{id}/usage", vec!["get"]),
+        ("/api/v1/tenants/{id}/domains", vec!["get", "post"]),
+        ("/api/v1/tenants/{id}/domains/{domain}", vec!["delete"]),
+        ("/api/v1/tenants/{id}/domains/{domain}/verify", vec!["post"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
     ];

@@ -20,7 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use quotad_engine::actor::Consistency;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::error_code::ErrorCode;
-use quotad_engine::model::{Role, TenantId, well_known};
+use quotad_engine::model::{Role, TenantId, Tier, well_known};
 use quotad_engine::quota::TenantState;
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +128,8 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// `X-Tenant-ID`, if the request carried one.
     pub header_tenant: Option<String>,
+    /// The tenant whose verified custom domain the request's `Host` is.
+    pub host_tenant: Option<TenantId>,
 }
 
 impl Principal {
@@ -177,9 +179,15 @@ impl Principal {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
+        let host_tenant = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| state.engine.tenant_for_host(h));
         Ok(Principal {
             user: claims.sub,
             request_id,
+            host_tenant,
             token_tenant: claims.tenant_id,
             roles: claims.roles,
             header_tenant,
@@ -271,7 +279,12 @@ pub async fn check_context(
         .as_ref()
         .filter(|h| !h.eq_ignore_ascii_case(&id))
         .map(|h| ("X-Tenant-ID", h));
-    let Some((what, other)) = from_token.or(from_header) else {
+    let host = p
+        .host_tenant
+        .filter(|h| *h != tenant)
+        .map(|h| h.to_string());
+    let from_host = host.as_ref().map(|h| ("the custom domain in Host", h));
+    let Some((what, other)) = from_token.or(from_header).or(from_host) else {
         return Ok(());
     };
     metrics::counter!(crate::metrics::CROSS_TENANT_DENIALS).increment(1);
@@ -341,6 +354,25 @@ pub async fn authorize(
         }
     }
     Ok(Some(role))
+}
+
+/// Features reserved to higher tiers (operators may still act).
+pub fn require_tier(
+    p: &Principal,
+    t: &TenantState,
+    min: Tier,
+    feature: &str,
+) -> Result<(), ApiError> {
+    if t.tenant.tier < min && !p.is_operator() {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "{feature} need the {min} tier or above; the tenant is on {}",
+                t.tenant.tier
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The caller's role in the tenant if it suffices for `need` (`None` for
@@ -439,7 +471,10 @@ mod tests {
         .unwrap();
         let hs_only = AuthConfig::hs256(SECRET).unwrap();
         assert!(hs_only.verify(&token).unwrap_err().contains("not accepted"));
-        let both = AuthConfig::hs256(SECRET).unwrap().with_rs256_pem(public).unwrap();
+        let both = AuthConfig::hs256(SECRET)
+            .unwrap()
+            .with_rs256_pem(public)
+            .unwrap();
         assert_eq!(both.verify(&token).unwrap().sub, "alice");
         // An HS256 token signed with the public key's bytes (key confusion) fails.
         let confused = mint(public, &claims(600)).unwrap();

@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod auth;
+mod domains;
 pub mod dto;
 pub mod envelope;
 pub mod extract;
@@ -71,6 +72,18 @@ pub fn router(
             put(members::change_role).delete(members::remove),
         )
         .route("/api/v1/tenants/{id}/audit", get(audit::list))
+        .route(
+            "/api/v1/tenants/{id}/domains",
+            get(domains::list).post(domains::add),
+        )
+        .route(
+            "/api/v1/tenants/{id}/domains/{domain}",
+            axum::routing::delete(domains::remove),
+        )
+        .route(
+            "/api/v1/tenants/{id}/domains/{domain}/verify",
+            post(domains::verify),
+        )
         .route("/api/v1/tenants/{id}/usage", get(usage::history))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

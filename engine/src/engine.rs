@@ -580,6 +580,96 @@ impl Engine {
         Ok((points, stats))
     }
 
+    /// Register a custom domain for the tenant, unverified; returns its
+    /// verification token. Domains are unique across the deployment.
+    pub async fn add_domain(
+        &self,
+        tenant: TenantId,
+        domain: &str,
+        by: &AuditMeta,
+    ) -> Result<TenantState, EngineError> {
+        validate::domain(domain)?;
+        self.existing(&tenant)?;
+        let claim = Command::Meta(MetaOp::ClaimDomain {
+            domain: domain.to_string(),
+            tenant,
+        });
+        if let CommandResponse::DomainTaken { .. } = self.meta.write(claim).await? {
+            return Err(EngineError::DomainTaken {
+                domain: domain.to_string(),
+            });
+        }
+        let token: String = (0..16)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let op = TenantOp::AddDomain {
+            domain: domain.to_string(),
+            token,
+        };
+        if let Err(e) = self
+            .apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await
+        {
+            let release = Command::Meta(MetaOp::ReleaseDomain {
+                domain: domain.to_string(),
+                tenant,
+            });
+            if let Err(e2) = self.meta.write(release).await {
+                tracing::error!(error = %e2, "could not release a domain after a failed add");
+            }
+            return Err(e);
+        }
+        self.tenant(tenant).await
+    }
+
+    /// Mark a domain verified (the platform checked its token).
+    pub async fn verify_domain(
+        &self,
+        tenant: TenantId,
+        domain: &str,
+        by: &AuditMeta,
+    ) -> Result<TenantState, EngineError> {
+        let op = TenantOp::VerifyDomain {
+            domain: domain.to_string(),
+        };
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
+        self.tenant(tenant).await
+    }
+
+    pub async fn remove_domain(
+        &self,
+        tenant: TenantId,
+        domain: &str,
+        by: &AuditMeta,
+    ) -> Result<TenantState, EngineError> {
+        let op = TenantOp::RemoveDomain {
+            domain: domain.to_string(),
+        };
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
+        self.meta
+            .write(Command::Meta(MetaOp::ReleaseDomain {
+                domain: domain.to_string(),
+                tenant,
+            }))
+            .await?;
+        self.tenant(tenant).await
+    }
+
+    /// The tenant whose *verified* custom domain `host` is (port ignored).
+    pub fn tenant_for_host(&self, host: &str) -> Option<TenantId> {
+        let name = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .to_ascii_lowercase();
+        let tenant = *self.meta.state.read().ok()?.domains.get(&name)?;
+        let shard = self.shard(&tenant);
+        let state = shard.group.state.read().ok()?;
+        let verified = state.tenants.get(&tenant)?.domains.get(&name)?.verified;
+        verified.then_some(tenant)
+    }
+
     /// Soft-delete: the tenant is refused everything, and can be restored
     /// until its retention ends; then it is purged.
     pub async fn delete_tenant(
@@ -612,9 +702,15 @@ impl Engine {
 
     /// Remove a deleted tenant whose retention has ended, and free its slug.
     pub async fn purge_tenant(&self, tenant: TenantId, by: &AuditMeta) -> Result<(), EngineError> {
-        let slug = self.tenant(tenant).await?.tenant.slug;
+        let state = self.tenant(tenant).await?;
+        let slug = state.tenant.slug;
         self.apply(tenant, TenantOp::Purge, Some(by), Some(Consistency::Strict))
             .await?;
+        for domain in state.domains.into_keys() {
+            self.meta
+                .write(Command::Meta(MetaOp::ReleaseDomain { domain, tenant }))
+                .await?;
+        }
         self.meta
             .write(Command::Meta(MetaOp::ReleaseSlug { slug, tenant }))
             .await?;

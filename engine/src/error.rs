@@ -12,6 +12,8 @@ pub enum EngineError {
     Quota(#[from] QuotaError),
     #[error("tenant slug {slug:?} is already taken")]
     SlugTaken { slug: String },
+    #[error("domain {domain:?} is already registered by another tenant")]
+    DomainTaken { domain: String },
     #[error("group {group} is not led by this node{}", leader.map(|l| format!(" (leader: node {l})")).unwrap_or_default())]
     NotLeader { group: u64, leader: Option<NodeId> },
     #[error("raft group {group}: {message}")]
@@ -28,7 +30,9 @@ impl EngineError {
     pub fn code(&self) -> ErrorCode {
         match self {
             EngineError::Quota(q) => q.code(),
-            EngineError::SlugTaken { .. } => ErrorCode::AlreadyExists,
+            EngineError::SlugTaken { .. } | EngineError::DomainTaken { .. } => {
+                ErrorCode::AlreadyExists
+            }
             EngineError::NotLeader { .. }
             | EngineError::ShuttingDown
             | EngineError::Busy { .. } => ErrorCode::Unavailable,
@@ -42,6 +46,7 @@ impl EngineError {
         match self {
             EngineError::Quota(q) => q.field(),
             EngineError::SlugTaken { .. } => Some("slug"),
+            EngineError::DomainTaken { .. } => Some("domain"),
             _ => None,
         }
     }

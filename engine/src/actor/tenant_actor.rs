@@ -91,6 +91,9 @@ impl ActorState {
                 | TenantOp::Delete { .. }
                 | TenantOp::Restore
                 | TenantOp::Purge
+                | TenantOp::AddDomain { .. }
+                | TenantOp::VerifyDomain { .. }
+                | TenantOp::RemoveDomain { .. }
         );
         let applied = match (&mut self.state, &op) {
             (

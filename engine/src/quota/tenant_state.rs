@@ -10,7 +10,7 @@ use super::idempotency::{IdempotencyLog, MAX_KEYS};
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
 use crate::model::{
-    Deletion, Member, QuotaKind, QuotaPolicy, Role, Tenant, TenantStatus, Tier, well_known,
+    Deletion, Domain, Member, QuotaKind, QuotaPolicy, Role, Tenant, TenantStatus, Tier, well_known,
 };
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,9 @@ pub struct TenantState {
     /// Members by user id.
     #[serde(default)]
     pub members: BTreeMap<String, Member>,
+    /// Custom domains by name.
+    #[serde(default)]
+    pub domains: BTreeMap<String, Domain>,
     /// The latest operation time applied. A tenant's time never goes back:
     /// a new actor (after idleness or failover) continues from here even if
     /// its node's clock lags.
@@ -99,6 +102,17 @@ pub enum TenantOp {
     ChangeRole {
         user_id: String,
         role: Role,
+    },
+    /// Register a custom domain (unverified), with its verification token.
+    AddDomain {
+        domain: String,
+        token: String,
+    },
+    VerifyDomain {
+        domain: String,
+    },
+    RemoveDomain {
+        domain: String,
     },
     /// Soft delete: refuse everything until restored or purged.
     Delete {
@@ -171,6 +185,7 @@ impl TenantState {
             reservations: BTreeMap::new(),
             idempotency: IdempotencyLog::default(),
             members: BTreeMap::new(),
+            domains: BTreeMap::new(),
             last_at_ms: i64::MIN,
         }
     }
@@ -493,6 +508,43 @@ impl TenantState {
                 Ok(changed(OpOutcome::Released { amount: r.amount }))
             }
             TenantOp::Audit { .. } => Ok(changed(OpOutcome::Tenant)),
+            TenantOp::AddDomain { domain, token } => {
+                if self.domains.contains_key(domain) {
+                    return Err(QuotaError::invalid(
+                        "domain",
+                        format!("{domain} is already registered"),
+                    ));
+                }
+                self.domains.insert(
+                    domain.clone(),
+                    Domain {
+                        name: domain.clone(),
+                        verified: false,
+                        token: token.clone(),
+                        added_at_ms: now_ms,
+                    },
+                );
+                Ok(changed(OpOutcome::Tenant))
+            }
+            TenantOp::VerifyDomain { domain } => {
+                let d = self.domains.get_mut(domain).ok_or_else(|| {
+                    QuotaError::invalid(
+                        "domain",
+                        format!("{domain} is not registered to this tenant"),
+                    )
+                })?;
+                d.verified = true;
+                Ok(changed(OpOutcome::Tenant))
+            }
+            TenantOp::RemoveDomain { domain } => {
+                if self.domains.remove(domain).is_none() {
+                    return Err(QuotaError::invalid(
+                        "domain",
+                        format!("{domain} is not registered to this tenant"),
+                    ));
+                }
+                Ok(changed(OpOutcome::Tenant))
+            }
             TenantOp::Delete { retention_ms } => {
                 let t = &mut self.tenant;
                 if t.deleted.is_some() {

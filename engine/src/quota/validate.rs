@@ -196,3 +196,27 @@ pub fn user_id(id: &str) -> Result<(), QuotaError> {
     }
     Ok(())
 }
+
+/// A custom domain: a lowercase DNS name of at least two labels (no IP
+/// addresses, no trailing dot), at most 253 characters.
+pub fn domain(d: &str) -> Result<(), QuotaError> {
+    let labels: Vec<&str> = d.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let tld_alpha = labels
+        .last()
+        .is_some_and(|t| t.chars().any(|c| c.is_ascii_lowercase()));
+    if d.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) || !tld_alpha {
+        return Err(QuotaError::invalid(
+            "domain",
+            format!("{d:?} is not a domain name (lowercase, like \"quota.example.com\")"),
+        ));
+    }
+    Ok(())
+}

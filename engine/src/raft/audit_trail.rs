@@ -23,6 +23,9 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         TenantOp::AddMember { user_id, .. }
         | TenantOp::RemoveMember { user_id }
         | TenantOp::ChangeRole { user_id, .. } => json(s.members.get(user_id)),
+        TenantOp::AddDomain { domain, .. }
+        | TenantOp::VerifyDomain { domain }
+        | TenantOp::RemoveDomain { domain } => json(s.domains.get(domain)),
         TenantOp::Audit { .. }
         | TenantOp::Increment { .. }
         | TenantOp::Reserve { .. }
@@ -42,6 +45,9 @@ pub fn entry(
         TenantOp::Create { tenant, .. } => ("tenant.created", tenant.slug.clone()),
         TenantOp::Update(_) => ("tenant.updated", String::new()),
         TenantOp::Delete { .. } => ("tenant.deleted", String::new()),
+        TenantOp::AddDomain { domain, .. } => ("domain.added", domain.clone()),
+        TenantOp::VerifyDomain { domain } => ("domain.verified", domain.clone()),
+        TenantOp::RemoveDomain { domain } => ("domain.removed", domain.clone()),
         TenantOp::Restore => ("tenant.restored", String::new()),
         TenantOp::Purge => ("tenant.purged", String::new()),
         TenantOp::ChangeTier { tier, .. } => ("tenant.tier_changed", tier.as_str().to_string()),

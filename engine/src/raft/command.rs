@@ -25,6 +25,15 @@ pub enum MetaOp {
         at_ms: i64,
         replacing: Option<TenantId>,
     },
+    /// Claim a custom domain for `tenant` (global uniqueness).
+    ClaimDomain {
+        domain: String,
+        tenant: TenantId,
+    },
+    ReleaseDomain {
+        domain: String,
+        tenant: TenantId,
+    },
     ReleaseSlug {
         slug: String,
         tenant: TenantId,
@@ -47,6 +56,10 @@ pub enum CommandResponse {
     Batch(Vec<Option<OpOutcome>>),
     SlugClaimed,
     SlugTaken {
+        owner: TenantId,
+    },
+    DomainClaimed,
+    DomainTaken {
         owner: TenantId,
     },
 }

@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 pub struct GroupState {
     pub tenants: HashMap<TenantId, TenantState>,
     pub slugs: BTreeMap<String, SlugClaim>,
+    /// Custom domain -> the tenant that registered it (meta group).
+    #[serde(default)]
+    pub domains: BTreeMap<String, TenantId>,
     /// Each tenant's audit chain.
     #[serde(default)]
     pub audit: HashMap<TenantId, AuditLog>,
@@ -64,6 +67,20 @@ impl GroupState {
                     CommandResponse::SlugClaimed
                 }
             },
+            Command::Meta(MetaOp::ClaimDomain { domain, tenant }) => match self.domains.get(domain)
+            {
+                Some(owner) if owner != tenant => CommandResponse::DomainTaken { owner: *owner },
+                _ => {
+                    self.domains.insert(domain.clone(), *tenant);
+                    CommandResponse::DomainClaimed
+                }
+            },
+            Command::Meta(MetaOp::ReleaseDomain { domain, tenant }) => {
+                if self.domains.get(domain) == Some(tenant) {
+                    self.domains.remove(domain);
+                }
+                CommandResponse::Applied
+            }
             Command::Meta(MetaOp::ReleaseSlug { slug, tenant }) => {
                 if self.slugs.get(slug).is_some_and(|c| c.tenant == *tenant) {
                     self.slugs.remove(slug);

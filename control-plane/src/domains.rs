@@ -1,0 +1,97 @@
+use crate::AppState;
+use crate::auth::{Need, Principal, authorize, check_context, require_tier};
+use crate::dto::rfc3339;
+use crate::envelope::{ApiResult, created, ok};
+use crate::extract::{ApiJson, ApiPath, tenant_id};
+use axum::extract::State;
+use quotad_engine::model::{Role, Tier};
+use quotad_engine::quota::TenantState;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainDto {
+    pub domain: String,
+    pub verified: bool,
+    /// The DNS TXT record that proves control of the domain.
+    pub verification_record: String,
+    pub added_at: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddDomain {
+    /// A lowercase DNS name, e.g. quota.example.com.
+    pub domain: String,
+}
+
+fn domains(s: &TenantState) -> Vec<DomainDto> {
+    s.domains
+        .values()
+        .map(|d| DomainDto {
+            domain: d.name.clone(),
+            verified: d.verified,
+            verification_record: format!("_quotad-verify.{} TXT {}", d.name, d.token),
+            added_at: rfc3339(d.added_at_ms),
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Custom domains", body = crate::openapi::Envelope<Vec<DomainDto>>), crate::openapi::ApiErrors))]
+pub async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Vec<DomainDto>> {
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
+    let state = s.engine.tenant(id).await?;
+    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
+    Ok(ok(domains(&state)))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = AddDomain, responses((status = 201, description = "Registered, unverified; domains after the change", body = crate::openapi::Envelope<Vec<DomainDto>>), crate::openapi::ApiErrors))]
+pub async fn add(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AddDomain>,
+) -> ApiResult<Vec<DomainDto>> {
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
+    let state = s.engine.tenant(id).await?;
+    authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
+    require_tier(&p, &state, Tier::Professional, "custom domains")?;
+    let state = s.engine.add_domain(id, &body.domain, &p.audit()).await?;
+    Ok(created(domains(&state)))
+}
+
+/// Verification is the platform's: an operator confirms the TXT record
+/// (this node does not resolve DNS itself).
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/domains/{domain}/verify", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("domain" = String, Path, description = "The domain")), responses((status = 200, description = "Verified; requests with this Host now belong to the tenant", body = crate::openapi::Envelope<Vec<DomainDto>>), crate::openapi::ApiErrors))]
+pub async fn verify(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath((id, domain)): ApiPath<(String, String)>,
+) -> ApiResult<Vec<DomainDto>> {
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
+    let state = s.engine.tenant(id).await?;
+    authorize(&s, &p, &state, Need::Operator).await?;
+    let state = s.engine.verify_domain(id, &domain, &p.audit()).await?;
+    Ok(ok(domains(&state)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}/domains/{domain}", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("domain" = String, Path, description = "The domain")), responses((status = 200, description = "Removed; domains after the change", body = crate::openapi::Envelope<Vec<DomainDto>>), crate::openapi::ApiErrors))]
+pub async fn remove(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath((id, domain)): ApiPath<(String, String)>,
+) -> ApiResult<Vec<DomainDto>> {
+    let id = tenant_id(&id)?;
+    check_context(&s, &p, id).await?;
+    let state = s.engine.tenant(id).await?;
+    authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
+    let state = s.engine.remove_domain(id, &domain, &p.audit()).await?;
+    Ok(ok(domains(&state)))
+}
