@@ -175,6 +175,18 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
             Some(json!({"domain": "evil.example.com"})),
             true,
         ),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{a}/domains/evil.example.com/verify"),
+            None,
+            true,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/tenants/{a}/domains/evil.example.com"),
+            None,
+            true,
+        ),
         (Method::DELETE, format!("/api/v1/tenants/{a}"), None, true),
         (
             Method::POST,
