@@ -613,3 +613,24 @@ async fn metrics_report_tenants_usage_refusals_and_latency() {
         "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/tenants\",status=\"201\"",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_answers_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "traced", "FREE").await;
+    let mut c = node.grpc().await;
+    let mut req = tonic::Request::new(inc(&tenant, ""));
+    req.metadata_mut()
+        .insert("x-request-id", "trace-42".parse().unwrap());
+    let resp = c.increment(req).await.unwrap();
+    assert_eq!(resp.metadata().get("x-request-id").unwrap(), "trace-42");
+    let mut bad = tonic::Request::new(inc("not-a-uuid", ""));
+    bad.metadata_mut()
+        .insert("x-request-id", "trace-43".parse().unwrap());
+    let status = c.increment(bad).await.unwrap_err();
+    assert_eq!(status.metadata().get("x-request-id").unwrap(), "trace-43");
+    // Without one, the node makes one up.
+    let resp = c.increment(inc(&tenant, "")).await.unwrap();
+    assert!(!resp.metadata().get("x-request-id").unwrap().is_empty());
+}

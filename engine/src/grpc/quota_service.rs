@@ -1,24 +1,69 @@
 use super::convert::{self, status};
 use crate::Engine;
 use crate::error::EngineError;
+use crate::error_code::ErrorCode;
 use crate::quota::QuotaError;
 use quotad_proto::v1 as pb;
 use quotad_proto::v1::quota_service_server::QuotaService;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-/// Records how long an RPC took when dropped.
-struct Timed(&'static str, std::time::Instant);
+/// One RPC in flight: its request id (the caller's `x-request-id`
+/// metadata, or a new one, echoed back on the answer and in logs) and its
+/// start, for the latency histogram.
+struct Call {
+    method: &'static str,
+    started: std::time::Instant,
+    request_id: String,
+}
 
-impl Drop for Timed {
-    fn drop(&mut self) {
-        metrics::histogram!(crate::telemetry::GRPC_DURATION, "method" => self.0)
-            .record(self.1.elapsed().as_secs_f64());
+impl Call {
+    fn start<T>(method: &'static str, req: &Request<T>) -> Call {
+        let request_id = req
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Call {
+            method,
+            started: std::time::Instant::now(),
+            request_id,
+        }
+    }
+
+    fn reply<T>(&self, result: Result<T, EngineError>) -> Result<Response<T>, Status> {
+        let id = self.request_id.parse().ok();
+        match result {
+            Ok(v) => {
+                let mut resp = Response::new(v);
+                if let Some(id) = id {
+                    resp.metadata_mut().insert("x-request-id", id);
+                }
+                Ok(resp)
+            }
+            Err(e) => {
+                if matches!(e.code(), ErrorCode::Internal | ErrorCode::Unavailable) {
+                    tracing::error!(request_id = %self.request_id, method = self.method, error = %e, "request failed");
+                } else {
+                    tracing::debug!(request_id = %self.request_id, method = self.method, error = %e, "request refused");
+                }
+                let mut s = status(e);
+                if let Some(id) = id {
+                    s.metadata_mut().insert("x-request-id", id);
+                }
+                Err(s)
+            }
+        }
     }
 }
 
-fn timed(method: &'static str) -> Timed {
-    Timed(method, std::time::Instant::now())
+impl Drop for Call {
+    fn drop(&mut self) {
+        metrics::histogram!(crate::telemetry::GRPC_DURATION, "method" => self.method)
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 pub struct QuotaGrpc {
@@ -70,44 +115,38 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        let _timed = timed("Check");
-        self.check(req.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(status)
+        let call = Call::start("Check", &req);
+        call.reply(self.check(req.into_inner()).await)
     }
 
     async fn increment(
         &self,
         req: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        let _timed = timed("Increment");
-        self.increment(req.into_inner(), 0)
-            .await
-            .map(Response::new)
-            .map_err(status)
+        let call = Call::start("Increment", &req);
+        call.reply(self.increment(req.into_inner(), 0).await)
     }
 
     async fn batch(
         &self,
         req: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchResponse>, Status> {
-        let _timed = timed("Batch");
+        let call = Call::start("Batch", &req);
         let req = req.into_inner();
         if req.items.len() > super::MAX_BATCH_ITEMS {
-            return Err(status(
-                QuotaError::invalid(
-                    "items",
-                    format!(
-                        "{} items; a batch holds at most {}",
-                        req.items.len(),
-                        super::MAX_BATCH_ITEMS
-                    ),
-                )
-                .into(),
-            ));
+            return call.reply(Err(QuotaError::invalid(
+                "items",
+                format!(
+                    "{} items; a batch holds at most {}",
+                    req.items.len(),
+                    super::MAX_BATCH_ITEMS
+                ),
+            )
+            .into()));
         }
-        convert::consistency(req.consistency).map_err(status)?;
+        if let Err(e) = convert::consistency(req.consistency) {
+            return call.reply(Err(e));
+        }
         let default = req.consistency;
         // Items for different tenants proceed in parallel on their actors;
         // items for one tenant queue on its actor in request order.
@@ -127,14 +166,14 @@ impl QuotaService for QuotaGrpc {
             }
         }))
         .await;
-        Ok(Response::new(pb::BatchResponse { results }))
+        call.reply(Ok(pb::BatchResponse { results }))
     }
 
     async fn reserve(
         &self,
         req: Request<pb::ReserveRequest>,
     ) -> Result<Response<pb::ReserveResponse>, Status> {
-        let _timed = timed("Reserve");
+        let call = Call::start("Reserve", &req);
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
@@ -160,14 +199,14 @@ impl QuotaService for QuotaGrpc {
                 expires_at_unix_ms: res.expires_at_ms,
             })
         };
-        go.await.map(Response::new).map_err(status)
+        call.reply(go.await)
     }
 
     async fn settle(
         &self,
         req: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        let _timed = timed("Settle");
+        let call = Call::start("Settle", &req);
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
@@ -179,14 +218,14 @@ impl QuotaService for QuotaGrpc {
                 .await?;
             Ok::<_, EngineError>(convert::decision(d))
         };
-        go.await.map(Response::new).map_err(status)
+        call.reply(go.await)
     }
 
     async fn release(
         &self,
         req: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
-        let _timed = timed("Release");
+        let call = Call::start("Release", &req);
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
@@ -195,14 +234,14 @@ impl QuotaService for QuotaGrpc {
             let released = self.engine.release(tenant, id, consistency).await?;
             Ok::<_, EngineError>(pb::ReleaseResponse { released })
         };
-        go.await.map(Response::new).map_err(status)
+        call.reply(go.await)
     }
 
     async fn get_usage(
         &self,
         req: Request<pb::GetUsageRequest>,
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
-        let _timed = timed("GetUsage");
+        let call = Call::start("GetUsage", &req);
         let r = req.into_inner();
         let go = async {
             let tenant = convert::tenant_id(&r.tenant_id)?;
@@ -223,6 +262,6 @@ impl QuotaService for QuotaGrpc {
                 quotas,
             })
         };
-        go.await.map(Response::new).map_err(status)
+        call.reply(go.await)
     }
 }
