@@ -438,6 +438,21 @@ async fn member_flows_last_owner_and_users_quota() {
     )
     .await;
     assert_eq!(status, 200);
+    // ... nor slip past the tier by another period or action.
+    for body in [
+        json!({"limit": 500, "period": "hourly"}),
+        json!({"limit": 500, "action": "alert"}),
+    ] {
+        let (status, v) = call(
+            &node,
+            Some(&bob),
+            &Method::PUT,
+            &format!("/api/v1/tenants/{t}/quotas/api_requests"),
+            &Some(body),
+        )
+        .await;
+        assert_eq!(status, 403, "{v}");
+    }
     // Every change is in the audit chain, with who did it and before/after.
     let (status, v) = call(
         &node,

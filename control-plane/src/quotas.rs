@@ -66,21 +66,6 @@ pub async fn set(
     };
     let current = s.engine.tenant(id).await?;
     let caller = authorize(&s, &p, &current, Need::Role(Role::Admin)).await?;
-    // Tenant admins may shape their quotas but not buy more than their tier
-    // grants: a tier quota's limit stays at or below the tier's.
-    if caller.is_some()
-        && let Some(tier_policy) = s.engine.catalog().defaults(current.tenant.tier).get(&quota)
-        && let Some(tier_limit) = tier_policy.limit
-        && limit.is_none_or(|l| l > tier_limit)
-    {
-        return Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            format!(
-                "the {} tier allows {quota} up to {tier_limit}; only a platform operator may set more",
-                current.tenant.tier
-            ),
-        ));
-    }
     let existing = current.quotas.get(&quota).map(|q| &q.policy);
     let kind = body.kind.unwrap_or_else(|| match (body.period, existing) {
         (Some(Period::Second | Period::Minute), _) => QuotaKind::Rate,
@@ -131,8 +116,39 @@ pub async fn set(
         },
         action,
         alert_thresholds: thresholds,
-        overridden: true,
+        // Only a platform operator's setting survives a tier change; what
+        // tenant admins set follows the tier.
+        overridden: caller.is_none(),
     };
+    // Tenant admins may shape their quotas but not buy more than their tier
+    // grants: a tier quota keeps the tier's kind, period and action, and a
+    // limit at or below the tier's.
+    if caller.is_some()
+        && let Some(tier) = s.engine.catalog().defaults(current.tenant.tier).get(&quota)
+    {
+        let beyond_limit = tier
+            .limit
+            .is_some_and(|t| policy.limit.is_none_or(|l| l > t));
+        if beyond_limit
+            || policy.kind != tier.kind
+            || policy.period != tier.period
+            || policy.action != tier.action
+        {
+            let name = |v: String| v.to_lowercase();
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "on the {} tier, {quota} stays a {} {} quota with action {} and a limit of at most {}; only a platform operator may set more",
+                    current.tenant.tier,
+                    name(format!("{:?}", tier.period)),
+                    name(format!("{:?}", tier.kind)),
+                    name(format!("{:?}", tier.action)),
+                    tier.limit
+                        .map_or("unlimited".to_string(), |l| l.to_string()),
+                ),
+            ));
+        }
+    }
     let state = s.engine.set_quota(id, &quota, policy, &p.audit()).await?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(

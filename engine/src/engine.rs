@@ -354,12 +354,10 @@ impl Engine {
     ) -> Result<TenantState, EngineError> {
         validate::quota_name(quota)?;
         validate::policy(&policy)?;
+        // `policy.overridden` says whether it survives a tier change.
         let op = TenantOp::SetQuota {
             quota: quota.to_string(),
-            policy: QuotaPolicy {
-                overridden: true,
-                ..policy
-            },
+            policy,
         };
         self.apply(tenant, op, Some(by), Some(Consistency::Strict))
             .await?;
@@ -589,15 +587,37 @@ impl Engine {
         by: &AuditMeta,
     ) -> Result<TenantState, EngineError> {
         validate::domain(domain)?;
-        self.existing(&tenant)?;
-        let claim = Command::Meta(MetaOp::ClaimDomain {
-            domain: domain.to_string(),
-            tenant,
-        });
-        if let CommandResponse::DomainTaken { .. } = self.meta.write(claim).await? {
-            return Err(EngineError::DomainTaken {
+        if self.tenant(tenant).await?.domains.contains_key(domain) {
+            // Checked before claiming, so a retry never releases a claim
+            // the tenant already held.
+            return Err(QuotaError::invalid(
+                "domain",
+                format!("{domain} is already registered to this tenant"),
+            )
+            .into());
+        }
+        let now = self.clock.now_ms();
+        let mut replacing = None;
+        loop {
+            let claim = Command::Meta(MetaOp::ClaimDomain {
                 domain: domain.to_string(),
+                tenant,
+                at_ms: now,
+                replacing,
             });
+            match self.meta.write(claim).await? {
+                CommandResponse::DomainTaken { owner }
+                    if replacing.is_none() && !self.lists_domain(owner, domain) =>
+                {
+                    replacing = Some(owner);
+                }
+                CommandResponse::DomainTaken { .. } => {
+                    return Err(EngineError::DomainTaken {
+                        domain: domain.to_string(),
+                    });
+                }
+                _ => break,
+            }
         }
         let token: String = (0..16)
             .map(|_| format!("{:02x}", rand::random::<u8>()))
@@ -657,13 +677,29 @@ impl Engine {
         self.tenant(tenant).await
     }
 
+    /// Whether `tenant`'s committed state lists `domain` (a claim by a
+    /// tenant that does not is left over from a failed registration).
+    fn lists_domain(&self, tenant: TenantId, domain: &str) -> bool {
+        let shard = self.shard(&tenant);
+        shard
+            .group
+            .state
+            .read()
+            .map(|s| {
+                s.tenants
+                    .get(&tenant)
+                    .is_some_and(|t| t.domains.contains_key(domain))
+            })
+            .unwrap_or(true)
+    }
+
     /// The tenant whose *verified* custom domain `host` is (port ignored).
     pub fn tenant_for_host(&self, host: &str) -> Option<TenantId> {
         let name = host
             .rsplit_once(':')
             .map_or(host, |(h, _)| h)
             .to_ascii_lowercase();
-        let tenant = *self.meta.state.read().ok()?.domains.get(&name)?;
+        let tenant = self.meta.state.read().ok()?.domains.get(&name)?.tenant;
         let shard = self.shard(&tenant);
         let state = shard.group.state.read().ok()?;
         let verified = state.tenants.get(&tenant)?.domains.get(&name)?.verified;
@@ -734,10 +770,18 @@ impl Engine {
             }
         }
         let by = AuditMeta::new("system", "retention-sweep");
+        let mut purged = 0;
         for tenant in &due {
-            self.purge_tenant(*tenant, &by).await?;
+            // One tenant failing (restored meanwhile, say) must not stop
+            // the others.
+            match self.purge_tenant(*tenant, &by).await {
+                Ok(()) => purged += 1,
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "could not purge a tenant past its retention")
+                }
+            }
         }
-        Ok(due.len())
+        Ok(purged)
     }
 
     /// Record an event that changes nothing else (an access denial) in the

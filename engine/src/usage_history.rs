@@ -137,8 +137,9 @@ pub fn statistics(
             } else {
                 let elapsed = (now_ms - period_start_ms) as f64;
                 let rate = period_usage as f64 / elapsed;
-                let eta = now_ms + ((limit - period_usage) as f64 / rate).ceil() as i64;
-                (eta < end).then_some(eta)
+                // In floating point: a huge limit must not overflow.
+                let eta = now_ms as f64 + ((limit - period_usage) as f64 / rate).ceil();
+                (eta < end as f64).then_some(eta as i64)
             }
         }
         _ => None,
@@ -245,5 +246,23 @@ mod tests {
             h.series("api", chrono_tz::UTC, Granularity::Day, T0, T0 + DAY_MS)[0].amount,
             1
         );
+    }
+}
+
+#[cfg(test)]
+mod projection_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_limit_projects_no_exhaustion_instead_of_overflowing() {
+        let s = statistics(
+            &[],
+            Some(10_000_000_000_000_000_000),
+            1,
+            0,
+            Some(30 * DAY_MS),
+            1,
+        );
+        assert_eq!(s.projected_exhaustion_ms, None);
     }
 }

@@ -317,6 +317,12 @@ impl TenantState {
         match op {
             TenantOp::Create { tenant, .. } => Err(QuotaError::TenantExists { tenant: tenant.id }),
             TenantOp::Update(u) => {
+                if u.status.is_some() && self.tenant.deleted.is_some() {
+                    return Err(QuotaError::invalid(
+                        "status",
+                        "the tenant is deleted: restore it first (POST /restore)",
+                    ));
+                }
                 let t = &mut self.tenant;
                 if let Some(name) = &u.name {
                     t.name = name.clone();
@@ -564,9 +570,16 @@ impl TenantState {
             }
             TenantOp::Restore => {
                 let t = &mut self.tenant;
-                let Some(d) = t.deleted.take() else {
+                let Some(d) = t.deleted else {
                     return Err(QuotaError::invalid("status", "the tenant is not deleted"));
                 };
+                if now_ms >= d.purge_after_ms {
+                    return Err(QuotaError::invalid(
+                        "status",
+                        "the retention has ended; the tenant is being purged",
+                    ));
+                }
+                t.deleted = None;
                 t.status = d.previous_status;
                 t.updated_at_ms = now_ms;
                 Ok(changed(OpOutcome::Tenant))

@@ -587,3 +587,30 @@ fn members_count_against_users_and_the_last_owner_stays() {
         Err(QuotaError::MemberNotFound { .. })
     ));
 }
+
+#[test]
+fn a_deleted_tenant_changes_status_only_by_restore_within_retention() {
+    use crate::model::TenantStatus;
+    let mut s = state_with("q", limited(10, Action::Block));
+    s.apply(
+        &TenantOp::Delete {
+            retention_ms: 1_000,
+        },
+        T0,
+    )
+    .unwrap();
+    let reactivate = TenantOp::Update(TenantUpdate {
+        status: Some(TenantStatus::Active),
+        ..Default::default()
+    });
+    assert_eq!(
+        s.apply(&reactivate, T0 + 1).unwrap_err().field(),
+        Some("status")
+    );
+    assert_eq!(
+        s.apply(&TenantOp::Restore, T0 + 1_000).unwrap_err().field(),
+        Some("status")
+    );
+    s.apply(&TenantOp::Restore, T0 + 999).unwrap();
+    assert_eq!(s.tenant.status, TenantStatus::Active);
+}

@@ -26,9 +26,13 @@ pub enum MetaOp {
         replacing: Option<TenantId>,
     },
     /// Claim a custom domain for `tenant` (global uniqueness).
+    /// `replacing` names a claim whose tenant does not list the domain (a
+    /// registration that died half-way), taken over once old enough.
     ClaimDomain {
         domain: String,
         tenant: TenantId,
+        at_ms: i64,
+        replacing: Option<TenantId>,
     },
     ReleaseDomain {
         domain: String,

@@ -15,7 +15,7 @@ pub struct GroupState {
     pub slugs: BTreeMap<String, SlugClaim>,
     /// Custom domain -> the tenant that registered it (meta group).
     #[serde(default)]
-    pub domains: BTreeMap<String, TenantId>,
+    pub domains: BTreeMap<String, SlugClaim>,
     /// Each tenant's audit chain.
     #[serde(default)]
     pub audit: HashMap<TenantId, AuditLog>,
@@ -67,16 +67,36 @@ impl GroupState {
                     CommandResponse::SlugClaimed
                 }
             },
-            Command::Meta(MetaOp::ClaimDomain { domain, tenant }) => match self.domains.get(domain)
-            {
-                Some(owner) if owner != tenant => CommandResponse::DomainTaken { owner: *owner },
+            Command::Meta(MetaOp::ClaimDomain {
+                domain,
+                tenant,
+                at_ms,
+                replacing,
+            }) => match self.domains.get(domain) {
+                Some(c)
+                    if c.tenant != *tenant
+                        && !(Some(c.tenant) == *replacing
+                            && at_ms - c.at_ms >= ORPHAN_CLAIM_AFTER_MS) =>
+                {
+                    CommandResponse::DomainTaken { owner: c.tenant }
+                }
                 _ => {
-                    self.domains.insert(domain.clone(), *tenant);
+                    self.domains.insert(
+                        domain.clone(),
+                        SlugClaim {
+                            tenant: *tenant,
+                            at_ms: *at_ms,
+                        },
+                    );
                     CommandResponse::DomainClaimed
                 }
             },
             Command::Meta(MetaOp::ReleaseDomain { domain, tenant }) => {
-                if self.domains.get(domain) == Some(tenant) {
+                if self
+                    .domains
+                    .get(domain)
+                    .is_some_and(|c| c.tenant == *tenant)
+                {
                     self.domains.remove(domain);
                 }
                 CommandResponse::Applied
@@ -224,5 +244,32 @@ mod tests {
             CommandResponse::SlugClaimed
         );
         assert_eq!(g.slugs["acme"].tenant, Uuid::from_u128(2));
+    }
+
+    #[test]
+    fn domains_are_unique_and_orphaned_claims_can_be_taken_over_late() {
+        let claim = |tenant: u128, at_ms: i64, replacing: Option<u128>| {
+            Command::Meta(MetaOp::ClaimDomain {
+                domain: "quota.acme.test".into(),
+                tenant: Uuid::from_u128(tenant),
+                at_ms,
+                replacing: replacing.map(Uuid::from_u128),
+            })
+        };
+        let mut g = GroupState::default();
+        assert_eq!(g.apply(&claim(1, 0, None)), CommandResponse::DomainClaimed);
+        let taken = CommandResponse::DomainTaken {
+            owner: Uuid::from_u128(1),
+        };
+        assert_eq!(g.apply(&claim(2, 5, None)), taken);
+        assert_eq!(
+            g.apply(&claim(2, ORPHAN_CLAIM_AFTER_MS - 1, Some(1))),
+            taken
+        );
+        assert_eq!(
+            g.apply(&claim(2, ORPHAN_CLAIM_AFTER_MS, Some(1))),
+            CommandResponse::DomainClaimed
+        );
+        assert_eq!(g.domains["quota.acme.test"].tenant, Uuid::from_u128(2));
     }
 }
