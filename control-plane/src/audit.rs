@@ -1,8 +1,8 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, authorize, check_context};
+use crate::auth::{Need, Principal, access};
 use crate::dto::rfc3339;
 use crate::envelope::{ApiError, ApiResult, ok};
-use crate::extract::{ApiPath, ApiQuery, tenant_id, time_param};
+use crate::extract::{ApiPath, ApiQuery, time_param};
 use axum::extract::State;
 use quotad_engine::audit::{AuditEvent, AuditQuery};
 use quotad_engine::model::Role;
@@ -91,10 +91,7 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> ApiResult<AuditPageDto> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
+    let (id, _, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));

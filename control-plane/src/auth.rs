@@ -356,6 +356,21 @@ pub async fn authorize(
     Ok(Some(role))
 }
 
+/// The usual start of a tenant handler: parse the id, check the tenant
+/// context, read the tenant, authorize (and charge) the caller.
+pub async fn access(
+    s: &AppState,
+    p: &Principal,
+    raw_id: &str,
+    need: Need,
+) -> Result<(TenantId, TenantState, Option<Role>), ApiError> {
+    let id = crate::extract::tenant_id(raw_id)?;
+    check_context(s, p, id).await?;
+    let state = s.engine.tenant(id).await?;
+    let role = authorize(s, p, &state, need).await?;
+    Ok((id, state, role))
+}
+
 /// Features reserved to higher tiers (operators may still act).
 pub fn require_tier(
     p: &Principal,

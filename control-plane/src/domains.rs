@@ -1,8 +1,8 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, authorize, check_context, require_tier};
+use crate::auth::{Need, Principal, access, require_tier};
 use crate::dto::rfc3339;
 use crate::envelope::{ApiResult, created, ok};
-use crate::extract::{ApiJson, ApiPath, tenant_id};
+use crate::extract::{ApiJson, ApiPath};
 use axum::extract::State;
 use quotad_engine::model::{Role, Tier};
 use quotad_engine::quota::TenantState;
@@ -43,10 +43,7 @@ pub async fn list(
     p: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Vec<DomainDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
+    let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
     Ok(ok(domains(&state)))
 }
 
@@ -57,10 +54,7 @@ pub async fn add(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AddDomain>,
 ) -> ApiResult<Vec<DomainDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
+    let (id, state, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     require_tier(&p, &state, Tier::Professional, "custom domains")?;
     let state = s.engine.add_domain(id, &body.domain, &p.audit()).await?;
     Ok(created(domains(&state)))
@@ -74,10 +68,7 @@ pub async fn verify(
     p: Principal,
     ApiPath((id, domain)): ApiPath<(String, String)>,
 ) -> ApiResult<Vec<DomainDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Operator).await?;
+    let (id, _, _) = access(&s, &p, &id, Need::Operator).await?;
     let state = s.engine.verify_domain(id, &domain, &p.audit()).await?;
     Ok(ok(domains(&state)))
 }
@@ -88,10 +79,7 @@ pub async fn remove(
     p: Principal,
     ApiPath((id, domain)): ApiPath<(String, String)>,
 ) -> ApiResult<Vec<DomainDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
+    let (id, _, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     let state = s.engine.remove_domain(id, &domain, &p.audit()).await?;
     Ok(ok(domains(&state)))
 }

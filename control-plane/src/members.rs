@@ -1,8 +1,8 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, authorize, check_context};
+use crate::auth::{Need, Principal, access};
 use crate::dto::{AddMember, ChangeRole, MemberDto};
 use crate::envelope::{ApiError, ApiResult, created, ok};
-use crate::extract::{ApiJson, ApiPath, tenant_id};
+use crate::extract::{ApiJson, ApiPath};
 use axum::extract::State;
 use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::Role;
@@ -34,10 +34,7 @@ pub async fn list(
     p: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Vec<MemberDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
+    let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
     Ok(ok(members(&state)))
 }
 
@@ -48,10 +45,7 @@ pub async fn add(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AddMember>,
 ) -> ApiResult<Vec<MemberDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
+    let (id, _, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     let role = role(&body.role)?;
     owner_business(caller, role == Role::Owner)?;
     let state = s
@@ -68,10 +62,7 @@ pub async fn change_role(
     ApiPath((id, user)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ChangeRole>,
 ) -> ApiResult<Vec<MemberDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
+    let (id, state, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     let role = role(&body.role)?;
     owner_business(
         caller,
@@ -87,10 +78,7 @@ pub async fn remove(
     p: Principal,
     ApiPath((id, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Vec<MemberDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    let caller = authorize(&s, &p, &state, Need::Role(Role::Admin)).await?;
+    let (id, state, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     owner_business(caller, state.role_of(&user) == Some(Role::Owner))?;
     let state = s.engine.remove_member(id, &user, &p.audit()).await?;
     Ok(ok(members(&state)))

@@ -1,5 +1,5 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, authorize, check_context};
+use crate::auth::{Need, Principal, access, authorize, check_context};
 use crate::dto::{QuotaDto, SetQuota};
 use crate::envelope::{ApiError, ApiResult, ok};
 use crate::extract::{ApiJson, ApiPath, tenant_id};
@@ -14,10 +14,7 @@ pub async fn list(
     p: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Vec<QuotaDto>> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
+    let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
     let now = s.engine.now_ms();
     let tz = state.tenant.timezone;
     Ok(ok(state
@@ -33,10 +30,7 @@ pub async fn get(
     p: Principal,
     ApiPath((id, quota)): ApiPath<(String, String)>,
 ) -> ApiResult<QuotaDto> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
+    let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(
         &quota,

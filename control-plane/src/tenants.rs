@@ -1,5 +1,5 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, authorize, check_context, role_for};
+use crate::auth::{Need, Principal, access, authorize, check_context, role_for};
 use crate::dto::{CreateTenant, TenantDto, TierChangeDto, UpdateTenant, Upgrade};
 use crate::envelope::{ApiError, ApiResult, created, ok};
 use crate::extract::{ApiJson, ApiPath, tenant_id};
@@ -90,10 +90,7 @@ pub async fn get(
     p: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<TenantDto> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
+    let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
     Ok(ok(TenantDto::from(&state)))
 }
 
@@ -104,10 +101,7 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateTenant>,
 ) -> ApiResult<TenantDto> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let current = s.engine.tenant(id).await?;
-    authorize(&s, &p, &current, Need::Role(Role::Admin)).await?;
+    let (id, current, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     if body.status.is_some() {
         // Suspension and reactivation are the platform's decisions.
         authorize(&s, &p, &current, Need::Operator).await?;
@@ -167,10 +161,7 @@ pub async fn upgrade(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Upgrade>,
 ) -> ApiResult<TierChangeDto> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let current = s.engine.tenant(id).await?;
-    authorize(&s, &p, &current, Need::Role(Role::Owner)).await?;
+    let (id, _current, _) = access(&s, &p, &id, Need::Role(Role::Owner)).await?;
     let tier = tier(&body.tier)?;
     let (state, over_limit) = s.engine.change_tier(id, tier, &p.audit()).await?;
     Ok(ok(TierChangeDto {
@@ -187,10 +178,7 @@ pub async fn delete(
     p: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<TenantDto> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let current = s.engine.tenant(id).await?;
-    authorize(&s, &p, &current, Need::Role(Role::Owner)).await?;
+    let (id, _current, _) = access(&s, &p, &id, Need::Role(Role::Owner)).await?;
     let state = s.engine.delete_tenant(id, &p.audit()).await?;
     Ok(ok(TenantDto::from(&state)))
 }

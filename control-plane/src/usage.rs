@@ -1,8 +1,8 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, authorize, check_context};
+use crate::auth::{Need, Principal, access};
 use crate::dto::rfc3339;
 use crate::envelope::{ApiError, ApiResult, ok};
-use crate::extract::{ApiPath, ApiQuery, tenant_id, time_param};
+use crate::extract::{ApiPath, ApiQuery, time_param};
 use axum::extract::State;
 use quotad_engine::model::{Period, Role};
 use quotad_engine::quota::period::window;
@@ -63,10 +63,7 @@ pub async fn history(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<UsageParams>,
 ) -> ApiResult<UsageDto> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
-    let state = s.engine.tenant(id).await?;
-    authorize(&s, &p, &state, Need::Role(Role::Viewer)).await?;
+    let (id, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
     validate::quota_name(&q.quota)?;
     let (granularity, span_ms, bucket_ms) = match q.granularity.as_deref().unwrap_or("hour") {
         "hour" => (Granularity::Hour, 86_400_000, 3_600_000),
