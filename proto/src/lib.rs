@@ -2,12 +2,19 @@
 //!
 //! # Layout
 //! - [`v1`]: messages, the `QuotaService` client and server.
+//! - [`raft`]: the node-to-node Raft transport.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection.
 #![forbid(unsafe_code)]
 
 pub mod v1 {
     #![allow(clippy::all)]
     tonic::include_proto!("quotad.v1");
+}
+
+/// Node-to-node Raft transport (internal).
+pub mod raft {
+    #![allow(clippy::all)]
+    tonic::include_proto!("quotad.raft.v1");
 }
 
 /// Encoded `FileDescriptorSet` of every quotad .proto file.

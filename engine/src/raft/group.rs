@@ -1,6 +1,6 @@
 use super::command::{Command, CommandResponse};
 use super::log_store::LogStore;
-use super::network::SingleNodeNetwork;
+use super::network::{GroupNetwork, Peers};
 use super::state_machine::{SharedState, StateMachine};
 use super::type_config::{NodeId, TypeConfig};
 use crate::error::EngineError;
@@ -38,14 +38,14 @@ pub struct Group {
 }
 
 impl Group {
-    /// Start group `id` from the node's store; on first start it is
-    /// initialized with this node as its only voter. Returns once this node
-    /// leads it.
-    pub async fn start(
+    /// Open group `id` from the node's store, talking to peers over
+    /// `peers`. Membership is the caller's business (see [`Group::start`]).
+    pub async fn open(
         node_id: NodeId,
         id: u64,
         store: Store,
         config: &GroupConfig,
+        peers: Peers,
     ) -> Result<Group, EngineError> {
         let raft_config = Config {
             cluster_name: format!("quotad-group-{id}"),
@@ -64,12 +64,32 @@ impl Group {
         let sm = StateMachine::open(id, store.clone())?;
         let state = sm.state();
         let log = LogStore::new(id, store);
-        let raft = Raft::new(node_id, Arc::new(raft_config), SingleNodeNetwork, log, sm)
-            .await
-            .map_err(|e| EngineError::Raft {
-                group: id,
-                message: e.to_string(),
-            })?;
+        let raft = Raft::new(
+            node_id,
+            Arc::new(raft_config),
+            GroupNetwork { group: id, peers },
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| EngineError::Raft {
+            group: id,
+            message: e.to_string(),
+        })?;
+        Ok(Group { id, raft, state })
+    }
+
+    /// Start group `id` from the node's store; on first start it is
+    /// initialized with this node as its only voter. Returns once this node
+    /// leads it.
+    pub async fn start(
+        node_id: NodeId,
+        id: u64,
+        store: Store,
+        config: &GroupConfig,
+    ) -> Result<Group, EngineError> {
+        let Group { raft, state, .. } =
+            Group::open(node_id, id, store, config, Peers::default()).await?;
         let fatal = |e: openraft::error::Fatal<NodeId>| EngineError::Raft {
             group: id,
             message: e.to_string(),

@@ -20,4 +20,5 @@ mod type_config;
 pub use command::{Command, CommandResponse, MetaOp, StampedOp};
 pub use group::{Group, GroupConfig};
 pub use group_state::{GroupState, ORPHAN_CLAIM_AFTER_MS, SlugClaim};
+pub use network::{GroupNetwork, Peers, TransportService};
 pub use type_config::{NodeId, TypeConfig};

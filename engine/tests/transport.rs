@@ -1,0 +1,147 @@
+//! Raft groups on three "nodes" in one process, each with its own store and
+//! its own tonic transport on 127.0.0.1: replication, and a new leader when
+//! the old one stops.
+use openraft::{BasicNode, ServerState};
+use quotad_engine::raft::{
+    Command, CommandResponse, Group, GroupConfig, MetaOp, Peers, TransportService,
+};
+use quotad_engine::storage::Store;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const GROUP: u64 = 7;
+
+struct TestNode {
+    id: u64,
+    addr: String,
+    group: Group,
+    _dir: tempfile::TempDir,
+}
+
+async fn node(id: u64) -> (TestNode, tokio::task::JoinHandle<()>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let group = Group::open(id, GROUP, store, &GroupConfig::default(), Peers::default())
+        .await
+        .unwrap();
+    let transport = TransportService::default();
+    transport.register(GROUP, group.raft.clone());
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(transport.server())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    (
+        TestNode {
+            id,
+            addr,
+            group,
+            _dir: dir,
+        },
+        server,
+    )
+}
+
+fn claim(slug: &str) -> Command {
+    Command::Meta(MetaOp::ClaimSlug {
+        slug: slug.into(),
+        tenant: uuid::Uuid::from_u128(1),
+        at_ms: 0,
+        replacing: None,
+    })
+}
+
+async fn leader_of(nodes: &[&TestNode]) -> u64 {
+    let metrics = nodes[0]
+        .group
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .metrics(
+            |m| {
+                m.current_leader
+                    .is_some_and(|l| nodes.iter().any(|n| n.id == l))
+            },
+            "a leader",
+        )
+        .await
+        .unwrap();
+    metrics.current_leader.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_replicate_over_the_transport_and_survive_a_leader_stop() {
+    let mut nodes = Vec::new();
+    let mut servers = Vec::new();
+    for id in 1..=3 {
+        let (n, s) = node(id).await;
+        nodes.push(n);
+        servers.push(s);
+    }
+    let members: BTreeMap<u64, BasicNode> = nodes
+        .iter()
+        .map(|n| (n.id, BasicNode::new(&n.addr)))
+        .collect();
+    nodes[0].group.raft.initialize(members).await.unwrap();
+
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let leader = leader_of(&all).await;
+    let l = nodes.iter().find(|n| n.id == leader).unwrap();
+    let written = l.group.raft.client_write(claim("acme")).await.unwrap();
+    assert_eq!(written.data, CommandResponse::SlugClaimed);
+    let applied = Some(written.log_id.index);
+    // Every replica applies the entry.
+    for n in &nodes {
+        n.group
+            .raft
+            .wait(Some(Duration::from_secs(20)))
+            .applied_index_at_least(applied, "replicated")
+            .await
+            .unwrap();
+        assert!(
+            n.group.state.read().unwrap().slugs.contains_key("acme"),
+            "node {}",
+            n.id
+        );
+    }
+
+    // Stop the leader: the other two elect one and keep taking writes.
+    l.group.raft.shutdown().await.unwrap();
+    let rest: Vec<&TestNode> = nodes.iter().filter(|n| n.id != leader).collect();
+    let new_leader = rest[0]
+        .group
+        .raft
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(
+            |m| m.current_leader.is_some_and(|x| x != leader) && m.state != ServerState::Candidate,
+            "a new leader",
+        )
+        .await
+        .unwrap()
+        .current_leader
+        .unwrap();
+    let nl = rest.iter().find(|n| n.id == new_leader).unwrap();
+    assert_eq!(
+        nl.group.write(claim("beta")).await.unwrap(),
+        CommandResponse::SlugClaimed
+    );
+    // A slug taken on the old leader is still taken on the new one.
+    let taken = nl.group.write(Command::Meta(MetaOp::ClaimSlug {
+        slug: "acme".into(),
+        tenant: uuid::Uuid::from_u128(2),
+        at_ms: 0,
+        replacing: None,
+    }));
+    assert_eq!(
+        taken.await.unwrap(),
+        CommandResponse::SlugTaken {
+            owner: uuid::Uuid::from_u128(1)
+        }
+    );
+    for s in servers {
+        s.abort();
+    }
+}
