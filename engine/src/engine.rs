@@ -208,6 +208,19 @@ impl Engine {
             .await
     }
 
+    /// Apply an audited control-plane operation (always strict) and return
+    /// the tenant as it now is.
+    async fn admin(
+        &self,
+        tenant: TenantId,
+        op: TenantOp,
+        by: &AuditMeta,
+    ) -> Result<TenantState, EngineError> {
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
+        self.tenant(tenant).await
+    }
+
     pub async fn create_tenant(
         &self,
         new: NewTenant,
@@ -359,9 +372,7 @@ impl Engine {
             quota: quota.to_string(),
             policy,
         };
-        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
-            .await?;
-        self.tenant(tenant).await
+        self.admin(tenant, op, by).await
     }
 
     pub async fn add_member(
@@ -376,9 +387,7 @@ impl Engine {
             user_id: user_id.to_string(),
             role,
         };
-        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
-            .await?;
-        self.tenant(tenant).await
+        self.admin(tenant, op, by).await
     }
 
     pub async fn remove_member(
@@ -390,9 +399,7 @@ impl Engine {
         let op = TenantOp::RemoveMember {
             user_id: user_id.to_string(),
         };
-        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
-            .await?;
-        self.tenant(tenant).await
+        self.admin(tenant, op, by).await
     }
 
     pub async fn change_role(
@@ -406,9 +413,7 @@ impl Engine {
             user_id: user_id.to_string(),
             role,
         };
-        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
-            .await?;
-        self.tenant(tenant).await
+        self.admin(tenant, op, by).await
     }
 
     pub async fn check(
@@ -652,9 +657,7 @@ impl Engine {
         let op = TenantOp::VerifyDomain {
             domain: domain.to_string(),
         };
-        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
-            .await?;
-        self.tenant(tenant).await
+        self.admin(tenant, op, by).await
     }
 
     pub async fn remove_domain(
@@ -716,9 +719,7 @@ impl Engine {
         let op = TenantOp::Delete {
             retention_ms: self.deletion_retention.as_millis() as i64,
         };
-        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
-            .await?;
-        self.tenant(tenant).await
+        self.admin(tenant, op, by).await
     }
 
     pub async fn restore_tenant(
