@@ -3,7 +3,11 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["quotad/v1/quota.proto", "quotad/v1/raft.proto"];
+    let files = [
+        "quotad/v1/quota.proto",
+        "quotad/v1/raft.proto",
+        "quotad/v1/cluster.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -187,6 +187,18 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
             None,
             true,
         ),
+        (
+            Method::GET,
+            format!("/api/v1/tenants/{a}/placement"),
+            None,
+            false,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{a}/dedicated"),
+            None,
+            true,
+        ),
         (Method::DELETE, format!("/api/v1/tenants/{a}"), None, true),
         (
             Method::POST,

@@ -30,6 +30,8 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/tenants/{id}/domains", vec!["get", "post"]),
         ("/api/v1/tenants/{id}/domains/{domain}", vec!["delete"]),
         ("/api/v1/tenants/{id}/domains/{domain}/verify", vec!["post"]),
+        ("/api/v1/tenants/{id}/placement", vec!["get"]),
+        ("/api/v1/tenants/{id}/dedicated", vec!["post"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
     ];

@@ -108,7 +108,7 @@ pub async fn list(
         after_seq: q.after.unwrap_or(0),
         limit,
     };
-    let page = s.engine.audit(id, &query)?;
+    let page = s.engine.audit(id, &query).await?;
     let next_after = if page.more {
         page.events.last().map(|e| e.seq)
     } else {

@@ -156,7 +156,7 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
 }
 
 impl Principal {
-    fn from_headers(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    async fn from_headers(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -179,11 +179,14 @@ impl Principal {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
-        let host_tenant = parts
+        let host = parts
             .headers
             .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| state.engine.tenant_for_host(h));
+            .and_then(|h| h.to_str().ok());
+        let host_tenant = match host {
+            Some(h) => state.engine.tenant_for_host(h).await,
+            None => None,
+        };
         Ok(Principal {
             user: claims.sub,
             request_id,
@@ -204,7 +207,7 @@ impl FromRequestParts<AppState> for Principal {
     ) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Principal>() {
             Some(p) => Ok(p.clone()),
-            None => Principal::from_headers(parts, state),
+            None => Principal::from_headers(parts, state).await,
         }
     }
 }
@@ -243,7 +246,7 @@ pub async fn require_token(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let (mut parts, body) = req.into_parts();
-    match Principal::from_headers(&parts, &state) {
+    match Principal::from_headers(&parts, &state).await {
         Ok(p) => {
             parts.extensions.insert(p);
             next.run(axum::extract::Request::from_parts(parts, body))

@@ -7,6 +7,8 @@
 //! - [`dto`]: request and response bodies (camelCase).
 //! - [`auth`]: JWT verification, the caller ([`auth::Principal`]) and
 //!   per-tenant authorization.
+//! - [`leader_hint`]: the `X-Quotad-Leader` answer header in a cluster.
+//! - `placement`: a tenant's group, and dedicated groups.
 //! - `tenants`, `quotas`, `members`, [`audit`], [`usage`], `health`: the handlers.
 #![forbid(unsafe_code)]
 
@@ -17,9 +19,11 @@ pub mod dto;
 pub mod envelope;
 pub mod extract;
 mod health;
+pub mod leader_hint;
 mod members;
 pub mod metrics;
 pub mod openapi;
+mod placement;
 mod quotas;
 mod tenants;
 pub mod usage;
@@ -85,9 +89,15 @@ pub fn router(
             post(domains::verify),
         )
         .route("/api/v1/tenants/{id}/usage", get(usage::history))
+        .route("/api/v1/tenants/{id}/placement", get(placement::get))
+        .route("/api/v1/tenants/{id}/dedicated", post(placement::dedicate))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            leader_hint::annotate,
         ))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))

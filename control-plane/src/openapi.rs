@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations and
 //! the DTOs, served at `/api/v1/openapi.json`.
-use crate::{audit, domains, dto, health, members, quotas, tenants, usage};
+use crate::{audit, domains, dto, health, members, placement, quotas, tenants, usage};
 use axum::Json;
 use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -104,6 +104,8 @@ impl Modify for BearerAuth {
         domains::verify,
         domains::remove,
         usage::history,
+        placement::get,
+        placement::dedicate,
         health::healthz,
         health::readyz,
     ),
@@ -117,6 +119,7 @@ impl Modify for BearerAuth {
         (name = "audit", description = "The tenant's hash-chained audit log"),
         (name = "domains", description = "Custom domains"),
         (name = "usage", description = "Usage history and statistics"),
+        (name = "placement", description = "Where a tenant's state lives; dedicated groups"),
         (name = "health", description = "Probes")
     )
 )]

@@ -106,7 +106,8 @@ pub async fn history(
     }
     let (points, st) = s
         .engine
-        .usage_history(id, &q.quota, granularity, from, to)?;
+        .usage_history(id, &q.quota, granularity, from, to)
+        .await?;
     Ok(ok(UsageDto {
         quota: q.quota,
         granularity: match granularity {

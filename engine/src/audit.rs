@@ -81,14 +81,14 @@ pub struct AuditLog {
 }
 
 /// Where a chain stops verifying.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainBreak {
     pub seq: u64,
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 /// Filters for reading the log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AuditQuery {
     pub action: Option<String>,
     pub actor: Option<String>,
@@ -163,19 +163,19 @@ pub fn verify(events: &[AuditEvent]) -> Result<(), ChainBreak> {
         if e.seq != i as u64 + 1 {
             return Err(ChainBreak {
                 seq: e.seq,
-                reason: "sequence gap or reorder",
+                reason: "sequence gap or reorder".into(),
             });
         }
         if e.prev_hash != prev {
             return Err(ChainBreak {
                 seq: e.seq,
-                reason: "link to the previous event broken",
+                reason: "link to the previous event broken".into(),
             });
         }
         if e.digest() != e.hash {
             return Err(ChainBreak {
                 seq: e.seq,
-                reason: "event content does not match its hash",
+                reason: "event content does not match its hash".into(),
             });
         }
         prev = e.hash.clone();
@@ -225,7 +225,7 @@ mod tests {
             verify(&edited).unwrap_err(),
             ChainBreak {
                 seq: 3,
-                reason: "link to the previous event broken"
+                reason: "link to the previous event broken".into()
             }
         );
 

@@ -1,20 +1,29 @@
 //! The engine facade: what the gRPC service and the control plane call.
 //! It routes each tenant to its shard and each request to the tenant's actor.
-use crate::actor::{Consistency, TenantMsg};
+use crate::actor::Consistency;
 use crate::audit::{AuditEvent, AuditMeta, AuditQuery, ChainBreak};
 use crate::clock::{SharedClock, SystemClock};
+use crate::cluster::{
+    ForwardReply, ForwardRequest, META_GROUP, MembershipOp, NodeInfo, TenantAnswer, TenantCall,
+};
 use crate::error::EngineError;
+use crate::error_code::ErrorCode;
 use crate::model::{QuotaPolicy, Role, Tenant, TenantId, TenantStatus, Tier};
 use crate::quota::{
     Decision, OpOutcome, QuotaError, TenantOp, TenantState, TenantUpdate, TierCatalog, validate,
 };
-use crate::raft::{Command, CommandResponse, Group, GroupConfig, MetaOp};
+use crate::raft::{
+    Command, CommandResponse, Group, GroupConfig, MetaOp, NodeId, Peers, TransportService,
+};
 use crate::shard::{Shard, ShardMap};
 use crate::storage::Store;
 use crate::telemetry::{self, TenantLabels};
 use crate::usage_history::{Granularity, Point, Statistics, UsageHistory, statistics};
+use openraft::BasicNode;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -38,6 +47,30 @@ pub struct EngineConfig {
     pub metrics_max_tenants: usize,
     pub catalog: TierCatalog,
     pub clock: SharedClock,
+    /// This node's addresses as other nodes and clients reach it. The peer
+    /// address (Raft and forwarding) is the node's identity in its cluster.
+    pub advertise: Advertise,
+    /// A member's peer address to join through, on first start.
+    pub join: Option<String>,
+    /// Replicas per shard group.
+    pub replication: usize,
+    /// A batch not committed by then is answered "outcome unknown" and the
+    /// leader stops deciding until it is confirmed again.
+    pub commit_timeout: Duration,
+    /// How long a request waits for its group to have a reachable leader.
+    pub route_timeout: Duration,
+    /// Where peers' Raft messages for this node's groups are delivered.
+    pub transport: TransportService,
+    /// Local address for connections to peers.
+    pub peer_source_ip: Option<std::net::IpAddr>,
+}
+
+/// Addresses a node announces.
+#[derive(Debug, Clone, Default)]
+pub struct Advertise {
+    pub peer: String,
+    pub grpc: String,
+    pub http: String,
 }
 
 impl EngineConfig {
@@ -54,6 +87,13 @@ impl EngineConfig {
             metrics_max_tenants: 1_000,
             catalog: TierCatalog::builtin(),
             clock: Arc::new(SystemClock),
+            advertise: Advertise::default(),
+            join: None,
+            replication: 3,
+            commit_timeout: Duration::from_secs(5),
+            route_timeout: Duration::from_secs(10),
+            transport: TransportService::default(),
+            peer_source_ip: None,
         }
     }
 }
@@ -73,7 +113,7 @@ pub struct NewTenant {
 }
 
 /// A page of an audit chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     pub more: bool,
@@ -102,14 +142,20 @@ pub struct Reserved {
 }
 
 pub struct Engine {
-    meta: Group,
-    shards: Vec<Arc<Shard>>,
-    map: ShardMap,
+    pub(crate) node_id: NodeId,
+    pub(crate) meta: Group,
+    /// Every shard group this node has open (a replica or not), by id.
+    pub(crate) groups: RwLock<BTreeMap<u64, Arc<Shard>>>,
+    pub(crate) map: ShardMap,
+    pub(crate) peers: Peers,
+    pub(crate) store: Store,
+    pub(crate) config: EngineConfig,
     catalog: TierCatalog,
     clock: SharedClock,
     default_consistency: Consistency,
     deletion_retention: Duration,
     labels: TenantLabels,
+    pub(crate) closing: AtomicBool,
 }
 
 /// Per-tier tenant counts and per-tenant usage, for a metrics scrape.
@@ -120,38 +166,124 @@ pub struct MetricsSnapshot {
     pub usage: Vec<(String, String, u64)>,
 }
 
-const META_GROUP: u64 = 0;
-
 impl Engine {
+    /// Open the node: its identity (founding a cluster, joining one through
+    /// `config.join`, or as stored), its groups, and the cluster loops.
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
         let store = Store::open(&config.data_dir)?;
-        let shards = store.shard_count(config.shards)?;
-        // Groups start together: each waits out an election timeout before
-        // it leads, so starting them one by one would add those up.
-        let starts = (META_GROUP..=shards)
-            .map(|id| Group::start(config.node_id, id, store.clone(), &config.raft));
-        let mut groups = futures::future::try_join_all(starts).await?.into_iter();
-        let meta = groups.next().expect("meta group started");
-        let started = groups
+        let me = NodeInfo {
+            peer_addr: config.advertise.peer.clone(),
+            grpc_addr: config.advertise.grpc.clone(),
+            http_addr: config.advertise.http.clone(),
+            draining: false,
+            joined_at_ms: config.clock.now_ms(),
+        };
+        let (node_id, shards, founding) = match store.node_id()? {
+            Some(id) if store.joined()? => (id, store.shard_count_stored()?, false),
+            Some(id) => (id, store.shard_count(config.shards)?, false),
+            None => match &config.join {
+                None => {
+                    let shards = store.shard_count(config.shards)?;
+                    store.set_identity(config.node_id, None)?;
+                    (config.node_id, shards, true)
+                }
+                Some(seed) => {
+                    let (id, shards) = crate::cluster::join(seed, &me).await?;
+                    store.set_identity(id, Some(shards))?;
+                    (id, shards, false)
+                }
+            },
+        };
+        let peers = Peers::with_source_ip(config.peer_source_ip);
+        let open = |id| Group::open(node_id, id, store.clone(), &config.raft, peers.clone());
+        let meta = open(META_GROUP).await?;
+        // Dedicated groups this node already knew of, beyond the hash shards.
+        let dedicated: Vec<u64> = meta
+            .state
+            .read()
+            .map(|s| {
+                s.membership
+                    .groups
+                    .keys()
+                    .copied()
+                    .filter(|g| *g > shards)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let opened = futures::future::try_join_all((1..=shards).chain(dedicated).map(open)).await?;
+        let all: Vec<&Group> = std::iter::once(&meta).chain(opened.iter()).collect();
+        for g in &all {
+            config.transport.register(g.id, g.raft.clone());
+        }
+        if founding {
+            let members =
+                BTreeMap::from([(node_id, BasicNode::new(config.advertise.peer.clone()))]);
+            // Only the groups a founder creates: dedicated groups are
+            // initialized by their first replica.
+            for g in all.iter().filter(|g| g.id <= shards) {
+                g.initialize(members.clone()).await?;
+            }
+        }
+        // Groups this node alone votes in (a single node, or a founder)
+        // have no one to wait for: lead them before answering anything.
+        futures::future::try_join_all(
+            all.iter()
+                .filter(|g| g.sole_voter() == Some(node_id))
+                .map(|g| g.wait_leader(Duration::from_secs(30))),
+        )
+        .await?;
+        let started = opened
+            .into_iter()
             .map(|group| {
-                Shard::start(
-                    group,
-                    config.clock.clone(),
-                    config.idle_after,
-                    config.max_batch,
+                (
+                    group.id,
+                    Shard::start(
+                        group,
+                        config.clock.clone(),
+                        config.idle_after,
+                        config.max_batch,
+                        config.commit_timeout,
+                    ),
                 )
             })
             .collect();
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
+            node_id,
             meta,
-            shards: started,
+            groups: RwLock::new(started),
             map: ShardMap::new(shards),
-            catalog: config.catalog,
-            clock: config.clock,
+            peers,
+            store,
+            catalog: config.catalog.clone(),
+            clock: config.clock.clone(),
             default_consistency: config.default_consistency,
             deletion_retention: config.deletion_retention,
             labels: TenantLabels::new(config.metrics_max_tenants),
-        }))
+            config,
+            closing: AtomicBool::new(false),
+        });
+        let bootstrapped = engine
+            .meta
+            .state
+            .read()
+            .map(|s| !s.membership.nodes.is_empty())
+            .unwrap_or(true);
+        if founding && !bootstrapped {
+            let boot = MembershipOp::Bootstrap {
+                node: node_id,
+                info: me,
+                shards,
+            };
+            engine
+                .meta_write(Command::Meta(MetaOp::Membership(boot)))
+                .await?;
+        }
+        crate::cluster::spawn_loops(&engine);
+        Ok(engine)
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
     }
 
     pub fn catalog(&self) -> &TierCatalog {
@@ -168,22 +300,15 @@ impl Engine {
 
     /// Tenant actors active on this node.
     pub fn active_actors(&self) -> usize {
-        self.shards.iter().map(|s| s.active_actors()).sum()
+        self.served().iter().map(|s| s.active_actors()).sum()
     }
 
-    fn shard(&self, tenant: &TenantId) -> &Arc<Shard> {
-        &self.shards[(self.map.shard_of(tenant) - 1) as usize]
-    }
-
-    /// The shard of an existing tenant; unknown tenants are refused before
-    /// any actor is started for them.
-    fn existing(&self, tenant: &TenantId) -> Result<&Arc<Shard>, EngineError> {
-        let shard = self.shard(tenant);
-        if shard.actors.contains_key(tenant) || shard.knows(tenant) {
-            Ok(shard)
-        } else {
-            Err(QuotaError::TenantNotFound { tenant: *tenant }.into())
-        }
+    /// The shard groups this node currently decides for.
+    pub(crate) fn served(&self) -> Vec<Arc<Shard>> {
+        self.groups
+            .read()
+            .map(|g| g.values().filter(|s| s.serving()).cloned().collect())
+            .unwrap_or_default()
     }
 
     async fn apply(
@@ -193,19 +318,24 @@ impl Engine {
         audit: Option<&AuditMeta>,
         consistency: Option<Consistency>,
     ) -> Result<OpOutcome, EngineError> {
-        let shard = match op {
-            TenantOp::Create { .. } => self.shard(&tenant),
-            _ => self.existing(&tenant)?,
+        let call = TenantCall::Apply {
+            op,
+            audit: audit.cloned(),
+            consistency: consistency.unwrap_or(self.default_consistency),
         };
-        let consistency = consistency.unwrap_or(self.default_consistency);
-        shard
-            .call(tenant, |reply| TenantMsg::Apply {
-                op: op.clone(),
-                audit: audit.cloned(),
-                consistency,
-                reply,
-            })
-            .await
+        match self.call_tenant(tenant, call).await? {
+            TenantAnswer::Outcome(o) => Ok(o),
+            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Whether the tenant exists (asked of its group's leader).
+    async fn exists(&self, tenant: TenantId) -> Result<bool, EngineError> {
+        match self.tenant(tenant).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Apply an audited control-plane operation (always strict) and return
@@ -274,7 +404,7 @@ impl Engine {
                 slug: new.slug,
                 tenant: id,
             });
-            if let Err(e2) = self.meta.write(release).await {
+            if let Err(e2) = self.meta_write(release).await {
                 tracing::error!(error = %e2, "could not release slug after failed create");
             }
             return Err(e);
@@ -294,9 +424,9 @@ impl Engine {
                 at_ms: now,
                 replacing,
             });
-            match self.meta.write(claim).await? {
+            match self.meta_write(claim).await? {
                 CommandResponse::SlugTaken { owner }
-                    if replacing.is_none() && !self.shard(&owner).knows(&owner) =>
+                    if replacing.is_none() && !self.exists(owner).await? =>
                 {
                     replacing = Some(owner);
                 }
@@ -312,9 +442,10 @@ impl Engine {
 
     /// The tenant's state as of now.
     pub async fn tenant(&self, tenant: TenantId) -> Result<TenantState, EngineError> {
-        self.existing(&tenant)?
-            .call(tenant, |reply| TenantMsg::Read { reply })
-            .await
+        match self.call_tenant(tenant, TenantCall::Read).await? {
+            TenantAnswer::State(s) => Ok(*s),
+            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+        }
     }
 
     pub async fn update_tenant(
@@ -424,15 +555,14 @@ impl Engine {
     ) -> Result<Decision, EngineError> {
         validate::quota_name(quota)?;
         validate::positive_amount("amount", amount)?;
-        let quota = quota.to_string();
-        let d = self
-            .existing(&tenant)?
-            .call(tenant, |reply| TenantMsg::Check {
-                quota: quota.clone(),
-                amount,
-                reply,
-            })
-            .await?;
+        let call = TenantCall::Check {
+            quota: quota.to_string(),
+            amount,
+        };
+        let d = match self.call_tenant(tenant, call).await? {
+            TenantAnswer::Decision(d) => d,
+            other => return Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+        };
         telemetry::decision(&self.labels, &tenant, d.allowed);
         Ok(d)
     }
@@ -540,7 +670,7 @@ impl Engine {
 
     /// A quota's usage series over `[from_ms, to_ms)` and its statistics
     /// (committed state).
-    pub fn usage_history(
+    pub async fn usage_history(
         &self,
         tenant: TenantId,
         quota: &str,
@@ -551,7 +681,29 @@ impl Engine {
         if to_ms <= from_ms {
             return Err(QuotaError::invalid("to", "must be after from").into());
         }
-        let shard = self.existing(&tenant)?;
+        let req = ForwardRequest::Usage {
+            tenant,
+            quota: quota.to_string(),
+            granularity,
+            from_ms,
+            to_ms,
+        };
+        match self.dispatch_tenant(tenant, req, true).await? {
+            ForwardReply::Usage(points, stats) => Ok((points, stats)),
+            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// [`Engine::usage_history`] on the group's leader.
+    pub(crate) fn usage_local(
+        &self,
+        shard: &Shard,
+        tenant: TenantId,
+        quota: &str,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<(Vec<Point>, Statistics), EngineError> {
         let state = shard.group.state.read().map_err(|_| EngineError::Raft {
             group: shard.group.id,
             message: "state lock poisoned".into(),
@@ -610,9 +762,9 @@ impl Engine {
                 at_ms: now,
                 replacing,
             });
-            match self.meta.write(claim).await? {
+            match self.meta_write(claim).await? {
                 CommandResponse::DomainTaken { owner }
-                    if replacing.is_none() && !self.lists_domain(owner, domain) =>
+                    if replacing.is_none() && !self.lists_domain(owner, domain).await? =>
                 {
                     replacing = Some(owner);
                 }
@@ -639,7 +791,7 @@ impl Engine {
                 domain: domain.to_string(),
                 tenant,
             });
-            if let Err(e2) = self.meta.write(release).await {
+            if let Err(e2) = self.meta_write(release).await {
                 tracing::error!(error = %e2, "could not release a domain after a failed add");
             }
             return Err(e);
@@ -671,41 +823,33 @@ impl Engine {
         };
         self.apply(tenant, op, Some(by), Some(Consistency::Strict))
             .await?;
-        self.meta
-            .write(Command::Meta(MetaOp::ReleaseDomain {
-                domain: domain.to_string(),
-                tenant,
-            }))
-            .await?;
+        self.meta_write(Command::Meta(MetaOp::ReleaseDomain {
+            domain: domain.to_string(),
+            tenant,
+        }))
+        .await?;
         self.tenant(tenant).await
     }
 
     /// Whether `tenant`'s committed state lists `domain` (a claim by a
     /// tenant that does not is left over from a failed registration).
-    fn lists_domain(&self, tenant: TenantId, domain: &str) -> bool {
-        let shard = self.shard(&tenant);
-        shard
-            .group
-            .state
-            .read()
-            .map(|s| {
-                s.tenants
-                    .get(&tenant)
-                    .is_some_and(|t| t.domains.contains_key(domain))
-            })
-            .unwrap_or(true)
+    async fn lists_domain(&self, tenant: TenantId, domain: &str) -> Result<bool, EngineError> {
+        match self.tenant(tenant).await {
+            Ok(t) => Ok(t.domains.contains_key(domain)),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The tenant whose *verified* custom domain `host` is (port ignored).
-    pub fn tenant_for_host(&self, host: &str) -> Option<TenantId> {
+    pub async fn tenant_for_host(&self, host: &str) -> Option<TenantId> {
         let name = host
             .rsplit_once(':')
             .map_or(host, |(h, _)| h)
             .to_ascii_lowercase();
         let tenant = self.meta.state.read().ok()?.domains.get(&name)?.tenant;
-        let shard = self.shard(&tenant);
-        let state = shard.group.state.read().ok()?;
-        let verified = state.tenants.get(&tenant)?.domains.get(&name)?.verified;
+        let state = self.tenant(tenant).await.ok()?;
+        let verified = state.domains.get(&name)?.verified;
         verified.then_some(tenant)
     }
 
@@ -744,12 +888,10 @@ impl Engine {
         self.apply(tenant, TenantOp::Purge, Some(by), Some(Consistency::Strict))
             .await?;
         for domain in state.domains.into_keys() {
-            self.meta
-                .write(Command::Meta(MetaOp::ReleaseDomain { domain, tenant }))
+            self.meta_write(Command::Meta(MetaOp::ReleaseDomain { domain, tenant }))
                 .await?;
         }
-        self.meta
-            .write(Command::Meta(MetaOp::ReleaseSlug { slug, tenant }))
+        self.meta_write(Command::Meta(MetaOp::ReleaseSlug { slug, tenant }))
             .await?;
         Ok(())
     }
@@ -759,7 +901,7 @@ impl Engine {
     pub async fn purge_expired(&self) -> Result<usize, EngineError> {
         let now = self.clock.now_ms();
         let mut due = Vec::new();
-        for shard in &self.shards {
+        for shard in &self.served() {
             if let Ok(state) = shard.group.state.read() {
                 due.extend(
                     state
@@ -808,8 +950,28 @@ impl Engine {
     /// A page of the tenant's audit chain (committed events), whether more
     /// follow, and whether the whole chain verifies. The chain of a purged
     /// tenant stays readable.
-    pub fn audit(&self, tenant: TenantId, query: &AuditQuery) -> Result<AuditPage, EngineError> {
-        let shard = self.shard(&tenant);
+    pub async fn audit(
+        &self,
+        tenant: TenantId,
+        query: &AuditQuery,
+    ) -> Result<AuditPage, EngineError> {
+        let req = ForwardRequest::Audit {
+            tenant,
+            query: query.clone(),
+        };
+        match self.dispatch_tenant(tenant, req, true).await? {
+            ForwardReply::Audit(page) => Ok(page),
+            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// [`Engine::audit`] on the group's leader.
+    pub(crate) fn audit_local(
+        &self,
+        shard: &Shard,
+        tenant: TenantId,
+        query: &AuditQuery,
+    ) -> Result<AuditPage, EngineError> {
         let state = shard.group.state.read().map_err(|_| EngineError::Raft {
             group: shard.group.id,
             message: "state lock poisoned".into(),
@@ -835,7 +997,7 @@ impl Engine {
         let now = self.clock.now_ms();
         let mut per_tier = std::collections::BTreeMap::new();
         let mut usage = Vec::new();
-        for shard in &self.shards {
+        for shard in &self.served() {
             let Ok(state) = shard.group.state.read() else {
                 continue;
             };
@@ -861,23 +1023,49 @@ impl Engine {
         }
     }
 
-    /// Ready when this node leads every group it serves (single node) and
-    /// none of them has failed.
+    /// Ready when every group this node is a member of has a leader, none
+    /// of them has failed, and every group it should lead is served.
     pub async fn ready(&self) -> Result<(), String> {
-        for g in std::iter::once(&self.meta).chain(self.shards.iter().map(|s| &s.group)) {
+        let shards: Vec<Arc<Shard>> = self
+            .groups
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default();
+        for (g, shard) in
+            std::iter::once((&self.meta, None)).chain(shards.iter().map(|s| (&s.group, Some(s))))
+        {
             let m = g.raft.metrics().borrow().clone();
             if let Err(e) = &m.running_state {
                 return Err(format!("group {} stopped: {e}", g.id));
             }
-            if m.current_leader != Some(m.id) {
-                return Err(format!("group {} has no leader on this node", g.id));
+            let member = m
+                .membership_config
+                .membership()
+                .get_node(&self.node_id)
+                .is_some();
+            if !member && g.id != META_GROUP {
+                continue;
+            }
+            match m.current_leader {
+                None => return Err(format!("group {} has no leader", g.id)),
+                Some(l) if l == self.node_id && shard.is_some_and(|s| !s.serving()) => {
+                    return Err(format!("group {} is not serving yet", g.id));
+                }
+                Some(_) => {}
             }
         }
         Ok(())
     }
 
     pub async fn shutdown(&self) {
-        for s in &self.shards {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let shards: Vec<Arc<Shard>> = self
+            .groups
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default();
+        for s in shards {
             s.group.shutdown().await;
         }
         self.meta.shutdown().await;

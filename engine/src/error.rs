@@ -24,6 +24,23 @@ pub enum EngineError {
     ShuttingDown,
     #[error("tenant {tenant} is busy; retry")]
     Busy { tenant: crate::model::TenantId },
+    #[error("tenant {tenant} is moving to another group; retry")]
+    TenantMoving { tenant: crate::model::TenantId },
+    #[error("group {group} has no reachable leader right now; retry")]
+    NoLeader { group: u64 },
+    #[error(
+        "group {group}: the outcome is unknown ({reason}); retry with the same idempotency key"
+    )]
+    OutcomeUnknown { group: u64, reason: String },
+    /// An error answered by the node a request was forwarded to.
+    #[error("{message}")]
+    Remote {
+        code: ErrorCode,
+        message: String,
+        field: Option<String>,
+    },
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl EngineError {
@@ -35,16 +52,22 @@ impl EngineError {
             }
             EngineError::NotLeader { .. }
             | EngineError::ShuttingDown
-            | EngineError::Busy { .. } => ErrorCode::Unavailable,
+            | EngineError::Busy { .. }
+            | EngineError::NoLeader { .. }
+            | EngineError::TenantMoving { .. }
+            | EngineError::Cluster(_) => ErrorCode::Unavailable,
+            EngineError::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
+            EngineError::Remote { code, .. } => *code,
             EngineError::Raft { .. } => ErrorCode::Unavailable,
             EngineError::Storage(s) if s.is_transient() => ErrorCode::Unavailable,
             EngineError::Storage(_) => ErrorCode::Internal,
         }
     }
 
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             EngineError::Quota(q) => q.field(),
+            EngineError::Remote { field, .. } => field.as_deref(),
             EngineError::SlugTaken { .. } => Some("slug"),
             EngineError::DomainTaken { .. } => Some("domain"),
             _ => None,

@@ -1,9 +1,9 @@
 //! The one error-code type shared by gRPC and HTTP. Every layer's error maps
 //! to an [`ErrorCode`]; the code picks the gRPC status and the HTTP status, so
 //! both APIs answer the same failure the same way.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     InvalidArgument,
@@ -14,6 +14,9 @@ pub enum ErrorCode {
     PermissionDenied,
     ResourceExhausted,
     Unavailable,
+    /// A change may or may not have been applied (its leader failed while
+    /// committing it); retry with the same idempotency key to find out.
+    OutcomeUnknown,
     Internal,
 }
 
@@ -28,6 +31,7 @@ impl ErrorCode {
             Self::PermissionDenied => "PERMISSION_DENIED",
             Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::OutcomeUnknown => "OUTCOME_UNKNOWN",
             Self::Internal => "INTERNAL",
         }
     }
@@ -42,6 +46,7 @@ impl ErrorCode {
             Self::PermissionDenied => tonic::Code::PermissionDenied,
             Self::ResourceExhausted => tonic::Code::ResourceExhausted,
             Self::Unavailable => tonic::Code::Unavailable,
+            Self::OutcomeUnknown => tonic::Code::Unknown,
             Self::Internal => tonic::Code::Internal,
         }
     }
@@ -56,7 +61,7 @@ impl ErrorCode {
             Self::FailedPrecondition => 409,
             Self::ResourceExhausted => 429,
             Self::Internal => 500,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::OutcomeUnknown => 503,
         }
     }
 }

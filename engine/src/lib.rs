@@ -6,6 +6,7 @@
 //! - [`quota`]: windows, buckets, decisions; pure functions of state, input
 //!   and time.
 //! - [`actor`]: tenant actors (ractor), thin shells over `quota`.
+//! - [`cluster`]: membership, placement, routing to group leaders.
 //! - [`shard`]: tenant -> shard map, group-commit batcher, actor registry.
 //! - [`raft`]: openraft groups: type config, state machine, log store.
 //! - [`storage`]: the node's embedded redb store.
@@ -21,6 +22,7 @@
 pub mod actor;
 pub mod audit;
 pub mod clock;
+pub mod cluster;
 pub mod engine;
 pub mod error;
 pub mod error_code;

@@ -28,7 +28,7 @@ pub struct UsageHistory {
 }
 
 /// One bucket of a series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Point {
     pub start_ms: i64,
     pub amount: u64,
@@ -85,7 +85,7 @@ impl UsageHistory {
 }
 
 /// Summary of a series, and where the current period is heading.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Statistics {
     pub total: u64,
     pub peak: u64,

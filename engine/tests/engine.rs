@@ -408,6 +408,7 @@ async fn trial_expiry_suspension_and_deletion_change_verdicts() {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
     assert_eq!(page.chain, Ok(()));
     let actions: Vec<&str> = page.events.iter().map(|e| e.action.as_str()).collect();
@@ -478,6 +479,7 @@ async fn a_scripted_day_of_usage_sums_to_the_counter() {
     let counter = engine.tenant(id).await.unwrap().quotas["llm_tokens"].used - before_day;
     let (points, stats) = engine
         .usage_history(id, "llm_tokens", Granularity::Hour, day, day + 24 * HOUR)
+        .await
         .unwrap();
     assert_eq!(points.len(), 24);
     assert_eq!(points.iter().map(|p| p.amount).sum::<u64>(), counter);
@@ -494,6 +496,7 @@ async fn a_scripted_day_of_usage_sums_to_the_counter() {
     assert_eq!(stats.projected_exhaustion_ms, None);
     let (days, _) = engine
         .usage_history(id, "llm_tokens", Granularity::Day, day, day + 24 * HOUR)
+        .await
         .unwrap();
     assert_eq!(days.len(), 1);
     assert_eq!(days[0].amount, counter);

@@ -33,6 +33,28 @@ pub struct Conn {
     token: Option<String>,
 }
 
+impl Conn {
+    pub fn grpc_url(&self) -> &str {
+        &self.grpc
+    }
+
+    pub fn json_output(&self) -> bool {
+        self.json
+    }
+
+    pub fn http_url(&self) -> &str {
+        &self.http
+    }
+
+    /// Add the bearer token, if one is configured.
+    pub fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TenantCmd {
     /// Create a tenant.

@@ -1,5 +1,8 @@
 //! Command line: `serve` runs a node; the other subcommands are clients.
+mod bench;
 mod client;
+mod cluster;
+mod dev_cluster;
 mod secret;
 mod serve;
 mod table;
@@ -23,7 +26,16 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
+    /// Cluster membership and health.
+    Cluster {
+        #[command(subcommand)]
+        cmd: cluster::ClusterCmd,
+    },
+    /// Load generator: closed-loop increments or checks against a node or cluster.
+    Bench(bench::BenchArgs),
+    /// Start a local cluster of `quotad serve` processes on 127.0.0.1.
+    DevCluster(dev_cluster::DevClusterArgs),
     /// Mint a bearer token (HS256) for the control plane.
     Token(token::TokenArgs),
     /// Manage tenants (REST control plane).
@@ -62,7 +74,10 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let conn = cli.conn;
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
+        Command::Cluster { cmd } => cluster::run(&conn, cmd).await,
+        Command::DevCluster(args) => dev_cluster::run(args).await,
+        Command::Bench(args) => bench::run(&conn, args).await,
         Command::Token(args) => token::run(args),
         Command::Tenant { cmd } => client::tenant(&conn, cmd).await,
         Command::Quota { cmd } => client::quota(&conn, cmd).await,

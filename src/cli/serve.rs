@@ -5,7 +5,10 @@ use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use quotad_control_plane::auth::AuthConfig;
 use quotad_engine::actor::Consistency;
+use quotad_engine::cluster::ClusterService;
+use quotad_engine::engine::Advertise;
 use quotad_engine::quota::TierCatalog;
+use quotad_engine::raft::TransportService;
 use quotad_engine::{Engine, EngineConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -26,6 +29,23 @@ pub struct ServeArgs {
     /// REST listen address [default: 127.0.0.1:8080]
     #[arg(long, env = "QUOTAD_HTTP_ADDR")]
     http_addr: Option<SocketAddr>,
+    /// Node-to-node address: Raft for every group, forwarding, joins [default: 127.0.0.1:7947]
+    #[arg(long, env = "QUOTAD_PEER_ADDR")]
+    peer_addr: Option<SocketAddr>,
+    /// Host other nodes and clients should use for this node, when it
+    /// listens on a wildcard address [default: the listen addresses]
+    #[arg(long, env = "QUOTAD_ADVERTISE_HOST")]
+    advertise_host: Option<String>,
+    /// The peer address other nodes should use, when it differs from the
+    /// listen address (a proxy or NAT in between) [default: the listen address]
+    #[arg(long, env = "QUOTAD_ADVERTISE_PEER_ADDR")]
+    advertise_peer_addr: Option<String>,
+    /// Join the cluster of the node at this peer address (first start only).
+    #[arg(long, env = "QUOTAD_JOIN")]
+    join: Option<String>,
+    /// Replicas per shard group [default: 3]
+    #[arg(long, env = "QUOTAD_REPLICATION")]
+    replication: Option<usize>,
     /// Shard groups; fixed when the data dir is first used [default: 4]
     #[arg(long, env = "QUOTAD_SHARDS")]
     shards: Option<u64>,
@@ -61,6 +81,11 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     grpc_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
+    peer_addr: Option<SocketAddr>,
+    advertise_host: Option<String>,
+    advertise_peer_addr: Option<String>,
+    join: Option<String>,
+    replication: Option<usize>,
     shards: Option<u64>,
     consistency: Option<String>,
     tier_catalog: Option<PathBuf>,
@@ -78,6 +103,11 @@ struct Settings {
     data_dir: PathBuf,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    peer_addr: SocketAddr,
+    advertise_host: Option<String>,
+    advertise_peer_addr: Option<String>,
+    join: Option<String>,
+    replication: usize,
     shards: u64,
     consistency: Consistency,
     tier_catalog: Option<PathBuf>,
@@ -123,6 +153,18 @@ impl Settings {
         if !(1..=1024).contains(&shards) {
             bail!("shards: {shards} is not between 1 and 1024");
         }
+        let replication = args.replication.or(file.replication).unwrap_or(3);
+        if !(1..=7).contains(&replication) {
+            bail!("replication: {replication} is not between 1 and 7");
+        }
+        let join = args.join.or(file.join);
+        if let Some(j) = &join
+            && j.parse::<SocketAddr>().is_err()
+            && j.rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            bail!("join: {j:?} is not a host:port peer address");
+        }
         let snapshot_every = args.snapshot_every.or(file.snapshot_every).unwrap_or(5_000);
         if snapshot_every == 0 {
             bail!("snapshot_every: must be at least 1");
@@ -140,6 +182,14 @@ impl Settings {
                 .http_addr
                 .or(file.http_addr)
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            peer_addr: args
+                .peer_addr
+                .or(file.peer_addr)
+                .unwrap_or_else(|| "127.0.0.1:7947".parse().expect("valid address")),
+            advertise_host: args.advertise_host.or(file.advertise_host),
+            advertise_peer_addr: args.advertise_peer_addr.or(file.advertise_peer_addr),
+            join,
+            replication,
             shards,
             consistency,
             tier_catalog: args.tier_catalog.or(file.tier_catalog),
@@ -168,7 +218,7 @@ impl Settings {
 
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -198,6 +248,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(s.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", s.http_addr))?;
+    let peer = tokio::net::TcpListener::bind(s.peer_addr)
+        .await
+        .with_context(|| format!("binding peer address {}", s.peer_addr))?;
+    let grpc_addr = grpc.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let peer_addr = peer.local_addr()?;
+    let advertise = |a: SocketAddr| match &s.advertise_host {
+        Some(h) => format!("{h}:{}", a.port()),
+        None => a.to_string(),
+    };
+
+    // The peer port serves Raft and the cluster service from now on: a
+    // joining node must receive its groups' entries while it starts.
+    let transport = TransportService::default();
+    let cluster = ClusterService::default();
+    let peer_server = tonic::transport::Server::builder()
+        .add_service(transport.clone().server())
+        .add_service(cluster.clone().server())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(peer),
+            shutdown_signal(),
+        );
+    let peer_task = tokio::spawn(peer_server);
 
     // JWT_SECRET, or a secret generated once into the data dir.
     let mut auth = AuthConfig::hs256(&super::secret::resolve(&s.data_dir, true)?)?;
@@ -215,9 +288,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.raft.snapshot_every = s.snapshot_every;
     config.deletion_retention = s.deletion_retention;
     config.metrics_max_tenants = s.metrics_max_tenants;
+    config.advertise = Advertise {
+        peer: s
+            .advertise_peer_addr
+            .clone()
+            .unwrap_or_else(|| advertise(peer_addr)),
+        grpc: advertise(grpc_addr),
+        http: advertise(http_addr),
+    };
+    config.join = s.join.clone();
+    config.replication = s.replication;
+    config.transport = transport;
+    // Connections to peers leave from the peer address's host, so a node
+    // is recognisable by source address (firewall rules, partition tests).
+    config.peer_source_ip = Some(peer_addr.ip()).filter(|ip| !ip.is_unspecified());
     let engine = Engine::open(config)
         .await
         .with_context(|| format!("opening data dir {}", s.data_dir.display()))?;
+    cluster.set_engine(engine.clone());
 
     // Purge soft-deleted tenants whose retention has ended.
     let sweeper = engine.clone();
@@ -253,11 +341,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    let grpc_addr = grpc.local_addr()?;
-    let http_addr = http.local_addr()?;
     let reflection = quotad_engine::grpc::reflection()?;
     let grpc_server = tonic::transport::Server::builder()
         .add_service(quotad_engine::grpc::service(engine.clone()))
+        .add_service(cluster.server())
         .add_service(reflection)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc),
@@ -269,14 +356,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal());
 
-    tracing::info!(%grpc_addr, %http_addr, data_dir = %s.data_dir.display(), shards = s.shards, "quotad serving");
+    let node = engine.node_id();
+    tracing::info!(node, %grpc_addr, %http_addr, %peer_addr, data_dir = %s.data_dir.display(), "quotad serving");
     // One line on stdout, for scripts and tests that start with port 0.
-    println!("quotad listening grpc={grpc_addr} http={http_addr}");
+    println!("quotad listening grpc={grpc_addr} http={http_addr} peer={peer_addr} node={node}");
 
     let (g, h) = tokio::join!(grpc_server, async { http_server.await });
     engine.shutdown().await;
     g.context("gRPC server")?;
     h.context("HTTP server")?;
+    peer_task.await?.context("peer server")?;
     Ok(())
 }
 

@@ -1,5 +1,9 @@
 //! A real `quotad` process on 127.0.0.1 with OS-chosen ports, and clients.
 #![allow(dead_code)]
+pub mod cluster;
+pub mod history;
+pub mod proxy;
+
 use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -47,23 +51,41 @@ pub struct Node {
     child: Child,
     pub grpc: String,
     pub http: String,
+    /// The peer (Raft) address it listens on.
+    pub peer: String,
+    pub node_id: u64,
     pub data_dir: PathBuf,
 }
 
 impl Node {
-    /// Start `quotad serve` on `data_dir` and wait for its listening line.
+    /// Start a single `quotad serve` on `data_dir`, every port chosen by
+    /// the OS, and wait for its listening line.
     pub fn start(data_dir: &Path) -> Node {
+        let args: Vec<String> = [
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--peer-addr",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Node::start_with(data_dir, &args)
+    }
+
+    /// Start `quotad serve --data-dir DATA_DIR ARGS...`.
+    pub fn start_with(data_dir: &Path, args: &[String]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quotad"))
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
+            .arg("serve")
+            .args(args)
             .arg("--data-dir")
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("QUOTAD_TEST_LOG").unwrap_or_else(|_| "warn,openraft=error".into()),
+            )
             .env("JWT_SECRET", SECRET)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -91,6 +113,8 @@ impl Node {
         Node {
             grpc: format!("http://{}", addr("grpc=")),
             http: format!("http://{}", addr("http=")),
+            peer: addr("peer="),
+            node_id: addr("node=").parse().expect("node id"),
             data_dir: data_dir.to_path_buf(),
             child,
         }

@@ -8,6 +8,10 @@ use quotad_proto::v1::quota_service_server::QuotaService;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
+/// Response metadata naming the gRPC address of the node leading the
+/// tenant's group, when the answering node is not that node.
+pub const LEADER_HINT: &str = "quotad-leader";
+
 /// One RPC in flight: its request id (the caller's `x-request-id`
 /// metadata, or a new one, echoed back on the answer and in logs) and its
 /// start, for the latency histogram.
@@ -34,12 +38,40 @@ impl Call {
     }
 
     fn reply<T>(&self, result: Result<T, EngineError>) -> Result<Response<T>, Status> {
+        self.reply_hinted(result, None)
+    }
+
+    /// Reply, telling the caller where the tenant's group is led when that
+    /// is another node (`quotad-leader`: its gRPC address), so it can go
+    /// there directly next time.
+    fn reply_for<T>(
+        &self,
+        engine: &Engine,
+        tenant: &str,
+        result: Result<T, EngineError>,
+    ) -> Result<Response<T>, Status> {
+        let hint = tenant
+            .parse()
+            .ok()
+            .and_then(|t| engine.leader_hint(&t))
+            .and_then(|h| h.parse().ok());
+        self.reply_hinted(result, hint)
+    }
+
+    fn reply_hinted<T>(
+        &self,
+        result: Result<T, EngineError>,
+        hint: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    ) -> Result<Response<T>, Status> {
         let id = self.request_id.parse().ok();
         match result {
             Ok(v) => {
                 let mut resp = Response::new(v);
                 if let Some(id) = id {
                     resp.metadata_mut().insert("x-request-id", id);
+                }
+                if let Some(h) = hint {
+                    resp.metadata_mut().insert(LEADER_HINT, h);
                 }
                 Ok(resp)
             }
@@ -52,6 +84,9 @@ impl Call {
                 let mut s = status(e);
                 if let Some(id) = id {
                     s.metadata_mut().insert("x-request-id", id);
+                }
+                if let Some(h) = hint {
+                    s.metadata_mut().insert(LEADER_HINT, h);
                 }
                 Err(s)
             }
@@ -116,7 +151,9 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Check", &req);
-        call.reply(self.check(req.into_inner()).await)
+        let r = req.into_inner();
+        let tenant = r.tenant_id.clone();
+        call.reply_for(&self.engine, &tenant, self.check(r).await)
     }
 
     async fn increment(
@@ -124,7 +161,9 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Increment", &req);
-        call.reply(self.increment(req.into_inner(), 0).await)
+        let r = req.into_inner();
+        let tenant = r.tenant_id.clone();
+        call.reply_for(&self.engine, &tenant, self.increment(r, 0).await)
     }
 
     async fn batch(
@@ -199,7 +238,7 @@ impl QuotaService for QuotaGrpc {
                 expires_at_unix_ms: res.expires_at_ms,
             })
         };
-        call.reply(go.await)
+        call.reply_for(&self.engine, &r.tenant_id, go.await)
     }
 
     async fn settle(
@@ -218,7 +257,7 @@ impl QuotaService for QuotaGrpc {
                 .await?;
             Ok::<_, EngineError>(convert::decision(d))
         };
-        call.reply(go.await)
+        call.reply_for(&self.engine, &r.tenant_id, go.await)
     }
 
     async fn release(
@@ -234,7 +273,7 @@ impl QuotaService for QuotaGrpc {
             let released = self.engine.release(tenant, id, consistency).await?;
             Ok::<_, EngineError>(pb::ReleaseResponse { released })
         };
-        call.reply(go.await)
+        call.reply_for(&self.engine, &r.tenant_id, go.await)
     }
 
     async fn get_usage(
@@ -262,6 +301,6 @@ impl QuotaService for QuotaGrpc {
                 quotas,
             })
         };
-        call.reply(go.await)
+        call.reply_for(&self.engine, &r.tenant_id, go.await)
     }
 }

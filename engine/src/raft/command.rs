@@ -1,6 +1,9 @@
+use crate::audit::AuditLog;
 use crate::audit::AuditMeta;
+use crate::cluster::{MembershipOp, MembershipReply};
 use crate::model::TenantId;
-use crate::quota::{OpOutcome, TenantOp};
+use crate::quota::{OpOutcome, TenantOp, TenantState};
+use crate::usage_history::UsageHistory;
 use serde::{Deserialize, Serialize};
 
 /// A tenant operation with the time the leader decided it at. Replicas apply
@@ -42,6 +45,18 @@ pub enum MetaOp {
         slug: String,
         tenant: TenantId,
     },
+    /// Nodes, placement, pins.
+    Membership(MembershipOp),
+}
+
+/// A tenant's whole state in transit to another group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedTenant {
+    pub tenant: TenantId,
+    pub to_group: u64,
+    pub state: TenantState,
+    pub audit: Option<AuditLog>,
+    pub usage: Option<UsageHistory>,
 }
 
 /// The payload of one Raft entry.
@@ -50,6 +65,14 @@ pub enum Command {
     /// A group commit: many tenant operations in one entry.
     Batch(Vec<StampedOp>),
     Meta(MetaOp),
+    /// Hand a tenant over to `to_group`: its state leaves this group's
+    /// tenants and is kept, as moved, until the move is complete.
+    MoveOut {
+        tenant: TenantId,
+        to_group: u64,
+    },
+    /// Receive a moved tenant (no-op if it is already here).
+    MoveIn(Box<MovedTenant>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,4 +89,7 @@ pub enum CommandResponse {
     DomainTaken {
         owner: TenantId,
     },
+    Membership(MembershipReply),
+    MovedOut(Box<MovedTenant>),
+    TenantNotHere,
 }

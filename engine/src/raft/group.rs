@@ -113,6 +113,53 @@ impl Group {
         Ok(Group { id, raft, state })
     }
 
+    /// Make this a new group whose voters are `members`; a no-op if it
+    /// already has state (a restart).
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<(), EngineError> {
+        let err = |message: String| EngineError::Raft {
+            group: self.id,
+            message,
+        };
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| err(e.to_string()))?
+        {
+            return Ok(());
+        }
+        self.raft
+            .initialize(members)
+            .await
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// The only voter, if the group has exactly one.
+    pub fn sole_voter(&self) -> Option<NodeId> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let mut voters = m.membership().voter_ids();
+        match (voters.next(), voters.next()) {
+            (Some(v), None) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Wait until this node leads the group.
+    pub async fn wait_leader(&self, timeout: Duration) -> Result<(), EngineError> {
+        self.raft
+            .wait(Some(timeout))
+            .state(ServerState::Leader, "group becomes leader")
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::Raft {
+                group: self.id,
+                message: format!("did not become leader: {e}"),
+            })
+    }
+
     /// Append `cmd`, wait until it is committed and applied.
     pub async fn write(&self, cmd: Command) -> Result<CommandResponse, EngineError> {
         self.raft

@@ -1,6 +1,7 @@
 use super::audit_trail;
-use super::command::{Command, CommandResponse, MetaOp, StampedOp};
+use super::command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 use crate::audit::AuditLog;
+use crate::cluster::Membership;
 use crate::model::TenantId;
 use crate::quota::{OpOutcome, TenantOp, TenantState};
 use crate::usage_history::UsageHistory;
@@ -22,6 +23,12 @@ pub struct GroupState {
     /// Each tenant's usage history.
     #[serde(default)]
     pub usage: HashMap<TenantId, UsageHistory>,
+    /// Nodes and placement (meta group).
+    #[serde(default)]
+    pub membership: Membership,
+    /// Tenants handed over to another group, kept until the move is done.
+    #[serde(default)]
+    pub moved: HashMap<TenantId, MovedTenant>,
 }
 
 /// Who holds a slug, since when (leader-stamped).
@@ -100,6 +107,40 @@ impl GroupState {
                     self.domains.remove(domain);
                 }
                 CommandResponse::Applied
+            }
+            Command::MoveOut { tenant, to_group } => {
+                if let Some(m) = self.moved.get(tenant) {
+                    return CommandResponse::MovedOut(Box::new(m.clone()));
+                }
+                let Some(state) = self.tenants.remove(tenant) else {
+                    return CommandResponse::TenantNotHere;
+                };
+                let moved = MovedTenant {
+                    tenant: *tenant,
+                    to_group: *to_group,
+                    state,
+                    audit: self.audit.remove(tenant),
+                    usage: self.usage.remove(tenant),
+                };
+                self.moved.insert(*tenant, moved.clone());
+                CommandResponse::MovedOut(Box::new(moved))
+            }
+            Command::MoveIn(m) => {
+                if let std::collections::hash_map::Entry::Vacant(v) = self.tenants.entry(m.tenant) {
+                    v.insert(m.state.clone());
+                    if let Some(a) = &m.audit {
+                        self.audit.insert(m.tenant, a.clone());
+                    }
+                    if let Some(u) = &m.usage {
+                        self.usage.insert(m.tenant, u.clone());
+                    }
+                }
+                // A tenant moving back here is here again.
+                self.moved.remove(&m.tenant);
+                CommandResponse::Applied
+            }
+            Command::Meta(MetaOp::Membership(op)) => {
+                CommandResponse::Membership(self.membership.apply(op))
             }
             Command::Meta(MetaOp::ReleaseSlug { slug, tenant }) => {
                 if self.slugs.get(slug).is_some_and(|c| c.tenant == *tenant) {

@@ -17,7 +17,7 @@ mod network;
 mod state_machine;
 mod type_config;
 
-pub use command::{Command, CommandResponse, MetaOp, StampedOp};
+pub use command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 pub use group::{Group, GroupConfig};
 pub use group_state::{GroupState, ORPHAN_CLAIM_AFTER_MS, SlugClaim};
 pub use network::{GroupNetwork, Peers, TransportService};

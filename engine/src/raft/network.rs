@@ -27,10 +27,19 @@ use tonic::transport::{Channel, Endpoint};
 #[derive(Clone, Default)]
 pub struct Peers {
     channels: Arc<RwLock<HashMap<String, Channel>>>,
+    source_ip: Option<std::net::IpAddr>,
 }
 
 impl Peers {
-    fn channel(&self, addr: &str) -> Result<Channel, String> {
+    /// Connections leave from `ip` (else the OS picks).
+    pub fn with_source_ip(ip: Option<std::net::IpAddr>) -> Self {
+        Peers {
+            source_ip: ip,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn channel(&self, addr: &str) -> Result<Channel, String> {
         if let Some(c) = self
             .channels
             .read()
@@ -42,6 +51,7 @@ impl Peers {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| format!("bad peer address {addr:?}: {e}"))?
             .connect_timeout(std::time::Duration::from_secs(2))
+            .local_address(self.source_ip)
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy();
         self.channels

@@ -17,10 +17,12 @@
 //! actor is rebuilt from committed state.
 use crate::error::EngineError;
 use crate::quota::OpOutcome;
-use crate::raft::{Command, CommandResponse, Group, StampedOp};
+use crate::raft::{Command, CommandResponse, Group, NodeId, StampedOp};
+use openraft::error::ClientWriteError;
 use ractor::RpcReplyPort;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
 /// Shared between a tenant's actor(s) and the batcher: how many of the
@@ -54,7 +56,23 @@ struct Waiter {
 /// Entries in flight at once: one being made durable while the next fills.
 const MAX_IN_FLIGHT: usize = 2;
 
-pub async fn run(group: Group, mut rx: mpsc::UnboundedReceiver<PendingWrite>, max_batch: usize) {
+/// Why a batch did not commit.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// Refused before it was appended: nothing happened.
+    NotLeader(Option<NodeId>),
+    /// Appended, then the leader lost track of it (deposed, partitioned,
+    /// stopped): it may still commit under the next leader.
+    Unknown(String),
+}
+
+pub async fn run(
+    group: Group,
+    mut rx: mpsc::UnboundedReceiver<PendingWrite>,
+    max_batch: usize,
+    commit_timeout: Duration,
+    serving: Arc<AtomicU64>,
+) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -86,29 +104,58 @@ pub async fn run(group: Group, mut rx: mpsc::UnboundedReceiver<PendingWrite>, ma
         let group_id = group.id;
         match group.raft.client_write_ff(Command::Batch(ops)).await {
             Ok(done) => {
+                let serving = serving.clone();
                 tokio::spawn(async move {
-                    let result = match done.await {
-                        Ok(Ok(r)) => match r.data {
+                    let result = match tokio::time::timeout(commit_timeout, done).await {
+                        Ok(Ok(Ok(r))) => match r.data {
                             CommandResponse::Batch(outcomes) => Ok(outcomes),
-                            other => Err(format!("unexpected response {other:?}")),
+                            other => {
+                                Err(Failure::Unknown(format!("unexpected response {other:?}")))
+                            }
                         },
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err("raft dropped the write".to_string()),
+                        Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => {
+                            Err(Failure::NotLeader(f.leader_id))
+                        }
+                        Ok(Ok(Err(e))) => Err(Failure::Unknown(e.to_string())),
+                        Ok(Err(_)) => Err(Failure::Unknown("raft dropped the write".into())),
+                        Err(_) => {
+                            // No quorum within the timeout (a partitioned
+                            // leader): stop deciding until leadership is
+                            // confirmed again.
+                            serving.store(0, Ordering::SeqCst);
+                            Err(Failure::Unknown(format!(
+                                "not committed within {} ms",
+                                commit_timeout.as_millis()
+                            )))
+                        }
                     };
                     complete(group_id, waiters, result);
                     drop(permit);
                 });
             }
-            Err(fatal) => complete(group_id, waiters, Err(fatal.to_string())),
+            Err(fatal) => complete(group_id, waiters, Err(Failure::Unknown(fatal.to_string()))),
         }
     }
 }
 
-fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcome>>, String>) {
+fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcome>>, Failure>) {
     for w in waiters {
         // (answer, whether the actor's state can no longer be trusted)
         let (answer, poison) = match (&result, w.index) {
-            (Err(message), _) => (Err(format!("not committed: {message}")), true),
+            (Err(Failure::NotLeader(leader)), _) => (
+                Err(EngineError::NotLeader {
+                    group,
+                    leader: *leader,
+                }),
+                true,
+            ),
+            (Err(Failure::Unknown(reason)), _) => (
+                Err(EngineError::OutcomeUnknown {
+                    group,
+                    reason: reason.clone(),
+                }),
+                true,
+            ),
             (Ok(_), None) => (Ok(w.expected), false),
             (Ok(outcomes), Some(i)) => match outcomes.get(i).cloned().flatten() {
                 Some(applied) if applied == w.expected => (Ok(applied), false),
@@ -117,7 +164,10 @@ fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcom
                     (Ok(applied), true)
                 }
                 None => (
-                    Err("the state machine refused the operation".to_string()),
+                    Err(EngineError::Raft {
+                        group,
+                        message: "the state machine refused the operation".into(),
+                    }),
                     true,
                 ),
             },
@@ -128,7 +178,7 @@ fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcom
         w.sync.pending.fetch_sub(1, Ordering::SeqCst);
         if let Some(port) = w.reply {
             // The caller may have given up; nothing to do then.
-            let _ = port.send(answer.map_err(|message| EngineError::Raft { group, message }));
+            let _ = port.send(answer);
         }
     }
 }

@@ -5,22 +5,31 @@ use crate::error::EngineError;
 use crate::model::TenantId;
 use crate::raft::Group;
 use dashmap::DashMap;
+use openraft::ServerState;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 
-/// One shard on its leader: the Raft group, its batcher, and the tenant
-/// actors currently active.
+/// One shard group on this node: the Raft group, its batcher, and the
+/// tenant actors currently active. Actors run only while this node leads the
+/// group and has applied everything committed before it took over.
 pub struct Shard {
     pub group: Group,
+    /// The term this node serves the group in; 0 when it does not.
+    pub(crate) serving: Arc<AtomicU64>,
+    /// Leadership is being handed over: do not serve even while leader.
+    paused: AtomicBool,
     pub(crate) batcher: mpsc::UnboundedSender<PendingWrite>,
     pub(crate) actors: DashMap<TenantId, ActorRef<TenantMsg>>,
     /// Per-tenant write tracking, outliving any one actor: a new actor waits
     /// until its predecessor's writes are applied before reading state.
     pub(crate) syncs: DashMap<TenantId, Arc<super::TenantSync>>,
     spawn_lock: Mutex<()>,
+    /// Tenants being handed over to another group: refused meanwhile.
+    pub(crate) moving: dashmap::DashSet<TenantId>,
     pub(crate) clock: SharedClock,
     pub(crate) idle_after: Duration,
 }
@@ -35,18 +44,100 @@ impl Shard {
         clock: SharedClock,
         idle_after: Duration,
         max_batch: usize,
+        commit_timeout: Duration,
     ) -> Arc<Shard> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(batcher::run(group.clone(), rx, max_batch));
-        Arc::new(Shard {
+        let serving = Arc::new(AtomicU64::new(0));
+        tokio::spawn(batcher::run(
+            group.clone(),
+            rx,
+            max_batch,
+            commit_timeout,
+            serving.clone(),
+        ));
+        let shard = Arc::new(Shard {
             group,
+            serving,
+            paused: AtomicBool::new(false),
             batcher: tx,
             actors: DashMap::new(),
             syncs: DashMap::new(),
             spawn_lock: Mutex::new(()),
+            moving: dashmap::DashSet::new(),
             clock,
             idle_after,
-        })
+        });
+        tokio::spawn(watch_leadership(Arc::downgrade(&shard), commit_timeout));
+        shard
+    }
+
+    /// Whether this node decides for the group's tenants right now.
+    pub fn serving(&self) -> bool {
+        self.serving.load(Ordering::SeqCst) != 0
+    }
+
+    /// Whether `tenant` is being (or has been) moved away from this group.
+    pub fn is_moving(&self, tenant: &TenantId) -> bool {
+        self.moving.contains(tenant)
+            || self
+                .group
+                .state
+                .read()
+                .map(|s| s.moved.contains_key(tenant))
+                .unwrap_or(false)
+    }
+
+    /// Stop deciding for `tenant` and wait until its writes are applied,
+    /// so its committed state is complete.
+    pub(crate) async fn freeze(&self, tenant: TenantId) -> Result<(), EngineError> {
+        self.moving.insert(tenant);
+        if let Some((_, actor)) = self.actors.remove(&tenant) {
+            actor.stop(None);
+        }
+        let sync = self.syncs.entry(tenant).or_default().clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while sync.pending.load(Ordering::SeqCst) > 0 {
+            if std::time::Instant::now() > deadline {
+                self.moving.remove(&tenant);
+                return Err(EngineError::Busy { tenant });
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
+    /// Stop deciding (for a leadership hand-over).
+    pub(crate) fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        self.serving.store(0, Ordering::SeqCst);
+        self.retire_all();
+    }
+
+    pub(crate) fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// The group's leader as this node knows it.
+    pub fn leader(&self) -> Option<crate::raft::NodeId> {
+        self.group.raft.metrics().borrow().current_leader
+    }
+
+    fn not_leader(&self) -> EngineError {
+        EngineError::NotLeader {
+            group: self.group.id,
+            leader: self.leader(),
+        }
+    }
+
+    /// Stop every actor: their state may hold decisions this node can no
+    /// longer commit. Their in-flight writes still settle (commit or fail)
+    /// before any successor activates.
+    fn retire_all(&self) {
+        let actors: Vec<_> = self.actors.iter().map(|a| a.value().clone()).collect();
+        self.actors.clear();
+        for a in actors {
+            a.stop(None);
+        }
     }
 
     /// Tenants with an active actor.
@@ -91,6 +182,12 @@ impl Shard {
         msg: impl Fn(RpcReplyPort<Result<T, EngineError>>) -> TenantMsg,
     ) -> Result<T, EngineError> {
         for _ in 0..ATTEMPTS {
+            if !self.serving() {
+                return Err(self.not_leader());
+            }
+            if self.moving.contains(&tenant) {
+                return Err(EngineError::TenantMoving { tenant });
+            }
             let actor = self.actor_for(tenant).await?;
             match actor.call(&msg, None).await {
                 Ok(CallResult::Success(answer)) => return answer,
@@ -108,5 +205,52 @@ impl Shard {
             }
         }
         Err(EngineError::Busy { tenant })
+    }
+}
+
+/// Follows the group's Raft state: on becoming leader, wait until
+/// everything committed before is applied (a linearizable read barrier),
+/// then serve; on losing leadership, stop serving and retire the actors.
+/// Re-checked periodically too, since a commit timeout also stops serving.
+async fn watch_leadership(shard: std::sync::Weak<Shard>, barrier_timeout: Duration) {
+    let Some(mut metrics) = shard.upgrade().map(|s| s.group.raft.metrics()) else {
+        return;
+    };
+    loop {
+        let (leader, term) = {
+            let m = metrics.borrow_and_update();
+            (m.state == ServerState::Leader, m.current_term)
+        };
+        let Some(s) = shard.upgrade() else { return };
+        let served = s.serving.load(Ordering::SeqCst);
+        if s.paused.load(Ordering::SeqCst) {
+            // Handing over: the transfer resumes us when done.
+        } else if leader && served != term {
+            if served != 0 {
+                s.serving.store(0, Ordering::SeqCst);
+            }
+            // Actors from an earlier term (or from before a failed commit)
+            // must not decide on.
+            s.retire_all();
+            match tokio::time::timeout(barrier_timeout, s.group.raft.ensure_linearizable()).await {
+                Ok(Ok(_)) => {
+                    tracing::info!(group = s.group.id, term, "leading; serving tenants");
+                    s.serving.store(term, Ordering::SeqCst);
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(group = s.group.id, error = %e, "not confirmed as leader")
+                }
+                Err(_) => tracing::debug!(group = s.group.id, "leadership not confirmed in time"),
+            }
+        } else if !leader && served != 0 {
+            tracing::info!(group = s.group.id, "no longer leading; actors retired");
+            s.serving.store(0, Ordering::SeqCst);
+            s.retire_all();
+        }
+        drop(s);
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
     }
 }

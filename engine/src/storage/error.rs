@@ -23,6 +23,8 @@ pub enum StorageError {
         #[source]
         source: postcard::Error,
     },
+    #[error("the data dir records joining a cluster but not its shard count")]
+    MissingShardCount,
     #[error("data dir was created with {stored} shards, but {configured} are configured")]
     ShardCountMismatch { stored: u64, configured: u64 },
 }

@@ -102,6 +102,53 @@ impl Store {
         Ok(stored)
     }
 
+    /// The shard count as stored (a joined node's is its cluster's).
+    pub fn shard_count_stored(&self) -> Result<u64, StorageError> {
+        self.node_value("shard_count")?
+            .ok_or(StorageError::MissingShardCount)
+    }
+
+    /// This node's id in its cluster, once it has one.
+    pub fn node_id(&self) -> Result<Option<u64>, StorageError> {
+        self.node_value("node_id")
+    }
+
+    /// Whether this node joined a cluster (rather than founding one): its
+    /// shard count is then the cluster's, not its own configuration's.
+    pub fn joined(&self) -> Result<bool, StorageError> {
+        Ok(self.node_value("joined")? == Some(1))
+    }
+
+    /// Record the node's id (and whether it joined) and, for a joining
+    /// node, the cluster's shard count, in one transaction.
+    pub fn set_identity(
+        &self,
+        node_id: u64,
+        joined_with_shards: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(NODE)?;
+            t.insert("node_id", node_id)?;
+            if let Some(shards) = joined_with_shards {
+                t.insert("joined", 1)?;
+                t.insert("shard_count", shards)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn node_value(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let tx = self.db.begin_read()?;
+        let t = match tx.open_table(NODE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(t.get(key)?.map(|v| v.value()))
+    }
+
     /// Write `f` in one transaction; `durable` waits for fsync.
     pub(crate) fn write<T>(
         &self,

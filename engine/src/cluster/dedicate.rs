@@ -1,0 +1,172 @@
+//! Dedicated groups ("dedicated instance" isolation): an ENTERPRISE tenant
+//! moved to a Raft group of its own, with its own log, batcher and actors.
+//!
+//! ```text
+//!  meta:   Dedicate{tenant}            -> new group G (placed like any group)
+//!  source: freeze tenant, MoveOut{G}   -> state kept as "moved" (durable)
+//!  G:      MoveIn(state)               -> tenant lives in G (idempotent)
+//!  meta:   Pin{tenant, G}              -> every node routes the tenant to G
+//! ```
+//! Requests meanwhile get "moving; retry" and follow the pin. If the
+//! coordinator dies after MoveOut, the source group's leader finishes the
+//! move from the kept state (see [`Engine::finish_moves`]).
+use super::forward::{ForwardReply, ForwardRequest};
+use super::membership::{MembershipOp, MembershipReply};
+use crate::audit::AuditMeta;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::model::{TenantId, Tier};
+use crate::quota::QuotaError;
+use crate::raft::{Command, CommandResponse, MetaOp, MovedTenant};
+use crate::shard::Shard;
+use std::sync::Arc;
+
+impl Engine {
+    /// Give an ENTERPRISE tenant a group of its own; returns the group. A
+    /// tenant already dedicated gets its group back.
+    pub async fn dedicate_tenant(
+        &self,
+        tenant: TenantId,
+        by: &AuditMeta,
+    ) -> Result<u64, EngineError> {
+        let state = self.tenant(tenant).await?;
+        if state.tenant.tier != Tier::Enterprise {
+            return Err(QuotaError::invalid(
+                "tier",
+                format!(
+                    "a dedicated group needs the ENTERPRISE tier; the tenant is {}",
+                    state.tenant.tier
+                ),
+            )
+            .into());
+        }
+        let op = MembershipOp::Dedicate {
+            tenant,
+            replication: self.config.replication,
+        };
+        let group = match self
+            .meta_write(Command::Meta(MetaOp::Membership(op)))
+            .await?
+        {
+            CommandResponse::Membership(MembershipReply::Dedicated { group }) => group,
+            other => return Err(EngineError::Cluster(format!("cannot dedicate: {other:?}"))),
+        };
+        let from = self.group_of(&tenant);
+        if from != group {
+            let moved = match self
+                .dispatch(
+                    from,
+                    ForwardRequest::MoveOut {
+                        tenant,
+                        to_group: group,
+                    },
+                    true,
+                )
+                .await?
+            {
+                ForwardReply::Moved(m) => m,
+                other => return Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+            };
+            self.move_in(*moved).await?;
+        }
+        self.record_audit(
+            tenant,
+            by,
+            "tenant.dedicated",
+            &format!("group {group}"),
+            format!("moved from group {from} to its own group {group}"),
+        )
+        .await?;
+        Ok(group)
+    }
+
+    /// Source side: stop deciding for the tenant, then log its hand-over.
+    pub(crate) async fn move_out(
+        &self,
+        shard: &Arc<Shard>,
+        tenant: TenantId,
+        to_group: u64,
+    ) -> Result<ForwardReply, EngineError> {
+        shard.freeze(tenant).await?;
+        let r = shard
+            .group
+            .write(Command::MoveOut { tenant, to_group })
+            .await;
+        match r {
+            Ok(CommandResponse::MovedOut(m)) => Ok(ForwardReply::Moved(m)),
+            Ok(CommandResponse::TenantNotHere) => {
+                shard.moving.remove(&tenant);
+                Err(QuotaError::TenantNotFound { tenant }.into())
+            }
+            Ok(other) => {
+                shard.moving.remove(&tenant);
+                Err(EngineError::Cluster(format!("unexpected answer {other:?}")))
+            }
+            Err(e) => {
+                // Not logged (or not known to be): decide again. If it did
+                // commit, the kept state refuses requests until finished.
+                shard.moving.remove(&tenant);
+                Err(e)
+            }
+        }
+    }
+
+    /// Destination side, then the pin.
+    async fn move_in(&self, moved: MovedTenant) -> Result<(), EngineError> {
+        let (tenant, group) = (moved.tenant, moved.to_group);
+        let write = ForwardRequest::GroupWrite {
+            group,
+            cmd: Command::MoveIn(Box::new(moved)),
+        };
+        // Retried across the new group's first election: MoveIn is idempotent.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match self.dispatch(group, write.clone(), true).await {
+                Ok(_) => break,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::info!(group, error = %e, "waiting for the dedicated group");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let pin = MembershipOp::Pin { tenant, group };
+        match self
+            .meta_write(Command::Meta(MetaOp::Membership(pin)))
+            .await?
+        {
+            CommandResponse::Membership(MembershipReply::Done) => Ok(()),
+            other => Err(EngineError::Cluster(format!("cannot pin: {other:?}"))),
+        }
+    }
+
+    /// Finish moves whose coordinator stopped after the hand-over: run by
+    /// the source group's leader.
+    pub(crate) async fn finish_moves(&self, shard: &Arc<Shard>) -> Result<(), EngineError> {
+        let pending: Vec<MovedTenant> = {
+            let Ok(state) = shard.group.state.read() else {
+                return Ok(());
+            };
+            if state.moved.is_empty() {
+                return Ok(());
+            }
+            let pins = self
+                .meta
+                .state
+                .read()
+                .map(|m| m.membership.pins.clone())
+                .unwrap_or_default();
+            state
+                .moved
+                .values()
+                .filter(|m| pins.get(&m.tenant) != Some(&m.to_group))
+                .cloned()
+                .collect()
+        };
+        for m in pending {
+            tracing::info!(tenant = %m.tenant, group = m.to_group, "finishing a tenant move");
+            self.move_in(m).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! Requests one node hands to another: a tenant's request to its group's
+//! leader, a meta-group write to the meta leader, a join. Encoded with
+//! postcard inside the `Cluster.Forward` RPC.
+//!
+//! A forwarded request is served where it lands or refused with
+//! `NotLeader`; it never hops again, so a stale map costs a retry, not a
+//! loop.
+use crate::actor::Consistency;
+use crate::audit::{AuditMeta, AuditQuery};
+use crate::engine::AuditPage;
+use crate::error::EngineError;
+use crate::error_code::ErrorCode;
+use crate::model::TenantId;
+use crate::quota::{Decision, OpOutcome, TenantOp, TenantState};
+use crate::raft::{Command, CommandResponse, MovedTenant, NodeId};
+use crate::usage_history::{Granularity, Point, Statistics};
+use quotad_proto::cluster::ForwardMessage;
+use quotad_proto::cluster::cluster_client::ClusterClient;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+/// What a tenant's actor is asked.
+// `Apply` is the common case; boxing it would allocate on every request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantCall {
+    Apply {
+        op: TenantOp,
+        audit: Option<AuditMeta>,
+        consistency: Consistency,
+    },
+    Read,
+    Check {
+        quota: String,
+        amount: i64,
+    },
+}
+
+impl TenantCall {
+    /// Whether sending it twice is harmless: reads, and changes a retry
+    /// would replay rather than repeat.
+    pub fn retry_safe(&self) -> bool {
+        match self {
+            TenantCall::Read | TenantCall::Check { .. } => true,
+            TenantCall::Apply { op, .. } => match op {
+                TenantOp::Increment {
+                    idempotency_key, ..
+                }
+                | TenantOp::Reserve {
+                    idempotency_key, ..
+                } => idempotency_key.is_some(),
+                // Each names what it changes: a second one is refused or
+                // changes nothing.
+                TenantOp::Settle { .. } | TenantOp::Release { .. } | TenantOp::Create { .. } => {
+                    true
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TenantAnswer {
+    Outcome(OpOutcome),
+    State(Box<TenantState>),
+    Decision(Decision),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardRequest {
+    Tenant {
+        tenant: TenantId,
+        call: TenantCall,
+    },
+    Meta(Command),
+    Audit {
+        tenant: TenantId,
+        query: AuditQuery,
+    },
+    Usage {
+        tenant: TenantId,
+        quota: String,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    },
+    /// On the tenant's current group leader: stop deciding for it and hand
+    /// its state over to `to_group`.
+    MoveOut {
+        tenant: TenantId,
+        to_group: u64,
+    },
+    /// A command for a shard group, on its leader.
+    GroupWrite {
+        group: u64,
+        cmd: Command,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardReply {
+    Tenant(TenantAnswer),
+    Meta(CommandResponse),
+    Audit(AuditPage),
+    Usage(Vec<Point>, Statistics),
+    Moved(Box<MovedTenant>),
+    Written(CommandResponse),
+}
+
+/// An engine error as it crosses the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<String>,
+    /// Set when the receiving node does not lead the group: (group, leader).
+    pub not_leader: Option<(u64, Option<NodeId>)>,
+    /// Set when the tenant is moving to another group.
+    #[serde(default)]
+    pub moving: Option<TenantId>,
+}
+
+impl From<&EngineError> for WireError {
+    fn from(e: &EngineError) -> Self {
+        WireError {
+            code: e.code(),
+            message: e.to_string(),
+            field: e.field().map(str::to_string),
+            not_leader: match e {
+                EngineError::NotLeader { group, leader } => Some((*group, *leader)),
+                _ => None,
+            },
+            moving: match e {
+                EngineError::TenantMoving { tenant } => Some(*tenant),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<WireError> for EngineError {
+    fn from(w: WireError) -> Self {
+        if let Some(tenant) = w.moving {
+            return EngineError::TenantMoving { tenant };
+        }
+        match (w.not_leader, w.code) {
+            (Some((group, leader)), _) => EngineError::NotLeader { group, leader },
+            (None, ErrorCode::OutcomeUnknown) => EngineError::OutcomeUnknown {
+                group: 0,
+                reason: w.message,
+            },
+            (None, code) => EngineError::Remote {
+                code,
+                message: w.message,
+                field: w.field,
+            },
+        }
+    }
+}
+
+/// How a forward failed before any answer came back.
+pub enum SendError {
+    /// The request never left (no connection): safe to send elsewhere.
+    NotSent(String),
+    /// It may have been received: only retry-safe requests go again.
+    Lost(String),
+}
+
+/// Send `req` to the node at `peer_addr` and wait for its answer.
+pub async fn send(
+    channel: Channel,
+    req: &ForwardRequest,
+) -> Result<Result<ForwardReply, EngineError>, SendError> {
+    let payload = postcard::to_allocvec(req)
+        .map_err(|e| SendError::NotSent(format!("cannot encode request: {e}")))?;
+    let mut client = ClusterClient::new(channel).max_decoding_message_size(64 << 20);
+    let reply = client
+        .forward(ForwardMessage { payload })
+        .await
+        .map_err(|s| {
+            // tonic reports a refused or failed connection as Unavailable
+            // before anything is written.
+            let connect = s.code() == tonic::Code::Unavailable
+                && (s.message().contains("connect") || s.message().contains("Connection refused"));
+            if connect {
+                SendError::NotSent(s.message().to_string())
+            } else {
+                SendError::Lost(s.to_string())
+            }
+        })?;
+    let decoded: Result<ForwardReply, WireError> =
+        postcard::from_bytes(&reply.into_inner().payload)
+            .map_err(|e| SendError::Lost(format!("undecodable reply: {e}")))?;
+    Ok(decoded.map_err(EngineError::from))
+}
+
+pub fn encode_reply(r: &Result<ForwardReply, EngineError>) -> Result<Vec<u8>, tonic::Status> {
+    let wire: Result<&ForwardReply, WireError> = r.as_ref().map_err(WireError::from);
+    postcard::to_allocvec(&wire)
+        .map_err(|e| tonic::Status::internal(format!("cannot encode reply: {e}")))
+}
+
+pub fn decode_request(payload: &[u8]) -> Result<ForwardRequest, tonic::Status> {
+    postcard::from_bytes(payload)
+        .map_err(|e| tonic::Status::invalid_argument(format!("undecodable forward: {e}")))
+}

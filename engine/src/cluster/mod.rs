@@ -1,0 +1,32 @@
+//! The cluster: membership and placement (recorded in the meta group),
+//! routing requests to group leaders, and the loops that carry placement
+//! out.
+//!
+//! ```text
+//!  meta leader:  membership ──plan()──> Place{group, replicas, leader}
+//!  group leader: placement ≠ voters ──> add learner ─> catch up ─> change membership
+//!                                  └──> Report{group, voters, leader, term}
+//!  any node:     request ──route──> local shard actor | Forward to the leader
+//! ```
+//!
+//! # Layout
+//! - [`membership`]: nodes, placement, pins as the meta group records them.
+//! - [`placement`]: the pure planning function.
+//! - `routing`: serve locally or forward to the group's leader.
+//! - [`forward`]: the forwarded request and reply types.
+//! - `dedicate`: moving an ENTERPRISE tenant to a group of its own.
+//! - `driver`: the per-node loops (plan, reconcile, hand over, report).
+//! - [`service`]: the `Cluster` gRPC service.
+mod dedicate;
+mod driver;
+pub mod forward;
+pub mod membership;
+pub mod placement;
+mod routing;
+pub mod service;
+
+pub use driver::{join, spawn_loops};
+pub use forward::{ForwardReply, ForwardRequest, TenantAnswer, TenantCall};
+pub use membership::{GroupPlacement, Membership, MembershipOp, MembershipReply, NodeInfo};
+pub use placement::{META_GROUP, plan};
+pub use service::ClusterService;

@@ -1,0 +1,349 @@
+//! Routing: every request goes to its group's leader. A node serves the
+//! groups it leads itself and forwards the rest, once, to the leader it
+//! knows of; when there is none (an election), it waits and asks again,
+//! up to `route_timeout`.
+use super::forward::{self, ForwardReply, ForwardRequest, SendError, TenantAnswer, TenantCall};
+use super::placement::META_GROUP;
+use crate::actor::TenantMsg;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::model::TenantId;
+use crate::quota::{QuotaError, TenantOp};
+use crate::raft::{Command, CommandResponse, NodeId};
+use crate::shard::Shard;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+enum Route {
+    Local(Arc<Shard>),
+    Remote(String),
+    /// No leader known, or it is this node and not serving yet.
+    Wait,
+}
+
+impl Engine {
+    /// The group a tenant's state lives in: its dedicated group if pinned,
+    /// else its hash shard.
+    pub(crate) fn group_of(&self, tenant: &TenantId) -> u64 {
+        if let Ok(s) = self.meta.state.read()
+            && let Some(g) = s.membership.pins.get(tenant)
+        {
+            return *g;
+        }
+        self.map.shard_of(tenant)
+    }
+
+    /// The tenant's group, and whether it is dedicated to the tenant.
+    pub fn placement_of(&self, tenant: &TenantId) -> (u64, bool) {
+        let group = self.group_of(tenant);
+        let dedicated = self
+            .meta
+            .state
+            .read()
+            .map(|s| s.membership.pins.contains_key(tenant))
+            .unwrap_or(false);
+        (group, dedicated)
+    }
+
+    pub(crate) fn local_shard(&self, group: u64) -> Option<Arc<Shard>> {
+        self.groups.read().ok()?.get(&group).cloned()
+    }
+
+    /// The group's leader: from its Raft metrics where this node is a
+    /// member, else as last reported to the meta group.
+    pub fn leader_of(&self, group: u64) -> Option<NodeId> {
+        let raft = if group == META_GROUP {
+            Some(self.meta.raft.clone())
+        } else {
+            self.local_shard(group).map(|s| s.group.raft.clone())
+        };
+        if let Some(raft) = raft {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            if m.membership_config
+                .membership()
+                .get_node(&self.node_id)
+                .is_some()
+            {
+                return m.current_leader;
+            }
+        }
+        let s = self.meta.state.read().ok()?;
+        s.membership.groups.get(&group)?.led_by.map(|(n, _)| n)
+    }
+
+    pub(crate) fn peer_addr(&self, node: NodeId) -> Option<String> {
+        let s = self.meta.state.read().ok()?;
+        let addr = &s.membership.nodes.get(&node)?.peer_addr;
+        (!addr.is_empty()).then(|| addr.clone())
+    }
+
+    /// The client gRPC address of the leader of `tenant`'s group, when that
+    /// is another node: a hint for clients to go there directly.
+    pub fn leader_hint(&self, tenant: &TenantId) -> Option<String> {
+        let addr = self.leader_node(tenant)?.grpc_addr;
+        (!addr.is_empty()).then_some(addr)
+    }
+
+    /// The node leading `tenant`'s group, when that is another node.
+    pub fn leader_node(&self, tenant: &TenantId) -> Option<super::NodeInfo> {
+        let group = self.group_of(tenant);
+        if self.local_shard(group).is_some_and(|s| s.serving()) {
+            return None;
+        }
+        let leader = self.leader_of(group)?;
+        if leader == self.node_id {
+            return None;
+        }
+        let s = self.meta.state.read().ok()?;
+        s.membership.nodes.get(&leader).cloned()
+    }
+
+    fn route(&self, group: u64) -> Route {
+        if let Some(s) = self.local_shard(group)
+            && s.serving()
+        {
+            return Route::Local(s);
+        }
+        match self.leader_of(group) {
+            Some(l) if l != self.node_id => self.peer_addr(l).map_or(Route::Wait, Route::Remote),
+            _ => Route::Wait,
+        }
+    }
+
+    /// Ask a tenant's actor, on whichever node leads its group.
+    pub(crate) async fn call_tenant(
+        &self,
+        tenant: TenantId,
+        call: TenantCall,
+    ) -> Result<TenantAnswer, EngineError> {
+        let safe = call.retry_safe();
+        match self
+            .dispatch_tenant(tenant, ForwardRequest::Tenant { tenant, call }, safe)
+            .await?
+        {
+            ForwardReply::Tenant(a) => Ok(a),
+            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// [`Engine::dispatch`] to the tenant's group, following the tenant if
+    /// it moves to another group meanwhile.
+    pub(crate) async fn dispatch_tenant(
+        &self,
+        tenant: TenantId,
+        req: ForwardRequest,
+        safe: bool,
+    ) -> Result<ForwardReply, EngineError> {
+        let deadline = Instant::now() + self.config.route_timeout;
+        loop {
+            // Re-read each time: a moving tenant is pinned to its new group
+            // once the move completes.
+            let group = self.group_of(&tenant);
+            match self.dispatch(group, req.clone(), safe).await {
+                Ok(answer) => return Ok(answer),
+                Err(EngineError::TenantMoving { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(EngineError::NotLeader { group: g, .. })
+                    if g != group && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Serve `req` here if this node leads `group`, else forward it to the
+    /// leader; retry while the group has no reachable leader. A request
+    /// that may have reached a leader is sent again only if `retry_safe`.
+    pub(crate) async fn dispatch(
+        &self,
+        group: u64,
+        req: ForwardRequest,
+        retry_safe: bool,
+    ) -> Result<ForwardReply, EngineError> {
+        let deadline = Instant::now() + self.config.route_timeout;
+        let mut delay = Duration::from_millis(2);
+        loop {
+            let why = match self.route(group) {
+                Route::Local(shard) => match self.serve_local(&shard, &req).await {
+                    Err(e @ EngineError::NotLeader { .. }) => e,
+                    other => return other,
+                },
+                Route::Remote(addr) => {
+                    let channel = self.peers.channel(&addr).map_err(EngineError::Cluster)?;
+                    match forward::send(channel, &req).await {
+                        // The receiver places the tenant in another group
+                        // (a pin this node has not seen yet): re-route.
+                        Ok(Err(e @ EngineError::NotLeader { group: g, .. })) if g != group => {
+                            return Err(e);
+                        }
+                        Ok(Err(e @ EngineError::NotLeader { .. })) => e,
+                        Ok(answer) => return answer,
+                        Err(SendError::NotSent(why)) => EngineError::Cluster(why),
+                        Err(SendError::Lost(why)) if retry_safe => EngineError::Cluster(why),
+                        Err(SendError::Lost(why)) => {
+                            return Err(EngineError::OutcomeUnknown { group, reason: why });
+                        }
+                    }
+                }
+                Route::Wait => EngineError::NoLeader { group },
+            };
+            tracing::debug!(group, error = %why, "no leader to serve the request yet; retrying");
+            if Instant::now() + delay >= deadline || self.is_closing() {
+                return Err(why);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A request forwarded by another node: served only if this node leads
+    /// the group, never forwarded again.
+    pub async fn serve_forward(&self, req: ForwardRequest) -> Result<ForwardReply, EngineError> {
+        let group = match &req {
+            ForwardRequest::Meta(cmd) => {
+                return self.meta.write(cmd.clone()).await.map(ForwardReply::Meta);
+            }
+            ForwardRequest::Tenant { tenant, .. }
+            | ForwardRequest::Audit { tenant, .. }
+            | ForwardRequest::Usage { tenant, .. }
+            | ForwardRequest::MoveOut { tenant, .. } => self.group_of(tenant),
+            ForwardRequest::GroupWrite { group, .. } => *group,
+        };
+        match self.local_shard(group) {
+            Some(shard) if shard.serving() => self.serve_local(&shard, &req).await,
+            _ => Err(EngineError::NotLeader {
+                group,
+                leader: self.leader_of(group),
+            }),
+        }
+    }
+
+    async fn serve_local(
+        &self,
+        shard: &Arc<Shard>,
+        req: &ForwardRequest,
+    ) -> Result<ForwardReply, EngineError> {
+        match req {
+            ForwardRequest::Tenant { tenant, call } => {
+                let creating = matches!(
+                    call,
+                    TenantCall::Apply {
+                        op: TenantOp::Create { .. },
+                        ..
+                    }
+                );
+                if shard.is_moving(tenant) {
+                    return Err(EngineError::TenantMoving { tenant: *tenant });
+                }
+                // Unknown tenants are refused before an actor starts.
+                if !creating && !shard.actors.contains_key(tenant) && !shard.knows(tenant) {
+                    return Err(QuotaError::TenantNotFound { tenant: *tenant }.into());
+                }
+                ask_actor(shard, *tenant, call)
+                    .await
+                    .map(ForwardReply::Tenant)
+            }
+            ForwardRequest::Audit { tenant, query } => self
+                .audit_local(shard, *tenant, query)
+                .map(ForwardReply::Audit),
+            ForwardRequest::Usage {
+                tenant,
+                quota,
+                granularity,
+                from_ms,
+                to_ms,
+            } => self
+                .usage_local(shard, *tenant, quota, *granularity, *from_ms, *to_ms)
+                .map(|(p, s)| ForwardReply::Usage(p, s)),
+            ForwardRequest::MoveOut { tenant, to_group } => {
+                self.move_out(shard, *tenant, *to_group).await
+            }
+            ForwardRequest::GroupWrite { cmd, .. } => shard
+                .group
+                .write(cmd.clone())
+                .await
+                .map(ForwardReply::Written),
+            ForwardRequest::Meta(_) => Err(EngineError::Cluster(
+                "meta writes are not served by shard groups".into(),
+            )),
+        }
+    }
+
+    /// Write to the meta group through its leader. Meta operations are
+    /// idempotent, so they are retried across leader changes.
+    pub(crate) async fn meta_write(&self, cmd: Command) -> Result<CommandResponse, EngineError> {
+        let deadline = Instant::now() + self.config.route_timeout;
+        let mut delay = Duration::from_millis(2);
+        loop {
+            let leader = self.leader_of(META_GROUP);
+            let why = if leader == Some(self.node_id) {
+                match self.meta.write(cmd.clone()).await {
+                    Err(e @ EngineError::NotLeader { .. }) => e,
+                    other => return other,
+                }
+            } else if let Some(addr) = leader.and_then(|l| self.peer_addr(l)) {
+                let channel = self.peers.channel(&addr).map_err(EngineError::Cluster)?;
+                match forward::send(channel, &ForwardRequest::Meta(cmd.clone())).await {
+                    Ok(Ok(ForwardReply::Meta(r))) => return Ok(r),
+                    Ok(Ok(other)) => {
+                        return Err(EngineError::Cluster(format!("unexpected answer {other:?}")));
+                    }
+                    Ok(Err(e @ EngineError::NotLeader { .. })) => e,
+                    Ok(Err(e)) => return Err(e),
+                    Err(SendError::NotSent(why) | SendError::Lost(why)) => {
+                        EngineError::Cluster(why)
+                    }
+                }
+            } else {
+                EngineError::NoLeader { group: META_GROUP }
+            };
+            if Instant::now() + delay >= deadline || self.is_closing() {
+                return Err(why);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+    }
+}
+
+async fn ask_actor(
+    shard: &Arc<Shard>,
+    tenant: TenantId,
+    call: &TenantCall,
+) -> Result<TenantAnswer, EngineError> {
+    match call {
+        TenantCall::Apply {
+            op,
+            audit,
+            consistency,
+        } => shard
+            .call(tenant, |reply| TenantMsg::Apply {
+                op: op.clone(),
+                audit: audit.clone(),
+                consistency: *consistency,
+                reply,
+            })
+            .await
+            .map(TenantAnswer::Outcome),
+        TenantCall::Read => shard
+            .call(tenant, |reply| TenantMsg::Read { reply })
+            .await
+            .map(|s| TenantAnswer::State(Box::new(s))),
+        TenantCall::Check { quota, amount } => shard
+            .call(tenant, |reply| TenantMsg::Check {
+                quota: quota.clone(),
+                amount: *amount,
+                reply,
+            })
+            .await
+            .map(TenantAnswer::Decision),
+    }
+}

@@ -1,0 +1,293 @@
+//! The `quotad.cluster.v1.Cluster` service: joins, the shard map for
+//! clients, status, node removal, forwarded requests and elections. It is
+//! served before the engine exists (a joining node's peer port must be up
+//! while it joins), so it answers UNAVAILABLE until the engine is set.
+use super::forward::{self, ForwardReply};
+use super::membership::{Membership, MembershipOp, MembershipReply, NodeInfo};
+use super::placement::META_GROUP;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::raft::{Command, CommandResponse, MetaOp};
+use quotad_proto::cluster::cluster_server::{Cluster, ClusterServer};
+use quotad_proto::cluster::*;
+use std::sync::{Arc, OnceLock};
+use tonic::{Request, Response, Status};
+
+#[derive(Clone, Default)]
+pub struct ClusterService {
+    engine: Arc<OnceLock<Arc<Engine>>>,
+}
+
+impl ClusterService {
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        let _ = self.engine.set(engine);
+    }
+
+    pub fn server(self) -> ClusterServer<ClusterService> {
+        ClusterServer::new(self)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    fn engine(&self) -> Result<&Arc<Engine>, Status> {
+        self.engine
+            .get()
+            .ok_or_else(|| Status::unavailable("this node is still starting"))
+    }
+}
+
+fn status(e: EngineError) -> Status {
+    Status::new(e.code().grpc(), e.to_string())
+}
+
+impl Engine {
+    /// The cluster as this node's copy of the meta group has it.
+    pub(crate) fn membership(&self) -> Membership {
+        self.meta
+            .state
+            .read()
+            .map(|s| s.membership.clone())
+            .unwrap_or_default()
+    }
+
+    /// Admit a node (meta-group write through its leader).
+    pub async fn join_node(&self, info: NodeInfo) -> Result<u64, EngineError> {
+        let op = MembershipOp::AddNode { info };
+        match self
+            .meta_write(Command::Meta(MetaOp::Membership(op)))
+            .await?
+        {
+            CommandResponse::Membership(MembershipReply::NodeAdded { node }) => Ok(node),
+            other => Err(EngineError::Cluster(format!("join refused: {other:?}"))),
+        }
+    }
+
+    /// Start draining `node`; forget it once it holds no replica. Returns
+    /// the replicas it still holds.
+    pub async fn remove_node(&self, node: u64) -> Result<usize, EngineError> {
+        let m = self.membership();
+        if !m.nodes.contains_key(&node) {
+            return Err(EngineError::Cluster(format!("node {node} is not a member")));
+        }
+        let active = m
+            .nodes
+            .iter()
+            .filter(|(id, n)| !n.draining && **id != node)
+            .count();
+        if active == 0 {
+            return Err(EngineError::Cluster(format!(
+                "node {node} is the last active node; nothing could take its replicas"
+            )));
+        }
+        if !m.nodes[&node].draining {
+            let op = MembershipOp::SetDraining {
+                node,
+                draining: true,
+            };
+            self.meta_write(Command::Meta(MetaOp::Membership(op)))
+                .await?;
+        }
+        let m = self.membership();
+        let left = m.replicas_on(node);
+        if left == 0 {
+            let op = MembershipOp::ForgetNode { node };
+            self.meta_write(Command::Meta(MetaOp::Membership(op)))
+                .await?;
+        }
+        Ok(left)
+    }
+
+    pub fn shard_map(&self) -> ShardMapReply {
+        let m = self.membership();
+        ShardMapReply {
+            shards: self.map.count(),
+            groups: m
+                .groups
+                .keys()
+                .filter(|g| **g != META_GROUP)
+                .map(|g| {
+                    let leader = self.leader_of(*g);
+                    GroupRoute {
+                        group: *g,
+                        leader: leader.unwrap_or(0),
+                        leader_grpc_addr: leader
+                            .and_then(|l| m.nodes.get(&l))
+                            .map(|n| n.grpc_addr.clone())
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            pins: m
+                .pins
+                .iter()
+                .map(|(t, g)| TenantPin {
+                    tenant_id: t.to_string(),
+                    group: *g,
+                })
+                .collect(),
+        }
+    }
+
+    /// The cluster as this node sees it; replication lag is filled in for
+    /// the groups it leads.
+    pub fn cluster_status(&self) -> ClusterStatus {
+        let m = self.membership();
+        let mut groups = Vec::new();
+        for (id, placement) in &m.groups {
+            let raft = if *id == META_GROUP {
+                Some(self.meta.raft.clone())
+            } else {
+                self.local_shard(*id).map(|s| s.group.raft.clone())
+            };
+            let mut g = GroupStatus {
+                group: *id,
+                replicas: placement.replicas.clone(),
+                voters: placement.voters.clone(),
+                leader: placement.led_by.map_or(0, |(n, _)| n),
+                term: placement.led_by.map_or(0, |(_, t)| t),
+                dedicated_tenant: placement
+                    .dedicated
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            if let Some(raft) = raft {
+                let rm = raft.metrics().borrow().clone();
+                let membership = rm.membership_config.membership();
+                if membership.get_node(&self.node_id).is_some() {
+                    g.voters = membership.voter_ids().collect();
+                    g.learners = membership.learner_ids().collect();
+                    g.leader = rm.current_leader.unwrap_or(0);
+                    g.term = rm.current_term;
+                    g.last_log_index = rm.last_log_index.unwrap_or(0);
+                    g.applied_index = rm.last_applied.map_or(0, |l| l.index);
+                    if let Some(repl) = &rm.replication {
+                        let last = rm.last_log_index.unwrap_or(0);
+                        g.lag = repl
+                            .iter()
+                            .map(|(n, l)| (*n, last.saturating_sub(l.map_or(0, |l| l.index))))
+                            .collect();
+                    }
+                }
+            }
+            groups.push(g);
+        }
+        let nodes = m
+            .nodes
+            .iter()
+            .map(|(id, n)| NodeStatus {
+                id: *id,
+                peer_addr: n.peer_addr.clone(),
+                grpc_addr: n.grpc_addr.clone(),
+                http_addr: n.http_addr.clone(),
+                state: if n.draining { "draining" } else { "active" }.into(),
+                replicas: m.replicas_on(*id) as u32,
+                leaders: groups
+                    .iter()
+                    .filter(|g| g.group != META_GROUP && g.leader == *id)
+                    .count() as u32,
+            })
+            .collect();
+        ClusterStatus {
+            node_id: self.node_id,
+            nodes,
+            groups,
+        }
+    }
+
+    /// Start an election for `group` here (the receiving end of a leader
+    /// hand-over).
+    pub async fn elect(&self, group: u64) -> Result<(), EngineError> {
+        let raft = if group == META_GROUP {
+            self.meta.raft.clone()
+        } else {
+            self.local_shard(group)
+                .ok_or_else(|| EngineError::Cluster(format!("group {group} is not open here")))?
+                .group
+                .raft
+                .clone()
+        };
+        raft.trigger().elect().await.map_err(|e| EngineError::Raft {
+            group,
+            message: e.to_string(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        let e = self.engine()?;
+        let r = req.into_inner();
+        for (field, v) in [("peer_addr", &r.peer_addr), ("grpc_addr", &r.grpc_addr)] {
+            if v.parse::<std::net::SocketAddr>().is_err() {
+                return Err(Status::invalid_argument(format!(
+                    "{field}: {v:?} is not a host:port address"
+                )));
+            }
+        }
+        let node_id = e
+            .join_node(NodeInfo {
+                peer_addr: r.peer_addr,
+                grpc_addr: r.grpc_addr,
+                http_addr: r.http_addr,
+                draining: false,
+                joined_at_ms: e.now_ms(),
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(JoinReply {
+            node_id,
+            shards: e.map.count(),
+        }))
+    }
+
+    async fn shard_map(
+        &self,
+        _req: Request<ShardMapRequest>,
+    ) -> Result<Response<ShardMapReply>, Status> {
+        Ok(Response::new(self.engine()?.shard_map()))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<ClusterStatus>, Status> {
+        Ok(Response::new(self.engine()?.cluster_status()))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeReply>, Status> {
+        let left = self
+            .engine()?
+            .remove_node(req.into_inner().node_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RemoveNodeReply {
+            remaining_replicas: left as u32,
+            removed: left == 0,
+        }))
+    }
+
+    async fn forward(
+        &self,
+        req: Request<ForwardMessage>,
+    ) -> Result<Response<ForwardMessage>, Status> {
+        let e = self.engine()?;
+        let request = forward::decode_request(&req.into_inner().payload)?;
+        let answer: Result<ForwardReply, EngineError> = e.serve_forward(request).await;
+        Ok(Response::new(ForwardMessage {
+            payload: forward::encode_reply(&answer)?,
+        }))
+    }
+
+    async fn elect(&self, req: Request<ElectRequest>) -> Result<Response<ElectReply>, Status> {
+        self.engine()?
+            .elect(req.into_inner().group)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ElectReply {}))
+    }
+}
