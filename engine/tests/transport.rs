@@ -19,11 +19,15 @@ struct TestNode {
 }
 
 async fn node(id: u64) -> (TestNode, tokio::task::JoinHandle<()>) {
+    node_with(id, GroupConfig::default()).await
+}
+
+async fn node_with(id: u64, config: GroupConfig) -> (TestNode, tokio::task::JoinHandle<()>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let group = Group::open(id, GROUP, store, &GroupConfig::default(), Peers::default())
+    let group = Group::open(id, GROUP, store, &config, Peers::default())
         .await
         .unwrap();
     let transport = TransportService::default();
@@ -144,4 +148,60 @@ async fn three_replicas_replicate_over_the_transport_and_survive_a_leader_stop()
     for s in servers {
         s.abort();
     }
+}
+
+/// A replica added after the log was compacted catches up from the
+/// leader's snapshot, sent in many small chunks over the transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_replica_catches_up_from_a_snapshot_sent_in_chunks() {
+    let config = GroupConfig {
+        snapshot_every: 20,
+        snapshot_chunk_bytes: 256,
+        ..GroupConfig::default()
+    };
+    let (first, _s1) = node_with(1, config.clone()).await;
+    let members = BTreeMap::from([(1, BasicNode::new(&first.addr))]);
+    first.group.raft.initialize(members).await.unwrap();
+    leader_of(&[&first]).await;
+    for i in 0..100 {
+        first
+            .group
+            .raft
+            .client_write(claim(&format!("slug-{i}")))
+            .await
+            .unwrap();
+    }
+    // The log before the last snapshot is gone: only a snapshot can bring
+    // a new replica up to date.
+    let m = first
+        .group
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .metrics(
+            |m| m.purged.is_some() && m.snapshot.is_some(),
+            "a compacted log",
+        )
+        .await
+        .unwrap();
+    assert!(m.purged.unwrap().index >= 20, "{:?}", m.purged);
+
+    let (late, _s2) = node_with(2, config).await;
+    first
+        .group
+        .raft
+        .add_learner(2, BasicNode::new(&late.addr), true)
+        .await
+        .unwrap();
+    let last = first.group.raft.metrics().borrow().last_applied;
+    late.group
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .applied_index_at_least(last.map(|l| l.index), "caught up")
+        .await
+        .unwrap();
+    let state = late.group.state.read().unwrap();
+    assert_eq!(state.slugs.len(), 100);
+    assert!(state.slugs.contains_key("slug-0") && state.slugs.contains_key("slug-99"));
+    let snap = late.group.raft.metrics().borrow().snapshot;
+    assert!(snap.is_some(), "the learner installed a snapshot");
 }

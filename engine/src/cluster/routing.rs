@@ -191,6 +191,14 @@ impl Engine {
                 }
                 Route::Wait => EngineError::NoLeader { group },
             };
+            // While the group has no reachable leader, a check (a preview
+            // that changes nothing) is answered from this replica's
+            // committed state rather than waiting out the election.
+            if matches!(why, EngineError::NoLeader { .. } | EngineError::Cluster(_))
+                && let Some(answer) = self.check_from_replica(group, &req)
+            {
+                return answer;
+            }
             tracing::debug!(group, error = %why, "no leader to serve the request yet; retrying");
             if Instant::now() + delay >= deadline || self.is_closing() {
                 return Err(why);
@@ -198,6 +206,32 @@ impl Engine {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
         }
+    }
+
+    /// A check answered from this node's copy of the group, if it holds
+    /// the tenant. It may miss the last increments the old leader had not
+    /// replicated: a preview, never an admission.
+    fn check_from_replica(
+        &self,
+        group: u64,
+        req: &ForwardRequest,
+    ) -> Option<Result<ForwardReply, EngineError>> {
+        let ForwardRequest::Tenant {
+            tenant,
+            call: TenantCall::Check { quota, amount },
+        } = req
+        else {
+            return None;
+        };
+        let shard = self.local_shard(group)?;
+        let state = shard.group.state.read().ok()?;
+        let t = state.tenants.get(tenant)?;
+        let now = self.now_ms().max(t.last_at_ms);
+        Some(
+            t.check(quota, *amount, now)
+                .map(|d| ForwardReply::Tenant(TenantAnswer::Decision(d)))
+                .map_err(Into::into),
+        )
     }
 
     fn is_closing(&self) -> bool {

@@ -17,6 +17,8 @@ pub struct GroupConfig {
     pub snapshot_every: u64,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
+    /// Snapshots travel to a replica in chunks of at most this many bytes.
+    pub snapshot_chunk_bytes: u64,
 }
 
 impl Default for GroupConfig {
@@ -25,6 +27,7 @@ impl Default for GroupConfig {
             snapshot_every: 5_000,
             heartbeat_ms: 100,
             election_timeout_ms: (300, 600),
+            snapshot_chunk_bytes: 3 << 20,
         }
     }
 }
@@ -54,6 +57,7 @@ impl Group {
             election_timeout_max: config.election_timeout_ms.1,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: 0,
+            snapshot_max_chunk_size: config.snapshot_chunk_bytes,
             ..Default::default()
         }
         .validate()
