@@ -94,8 +94,9 @@ async fn kill_round(
                     return;
                 }
                 let key = format!("r{round}-{n}");
+                let sent = Instant::now();
                 let r = client.increment(inc(&tenant, key.clone())).await;
-                history.record(&key, outcome(&r));
+                history.record_sent(&key, sent, outcome(&r));
             }
         }));
     }
@@ -728,4 +729,84 @@ async fn a_removed_node_is_drained_first_and_nothing_is_lost() {
     assert!(out.status.success());
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["nodes"].as_array().unwrap().len(), 3, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dev_cluster_starts_three_nodes_and_stops_them() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A base port from a free one, with room for three nodes above it.
+    let base = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .clamp(20_000, 60_000);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quotad"))
+        .args([
+            "dev-cluster",
+            "--nodes",
+            "3",
+            "--base-port",
+            &base.to_string(),
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .env("JWT_SECRET", common::SECRET)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            // Keep reading to the end, so the launcher never writes to a
+            // closed pipe.
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("nodes up")) {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the launcher printed only {lines:?}"));
+        lines.push(line);
+    }
+    assert!(lines.iter().any(|l| l.contains("3 nodes up")), "{lines:?}");
+    let grpc = format!("http://127.0.0.1:{}", base + 10);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_quotad"))
+            .args(["--grpc", &grpc, "--json", "cluster", "status"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let full = s["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["voters"].as_array().unwrap().len() == 3);
+            if s["nodes"].as_array().unwrap().len() == 3 && full {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the dev cluster did not form");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // SIGTERM stops the launcher and its nodes.
+    std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    for i in 1..=3u16 {
+        let addr = format!("127.0.0.1:{}", base + 10 * i);
+        assert!(
+            std::net::TcpStream::connect(&addr).is_err(),
+            "node {i} still listens on {addr}"
+        );
+    }
 }

@@ -22,8 +22,8 @@ pub enum Outcome {
 #[derive(Default)]
 pub struct History {
     ops: Mutex<BTreeMap<String, Outcome>>,
-    /// When each definite answer arrived.
-    answered: Mutex<Vec<Instant>>,
+    /// When each request with a definite answer was sent, and answered.
+    answered: Mutex<Vec<(Instant, Instant)>>,
 }
 
 pub fn outcome(r: &Result<pb::Decision, tonic::Status>) -> Outcome {
@@ -35,9 +35,18 @@ pub fn outcome(r: &Result<pb::Decision, tonic::Status>) -> Outcome {
 }
 
 impl History {
+    /// Record the answer to a request sent at `sent`.
+    pub fn record_sent(&self, key: &str, sent: Instant, o: Outcome) {
+        if !matches!(o, Outcome::Unknown(_)) {
+            self.answered.lock().unwrap().push((sent, Instant::now()));
+        }
+        self.ops.lock().unwrap().insert(key.to_string(), o);
+    }
+
     pub fn record(&self, key: &str, o: Outcome) {
         if !matches!(o, Outcome::Unknown(_)) {
-            self.answered.lock().unwrap().push(Instant::now());
+            let now = Instant::now();
+            self.answered.lock().unwrap().push((now, now));
         }
         self.ops.lock().unwrap().insert(key.to_string(), o);
     }
@@ -51,15 +60,15 @@ impl History {
             .count()
     }
 
-    /// The first definite answer at or after `t`.
+    /// The first definite answer to a request sent at or after `t`.
     pub fn first_answer_after(&self, t: Instant) -> Option<Instant> {
         self.answered
             .lock()
             .unwrap()
             .iter()
-            .filter(|a| **a >= t)
+            .filter(|(sent, _)| *sent >= t)
+            .map(|(_, answered)| *answered)
             .min()
-            .copied()
     }
 
     /// Retry every unknown with its key until it is definite; a key
