@@ -706,13 +706,20 @@ async fn a_removed_node_is_drained_first_and_nothing_is_lost() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed"));
     c.kill9(1);
-    let status = c.status().await.unwrap();
-    assert!(status.nodes.iter().all(|n| n.id != gone), "{status:#?}");
-    for g in &status.groups {
-        assert!(
-            !g.replicas.contains(&gone) && !g.voters.contains(&gone),
-            "{g:?}"
-        );
+    // Followers learn the last membership change with the next heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = c.status().await.unwrap();
+        let clear = status.nodes.iter().all(|n| n.id != gone)
+            && status
+                .groups
+                .iter()
+                .all(|g| !g.replicas.contains(&gone) && !g.voters.contains(&gone));
+        if clear {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
     assert_eq!(usage(&client, &tenant).await, 50);

@@ -188,7 +188,7 @@ impl Membership {
                 },
             },
             MembershipOp::ForgetNode { node } => {
-                let holding = self.replicas_on(*node);
+                let holding = self.holding(*node);
                 if holding > 0 {
                     return MembershipReply::Refused {
                         reason: format!("node {node} still holds {holding} replicas"),
@@ -291,6 +291,15 @@ impl Membership {
         }
     }
 
+    /// How many groups the node is placed in or still a voter of: it can
+    /// be forgotten only once this is 0.
+    pub fn holding(&self, node: NodeId) -> usize {
+        self.groups
+            .values()
+            .filter(|g| g.replicas.contains(&node) || g.voters.contains(&node))
+            .count()
+    }
+
     /// How many groups list `node` as a replica.
     pub fn replicas_on(&self, node: NodeId) -> usize {
         self.groups
@@ -365,6 +374,25 @@ mod tests {
             m.apply(&MembershipOp::ForgetNode { node: 1 }),
             MembershipReply::Refused { .. }
         ));
+        // Placed elsewhere is not enough: a node still voting in a group
+        // (its leader has not reported the change yet) stays.
+        m.apply(&MembershipOp::Report {
+            group: 2,
+            voters: vec![1, 2],
+            leader: 1,
+            term: 1,
+        });
+        assert_eq!(m.replicas_on(2), 0);
+        assert!(matches!(
+            m.apply(&MembershipOp::ForgetNode { node: 2 }),
+            MembershipReply::Refused { .. }
+        ));
+        m.apply(&MembershipOp::Report {
+            group: 2,
+            voters: vec![1],
+            leader: 1,
+            term: 1,
+        });
         assert_eq!(
             m.apply(&MembershipOp::ForgetNode { node: 2 }),
             MembershipReply::Done

@@ -88,7 +88,7 @@ impl Engine {
                 .await?;
         }
         let m = self.membership();
-        let left = m.replicas_on(node);
+        let left = m.holding(node);
         if left == 0 {
             let op = MembershipOp::ForgetNode { node };
             self.meta_write(Command::Meta(MetaOp::Membership(op)))
