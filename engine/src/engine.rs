@@ -178,9 +178,12 @@ impl Engine {
             draining: false,
             joined_at_ms: config.clock.now_ms(),
         };
+        // A node founds its cluster (and initializes the shard groups, again
+        // after a crash half-way: initializing is idempotent) or joins one
+        // (and its groups' leaders add it).
         let (node_id, shards, founding) = match store.node_id()? {
             Some(id) if store.joined()? => (id, store.shard_count_stored()?, false),
-            Some(id) => (id, store.shard_count(config.shards)?, false),
+            Some(id) => (id, store.shard_count(config.shards)?, true),
             None => match &config.join {
                 None => {
                     let shards = store.shard_count(config.shards)?;
@@ -325,7 +328,7 @@ impl Engine {
         };
         match self.call_tenant(tenant, call).await? {
             TenantAnswer::Outcome(o) => Ok(o),
-            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+            other => Err(crate::cluster::forward::unexpected(other)),
         }
     }
 
@@ -444,7 +447,7 @@ impl Engine {
     pub async fn tenant(&self, tenant: TenantId) -> Result<TenantState, EngineError> {
         match self.call_tenant(tenant, TenantCall::Read).await? {
             TenantAnswer::State(s) => Ok(*s),
-            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+            other => Err(crate::cluster::forward::unexpected(other)),
         }
     }
 
@@ -561,7 +564,7 @@ impl Engine {
         };
         let d = match self.call_tenant(tenant, call).await? {
             TenantAnswer::Decision(d) => d,
-            other => return Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+            other => return Err(crate::cluster::forward::unexpected(other)),
         };
         telemetry::decision(&self.labels, &tenant, d.allowed);
         Ok(d)
@@ -690,7 +693,7 @@ impl Engine {
         };
         match self.dispatch_tenant(tenant, req, true).await? {
             ForwardReply::Usage(points, stats) => Ok((points, stats)),
-            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+            other => Err(crate::cluster::forward::unexpected(other)),
         }
     }
 
@@ -961,7 +964,7 @@ impl Engine {
         };
         match self.dispatch_tenant(tenant, req, true).await? {
             ForwardReply::Audit(page) => Ok(page),
-            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+            other => Err(crate::cluster::forward::unexpected(other)),
         }
     }
 

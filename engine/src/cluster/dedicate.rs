@@ -65,7 +65,7 @@ impl Engine {
                 .await?
             {
                 ForwardReply::Moved(m) => m,
-                other => return Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+                other => return Err(crate::cluster::forward::unexpected(other)),
             };
             self.move_in(*moved).await?;
         }
@@ -100,7 +100,7 @@ impl Engine {
             }
             Ok(other) => {
                 shard.moving.remove(&tenant);
-                Err(EngineError::Cluster(format!("unexpected answer {other:?}")))
+                Err(crate::cluster::forward::unexpected(other))
             }
             Err(e) => {
                 // Not logged (or not known to be): decide again. If it did

@@ -159,6 +159,11 @@ impl From<WireError> for EngineError {
     }
 }
 
+/// A reply of the wrong kind (a bug, or nodes of different versions).
+pub fn unexpected(answer: impl std::fmt::Debug) -> EngineError {
+    EngineError::Cluster(format!("unexpected answer {answer:?}"))
+}
+
 /// How a forward failed before any answer came back.
 pub enum SendError {
     /// The request never left (no connection): safe to send elsewhere.

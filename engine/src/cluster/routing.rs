@@ -123,7 +123,7 @@ impl Engine {
             .await?
         {
             ForwardReply::Tenant(a) => Ok(a),
-            other => Err(EngineError::Cluster(format!("unexpected answer {other:?}"))),
+            other => Err(crate::cluster::forward::unexpected(other)),
         }
     }
 
@@ -328,7 +328,7 @@ impl Engine {
                 match forward::send(channel, &ForwardRequest::Meta(cmd.clone())).await {
                     Ok(Ok(ForwardReply::Meta(r))) => return Ok(r),
                     Ok(Ok(other)) => {
-                        return Err(EngineError::Cluster(format!("unexpected answer {other:?}")));
+                        return Err(crate::cluster::forward::unexpected(other));
                     }
                     Ok(Err(e @ EngineError::NotLeader { .. })) => e,
                     Ok(Err(e)) => return Err(e),
