@@ -7,6 +7,7 @@ use quotad_control_plane::auth::AuthConfig;
 use quotad_engine::actor::Consistency;
 use quotad_engine::cluster::ClusterService;
 use quotad_engine::engine::Advertise;
+use quotad_engine::grpc::rls_config::RlsConfig;
 use quotad_engine::quota::TierCatalog;
 use quotad_engine::raft::TransportService;
 use quotad_engine::{Engine, EngineConfig};
@@ -73,6 +74,10 @@ pub struct ServeArgs {
     /// PEM RSA public key accepting RS256 tokens too.
     #[arg(long, env = "JWT_PUBLIC_KEY")]
     jwt_public_key: Option<PathBuf>,
+    /// TOML mapping Envoy rate-limit descriptors to tenants and quotas
+    /// [default: any domain; `tenant_id` and `quota` entries]
+    #[arg(long, env = "QUOTAD_ENVOY_CONFIG")]
+    envoy_config: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -95,6 +100,7 @@ struct FileConfig {
     jwt_public_key: Option<PathBuf>,
     deletion_retention_days: Option<u64>,
     metrics_max_tenants: Option<usize>,
+    envoy_config: Option<PathBuf>,
 }
 
 /// Validated settings of a node.
@@ -117,6 +123,7 @@ struct Settings {
     jwt_public_key: Option<PathBuf>,
     deletion_retention: Duration,
     metrics_max_tenants: usize,
+    envoy_config: Option<PathBuf>,
 }
 
 impl Settings {
@@ -202,6 +209,7 @@ impl Settings {
             snapshot_every,
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
+            envoy_config: args.envoy_config.or(file.envoy_config),
             metrics_max_tenants: args
                 .metrics_max_tenants
                 .or(file.metrics_max_tenants)
@@ -240,6 +248,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             TierCatalog::parse(&text)?
         }
         None => TierCatalog::builtin(),
+    };
+    let rls = match &s.envoy_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading Envoy rate limit config {}", path.display()))?;
+            RlsConfig::parse(&text)
+                .map_err(|e| anyhow::anyhow!("Envoy rate limit config {}: {e}", path.display()))?
+        }
+        None => RlsConfig::default(),
     };
     // Bind first: a busy port fails fast, before any state is touched.
     let grpc = tokio::net::TcpListener::bind(s.grpc_addr)
@@ -345,6 +362,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let grpc_server = tonic::transport::Server::builder()
         .add_service(quotad_engine::grpc::service(engine.clone()))
         .add_service(cluster.server())
+        .add_service(quotad_engine::grpc::envoy_rls::server(engine.clone(), rls))
         .add_service(reflection)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc),

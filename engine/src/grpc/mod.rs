@@ -1,6 +1,9 @@
-//! The `quotad.v1.QuotaService` gRPC server over the engine.
+//! The gRPC servers over the engine: `quotad.v1.QuotaService`, and Envoy's
+//! rate limit service (`envoy_rls`, mapped by `rls_config`).
 mod convert;
+pub mod envoy_rls;
 mod quota_service;
+pub mod rls_config;
 
 pub use quota_service::QuotaGrpc;
 

@@ -1,0 +1,160 @@
+//! Envoy's rate limit service (`envoy.service.ratelimit.v3`), on the gRPC
+//! port: each descriptor that names a tenant (see [`super::rls_config`])
+//! spends `hits_addend` of its quota, and answers OK or OVER_LIMIT with the
+//! remaining amount and the time until the quota's period resets.
+use super::rls_config::RlsConfig;
+use crate::Engine;
+use crate::error::EngineError;
+use crate::quota::{Decision, QuotaError};
+use envoy_types::pb::envoy::config::core::v3::HeaderValue;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
+    Code, DescriptorStatus, RateLimit,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
+    RateLimitService, RateLimitServiceServer,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use envoy_types::pb::google::protobuf::Duration as PbDuration;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct EnvoyRls {
+    engine: Arc<Engine>,
+    config: RlsConfig,
+}
+
+pub fn server(engine: Arc<Engine>, config: RlsConfig) -> RateLimitServiceServer<EnvoyRls> {
+    RateLimitServiceServer::new(EnvoyRls { engine, config })
+}
+
+fn status(e: EngineError) -> Status {
+    Status::new(e.code().grpc(), e.to_string())
+}
+
+impl EnvoyRls {
+    fn descriptor_status(&self, d: &Decision, quota: &str) -> DescriptorStatus {
+        let now = self.engine.now_ms();
+        DescriptorStatus {
+            code: if d.allowed { Code::Ok } else { Code::OverLimit } as i32,
+            current_limit: d.limit.map(|l| RateLimit {
+                name: quota.to_string(),
+                requests_per_unit: l.min(u64::from(u32::MAX)) as u32,
+                // quotad's periods are calendar windows in the tenant's
+                // timezone; `duration_until_reset` says when this one ends.
+                unit: 0,
+            }),
+            limit_remaining: d
+                .remaining
+                .map_or(u32::MAX, |r| r.min(u64::from(u32::MAX)) as u32),
+            duration_until_reset: d.reset_at_ms.map(|at| {
+                let ms = (at - now).max(0);
+                PbDuration {
+                    seconds: ms / 1000,
+                    nanos: ((ms % 1000) * 1_000_000) as i32,
+                }
+            }),
+            quota: None,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl RateLimitService for EnvoyRls {
+    async fn should_rate_limit(
+        &self,
+        req: Request<RateLimitRequest>,
+    ) -> Result<Response<RateLimitResponse>, Status> {
+        let r = req.into_inner();
+        let rule = self.config.domain(&r.domain).ok_or_else(|| {
+            status(
+                QuotaError::invalid(
+                    "domain",
+                    format!("no rate limit rules for domain {:?}", r.domain),
+                )
+                .into(),
+            )
+        })?;
+        let mut statuses = Vec::with_capacity(r.descriptors.len());
+        // The most constrained limited descriptor, for the response headers.
+        let mut tightest: Option<DescriptorStatus> = None;
+        for (i, desc) in r.descriptors.iter().enumerate() {
+            let entries = desc
+                .entries
+                .iter()
+                .map(|e| (e.key.as_str(), e.value.as_str()));
+            let Some(target) = rule.target(entries).map_err(|e| status(e.into()))? else {
+                statuses.push(DescriptorStatus {
+                    code: Code::Ok as i32,
+                    ..Default::default()
+                });
+                continue;
+            };
+            if desc.is_negative_hits {
+                // A refund: quotad spends only what it admitted, and gives
+                // amounts back through reservations instead.
+                return Err(Status::invalid_argument(format!(
+                    "descriptors[{i}].is_negative_hits: refunds are not supported; use Reserve/Settle"
+                )));
+            }
+            let hits = desc
+                .hits_addend
+                .map(|h| h.value)
+                .unwrap_or(u64::from(r.hits_addend))
+                .max(1);
+            let amount = i64::try_from(hits).map_err(|_| {
+                Status::invalid_argument(format!(
+                    "descriptors[{i}].hits_addend: {hits} is too large"
+                ))
+            })?;
+            let d = self
+                .engine
+                .increment(
+                    target.tenant,
+                    &target.quota,
+                    amount,
+                    None,
+                    target.consistency,
+                )
+                .await
+                .map_err(status)?;
+            let s = self.descriptor_status(&d, &target.quota);
+            if s.current_limit.is_some()
+                && tightest
+                    .as_ref()
+                    .is_none_or(|t| s.limit_remaining < t.limit_remaining)
+            {
+                tightest = Some(s.clone());
+            }
+            statuses.push(s);
+        }
+        let over = statuses.iter().any(|s| s.code == Code::OverLimit as i32);
+        let response_headers_to_add = tightest
+            .map(|t| {
+                let header = |key: &str, value: String| HeaderValue {
+                    key: key.into(),
+                    value,
+                    raw_value: Vec::new(),
+                };
+                let mut h = vec![
+                    header(
+                        "x-ratelimit-limit",
+                        t.current_limit
+                            .map(|l| l.requests_per_unit.to_string())
+                            .unwrap_or_default(),
+                    ),
+                    header("x-ratelimit-remaining", t.limit_remaining.to_string()),
+                ];
+                if let Some(reset) = t.duration_until_reset {
+                    h.push(header("x-ratelimit-reset", reset.seconds.to_string()));
+                }
+                h
+            })
+            .unwrap_or_default();
+        Ok(Response::new(RateLimitResponse {
+            overall_code: if over { Code::OverLimit } else { Code::Ok } as i32,
+            statuses,
+            response_headers_to_add,
+            ..Default::default()
+        }))
+    }
+}

@@ -1,0 +1,183 @@
+//! How Envoy rate-limit descriptors map to tenants and quotas.
+//!
+//! ```toml
+//! [[domains]]
+//! domain = "llm-gateway"     # Envoy's `domain` ("*": any domain)
+//! tenant_key = "tenant_id"   # the entry whose value is the tenant id
+//! quota_key = "quota"        # the entry whose value names the quota...
+//! default_quota = "api_requests"  # ...or this when there is none
+//! consistency = "strict"     # or "fast"
+//! ```
+//! A descriptor without the tenant entry, or without a quota, is not limited
+//! by quotad (answered OK), as Envoy's reference service does for
+//! descriptors it has no rule for.
+use crate::actor::Consistency;
+use crate::model::TenantId;
+use crate::quota::QuotaError;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlsConfig {
+    #[serde(default)]
+    pub domains: Vec<RlsDomain>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlsDomain {
+    pub domain: String,
+    #[serde(default = "tenant_key")]
+    pub tenant_key: String,
+    #[serde(default = "quota_key")]
+    pub quota_key: String,
+    #[serde(default)]
+    pub default_quota: Option<String>,
+    #[serde(default)]
+    pub consistency: Option<String>,
+}
+
+fn tenant_key() -> String {
+    "tenant_id".into()
+}
+
+fn quota_key() -> String {
+    "quota".into()
+}
+
+impl Default for RlsConfig {
+    /// Any domain; `tenant_id` and `quota` entries.
+    fn default() -> Self {
+        RlsConfig {
+            domains: vec![RlsDomain {
+                domain: "*".into(),
+                tenant_key: tenant_key(),
+                quota_key: quota_key(),
+                default_quota: None,
+                consistency: None,
+            }],
+        }
+    }
+}
+
+/// What one descriptor asks of quotad.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub tenant: TenantId,
+    pub quota: String,
+    pub consistency: Option<Consistency>,
+}
+
+impl RlsConfig {
+    pub fn parse(text: &str) -> Result<RlsConfig, String> {
+        let c: RlsConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (i, d) in c.domains.iter().enumerate() {
+            if d.domain.is_empty() {
+                return Err(format!("domains[{i}].domain: must not be empty"));
+            }
+            if let Some(s) = &d.consistency
+                && s != "strict"
+                && s != "fast"
+            {
+                return Err(format!(
+                    "domains[{i}].consistency: {s:?} is neither \"strict\" nor \"fast\""
+                ));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The rule for `domain`: an exact match first, else `*`.
+    pub fn domain(&self, domain: &str) -> Option<&RlsDomain> {
+        self.domains
+            .iter()
+            .find(|d| d.domain == domain)
+            .or_else(|| self.domains.iter().find(|d| d.domain == "*"))
+    }
+}
+
+impl RlsDomain {
+    /// The tenant and quota a descriptor's entries name; `Ok(None)` when
+    /// the descriptor is not one quotad limits.
+    pub fn target<'a>(
+        &self,
+        entries: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Result<Option<Target>, QuotaError> {
+        let value = |key: &str| entries.clone().find(|(k, _)| *k == key).map(|(_, v)| v);
+        let Some(tenant) = value(&self.tenant_key) else {
+            return Ok(None);
+        };
+        let tenant: TenantId = tenant.parse().map_err(|_| {
+            QuotaError::invalid(
+                "descriptors",
+                format!("entry {:?}: {tenant:?} is not a tenant id", self.tenant_key),
+            )
+        })?;
+        let quota = match value(&self.quota_key).or(self.default_quota.as_deref()) {
+            Some(q) => q.to_string(),
+            None => return Ok(None),
+        };
+        let consistency = match self.consistency.as_deref() {
+            Some("fast") => Some(Consistency::Fast),
+            Some(_) => Some(Consistency::Strict),
+            None => None,
+        };
+        Ok(Some(Target {
+            tenant,
+            quota,
+            consistency,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TENANT: &str = "5f0c7d2e-8a55-4c1e-9a57-1c2b3d4e5f60";
+
+    #[test]
+    fn descriptors_map_to_tenant_and_quota() {
+        let c = RlsConfig::parse(
+            r#"
+            [[domains]]
+            domain = "gw"
+            tenant_key = "org"
+            default_quota = "api_requests"
+            consistency = "fast"
+            "#,
+        )
+        .unwrap();
+        let d = c.domain("gw").unwrap();
+        let t = d
+            .target([("org", TENANT), ("path", "/v1")].into_iter())
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.quota, "api_requests");
+        assert_eq!(t.consistency, Some(Consistency::Fast));
+        assert_eq!(t.tenant.to_string(), TENANT);
+        // An explicit quota entry wins over the default.
+        let t = d
+            .target([("org", TENANT), ("quota", "llm_tokens")].into_iter())
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.quota, "llm_tokens");
+        // No tenant entry: not quotad's descriptor.
+        assert_eq!(d.target([("path", "/v1")].into_iter()).unwrap(), None);
+        // A bad tenant id names the field.
+        let e = d.target([("org", "nope")].into_iter()).unwrap_err();
+        assert_eq!(e.field(), Some("descriptors"));
+        // Unknown domains: none configured, and no wildcard.
+        assert!(c.domain("other").is_none());
+        assert!(RlsConfig::default().domain("anything").is_some());
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let e = RlsConfig::parse("[[domains]]\ndomain = \"x\"\nconsistency = \"eventual\"")
+            .unwrap_err();
+        assert!(e.contains("domains[0].consistency"), "{e}");
+        let e = RlsConfig::parse("[[domains]]\ndomain = \"x\"\nbogus = 1").unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}
