@@ -10,6 +10,10 @@ use super::client::Conn;
 use super::table;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
+use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use hdrhistogram::Histogram;
 use quotad_proto::client::QuotaClient;
 use quotad_proto::v1 as pb;
@@ -22,6 +26,8 @@ use std::time::{Duration, Instant};
 pub enum Op {
     Increment,
     Check,
+    /// Envoy's `ShouldRateLimit`, one descriptor (`tenant_id`, `quota`).
+    Rls,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -139,11 +145,22 @@ pub async fn run(conn: &Conn, a: BenchArgs) -> anyhow::Result<()> {
     eprintln!("creating {} tenants...", a.tenants);
     let tenants = Arc::new(create_tenants(conn, a.tenants).await?);
     let mut clients = Vec::new();
-    for _ in 0..a.connections {
+    let mut rls_clients = Vec::new();
+    for c in 0..a.connections {
         clients.push(Arc::new(
             QuotaClient::connect(nodes.clone())
                 .await
                 .map_err(|s| anyhow::anyhow!("connecting: {}", s.message()))?,
+        ));
+        // Envoy talks to one address; spread the connections over the nodes.
+        let addr = &nodes[c % nodes.len()];
+        let url = if addr.starts_with("http") {
+            addr.clone()
+        } else {
+            format!("http://{addr}")
+        };
+        rls_clients.push(RateLimitServiceClient::new(
+            tonic::transport::Endpoint::from_shared(url)?.connect_lazy(),
         ));
     }
     let issued = Arc::new(AtomicU64::new(0));
@@ -154,6 +171,7 @@ pub async fn run(conn: &Conn, a: BenchArgs) -> anyhow::Result<()> {
     for (c, client) in clients.iter().enumerate() {
         for f in 0..a.in_flight {
             let (client, tenants, issued) = (client.clone(), tenants.clone(), issued.clone());
+            let mut rls = rls_clients[c].clone();
             let (op, mode) = (a.op, a.consistency);
             let seed = (c * 1_000_003 + f * 7919) as u64;
             tasks.push(tokio::spawn(async move {
@@ -193,6 +211,7 @@ pub async fn run(conn: &Conn, a: BenchArgs) -> anyhow::Result<()> {
                             })
                             .await
                             .is_ok(),
+                        Op::Rls => rls.should_rate_limit(rls_request(tenant)).await.is_ok(),
                     };
                     if ok {
                         let us = sent.elapsed().as_micros().max(1) as u64;
@@ -213,6 +232,28 @@ pub async fn run(conn: &Conn, a: BenchArgs) -> anyhow::Result<()> {
     }
     let report = Report::new(&all, errors, started.elapsed());
     print_report(conn, &a, &report)
+}
+
+/// One descriptor naming the tenant and `api_requests`, in any domain
+/// (quotad's default Envoy mapping).
+fn rls_request(tenant: String) -> RateLimitRequest {
+    RateLimitRequest {
+        domain: "bench".into(),
+        descriptors: vec![RateLimitDescriptor {
+            entries: vec![
+                Entry {
+                    key: "tenant_id".into(),
+                    value: tenant,
+                },
+                Entry {
+                    key: "quota".into(),
+                    value: "api_requests".into(),
+                },
+            ],
+            ..Default::default()
+        }],
+        hits_addend: 1,
+    }
 }
 
 fn print_report(conn: &Conn, a: &BenchArgs, r: &Report) -> anyhow::Result<()> {
