@@ -35,17 +35,7 @@ async fn should_rate_limit_answers_ok_then_over_limit_and_respects_hits_addend()
     )
     .unwrap();
     let data = dir.path().join("data");
-    let mut args: Vec<String> = [
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--peer-addr",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = Node::local_args();
     args.extend(["--envoy-config".into(), config.display().to_string()]);
     let node = Node::start_with(&data, &args);
     let tenant = create_tenant(&node, "envoy", "STARTER").await;

@@ -61,7 +61,12 @@ impl Node {
     /// Start a single `quotad serve` on `data_dir`, every port chosen by
     /// the OS, and wait for its listening line.
     pub fn start(data_dir: &Path) -> Node {
-        let args: Vec<String> = [
+        Node::start_with(data_dir, &Node::local_args())
+    }
+
+    /// Every listener on 127.0.0.1 with a port chosen by the OS.
+    pub fn local_args() -> Vec<String> {
+        [
             "--grpc-addr",
             "127.0.0.1:0",
             "--http-addr",
@@ -71,8 +76,7 @@ impl Node {
         ]
         .iter()
         .map(|s| s.to_string())
-        .collect();
-        Node::start_with(data_dir, &args)
+        .collect()
     }
 
     /// Start `quotad serve --data-dir DATA_DIR ARGS...`.

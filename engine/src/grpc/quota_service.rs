@@ -47,12 +47,10 @@ impl Call {
     fn reply_for<T>(
         &self,
         engine: &Engine,
-        tenant: &str,
+        tenant: Option<crate::model::TenantId>,
         result: Result<T, EngineError>,
     ) -> Result<Response<T>, Status> {
         let hint = tenant
-            .parse()
-            .ok()
             .and_then(|t| engine.leader_hint(&t))
             .and_then(|h| h.parse().ok());
         self.reply_hinted(result, hint)
@@ -152,8 +150,8 @@ impl QuotaService for QuotaGrpc {
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Check", &req);
         let r = req.into_inner();
-        let tenant = r.tenant_id.clone();
-        call.reply_for(&self.engine, &tenant, self.check(r).await)
+        let tenant = r.tenant_id.parse().ok();
+        call.reply_for(&self.engine, tenant, self.check(r).await)
     }
 
     async fn increment(
@@ -162,8 +160,8 @@ impl QuotaService for QuotaGrpc {
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Increment", &req);
         let r = req.into_inner();
-        let tenant = r.tenant_id.clone();
-        call.reply_for(&self.engine, &tenant, self.increment(r, 0).await)
+        let tenant = r.tenant_id.parse().ok();
+        call.reply_for(&self.engine, tenant, self.increment(r, 0).await)
     }
 
     async fn batch(
@@ -238,7 +236,7 @@ impl QuotaService for QuotaGrpc {
                 expires_at_unix_ms: res.expires_at_ms,
             })
         };
-        call.reply_for(&self.engine, &r.tenant_id, go.await)
+        call.reply_for(&self.engine, r.tenant_id.parse().ok(), go.await)
     }
 
     async fn settle(
@@ -257,7 +255,7 @@ impl QuotaService for QuotaGrpc {
                 .await?;
             Ok::<_, EngineError>(convert::decision(d))
         };
-        call.reply_for(&self.engine, &r.tenant_id, go.await)
+        call.reply_for(&self.engine, r.tenant_id.parse().ok(), go.await)
     }
 
     async fn release(
@@ -273,7 +271,7 @@ impl QuotaService for QuotaGrpc {
             let released = self.engine.release(tenant, id, consistency).await?;
             Ok::<_, EngineError>(pb::ReleaseResponse { released })
         };
-        call.reply_for(&self.engine, &r.tenant_id, go.await)
+        call.reply_for(&self.engine, r.tenant_id.parse().ok(), go.await)
     }
 
     async fn get_usage(
@@ -301,6 +299,6 @@ impl QuotaService for QuotaGrpc {
                 quotas,
             })
         };
-        call.reply_for(&self.engine, &r.tenant_id, go.await)
+        call.reply_for(&self.engine, r.tenant_id.parse().ok(), go.await)
     }
 }
