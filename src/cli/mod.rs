@@ -1,5 +1,6 @@
 //! Command line: `serve` runs a node; the other subcommands are clients.
 mod bench;
+mod ceiling;
 mod client;
 mod cluster;
 mod dev_cluster;
@@ -32,8 +33,11 @@ enum Command {
         #[command(subcommand)]
         cmd: cluster::ClusterCmd,
     },
-    /// Load generator: closed-loop increments or checks against a node or cluster.
+    /// Load generator: Check, Increment, Batch or Envoy ShouldRateLimit
+    /// against a node, a cluster or any Envoy rate limit server.
     Bench(bench::BenchArgs),
+    /// The empty server `bench --ceiling` compares against (same stack, no logic).
+    Ceiling(ceiling::CeilingArgs),
     /// Start a local cluster of `quotad serve` processes on 127.0.0.1.
     DevCluster(dev_cluster::DevClusterArgs),
     /// Mint a bearer token (HS256) for the control plane.
@@ -78,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster { cmd } => cluster::run(&conn, cmd).await,
         Command::DevCluster(args) => dev_cluster::run(args).await,
         Command::Bench(args) => bench::run(&conn, args).await,
+        Command::Ceiling(args) => ceiling::run(args).await,
         Command::Token(args) => token::run(args),
         Command::Tenant { cmd } => client::tenant(&conn, cmd).await,
         Command::Quota { cmd } => client::quota(&conn, cmd).await,

@@ -181,17 +181,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             })?;
             rows.push((e.log_id.index, bytes));
         }
-        let (store, group) = (self.store.clone(), self.group);
-        let result = blocking(move || {
-            store.write(true, |tx| {
-                let mut t = tx.open_table(LOGS)?;
-                for (index, bytes) in &rows {
-                    t.insert((group, *index), bytes.as_slice())?;
-                }
-                Ok(())
-            })
-        })
-        .await;
+        let result = self.store.append_log(self.group, rows).await;
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

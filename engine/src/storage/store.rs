@@ -1,4 +1,5 @@
 use super::StorageError;
+use super::log_appender::{LogAppender, Rows};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -17,6 +18,7 @@ const NODE: TableDefinition<&str, u64> = TableDefinition::new("node");
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    appender: Arc<LogAppender>,
 }
 
 /// Databases open in this process, by path. redb refuses a second open of
@@ -66,8 +68,10 @@ impl Store {
             source,
         })?;
         let path = dir.join("quotad.redb");
+        let db = open_shared(&path)?;
         let store = Store {
-            db: open_shared(&path)?,
+            appender: Arc::new(LogAppender::start(db.clone())),
+            db,
         };
         // Create every table once so readers never meet a missing table.
         let tx = store.db.begin_write()?;
@@ -147,6 +151,12 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         Ok(t.get(key)?.map(|v| v.value()))
+    }
+
+    /// Durably append encoded entries to `group`'s Raft log, in one commit
+    /// with whatever other groups are appending (see `log_appender`).
+    pub(crate) async fn append_log(&self, group: u64, rows: Rows) -> Result<(), StorageError> {
+        self.appender.append(group, rows).await
     }
 
     /// Write `f` in one transaction; `durable` waits for fsync.

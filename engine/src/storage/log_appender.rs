@@ -1,0 +1,79 @@
+//! Group commit across Raft groups. Every group of a node appends to the
+//! same redb file, and redb runs one write transaction at a time, each
+//! durable commit an fsync. Appended one transaction per group, a node with
+//! several busy groups pays one fsync per group per round; here one thread
+//! takes every append queued while the previous commit was on disk and
+//! writes them all in one transaction, so the fsync rate stays one stream
+//! however many groups are busy, and batches grow with the load.
+use super::StorageError;
+use super::store::LOGS;
+use redb::Database;
+use std::sync::Arc;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// One group's entries: (log index, encoded entry).
+pub(crate) type Rows = Vec<(u64, Vec<u8>)>;
+
+struct Job {
+    group: u64,
+    rows: Rows,
+    done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+pub(crate) struct LogAppender {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl LogAppender {
+    /// Starts the writer thread; it ends when the appender is dropped.
+    pub(crate) fn start(db: Arc<Database>) -> LogAppender {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("quotad-log-append".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    let result = commit(&db, &batch);
+                    for job in batch {
+                        // A dropped receiver is a caller that gave up
+                        // (its group shutting down); the rows are written.
+                        let _ = job.done.send(match &result {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(StorageError::Io(redb::Error::Corrupted(format!(
+                                "appending the raft log: {e}"
+                            )))),
+                        });
+                    }
+                }
+            })
+            .expect("spawning the log append thread");
+        LogAppender { jobs }
+    }
+
+    /// Durably append `rows` to `group`'s log: returns once they are on
+    /// disk, together with whatever other groups appended meanwhile.
+    pub(crate) async fn append(&self, group: u64, rows: Rows) -> Result<(), StorageError> {
+        let (done, wait) = oneshot::channel();
+        let closed = || StorageError::Io(redb::Error::Corrupted("the log writer stopped".into()));
+        self.jobs
+            .send(Job { group, rows, done })
+            .map_err(|_| closed())?;
+        wait.await.map_err(|_| closed())?
+    }
+}
+
+fn commit(db: &Database, batch: &[Job]) -> Result<(), StorageError> {
+    let tx = db.begin_write()?;
+    {
+        let mut t = tx.open_table(LOGS)?;
+        for job in batch {
+            for (index, bytes) in &job.rows {
+                t.insert((job.group, *index), bytes.as_slice())?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
