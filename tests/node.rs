@@ -442,6 +442,84 @@ async fn batch_answers_each_item_and_health_endpoints_answer() {
     }
 }
 
+/// A batch over several tenants: each tenant's items are decided in
+/// request order, tenants do not affect each other, strict and fast items
+/// mix, and bad or unknown tenants fail alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_over_tenants_keeps_each_tenants_order_and_fails_items_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let a = create_tenant(&node, "batch-a", "FREE").await;
+    let b = create_tenant(&node, "batch-b", "FREE").await;
+    set_quota(&node, &a, "api_requests", json!({"limit": 2})).await;
+    set_quota(&node, &b, "api_requests", json!({"limit": 5})).await;
+    let mut c = node.grpc().await;
+    let inc = |t: &str, amount, consistency: pb::Consistency| pb::BatchItem {
+        item: Some(pb::batch_item::Item::Increment(pb::IncrementRequest {
+            tenant_id: t.to_string(),
+            quota: "api_requests".into(),
+            amount,
+            consistency: consistency as i32,
+            ..Default::default()
+        })),
+    };
+    use pb::Consistency::{Fast, Strict, Unspecified};
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let items = vec![
+        inc(&a, 1, Strict),
+        inc(&b, 4, Fast),
+        inc(&a, 1, Fast),
+        inc("not-a-uuid", 1, Strict),
+        inc(&b, 1, Unspecified),
+        inc(&a, 1, Strict),
+        inc(&unknown, 1, Strict),
+        inc(&b, 1, Strict),
+    ];
+    let resp = c
+        .batch(pb::BatchRequest {
+            items,
+            consistency: Strict as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    use pb::batch_result::Result as R;
+    let r: Vec<_> = resp
+        .results
+        .into_iter()
+        .map(|r| r.result.unwrap())
+        .collect();
+    assert_eq!(r.len(), 8);
+    let usage = |x: &R| match x {
+        R::Decision(d) => (d.allowed, d.usage),
+        R::Error(e) => panic!("unexpected error {e:?}"),
+    };
+    assert_eq!(usage(&r[0]), (true, 1));
+    assert_eq!(usage(&r[1]), (true, 4));
+    assert_eq!(usage(&r[2]), (true, 2));
+    assert!(matches!(&r[3], R::Error(e) if e.code == "INVALID_ARGUMENT" && e.field == "tenant_id"));
+    assert_eq!(usage(&r[4]), (true, 5));
+    assert_eq!(usage(&r[5]), (false, 2), "a's limit of 2 is reached");
+    assert!(
+        matches!(&r[6], R::Error(e) if e.code == "NOT_FOUND"),
+        "{:?}",
+        r[6]
+    );
+    assert_eq!(usage(&r[7]), (false, 5), "b's limit of 5 is reached");
+    // What the batch admitted is what the tenants now use.
+    for (t, used) in [(&a, 2), (&b, 5)] {
+        let u = c
+            .get_usage(pb::GetUsageRequest {
+                tenant_id: t.clone(),
+                quota: "api_requests".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(u.quotas[0].used, used);
+    }
+}
+
 /// kill -9 in the middle of a stream of strict increments: every
 /// acknowledged one is counted after restart, and none is counted twice
 /// when the unanswered ones are retried with their keys.

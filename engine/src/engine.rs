@@ -1,6 +1,6 @@
 //! The engine facade: what the gRPC service and the control plane call.
 //! It routes each tenant to its shard and each request to the tenant's actor.
-use crate::actor::Consistency;
+use crate::actor::{BatchItem, Consistency};
 use crate::audit::{AuditEvent, AuditMeta, AuditQuery, ChainBreak};
 use crate::clock::{SharedClock, SystemClock};
 use crate::cluster::{
@@ -591,6 +591,90 @@ impl Engine {
         Ok(d)
     }
 
+    /// Decide a batch of checks and increments, over any tenants. Items of
+    /// one tenant go to its actor in one message and are decided in request
+    /// order; tenants proceed in parallel. Each item gets its own answer:
+    /// a bad item fails alone.
+    pub async fn batch(
+        &self,
+        items: Vec<(TenantId, BatchOp)>,
+    ) -> Vec<Result<Decision, EngineError>> {
+        let mut results: Vec<Option<Result<Decision, EngineError>>> =
+            (0..items.len()).map(|_| None).collect();
+        let mut by_tenant: std::collections::HashMap<TenantId, (Vec<usize>, Vec<BatchItem>)> =
+            std::collections::HashMap::new();
+        for (i, (tenant, op)) in items.into_iter().enumerate() {
+            match self.batch_item(op) {
+                Ok(item) => {
+                    let (indexes, items) = by_tenant.entry(tenant).or_default();
+                    indexes.push(i);
+                    items.push(item);
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let answers = futures::future::join_all(by_tenant.into_iter().map(
+            |(tenant, (indexes, items))| async move {
+                let answer = self.call_tenant(tenant, TenantCall::Batch(items)).await;
+                (tenant, indexes, answer)
+            },
+        ))
+        .await;
+        for (tenant, indexes, answer) in answers {
+            match answer {
+                Ok(TenantAnswer::Batch(decided)) if decided.len() == indexes.len() => {
+                    for (i, d) in indexes.into_iter().zip(decided) {
+                        if let Ok(d) = &d {
+                            telemetry::decision(&self.labels, &tenant, d.allowed);
+                        }
+                        results[i] = Some(d.map_err(EngineError::from));
+                    }
+                }
+                other => {
+                    let e = match other {
+                        Err(e) => crate::cluster::forward::WireError::from(&e),
+                        Ok(a) => (&crate::cluster::forward::unexpected(a)).into(),
+                    };
+                    for i in indexes {
+                        results[i] = Some(Err(e.clone().into()));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item answered"))
+            .collect()
+    }
+
+    fn batch_item(&self, op: BatchOp) -> Result<BatchItem, EngineError> {
+        Ok(match op {
+            BatchOp::Check { quota, amount } => {
+                validate::quota_name(&quota)?;
+                validate::positive_amount("amount", amount)?;
+                BatchItem::Check { quota, amount }
+            }
+            BatchOp::Increment {
+                quota,
+                amount,
+                idempotency_key,
+                consistency,
+            } => {
+                validate::quota_name(&quota)?;
+                validate::amount(amount)?;
+                idempotency_key_ok(&idempotency_key)?;
+                BatchItem::Apply {
+                    op: TenantOp::Increment {
+                        quota,
+                        amount,
+                        idempotency_key,
+                    },
+                    consistency: consistency.unwrap_or(self.default_consistency),
+                }
+            }
+        })
+    }
+
     pub async fn reserve(
         &self,
         tenant: TenantId,
@@ -1073,6 +1157,21 @@ impl Engine {
         }
         self.meta.shutdown().await;
     }
+}
+
+/// One item of [`Engine::batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOp {
+    Check {
+        quota: String,
+        amount: i64,
+    },
+    Increment {
+        quota: String,
+        amount: i64,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+    },
 }
 
 fn idempotency_key_ok(key: &Option<String>) -> Result<(), QuotaError> {

@@ -35,5 +35,5 @@ pub mod storage;
 pub mod telemetry;
 pub mod usage_history;
 
-pub use engine::{AuditPage, Engine, EngineConfig, MetricsSnapshot, NewTenant, Reserved};
+pub use engine::{AuditPage, BatchOp, Engine, EngineConfig, MetricsSnapshot, NewTenant, Reserved};
 pub use error::EngineError;

@@ -126,7 +126,7 @@ pub async fn run(a: CeilingArgs) -> anyhow::Result<()> {
         .add_service(RateLimitServiceServer::new(Empty))
         .add_service(QuotaServiceServer::new(Empty))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            super::serve::no_delay(listener),
             super::serve::shutdown_signal(),
         )
         .await?;

@@ -283,10 +283,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let peer_server = tonic::transport::Server::builder()
         .add_service(transport.clone().server())
         .add_service(cluster.clone().server())
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(peer),
-            shutdown_signal(),
-        );
+        .serve_with_incoming_shutdown(no_delay(peer), shutdown_signal());
     let peer_task = tokio::spawn(peer_server);
 
     // JWT_SECRET, or a secret generated once into the data dir.
@@ -364,10 +361,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .add_service(cluster.server())
         .add_service(quotad_engine::grpc::envoy_rls::server(engine.clone(), rls))
         .add_service(reflection)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc),
-            shutdown_signal(),
-        );
+        .serve_with_incoming_shutdown(no_delay(grpc), shutdown_signal());
     let http_server = axum::serve(
         http,
         quotad_control_plane::router(engine.clone(), auth, Some(metrics)),
@@ -385,6 +379,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     h.context("HTTP server")?;
     peer_task.await?.context("peer server")?;
     Ok(())
+}
+
+/// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY
+/// only on listeners it binds itself; without it, the last partial segment
+/// of an answer waits for the client's delayed ACK (40 ms on Linux), which
+/// is where the 40-50 ms p99.9 of every earlier load run came from.
+pub(crate) fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        // A socket that refuses the option still works, only slower.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        Ok(stream)
+    })
 }
 
 pub(crate) async fn shutdown_signal() {

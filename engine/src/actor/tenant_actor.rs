@@ -37,11 +37,30 @@ pub enum TenantMsg {
         amount: i64,
         reply: RpcReplyPort<Result<Decision, EngineError>>,
     },
+    /// Several checks and changes of one Batch request, decided in order
+    /// in one message; answered once every strict change is durable.
+    Batch {
+        items: Vec<BatchItem>,
+        reply: RpcReplyPort<Result<Vec<Result<Decision, EngineError>>, EngineError>>,
+    },
     /// The tenant's state as of now (committed plus in flight).
     Read {
         reply: RpcReplyPort<Result<TenantState, EngineError>>,
     },
     IdleCheck,
+}
+
+/// One item of a [`TenantMsg::Batch`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BatchItem {
+    Check {
+        quota: String,
+        amount: i64,
+    },
+    Apply {
+        op: TenantOp,
+        consistency: Consistency,
+    },
 }
 
 pub struct TenantActor;
@@ -68,6 +87,66 @@ impl ActorState {
             .ok_or(EngineError::Quota(QuotaError::TenantNotFound {
                 tenant: self.tenant,
             }))
+    }
+
+    fn check(&mut self, quota: &str, amount: i64) -> Result<Decision, EngineError> {
+        let now = self.now();
+        self.state()
+            .and_then(|s| s.check(quota, amount, now).map_err(Into::into))
+    }
+
+    /// Decide every item in order, as if each had come alone; reply at once
+    /// when none waits for a commit, else once the last commit is in.
+    fn batch(
+        &mut self,
+        items: Vec<BatchItem>,
+        reply: RpcReplyPort<Result<Vec<Result<Decision, EngineError>>, EngineError>>,
+    ) {
+        let mut answers = Vec::with_capacity(items.len());
+        let mut waiting = Vec::new();
+        for item in items {
+            match item {
+                BatchItem::Check { quota, amount } => {
+                    answers.push(Some(self.check(&quota, amount)));
+                }
+                BatchItem::Apply { op, consistency } => {
+                    let (port, mut answer) = ractor::concurrency::oneshot();
+                    self.apply(op, None, consistency, port.into());
+                    match answer.try_recv() {
+                        Ok(r) => answers.push(Some(r.and_then(outcome_decision))),
+                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                            waiting.push((answers.len(), answer));
+                            answers.push(None);
+                        }
+                        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                            answers.push(Some(Err(EngineError::ShuttingDown)));
+                        }
+                    }
+                }
+            }
+        }
+        let finish = |answers: Vec<Option<Result<Decision, EngineError>>>| {
+            answers
+                .into_iter()
+                .map(|a| a.unwrap_or(Err(EngineError::ShuttingDown)))
+                .collect::<Vec<_>>()
+        };
+        if waiting.is_empty() {
+            let _ = reply.send(Ok(finish(answers)));
+            return;
+        }
+        // Strict items wait for the batcher; the actor goes on meanwhile.
+        tokio::spawn(async move {
+            for (i, answer) in waiting {
+                answers[i] = Some(
+                    answer
+                        .await
+                        .unwrap_or(Err(EngineError::ShuttingDown))
+                        .and_then(outcome_decision),
+                );
+            }
+            let _ = reply.send(Ok(finish(answers)));
+        });
     }
 
     fn apply(
@@ -249,12 +328,9 @@ impl Actor for TenantActor {
                 amount,
                 reply,
             } => {
-                let now = st.now();
-                let answer = st
-                    .state()
-                    .and_then(|s| s.check(&quota, amount, now).map_err(Into::into));
-                let _ = reply.send(answer);
+                let _ = reply.send(st.check(&quota, amount));
             }
+            TenantMsg::Batch { items, reply } => st.batch(items, reply),
             TenantMsg::Read { reply } => {
                 let now = st.now();
                 let answer = st.state().map(|s| {
@@ -272,6 +348,15 @@ impl Actor for TenantActor {
             }
         }
         Ok(())
+    }
+}
+
+fn outcome_decision(o: OpOutcome) -> Result<Decision, EngineError> {
+    match o {
+        OpOutcome::Decision(d) => Ok(d),
+        other => Err(EngineError::Cluster(format!(
+            "a batch item answered {other:?}, not a decision"
+        ))),
     }
 }
 

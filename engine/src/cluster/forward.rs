@@ -5,7 +5,7 @@
 //! A forwarded request is served where it lands or refused with
 //! `NotLeader`; it never hops again, so a stale map costs a retry, not a
 //! loop.
-use crate::actor::Consistency;
+use crate::actor::{BatchItem, Consistency};
 use crate::audit::{AuditMeta, AuditQuery};
 use crate::engine::AuditPage;
 use crate::error::EngineError;
@@ -34,6 +34,9 @@ pub enum TenantCall {
         quota: String,
         amount: i64,
     },
+    /// Checks and increments of one Batch request for this tenant, decided
+    /// in order by one actor message.
+    Batch(Vec<BatchItem>),
 }
 
 impl TenantCall {
@@ -42,21 +45,27 @@ impl TenantCall {
     pub fn retry_safe(&self) -> bool {
         match self {
             TenantCall::Read | TenantCall::Check { .. } => true,
-            TenantCall::Apply { op, .. } => match op {
-                TenantOp::Increment {
-                    idempotency_key, ..
-                }
-                | TenantOp::Reserve {
-                    idempotency_key, ..
-                } => idempotency_key.is_some(),
-                // Each names what it changes: a second one is refused or
-                // changes nothing.
-                TenantOp::Settle { .. } | TenantOp::Release { .. } | TenantOp::Create { .. } => {
-                    true
-                }
-                _ => false,
-            },
+            TenantCall::Batch(items) => items.iter().all(|i| match i {
+                BatchItem::Check { .. } => true,
+                BatchItem::Apply { op, .. } => op_retry_safe(op),
+            }),
+            TenantCall::Apply { op, .. } => op_retry_safe(op),
         }
+    }
+}
+
+fn op_retry_safe(op: &TenantOp) -> bool {
+    match op {
+        TenantOp::Increment {
+            idempotency_key, ..
+        }
+        | TenantOp::Reserve {
+            idempotency_key, ..
+        } => idempotency_key.is_some(),
+        // Each names what it changes: a second one is refused or
+        // changes nothing.
+        TenantOp::Settle { .. } | TenantOp::Release { .. } | TenantOp::Create { .. } => true,
+        _ => false,
     }
 }
 
@@ -65,6 +74,7 @@ pub enum TenantAnswer {
     Outcome(OpOutcome),
     State(Box<TenantState>),
     Decision(Decision),
+    Batch(Vec<Result<Decision, WireError>>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,7 +119,7 @@ pub enum ForwardReply {
 }
 
 /// An engine error as it crosses the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireError {
     pub code: ErrorCode,
     pub message: String,

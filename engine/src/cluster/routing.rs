@@ -2,7 +2,9 @@
 //! groups it leads itself and forwards the rest, once, to the leader it
 //! knows of; when there is none (an election), it waits and asks again,
 //! up to `route_timeout`.
-use super::forward::{self, ForwardReply, ForwardRequest, SendError, TenantAnswer, TenantCall};
+use super::forward::{
+    self, ForwardReply, ForwardRequest, SendError, TenantAnswer, TenantCall, WireError,
+};
 use super::placement::META_GROUP;
 use crate::actor::TenantMsg;
 use crate::engine::Engine;
@@ -379,5 +381,19 @@ async fn ask_actor(
             })
             .await
             .map(TenantAnswer::Decision),
+        TenantCall::Batch(items) => shard
+            .call(tenant, |reply| TenantMsg::Batch {
+                items: items.clone(),
+                reply,
+            })
+            .await
+            .map(|answers| {
+                TenantAnswer::Batch(
+                    answers
+                        .into_iter()
+                        .map(|a| a.map_err(|e| WireError::from(&e)))
+                        .collect(),
+                )
+            }),
     }
 }

@@ -142,6 +142,40 @@ impl QuotaGrpc {
     }
 }
 
+/// A Batch item as the engine takes it; `default` is the batch's consistency.
+fn batch_op(
+    item: pb::BatchItem,
+    default: i32,
+) -> Result<(crate::model::TenantId, crate::BatchOp), EngineError> {
+    match item.item {
+        Some(pb::batch_item::Item::Check(c)) => Ok((
+            convert::tenant_id(&c.tenant_id)?,
+            crate::BatchOp::Check {
+                quota: convert::quota(&c.quota)?.to_string(),
+                amount: c.amount,
+            },
+        )),
+        Some(pb::batch_item::Item::Increment(r)) => {
+            let tenant = convert::tenant_id(&r.tenant_id)?;
+            convert::quota(&r.quota)?;
+            let mut consistency = convert::consistency(r.consistency)?;
+            if consistency.is_none() {
+                consistency = convert::consistency(default)?;
+            }
+            Ok((
+                tenant,
+                crate::BatchOp::Increment {
+                    quota: r.quota,
+                    amount: r.amount,
+                    idempotency_key: convert::key(r.idempotency_key),
+                    consistency,
+                },
+            ))
+        }
+        None => Err(QuotaError::invalid("items", "an item is neither check nor increment").into()),
+    }
+}
+
 #[tonic::async_trait]
 impl QuotaService for QuotaGrpc {
     async fn check(
@@ -185,24 +219,34 @@ impl QuotaService for QuotaGrpc {
             return call.reply(Err(e));
         }
         let default = req.consistency;
-        // Items for different tenants proceed in parallel on their actors;
-        // items for one tenant queue on its actor in request order.
-        let results = futures::future::join_all(req.items.into_iter().map(|item| async move {
-            let r = match item.item {
-                Some(pb::batch_item::Item::Check(c)) => self.check(c).await,
-                Some(pb::batch_item::Item::Increment(i)) => self.increment(i, default).await,
-                None => Err(
-                    QuotaError::invalid("items", "an item is neither check nor increment").into(),
-                ),
-            };
-            pb::BatchResult {
-                result: Some(match r {
+        // Items that do not parse fail alone; the rest go to the engine,
+        // which hands each tenant's items to its actor in one message.
+        let n = req.items.len();
+        let mut results: Vec<Option<Result<pb::Decision, EngineError>>> =
+            (0..n).map(|_| None).collect();
+        let mut indexes = Vec::with_capacity(n);
+        let mut ops = Vec::with_capacity(n);
+        for (i, item) in req.items.into_iter().enumerate() {
+            match batch_op(item, default) {
+                Ok(op) => {
+                    indexes.push(i);
+                    ops.push(op);
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for (i, d) in indexes.into_iter().zip(self.engine.batch(ops).await) {
+            results[i] = Some(d.map(convert::decision));
+        }
+        let results = results
+            .into_iter()
+            .map(|r| pb::BatchResult {
+                result: Some(match r.expect("every item answered") {
                     Ok(d) => pb::batch_result::Result::Decision(d),
                     Err(e) => pb::batch_result::Result::Error(convert::item_error(e)),
                 }),
-            }
-        }))
-        .await;
+            })
+            .collect();
         call.reply(Ok(pb::BatchResponse { results }))
     }
 
