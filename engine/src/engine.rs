@@ -623,12 +623,15 @@ impl Engine {
         for (tenant, indexes, answer) in answers {
             match answer {
                 Ok(TenantAnswer::Batch(decided)) if decided.len() == indexes.len() => {
+                    let (mut requests, mut refused) = (0, 0);
                     for (i, d) in indexes.into_iter().zip(decided) {
                         if let Ok(d) = &d {
-                            telemetry::decision(&self.labels, &tenant, d.allowed);
+                            requests += 1;
+                            refused += u64::from(!d.allowed);
                         }
                         results[i] = Some(d.map_err(EngineError::from));
                     }
+                    self.labels.count(&tenant, requests, refused);
                 }
                 other => {
                     let e = match other {

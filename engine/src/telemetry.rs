@@ -6,7 +6,9 @@
 //! `other`, so a node with a million tenants does not export a million
 //! series per metric.
 use crate::model::TenantId;
-use dashmap::DashSet;
+use dashmap::{DashMap, DashSet};
+use metrics::Counter;
+use std::sync::{Arc, OnceLock};
 
 pub const API_REQUESTS: &str = "tenant_api_requests_total";
 pub const QUOTA_EXCEEDED: &str = "quota_exceeded_events";
@@ -16,6 +18,39 @@ pub const GRPC_DURATION: &str = "grpc_request_duration_seconds";
 pub struct TenantLabels {
     max: usize,
     labelled: DashSet<TenantId>,
+    /// Registered counters by tenant: counting a decision is then a map
+    /// lookup and an atomic add, not a label string and a registry lookup.
+    counters: DashMap<TenantId, Arc<DecisionCounters>>,
+    other: OnceLock<Arc<DecisionCounters>>,
+}
+
+/// One label's decision counters; the refusal counter is registered at the
+/// first refusal, so tenants never refused export no refusal series.
+struct DecisionCounters {
+    label: String,
+    requests: Counter,
+    exceeded: OnceLock<Counter>,
+}
+
+impl DecisionCounters {
+    fn new(label: String) -> Self {
+        DecisionCounters {
+            requests: metrics::counter!(API_REQUESTS, "tenant_id" => label.clone()),
+            label,
+            exceeded: OnceLock::new(),
+        }
+    }
+
+    fn add(&self, requests: u64, refused: u64) {
+        self.requests.increment(requests);
+        if refused > 0 {
+            self.exceeded
+                .get_or_init(
+                    || metrics::counter!(QUOTA_EXCEEDED, "tenant_id" => self.label.clone()),
+                )
+                .increment(refused);
+        }
+    }
 }
 
 impl TenantLabels {
@@ -23,6 +58,8 @@ impl TenantLabels {
         TenantLabels {
             max,
             labelled: DashSet::new(),
+            counters: DashMap::new(),
+            other: OnceLock::new(),
         }
     }
 
@@ -41,15 +78,31 @@ impl TenantLabels {
     pub fn is_labelled(&self, tenant: &TenantId) -> bool {
         self.labelled.contains(tenant)
     }
+
+    /// Count `requests` decisions for `tenant`, `refused` of them refusals.
+    pub fn count(&self, tenant: &TenantId, requests: u64, refused: u64) {
+        if let Some(c) = self.counters.get(tenant) {
+            c.add(requests, refused);
+            return;
+        }
+        let label = self.label(tenant);
+        let c = if label == "other" {
+            self.other
+                .get_or_init(|| Arc::new(DecisionCounters::new(label)))
+                .clone()
+        } else {
+            self.counters
+                .entry(*tenant)
+                .or_insert_with(|| Arc::new(DecisionCounters::new(label)))
+                .clone()
+        };
+        c.add(requests, refused);
+    }
 }
 
 /// Count a decision request, and a refusal if it was one.
 pub fn decision(labels: &TenantLabels, tenant: &TenantId, allowed: bool) {
-    let label = labels.label(tenant);
-    metrics::counter!(API_REQUESTS, "tenant_id" => label.clone()).increment(1);
-    if !allowed {
-        metrics::counter!(QUOTA_EXCEEDED, "tenant_id" => label).increment(1);
-    }
+    labels.count(tenant, 1, u64::from(!allowed));
 }
 
 #[cfg(test)]

@@ -276,6 +276,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => a.to_string(),
     };
 
+    // Prometheus: one recorder for the process (the `metrics` facade's
+    // design); /metrics renders it. Installed before anything can count:
+    // the engine keeps the counter handles it registers.
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("duration_seconds".into()),
+            quotad_control_plane::metrics::LATENCY_BUCKETS,
+        )?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
     // The peer port serves Raft and the cluster service from now on: a
     // joining node must receive its groups' entries while it starts.
     let transport = TransportService::default();
@@ -334,24 +353,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     tracing::warn!(error = %e, "retention sweep failed; retrying next minute")
                 }
             }
-        }
-    });
-
-    // Prometheus: one recorder for the process (the `metrics` facade's
-    // design); /metrics renders it.
-    let metrics = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("duration_seconds".into()),
-            quotad_control_plane::metrics::LATENCY_BUCKETS,
-        )?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
-    let upkeep = metrics.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
         }
     });
 
