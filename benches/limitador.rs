@@ -1,0 +1,258 @@
+//! quotad's engine and the `limitador` library (in-memory storage, default
+//! features off) on the same workload, in one run: the same keys (tenant
+//! ids), the same limit (a fixed hourly window of 10^12, so every decision
+//! admits and writes), the same key distribution and the same number of
+//! threads. Prints decisions/s for each and quotad's ratio to Limitador.
+//!
+//! ```sh
+//! cargo bench --bench limitador            # defaults below
+//! QUOTAD_CMP_KEYS=100000 QUOTAD_CMP_DIST=zipf QUOTAD_CMP_SECS=5 cargo bench --bench limitador
+//! ```
+//! Limitador is called as its server calls it for one descriptor: a context
+//! built from the descriptor's entries, then `check_rate_limited_and_update`.
+//! quotad is called through `Engine::increment` (fast: decided in memory,
+//! logged to Raft and made durable in the background; strict: answered once
+//! durable) and `Engine::batch` (1000 increments a call).
+#[path = "../src/cli/bench/zipf.rs"]
+#[allow(dead_code)]
+mod zipf;
+
+use limitador::RateLimiter;
+use limitador::limit::{Context, Limit};
+use quotad_engine::actor::Consistency;
+use quotad_engine::audit::AuditMeta;
+use quotad_engine::model::{Period, QuotaPolicy, TenantId, Tier};
+use quotad_engine::{BatchOp, Engine, EngineConfig, NewTenant};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use zipf::{KeyDist, Rng};
+
+const LIMIT: u64 = 1_000_000_000_000;
+const WINDOW_SECS: u64 = 3600;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs it once
+    // quickly with `--test`... or nothing at all: run briefly then.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let threads: usize = env("QUOTAD_CMP_THREADS", 2);
+    let keys: usize = env("QUOTAD_CMP_KEYS", 1);
+    let secs: f64 = env("QUOTAD_CMP_SECS", if quick { 0.2 } else { 5.0 });
+    let dist = match std::env::var("QUOTAD_CMP_DIST").as_deref() {
+        Ok("zipf") => KeyDist::zipf(keys, 1.0),
+        _ => KeyDist::uniform(keys),
+    };
+    let duration = Duration::from_secs_f64(secs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = rt.block_on(async { Engine::open(EngineConfig::new(dir.path())).await.unwrap() });
+    eprintln!("creating {keys} tenants...");
+    let tenants: Vec<TenantId> = rt.block_on(create_tenants(&engine, keys));
+    let names: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
+
+    let limitador = limitador_decisions(&names, &dist, threads, duration);
+    let fast = rt.block_on(quotad_decisions(
+        &engine,
+        &tenants,
+        &dist,
+        threads,
+        duration,
+        Consistency::Fast,
+    ));
+    let strict = rt.block_on(quotad_decisions(
+        &engine,
+        &tenants,
+        &dist,
+        threads,
+        duration,
+        Consistency::Strict,
+    ));
+    let batch = rt.block_on(quotad_batch(&engine, &tenants, &dist, threads, duration));
+    rt.block_on(engine.shutdown());
+
+    let dist_name = std::env::var("QUOTAD_CMP_DIST").unwrap_or_else(|_| "uniform".into());
+    println!("{threads} threads, {keys} keys ({dist_name}), {secs} s each");
+    println!("| limiter | decisions/s | vs Limitador |");
+    println!("|---|---|---|");
+    println!("| limitador 0.14, in-memory | {limitador:.0} | 1.00 |");
+    for (name, r) in [
+        ("quotad engine, increment, fast", fast),
+        ("quotad engine, increment, strict", strict),
+        ("quotad engine, batch of 1000, fast", batch),
+    ] {
+        println!("| {name} | {r:.0} | {:.2} |", r / limitador);
+    }
+}
+
+async fn create_tenants(engine: &Arc<Engine>, n: usize) -> Vec<TenantId> {
+    use futures::StreamExt;
+    let by = AuditMeta::new("bench", "bench");
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (engine, by) = (engine.clone(), by.clone());
+            async move {
+                let t = engine
+                    .create_tenant(
+                        NewTenant {
+                            slug: format!("cmp-{i}"),
+                            name: format!("cmp {i}"),
+                            tier: Tier::Enterprise,
+                            timezone: chrono_tz::UTC,
+                            trial_days: None,
+                            settings_json: "{}".into(),
+                            owner: None,
+                        },
+                        &by,
+                    )
+                    .await
+                    .unwrap();
+                let id = t.tenant.id;
+                engine
+                    .set_quota(
+                        id,
+                        "api_requests",
+                        QuotaPolicy::counter(Period::Hourly, Some(LIMIT)),
+                        &by,
+                    )
+                    .await
+                    .unwrap();
+                id
+            }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await
+}
+
+fn limitador_decisions(names: &[String], dist: &KeyDist, threads: usize, d: Duration) -> f64 {
+    let limiter = Arc::new(RateLimiter::new(names.len() as u64 + 1024));
+    limiter.add_limit(Limit::new(
+        "bench",
+        LIMIT,
+        WINDOW_SECS,
+        vec![],
+        vec!["tenant_id".try_into().expect("a valid variable")],
+    ));
+    let total = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (limiter, total) = (limiter.clone(), total.clone());
+            s.spawn(move || {
+                let namespace = "bench".into();
+                let mut rng = Rng::new(t as u64 + 1);
+                let mut n = 0u64;
+                while started.elapsed() < d {
+                    for _ in 0..64 {
+                        let key = &names[dist.sample(rng.unit())];
+                        let ctx: Context =
+                            HashMap::from([("tenant_id".to_string(), key.clone())]).into();
+                        let r = limiter
+                            .check_rate_limited_and_update(&namespace, &ctx, 1)
+                            .expect("in-memory storage does not fail");
+                        assert!(!r.limited, "the limit is out of reach");
+                        n += 1;
+                    }
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+    });
+    total.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `threads x 32` callers on a runtime of `threads` workers.
+async fn quotad_decisions(
+    engine: &Arc<Engine>,
+    tenants: &[TenantId],
+    dist: &KeyDist,
+    threads: usize,
+    d: Duration,
+    consistency: Consistency,
+) -> f64 {
+    let tenants = Arc::new(tenants.to_vec());
+    let dist = Arc::new(dist.clone());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..threads * 32)
+        .map(|t| {
+            let (engine, tenants, dist) = (engine.clone(), tenants.clone(), dist.clone());
+            tokio::spawn(async move {
+                let mut rng = Rng::new(t as u64 + 1);
+                let mut n = 0u64;
+                while started.elapsed() < d {
+                    let tenant = tenants[dist.sample(rng.unit())];
+                    let r = engine
+                        .increment(tenant, "api_requests", 1, None, Some(consistency))
+                        .await
+                        .unwrap();
+                    assert!(r.allowed, "the limit is out of reach");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn quotad_batch(
+    engine: &Arc<Engine>,
+    tenants: &[TenantId],
+    dist: &KeyDist,
+    threads: usize,
+    d: Duration,
+) -> f64 {
+    let tenants = Arc::new(tenants.to_vec());
+    let dist = Arc::new(dist.clone());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..threads * 2)
+        .map(|t| {
+            let (engine, tenants, dist) = (engine.clone(), tenants.clone(), dist.clone());
+            tokio::spawn(async move {
+                let mut rng = Rng::new(t as u64 + 1);
+                let mut n = 0u64;
+                while started.elapsed() < d {
+                    let items = (0..1000)
+                        .map(|_| {
+                            (
+                                tenants[dist.sample(rng.unit())],
+                                BatchOp::Increment {
+                                    quota: "api_requests".into(),
+                                    amount: 1,
+                                    idempotency_key: None,
+                                    consistency: Some(Consistency::Fast),
+                                },
+                            )
+                        })
+                        .collect();
+                    for r in engine.batch(items).await {
+                        assert!(r.unwrap().allowed, "the limit is out of reach");
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
