@@ -119,6 +119,11 @@ impl AuditLog {
             hash: String::new(),
         };
         event.hash = event.digest();
+        // Most tenants have a handful of events: grow by half rather than
+        // double, so a one-event chain holds one slot, not four.
+        if self.events.len() == self.events.capacity() {
+            self.events.reserve_exact((self.events.len() / 2).max(1));
+        }
         self.events.push(event);
         self.events.last().expect("just pushed")
     }

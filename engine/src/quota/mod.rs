@@ -4,6 +4,7 @@ mod decision;
 mod error;
 mod idempotency;
 pub mod period;
+mod quota_map;
 mod quota_state;
 mod tenant_state;
 mod tiers;
@@ -14,6 +15,7 @@ mod tests;
 
 pub use decision::{Decision, Verdict};
 pub use error::QuotaError;
+pub use quota_map::QuotaMap;
 pub use quota_state::{QuotaState, Use};
 pub use tenant_state::{Applied, OpOutcome, Reservation, TenantOp, TenantState, TenantUpdate};
 pub use tiers::{BUILTIN_CATALOG, CatalogError, TierCatalog};

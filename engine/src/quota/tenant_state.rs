@@ -7,6 +7,7 @@
 use super::decision::Decision;
 use super::error::QuotaError;
 use super::idempotency::{IdempotencyLog, MAX_KEYS};
+use super::quota_map::QuotaMap;
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
 use crate::model::{
@@ -27,7 +28,7 @@ pub struct Reservation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantState {
     pub tenant: Tenant,
-    pub quotas: BTreeMap<String, QuotaState>,
+    pub quotas: QuotaMap,
     pub reservations: BTreeMap<Uuid, Reservation>,
     pub idempotency: IdempotencyLog,
     /// Members by user id.
