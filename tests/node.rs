@@ -520,6 +520,88 @@ async fn batch_over_tenants_keeps_each_tenants_order_and_fails_items_alone() {
     }
 }
 
+/// The bidirectional Stream: every request is answered once under its id,
+/// the limit holds across the stream, bad items fail alone naming the
+/// field, and what was admitted is what the tenant uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_answers_every_request_once_and_keeps_the_limit() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "stream-rpc", "FREE").await;
+    set_quota(&node, &tenant, "api_requests", json!({"limit": 50})).await;
+    let mut c = node.grpc().await;
+    let item = |tenant: &str, amount| pb::BatchItem {
+        item: Some(pb::batch_item::Item::Increment(pb::IncrementRequest {
+            tenant_id: tenant.to_string(),
+            quota: "api_requests".into(),
+            amount,
+            ..Default::default()
+        })),
+    };
+    // 200 increments of 1 (ids 0..200), and every 25th id a bad amount;
+    // sent from a channel the test feeds while answers already come back.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let feeder = {
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            for id in 0..200u64 {
+                let amount = if id % 25 == 0 { -3 } else { 1 };
+                let req = pb::StreamRequest {
+                    id,
+                    item: Some(item(&tenant, amount)),
+                };
+                tx.send(req).await.unwrap();
+            }
+        })
+    };
+    let mut answers = c
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = std::collections::BTreeMap::new();
+    while let Some(a) = answers.next().await {
+        let a = a.unwrap();
+        assert!(
+            seen.insert(a.id, a.result.unwrap().result.unwrap())
+                .is_none(),
+            "id {} answered twice",
+            a.id
+        );
+    }
+    feeder.await.unwrap();
+    assert_eq!(seen.len(), 200, "every request answered");
+    use pb::batch_result::Result as R;
+    let mut admitted = 0;
+    for (id, r) in &seen {
+        match r {
+            R::Error(e) => {
+                assert_eq!(id % 25, 0, "only the bad items fail: {id} {e:?}");
+                assert_eq!(
+                    (e.code.as_str(), e.field.as_str()),
+                    ("INVALID_ARGUMENT", "amount")
+                );
+            }
+            R::Decision(d) => {
+                assert_ne!(id % 25, 0);
+                admitted += u64::from(d.allowed);
+                assert!(d.usage <= 50, "usage {} over the limit", d.usage);
+            }
+        }
+    }
+    assert_eq!(admitted, 50, "exactly the limit admitted");
+    let u = c
+        .get_usage(pb::GetUsageRequest {
+            tenant_id: tenant.clone(),
+            quota: "api_requests".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(u.quotas[0].used, 50);
+}
+
 /// kill -9 in the middle of a stream of strict increments: every
 /// acknowledged one is counted after restart, and none is counted twice
 /// when the unanswered ones are retried with their keys.

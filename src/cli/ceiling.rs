@@ -1,7 +1,7 @@
 //! `quotad ceiling`: the empty server that `quotad bench --ceiling` measures
 //! against. Same stack as a node's gRPC port (tonic on tokio, the same
 //! protos), no logic: Envoy's `ShouldRateLimit` answers OK for every
-//! descriptor, and `Check`, `Increment` and `Batch` answer "allowed". What a
+//! descriptor, and `Check`, `Increment` and `Batch` answer "allowed" (`Stream` too, one answer per request). What a
 //! node reaches under a load, divided by what this reaches under the same
 //! load, is the share of the transport's ceiling the node achieves.
 use clap::Args;
@@ -79,6 +79,25 @@ impl QuotaService for Empty {
                 n
             ],
         }))
+    }
+
+    type StreamStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::StreamResponse, Status>> + Send + 'static>,
+    >;
+
+    async fn stream(
+        &self,
+        req: Request<tonic::Streaming<pb::StreamRequest>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        use futures::StreamExt;
+        Ok(Response::new(Box::pin(req.into_inner().map(|r| {
+            r.map(|r| pb::StreamResponse {
+                id: r.id,
+                result: Some(pb::BatchResult {
+                    result: Some(pb::batch_result::Result::Decision(allowed())),
+                }),
+            })
+        }))))
     }
 
     async fn reserve(

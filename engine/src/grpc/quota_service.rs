@@ -142,6 +142,108 @@ impl QuotaGrpc {
     }
 }
 
+/// Decide `items` as one batch: items that do not parse fail alone; the rest
+/// go to the engine, which hands each tenant's items to its actor in one
+/// message. One result per item, in item order.
+async fn decide(engine: &Engine, items: Vec<pb::BatchItem>, default: i32) -> Vec<pb::BatchResult> {
+    let n = items.len();
+    let mut results: Vec<Option<Result<pb::Decision, EngineError>>> =
+        (0..n).map(|_| None).collect();
+    let mut indexes = Vec::with_capacity(n);
+    let mut ops = Vec::with_capacity(n);
+    for (i, item) in items.into_iter().enumerate() {
+        match batch_op(item, default) {
+            Ok(op) => {
+                indexes.push(i);
+                ops.push(op);
+            }
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    for (i, d) in indexes.into_iter().zip(engine.batch(ops).await) {
+        results[i] = Some(d.map(convert::decision));
+    }
+    results
+        .into_iter()
+        .map(|r| pb::BatchResult {
+            result: Some(match r.expect("every item answered") {
+                Ok(d) => pb::batch_result::Result::Decision(d),
+                Err(e) => pb::batch_result::Result::Error(convert::item_error(e)),
+            }),
+        })
+        .collect()
+}
+
+/// Decisions one stream may have in flight; past it, the stream stops
+/// reading until answers go out (HTTP/2 flow control then holds the caller).
+const STREAM_IN_FLIGHT: u32 = 4096;
+
+/// Serve one `Stream` call: read what has arrived, decide it as a batch
+/// (concurrently with the next read), send each answer with its id.
+async fn serve_stream(
+    engine: Arc<Engine>,
+    mut inbound: tonic::Streaming<pb::StreamRequest>,
+    out: tokio::sync::mpsc::Sender<Result<pb::StreamResponse, Status>>,
+) {
+    use futures::FutureExt;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(STREAM_IN_FLIGHT as usize));
+    let mut open = true;
+    while open {
+        let first = match inbound.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(s) => {
+                let _ = out.send(Err(s)).await;
+                break;
+            }
+        };
+        let mut batch = vec![first];
+        // Whatever else has already arrived joins this batch: batches grow
+        // with the load instead of waiting on a timer. (`message()` is
+        // cancel-safe: a pending read loses nothing when dropped.)
+        while batch.len() < STREAM_IN_FLIGHT as usize {
+            match inbound.message().now_or_never() {
+                Some(Ok(Some(m))) => batch.push(m),
+                Some(Ok(None)) => {
+                    open = false;
+                    break;
+                }
+                Some(Err(s)) => {
+                    let _ = out.send(Err(s)).await;
+                    open = false;
+                    break;
+                }
+                None => break,
+            }
+        }
+        let Ok(permit) = in_flight
+            .clone()
+            .acquire_many_owned(batch.len() as u32)
+            .await
+        else {
+            break;
+        };
+        let (engine, out) = (engine.clone(), out.clone());
+        tokio::spawn(async move {
+            let (ids, items): (Vec<u64>, Vec<pb::BatchItem>) = batch
+                .into_iter()
+                .map(|r| (r.id, r.item.unwrap_or(pb::BatchItem { item: None })))
+                .unzip();
+            let results = decide(&engine, items, 0).await;
+            for (id, result) in ids.into_iter().zip(results) {
+                let answer = pb::StreamResponse {
+                    id,
+                    result: Some(result),
+                };
+                if out.send(Ok(answer)).await.is_err() {
+                    break; // the caller went away
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
 /// A Batch item as the engine takes it; `default` is the batch's consistency.
 fn batch_op(
     item: pb::BatchItem,
@@ -218,36 +320,24 @@ impl QuotaService for QuotaGrpc {
         if let Err(e) = convert::consistency(req.consistency) {
             return call.reply(Err(e));
         }
-        let default = req.consistency;
-        // Items that do not parse fail alone; the rest go to the engine,
-        // which hands each tenant's items to its actor in one message.
-        let n = req.items.len();
-        let mut results: Vec<Option<Result<pb::Decision, EngineError>>> =
-            (0..n).map(|_| None).collect();
-        let mut indexes = Vec::with_capacity(n);
-        let mut ops = Vec::with_capacity(n);
-        for (i, item) in req.items.into_iter().enumerate() {
-            match batch_op(item, default) {
-                Ok(op) => {
-                    indexes.push(i);
-                    ops.push(op);
-                }
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        for (i, d) in indexes.into_iter().zip(self.engine.batch(ops).await) {
-            results[i] = Some(d.map(convert::decision));
-        }
-        let results = results
-            .into_iter()
-            .map(|r| pb::BatchResult {
-                result: Some(match r.expect("every item answered") {
-                    Ok(d) => pb::batch_result::Result::Decision(d),
-                    Err(e) => pb::batch_result::Result::Error(convert::item_error(e)),
-                }),
-            })
-            .collect();
+        let results = decide(&self.engine, req.items, req.consistency).await;
         call.reply(Ok(pb::BatchResponse { results }))
+    }
+
+    type StreamStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::StreamResponse, Status>> + Send + 'static>,
+    >;
+
+    async fn stream(
+        &self,
+        req: Request<tonic::Streaming<pb::StreamRequest>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let _call = Call::start("Stream", &req);
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_IN_FLIGHT as usize);
+        tokio::spawn(serve_stream(self.engine.clone(), req.into_inner(), tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn reserve(

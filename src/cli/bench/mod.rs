@@ -43,6 +43,9 @@ pub enum Op {
     Batch,
     /// Envoy's `ShouldRateLimit`, one descriptor (`tenant_id`, `quota`).
     Rls,
+    /// Increments over one `Stream` per connection, `in_flight` outstanding
+    /// on each (closed loop only).
+    Stream,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -158,8 +161,9 @@ async fn clients(load: &Load, nodes: &[String], routed: bool) -> anyhow::Result<
         let addr = &nodes[c % nodes.len()];
         out.push(match load.op {
             Op::Rls => Client::Rls(RateLimitServiceClient::new(channel(addr)?)),
-            // A batch spans groups: it goes to one node, which forwards.
-            Op::Batch => Client::Direct(QuotaServiceClient::new(channel(addr)?)),
+            // A batch or stream spans groups: it goes to one node, which
+            // forwards.
+            Op::Batch | Op::Stream => Client::Direct(QuotaServiceClient::new(channel(addr)?)),
             Op::Check | Op::Increment if routed => Client::Routed(Arc::new(
                 QuotaClient::connect(nodes.to_vec())
                     .await
@@ -258,8 +262,104 @@ async fn send(client: &mut Client, load: &Load, tenants: &[String], rng: &mut Rn
     }
 }
 
+/// `Op::Stream`: one stream per connection, `in_flight` requests
+/// outstanding on each; latency from send to the answer with the same id.
+async fn drive_streams(load: Arc<Load>, clients: Vec<Client>, tenants: Arc<Vec<String>>) -> Report {
+    use futures::StreamExt;
+    use std::collections::HashMap;
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + load.duration;
+    let mut tasks = Vec::new();
+    for (c, client) in clients.into_iter().enumerate() {
+        let Client::Direct(mut client) = client else {
+            unreachable!("streams use direct clients")
+        };
+        let (load, tenants, issued) = (load.clone(), tenants.clone(), issued.clone());
+        tasks.push(tokio::spawn(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(load.in_flight);
+            let sent = Arc::new(std::sync::Mutex::new(HashMap::<u64, Instant>::new()));
+            let slots = Arc::new(tokio::sync::Semaphore::new(load.in_flight));
+            let sender = {
+                let (sent, slots, load) = (sent.clone(), slots.clone(), load.clone());
+                tokio::spawn(async move {
+                    let mut rng = Rng::new(c as u64 * 1_000_003 + 7919);
+                    for id in 0u64.. {
+                        let Ok(slot) = slots.acquire().await else {
+                            break;
+                        };
+                        slot.forget();
+                        if Instant::now() >= deadline
+                            || issued.fetch_add(1, Ordering::Relaxed) >= load.limit
+                        {
+                            break;
+                        }
+                        let tenant = &tenants[load.keys.sample(rng.unit())];
+                        let item = pb::BatchItem {
+                            item: Some(pb::batch_item::Item::Increment(increment(
+                                tenant, load.mode,
+                            ))),
+                        };
+                        sent.lock().expect("sent times").insert(id, Instant::now());
+                        let req = pb::StreamRequest {
+                            id,
+                            item: Some(item),
+                        };
+                        if tx.send(req).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+            };
+            let mut h = histogram();
+            let mut errors = 0u64;
+            match client
+                .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+            {
+                Ok(answers) => {
+                    let mut answers = answers.into_inner();
+                    while let Some(a) = answers.next().await {
+                        let Ok(a) = a else {
+                            errors += 1;
+                            break;
+                        };
+                        let at = sent.lock().expect("sent times").remove(&a.id);
+                        let ok = matches!(
+                            a.result.and_then(|r| r.result),
+                            Some(pb::batch_result::Result::Decision(_))
+                        );
+                        match (at, ok) {
+                            (Some(at), true) => {
+                                h.saturating_record(at.elapsed().as_micros().max(1) as u64)
+                            }
+                            _ => errors += 1,
+                        }
+                        slots.add_permits(1);
+                    }
+                }
+                Err(_) => errors += 1,
+            }
+            slots.close();
+            let _ = sender.await;
+            (h, errors)
+        }));
+    }
+    let mut all = histogram();
+    let mut errors = 0;
+    for t in tasks {
+        let (h, e) = t.await.expect("a stream task panicked");
+        all.add(&h).expect("histograms with the same bounds");
+        errors += e;
+    }
+    Report::new(&all, errors, 1, started.elapsed())
+}
+
 /// Run `load` over `clients` and measure it.
 async fn drive(load: Arc<Load>, clients: Vec<Client>, tenants: Arc<Vec<String>>) -> Report {
+    if load.op == Op::Stream {
+        return drive_streams(load, clients, tenants).await;
+    }
     let issued = Arc::new(AtomicU64::new(0));
     let tasks_n = clients.len() * load.in_flight;
     let started = Instant::now();
@@ -427,6 +527,9 @@ impl Drop for CeilingServer {
 pub async fn run(conn: &Conn, a: BenchArgs) -> anyhow::Result<()> {
     if a.connections == 0 || a.in_flight == 0 || a.tenants == 0 || a.batch_size == 0 {
         bail!("connections, in-flight, tenants and batch-size must each be at least 1");
+    }
+    if a.op == Op::Stream && a.rate.is_some() {
+        bail!("rate: --op stream runs closed loop only");
     }
     if a.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("rate: must be a positive number of requests per second");
