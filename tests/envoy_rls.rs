@@ -133,3 +133,105 @@ async fn should_rate_limit_answers_ok_then_over_limit_and_respects_hits_addend()
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("tenant_id"), "{}", e.message());
 }
+
+/// Sub-limits: a descriptor with a `model` entry spends the tenant's
+/// `api_requests_model_<model>` quota; Envoy sends it beside the parent
+/// descriptor, so either can refuse. A model without a quota of its own is
+/// limited only by the parent.
+#[tokio::test]
+async fn sub_limit_entries_spend_the_narrowed_quota_beside_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rls.toml");
+    std::fs::write(
+        &config,
+        "[[domains]]\ndomain = \"gw\"\ndefault_quota = \"api_requests\"\nsub_limit_keys = [\"model\"]\n",
+    )
+    .unwrap();
+    let mut args = Node::local_args();
+    args.extend(["--envoy-config".into(), config.display().to_string()]);
+    let node = Node::start_with(&dir.path().join("data"), &args);
+    let tenant = create_tenant(&node, "envoy-sub", "STARTER").await;
+    set_quota(
+        &node,
+        &tenant,
+        "api_requests",
+        json!({"limit": 10, "action": "block"}),
+    )
+    .await;
+    set_quota(
+        &node,
+        &tenant,
+        "api_requests_model_gpt_4o",
+        json!({"limit": 2, "action": "block"}),
+    )
+    .await;
+    let mut rls = RateLimitServiceClient::connect(node.grpc.clone())
+        .await
+        .unwrap();
+    let ask = |model: &str| RateLimitRequest {
+        domain: "gw".into(),
+        descriptors: vec![
+            descriptor(&[("tenant_id", &tenant)], None),
+            descriptor(&[("tenant_id", &tenant), ("model", model)], None),
+        ],
+        hits_addend: 1,
+    };
+    let codes = |r: &envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse| {
+        (
+            r.overall_code,
+            r.statuses.iter().map(|s| s.code).collect::<Vec<_>>(),
+        )
+    };
+    let (ok, over) = (Code::Ok as i32, Code::OverLimit as i32);
+    for remaining in [1, 0] {
+        let r = rls
+            .should_rate_limit(ask("GPT-4o"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(codes(&r), (ok, vec![ok, ok]));
+        assert_eq!(r.statuses[1].limit_remaining, remaining);
+        assert_eq!(
+            r.statuses[1].current_limit.as_ref().unwrap().name,
+            "api_requests_model_gpt_4o"
+        );
+    }
+    // The model's own limit refuses; the parent still counts this request.
+    let r = rls
+        .should_rate_limit(ask("gpt-4o"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&r), (over, vec![ok, over]));
+    // A model with no quota of its own: only the parent limits it.
+    let r = rls
+        .should_rate_limit(ask("small"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&r), (ok, vec![ok, ok]));
+    assert!(r.statuses[1].current_limit.is_none(), "not counted");
+    let quota = node.grpc().await;
+    let used = |q: &'static str| {
+        let mut quota = quota.clone();
+        let tenant = tenant.clone();
+        async move {
+            quota
+                .get_usage(quotad_proto::v1::GetUsageRequest {
+                    tenant_id: tenant,
+                    quota: q.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .quotas[0]
+                .used
+        }
+    };
+    assert_eq!(
+        used("api_requests").await,
+        4,
+        "every request spent the parent"
+    );
+    assert_eq!(used("api_requests_model_gpt_4o").await, 2);
+}

@@ -5,6 +5,7 @@
 use super::rls_config::RlsConfig;
 use crate::Engine;
 use crate::error::EngineError;
+use crate::error_code::ErrorCode;
 use crate::quota::{Decision, QuotaError};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
@@ -106,7 +107,7 @@ impl RateLimitService for EnvoyRls {
                     "descriptors[{i}].hits_addend: {hits} is too large"
                 ))
             })?;
-            let d = self
+            let d = match self
                 .engine
                 .increment(
                     target.tenant,
@@ -116,7 +117,24 @@ impl RateLimitService for EnvoyRls {
                     target.consistency,
                 )
                 .await
-                .map_err(status)?;
+            {
+                Ok(d) => d,
+                // A sub-limit the tenant has not defined (or that cannot be
+                // a quota name) limits nothing.
+                Err(e)
+                    if target.sub_limit
+                        && (e.code() == ErrorCode::NotFound
+                            || e.code() == ErrorCode::InvalidArgument)
+                        && e.field() == Some("quota") =>
+                {
+                    statuses.push(DescriptorStatus {
+                        code: Code::Ok as i32,
+                        ..Default::default()
+                    });
+                    continue;
+                }
+                Err(e) => return Err(status(e)),
+            };
             let s = self.descriptor_status(&d, &target.quota);
             if s.current_limit.is_some()
                 && tightest

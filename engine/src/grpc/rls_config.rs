@@ -7,7 +7,16 @@
 //! quota_key = "quota"        # the entry whose value names the quota...
 //! default_quota = "api_requests"  # ...or this when there is none
 //! consistency = "strict"     # or "fast"
+//! sub_limit_keys = ["model"] # entries that narrow the quota (see below)
 //! ```
+//! **Sub-limits.** A descriptor that also carries one of `sub_limit_keys`
+//! spends the tenant's quota named `{quota}_{key}_{value}` instead (values
+//! lowercased, other characters than letters and digits turned into `_`):
+//! with `model = "gpt-4o"`, quota `llm_tokens` becomes
+//! `llm_tokens_model_gpt_4o`. Envoy sends the parent descriptor and the
+//! narrowed one side by side, so a request spends both and is limited by
+//! either. A sub-limit the tenant has not defined limits nothing: that
+//! descriptor is answered OK and not counted.
 //! A descriptor without the tenant entry, or without a quota, is not limited
 //! by quotad (answered OK), as Envoy's reference service does for
 //! descriptors it has no rule for.
@@ -35,6 +44,8 @@ pub struct RlsDomain {
     pub default_quota: Option<String>,
     #[serde(default)]
     pub consistency: Option<String>,
+    #[serde(default)]
+    pub sub_limit_keys: Vec<String>,
 }
 
 fn tenant_key() -> String {
@@ -55,6 +66,7 @@ impl Default for RlsConfig {
                 quota_key: quota_key(),
                 default_quota: None,
                 consistency: None,
+                sub_limit_keys: Vec::new(),
             }],
         }
     }
@@ -66,6 +78,8 @@ pub struct Target {
     pub tenant: TenantId,
     pub quota: String,
     pub consistency: Option<Consistency>,
+    /// Named by sub-limit entries: the tenant may not define it.
+    pub sub_limit: bool,
 }
 
 impl RlsConfig {
@@ -113,10 +127,20 @@ impl RlsDomain {
                 format!("entry {:?}: {tenant:?} is not a tenant id", self.tenant_key),
             )
         })?;
-        let quota = match value(&self.quota_key).or(self.default_quota.as_deref()) {
+        let mut quota = match value(&self.quota_key).or(self.default_quota.as_deref()) {
             Some(q) => q.to_string(),
             None => return Ok(None),
         };
+        let mut sub_limit = false;
+        for key in &self.sub_limit_keys {
+            if let Some(v) = value(key) {
+                sub_limit = true;
+                quota.push('_');
+                quota.push_str(&name_part(key));
+                quota.push('_');
+                quota.push_str(&name_part(v));
+            }
+        }
         let consistency = match self.consistency.as_deref() {
             Some("fast") => Some(Consistency::Fast),
             Some(_) => Some(Consistency::Strict),
@@ -126,8 +150,23 @@ impl RlsDomain {
             tenant,
             quota,
             consistency,
+            sub_limit,
         }))
     }
+}
+
+/// `value` as part of a quota name: lowercase letters, digits and `_`.
+fn name_part(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -170,6 +209,47 @@ mod tests {
         // Unknown domains: none configured, and no wildcard.
         assert!(c.domain("other").is_none());
         assert!(RlsConfig::default().domain("anything").is_some());
+    }
+
+    #[test]
+    fn sub_limit_entries_narrow_the_quota() {
+        let c = RlsConfig::parse(
+            r#"
+            [[domains]]
+            domain = "gw"
+            default_quota = "llm_tokens"
+            sub_limit_keys = ["model", "region"]
+            "#,
+        )
+        .unwrap();
+        let d = c.domain("gw").unwrap();
+        let parent = d
+            .target([("tenant_id", TENANT)].into_iter())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (parent.quota.as_str(), parent.sub_limit),
+            ("llm_tokens", false)
+        );
+        let sub = d
+            .target([("tenant_id", TENANT), ("model", "GPT-4o")].into_iter())
+            .unwrap()
+            .unwrap();
+        assert_eq!(sub.quota, "llm_tokens_model_gpt_4o");
+        assert!(sub.sub_limit);
+        // Several keys, in the configured order whatever the entry order.
+        let both = d
+            .target(
+                [
+                    ("region", "eu.west"),
+                    ("tenant_id", TENANT),
+                    ("model", "m1"),
+                ]
+                .into_iter(),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(both.quota, "llm_tokens_model_m1_region_eu_west");
     }
 
     #[test]
