@@ -7,22 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-cargo build --release --quiet
-bin=$PWD/target/release/quotad
-work=$(mktemp -d)
-export JWT_SECRET=bench-secret-0123456789abcdef
-token=$("$bin" token --sub bench --role operator)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_ready() { # http address
-  for _ in $(seq 1 300); do
-    curl -sf "http://$1/readyz" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "node at $1 not ready" >&2; return 1
-}
+source benches/lib.sh
+bin=$(release_bin)
+token=$(token_for "$bin")
 
 declare -A rate
 run() { # label, grpc nodes (comma-separated), http, consistency, workload, extra flags...
@@ -48,18 +35,15 @@ PY
 
 echo "| setup | consistency | workload | decisions/s | p50 µs | p99 µs | p99.9 µs | errors |"
 echo "|---|---|---|---|---|---|---|---|"
-RUST_LOG=error "$bin" serve --data-dir "$work/single" --grpc-addr 127.0.0.1:7201 \
-  --http-addr 127.0.0.1:7202 --peer-addr 127.0.0.1:7203 >/dev/null &
-pids+=($!)
-wait_ready 127.0.0.1:7202
+start_node "$bin" "$work/single" 7200
 for what in unary batch; do
   for mode in fast strict; do
     run "1 node" 127.0.0.1:7201 127.0.0.1:7202 "$mode" "$what"
   done
 done
-kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+stop_node
 
-RUST_LOG=error "$bin" dev-cluster --nodes 3 --dir "$work/cluster" --base-port 7300 >/dev/null &
+RUST_LOG=error "$bin" dev-cluster --nodes 3 --dir "$work/cluster" --base-port 7300 >/dev/null 2>&1 &
 pids+=($!)
 for i in 1 2 3; do wait_ready "127.0.0.1:73${i}1"; done
 # Let placement finish (every group on all three nodes, leaders spread).

@@ -30,27 +30,15 @@ if [ ${#workloads[@]} -eq 0 ]; then
     "--op batch --batch-size 1000 --consistency fast --connections 2 --in-flight 2"
   )
 fi
+source benches/lib.sh
 bench=$1
-work=$(mktemp -d)
-export JWT_SECRET=bench-secret-0123456789abcdef
-token=$("$bench" token --sub bench --role operator)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+token=$(token_for "$bench")
 printf '[[domains]]\ndomain = "fast"\nconsistency = "fast"\n\n[[domains]]\ndomain = "*"\n' >"$work/rls.toml"
 
 start() { # binary, data dir
-  RUST_LOG=error "$1" serve --data-dir "$2" --grpc-addr 127.0.0.1:7501 \
-    --http-addr 127.0.0.1:7502 --peer-addr 127.0.0.1:7503 \
-    --envoy-config "$work/rls.toml" >/dev/null 2>&1 &
-  pid=$!
-  for _ in $(seq 1 300); do
-    curl -sf http://127.0.0.1:7502/readyz >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "node did not become ready" >&2; exit 1
+  start_node "$1" "$2" 7500 --envoy-config "$work/rls.toml"
 }
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+stop() { stop_node; }
 q() { "$bench" --http http://127.0.0.1:7502 --grpc http://127.0.0.1:7501 --token "$token" "$@"; }
 
 # The tenants, once, in a template data dir.

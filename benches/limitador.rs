@@ -173,32 +173,25 @@ fn limitador_decisions(names: &[String], dist: &KeyDist, threads: usize, d: Dura
     total.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// `threads x 32` callers on a runtime of `threads` workers.
-async fn quotad_decisions(
-    engine: &Arc<Engine>,
-    tenants: &[TenantId],
-    dist: &KeyDist,
-    threads: usize,
-    d: Duration,
-    consistency: Consistency,
-) -> f64 {
-    let tenants = Arc::new(tenants.to_vec());
-    let dist = Arc::new(dist.clone());
+/// `callers` tasks, each repeating `step` (which makes some decisions with
+/// the task's generator and says how many) until `d` has passed; answers
+/// decisions per second.
+async fn drive<F, Fut>(callers: usize, d: Duration, step: F) -> f64
+where
+    F: Fn(Rng) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (Rng, u64)> + Send,
+{
     let started = Instant::now();
-    let tasks: Vec<_> = (0..threads * 32)
+    let tasks: Vec<_> = (0..callers)
         .map(|t| {
-            let (engine, tenants, dist) = (engine.clone(), tenants.clone(), dist.clone());
+            let step = step.clone();
             tokio::spawn(async move {
                 let mut rng = Rng::new(t as u64 + 1);
                 let mut n = 0u64;
                 while started.elapsed() < d {
-                    let tenant = tenants[dist.sample(rng.unit())];
-                    let r = engine
-                        .increment(tenant, "api_requests", 1, None, Some(consistency))
-                        .await
-                        .unwrap();
-                    assert!(r.allowed, "the limit is out of reach");
-                    n += 1;
+                    let (next, made) = step(rng).await;
+                    rng = next;
+                    n += made;
                 }
                 n
             })
@@ -211,6 +204,36 @@ async fn quotad_decisions(
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// `threads x 32` callers on a runtime of `threads` workers.
+async fn quotad_decisions(
+    engine: &Arc<Engine>,
+    tenants: &[TenantId],
+    dist: &KeyDist,
+    threads: usize,
+    d: Duration,
+    consistency: Consistency,
+) -> f64 {
+    let (engine, tenants, dist) = (
+        engine.clone(),
+        Arc::new(tenants.to_vec()),
+        Arc::new(dist.clone()),
+    );
+    drive(threads * 32, d, move |mut rng| {
+        let (engine, tenants, dist) = (engine.clone(), tenants.clone(), dist.clone());
+        async move {
+            let tenant = tenants[dist.sample(rng.unit())];
+            let r = engine
+                .increment(tenant, "api_requests", 1, None, Some(consistency))
+                .await
+                .unwrap();
+            assert!(r.allowed, "the limit is out of reach");
+            (rng, 1)
+        }
+    })
+    .await
+}
+
+/// `threads x 2` callers, each sending Batch of 1000 fast increments.
 async fn quotad_batch(
     engine: &Arc<Engine>,
     tenants: &[TenantId],
@@ -218,41 +241,34 @@ async fn quotad_batch(
     threads: usize,
     d: Duration,
 ) -> f64 {
-    let tenants = Arc::new(tenants.to_vec());
-    let dist = Arc::new(dist.clone());
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..threads * 2)
-        .map(|t| {
-            let (engine, tenants, dist) = (engine.clone(), tenants.clone(), dist.clone());
-            tokio::spawn(async move {
-                let mut rng = Rng::new(t as u64 + 1);
-                let mut n = 0u64;
-                while started.elapsed() < d {
-                    let items = (0..1000)
-                        .map(|_| {
-                            (
-                                tenants[dist.sample(rng.unit())],
-                                BatchOp::Increment {
-                                    quota: "api_requests".into(),
-                                    amount: 1,
-                                    idempotency_key: None,
-                                    consistency: Some(Consistency::Fast),
-                                },
-                            )
-                        })
-                        .collect();
-                    for r in engine.batch(items).await {
-                        assert!(r.unwrap().allowed, "the limit is out of reach");
-                        n += 1;
-                    }
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / started.elapsed().as_secs_f64()
+    let (engine, tenants, dist) = (
+        engine.clone(),
+        Arc::new(tenants.to_vec()),
+        Arc::new(dist.clone()),
+    );
+    drive(threads * 2, d, move |mut rng| {
+        let (engine, tenants, dist) = (engine.clone(), tenants.clone(), dist.clone());
+        async move {
+            let items = (0..1000)
+                .map(|_| {
+                    (
+                        tenants[dist.sample(rng.unit())],
+                        BatchOp::Increment {
+                            quota: "api_requests".into(),
+                            amount: 1,
+                            idempotency_key: None,
+                            consistency: Some(Consistency::Fast),
+                        },
+                    )
+                })
+                .collect();
+            let mut n = 0;
+            for r in engine.batch(items).await {
+                assert!(r.unwrap().allowed, "the limit is out of reach");
+                n += 1;
+            }
+            (rng, n)
+        }
+    })
+    .await
 }

@@ -8,21 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 many=${2:-100000}
-cargo build --release --quiet
-bin=$PWD/target/release/quotad
-work=$(mktemp -d)
-export JWT_SECRET=bench-secret-0123456789abcdef
-token=$("$bin" token --sub bench --role operator)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source benches/lib.sh
+bin=$(release_bin)
+token=$(token_for "$bin")
 # Envoy mapping: domain "fast" decides in memory and logs in the background,
 # any other domain is strict.
 printf '[[domains]]\ndomain = "fast"\nconsistency = "fast"\n\n[[domains]]\ndomain = "*"\n' >"$work/rls.toml"
-RUST_LOG=error "$bin" serve --data-dir "$work/node" --grpc-addr 127.0.0.1:7601 \
-  --http-addr 127.0.0.1:7602 --peer-addr 127.0.0.1:7603 --envoy-config "$work/rls.toml" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 300); do curl -sf http://127.0.0.1:7602/readyz >/dev/null && break; sleep 0.1; done
+start_node "$bin" "$work/node" 7600 --envoy-config "$work/rls.toml"
 q() { "$bin" --http http://127.0.0.1:7602 --grpc http://127.0.0.1:7601 --token "$token" "$@"; }
 for n in 1 200 "$many"; do
   q bench --op check --tenants "$n" --tenants-file "$work/t$n" --duration-secs 1 >/dev/null 2>&1

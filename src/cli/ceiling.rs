@@ -24,6 +24,12 @@ pub struct CeilingArgs {
 
 struct Empty;
 
+fn unsupported() -> Status {
+    Status::unimplemented(
+        "the ceiling server answers Check, Increment, Batch, Stream and ShouldRateLimit only",
+    )
+}
+
 fn allowed() -> pb::Decision {
     pb::Decision {
         allowed: true,
@@ -104,36 +110,28 @@ impl QuotaService for Empty {
         &self,
         _: Request<pb::ReserveRequest>,
     ) -> Result<Response<pb::ReserveResponse>, Status> {
-        Err(Status::unimplemented(
-            "the ceiling server answers Check, Increment, Batch and ShouldRateLimit only",
-        ))
+        Err(unsupported())
     }
 
     async fn settle(
         &self,
         _: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        Err(Status::unimplemented(
-            "the ceiling server answers Check, Increment, Batch and ShouldRateLimit only",
-        ))
+        Err(unsupported())
     }
 
     async fn release(
         &self,
         _: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
-        Err(Status::unimplemented(
-            "the ceiling server answers Check, Increment, Batch and ShouldRateLimit only",
-        ))
+        Err(unsupported())
     }
 
     async fn get_usage(
         &self,
         _: Request<pb::GetUsageRequest>,
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
-        Err(Status::unimplemented(
-            "the ceiling server answers Check, Increment, Batch and ShouldRateLimit only",
-        ))
+        Err(unsupported())
     }
 }
 
