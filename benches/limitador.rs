@@ -13,6 +13,8 @@
 //! quotad is called through `Engine::increment` (fast: decided in memory,
 //! logged to Raft and made durable in the background; strict: answered once
 //! durable) and `Engine::batch` (1000 increments a call).
+#[path = "support/tenants.rs"]
+mod tenants;
 #[path = "../src/cli/bench/zipf.rs"]
 #[allow(dead_code)]
 mod zipf;
@@ -22,7 +24,7 @@ use limitador::limit::{Context, Limit};
 use quotad_engine::actor::Consistency;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::model::{Period, QuotaPolicy, TenantId, Tier};
-use quotad_engine::{BatchOp, Engine, EngineConfig, NewTenant};
+use quotad_engine::{BatchOp, Engine, EngineConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,44 +98,26 @@ fn main() {
     }
 }
 
+/// ENTERPRISE tenants, each with `api_requests` as a fixed hourly window.
 async fn create_tenants(engine: &Arc<Engine>, n: usize) -> Vec<TenantId> {
     use futures::StreamExt;
+    let ids = tenants::create(engine, n, "cmp", Tier::Enterprise).await;
     let by = AuditMeta::new("bench", "bench");
-    futures::stream::iter(0..n)
-        .map(|i| {
+    futures::stream::iter(ids.iter().copied())
+        .map(|id| {
             let (engine, by) = (engine.clone(), by.clone());
             async move {
-                let t = engine
-                    .create_tenant(
-                        NewTenant {
-                            slug: format!("cmp-{i}"),
-                            name: format!("cmp {i}"),
-                            tier: Tier::Enterprise,
-                            timezone: chrono_tz::UTC,
-                            trial_days: None,
-                            settings_json: "{}".into(),
-                            owner: None,
-                        },
-                        &by,
-                    )
-                    .await
-                    .unwrap();
-                let id = t.tenant.id;
+                let policy = QuotaPolicy::counter(Period::Hourly, Some(LIMIT));
                 engine
-                    .set_quota(
-                        id,
-                        "api_requests",
-                        QuotaPolicy::counter(Period::Hourly, Some(LIMIT)),
-                        &by,
-                    )
+                    .set_quota(id, "api_requests", policy, &by)
                     .await
                     .unwrap();
-                id
             }
         })
         .buffer_unordered(256)
-        .collect()
-        .await
+        .collect::<Vec<()>>()
+        .await;
+    ids
 }
 
 fn limitador_decisions(names: &[String], dist: &KeyDist, threads: usize, d: Duration) -> f64 {

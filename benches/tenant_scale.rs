@@ -11,9 +11,11 @@
 //! active tenants), so it is what idle tenants cost. Activation is the
 //! first `check` of a cold tenant (starting its actor from committed
 //! state) minus a warm `check`, over 1000 tenants.
-use quotad_engine::audit::AuditMeta;
+#[path = "support/tenants.rs"]
+mod tenants;
+
 use quotad_engine::model::{TenantId, Tier};
-use quotad_engine::{Engine, EngineConfig, NewTenant};
+use quotad_engine::{Engine, EngineConfig};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -75,7 +77,7 @@ fn main() {
     let base = rss_bytes();
     let heap_base = heap_bytes();
     let started = Instant::now();
-    let tenants = rt.block_on(create(&engine, n));
+    let tenants = rt.block_on(tenants::create(&engine, n, "scale", Tier::Free));
     let created_in = started.elapsed();
     rt.block_on(settle(&engine));
     let rss = rss_bytes();
@@ -141,37 +143,6 @@ fn main() {
         "| activation cost (cold p50 - warm p50) | {} µs |",
         c50.saturating_sub(w50).as_micros()
     );
-}
-
-async fn create(engine: &Arc<Engine>, n: usize) -> Vec<TenantId> {
-    use futures::StreamExt;
-    let by = AuditMeta::new("bench", "bench");
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let (engine, by) = (engine.clone(), by.clone());
-            async move {
-                engine
-                    .create_tenant(
-                        NewTenant {
-                            slug: format!("scale-{i}"),
-                            name: format!("scale {i}"),
-                            tier: Tier::Free,
-                            timezone: chrono_tz::UTC,
-                            trial_days: None,
-                            settings_json: "{}".into(),
-                            owner: None,
-                        },
-                        &by,
-                    )
-                    .await
-                    .unwrap()
-                    .tenant
-                    .id
-            }
-        })
-        .buffer_unordered(512)
-        .collect()
-        .await
 }
 
 /// Wait until every actor has retired.
