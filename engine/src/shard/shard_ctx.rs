@@ -208,6 +208,30 @@ impl Shard {
     }
 }
 
+/// Waits until this leader is confirmed by a quorum and has applied every
+/// entry in its log, so actors started afterwards read complete state.
+///
+/// `ensure_linearizable` alone is not enough: a node that restarts with a
+/// committed vote for itself resumes leading in the same term, without a
+/// new no-op entry, and openraft then waits only for
+/// max(first entry of the term, the commit index it had persisted). That
+/// persisted index may predate the last entries it acknowledged before
+/// the crash (it is not fsync'd on its own), so the read barrier would pass
+/// with those entries unapplied. Everything in a leader's log is committed
+/// by that leader while it stays leader, so waiting for the last entry is
+/// both complete and bounded.
+async fn leader_barrier(raft: &openraft::Raft<crate::raft::TypeConfig>) -> Result<(), String> {
+    raft.ensure_linearizable()
+        .await
+        .map_err(|e| e.to_string())?;
+    let last = raft.metrics().borrow().last_log_index;
+    raft.wait(None)
+        .applied_index_at_least(last, "serving: the leader's whole log applied")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Follows the group's Raft state: on becoming leader, wait until
 /// everything committed before is applied (a linearizable read barrier),
 /// then serve; on losing leadership, stop serving and retire the actors.
@@ -232,8 +256,8 @@ async fn watch_leadership(shard: std::sync::Weak<Shard>, barrier_timeout: Durati
             // Actors from an earlier term (or from before a failed commit)
             // must not decide on.
             s.retire_all();
-            match tokio::time::timeout(barrier_timeout, s.group.raft.ensure_linearizable()).await {
-                Ok(Ok(_)) => {
+            match tokio::time::timeout(barrier_timeout, leader_barrier(&s.group.raft)).await {
+                Ok(Ok(())) => {
                     tracing::info!(group = s.group.id, term, "leading; serving tenants");
                     s.serving.store(term, Ordering::SeqCst);
                 }
