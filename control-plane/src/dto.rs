@@ -99,7 +99,7 @@ impl QuotaDto {
             }),
             remaining: q.remaining(now_ms),
             reset_at: q.reset_at_ms(tz, now_ms).map(rfc3339),
-            alert_thresholds: q.policy.alert_thresholds.clone(),
+            alert_thresholds: q.policy.alert_thresholds.to_vec(),
             overridden: q.policy.overridden,
         }
     }

@@ -95,7 +95,7 @@ pub async fn set(
         });
     let alert_thresholds = body
         .alert_thresholds
-        .or(existing.map(|p| p.alert_thresholds.clone()))
+        .or(existing.map(|p| p.alert_thresholds.to_vec()))
         .unwrap_or_else(|| QuotaPolicy::DEFAULT_THRESHOLDS.to_vec());
     let mut thresholds = alert_thresholds;
     thresholds.sort_unstable();
@@ -109,7 +109,7 @@ pub async fn set(
             None => same_kind.and_then(|p| p.soft_limit),
         },
         action,
-        alert_thresholds: thresholds,
+        alert_thresholds: thresholds.into(),
         // Only a platform operator's setting survives a tier change; what
         // tenant admins set follows the tier.
         overridden: caller.is_none(),

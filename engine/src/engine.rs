@@ -1100,7 +1100,7 @@ impl Engine {
                 for (name, q) in &t.quotas {
                     let mut q = q.clone();
                     q.roll(t.tenant.timezone, now);
-                    usage.push((label.clone(), name.clone(), q.usage(now)));
+                    usage.push((label.clone(), name.to_string(), q.usage(now)));
                 }
             }
         }

@@ -59,7 +59,8 @@ pub struct ServeArgs {
     /// Stop a tenant actor after this many idle seconds [default: 300]
     #[arg(long, env = "QUOTAD_ACTOR_IDLE_SECS")]
     actor_idle_secs: Option<u64>,
-    /// Snapshot each group every this many log entries [default: 5000]
+    /// Snapshot a group after at least this many log entries, once its log
+    /// since the last snapshot is as large as that snapshot [default: 5000]
     #[arg(long, env = "QUOTAD_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
     /// Log format: text or json [default: text]

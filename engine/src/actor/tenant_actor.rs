@@ -284,7 +284,7 @@ impl Actor for TenantActor {
             .map_err(|_| "state lock poisoned")?
             .tenants
             .get(&tenant)
-            .cloned();
+            .map(|t| TenantState::clone(t));
         let check_every = (shard.idle_after / 2).max(std::time::Duration::from_millis(10));
         myself.send_interval(check_every, || TenantMsg::IdleCheck);
         Ok(ActorState {

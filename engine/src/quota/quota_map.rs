@@ -2,13 +2,16 @@
 //! a handful of quotas; a `BTreeMap` would give each tenant a node of
 //! eleven slots (about 2 KiB here) for them. With a million resident
 //! tenants that slack is most of the node's memory. Lookups are a binary
-//! search over a few names. Serialized as a map, as the `BTreeMap` was.
+//! search over a few names. Names of up to 24 bytes (all the built-in
+//! ones) are stored inline rather than in an allocation of their own.
+//! Serialized as a map, as the `BTreeMap` was.
 use super::QuotaState;
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QuotaMap(Vec<(String, QuotaState)>);
+pub struct QuotaMap(Vec<(CompactString, QuotaState)>);
 
 impl QuotaMap {
     fn find(&self, name: &str) -> Result<usize, usize> {
@@ -34,7 +37,7 @@ impl QuotaMap {
             Err(i) => {
                 // Quotas are added rarely: grow by exactly one.
                 self.0.reserve_exact(1);
-                self.0.insert(i, (name, q));
+                self.0.insert(i, (CompactString::new(&name), q));
                 None
             }
         }
@@ -56,12 +59,12 @@ impl QuotaMap {
     }
 
     /// In name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &QuotaState)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &QuotaState)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
     }
 
     pub fn values(&self) -> impl Iterator<Item = &QuotaState> {
@@ -77,21 +80,24 @@ impl FromIterator<(String, QuotaState)> for QuotaMap {
     fn from_iter<I: IntoIterator<Item = (String, QuotaState)>>(iter: I) -> Self {
         // Through a BTreeMap: sorted, and a later duplicate wins, as before.
         let sorted: BTreeMap<String, QuotaState> = iter.into_iter().collect();
-        let mut v: Vec<_> = sorted.into_iter().collect();
+        let mut v: Vec<_> = sorted
+            .into_iter()
+            .map(|(k, q)| (CompactString::new(&k), q))
+            .collect();
         v.shrink_to_fit();
         QuotaMap(v)
     }
 }
 
 impl<'a> IntoIterator for &'a QuotaMap {
-    type Item = (&'a String, &'a QuotaState);
+    type Item = (&'a str, &'a QuotaState);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, QuotaState)>,
-        fn(&'a (String, QuotaState)) -> (&'a String, &'a QuotaState),
+        std::slice::Iter<'a, (CompactString, QuotaState)>,
+        fn(&'a (CompactString, QuotaState)) -> (&'a str, &'a QuotaState),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 }
 
@@ -106,7 +112,7 @@ impl std::ops::Index<&str> for QuotaMap {
 
 impl Serialize for QuotaMap {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        s.collect_map(self.0.iter().map(|(k, v)| (k.as_str(), v)))
     }
 }
 

@@ -376,7 +376,7 @@ impl TenantState {
                 }
                 for (name, q) in &self.quotas {
                     if q.policy.limit.is_some_and(|l| q.usage(now_ms) > l) {
-                        over_limit.push(name.clone());
+                        over_limit.push(name.to_string());
                     }
                 }
                 self.advance(now_ms);

@@ -105,8 +105,8 @@ mod tests {
         let cat = TierCatalog::builtin();
         assert_eq!(cat.defaults(Free)[STORAGE].kind, QuotaKind::Gauge);
         assert_eq!(
-            cat.defaults(Free)[API_REQUESTS].alert_thresholds,
-            vec![80, 90, 95]
+            cat.defaults(Free)[API_REQUESTS].alert_thresholds.as_slice(),
+            [80, 90, 95]
         );
     }
 

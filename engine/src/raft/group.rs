@@ -1,6 +1,7 @@
 use super::command::{Command, CommandResponse};
 use super::log_store::LogStore;
 use super::network::{GroupNetwork, Peers};
+use super::snapshot_pacing::{self, SnapshotPacing};
 use super::state_machine::{SharedState, StateMachine};
 use super::type_config::{NodeId, TypeConfig};
 use crate::error::EngineError;
@@ -13,7 +14,9 @@ use std::time::Duration;
 /// Raft tuning shared by every group of a node.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
-    /// Build a snapshot (and purge the log before it) every this many entries.
+    /// Build a snapshot (and purge the log before it) after at least this
+    /// many entries, once the log since the last one is as large as it
+    /// (see `snapshot_pacing`).
     pub snapshot_every: u64,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
@@ -55,7 +58,8 @@ impl Group {
             heartbeat_interval: config.heartbeat_ms,
             election_timeout_min: config.election_timeout_ms.0,
             election_timeout_max: config.election_timeout_ms.1,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            // Snapshots are triggered by `snapshot_pacing`.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 0,
             snapshot_max_chunk_size: config.snapshot_chunk_bytes,
             ..Default::default()
@@ -65,9 +69,10 @@ impl Group {
             group: id,
             message: format!("invalid raft config: {e}"),
         })?;
-        let sm = StateMachine::open(id, store.clone())?;
+        let pacing = SnapshotPacing::new(0, 0);
+        let sm = StateMachine::open(id, store.clone(), pacing.clone())?;
         let state = sm.state();
-        let log = LogStore::new(id, store);
+        let log = LogStore::new(id, store, pacing.clone());
         let raft = Raft::new(
             node_id,
             Arc::new(raft_config),
@@ -80,6 +85,11 @@ impl Group {
             group: id,
             message: e.to_string(),
         })?;
+        tokio::spawn(snapshot_pacing::run(
+            raft.clone(),
+            pacing,
+            config.snapshot_every,
+        ));
         Ok(Group { id, raft, state })
     }
 

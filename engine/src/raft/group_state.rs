@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 /// group holds the slug index.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupState {
-    pub tenants: HashMap<TenantId, TenantState>,
+    /// Boxed: a hash table keeps up to twice as many slots as entries, and
+    /// an empty slot then costs a pointer rather than a whole state.
+    pub tenants: HashMap<TenantId, Box<TenantState>>,
     pub slugs: BTreeMap<String, SlugClaim>,
     /// Custom domain -> the tenant that registered it (meta group).
     #[serde(default)]
@@ -118,7 +120,7 @@ impl GroupState {
                 let moved = MovedTenant {
                     tenant: *tenant,
                     to_group: *to_group,
-                    state,
+                    state: *state,
                     audit: self.audit.remove(tenant),
                     usage: self.usage.remove(tenant),
                 };
@@ -127,7 +129,7 @@ impl GroupState {
             }
             Command::MoveIn(m) => {
                 if let std::collections::hash_map::Entry::Vacant(v) = self.tenants.entry(m.tenant) {
-                    v.insert(m.state.clone());
+                    v.insert(Box::new(m.state.clone()));
                     if let Some(a) = &m.audit {
                         self.audit.insert(m.tenant, a.clone());
                     }
@@ -155,7 +157,7 @@ impl GroupState {
         let before = s
             .audit
             .as_ref()
-            .map(|_| audit_trail::part(&s.op, self.tenants.get(&s.tenant)));
+            .map(|_| audit_trail::part(&s.op, self.tenants.get(&s.tenant).map(|t| &**t)));
         let settled_quota = match &s.op {
             TenantOp::Settle { reservation_id, .. } => self
                 .tenants
@@ -167,7 +169,8 @@ impl GroupState {
         let outcome = self.apply_tenant_op(s)?;
         self.record_usage(s, &outcome, settled_quota);
         if let (Some(meta), Some(before)) = (&s.audit, before) {
-            let entry = audit_trail::entry(&s.op, before, self.tenants.get(&s.tenant), &outcome);
+            let after = self.tenants.get(&s.tenant).map(|t| &**t);
+            let entry = audit_trail::entry(&s.op, before, after, &outcome);
             self.audit
                 .entry(s.tenant)
                 .or_default()
@@ -215,12 +218,12 @@ impl GroupState {
             } => match self.tenants.entry(s.tenant) {
                 std::collections::hash_map::Entry::Occupied(_) => None,
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(TenantState::create(
+                    v.insert(Box::new(TenantState::create(
                         tenant.clone(),
                         quotas.clone(),
                         owner.as_deref(),
                         s.at_ms,
-                    ));
+                    )));
                     Some(OpOutcome::Tenant)
                 }
             },

@@ -3,6 +3,7 @@
 //! makes an acknowledged strict increment survive `kill -9`.
 // openraft's `StorageError` is large; its trait signatures fix the type.
 #![allow(clippy::result_large_err)]
+use super::snapshot_pacing::SnapshotPacing;
 use super::type_config::{NodeId, TypeConfig};
 use crate::storage::store_tables::{LOGS, RAFT_META};
 use crate::storage::{StorageError as StoreError, Store};
@@ -10,6 +11,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 type RaftStorageError = StorageError<NodeId>;
 
@@ -17,11 +19,16 @@ type RaftStorageError = StorageError<NodeId>;
 pub struct LogStore {
     group: u64,
     store: Store,
+    pacing: Arc<SnapshotPacing>,
 }
 
 impl LogStore {
-    pub fn new(group: u64, store: Store) -> Self {
-        LogStore { group, store }
+    pub fn new(group: u64, store: Store, pacing: Arc<SnapshotPacing>) -> Self {
+        LogStore {
+            group,
+            store,
+            pacing,
+        }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
@@ -172,6 +179,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut rows = Vec::new();
+        let mut bytes_total = 0;
         for e in entries {
             let bytes = postcard::to_allocvec(&e).map_err(|source| {
                 write_err(StoreError::Corrupt {
@@ -179,8 +187,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     source,
                 })
             })?;
+            bytes_total += bytes.len() as u64;
             rows.push((e.log_id.index, bytes));
         }
+        self.pacing.appended(bytes_total);
         let result = self.store.append_log(self.group, rows).await;
         match result {
             Ok(()) => {

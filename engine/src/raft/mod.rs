@@ -7,6 +7,7 @@
 //! - `state_machine`: openraft's state machine over `group_state`, with snapshots.
 //! - `log_store`: Raft log and vote in the node's redb store.
 //! - `network`: transport between replicas.
+//! - `snapshot_pacing`: when a group snapshots (by log bytes, not a fixed count).
 //! - `group`: starting a group and writing to it.
 mod audit_trail;
 mod command;
@@ -14,6 +15,7 @@ mod group;
 mod group_state;
 mod log_store;
 mod network;
+mod snapshot_pacing;
 mod state_machine;
 mod type_config;
 

@@ -4,6 +4,7 @@
 //! interval, not by the age of the data.
 use super::command::CommandResponse;
 use super::group_state::GroupState;
+use super::snapshot_pacing::SnapshotPacing;
 use super::type_config::{NodeId, TypeConfig};
 use crate::storage::store_tables::SNAPSHOTS;
 use crate::storage::{StorageError as StoreError, Store};
@@ -32,6 +33,7 @@ pub struct StateMachine {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     snapshots_built: u64,
+    pacing: Arc<SnapshotPacing>,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> RaftStorageError {
@@ -48,7 +50,7 @@ fn corrupt(what: &'static str) -> impl Fn(postcard::Error) -> StoreError {
 
 impl StateMachine {
     /// Open the group's state machine from its latest snapshot.
-    pub fn open(group: u64, store: Store) -> Result<Self, StoreError> {
+    pub fn open(group: u64, store: Store, pacing: Arc<SnapshotPacing>) -> Result<Self, StoreError> {
         let mut sm = StateMachine {
             group,
             store,
@@ -56,15 +58,19 @@ impl StateMachine {
             last_applied: None,
             membership: StoredMembership::default(),
             snapshots_built: 0,
+            pacing,
         };
         if let Some(bytes) = sm.store.read_snapshot(group)? {
             let snap: StoredSnapshot = postcard::from_bytes(&bytes).map_err(corrupt("snapshot"))?;
+            sm.pacing.snapshotted(snap.data.len() as u64);
             let state: GroupState =
                 postcard::from_bytes(&snap.data).map_err(corrupt("snapshot data"))?;
             *sm.state.write().expect("state lock") = state;
             sm.last_applied = snap.meta.last_log_id;
             sm.membership = snap.meta.last_membership;
         }
+        // The log left in the store is what was written since the snapshot.
+        sm.pacing.appended(sm.store.log_bytes(group)?);
         Ok(sm)
     }
 
@@ -88,6 +94,7 @@ pub struct SnapshotBuilder {
     store: Store,
     meta: SnapshotMeta<NodeId, BasicNode>,
     data: Result<Vec<u8>, postcard::Error>,
+    pacing: Arc<SnapshotPacing>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -108,6 +115,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .await
         .map_err(snap_write_err)?
         .map_err(snap_write_err)?;
+        self.pacing.snapshotted(snap.data.len() as u64);
         Ok(Snapshot {
             meta: snap.meta,
             snapshot: Box::new(Cursor::new(snap.data)),
@@ -169,6 +177,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot_id,
             },
             data,
+            pacing: self.pacing.clone(),
         }
     }
 
@@ -188,6 +197,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data,
         };
         self.save_snapshot(&snap).map_err(snap_write_err)?;
+        self.pacing.snapshotted(snap.data.len() as u64);
         *self.state.write().expect("state lock") = state;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();

@@ -21,6 +21,13 @@ pub struct Store {
     appender: Arc<LogAppender>,
 }
 
+/// redb's page cache (read cache and write buffer together). Its default,
+/// 1 GiB, fills with pages written once: log entries are read back only by
+/// a lagging replica or a restart, snapshots at start and when sent. A node
+/// with a million tenants then held about as much cache as state. 64 MiB
+/// keeps every recently written page a replication read wants.
+const CACHE_BYTES: usize = 64 << 20;
+
 /// Databases open in this process, by path. redb refuses a second open of
 /// the same file in one process; an engine restarted in-process (tests, an
 /// embedding application) may meet background tasks of its previous
@@ -42,7 +49,7 @@ fn open_shared(path: &Path) -> Result<Arc<Database>, StorageError> {
     // process holding it (a second node on the same data dir) keeps it.
     let mut attempts = 0;
     let db = loop {
-        match Database::create(path) {
+        match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => break Arc::new(db),
             Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 50 => {
                 attempts += 1;
@@ -199,6 +206,17 @@ impl Store {
             Some(row) => Ok(Some(row?.1.value().to_vec())),
             None => Ok(None),
         }
+    }
+
+    /// Total encoded size of `group`'s log as stored.
+    pub(crate) fn log_bytes(&self, group: u64) -> Result<u64, StorageError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(LOGS)?;
+        let mut total = 0;
+        for row in t.range((group, 0)..=(group, u64::MAX))? {
+            total += row?.1.value().len() as u64;
+        }
+        Ok(total)
     }
 
     pub(crate) fn read_logs(
