@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actor;
+pub mod archive;
 pub mod audit;
 pub mod clock;
 pub mod cluster;

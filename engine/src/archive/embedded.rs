@@ -1,0 +1,305 @@
+//! The default archive: a redb file of its own in the data dir
+//! (`archive.redb`), apart from the Raft store so archive writes never
+//! queue behind log appends.
+use super::records::granularity_code;
+use super::{Archive, ArchiveError, SCHEMA_VERSION, SNAPSHOTS_KEPT, SnapshotRecord, UsageBucket};
+use crate::audit::AuditEvent;
+use crate::clock::SharedClock;
+use crate::model::TenantId;
+use crate::usage_history::Granularity;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const BACKEND: &str = "embedded";
+
+const META: TableDefinition<&str, u32> = TableDefinition::new("archive_meta");
+/// (tenant, quota, granularity, start) -> amount
+const USAGE: TableDefinition<(u128, &str, u8, i64), u64> = TableDefinition::new("usage_bucket");
+/// (tenant, seq) -> event (postcard)
+const AUDIT: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("audit_event");
+/// (group, last index) -> snapshot (postcard)
+const SNAPSHOTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("shard_snapshot");
+/// group -> last synced log index
+const SYNC: TableDefinition<u64, u64> = TableDefinition::new("sync_position");
+
+/// Cache for the archive file: it is written in batches and read by
+/// reports, so a small cache does.
+const CACHE_BYTES: usize = 16 << 20;
+
+pub struct EmbeddedArchive {
+    db: Arc<Database>,
+    clock: SharedClock,
+    /// Cleared to take the archive out of service (an operator draining
+    /// the disk, or a fault test); calls then fail as a down backend's do.
+    available: AtomicBool,
+}
+
+fn io(e: impl std::fmt::Display) -> ArchiveError {
+    ArchiveError::Backend {
+        backend: BACKEND,
+        message: e.to_string(),
+    }
+}
+
+fn corrupt(what: &'static str) -> impl Fn(postcard::Error) -> ArchiveError {
+    move |e| ArchiveError::Corrupt {
+        what,
+        message: e.to_string(),
+    }
+}
+
+impl EmbeddedArchive {
+    /// Open (or create) `dir/archive.redb`.
+    pub fn open(dir: &Path, clock: SharedClock) -> Result<Arc<Self>, ArchiveError> {
+        std::fs::create_dir_all(dir).map_err(|e| ArchiveError::Config {
+            field: "data_dir",
+            message: format!("cannot create {}: {e}", dir.display()),
+        })?;
+        let path = dir.join("archive.redb");
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| ArchiveError::Config {
+                field: "data_dir",
+                message: format!("cannot open {}: {e}", path.display()),
+            })?;
+        Ok(Arc::new(EmbeddedArchive {
+            db: Arc::new(db),
+            clock,
+            available: AtomicBool::new(true),
+        }))
+    }
+
+    /// Take the archive out of service (`false`) or back (`true`).
+    pub fn set_available(&self, available: bool) {
+        self.available.store(available, Ordering::SeqCst);
+    }
+
+    /// Run `f` on the blocking pool, if the archive is in service.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, ArchiveError> + Send + 'static,
+    ) -> Result<T, ArchiveError> {
+        if !self.available.load(Ordering::SeqCst) {
+            return Err(ArchiveError::Unavailable {
+                backend: BACKEND,
+                message: "taken out of service".into(),
+            });
+        }
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(io)?
+    }
+}
+
+#[async_trait::async_trait]
+impl Archive for EmbeddedArchive {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn migrate(&self) -> Result<u32, ArchiveError> {
+        self.run(|db| {
+            let tx = db.begin_write().map_err(io)?;
+            let version = {
+                let mut meta = tx.open_table(META).map_err(io)?;
+                let found = meta
+                    .get("schema_version")
+                    .map_err(io)?
+                    .map_or(0, |v| v.value());
+                if found > SCHEMA_VERSION {
+                    return Err(ArchiveError::SchemaTooNew {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Version 1: the tables below. Later versions add steps
+                // here, each moving the data from version n to n + 1.
+                tx.open_table(USAGE).map_err(io)?;
+                tx.open_table(AUDIT).map_err(io)?;
+                tx.open_table(SNAPSHOTS).map_err(io)?;
+                tx.open_table(SYNC).map_err(io)?;
+                meta.insert("schema_version", SCHEMA_VERSION).map_err(io)?;
+                SCHEMA_VERSION
+            };
+            tx.commit().map_err(io)?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn put_usage(&self, buckets: &[UsageBucket]) -> Result<(), ArchiveError> {
+        let buckets = buckets.to_vec();
+        let now = self.clock.now_ms();
+        self.run(move |db| {
+            let tx = db.begin_write().map_err(io)?;
+            {
+                let mut t = tx.open_table(USAGE).map_err(io)?;
+                for b in buckets.iter().filter(|b| b.expires_at_ms() > now) {
+                    let key = (
+                        b.tenant.as_u128(),
+                        b.quota.as_str(),
+                        granularity_code(b.granularity),
+                        b.start_ms,
+                    );
+                    t.insert(key, b.amount).map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn usage(
+        &self,
+        tenant: TenantId,
+        quota: &str,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageBucket>, ArchiveError> {
+        let quota = quota.to_string();
+        let now = self.clock.now_ms();
+        self.run(move |db| {
+            let tx = db.begin_read().map_err(io)?;
+            let t = tx.open_table(USAGE).map_err(io)?;
+            let g = granularity_code(granularity);
+            let id = tenant.as_u128();
+            let mut out = Vec::new();
+            if from_ms >= to_ms {
+                return Ok(out);
+            }
+            let range = t
+                .range((id, quota.as_str(), g, from_ms)..(id, quota.as_str(), g, to_ms))
+                .map_err(io)?;
+            for row in range {
+                let (k, v) = row.map_err(io)?;
+                let bucket = UsageBucket {
+                    tenant,
+                    quota: quota.clone(),
+                    granularity,
+                    start_ms: k.value().3,
+                    amount: v.value(),
+                };
+                if bucket.expires_at_ms() > now {
+                    out.push(bucket);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_audit(&self, tenant: TenantId, events: &[AuditEvent]) -> Result<(), ArchiveError> {
+        let rows = events
+            .iter()
+            .map(|e| {
+                postcard::to_allocvec(e)
+                    .map(|bytes| (e.seq, bytes))
+                    .map_err(corrupt("audit event"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.run(move |db| {
+            let tx = db.begin_write().map_err(io)?;
+            {
+                let mut t = tx.open_table(AUDIT).map_err(io)?;
+                for (seq, bytes) in &rows {
+                    t.insert((tenant.as_u128(), *seq), bytes.as_slice())
+                        .map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn audit(
+        &self,
+        tenant: TenantId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, ArchiveError> {
+        self.run(move |db| {
+            let tx = db.begin_read().map_err(io)?;
+            let t = tx.open_table(AUDIT).map_err(io)?;
+            let id = tenant.as_u128();
+            let mut out = Vec::new();
+            let from = after_seq.saturating_add(1);
+            for row in t
+                .range((id, from)..=(id, u64::MAX))
+                .map_err(io)?
+                .take(limit)
+            {
+                let (_, v) = row.map_err(io)?;
+                out.push(postcard::from_bytes(v.value()).map_err(corrupt("audit event"))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), ArchiveError> {
+        let bytes = postcard::to_allocvec(snapshot).map_err(corrupt("snapshot"))?;
+        let (group, index) = (snapshot.group, snapshot.last_index);
+        self.run(move |db| {
+            let tx = db.begin_write().map_err(io)?;
+            {
+                let mut t = tx.open_table(SNAPSHOTS).map_err(io)?;
+                t.insert((group, index), bytes.as_slice()).map_err(io)?;
+                let keys: Vec<u64> = t
+                    .range((group, 0)..=(group, u64::MAX))
+                    .map_err(io)?
+                    .map(|r| r.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()
+                    .map_err(io)?;
+                let stale = keys.len().saturating_sub(SNAPSHOTS_KEPT);
+                for index in &keys[..stale] {
+                    t.remove((group, *index)).map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+
+    async fn snapshots(&self, group: u64) -> Result<Vec<SnapshotRecord>, ArchiveError> {
+        self.run(move |db| {
+            let tx = db.begin_read().map_err(io)?;
+            let t = tx.open_table(SNAPSHOTS).map_err(io)?;
+            let mut out = Vec::new();
+            for row in t.range((group, 0)..=(group, u64::MAX)).map_err(io)?.rev() {
+                let (_, v) = row.map_err(io)?;
+                out.push(postcard::from_bytes(v.value()).map_err(corrupt("snapshot"))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn synced_to(&self, group: u64) -> Result<Option<u64>, ArchiveError> {
+        self.run(move |db| {
+            let tx = db.begin_read().map_err(io)?;
+            let t = tx.open_table(SYNC).map_err(io)?;
+            Ok(t.get(group).map_err(io)?.map(|v| v.value()))
+        })
+        .await
+    }
+
+    async fn set_synced_to(&self, group: u64, index: u64) -> Result<(), ArchiveError> {
+        self.run(move |db| {
+            let tx = db.begin_write().map_err(io)?;
+            {
+                let mut t = tx.open_table(SYNC).map_err(io)?;
+                let current = t.get(group).map_err(io)?.map(|v| v.value());
+                if current.is_none_or(|c| c < index) {
+                    t.insert(group, index).map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+}

@@ -1,0 +1,44 @@
+use crate::model::TenantId;
+use crate::usage_history::Granularity;
+use serde::{Deserialize, Serialize};
+
+/// One usage bucket's total: what `quota` of `tenant` consumed in the hour
+/// or day starting at `start_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageBucket {
+    pub tenant: TenantId,
+    pub quota: String,
+    pub granularity: Granularity,
+    pub start_ms: i64,
+    pub amount: u64,
+}
+
+/// A group's state machine snapshot as of one applied log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub group: u64,
+    /// Log index and term of the last entry it includes.
+    pub last_index: u64,
+    pub last_term: u64,
+    pub taken_at_ms: i64,
+    /// The serialized group state (as in the node's own snapshots).
+    pub data: Vec<u8>,
+}
+
+impl UsageBucket {
+    /// Raw buckets are kept as long as the state machine keeps them
+    /// (hourly 35 days, daily 400 days); after that an archive drops them.
+    pub fn expires_at_ms(&self) -> i64 {
+        self.start_ms.saturating_add(match self.granularity {
+            Granularity::Hour => crate::usage_history::HOURLY_RETENTION_MS,
+            Granularity::Day => crate::usage_history::DAILY_RETENTION_MS,
+        })
+    }
+}
+
+pub(crate) fn granularity_code(g: Granularity) -> u8 {
+    match g {
+        Granularity::Hour => 0,
+        Granularity::Day => 1,
+    }
+}
