@@ -1,6 +1,13 @@
 //! The archive contract suite (`quotad_engine::archive::contract`) against
-//! every backend: `embedded` always.
-use quotad_engine::archive::{Archive, ArchiveError, EmbeddedArchive, contract};
+//! every backend: `embedded` always, `scylla` when `QUOTAD_SCYLLA_NODES`
+//! names a reachable ScyllaDB cluster (comma-separated `host:port`;
+//! `QUOTAD_SCYLLA_KEYSPACE` and `QUOTAD_SCYLLA_DC` choose the keyspace,
+//! default `quotad_contract`, and its datacenter, default `datacenter1`,
+//! replication factor 1). Without it the ScyllaDB tests say they were
+//! skipped.
+use quotad_engine::archive::{
+    Archive, ArchiveError, EmbeddedArchive, ScyllaArchive, ScyllaConfig, contract,
+};
 use quotad_engine::clock::SystemClock;
 use std::sync::Arc;
 
@@ -8,7 +15,33 @@ fn embedded(dir: &tempfile::TempDir) -> Arc<EmbeddedArchive> {
     EmbeddedArchive::open(dir.path(), Arc::new(SystemClock)).unwrap()
 }
 
-macro_rules! embedded_contract {
+/// The ScyllaDB archive named by the environment, or `None` (and a
+/// message saying the test was skipped).
+async fn scylla(test: &str) -> Option<Arc<ScyllaArchive>> {
+    let Ok(nodes) = std::env::var("QUOTAD_SCYLLA_NODES") else {
+        eprintln!(
+            "SKIPPED scylla::{test}: QUOTAD_SCYLLA_NODES is not set (no ScyllaDB here); \
+             the same check ran against the embedded archive"
+        );
+        return None;
+    };
+    let mut config = ScyllaConfig::new(
+        nodes.split(',').map(|n| n.trim().to_string()).collect(),
+        std::env::var("QUOTAD_SCYLLA_KEYSPACE").unwrap_or_else(|_| "quotad_contract".into()),
+    );
+    config.replication = [(
+        std::env::var("QUOTAD_SCYLLA_DC").unwrap_or_else(|_| "datacenter1".into()),
+        1,
+    )]
+    .into();
+    let archive = ScyllaArchive::connect(config, Arc::new(SystemClock))
+        .await
+        .expect("QUOTAD_SCYLLA_NODES is set, so the cluster must be reachable");
+    archive.migrate().await.unwrap();
+    Some(archive)
+}
+
+macro_rules! contract_suite {
     ($($check:ident),* $(,)?) => {
         mod embedded {
             use super::*;
@@ -22,10 +55,22 @@ macro_rules! embedded_contract {
                 }
             )*
         }
+
+        mod scylla {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    if let Some(archive) = super::scylla(stringify!($check)).await {
+                        contract::$check(archive.as_ref()).await;
+                    }
+                }
+            )*
+        }
     };
 }
 
-embedded_contract!(
+contract_suite!(
     migrate_is_idempotent,
     usage_buckets_are_upserted_not_added,
     expired_buckets_are_dropped,
@@ -62,4 +107,39 @@ async fn embedded_data_survives_reopening() {
     let archive = embedded(&dir);
     assert_eq!(archive.migrate().await.unwrap(), 1);
     assert_eq!(archive.synced_to(3).await.unwrap(), Some(42));
+}
+
+#[tokio::test]
+async fn an_unreachable_scylla_cluster_is_reported_as_unavailable() {
+    // A port nothing listens on: the real driver, a refused connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let mut config = ScyllaConfig::new(vec![addr.clone()], "quotad_contract");
+    config.connect_timeout = std::time::Duration::from_secs(2);
+    let err = match ScyllaArchive::connect(config, Arc::new(SystemClock)).await {
+        Ok(_) => panic!("connected to {addr}, where nothing listens"),
+        Err(e) => e,
+    };
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains(&addr), "{err}");
+}
+
+#[tokio::test]
+async fn a_bad_scylla_configuration_names_the_field() {
+    let config = ScyllaConfig::new(vec!["127.0.0.1:9042".into()], "no-dashes");
+    let err = match ScyllaArchive::connect(config, Arc::new(SystemClock)).await {
+        Ok(_) => panic!("accepted a bad keyspace name"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(
+            err,
+            ArchiveError::Config {
+                field: "keyspace",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

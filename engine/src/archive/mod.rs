@@ -17,10 +17,12 @@ pub mod contract;
 mod embedded;
 mod error;
 mod records;
+mod scylla;
 
 pub use embedded::EmbeddedArchive;
 pub use error::ArchiveError;
 pub use records::{SnapshotRecord, UsageBucket};
+pub use scylla::{ScyllaArchive, ScyllaConfig};
 
 use crate::audit::AuditEvent;
 use crate::model::TenantId;

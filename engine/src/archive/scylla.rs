@@ -1,0 +1,676 @@
+//! The ScyllaDB archive, through the `scylla` driver: token-aware load
+//! balancing (the driver's default policy, set explicitly), prepared
+//! statements marked idempotent so the driver may retry them on another
+//! replica, LOCAL_QUORUM, server-side TTLs for raw usage buckets, paged
+//! reads. The schema is created and migrated by quotad (`migrate`), one
+//! numbered step at a time, recorded in `schema_migrations`.
+//!
+//! Snapshots can be far larger than a cell should be, so they are written
+//! as chunks first and a header row last: a header names a complete
+//! snapshot.
+use super::{Archive, ArchiveError, SCHEMA_VERSION, SNAPSHOTS_KEPT, SnapshotRecord, UsageBucket};
+use crate::audit::AuditEvent;
+use crate::clock::SharedClock;
+use crate::model::TenantId;
+use crate::usage_history::Granularity;
+use futures::TryStreamExt;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::statement::Consistency;
+use scylla::statement::prepared::PreparedStatement;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const BACKEND: &str = "scylla";
+
+/// Snapshot chunk size: well under the cell sizes ScyllaDB handles
+/// comfortably.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Where and how to keep the archive in ScyllaDB.
+#[derive(Debug, Clone)]
+pub struct ScyllaConfig {
+    /// Contact points, `host:port`.
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    /// Replication factor per datacenter (NetworkTopologyStrategy).
+    pub replication: BTreeMap<String, u32>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl ScyllaConfig {
+    pub fn new(nodes: Vec<String>, keyspace: impl Into<String>) -> Self {
+        ScyllaConfig {
+            nodes,
+            keyspace: keyspace.into(),
+            replication: BTreeMap::from([("datacenter1".to_string(), 3)]),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Check everything that goes into CQL text (names are not bind
+    /// markers there).
+    pub fn validate(&self) -> Result<(), ArchiveError> {
+        let bad = |field, message: String| Err(ArchiveError::Config { field, message });
+        if self.nodes.is_empty() {
+            return bad("nodes", "at least one contact point is needed".into());
+        }
+        if !valid_name(&self.keyspace) {
+            return bad(
+                "keyspace",
+                format!(
+                    "{:?} is not a valid keyspace name (letters, digits, _; starts with a letter; at most 48)",
+                    self.keyspace
+                ),
+            );
+        }
+        if self.replication.is_empty() {
+            return bad("replication", "name at least one datacenter".into());
+        }
+        for (dc, rf) in &self.replication {
+            if dc.is_empty()
+                || !dc
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                return bad("replication", format!("{dc:?} is not a datacenter name"));
+            }
+            if *rf == 0 {
+                return bad(
+                    "replication",
+                    format!("datacenter {dc}: factor must be at least 1"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 48
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether a failed call may succeed later (node down, timeout, overload).
+fn transient(e: &ExecutionError) -> bool {
+    match e {
+        ExecutionError::ConnectionPoolError(_)
+        | ExecutionError::RequestTimeout(_)
+        | ExecutionError::EmptyPlan => true,
+        ExecutionError::LastAttemptError(a) => match a {
+            RequestAttemptError::BrokenConnectionError(_)
+            | RequestAttemptError::UnableToAllocStreamId => true,
+            RequestAttemptError::DbError(d, _) => matches!(
+                d,
+                DbError::Overloaded
+                    | DbError::Unavailable { .. }
+                    | DbError::ReadTimeout { .. }
+                    | DbError::WriteTimeout { .. }
+                    | DbError::IsBootstrapping
+                    | DbError::RateLimitReached { .. }
+            ),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn exec_err(e: ExecutionError) -> ArchiveError {
+    if transient(&e) {
+        ArchiveError::Unavailable {
+            backend: BACKEND,
+            message: e.to_string(),
+        }
+    } else {
+        ArchiveError::Backend {
+            backend: BACKEND,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> ArchiveError {
+    ArchiveError::Backend {
+        backend: BACKEND,
+        message: e.to_string(),
+    }
+}
+
+/// Prepared statements, made once the schema is in place.
+struct Statements {
+    put_usage: PreparedStatement,
+    usage: PreparedStatement,
+    put_audit: PreparedStatement,
+    audit: PreparedStatement,
+    put_chunk: PreparedStatement,
+    put_header: PreparedStatement,
+    headers: PreparedStatement,
+    chunks: PreparedStatement,
+    delete_header: PreparedStatement,
+    delete_chunks: PreparedStatement,
+    claim_sync: PreparedStatement,
+    advance_sync: PreparedStatement,
+    synced_to: PreparedStatement,
+}
+
+pub struct ScyllaArchive {
+    session: Session,
+    config: ScyllaConfig,
+    clock: SharedClock,
+    statements: tokio::sync::OnceCell<Statements>,
+}
+
+/// The schema, one step per version. Step n takes the schema from version
+/// n - 1 to n; steps are never edited once released, only added.
+fn migrations(ks: &str) -> Vec<(u32, Vec<String>)> {
+    vec![(
+        1,
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.usage_bucket (
+                    tenant uuid, quota text, granularity tinyint, start_ms bigint, amount bigint,
+                    PRIMARY KEY ((tenant, quota, granularity), start_ms))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.audit_event (
+                    tenant uuid, seq bigint, at_ms bigint, actor text, request_id text,
+                    action text, target text, before text, after text,
+                    prev_hash text, hash text,
+                    PRIMARY KEY (tenant, seq))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.shard_snapshot (
+                    grp bigint, last_index bigint, last_term bigint, taken_at_ms bigint, chunks int,
+                    PRIMARY KEY (grp, last_index)) WITH CLUSTERING ORDER BY (last_index DESC)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.shard_snapshot_chunk (
+                    grp bigint, last_index bigint, chunk int, data blob,
+                    PRIMARY KEY ((grp, last_index), chunk))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.sync_position (
+                    grp bigint PRIMARY KEY, idx bigint)"
+            ),
+        ],
+    )]
+}
+
+impl ScyllaArchive {
+    /// Connect to the cluster. The schema is made by [`Archive::migrate`].
+    pub async fn connect(
+        config: ScyllaConfig,
+        clock: SharedClock,
+    ) -> Result<Arc<Self>, ArchiveError> {
+        config.validate()?;
+        let profile = ExecutionProfile::builder()
+            .load_balancing_policy(DefaultPolicy::builder().token_aware(true).build())
+            .consistency(Consistency::LocalQuorum)
+            .request_timeout(Some(config.request_timeout))
+            .build();
+        let session = SessionBuilder::new()
+            .known_nodes(&config.nodes)
+            .connection_timeout(config.connect_timeout)
+            .default_execution_profile_handle(profile.into_handle())
+            .build()
+            .await
+            .map_err(|e| ArchiveError::Unavailable {
+                backend: BACKEND,
+                message: format!("cannot connect to {}: {e}", config.nodes.join(", ")),
+            })?;
+        Ok(Arc::new(ScyllaArchive {
+            session,
+            config,
+            clock,
+            statements: tokio::sync::OnceCell::new(),
+        }))
+    }
+
+    async fn ddl(&self, cql: &str) -> Result<(), ArchiveError> {
+        self.session
+            .query_unpaged(cql, &[])
+            .await
+            .map(|_| ())
+            .map_err(exec_err)
+    }
+
+    async fn prepare(&self, cql: String) -> Result<PreparedStatement, ArchiveError> {
+        let mut p = self.session.prepare(cql).await.map_err(other)?;
+        // Every write here is an upsert or a conditional update, so a
+        // retry on another replica cannot double anything.
+        p.set_is_idempotent(true);
+        Ok(p)
+    }
+
+    async fn statements(&self) -> Result<&Statements, ArchiveError> {
+        self.statements
+            .get_or_try_init(|| async {
+                let ks = &self.config.keyspace;
+                Ok(Statements {
+                    put_usage: self.prepare(format!(
+                        "INSERT INTO {ks}.usage_bucket (tenant, quota, granularity, start_ms, amount) VALUES (?, ?, ?, ?, ?) USING TTL ?"
+                    )).await?,
+                    usage: self.prepare(format!(
+                        "SELECT start_ms, amount FROM {ks}.usage_bucket WHERE tenant = ? AND quota = ? AND granularity = ? AND start_ms >= ? AND start_ms < ?"
+                    )).await?,
+                    put_audit: self.prepare(format!(
+                        "INSERT INTO {ks}.audit_event (tenant, seq, at_ms, actor, request_id, action, target, before, after, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    )).await?,
+                    audit: self.prepare(format!(
+                        "SELECT seq, at_ms, actor, request_id, action, target, before, after, prev_hash, hash FROM {ks}.audit_event WHERE tenant = ? AND seq > ? LIMIT ?"
+                    )).await?,
+                    put_chunk: self.prepare(format!(
+                        "INSERT INTO {ks}.shard_snapshot_chunk (grp, last_index, chunk, data) VALUES (?, ?, ?, ?)"
+                    )).await?,
+                    put_header: self.prepare(format!(
+                        "INSERT INTO {ks}.shard_snapshot (grp, last_index, last_term, taken_at_ms, chunks) VALUES (?, ?, ?, ?, ?)"
+                    )).await?,
+                    headers: self.prepare(format!(
+                        "SELECT last_index, last_term, taken_at_ms, chunks FROM {ks}.shard_snapshot WHERE grp = ?"
+                    )).await?,
+                    chunks: self.prepare(format!(
+                        "SELECT chunk, data FROM {ks}.shard_snapshot_chunk WHERE grp = ? AND last_index = ?"
+                    )).await?,
+                    delete_header: self.prepare(format!(
+                        "DELETE FROM {ks}.shard_snapshot WHERE grp = ? AND last_index = ?"
+                    )).await?,
+                    delete_chunks: self.prepare(format!(
+                        "DELETE FROM {ks}.shard_snapshot_chunk WHERE grp = ? AND last_index = ?"
+                    )).await?,
+                    claim_sync: self.prepare(format!(
+                        "INSERT INTO {ks}.sync_position (grp, idx) VALUES (?, ?) IF NOT EXISTS"
+                    )).await?,
+                    advance_sync: self.prepare(format!(
+                        "UPDATE {ks}.sync_position SET idx = ? WHERE grp = ? IF idx < ?"
+                    )).await?,
+                    synced_to: self.prepare(format!(
+                        "SELECT idx FROM {ks}.sync_position WHERE grp = ?"
+                    )).await?,
+                })
+            })
+            .await
+    }
+
+    async fn applied_versions(&self) -> Result<Vec<u32>, ArchiveError> {
+        let ks = &self.config.keyspace;
+        let rows = self
+            .session
+            .query_unpaged(format!("SELECT version FROM {ks}.schema_migrations"), &[])
+            .await
+            .map_err(exec_err)?
+            .into_rows_result()
+            .map_err(other)?;
+        let mut versions = Vec::new();
+        for row in rows.rows::<(i32,)>().map_err(other)? {
+            versions.push(row.map_err(other)?.0 as u32);
+        }
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    async fn snapshot_data(
+        &self,
+        group: u64,
+        index: u64,
+        chunks: i32,
+    ) -> Result<Vec<u8>, ArchiveError> {
+        let st = self.statements().await?;
+        let mut rows = self
+            .session
+            .execute_iter(st.chunks.clone(), (group as i64, index as i64))
+            .await
+            .map_err(other)?
+            .rows_stream::<(i32, Vec<u8>)>()
+            .map_err(other)?;
+        let mut parts = BTreeMap::new();
+        while let Some((chunk, data)) = rows.try_next().await.map_err(other)? {
+            parts.insert(chunk, data);
+        }
+        if parts.len() != chunks as usize || parts.keys().copied().ne(0..chunks) {
+            return Err(ArchiveError::Corrupt {
+                what: "snapshot",
+                message: format!(
+                    "group {group} snapshot at {index}: {} of {chunks} chunks present",
+                    parts.len()
+                ),
+            });
+        }
+        Ok(parts.into_values().flatten().collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Archive for ScyllaArchive {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn migrate(&self) -> Result<u32, ArchiveError> {
+        let ks = &self.config.keyspace;
+        let replication: Vec<String> = self
+            .config
+            .replication
+            .iter()
+            .map(|(dc, rf)| format!("'{dc}': {rf}"))
+            .collect();
+        self.ddl(&format!(
+            "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {{'class': 'NetworkTopologyStrategy', {}}}",
+            replication.join(", ")
+        ))
+        .await?;
+        self.ddl(&format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (version int PRIMARY KEY, applied_at_ms bigint)"
+        ))
+        .await?;
+        let applied = self.applied_versions().await?;
+        if let Some(&found) = applied.last()
+            && found > SCHEMA_VERSION
+        {
+            return Err(ArchiveError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (version, steps) in migrations(ks) {
+            if applied.contains(&version) {
+                continue;
+            }
+            // Each statement is IF NOT EXISTS: a step that died half-way
+            // is simply run again.
+            for cql in steps {
+                self.ddl(&cql).await?;
+            }
+            self.session
+                .query_unpaged(
+                    format!(
+                        "INSERT INTO {ks}.schema_migrations (version, applied_at_ms) VALUES (?, ?)"
+                    ),
+                    (version as i32, self.clock.now_ms()),
+                )
+                .await
+                .map_err(exec_err)?;
+            tracing::info!(keyspace = %ks, version, "archive schema migrated");
+        }
+        self.statements().await?;
+        Ok(SCHEMA_VERSION)
+    }
+
+    async fn put_usage(&self, buckets: &[UsageBucket]) -> Result<(), ArchiveError> {
+        let st = self.statements().await?;
+        let now = self.clock.now_ms();
+        for b in buckets {
+            // The bucket lives until its retention ends, counted from its
+            // start, however late it is written.
+            let ttl_secs = (b.expires_at_ms() - now) / 1000;
+            if ttl_secs <= 0 {
+                continue;
+            }
+            self.session
+                .execute_unpaged(
+                    &st.put_usage,
+                    (
+                        b.tenant,
+                        b.quota.as_str(),
+                        super::records::granularity_code(b.granularity) as i8,
+                        b.start_ms,
+                        b.amount as i64,
+                        ttl_secs.min(i32::MAX as i64) as i32,
+                    ),
+                )
+                .await
+                .map_err(exec_err)?;
+        }
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        tenant: TenantId,
+        quota: &str,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageBucket>, ArchiveError> {
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        let st = self.statements().await?;
+        let g = super::records::granularity_code(granularity) as i8;
+        let mut rows = self
+            .session
+            .execute_iter(st.usage.clone(), (tenant, quota, g, from_ms, to_ms))
+            .await
+            .map_err(other)?
+            .rows_stream::<(i64, i64)>()
+            .map_err(other)?;
+        let mut out = Vec::new();
+        while let Some((start_ms, amount)) = rows.try_next().await.map_err(other)? {
+            out.push(UsageBucket {
+                tenant,
+                quota: quota.to_string(),
+                granularity,
+                start_ms,
+                amount: amount as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn put_audit(&self, tenant: TenantId, events: &[AuditEvent]) -> Result<(), ArchiveError> {
+        let st = self.statements().await?;
+        for e in events {
+            self.session
+                .execute_unpaged(
+                    &st.put_audit,
+                    (
+                        tenant,
+                        e.seq as i64,
+                        e.at_ms,
+                        e.actor.as_str(),
+                        e.request_id.as_str(),
+                        e.action.as_str(),
+                        e.target.as_str(),
+                        e.before.as_str(),
+                        e.after.as_str(),
+                        e.prev_hash.as_str(),
+                        e.hash.as_str(),
+                    ),
+                )
+                .await
+                .map_err(exec_err)?;
+        }
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        tenant: TenantId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, ArchiveError> {
+        let st = self.statements().await?;
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        );
+        let limit = limit.min(i32::MAX as usize) as i32;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut rows = self
+            .session
+            .execute_iter(st.audit.clone(), (tenant, after_seq as i64, limit))
+            .await
+            .map_err(other)?
+            .rows_stream::<Row>()
+            .map_err(other)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.try_next().await.map_err(other)? {
+            out.push(AuditEvent {
+                seq: r.0 as u64,
+                at_ms: r.1,
+                actor: r.2,
+                request_id: r.3,
+                action: r.4,
+                target: r.5,
+                before: r.6,
+                after: r.7,
+                prev_hash: r.8,
+                hash: r.9,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn put_snapshot(&self, s: &SnapshotRecord) -> Result<(), ArchiveError> {
+        let st = self.statements().await?;
+        let (group, index) = (s.group as i64, s.last_index as i64);
+        let chunks: Vec<&[u8]> = if s.data.is_empty() {
+            vec![&[]]
+        } else {
+            s.data.chunks(CHUNK_BYTES).collect()
+        };
+        for (i, chunk) in chunks.iter().enumerate() {
+            self.session
+                .execute_unpaged(&st.put_chunk, (group, index, i as i32, *chunk))
+                .await
+                .map_err(exec_err)?;
+        }
+        self.session
+            .execute_unpaged(
+                &st.put_header,
+                (
+                    group,
+                    index,
+                    s.last_term as i64,
+                    s.taken_at_ms,
+                    chunks.len() as i32,
+                ),
+            )
+            .await
+            .map_err(exec_err)?;
+        // Newest first (clustering order): everything past the kept ones goes.
+        let headers = self.headers(s.group).await?;
+        for (old, _, _, _) in headers.into_iter().skip(SNAPSHOTS_KEPT) {
+            self.session
+                .execute_unpaged(&st.delete_header, (group, old))
+                .await
+                .map_err(exec_err)?;
+            self.session
+                .execute_unpaged(&st.delete_chunks, (group, old))
+                .await
+                .map_err(exec_err)?;
+        }
+        Ok(())
+    }
+
+    async fn snapshots(&self, group: u64) -> Result<Vec<SnapshotRecord>, ArchiveError> {
+        let mut out = Vec::new();
+        for (index, term, taken_at_ms, chunks) in
+            self.headers(group).await?.into_iter().take(SNAPSHOTS_KEPT)
+        {
+            out.push(SnapshotRecord {
+                group,
+                last_index: index as u64,
+                last_term: term as u64,
+                taken_at_ms,
+                data: self.snapshot_data(group, index as u64, chunks).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn synced_to(&self, group: u64) -> Result<Option<u64>, ArchiveError> {
+        let st = self.statements().await?;
+        let rows = self
+            .session
+            .execute_unpaged(&st.synced_to, (group as i64,))
+            .await
+            .map_err(exec_err)?
+            .into_rows_result()
+            .map_err(other)?;
+        let row = rows.maybe_first_row::<(i64,)>().map_err(other)?;
+        Ok(row.map(|(i,)| i as u64))
+    }
+
+    async fn set_synced_to(&self, group: u64, index: u64) -> Result<(), ArchiveError> {
+        let st = self.statements().await?;
+        let (g, i) = (group as i64, index as i64);
+        // Lightweight transactions: two syncers (an old and a new leader)
+        // can never move the position backwards.
+        self.session
+            .execute_unpaged(&st.claim_sync, (g, i))
+            .await
+            .map_err(exec_err)?;
+        self.session
+            .execute_unpaged(&st.advance_sync, (i, g, i))
+            .await
+            .map_err(exec_err)?;
+        Ok(())
+    }
+}
+
+impl ScyllaArchive {
+    /// A group's snapshot headers, newest first.
+    async fn headers(&self, group: u64) -> Result<Vec<(i64, i64, i64, i32)>, ArchiveError> {
+        let st = self.statements().await?;
+        let mut rows = self
+            .session
+            .execute_iter(st.headers.clone(), (group as i64,))
+            .await
+            .map_err(other)?
+            .rows_stream::<(i64, i64, i64, i32)>()
+            .map_err(other)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.try_next().await.map_err(other)? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_is_checked_before_it_reaches_cql() {
+        let ok = ScyllaConfig::new(vec!["127.0.0.1:9042".into()], "quotad");
+        assert!(ok.validate().is_ok());
+        let field = |c: ScyllaConfig| match c.validate() {
+            Err(ArchiveError::Config { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let mut c = ok.clone();
+        c.keyspace = "quotad; DROP KEYSPACE x".into();
+        assert_eq!(field(c), "keyspace");
+        let mut c = ok.clone();
+        c.keyspace = "1quotad".into();
+        assert_eq!(field(c), "keyspace");
+        let mut c = ok.clone();
+        c.nodes.clear();
+        assert_eq!(field(c), "nodes");
+        let mut c = ok.clone();
+        c.replication = BTreeMap::from([("dc1".into(), 0)]);
+        assert_eq!(field(c), "replication");
+        let mut c = ok;
+        c.replication = BTreeMap::from([("dc1'}".into(), 3)]);
+        assert_eq!(field(c), "replication");
+    }
+}
