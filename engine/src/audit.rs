@@ -207,6 +207,15 @@ impl AuditLog {
         (page, more)
     }
 
+    /// Events stamped at or after `at_ms`, in order.
+    pub fn events_since(&self, at_ms: i64) -> Vec<AuditEvent> {
+        self.events
+            .iter()
+            .map(|e| decode(e))
+            .filter(|e| e.at_ms >= at_ms)
+            .collect()
+    }
+
     /// Every event, decoded (for verification by a reader, and tests).
     pub fn events(&self) -> Vec<AuditEvent> {
         self.events.iter().map(|e| decode(e)).collect()

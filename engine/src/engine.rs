@@ -1,6 +1,8 @@
 //! The engine facade: what the gRPC service and the control plane call.
 //! It routes each tenant to its shard and each request to the tenant's actor.
 use crate::actor::{BatchItem, Consistency};
+use crate::archive::sync::SyncRound;
+use crate::archive::{Archive, ArchiveChoice, EmbeddedArchive, ScyllaArchive};
 use crate::audit::{AuditEvent, AuditMeta, AuditQuery, ChainBreak};
 use crate::clock::{SharedClock, SystemClock};
 use crate::cluster::{
@@ -63,6 +65,10 @@ pub struct EngineConfig {
     pub transport: TransportService,
     /// Local address for connections to peers.
     pub peer_source_ip: Option<std::net::IpAddr>,
+    /// Where usage history, audit events and snapshots are archived.
+    pub archive: ArchiveChoice,
+    /// How often each led group's changes are synced to the archive.
+    pub sync_interval: Duration,
 }
 
 /// Addresses a node announces.
@@ -94,6 +100,8 @@ impl EngineConfig {
             route_timeout: Duration::from_secs(10),
             transport: TransportService::default(),
             peer_source_ip: None,
+            archive: ArchiveChoice::Embedded,
+            sync_interval: Duration::from_secs(10),
         }
     }
 }
@@ -156,6 +164,11 @@ pub struct Engine {
     deletion_retention: Duration,
     labels: TenantLabels,
     pub(crate) closing: AtomicBool,
+    /// Connected (and migrated) on first use, so a node starts while its
+    /// archive is away.
+    archive: tokio::sync::OnceCell<Arc<dyn Archive>>,
+    /// Per group, the log index of the snapshot last archived from here.
+    archived_snapshots: std::sync::Mutex<BTreeMap<u64, u64>>,
 }
 
 /// Per-tier tenant counts and per-tenant usage, for a metrics scrape.
@@ -170,6 +183,9 @@ impl Engine {
     /// Open the node: its identity (founding a cluster, joining one through
     /// `config.join`, or as stored), its groups, and the cluster loops.
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        if let ArchiveChoice::Scylla(c) = &config.archive {
+            c.validate()?;
+        }
         let store = Store::open(&config.data_dir)?;
         let me = NodeInfo {
             peer_addr: config.advertise.peer.clone(),
@@ -264,6 +280,8 @@ impl Engine {
             labels: TenantLabels::new(config.metrics_max_tenants),
             config,
             closing: AtomicBool::new(false),
+            archive: tokio::sync::OnceCell::new(),
+            archived_snapshots: std::sync::Mutex::new(BTreeMap::new()),
         });
         let bootstrapped = engine
             .meta
@@ -282,7 +300,59 @@ impl Engine {
                 .await?;
         }
         crate::cluster::spawn_loops(&engine);
+        crate::archive::sync::spawn(&engine);
         Ok(engine)
+    }
+
+    /// The archive, connected and its schema migrated on first use.
+    pub async fn archive(&self) -> Result<Arc<dyn Archive>, EngineError> {
+        let archive = self
+            .archive
+            .get_or_try_init(|| async {
+                let archive: Arc<dyn Archive> = match &self.config.archive {
+                    ArchiveChoice::Embedded => {
+                        EmbeddedArchive::open(&self.config.data_dir, self.clock.clone())?
+                    }
+                    ArchiveChoice::Scylla(c) => {
+                        ScyllaArchive::connect(c.clone(), self.clock.clone()).await?
+                    }
+                    ArchiveChoice::Opened(a) => a.clone(),
+                };
+                let version = archive.migrate().await?;
+                tracing::info!(backend = archive.name(), version, "archive ready");
+                Ok::<_, EngineError>(archive)
+            })
+            .await?;
+        Ok(archive.clone())
+    }
+
+    /// One sync round for every group this node leads: their unarchived
+    /// usage and audit, and newer snapshots, go to the archive. Runs every
+    /// `sync_interval` on its own; callable at any time.
+    pub async fn sync_archive(&self) -> Result<Vec<SyncRound>, EngineError> {
+        let archive = self.archive().await?;
+        let mut rounds = Vec::new();
+        for shard in self.served() {
+            let group = shard.group.id;
+            let mut archived = self
+                .archived_snapshots
+                .lock()
+                .map(|m| m.get(&group).copied())
+                .unwrap_or(None);
+            let round = crate::archive::sync::sync_group(
+                archive.as_ref(),
+                &shard,
+                &self.store,
+                &mut archived,
+                self.clock.now_ms(),
+            )
+            .await;
+            if let (Some(index), Ok(mut m)) = (archived, self.archived_snapshots.lock()) {
+                m.insert(group, index);
+            }
+            rounds.push(round?);
+        }
+        Ok(rounds)
     }
 
     pub fn node_id(&self) -> NodeId {

@@ -41,6 +41,8 @@ pub enum EngineError {
     },
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
 }
 
 impl EngineError {
@@ -61,6 +63,11 @@ impl EngineError {
             EngineError::Raft { .. } => ErrorCode::Unavailable,
             EngineError::Storage(s) if s.is_transient() => ErrorCode::Unavailable,
             EngineError::Storage(_) => ErrorCode::Internal,
+            EngineError::Archive(a) if a.is_transient() => ErrorCode::Unavailable,
+            EngineError::Archive(crate::archive::ArchiveError::Config { .. }) => {
+                ErrorCode::InvalidArgument
+            }
+            EngineError::Archive(_) => ErrorCode::Internal,
         }
     }
 
@@ -70,6 +77,7 @@ impl EngineError {
             EngineError::Remote { field, .. } => field.as_deref(),
             EngineError::SlugTaken { .. } => Some("slug"),
             EngineError::DomainTaken { .. } => Some("domain"),
+            EngineError::Archive(crate::archive::ArchiveError::Config { field, .. }) => Some(field),
             _ => None,
         }
     }

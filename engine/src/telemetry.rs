@@ -14,6 +14,12 @@ pub const API_REQUESTS: &str = "tenant_api_requests_total";
 pub const QUOTA_EXCEEDED: &str = "quota_exceeded_events";
 pub const CROSS_TENANT_SHARES: &str = "cross_tenant_shares_total";
 pub const GRPC_DURATION: &str = "grpc_request_duration_seconds";
+/// Tenants of a group with changes the archive has not taken yet.
+pub const ARCHIVE_PENDING: &str = "quotad_archive_pending_tenants";
+/// Age of the oldest change the archive has not taken, per group.
+pub const ARCHIVE_LAG: &str = "quotad_archive_lag_seconds";
+pub const ARCHIVE_SYNC_FAILURES: &str = "quotad_archive_sync_failures_total";
+pub const ARCHIVE_SYNCED_TENANTS: &str = "quotad_archive_synced_tenants_total";
 
 pub struct TenantLabels {
     max: usize,

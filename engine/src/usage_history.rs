@@ -53,6 +53,26 @@ impl UsageHistory {
         }
     }
 
+    /// Every bucket that may have changed at or after `since_ms`, as
+    /// (granularity, quota, start, amount): those whose period contains or
+    /// follows it. Without the timezone at hand the bounds are widened to
+    /// the longest hour and day any zone has (an hour, and 26 hours).
+    pub fn buckets_since(&self, since_ms: i64) -> Vec<(Granularity, &str, i64, u64)> {
+        let hour_from = since_ms.saturating_sub(HOUR_MS);
+        let day_from = since_ms.saturating_sub(DAY_MS + 2 * HOUR_MS);
+        let hourly = self
+            .hourly
+            .iter()
+            .filter(|((_, start), _)| *start >= hour_from)
+            .map(|((q, start), a)| (Granularity::Hour, q.as_str(), *start, *a));
+        let daily = self
+            .daily
+            .iter()
+            .filter(|((_, start), _)| *start >= day_from)
+            .map(|((q, start), a)| (Granularity::Day, q.as_str(), *start, *a));
+        hourly.chain(daily).collect()
+    }
+
     /// The buckets of `quota` starting in `[from_ms, to_ms)`, zero-filled,
     /// oldest first.
     pub fn series(

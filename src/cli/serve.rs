@@ -1,10 +1,11 @@
 //! `quotad serve`: configuration (flags > env > file > defaults), then the
 //! engine, the gRPC server and the REST control plane.
-use anyhow::{Context, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use quotad_control_plane::auth::AuthConfig;
 use quotad_engine::actor::Consistency;
+use quotad_engine::archive::{ArchiveChoice, ScyllaConfig};
 use quotad_engine::cluster::ClusterService;
 use quotad_engine::engine::Advertise;
 use quotad_engine::grpc::rls_config::RlsConfig;
@@ -79,6 +80,23 @@ pub struct ServeArgs {
     /// [default: any domain; `tenant_id` and `quota` entries]
     #[arg(long, env = "QUOTAD_ENVOY_CONFIG")]
     envoy_config: Option<PathBuf>,
+    /// Archive for usage history, audit events and snapshots: embedded
+    /// (archive.redb in the data dir) or scylla [default: embedded]
+    #[arg(long, env = "QUOTAD_ARCHIVE")]
+    archive: Option<String>,
+    /// ScyllaDB contact points, host:port[,host:port...] (archive = scylla)
+    #[arg(long, env = "QUOTAD_SCYLLA_NODES")]
+    scylla_nodes: Option<String>,
+    /// ScyllaDB keyspace, created by quotad [default: quotad]
+    #[arg(long, env = "QUOTAD_SCYLLA_KEYSPACE")]
+    scylla_keyspace: Option<String>,
+    /// Replication per datacenter, dc:factor[,dc:factor...]
+    /// (NetworkTopologyStrategy) [default: datacenter1:3]
+    #[arg(long, env = "QUOTAD_SCYLLA_REPLICATION")]
+    scylla_replication: Option<String>,
+    /// Seconds between syncs of the state machine to the archive [default: 10]
+    #[arg(long, env = "QUOTA_SYNC_INTERVAL")]
+    sync_interval_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -102,6 +120,11 @@ struct FileConfig {
     deletion_retention_days: Option<u64>,
     metrics_max_tenants: Option<usize>,
     envoy_config: Option<PathBuf>,
+    archive: Option<String>,
+    scylla_nodes: Option<String>,
+    scylla_keyspace: Option<String>,
+    scylla_replication: Option<String>,
+    sync_interval_secs: Option<u64>,
 }
 
 /// Validated settings of a node.
@@ -125,6 +148,53 @@ struct Settings {
     deletion_retention: Duration,
     metrics_max_tenants: usize,
     envoy_config: Option<PathBuf>,
+    archive: ArchiveChoice,
+    sync_interval: Duration,
+}
+
+/// The archive named by the settings, checked.
+fn archive_choice(
+    kind: Option<String>,
+    nodes: Option<String>,
+    keyspace: Option<String>,
+    replication: Option<String>,
+) -> Result<ArchiveChoice> {
+    match kind.as_deref().unwrap_or("embedded") {
+        "embedded" => {
+            if nodes.is_some() {
+                bail!("scylla_nodes: set, but archive is embedded (set archive = \"scylla\")");
+            }
+            Ok(ArchiveChoice::Embedded)
+        }
+        "scylla" => {
+            let Some(nodes) = nodes else {
+                bail!("scylla_nodes: required when archive is scylla");
+            };
+            let nodes = nodes
+                .split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect();
+            let mut config =
+                ScyllaConfig::new(nodes, keyspace.unwrap_or_else(|| "quotad".to_string()));
+            if let Some(r) = replication {
+                let mut dcs = std::collections::BTreeMap::new();
+                for part in r.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let Some((dc, rf)) = part.split_once(':') else {
+                        bail!("scylla_replication: {part:?} is not dc:factor");
+                    };
+                    let Ok(rf) = rf.trim().parse::<u32>() else {
+                        bail!("scylla_replication: {rf:?} (datacenter {dc}) is not a number");
+                    };
+                    dcs.insert(dc.trim().to_string(), rf);
+                }
+                config.replication = dcs;
+            }
+            config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(ArchiveChoice::Scylla(config))
+        }
+        other => bail!("archive: {other:?} is not embedded or scylla"),
+    }
 }
 
 impl Settings {
@@ -173,6 +243,19 @@ impl Settings {
         {
             bail!("join: {j:?} is not a host:port peer address");
         }
+        let archive = archive_choice(
+            args.archive.or(file.archive),
+            args.scylla_nodes.or(file.scylla_nodes),
+            args.scylla_keyspace.or(file.scylla_keyspace),
+            args.scylla_replication.or(file.scylla_replication),
+        )?;
+        let sync_interval_secs = args
+            .sync_interval_secs
+            .or(file.sync_interval_secs)
+            .unwrap_or(10);
+        if sync_interval_secs == 0 {
+            bail!("sync_interval_secs: must be at least 1");
+        }
         let snapshot_every = args.snapshot_every.or(file.snapshot_every).unwrap_or(5_000);
         if snapshot_every == 0 {
             bail!("snapshot_every: must be at least 1");
@@ -208,6 +291,8 @@ impl Settings {
                     .max(1),
             ),
             snapshot_every,
+            archive,
+            sync_interval: Duration::from_secs(sync_interval_secs),
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
             envoy_config: args.envoy_config.or(file.envoy_config),
@@ -322,6 +407,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.raft.snapshot_every = s.snapshot_every;
     config.deletion_retention = s.deletion_retention;
     config.metrics_max_tenants = s.metrics_max_tenants;
+    config.archive = s.archive.clone();
+    config.sync_interval = s.sync_interval;
     config.advertise = Advertise {
         peer: s
             .advertise_peer_addr
@@ -422,6 +509,40 @@ pub(crate) async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_settings_are_checked_and_bad_ones_named() {
+        let s = |k: &str| Some(k.to_string());
+        assert!(matches!(
+            archive_choice(None, None, None, None).unwrap(),
+            ArchiveChoice::Embedded
+        ));
+        match archive_choice(
+            s("scylla"),
+            s("10.0.0.1:9042, 10.0.0.2:9042"),
+            None,
+            s("eu:3,us:2"),
+        )
+        .unwrap()
+        {
+            ArchiveChoice::Scylla(c) => {
+                assert_eq!(c.nodes, ["10.0.0.1:9042", "10.0.0.2:9042"]);
+                assert_eq!(c.keyspace, "quotad");
+                assert_eq!(
+                    c.replication.into_iter().collect::<Vec<_>>(),
+                    [("eu".to_string(), 3), ("us".to_string(), 2)]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = |k, n, ks, r| archive_choice(k, n, ks, r).unwrap_err().to_string();
+        assert!(err(s("cassandra"), None, None, None).starts_with("archive:"));
+        assert!(err(s("scylla"), None, None, None).starts_with("scylla_nodes:"));
+        assert!(err(None, s("h:9042"), None, None).starts_with("scylla_nodes:"));
+        assert!(err(s("scylla"), s("h:9042"), None, s("eu")).starts_with("scylla_replication:"));
+        assert!(err(s("scylla"), s("h:9042"), None, s("eu:x")).starts_with("scylla_replication:"));
+        assert!(err(s("scylla"), s("h:9042"), s("bad-name"), None).contains("keyspace"));
+    }
 
     #[test]
     fn example_config_file_resolves() {

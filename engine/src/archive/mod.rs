@@ -18,6 +18,7 @@ mod embedded;
 mod error;
 mod records;
 mod scylla;
+pub mod sync;
 
 pub use embedded::EmbeddedArchive;
 pub use error::ArchiveError;
@@ -27,6 +28,27 @@ pub use scylla::{ScyllaArchive, ScyllaConfig};
 use crate::audit::AuditEvent;
 use crate::model::TenantId;
 use crate::usage_history::Granularity;
+
+/// Which archive a node syncs to.
+#[derive(Clone, Default)]
+pub enum ArchiveChoice {
+    /// `archive.redb` in the data dir.
+    #[default]
+    Embedded,
+    Scylla(ScyllaConfig),
+    /// One the caller opened (an embedding application, tests).
+    Opened(std::sync::Arc<dyn Archive>),
+}
+
+impl std::fmt::Debug for ArchiveChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveChoice::Embedded => f.write_str("Embedded"),
+            ArchiveChoice::Scylla(c) => f.debug_tuple("Scylla").field(c).finish(),
+            ArchiveChoice::Opened(a) => write!(f, "Opened({})", a.name()),
+        }
+    }
+}
 
 /// The newest schema this build writes and reads. Each backend migrates an
 /// older schema up to it step by step and refuses a newer one.

@@ -73,6 +73,9 @@ pub enum Command {
     },
     /// Receive a moved tenant (no-op if it is already here).
     MoveIn(Box<MovedTenant>),
+    /// The archive has taken these tenants' usage and audit as of the
+    /// given change counts (see `GroupState::unarchived`).
+    ArchiveSynced(Vec<(TenantId, u64)>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

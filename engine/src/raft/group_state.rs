@@ -31,6 +31,23 @@ pub struct GroupState {
     /// Tenants handed over to another group, kept until the move is done.
     #[serde(default)]
     pub moved: HashMap<TenantId, MovedTenant>,
+    /// Tenants whose usage history or audit chain changed since the
+    /// archive last took them. Replicated, so a new leader (or a restarted
+    /// node) syncs what its predecessor had not; bounded by the tenant
+    /// count however long the archive is away.
+    #[serde(default)]
+    pub unarchived: HashMap<TenantId, Unarchived>,
+}
+
+/// What the archive has yet to take from one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unarchived {
+    /// Changes so far; the archive acknowledges a count, and changes after
+    /// it keep the tenant listed.
+    pub changes: u64,
+    /// Stamp of the earliest change not archived: usage buckets from its
+    /// hour (and day) on, and audit events from it on, are to be sent.
+    pub since_ms: i64,
 }
 
 /// Who holds a slug, since when (leader-stamped).
@@ -117,6 +134,8 @@ impl GroupState {
                 let Some(state) = self.tenants.remove(tenant) else {
                     return CommandResponse::TenantNotHere;
                 };
+                // Its history travels with it; the new group archives it.
+                self.unarchived.remove(tenant);
                 let moved = MovedTenant {
                     tenant: *tenant,
                     to_group: *to_group,
@@ -127,7 +146,21 @@ impl GroupState {
                 self.moved.insert(*tenant, moved.clone());
                 CommandResponse::MovedOut(Box::new(moved))
             }
+            Command::ArchiveSynced(synced) => {
+                for (tenant, changes) in synced {
+                    if self
+                        .unarchived
+                        .get(tenant)
+                        .is_some_and(|u| u.changes == *changes)
+                    {
+                        self.unarchived.remove(tenant);
+                    }
+                }
+                CommandResponse::Applied
+            }
             Command::MoveIn(m) => {
+                // Everything it brings is new to this group's sync.
+                self.mark_unarchived(m.tenant, i64::MIN);
                 if let std::collections::hash_map::Entry::Vacant(v) = self.tenants.entry(m.tenant) {
                     v.insert(Box::new(m.state.clone()));
                     if let Some(a) = &m.audit {
@@ -167,14 +200,18 @@ impl GroupState {
             _ => None,
         };
         let outcome = self.apply_tenant_op(s)?;
-        self.record_usage(s, &outcome, settled_quota);
+        let mut archivable = self.record_usage(s, &outcome, settled_quota);
         if let (Some(meta), Some(before)) = (&s.audit, before) {
+            archivable = true;
             let after = self.tenants.get(&s.tenant).map(|t| &**t);
             let entry = audit_trail::entry(&s.op, before, after, &outcome);
             self.audit
                 .entry(s.tenant)
                 .or_default()
                 .append(meta, s.at_ms, entry);
+        }
+        if archivable {
+            self.mark_unarchived(s.tenant, s.at_ms);
         }
         if s.op == TenantOp::Purge {
             // The tenant is gone; its audit chain stays.
@@ -183,9 +220,24 @@ impl GroupState {
         Some(outcome)
     }
 
+    fn mark_unarchived(&mut self, tenant: TenantId, at_ms: i64) {
+        let u = self.unarchived.entry(tenant).or_insert(Unarchived {
+            changes: 0,
+            since_ms: at_ms,
+        });
+        u.changes += 1;
+        u.since_ms = u.since_ms.min(at_ms);
+    }
+
     /// Consumption goes into the usage history: admitted increments, and
     /// the actual cost of settled reservations (holds are not usage).
-    fn record_usage(&mut self, s: &StampedOp, outcome: &OpOutcome, settled_quota: Option<String>) {
+    /// Returns whether anything was recorded.
+    fn record_usage(
+        &mut self,
+        s: &StampedOp,
+        outcome: &OpOutcome,
+        settled_quota: Option<String>,
+    ) -> bool {
         let (quota, amount) = match (&s.op, outcome) {
             (TenantOp::Increment { quota, amount, .. }, OpOutcome::Decision(d))
                 if d.allowed && !d.replayed && *amount > 0 =>
@@ -195,18 +247,19 @@ impl GroupState {
             (TenantOp::Settle { actual, .. }, OpOutcome::Decision(_)) if *actual > 0 => {
                 match settled_quota {
                     Some(q) => (q, *actual),
-                    None => return,
+                    None => return false,
                 }
             }
-            _ => return,
+            _ => return false,
         };
         let Some(tz) = self.tenants.get(&s.tenant).map(|t| t.tenant.timezone) else {
-            return;
+            return false;
         };
         self.usage
             .entry(s.tenant)
             .or_default()
             .record(&quota, tz, s.at_ms, amount);
+        true
     }
 
     fn apply_tenant_op(&mut self, s: &StampedOp) -> Option<OpOutcome> {

@@ -21,6 +21,7 @@ mod type_config;
 
 pub use command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 pub use group::{Group, GroupConfig};
-pub use group_state::{GroupState, ORPHAN_CLAIM_AFTER_MS, SlugClaim};
+pub use group_state::{GroupState, ORPHAN_CLAIM_AFTER_MS, SlugClaim, Unarchived};
 pub use network::{GroupNetwork, Peers, TransportService};
+pub(crate) use state_machine::stored_snapshot;
 pub use type_config::{NodeId, TypeConfig};

@@ -88,6 +88,21 @@ impl StateMachine {
     }
 }
 
+/// The last log id a snapshot includes, and the serialized state.
+pub(crate) type SnapshotData = (LogId<NodeId>, Vec<u8>);
+
+/// The group's latest snapshot in the node's store.
+pub(crate) fn stored_snapshot(
+    store: &Store,
+    group: u64,
+) -> Result<Option<SnapshotData>, StoreError> {
+    let Some(bytes) = store.read_snapshot(group)? else {
+        return Ok(None);
+    };
+    let snap: StoredSnapshot = postcard::from_bytes(&bytes).map_err(corrupt("snapshot"))?;
+    Ok(snap.meta.last_log_id.map(|id| (id, snap.data)))
+}
+
 /// Serializes the state as of one applied log id, then stores it.
 pub struct SnapshotBuilder {
     group: u64,

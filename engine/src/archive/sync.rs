@@ -1,0 +1,205 @@
+//! Periodic sync, state machine → archive. Each round, for every group
+//! this node leads:
+//!
+//! ```text
+//!  GroupState.unarchived ──copy (read lock)──> buckets + events ──> archive
+//!        ▲                                                            │ ok
+//!        └──── Command::ArchiveSynced [(tenant, changes)] via Raft ◄──┘
+//! ```
+//!
+//! Nothing is queued outside the replicated state: what the archive has
+//! not taken stays listed in `unarchived` (one entry per tenant, however
+//! long the archive is away), so a slow or down archive costs the hot path
+//! nothing, and a new leader resumes where the old one stopped. Writes are
+//! upserts of totals and of numbered events, so a round repeated after a
+//! failure doubles nothing. The group's Raft snapshot is archived too,
+//! whenever a newer one exists.
+use super::{Archive, SnapshotRecord, UsageBucket};
+use crate::audit::AuditEvent;
+use crate::error::EngineError;
+use crate::model::TenantId;
+use crate::raft::{Command, stored_snapshot};
+use crate::shard::Shard;
+use crate::storage::Store;
+
+/// Most tenants one round takes from a group: bounds the time the state
+/// lock is held while copying, and the size of the acknowledging entry.
+pub const MAX_TENANTS_PER_ROUND: usize = 2_000;
+
+/// What one round did for one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncRound {
+    pub group: u64,
+    pub tenants: usize,
+    pub buckets: usize,
+    pub events: usize,
+    /// Log index of the snapshot archived this round, if one was.
+    pub snapshot: Option<u64>,
+    /// Tenants still waiting after this round.
+    pub pending: usize,
+    /// Age of the oldest change not archived after this round, ms.
+    pub lag_ms: i64,
+}
+
+type Pending = (TenantId, u64, Vec<UsageBucket>, Vec<AuditEvent>);
+
+/// Copy up to [`MAX_TENANTS_PER_ROUND`] tenants' unarchived changes.
+fn take(shard: &Shard) -> Result<(Vec<Pending>, Option<u64>), EngineError> {
+    let applied = shard
+        .group
+        .raft
+        .metrics()
+        .borrow()
+        .last_applied
+        .map(|l| l.index);
+    let state = shard.group.state.read().map_err(|_| EngineError::Raft {
+        group: shard.group.id,
+        message: "state lock poisoned".into(),
+    })?;
+    let total = state.unarchived.len();
+    let mut out = Vec::with_capacity(total.min(MAX_TENANTS_PER_ROUND));
+    for (tenant, u) in state.unarchived.iter().take(MAX_TENANTS_PER_ROUND) {
+        let buckets = state
+            .usage
+            .get(tenant)
+            .map(|h| {
+                h.buckets_since(u.since_ms)
+                    .into_iter()
+                    .map(|(granularity, quota, start_ms, amount)| UsageBucket {
+                        tenant: *tenant,
+                        quota: quota.to_string(),
+                        granularity,
+                        start_ms,
+                        amount,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let events = state
+            .audit
+            .get(tenant)
+            .map(|a| a.events_since(u.since_ms))
+            .unwrap_or_default();
+        out.push((*tenant, u.changes, buckets, events));
+    }
+    // The sync position is only meaningful once nothing before it waits.
+    let complete = total <= MAX_TENANTS_PER_ROUND;
+    Ok((out, applied.filter(|_| complete)))
+}
+
+/// One round for one group this node leads.
+pub async fn sync_group(
+    archive: &dyn Archive,
+    shard: &Shard,
+    store: &Store,
+    archived_snapshot: &mut Option<u64>,
+    now_ms: i64,
+) -> Result<SyncRound, EngineError> {
+    let group = shard.group.id;
+    let (pending, applied) = take(shard)?;
+    let mut round = SyncRound {
+        group,
+        tenants: pending.len(),
+        ..Default::default()
+    };
+    let buckets: Vec<UsageBucket> = pending
+        .iter()
+        .flat_map(|(_, _, b, _)| b.iter().cloned())
+        .collect();
+    round.buckets = buckets.len();
+    archive.put_usage(&buckets).await?;
+    for (tenant, _, _, events) in &pending {
+        if !events.is_empty() {
+            archive.put_audit(*tenant, events).await?;
+            round.events += events.len();
+        }
+    }
+    if !pending.is_empty() {
+        let acks = pending.iter().map(|(t, c, _, _)| (*t, *c)).collect();
+        shard.group.write(Command::ArchiveSynced(acks)).await?;
+    }
+    if let Some(index) = applied {
+        archive.set_synced_to(group, index).await?;
+    }
+    let snap_store = store.clone();
+    let snapshot = tokio::task::spawn_blocking(move || stored_snapshot(&snap_store, group))
+        .await
+        .map_err(|e| EngineError::Raft {
+            group,
+            message: format!("reading the snapshot failed: {e}"),
+        })??;
+    if let Some((log_id, data)) = snapshot
+        && *archived_snapshot != Some(log_id.index)
+    {
+        archive
+            .put_snapshot(&SnapshotRecord {
+                group,
+                last_index: log_id.index,
+                last_term: log_id.leader_id.term,
+                taken_at_ms: now_ms,
+                data,
+            })
+            .await?;
+        *archived_snapshot = Some(log_id.index);
+        round.snapshot = Some(log_id.index);
+    }
+    let state = shard.group.state.read().map_err(|_| EngineError::Raft {
+        group,
+        message: "state lock poisoned".into(),
+    })?;
+    round.pending = state.unarchived.len();
+    round.lag_ms = state
+        .unarchived
+        .values()
+        .map(|u| u.since_ms)
+        // A tenant moved in is listed from the beginning of time.
+        .filter(|s| *s > i64::MIN)
+        .min()
+        .map_or(0, |oldest| now_ms.saturating_sub(oldest).max(0));
+    Ok(round)
+}
+
+/// Runs [`crate::Engine::sync_archive`] every `sync_interval` until the
+/// engine closes. Failures are counted and logged; what was not taken
+/// stays listed and goes in a later round.
+pub(crate) fn spawn(engine: &std::sync::Arc<crate::Engine>) {
+    let weak = std::sync::Arc::downgrade(engine);
+    let interval = engine.config.sync_interval;
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(e) = weak.upgrade() else { return };
+            if e.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            match e.sync_archive().await {
+                Ok(rounds) => {
+                    if failing {
+                        tracing::info!("archive sync caught up again");
+                        failing = false;
+                    }
+                    for r in rounds {
+                        report(&r);
+                    }
+                }
+                Err(err) => {
+                    metrics::counter!(crate::telemetry::ARCHIVE_SYNC_FAILURES).increment(1);
+                    // Once per outage, not once per round.
+                    if !failing {
+                        tracing::warn!(error = %err, "archive sync failed; changes are kept and retried");
+                        failing = true;
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn report(r: &SyncRound) {
+    let group = r.group.to_string();
+    metrics::gauge!(crate::telemetry::ARCHIVE_PENDING, "group" => group.clone())
+        .set(r.pending as f64);
+    metrics::gauge!(crate::telemetry::ARCHIVE_LAG, "group" => group).set(r.lag_ms as f64 / 1000.0);
+    metrics::counter!(crate::telemetry::ARCHIVE_SYNCED_TENANTS).increment(r.tenants as u64);
+}
