@@ -184,6 +184,14 @@ impl AuditLog {
         self.events.len()
     }
 
+    /// A chain from events read back (from the archive), if they verify.
+    pub fn from_events(events: &[AuditEvent]) -> Result<AuditLog, ChainBreak> {
+        verify(events)?;
+        Ok(AuditLog {
+            events: events.iter().map(encode).collect(),
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }

@@ -313,6 +313,9 @@ impl Engine {
                     ArchiveChoice::Embedded => {
                         EmbeddedArchive::open(&self.config.data_dir, self.clock.clone())?
                     }
+                    ArchiveChoice::EmbeddedAt(dir) => {
+                        EmbeddedArchive::open(dir, self.clock.clone())?
+                    }
                     ArchiveChoice::Scylla(c) => {
                         ScyllaArchive::connect(c.clone(), self.clock.clone()).await?
                     }
@@ -324,6 +327,33 @@ impl Engine {
             })
             .await?;
         Ok(archive.clone())
+    }
+
+    /// Snapshot every group this node leads now, then sync: the archive
+    /// then holds the groups' whole state as of this moment (a backup before
+    /// maintenance, or for a restore drill).
+    pub async fn backup_to_archive(&self) -> Result<Vec<SyncRound>, EngineError> {
+        for shard in self.served() {
+            let raft = &shard.group.raft;
+            let group = shard.group.id;
+            let fail = |e: String| EngineError::Raft {
+                group,
+                message: format!("snapshot for the archive: {e}"),
+            };
+            let applied = raft.metrics().borrow().last_applied.map(|l| l.index);
+            raft.trigger()
+                .snapshot()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            raft.wait(Some(Duration::from_secs(120)))
+                .metrics(
+                    |m| m.snapshot.map(|s| s.index) >= applied,
+                    "snapshot covers everything applied",
+                )
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        self.sync_archive().await
     }
 
     /// One sync round for every group this node leads: their unarchived
@@ -488,7 +518,12 @@ impl Engine {
     /// Claim a slug in the meta group. A slug held by a tenant that does
     /// not exist (its creation died half-way) is taken over once the claim
     /// is older than [`crate::raft::ORPHAN_CLAIM_AFTER_MS`].
-    async fn claim_slug(&self, slug: &str, tenant: TenantId, now: i64) -> Result<(), EngineError> {
+    pub(crate) async fn claim_slug(
+        &self,
+        slug: &str,
+        tenant: TenantId,
+        now: i64,
+    ) -> Result<(), EngineError> {
         let mut replacing = None;
         loop {
             let claim = Command::Meta(MetaOp::ClaimSlug {

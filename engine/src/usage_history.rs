@@ -53,6 +53,19 @@ impl UsageHistory {
         }
     }
 
+    /// Raise a bucket's total to `amount` (an archived total is never below
+    /// what an older copy of the history holds); returns what was added.
+    pub fn raise(&mut self, g: Granularity, quota: &str, start_ms: i64, amount: u64) -> u64 {
+        let map = match g {
+            Granularity::Hour => &mut self.hourly,
+            Granularity::Day => &mut self.daily,
+        };
+        let slot = map.entry((quota.to_string(), start_ms)).or_default();
+        let added = amount.saturating_sub(*slot);
+        *slot += added;
+        added
+    }
+
     /// Every bucket that may have changed at or after `since_ms`, as
     /// (granularity, quota, start, amount): those whose period contains or
     /// follows it. Without the timezone at hand the bounds are widened to

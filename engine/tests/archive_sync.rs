@@ -177,3 +177,111 @@ async fn a_down_archive_stops_nothing_and_is_caught_up_after_restart() {
     assert_eq!(archived_total(&archive, t, Granularity::Hour).await, 12);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let archive = EmbeddedArchive::open(&dir.path().join("archive"), clock.clone()).unwrap();
+    let by = AuditMeta::new("ops", "req-restore");
+    let mut before = Vec::new();
+    {
+        let engine = Engine::open(config(dir.path(), clock.clone(), archive.clone()))
+            .await
+            .unwrap();
+        let (a, b) = (
+            tenant(&engine, "alpha").await,
+            tenant(&engine, "beta").await,
+        );
+        increments(&engine, a, 4).await;
+        increments(&engine, b, 2).await;
+        // The whole state, as of now.
+        let rounds = engine.backup_to_archive().await.unwrap();
+        assert!(rounds.iter().any(|r| r.snapshot.is_some()), "{rounds:?}");
+        // After the snapshot: usage in the same hour and a later one, and
+        // an audited change; the regular sync takes them.
+        increments(&engine, a, 3).await;
+        clock.advance(2 * HOUR);
+        increments(&engine, a, 5).await;
+        increments(&engine, b, 1).await;
+        engine
+            .update_tenant(
+                b,
+                quotad_engine::quota::TenantUpdate {
+                    name: Some("Beta Renamed".into()),
+                    ..Default::default()
+                },
+                &by,
+            )
+            .await
+            .unwrap();
+        engine.sync_archive().await.unwrap();
+        for t in [a, b] {
+            let state = engine.tenant(t).await.unwrap();
+            let (series, _) = engine
+                .usage_history(
+                    t,
+                    "api_requests",
+                    Granularity::Hour,
+                    T0 - 4 * HOUR,
+                    T0 + 4 * HOUR,
+                )
+                .await
+                .unwrap();
+            before.push((
+                t,
+                state.tenant.slug.clone(),
+                state.quotas["api_requests"].used,
+                series,
+                audit_of(&engine, t).await,
+            ));
+        }
+        engine.shutdown().await;
+    }
+    // The node's data is gone; the archive is all there is.
+    std::fs::remove_dir_all(dir.path().join("node")).unwrap();
+
+    let engine = Engine::open(config(dir.path(), clock.clone(), archive.clone()))
+        .await
+        .unwrap();
+    let report = engine.restore_from_archive(archive.as_ref()).await.unwrap();
+    assert_eq!(report.tenants, 2, "{report:?}");
+    assert_eq!(
+        report.usage_added, 9,
+        "usage after the snapshot: {report:?}"
+    );
+    assert_eq!(report.audit_added, 1, "the rename after the snapshot");
+    for (t, slug, used, series, audit) in &before {
+        let state = engine.tenant(*t).await.unwrap();
+        assert_eq!(&state.tenant.slug, slug);
+        assert_eq!(state.quotas["api_requests"].used, *used, "tenant {slug}");
+        let (restored_series, _) = engine
+            .usage_history(
+                *t,
+                "api_requests",
+                Granularity::Hour,
+                T0 - 4 * HOUR,
+                T0 + 4 * HOUR,
+            )
+            .await
+            .unwrap();
+        assert_eq!(&restored_series, series, "tenant {slug}");
+        let restored_audit = audit_of(&engine, *t).await;
+        assert_eq!(&restored_audit, audit, "tenant {slug}");
+        assert_eq!(quotad_engine::audit::verify(&restored_audit), Ok(()));
+    }
+    // Restoring again changes nothing (slugs are the tenants' own, moves
+    // are idempotent), and the restored node keeps counting.
+    engine.restore_from_archive(archive.as_ref()).await.unwrap();
+    let (a, used_a) = (before[0].0, before[0].2);
+    assert_eq!(
+        engine.tenant(a).await.unwrap().quotas["api_requests"].used,
+        used_a
+    );
+    increments(&engine, a, 1).await;
+    assert_eq!(
+        engine.tenant(a).await.unwrap().quotas["api_requests"].used,
+        used_a + 1
+    );
+    engine.shutdown().await;
+}

@@ -28,6 +28,16 @@ pub struct Cli {
 enum Command {
     /// Run a node.
     Serve(Box<serve::ServeArgs>),
+    /// Rebuild a node's tenants from the archive into its data dir (takes
+    /// the same settings as `serve`), then exit.
+    Restore {
+        /// Restore from the archive's snapshots plus the usage and audit
+        /// archived after them.
+        #[arg(long)]
+        from_archive: bool,
+        #[command(flatten)]
+        node: Box<serve::ServeArgs>,
+    },
     /// Cluster membership and health.
     Cluster {
         #[command(subcommand)]
@@ -79,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let conn = cli.conn;
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
+        Command::Restore { from_archive, node } => serve::restore(from_archive, *node).await,
         Command::Cluster { cmd } => cluster::run(&conn, cmd).await,
         Command::DevCluster(args) => dev_cluster::run(args).await,
         Command::Bench(args) => bench::run(&conn, args).await,

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// (archive.redb in the data dir) or scylla [default: embedded]
     #[arg(long, env = "QUOTAD_ARCHIVE")]
     archive: Option<String>,
+    /// Directory of the embedded archive [default: the data dir]; put it on
+    /// other storage to restore after losing the data dir
+    #[arg(long, env = "QUOTAD_ARCHIVE_DIR")]
+    archive_dir: Option<PathBuf>,
     /// ScyllaDB contact points, host:port[,host:port...] (archive = scylla)
     #[arg(long, env = "QUOTAD_SCYLLA_NODES")]
     scylla_nodes: Option<String>,
@@ -121,6 +125,7 @@ struct FileConfig {
     metrics_max_tenants: Option<usize>,
     envoy_config: Option<PathBuf>,
     archive: Option<String>,
+    archive_dir: Option<PathBuf>,
     scylla_nodes: Option<String>,
     scylla_keyspace: Option<String>,
     scylla_replication: Option<String>,
@@ -155,6 +160,7 @@ struct Settings {
 /// The archive named by the settings, checked.
 fn archive_choice(
     kind: Option<String>,
+    dir: Option<PathBuf>,
     nodes: Option<String>,
     keyspace: Option<String>,
     replication: Option<String>,
@@ -164,9 +170,12 @@ fn archive_choice(
             if nodes.is_some() {
                 bail!("scylla_nodes: set, but archive is embedded (set archive = \"scylla\")");
             }
-            Ok(ArchiveChoice::Embedded)
+            Ok(dir.map_or(ArchiveChoice::Embedded, ArchiveChoice::EmbeddedAt))
         }
         "scylla" => {
+            if dir.is_some() {
+                bail!("archive_dir: only for the embedded archive");
+            }
             let Some(nodes) = nodes else {
                 bail!("scylla_nodes: required when archive is scylla");
             };
@@ -245,6 +254,7 @@ impl Settings {
         }
         let archive = archive_choice(
             args.archive.or(file.archive),
+            args.archive_dir.or(file.archive_dir),
             args.scylla_nodes.or(file.scylla_nodes),
             args.scylla_keyspace.or(file.scylla_keyspace),
             args.scylla_replication.or(file.scylla_replication),
@@ -323,10 +333,8 @@ fn init_logs(json: bool) {
     }
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let s = Settings::resolve(args)?;
-    init_logs(s.json_logs);
-
+/// The engine settings a node's `Settings` give, before its addresses.
+fn engine_config(s: &Settings) -> Result<EngineConfig> {
     let catalog = match &s.tier_catalog {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -335,6 +343,66 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => TierCatalog::builtin(),
     };
+    let mut config = EngineConfig::new(&s.data_dir);
+    config.shards = s.shards;
+    config.default_consistency = s.consistency;
+    config.catalog = catalog;
+    config.idle_after = s.actor_idle;
+    config.raft.snapshot_every = s.snapshot_every;
+    config.deletion_retention = s.deletion_retention;
+    config.metrics_max_tenants = s.metrics_max_tenants;
+    config.archive = s.archive.clone();
+    config.sync_interval = s.sync_interval;
+    config.replication = s.replication;
+    Ok(config)
+}
+
+/// `quotad restore --from-archive`: found a node on `data_dir` (normally
+/// empty) and rebuild every tenant the archive holds into it, then stop.
+/// `quotad serve` on the same data dir then serves them; other nodes join
+/// it as usual and receive the state through Raft.
+pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
+    if !from_archive {
+        bail!("restore: --from-archive is required (the archive is the only source)");
+    }
+    let s = Settings::resolve(args)?;
+    init_logs(s.json_logs);
+    if s.join.is_some() {
+        bail!("join: a restore founds its cluster; join the other nodes to it afterwards");
+    }
+    let mut config = engine_config(&s)?;
+    let peer = s
+        .advertise_peer_addr
+        .clone()
+        .unwrap_or_else(|| s.peer_addr.to_string());
+    config.advertise = Advertise {
+        peer,
+        grpc: s.grpc_addr.to_string(),
+        http: s.http_addr.to_string(),
+    };
+    let engine = Engine::open(config)
+        .await
+        .with_context(|| format!("opening the node on {}", s.data_dir.display()))?;
+    let archive = engine.archive().await.context("opening the archive")?;
+    let report = engine.restore_from_archive(archive.as_ref()).await;
+    engine.shutdown().await;
+    let report = report.context("restoring from the archive")?;
+    println!(
+        "restored {} tenants from {} archived snapshots ({} units of usage and {} audit events after them) into {}",
+        report.tenants,
+        report.snapshots.len(),
+        report.usage_added,
+        report.audit_added,
+        s.data_dir.display()
+    );
+    Ok(())
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let s = Settings::resolve(args)?;
+    init_logs(s.json_logs);
+
+    let mut config = engine_config(&s)?;
     let rls = match &s.envoy_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -399,16 +467,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth = auth.with_rs256_pem(&key)?;
     }
 
-    let mut config = EngineConfig::new(&s.data_dir);
-    config.shards = s.shards;
-    config.default_consistency = s.consistency;
-    config.catalog = catalog;
-    config.idle_after = s.actor_idle;
-    config.raft.snapshot_every = s.snapshot_every;
-    config.deletion_retention = s.deletion_retention;
-    config.metrics_max_tenants = s.metrics_max_tenants;
-    config.archive = s.archive.clone();
-    config.sync_interval = s.sync_interval;
     config.advertise = Advertise {
         peer: s
             .advertise_peer_addr
@@ -418,7 +476,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         http: advertise(http_addr),
     };
     config.join = s.join.clone();
-    config.replication = s.replication;
     config.transport = transport;
     // Connections to peers leave from the peer address's host, so a node
     // is recognisable by source address (firewall rules, partition tests).
@@ -514,11 +571,16 @@ mod tests {
     fn archive_settings_are_checked_and_bad_ones_named() {
         let s = |k: &str| Some(k.to_string());
         assert!(matches!(
-            archive_choice(None, None, None, None).unwrap(),
+            archive_choice(None, None, None, None, None).unwrap(),
             ArchiveChoice::Embedded
+        ));
+        assert!(matches!(
+            archive_choice(None, Some("/backup".into()), None, None, None).unwrap(),
+            ArchiveChoice::EmbeddedAt(d) if d == std::path::Path::new("/backup")
         ));
         match archive_choice(
             s("scylla"),
+            None,
             s("10.0.0.1:9042, 10.0.0.2:9042"),
             None,
             s("eu:3,us:2"),
@@ -535,7 +597,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let err = |k, n, ks, r| archive_choice(k, n, ks, r).unwrap_err().to_string();
+        let err = |k, n, ks, r| archive_choice(k, None, n, ks, r).unwrap_err().to_string();
+        assert!(
+            archive_choice(s("scylla"), Some("/x".into()), s("h:9042"), None, None)
+                .unwrap_err()
+                .to_string()
+                .starts_with("archive_dir:")
+        );
         assert!(err(s("cassandra"), None, None, None).starts_with("archive:"));
         assert!(err(s("scylla"), None, None, None).starts_with("scylla_nodes:"));
         assert!(err(None, s("h:9042"), None, None).starts_with("scylla_nodes:"));

@@ -182,6 +182,8 @@ pub async fn newest_snapshots_are_kept(a: &dyn Archive) {
     assert_eq!(kept[0], snapshot(g, 50), "stored whole, data included");
     assert_eq!(a.snapshots(other).await.unwrap(), [snapshot(other, 5)]);
     assert!(a.snapshots(fresh_group()).await.unwrap().is_empty());
+    let groups = a.snapshot_groups().await.unwrap();
+    assert!(groups.contains(&g) && groups.contains(&other), "{groups:?}");
 }
 
 /// Sync progress starts unknown and never moves backwards.

@@ -265,6 +265,22 @@ impl Archive for EmbeddedArchive {
         .await
     }
 
+    async fn snapshot_groups(&self) -> Result<Vec<u64>, ArchiveError> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(io)?;
+            let t = tx.open_table(SNAPSHOTS).map_err(io)?;
+            let mut groups: Vec<u64> = Vec::new();
+            for row in t.iter().map_err(io)? {
+                let group = row.map_err(io)?.0.value().0;
+                if groups.last() != Some(&group) {
+                    groups.push(group);
+                }
+            }
+            Ok(groups)
+        })
+        .await
+    }
+
     async fn snapshots(&self, group: u64) -> Result<Vec<SnapshotRecord>, ArchiveError> {
         self.run(move |db| {
             let tx = db.begin_read().map_err(io)?;

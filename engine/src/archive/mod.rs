@@ -17,6 +17,7 @@ pub mod contract;
 mod embedded;
 mod error;
 mod records;
+pub mod restore;
 mod scylla;
 pub mod sync;
 
@@ -35,6 +36,9 @@ pub enum ArchiveChoice {
     /// `archive.redb` in the data dir.
     #[default]
     Embedded,
+    /// `archive.redb` in another directory (other storage than the data
+    /// dir, so the archive outlives it).
+    EmbeddedAt(std::path::PathBuf),
     Scylla(ScyllaConfig),
     /// One the caller opened (an embedding application, tests).
     Opened(std::sync::Arc<dyn Archive>),
@@ -44,6 +48,7 @@ impl std::fmt::Debug for ArchiveChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ArchiveChoice::Embedded => f.write_str("Embedded"),
+            ArchiveChoice::EmbeddedAt(d) => f.debug_tuple("EmbeddedAt").field(d).finish(),
             ArchiveChoice::Scylla(c) => f.debug_tuple("Scylla").field(c).finish(),
             ArchiveChoice::Opened(a) => write!(f, "Opened({})", a.name()),
         }
@@ -97,6 +102,9 @@ pub trait Archive: Send + Sync + 'static {
 
     /// Store a group's snapshot, keeping the newest [`SNAPSHOTS_KEPT`].
     async fn put_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), ArchiveError>;
+
+    /// Groups with at least one snapshot.
+    async fn snapshot_groups(&self) -> Result<Vec<u64>, ArchiveError>;
 
     /// The group's newest snapshots, newest first.
     async fn snapshots(&self, group: u64) -> Result<Vec<SnapshotRecord>, ArchiveError>;

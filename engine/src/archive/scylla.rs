@@ -580,6 +580,23 @@ impl Archive for ScyllaArchive {
         Ok(())
     }
 
+    async fn snapshot_groups(&self) -> Result<Vec<u64>, ArchiveError> {
+        let ks = &self.config.keyspace;
+        let mut rows = self
+            .session
+            .query_iter(format!("SELECT DISTINCT grp FROM {ks}.shard_snapshot"), &[])
+            .await
+            .map_err(other)?
+            .rows_stream::<(i64,)>()
+            .map_err(other)?;
+        let mut groups = Vec::new();
+        while let Some((g,)) = rows.try_next().await.map_err(other)? {
+            groups.push(g as u64);
+        }
+        groups.sort_unstable();
+        Ok(groups)
+    }
+
     async fn snapshots(&self, group: u64) -> Result<Vec<SnapshotRecord>, ArchiveError> {
         let mut out = Vec::new();
         for (index, term, taken_at_ms, chunks) in

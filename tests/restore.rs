@@ -1,0 +1,130 @@
+//! `quotad restore --from-archive`, the real binary: an archive filled by
+//! a node whose data dir is then lost, restored into a new data dir, and
+//! served from there.
+mod common;
+
+use common::{Node, http};
+use quotad_engine::actor::Consistency;
+use quotad_engine::archive::ArchiveChoice;
+use quotad_engine::audit::{AuditMeta, AuditQuery};
+use quotad_engine::model::Tier;
+use quotad_engine::{Engine, EngineConfig, NewTenant};
+use quotad_proto::v1 as pb;
+use std::process::Command;
+
+fn quotad(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quotad"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run quotad")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lost, restored, archive_dir) = (
+        dir.path().join("lost"),
+        dir.path().join("restored"),
+        dir.path().join("archive"),
+    );
+    // A node (in this process) fills the archive, then its data is lost.
+    let (tenant, events) = {
+        let mut config = EngineConfig::new(&lost);
+        config.archive = ArchiveChoice::EmbeddedAt(archive_dir.clone());
+        config.sync_interval = std::time::Duration::from_secs(3600);
+        let engine = Engine::open(config).await.unwrap();
+        let new = NewTenant {
+            slug: "acme".into(),
+            name: "Acme".into(),
+            tier: Tier::Free,
+            timezone: chrono_tz::UTC,
+            trial_days: None,
+            settings_json: "{}".into(),
+            owner: None,
+        };
+        let by = AuditMeta::new("ops", "req-1");
+        let t = engine.create_tenant(new, &by).await.unwrap().tenant.id;
+        for _ in 0..5 {
+            engine
+                .increment(t, "api_requests", 1, None, Some(Consistency::Strict))
+                .await
+                .unwrap();
+        }
+        engine.backup_to_archive().await.unwrap();
+        for _ in 0..2 {
+            engine
+                .increment(t, "api_requests", 1, None, Some(Consistency::Strict))
+                .await
+                .unwrap();
+        }
+        engine.sync_archive().await.unwrap();
+        let q = AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        let events = engine.audit(t, &q).await.unwrap().events.len();
+        engine.shutdown().await;
+        (t, events)
+    };
+    std::fs::remove_dir_all(&lost).unwrap();
+
+    let restored_s = restored.to_str().unwrap();
+    let archive_s = archive_dir.to_str().unwrap();
+    let out = quotad(&[
+        "restore",
+        "--data-dir",
+        restored_s,
+        "--archive-dir",
+        archive_s,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--from-archive"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = quotad(&[
+        "restore",
+        "--from-archive",
+        "--data-dir",
+        restored_s,
+        "--archive-dir",
+        archive_s,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("restored 1 tenants"), "{stdout}");
+
+    let mut args = Node::local_args();
+    args.extend(["--archive-dir".to_string(), archive_s.to_string()]);
+    let node = Node::start_with(&restored, &args);
+    let usage = node
+        .grpc()
+        .await
+        .get_usage(pb::GetUsageRequest {
+            tenant_id: tenant.to_string(),
+            quota: "api_requests".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(usage.quotas[0].used, 7, "the 5 in the snapshot and 2 after");
+    let page: serde_json::Value = http()
+        .get(format!(
+            "{}/api/v1/tenants/{tenant}/audit?limit=100",
+            node.http
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"]["events"].as_array().unwrap().len(), events);
+    assert_eq!(page["data"]["chain"]["valid"], true, "{page}");
+}
