@@ -16,18 +16,7 @@ fn inc(tenant: &str, key: &str) -> pb::IncrementRequest {
 }
 
 async fn usage(node: &Node, tenant: &str) -> u64 {
-    let u = node
-        .grpc()
-        .await
-        .get_usage(pb::GetUsageRequest {
-            tenant_id: tenant.into(),
-            quota: "api_requests".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(u.quotas.len(), 1);
-    u.quotas[0].used
+    common::api_requests_used(node, tenant).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

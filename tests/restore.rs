@@ -9,7 +9,6 @@ use quotad_engine::archive::ArchiveChoice;
 use quotad_engine::audit::{AuditMeta, AuditQuery};
 use quotad_engine::model::Tier;
 use quotad_engine::{Engine, EngineConfig, NewTenant};
-use quotad_proto::v1 as pb;
 use std::process::Command;
 
 fn quotad(args: &[&str]) -> std::process::Output {
@@ -103,17 +102,11 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
     let mut args = Node::local_args();
     args.extend(["--archive-dir".to_string(), archive_s.to_string()]);
     let node = Node::start_with(&restored, &args);
-    let usage = node
-        .grpc()
-        .await
-        .get_usage(pb::GetUsageRequest {
-            tenant_id: tenant.to_string(),
-            quota: "api_requests".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(usage.quotas[0].used, 7, "the 5 in the snapshot and 2 after");
+    assert_eq!(
+        common::api_requests_used(&node, &tenant.to_string()).await,
+        7,
+        "the 5 in the snapshot and 2 after"
+    );
     let page: serde_json::Value = http()
         .get(format!(
             "{}/api/v1/tenants/{tenant}/audit?limit=100",

@@ -155,6 +155,22 @@ impl Drop for Node {
     }
 }
 
+/// The tenant's `api_requests` usage, over gRPC (GetUsage).
+pub async fn api_requests_used(node: &Node, tenant: &str) -> u64 {
+    let u = node
+        .grpc()
+        .await
+        .get_usage(quotad_proto::v1::GetUsageRequest {
+            tenant_id: tenant.into(),
+            quota: "api_requests".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(u.quotas.len(), 1);
+    u.quotas[0].used
+}
+
 /// `POST /api/v1/tenants`, returning the new tenant's id.
 pub async fn create_tenant(node: &Node, slug: &str, tier: &str) -> String {
     let resp = http()
