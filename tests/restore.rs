@@ -108,10 +108,7 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         "the 5 in the snapshot and 2 after"
     );
     let page: serde_json::Value = http()
-        .get(format!(
-            "{}/api/v1/tenants/{tenant}/audit?limit=100",
-            node.http
-        ))
+        .get(node.url(&format!("/api/v1/tenants/{tenant}/audit?limit=100")))
         .send()
         .await
         .unwrap()

@@ -67,6 +67,24 @@ async fn archived_total(archive: &EmbeddedArchive, t: uuid::Uuid, g: Granularity
         .sum()
 }
 
+/// The engine's hourly `api_requests` history from 4 h before T0 to 4 h after.
+async fn hourly_around_t0(
+    engine: &Engine,
+    t: uuid::Uuid,
+) -> Vec<quotad_engine::usage_history::Point> {
+    let (series, _) = engine
+        .usage_history(
+            t,
+            "api_requests",
+            Granularity::Hour,
+            T0 - 4 * HOUR,
+            T0 + 4 * HOUR,
+        )
+        .await
+        .unwrap();
+    series
+}
+
 async fn audit_of(engine: &Engine, t: uuid::Uuid) -> Vec<quotad_engine::audit::AuditEvent> {
     let q = AuditQuery {
         limit: 1000,
@@ -218,16 +236,7 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
         engine.sync_archive().await.unwrap();
         for t in [a, b] {
             let state = engine.tenant(t).await.unwrap();
-            let (series, _) = engine
-                .usage_history(
-                    t,
-                    "api_requests",
-                    Granularity::Hour,
-                    T0 - 4 * HOUR,
-                    T0 + 4 * HOUR,
-                )
-                .await
-                .unwrap();
+            let series = hourly_around_t0(&engine, t).await;
             before.push((
                 t,
                 state.tenant.slug.clone(),
@@ -255,16 +264,7 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
         let state = engine.tenant(*t).await.unwrap();
         assert_eq!(&state.tenant.slug, slug);
         assert_eq!(state.quotas["api_requests"].used, *used, "tenant {slug}");
-        let (restored_series, _) = engine
-            .usage_history(
-                *t,
-                "api_requests",
-                Granularity::Hour,
-                T0 - 4 * HOUR,
-                T0 + 4 * HOUR,
-            )
-            .await
-            .unwrap();
+        let restored_series = hourly_around_t0(&engine, *t).await;
         assert_eq!(&restored_series, series, "tenant {slug}");
         let restored_audit = audit_of(&engine, *t).await;
         assert_eq!(&restored_audit, audit, "tenant {slug}");

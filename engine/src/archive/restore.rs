@@ -14,7 +14,7 @@ use super::{Archive, SnapshotRecord, UsageBucket};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::model::{QuotaKind, TenantId};
+use crate::model::QuotaKind;
 use crate::raft::{Command, GroupState, MetaOp, MovedTenant};
 use crate::usage_history::{Granularity, UsageHistory};
 
@@ -104,11 +104,7 @@ impl Engine {
         let now = self.now_ms();
         // Buckets that may have grown after the snapshot was taken.
         let since = snap.taken_at_ms.saturating_sub(26 * 3_600_000);
-        let tenants: Vec<TenantId> = state.tenants.keys().copied().collect();
-        for tenant in tenants {
-            let Some(ts) = state.tenants.remove(&tenant) else {
-                continue;
-            };
+        for (tenant, ts) in std::mem::take(&mut state.tenants) {
             let moved = MovedTenant {
                 tenant,
                 to_group: 0,
