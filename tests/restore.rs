@@ -97,7 +97,10 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("restored 1 tenants"), "{stdout}");
+    assert!(
+        stdout.contains("restored 1 tenants (0 into dedicated groups)"),
+        "{stdout}"
+    );
 
     let mut args = Node::local_args();
     args.extend(["--archive-dir".to_string(), archive_s.to_string()]);

@@ -180,6 +180,11 @@ impl AuditLog {
         event
     }
 
+    /// Stamp of the newest event, if any.
+    pub fn last_at_ms(&self) -> Option<i64> {
+        self.events.last().map(|e| decode(e).at_ms)
+    }
+
     pub fn len(&self) -> usize {
         self.events.len()
     }

@@ -169,6 +169,9 @@ pub struct Engine {
     archive: tokio::sync::OnceCell<Arc<dyn Archive>>,
     /// Per group, the log index of the snapshot last archived from here.
     archived_snapshots: std::sync::Mutex<BTreeMap<u64, u64>>,
+    /// Dedicated tenants whose copy in the shared archive schema this node
+    /// has purged (after its group's first complete sync to their own).
+    purged_from_shared: std::sync::Mutex<std::collections::HashSet<crate::model::TenantId>>,
 }
 
 /// Per-tier tenant counts and per-tenant usage, for a metrics scrape.
@@ -282,6 +285,7 @@ impl Engine {
             closing: AtomicBool::new(false),
             archive: tokio::sync::OnceCell::new(),
             archived_snapshots: std::sync::Mutex::new(BTreeMap::new()),
+            purged_from_shared: Default::default(),
         });
         let bootstrapped = engine
             .meta
@@ -357,13 +361,19 @@ impl Engine {
     }
 
     /// One sync round for every group this node leads: their unarchived
-    /// usage and audit, and newer snapshots, go to the archive. Runs every
-    /// `sync_interval` on its own; callable at any time.
+    /// usage and audit, and newer snapshots, go to the archive (a dedicated
+    /// group's to its tenant's own schema). Runs every `sync_interval` on
+    /// its own; callable at any time.
     pub async fn sync_archive(&self) -> Result<Vec<SyncRound>, EngineError> {
-        let archive = self.archive().await?;
+        let shared = self.archive().await?;
         let mut rounds = Vec::new();
         for shard in self.served() {
             let group = shard.group.id;
+            let dedicated_to = self.dedicated_tenant_of(group);
+            let archive = match dedicated_to {
+                Some(tenant) => shared.dedicated(tenant).await?,
+                None => shared.clone(),
+            };
             let mut archived = self
                 .archived_snapshots
                 .lock()
@@ -380,9 +390,54 @@ impl Engine {
             if let (Some(index), Ok(mut m)) = (archived, self.archived_snapshots.lock()) {
                 m.insert(group, index);
             }
-            rounds.push(round?);
+            let round = round?;
+            if let Some(tenant) = dedicated_to
+                && round.pending == 0
+            {
+                self.purge_from_shared(shared.as_ref(), &shard, tenant)
+                    .await?;
+            }
+            rounds.push(round);
         }
         Ok(rounds)
+    }
+
+    /// The tenant a group was created for, if it is a dedicated group.
+    fn dedicated_tenant_of(&self, group: u64) -> Option<crate::model::TenantId> {
+        self.meta
+            .state
+            .read()
+            .ok()?
+            .membership
+            .groups
+            .get(&group)?
+            .dedicated
+    }
+
+    /// Once a dedicated group has synced everything (its tenant arrives
+    /// listed from the beginning of time, so its whole history and chain
+    /// went to its own schema), the shared schema's copy goes. Once per
+    /// tenant per process; a repeat after a restart deletes nothing more.
+    async fn purge_from_shared(
+        &self,
+        shared: &dyn Archive,
+        shard: &crate::shard::Shard,
+        tenant: crate::model::TenantId,
+    ) -> Result<(), EngineError> {
+        if self
+            .purged_from_shared
+            .lock()
+            .is_ok_and(|p| p.contains(&tenant))
+        {
+            return Ok(());
+        }
+        let quotas = crate::archive::sync::quota_names(shard, tenant)?;
+        shared.purge_tenant(tenant, &quotas).await?;
+        tracing::info!(%tenant, "dedicated tenant's archive purged from the shared schema");
+        if let Ok(mut p) = self.purged_from_shared.lock() {
+            p.insert(tenant);
+        }
+        Ok(())
     }
 
     pub fn node_id(&self) -> NodeId {

@@ -53,6 +53,11 @@ impl UsageHistory {
         }
     }
 
+    /// Start of the newest hourly bucket, if any.
+    pub fn newest_hour(&self) -> Option<i64> {
+        self.hourly.keys().map(|(_, start)| *start).max()
+    }
+
     /// Raise a bucket's total to `amount` (an archived total is never below
     /// what an older copy of the history holds); returns what was added.
     pub fn raise(&mut self, g: Granularity, quota: &str, start_ms: i64, amount: u64) -> u64 {

@@ -6,7 +6,7 @@
 //! replication factor 1). Without it the ScyllaDB tests say they were
 //! skipped.
 use quotad_engine::archive::{
-    Archive, ArchiveError, EmbeddedArchive, ScyllaArchive, ScyllaConfig, contract,
+    Archive, ArchiveError, EmbeddedArchive, SCHEMA_VERSION, ScyllaArchive, ScyllaConfig, contract,
 };
 use quotad_engine::clock::SystemClock;
 use std::sync::Arc;
@@ -67,6 +67,35 @@ macro_rules! contract_suite {
                 }
             )*
         }
+
+        /// The same checks inside a tenant's dedicated schema: the same
+        /// tables, the same behaviour.
+        mod embedded_dedicated {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let archive = embedded(&dir);
+                    archive.migrate().await.unwrap();
+                    let own = archive.dedicated(contract::DEDICATED_TENANT).await.unwrap();
+                    contract::$check(own.as_ref()).await;
+                }
+            )*
+        }
+
+        mod scylla_dedicated {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    if let Some(archive) = super::scylla(stringify!($check)).await {
+                        let own = archive.dedicated(contract::DEDICATED_TENANT).await.unwrap();
+                        contract::$check(own.as_ref()).await;
+                    }
+                }
+            )*
+        }
     };
 }
 
@@ -77,7 +106,23 @@ contract_suite!(
     audit_events_keep_their_chain,
     newest_snapshots_are_kept,
     sync_position_only_moves_forward,
+    purging_a_tenant_removes_only_its_history,
 );
+
+#[tokio::test]
+async fn embedded_a_dedicated_schema_is_apart_and_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = embedded(&dir);
+    archive.migrate().await.unwrap();
+    contract::a_dedicated_schema_is_apart_and_registered(archive.as_ref()).await;
+}
+
+#[tokio::test]
+async fn scylla_a_dedicated_schema_is_apart_and_registered() {
+    if let Some(archive) = scylla("a_dedicated_schema_is_apart_and_registered").await {
+        contract::a_dedicated_schema_is_apart_and_registered(archive.as_ref()).await;
+    }
+}
 
 #[tokio::test]
 async fn embedded_out_of_service_fails_as_unavailable_and_keeps_its_data() {
@@ -105,8 +150,36 @@ async fn embedded_data_survives_reopening() {
         archive.set_synced_to(3, 42).await.unwrap();
     }
     let archive = embedded(&dir);
-    assert_eq!(archive.migrate().await.unwrap(), 1);
+    assert_eq!(archive.migrate().await.unwrap(), SCHEMA_VERSION);
     assert_eq!(archive.synced_to(3).await.unwrap(), Some(42));
+}
+
+#[tokio::test]
+async fn embedded_dedicated_schemas_survive_reopening_and_share_the_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = uuid::Uuid::new_v4();
+    {
+        let archive = embedded(&dir);
+        archive.migrate().await.unwrap();
+        let own = archive.dedicated(t).await.unwrap();
+        own.set_synced_to(5, 50).await.unwrap();
+        // One disk, one switch: out of service, the tenant's file too.
+        archive.set_available(false);
+        assert!(own.synced_to(5).await.unwrap_err().is_transient());
+        archive.set_available(true);
+    }
+    let archive = embedded(&dir);
+    archive.migrate().await.unwrap();
+    let listed = archive.dedicated_schemas().await.unwrap();
+    assert_eq!(listed.iter().map(|s| s.tenant).collect::<Vec<_>>(), [t]);
+    assert!(
+        dir.path().join(&listed[0].name).is_file(),
+        "{} names its file",
+        listed[0].name
+    );
+    let own = archive.dedicated(t).await.unwrap();
+    assert_eq!(own.synced_to(5).await.unwrap(), Some(50));
+    assert_eq!(archive.synced_to(5).await.unwrap(), None);
 }
 
 #[tokio::test]

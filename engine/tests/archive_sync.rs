@@ -30,10 +30,14 @@ fn config(
 }
 
 async fn tenant(engine: &Engine, slug: &str) -> uuid::Uuid {
+    tenant_of_tier(engine, slug, Tier::Free).await
+}
+
+async fn tenant_of_tier(engine: &Engine, slug: &str, tier: Tier) -> uuid::Uuid {
     let new = NewTenant {
         slug: slug.into(),
         name: slug.into(),
-        tier: Tier::Free,
+        tier,
         timezone: chrono_tz::UTC,
         trial_days: None,
         settings_json: "{}".into(),
@@ -283,5 +287,134 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
         engine.tenant(a).await.unwrap().quotas["api_requests"].used,
         used_a + 1
     );
+    engine.shutdown().await;
+}
+
+/// What a tenant looks like from outside: slug, counter, hourly series and
+/// audit chain.
+type Seen = (
+    uuid::Uuid,
+    String,
+    Option<u64>,
+    Vec<quotad_engine::usage_history::Point>,
+    Vec<quotad_engine::audit::AuditEvent>,
+);
+
+async fn seen(engine: &Engine, t: uuid::Uuid) -> Seen {
+    let state = engine.tenant(t).await.unwrap();
+    (
+        t,
+        state.tenant.slug.clone(),
+        state.quotas.get("api_requests").map(|q| q.used),
+        hourly_around_t0(engine, t).await,
+        audit_of(engine, t).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let archive = EmbeddedArchive::open(&dir.path().join("archive"), clock.clone()).unwrap();
+    let by = AuditMeta::new("ops", "req-dedicate");
+    let (big, small, before) = {
+        let engine = Engine::open(config(dir.path(), clock.clone(), archive.clone()))
+            .await
+            .unwrap();
+        let big = tenant_of_tier(&engine, "bigco", Tier::Enterprise).await;
+        let small = tenant(&engine, "small").await;
+        increments(&engine, big, 4).await;
+        increments(&engine, small, 2).await;
+        // The shared schema's snapshots hold bigco, before it moves.
+        engine.backup_to_archive().await.unwrap();
+        assert_eq!(archived_total(&archive, big, Granularity::Hour).await, 4);
+
+        let group = engine.dedicate_tenant(big, &by).await.unwrap();
+        assert_eq!(engine.placement_of(&big), (group, true));
+        clock.advance(HOUR);
+        increments(&engine, big, 3).await;
+        engine.sync_archive().await.unwrap();
+
+        // Its whole history and chain (the move included) are in its own
+        // schema; the shared schema keeps none of it, and all of small.
+        let own = archive.dedicated(big).await.unwrap();
+        let hourly = own
+            .usage(
+                big,
+                "api_requests",
+                Granularity::Hour,
+                T0 - HOUR,
+                T0 + 2 * HOUR,
+            )
+            .await
+            .unwrap();
+        assert_eq!(hourly.iter().map(|b| b.amount).collect::<Vec<_>>(), [4, 3]);
+        let chain = own.audit(big, 0, 100).await.unwrap();
+        assert_eq!(chain, audit_of(&engine, big).await);
+        assert!(chain.iter().any(|e| e.action == "tenant.dedicated"));
+        assert_eq!(archived_total(&archive, big, Granularity::Hour).await, 0);
+        assert_eq!(archived_total(&archive, big, Granularity::Day).await, 0);
+        assert!(archive.audit(big, 0, 100).await.unwrap().is_empty());
+        assert_eq!(archived_total(&archive, small, Granularity::Hour).await, 2);
+        assert!(!archive.audit(small, 0, 100).await.unwrap().is_empty());
+        let registered: Vec<_> = archive
+            .dedicated_schemas()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.tenant)
+            .collect();
+        assert_eq!(registered, [big]);
+        let before = vec![seen(&engine, big).await, seen(&engine, small).await];
+        engine.shutdown().await;
+        (big, small, before)
+    };
+
+    // Gone, with no snapshot of its dedicated group archived yet: bigco
+    // comes from the shared snapshot, brought forward by its own schema.
+    std::fs::remove_dir_all(dir.path().join("node")).unwrap();
+    let engine = Engine::open(config(dir.path(), clock.clone(), archive.clone()))
+        .await
+        .unwrap();
+    let report = engine.restore_from_archive(archive.as_ref()).await.unwrap();
+    assert_eq!((report.tenants, report.dedicated), (2, 1), "{report:?}");
+    assert_eq!(
+        report.usage_added, 3,
+        "bigco's usage after its move: {report:?}"
+    );
+    for b in &before {
+        assert_eq!(&seen(&engine, b.0).await, b, "tenant {}", b.1);
+    }
+    assert!(
+        engine.placement_of(&big).1,
+        "bigco is in a dedicated group again"
+    );
+    assert!(!engine.placement_of(&small).1);
+
+    // Again, now from its own schema's snapshot of its group.
+    increments(&engine, big, 2).await;
+    engine.backup_to_archive().await.unwrap();
+    let own = archive.dedicated(big).await.unwrap();
+    assert!(
+        !own.snapshot_groups().await.unwrap().is_empty(),
+        "the dedicated group's snapshot went to its own schema"
+    );
+    let before = vec![seen(&engine, big).await, seen(&engine, small).await];
+    engine.shutdown().await;
+    drop(engine);
+    std::fs::remove_dir_all(dir.path().join("node")).unwrap();
+    let engine = Engine::open(config(dir.path(), clock.clone(), archive.clone()))
+        .await
+        .unwrap();
+    let report = engine.restore_from_archive(archive.as_ref()).await.unwrap();
+    assert_eq!((report.tenants, report.dedicated), (2, 1), "{report:?}");
+    assert_eq!(
+        report.usage_added, 0,
+        "the snapshots hold everything: {report:?}"
+    );
+    for b in &before {
+        assert_eq!(&seen(&engine, b.0).await, b, "tenant {}", b.1);
+    }
+    assert!(engine.placement_of(&big).1);
     engine.shutdown().await;
 }

@@ -91,7 +91,7 @@ pub struct ServeArgs {
     /// ScyllaDB contact points, host:port[,host:port...] (archive = scylla)
     #[arg(long, env = "QUOTAD_SCYLLA_NODES")]
     scylla_nodes: Option<String>,
-    /// ScyllaDB keyspace, created by quotad [default: quotad]
+    /// ScyllaDB keyspace, created by quotad, at most 21 characters (tenants' dedicated keyspaces add 27) [default: quotad]
     #[arg(long, env = "QUOTAD_SCYLLA_KEYSPACE")]
     scylla_keyspace: Option<String>,
     /// Replication per datacenter, dc:factor[,dc:factor...]
@@ -388,8 +388,9 @@ pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
     engine.shutdown().await;
     let report = report.context("restoring from the archive")?;
     println!(
-        "restored {} tenants from {} archived snapshots ({} units of usage and {} audit events after them) into {}",
+        "restored {} tenants ({} into dedicated groups) from {} archived snapshots ({} units of usage and {} audit events after them) into {}",
         report.tenants,
+        report.dedicated,
         report.snapshots.len(),
         report.usage_added,
         report.audit_added,

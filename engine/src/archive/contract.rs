@@ -197,3 +197,106 @@ pub async fn sync_position_only_moves_forward(a: &dyn Archive) {
     a.set_synced_to(g, 12).await.unwrap();
     assert_eq!(a.synced_to(g).await.unwrap(), Some(12));
 }
+
+/// The tenant the dedicated-schema checks use: one well-known id, so runs
+/// against a shared ScyllaDB cluster reuse one dedicated keyspace rather
+/// than leaving a new one behind each time. (Everything written inside it
+/// still uses fresh ids.)
+pub const DEDICATED_TENANT: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_00c0_47ac_7000);
+
+/// A tenant's dedicated schema is an archive of its own: what is written
+/// there is not seen in the deployment's schema and the other way round;
+/// it is registered once usable, and asking again gives the same schema.
+pub async fn a_dedicated_schema_is_apart_and_registered(a: &dyn Archive) {
+    let t = DEDICATED_TENANT;
+    let d = a.dedicated(t).await.unwrap();
+    assert_eq!(d.migrate().await.unwrap(), SCHEMA_VERSION);
+    let listed = a.dedicated_schemas().await.unwrap();
+    let entry = listed
+        .iter()
+        .find(|s| s.tenant == t)
+        .unwrap_or_else(|| panic!("{t} is not registered: {listed:?}"))
+        .clone();
+    assert!(!entry.name.is_empty());
+
+    let (g, hour) = (fresh_group(), (now_ms() / HOUR - 2) * HOUR);
+    d.put_usage(&[bucket(t, "tokens", Granularity::Hour, hour, 9)])
+        .await
+        .unwrap();
+    d.put_audit(t, &chain(3)).await.unwrap();
+    d.put_snapshot(&snapshot(g, 7)).await.unwrap();
+    d.set_synced_to(g, 7).await.unwrap();
+    // The shared schema has none of it.
+    assert!(
+        a.usage(t, "tokens", Granularity::Hour, hour, hour + HOUR)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(a.snapshots(g).await.unwrap().is_empty());
+    assert!(!a.snapshot_groups().await.unwrap().contains(&g));
+    assert_eq!(a.synced_to(g).await.unwrap(), None);
+    // And the other way round.
+    let g2 = fresh_group();
+    a.put_snapshot(&snapshot(g2, 3)).await.unwrap();
+    assert!(!d.snapshot_groups().await.unwrap().contains(&g2));
+
+    // Asked again: the same schema, the registration unchanged.
+    let again = a.dedicated(t).await.unwrap();
+    assert_eq!(
+        again
+            .usage(t, "tokens", Granularity::Hour, hour, hour + HOUR)
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.amount)
+            .collect::<Vec<_>>(),
+        [9]
+    );
+    assert_eq!(again.audit(t, 0, 10).await.unwrap(), chain(3));
+    assert_eq!(again.snapshots(g).await.unwrap(), [snapshot(g, 7)]);
+    let listed = a.dedicated_schemas().await.unwrap();
+    assert!(listed.contains(&entry), "{listed:?}");
+    // A dedicated schema has no dedicated schemas.
+    assert!(d.dedicated_schemas().await.unwrap().is_empty());
+    match d.dedicated(Uuid::new_v4()).await {
+        Err(super::ArchiveError::Config { field, .. }) => assert_eq!(field, "tenant"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a dedicated schema made one of its own"),
+    }
+}
+
+/// Purging a tenant removes its buckets (every quota named, both
+/// granularities) and its audit events, nobody else's; again is harmless.
+pub async fn purging_a_tenant_removes_only_its_history(a: &dyn Archive) {
+    let (t, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let day = (now_ms() / (24 * HOUR) - 1) * 24 * HOUR;
+    let range = (day, day + 24 * HOUR);
+    a.put_usage(&[
+        bucket(t, "tokens", Granularity::Hour, day, 1),
+        bucket(t, "tokens", Granularity::Day, day, 1),
+        bucket(t, "gpu_hours", Granularity::Hour, day + HOUR, 2),
+        bucket(other, "tokens", Granularity::Hour, day, 3),
+    ])
+    .await
+    .unwrap();
+    a.put_audit(t, &chain(2)).await.unwrap();
+    a.put_audit(other, &chain(2)).await.unwrap();
+    let quotas = ["gpu_hours".to_string(), "tokens".to_string()];
+    a.purge_tenant(t, &quotas).await.unwrap();
+    for q in &quotas {
+        for g in [Granularity::Hour, Granularity::Day] {
+            let left = a.usage(t, q, g, range.0, range.1).await.unwrap();
+            assert!(left.is_empty(), "{q} {g:?}: {left:?}");
+        }
+    }
+    assert!(a.audit(t, 0, 10).await.unwrap().is_empty());
+    let kept = a
+        .usage(other, "tokens", Granularity::Hour, range.0, range.1)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(a.audit(other, 0, 10).await.unwrap().len(), 2);
+    a.purge_tenant(t, &quotas).await.unwrap();
+    a.purge_tenant(Uuid::new_v4(), &[]).await.unwrap();
+}

@@ -2,13 +2,17 @@
 //! (`archive.redb`), apart from the Raft store so archive writes never
 //! queue behind log appends.
 use super::records::granularity_code;
-use super::{Archive, ArchiveError, SCHEMA_VERSION, SNAPSHOTS_KEPT, SnapshotRecord, UsageBucket};
+use super::{
+    Archive, ArchiveError, DedicatedSchema, SCHEMA_VERSION, SNAPSHOTS_KEPT, SnapshotRecord,
+    UsageBucket,
+};
 use crate::audit::AuditEvent;
 use crate::clock::SharedClock;
 use crate::model::TenantId;
 use crate::usage_history::Granularity;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,6 +27,11 @@ const AUDIT: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("audit_e
 const SNAPSHOTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("shard_snapshot");
 /// group -> last synced log index
 const SYNC: TableDefinition<u64, u64> = TableDefinition::new("sync_position");
+/// tenant -> its dedicated schema (postcard), since version 2
+const DEDICATED: TableDefinition<u128, &[u8]> = TableDefinition::new("dedicated_schema");
+
+/// Where dedicated schemas' files go, under the archive's directory.
+const DEDICATED_DIR: &str = "dedicated";
 
 /// Cache for the archive file: it is written in batches and read by
 /// reports, so a small cache does.
@@ -30,10 +39,16 @@ const CACHE_BYTES: usize = 16 << 20;
 
 pub struct EmbeddedArchive {
     db: Arc<Database>,
+    dir: PathBuf,
     clock: SharedClock,
     /// Cleared to take the archive out of service (an operator draining
     /// the disk, or a fault test); calls then fail as a down backend's do.
-    available: AtomicBool,
+    /// Shared with the dedicated schemas: one disk, one switch.
+    available: Arc<AtomicBool>,
+    /// Set when this is a tenant's dedicated schema.
+    dedicated_to: Option<TenantId>,
+    /// Dedicated schemas opened so far (a redb file opens once per process).
+    dedicated: tokio::sync::Mutex<HashMap<TenantId, Arc<EmbeddedArchive>>>,
 }
 
 fn io(e: impl std::fmt::Display) -> ArchiveError {
@@ -53,23 +68,42 @@ fn corrupt(what: &'static str) -> impl Fn(postcard::Error) -> ArchiveError {
 impl EmbeddedArchive {
     /// Open (or create) `dir/archive.redb`.
     pub fn open(dir: &Path, clock: SharedClock) -> Result<Arc<Self>, ArchiveError> {
-        std::fs::create_dir_all(dir).map_err(|e| ArchiveError::Config {
+        let available = Arc::new(AtomicBool::new(true));
+        Self::open_file(dir, &dir.join("archive.redb"), clock, None, available)
+    }
+
+    fn open_file(
+        dir: &Path,
+        path: &Path,
+        clock: SharedClock,
+        dedicated_to: Option<TenantId>,
+        available: Arc<AtomicBool>,
+    ) -> Result<Arc<Self>, ArchiveError> {
+        let parent = path.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent).map_err(|e| ArchiveError::Config {
             field: "data_dir",
-            message: format!("cannot create {}: {e}", dir.display()),
+            message: format!("cannot create {}: {e}", parent.display()),
         })?;
-        let path = dir.join("archive.redb");
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
-            .create(&path)
+            .create(path)
             .map_err(|e| ArchiveError::Config {
                 field: "data_dir",
                 message: format!("cannot open {}: {e}", path.display()),
             })?;
         Ok(Arc::new(EmbeddedArchive {
             db: Arc::new(db),
+            dir: dir.to_path_buf(),
             clock,
-            available: AtomicBool::new(true),
+            available,
+            dedicated_to,
+            dedicated: Default::default(),
         }))
+    }
+
+    /// A dedicated schema's file, relative to the archive's directory.
+    fn dedicated_file(tenant: TenantId) -> String {
+        format!("{DEDICATED_DIR}/{}.redb", tenant.simple())
     }
 
     /// Take the archive out of service (`false`) or back (`true`).
@@ -122,6 +156,8 @@ impl Archive for EmbeddedArchive {
                 tx.open_table(AUDIT).map_err(io)?;
                 tx.open_table(SNAPSHOTS).map_err(io)?;
                 tx.open_table(SYNC).map_err(io)?;
+                // Version 2: the registry of dedicated schemas.
+                tx.open_table(DEDICATED).map_err(io)?;
                 meta.insert("schema_version", SCHEMA_VERSION).map_err(io)?;
                 SCHEMA_VERSION
             };
@@ -317,5 +353,153 @@ impl Archive for EmbeddedArchive {
             tx.commit().map_err(io)
         })
         .await
+    }
+
+    async fn dedicated(&self, tenant: TenantId) -> Result<Arc<dyn Archive>, ArchiveError> {
+        if let Some(owner) = self.dedicated_to {
+            return Err(ArchiveError::Config {
+                field: "tenant",
+                message: format!("{owner}'s dedicated schema has no dedicated schemas of its own"),
+            });
+        }
+        let mut open = self.dedicated.lock().await;
+        if let Some(a) = open.get(&tenant) {
+            return Ok(a.clone());
+        }
+        let name = Self::dedicated_file(tenant);
+        let (dir, clock, available) =
+            (self.dir.clone(), self.clock.clone(), self.available.clone());
+        let path = dir.join(&name);
+        let schema = tokio::task::spawn_blocking(move || {
+            Self::open_file(&dir, &path, clock, Some(tenant), available)
+        })
+        .await
+        .map_err(io)??;
+        schema.migrate().await?;
+        let record = DedicatedSchema {
+            tenant,
+            name,
+            created_at_ms: self.clock.now_ms(),
+        };
+        self.run(move |db| {
+            let tx = db.begin_write().map_err(io)?;
+            {
+                let mut t = tx.open_table(DEDICATED).map_err(io)?;
+                // Registered once: the first creation time stays.
+                if t.get(tenant.as_u128()).map_err(io)?.is_none() {
+                    let bytes =
+                        postcard::to_allocvec(&record).map_err(corrupt("dedicated schema"))?;
+                    t.insert(tenant.as_u128(), bytes.as_slice()).map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
+        })
+        .await?;
+        open.insert(tenant, schema.clone());
+        Ok(schema)
+    }
+
+    async fn dedicated_schemas(&self) -> Result<Vec<DedicatedSchema>, ArchiveError> {
+        if self.dedicated_to.is_some() {
+            return Ok(Vec::new());
+        }
+        self.run(|db| {
+            let tx = db.begin_read().map_err(io)?;
+            let t = tx.open_table(DEDICATED).map_err(io)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io)? {
+                let (_, v) = row.map_err(io)?;
+                out.push(postcard::from_bytes(v.value()).map_err(corrupt("dedicated schema"))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn purge_tenant(&self, tenant: TenantId, _quotas: &[String]) -> Result<(), ArchiveError> {
+        // Keys lead with the tenant, so every quota's buckets are one
+        // range here; the names are for backends partitioned by quota.
+        self.run(move |db| {
+            let id = tenant.as_u128();
+            let tx = db.begin_write().map_err(io)?;
+            {
+                let mut usage = tx.open_table(USAGE).map_err(io)?;
+                let mut keys: Vec<(String, u8, i64)> = Vec::new();
+                for row in usage.range((id, "", 0, i64::MIN)..).map_err(io)? {
+                    let (k, _) = row.map_err(io)?;
+                    let (t, quota, g, start) = k.value();
+                    if t != id {
+                        break;
+                    }
+                    keys.push((quota.to_string(), g, start));
+                }
+                for (quota, g, start) in &keys {
+                    usage.remove((id, quota.as_str(), *g, *start)).map_err(io)?;
+                }
+                let mut audit = tx.open_table(AUDIT).map_err(io)?;
+                let seqs: Vec<u64> = audit
+                    .range((id, 0)..=(id, u64::MAX))
+                    .map_err(io)?
+                    .map(|r| r.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()
+                    .map_err(io)?;
+                for seq in seqs {
+                    audit.remove((id, seq)).map_err(io)?;
+                }
+            }
+            tx.commit().map_err(io)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-1 archive (before dedicated schemas) is migrated in place
+    /// and keeps its data.
+    #[tokio::test]
+    async fn version_1_is_migrated_to_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join("archive.redb")).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut meta = tx.open_table(META).unwrap();
+                meta.insert("schema_version", 1).unwrap();
+                let mut sync = tx.open_table(SYNC).unwrap();
+                sync.insert(4, 40).unwrap();
+                tx.open_table(USAGE).unwrap();
+                tx.open_table(AUDIT).unwrap();
+                tx.open_table(SNAPSHOTS).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let archive = EmbeddedArchive::open(dir.path(), clock).unwrap();
+        assert_eq!(archive.migrate().await.unwrap(), SCHEMA_VERSION);
+        assert_eq!(archive.synced_to(4).await.unwrap(), Some(40));
+        assert!(archive.dedicated_schemas().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join("archive.redb")).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("schema_version", SCHEMA_VERSION + 1)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let archive = EmbeddedArchive::open(dir.path(), clock).unwrap();
+        assert!(matches!(
+            archive.migrate().await,
+            Err(ArchiveError::SchemaTooNew { found, .. }) if found == SCHEMA_VERSION + 1
+        ));
     }
 }

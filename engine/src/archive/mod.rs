@@ -13,6 +13,13 @@
 //! stopped half-way leaves the archive behind, never wrong.
 //!
 //! Both backends pass the same suite ([`contract`]).
+//!
+//! ENTERPRISE tenants in a dedicated group also get a schema of their own
+//! ("dedicated schema"): a keyspace (scylla) or a file (embedded) holding
+//! only their usage, audit and group snapshots. It is another [`Archive`]
+//! ([`Archive::dedicated`]), registered in the deployment's schema so a
+//! restore finds it; the sync writes a dedicated group to its tenant's
+//! schema, then purges what the shared schema held of that tenant.
 pub mod contract;
 mod embedded;
 mod error;
@@ -23,7 +30,7 @@ pub mod sync;
 
 pub use embedded::EmbeddedArchive;
 pub use error::ArchiveError;
-pub use records::{SnapshotRecord, UsageBucket};
+pub use records::{DedicatedSchema, SnapshotRecord, UsageBucket};
 pub use scylla::{ScyllaArchive, ScyllaConfig};
 
 use crate::audit::AuditEvent;
@@ -57,7 +64,7 @@ impl std::fmt::Debug for ArchiveChoice {
 
 /// The newest schema this build writes and reads. Each backend migrates an
 /// older schema up to it step by step and refuses a newer one.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Snapshots kept per group: the newest few, so a restore can fall back to
 /// an older one if the newest is unreadable.
@@ -115,4 +122,22 @@ pub trait Archive: Send + Sync + 'static {
 
     /// Record sync progress; never moves backwards.
     async fn set_synced_to(&self, group: u64, index: u64) -> Result<(), ArchiveError>;
+
+    /// The tenant's own schema, an archive like this one holding only what
+    /// its dedicated group syncs. Created and migrated on first call, then
+    /// registered here (so it is listed by [`Archive::dedicated_schemas`]
+    /// only once usable); later calls return the same schema. Asked of a
+    /// dedicated schema itself, it is a configuration error.
+    async fn dedicated(
+        &self,
+        tenant: TenantId,
+    ) -> Result<std::sync::Arc<dyn Archive>, ArchiveError>;
+
+    /// Tenants with a schema of their own, in tenant order.
+    async fn dedicated_schemas(&self) -> Result<Vec<DedicatedSchema>, ArchiveError>;
+
+    /// Delete the tenant's usage buckets (of the quotas named) and audit
+    /// events from this schema: once its dedicated schema holds them, the
+    /// shared one keeps no copy. Idempotent.
+    async fn purge_tenant(&self, tenant: TenantId, quotas: &[String]) -> Result<(), ArchiveError>;
 }

@@ -13,6 +13,15 @@ pub struct UsageBucket {
     pub amount: u64,
 }
 
+/// A tenant's schema of its own, as registered in the deployment's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedicatedSchema {
+    pub tenant: TenantId,
+    /// The keyspace (scylla) or file (embedded) that holds it.
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
 /// A group's state machine snapshot as of one applied log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotRecord {

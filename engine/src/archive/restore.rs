@@ -7,6 +7,16 @@
 //! restore works into a fresh node or a whole (fresh) cluster, and can be
 //! run again after an interruption.
 //!
+//! Dedicated tenants (those with a schema of their own in the registry,
+//! or handed over to a dedicated group in a snapshot) come back into a
+//! dedicated group, from the best state found for them:
+//!
+//! ```text
+//!  their own schema's snapshot  >  a shared snapshot holding them live
+//!                               >  a shared snapshot's hand-over copy
+//! ```
+//! (newer first within each), with usage and audit from both schemas.
+//!
 //! What a snapshot does not hold is not restored, except usage and audit:
 //! descriptive changes made after the newest archived snapshot are lost
 //! (snapshots are archived as the groups take them, see `sync`).
@@ -14,9 +24,13 @@ use super::{Archive, SnapshotRecord, UsageBucket};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::model::QuotaKind;
+use crate::model::{QuotaKind, TenantId};
 use crate::raft::{Command, GroupState, MetaOp, MovedTenant};
 use crate::usage_history::{Granularity, UsageHistory};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+const HOUR_MS: i64 = 3_600_000;
 
 /// What a restore did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +42,62 @@ pub struct RestoreReport {
     pub usage_added: u64,
     /// Audit events beyond the snapshots.
     pub audit_added: usize,
+    /// Tenants brought back into a dedicated group.
+    pub dedicated: usize,
+}
+
+/// Where archived usage that may postdate a tenant's snapshot starts: the
+/// snapshot holds everything stamped up to its newest hourly bucket or
+/// audit event, so later usage lands in buckets from then on; 26 hours
+/// earlier covers the longest day and leaders whose clocks disagree. Not
+/// the snapshot's archive time: an archive that was away took it late.
+/// A tenant with neither is read whole. Pure.
+pub fn usage_window_start(moved: &MovedTenant) -> i64 {
+    let bucket = moved.usage.as_ref().and_then(UsageHistory::newest_hour);
+    let event = moved.audit.as_ref().and_then(AuditLog::last_at_ms);
+    match bucket.max(event) {
+        Some(marker) => marker.saturating_sub(26 * HOUR_MS),
+        None => i64::MIN,
+    }
+}
+
+/// A dedicated tenant's state as found in one snapshot.
+struct Found {
+    moved: MovedTenant,
+    /// From its own schema; held live (not a hand-over copy); archived at.
+    rank: (bool, bool, i64),
+}
+
+/// Keep the better of two finds.
+fn offer(found: &mut BTreeMap<TenantId, Found>, candidate: Found) {
+    let tenant = candidate.moved.tenant;
+    if found.get(&tenant).is_none_or(|f| f.rank < candidate.rank) {
+        found.insert(tenant, candidate);
+    }
+}
+
+fn decode(snap: &SnapshotRecord) -> Result<GroupState, EngineError> {
+    postcard::from_bytes(&snap.data).map_err(|e| {
+        super::ArchiveError::Corrupt {
+            what: "snapshot",
+            message: format!("group {} at {}: {e}", snap.group, snap.last_index),
+        }
+        .into()
+    })
+}
+
+/// The tenants a snapshot holds live, with their history and chain.
+fn live_tenants(state: &mut GroupState) -> Vec<MovedTenant> {
+    std::mem::take(&mut state.tenants)
+        .into_iter()
+        .map(|(tenant, ts)| MovedTenant {
+            tenant,
+            to_group: 0,
+            state: *ts,
+            audit: state.audit.remove(&tenant),
+            usage: state.usage.remove(&tenant),
+        })
+        .collect()
 }
 
 /// A tenant as of its snapshot, brought forward by what the archive holds
@@ -80,68 +150,113 @@ impl Engine {
         archive: &dyn Archive,
     ) -> Result<RestoreReport, EngineError> {
         let mut report = RestoreReport::default();
+        // Dedicated tenants first found, restored last: a hand-over copy in
+        // one group may be outranked by a later group or their own schema.
+        let mut dedicated: BTreeMap<TenantId, Found> = BTreeMap::new();
+        let mut own: BTreeMap<TenantId, Arc<dyn Archive>> = BTreeMap::new();
+        // Tenants whose own schema holds a snapshot of their group.
+        let mut own_snapshot = HashSet::new();
+        for schema in archive.dedicated_schemas().await? {
+            let theirs = archive.dedicated(schema.tenant).await?;
+            for group in theirs.snapshot_groups().await? {
+                let Some(snap) = theirs.snapshots(group).await?.into_iter().next() else {
+                    continue;
+                };
+                own_snapshot.insert(schema.tenant);
+                report.snapshots.push((group, snap.last_index));
+                for moved in live_tenants(&mut decode(&snap)?) {
+                    let rank = (true, true, snap.taken_at_ms);
+                    offer(&mut dedicated, Found { moved, rank });
+                }
+            }
+            own.insert(schema.tenant, theirs);
+        }
+        let mut restored = HashSet::new();
         for group in archive.snapshot_groups().await? {
             let Some(snap) = archive.snapshots(group).await?.into_iter().next() else {
                 continue;
             };
             report.snapshots.push((group, snap.last_index));
-            self.restore_group(archive, &snap, &mut report).await?;
+            let mut state = decode(&snap)?;
+            for moved in live_tenants(&mut state) {
+                if own.contains_key(&moved.tenant) {
+                    let rank = (false, true, snap.taken_at_ms);
+                    offer(&mut dedicated, Found { moved, rank });
+                    continue;
+                }
+                let tenant = moved.tenant;
+                self.restore_archived(&[archive], moved, false, &mut report)
+                    .await?;
+                restored.insert(tenant);
+            }
+            for (_, moved) in state.moved {
+                let rank = (false, false, snap.taken_at_ms);
+                offer(&mut dedicated, Found { moved, rank });
+            }
+        }
+        for (tenant, found) in dedicated {
+            // Held live in a shared group: an archive from before dedicated
+            // schemas, where its dedicated group's snapshot went there.
+            if restored.contains(&tenant) {
+                continue;
+            }
+            // Their own group's snapshot does not hold them: deleted there;
+            // older copies elsewhere must not bring them back.
+            if own_snapshot.contains(&tenant) && !found.rank.0 {
+                continue;
+            }
+            let mut sources = vec![archive];
+            if let Some(theirs) = own.get(&tenant) {
+                sources.push(theirs.as_ref());
+            }
+            self.restore_archived(&sources, found.moved, true, &mut report)
+                .await?;
         }
         Ok(report)
     }
 
-    async fn restore_group(
+    /// Bring one tenant's state forward by what `sources` archived after
+    /// it (in order: the shared schema, then its own), then back in.
+    async fn restore_archived(
         &self,
-        archive: &dyn Archive,
-        snap: &SnapshotRecord,
+        sources: &[&dyn Archive],
+        mut moved: MovedTenant,
+        dedicated: bool,
         report: &mut RestoreReport,
     ) -> Result<(), EngineError> {
-        let mut state: GroupState =
-            postcard::from_bytes(&snap.data).map_err(|e| super::ArchiveError::Corrupt {
-                what: "snapshot",
-                message: format!("group {} at {}: {e}", snap.group, snap.last_index),
-            })?;
+        let tenant = moved.tenant;
         let now = self.now_ms();
-        // Buckets that may have grown after the snapshot was taken.
-        let since = snap.taken_at_ms.saturating_sub(26 * 3_600_000);
-        for (tenant, ts) in std::mem::take(&mut state.tenants) {
-            let moved = MovedTenant {
-                tenant,
-                to_group: 0,
-                state: *ts,
-                audit: state.audit.remove(&tenant),
-                usage: state.usage.remove(&tenant),
-            };
-            let mut quotas: Vec<String> = moved.state.quotas.keys().map(str::to_string).collect();
-            if let Some(h) = &moved.usage {
-                quotas.extend(
-                    h.buckets_since(i64::MIN)
-                        .into_iter()
-                        .map(|(_, q, _, _)| q.to_string()),
-                );
-            }
-            quotas.sort();
-            quotas.dedup();
+        let since = usage_window_start(&moved);
+        let quotas = super::sync::quota_names_of(Some(&moved.state), moved.usage.as_ref());
+        for source in sources {
             let mut usage = Vec::new();
             for q in &quotas {
                 for g in [Granularity::Hour, Granularity::Day] {
-                    usage.extend(archive.usage(tenant, q, g, since, now + 86_400_000).await?);
+                    usage.extend(source.usage(tenant, q, g, since, now + 86_400_000).await?);
                 }
             }
             // Hourly first in time order, so counters roll forward in order.
             usage.sort_by_key(|b| (b.start_ms, b.granularity == Granularity::Day));
-            let audit = archive.audit(tenant, 0, usize::MAX).await?;
-            let (mut moved, added, audit_added) = merge_tenant(moved, &usage, &audit);
+            let audit = source.audit(tenant, 0, usize::MAX).await?;
+            let (merged, added, audit_added) = merge_tenant(moved, &usage, &audit);
+            moved = merged;
             report.usage_added += added;
             report.audit_added += audit_added;
-            self.bring_back(&mut moved, now).await?;
-            report.tenants += 1;
         }
+        self.bring_back(&mut moved, now, dedicated).await?;
+        report.tenants += 1;
+        report.dedicated += usize::from(dedicated);
         Ok(())
     }
 
-    /// Claim the tenant's slug and domains, then move it into its group.
-    async fn bring_back(&self, moved: &mut MovedTenant, now: i64) -> Result<(), EngineError> {
+    /// Claim the tenant's slug and domains, then move it into its group (a
+    /// dedicated one, pinned, if it had one).
+    async fn bring_back(
+        &self,
+        moved: &mut MovedTenant,
+        now: i64,
+        dedicated: bool,
+    ) -> Result<(), EngineError> {
         let tenant = moved.tenant;
         self.claim_slug(&moved.state.tenant.slug, tenant, now)
             .await?;
@@ -153,6 +268,10 @@ impl Engine {
                 replacing: None,
             });
             self.meta_write(claim).await?;
+        }
+        if dedicated {
+            moved.to_group = self.dedicated_group(tenant).await?;
+            return self.move_in(moved.clone()).await;
         }
         let group = self.group_of(&tenant);
         moved.to_group = group;

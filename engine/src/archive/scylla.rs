@@ -5,10 +5,18 @@
 //! reads. The schema is created and migrated by quotad (`migrate`), one
 //! numbered step at a time, recorded in `schema_migrations`.
 //!
+//! An ENTERPRISE tenant's dedicated schema is a keyspace of its own,
+//! `<keyspace>_<tenant id in base32>`, with the same tables, replication
+//! and migrations, registered in the deployment keyspace's
+//! `dedicated_schema` table; it shares the deployment's session.
+//!
 //! Snapshots can be far larger than a cell should be, so they are written
 //! as chunks first and a header row last: a header names a complete
 //! snapshot.
-use super::{Archive, ArchiveError, SCHEMA_VERSION, SNAPSHOTS_KEPT, SnapshotRecord, UsageBucket};
+use super::{
+    Archive, ArchiveError, DedicatedSchema, SCHEMA_VERSION, SNAPSHOTS_KEPT, SnapshotRecord,
+    UsageBucket,
+};
 use crate::audit::AuditEvent;
 use crate::clock::SharedClock;
 use crate::model::TenantId;
@@ -21,7 +29,7 @@ use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +38,30 @@ const BACKEND: &str = "scylla";
 /// Snapshot chunk size: well under the cell sizes ScyllaDB handles
 /// comfortably.
 const CHUNK_BYTES: usize = 1 << 20;
+
+/// ScyllaDB's (and Cassandra's) longest keyspace name.
+const MAX_NAME: usize = 48;
+
+/// A tenant id in base32: 128 bits in 26 characters.
+const TENANT_CHARS: usize = 26;
+
+/// The longest deployment keyspace name: its tenants' dedicated keyspaces
+/// add `_` and the tenant id.
+pub const MAX_KEYSPACE: usize = MAX_NAME - 1 - TENANT_CHARS;
+
+/// The keyspace of a tenant's dedicated schema. Lowercase, as CQL folds
+/// unquoted names to lowercase anyway.
+pub fn dedicated_keyspace(keyspace: &str, tenant: TenantId) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let id = tenant.as_u128();
+    let mut name = String::with_capacity(keyspace.len() + 1 + TENANT_CHARS);
+    name.push_str(keyspace);
+    name.push('_');
+    for i in (0..TENANT_CHARS).rev() {
+        name.push(ALPHABET[((id >> (5 * i)) & 31) as usize] as char);
+    }
+    name
+}
 
 /// Where and how to keep the archive in ScyllaDB.
 #[derive(Debug, Clone)]
@@ -61,11 +93,13 @@ impl ScyllaConfig {
         if self.nodes.is_empty() {
             return bad("nodes", "at least one contact point is needed".into());
         }
-        if !valid_name(&self.keyspace) {
+        if !valid_name(&self.keyspace) || self.keyspace.len() > MAX_KEYSPACE {
             return bad(
                 "keyspace",
                 format!(
-                    "{:?} is not a valid keyspace name (letters, digits, _; starts with a letter; at most 48)",
+                    "{:?} is not a valid keyspace name (letters, digits, _; starts with a letter; \
+                     at most {MAX_KEYSPACE} characters, so that a tenant's dedicated keyspace, \
+                     the name plus 27, stays within ScyllaDB's {MAX_NAME})",
                     self.keyspace
                 ),
             );
@@ -94,7 +128,7 @@ impl ScyllaConfig {
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    name.len() <= 48
+    name.len() <= MAX_NAME
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
@@ -159,49 +193,66 @@ struct Statements {
     claim_sync: PreparedStatement,
     advance_sync: PreparedStatement,
     synced_to: PreparedStatement,
+    register_dedicated: PreparedStatement,
+    purge_usage: PreparedStatement,
+    purge_audit: PreparedStatement,
 }
 
 pub struct ScyllaArchive {
-    session: Session,
+    /// Shared with the tenants' dedicated schemas: one connection pool.
+    session: Arc<Session>,
     config: ScyllaConfig,
     clock: SharedClock,
     statements: tokio::sync::OnceCell<Statements>,
+    /// Set when this is a tenant's dedicated schema.
+    dedicated_to: Option<TenantId>,
+    /// Dedicated schemas migrated and prepared so far.
+    dedicated: tokio::sync::Mutex<HashMap<TenantId, Arc<ScyllaArchive>>>,
 }
 
 /// The schema, one step per version. Step n takes the schema from version
 /// n - 1 to n; steps are never edited once released, only added.
 fn migrations(ks: &str) -> Vec<(u32, Vec<String>)> {
-    vec![(
-        1,
-        vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.usage_bucket (
+    vec![
+        (
+            1,
+            vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.usage_bucket (
                     tenant uuid, quota text, granularity tinyint, start_ms bigint, amount bigint,
                     PRIMARY KEY ((tenant, quota, granularity), start_ms))"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.audit_event (
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.audit_event (
                     tenant uuid, seq bigint, at_ms bigint, actor text, request_id text,
                     action text, target text, before text, after text,
                     prev_hash text, hash text,
                     PRIMARY KEY (tenant, seq))"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.shard_snapshot (
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.shard_snapshot (
                     grp bigint, last_index bigint, last_term bigint, taken_at_ms bigint, chunks int,
                     PRIMARY KEY (grp, last_index)) WITH CLUSTERING ORDER BY (last_index DESC)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.shard_snapshot_chunk (
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.shard_snapshot_chunk (
                     grp bigint, last_index bigint, chunk int, data blob,
                     PRIMARY KEY ((grp, last_index), chunk))"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.sync_position (
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.sync_position (
                     grp bigint PRIMARY KEY, idx bigint)"
-            ),
-        ],
-    )]
+                ),
+            ],
+        ),
+        (
+            2,
+            vec![format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.dedicated_schema (
+                tenant uuid PRIMARY KEY, keyspace_name text, created_at_ms bigint)"
+            )],
+        ),
+    ]
 }
 
 impl ScyllaArchive {
@@ -227,10 +278,12 @@ impl ScyllaArchive {
                 message: format!("cannot connect to {}: {e}", config.nodes.join(", ")),
             })?;
         Ok(Arc::new(ScyllaArchive {
-            session,
+            session: Arc::new(session),
             config,
             clock,
             statements: tokio::sync::OnceCell::new(),
+            dedicated_to: None,
+            dedicated: Default::default(),
         }))
     }
 
@@ -293,6 +346,15 @@ impl ScyllaArchive {
                     )).await?,
                     synced_to: self.prepare(format!(
                         "SELECT idx FROM {ks}.sync_position WHERE grp = ?"
+                    )).await?,
+                    register_dedicated: self.prepare(format!(
+                        "INSERT INTO {ks}.dedicated_schema (tenant, keyspace_name, created_at_ms) VALUES (?, ?, ?) IF NOT EXISTS"
+                    )).await?,
+                    purge_usage: self.prepare(format!(
+                        "DELETE FROM {ks}.usage_bucket WHERE tenant = ? AND quota = ? AND granularity = ?"
+                    )).await?,
+                    purge_audit: self.prepare(format!(
+                        "DELETE FROM {ks}.audit_event WHERE tenant = ?"
                     )).await?,
                 })
             })
@@ -641,6 +703,88 @@ impl Archive for ScyllaArchive {
             .map_err(exec_err)?;
         Ok(())
     }
+
+    async fn dedicated(&self, tenant: TenantId) -> Result<Arc<dyn Archive>, ArchiveError> {
+        if let Some(owner) = self.dedicated_to {
+            return Err(ArchiveError::Config {
+                field: "tenant",
+                message: format!("{owner}'s dedicated schema has no dedicated schemas of its own"),
+            });
+        }
+        let mut open = self.dedicated.lock().await;
+        if let Some(a) = open.get(&tenant) {
+            return Ok(a.clone());
+        }
+        let mut config = self.config.clone();
+        config.keyspace = dedicated_keyspace(&self.config.keyspace, tenant);
+        let schema = Arc::new(ScyllaArchive {
+            session: self.session.clone(),
+            config,
+            clock: self.clock.clone(),
+            statements: tokio::sync::OnceCell::new(),
+            dedicated_to: Some(tenant),
+            dedicated: Default::default(),
+        });
+        schema.migrate().await?;
+        let st = self.statements().await?;
+        // IF NOT EXISTS: the first creation time stays.
+        self.session
+            .execute_unpaged(
+                &st.register_dedicated,
+                (tenant, schema.config.keyspace.as_str(), self.clock.now_ms()),
+            )
+            .await
+            .map_err(exec_err)?;
+        tracing::info!(%tenant, keyspace = %schema.config.keyspace, "dedicated archive schema ready");
+        open.insert(tenant, schema.clone());
+        Ok(schema)
+    }
+
+    async fn dedicated_schemas(&self) -> Result<Vec<DedicatedSchema>, ArchiveError> {
+        if self.dedicated_to.is_some() {
+            return Ok(Vec::new());
+        }
+        let ks = &self.config.keyspace;
+        let mut rows = self
+            .session
+            .query_iter(
+                format!("SELECT tenant, keyspace_name, created_at_ms FROM {ks}.dedicated_schema"),
+                &[],
+            )
+            .await
+            .map_err(other)?
+            .rows_stream::<(TenantId, String, i64)>()
+            .map_err(other)?;
+        let mut out = Vec::new();
+        while let Some((tenant, name, created_at_ms)) = rows.try_next().await.map_err(other)? {
+            out.push(DedicatedSchema {
+                tenant,
+                name,
+                created_at_ms,
+            });
+        }
+        out.sort_by_key(|s| s.tenant);
+        Ok(out)
+    }
+
+    async fn purge_tenant(&self, tenant: TenantId, quotas: &[String]) -> Result<(), ArchiveError> {
+        let st = self.statements().await?;
+        // Whole partitions: one tombstone each, not one per bucket.
+        for quota in quotas {
+            for g in [Granularity::Hour, Granularity::Day] {
+                let code = super::records::granularity_code(g) as i8;
+                self.session
+                    .execute_unpaged(&st.purge_usage, (tenant, quota.as_str(), code))
+                    .await
+                    .map_err(exec_err)?;
+            }
+        }
+        self.session
+            .execute_unpaged(&st.purge_audit, (tenant,))
+            .await
+            .map_err(exec_err)?;
+        Ok(())
+    }
 }
 
 impl ScyllaArchive {
@@ -686,8 +830,40 @@ mod tests {
         let mut c = ok.clone();
         c.replication = BTreeMap::from([("dc1".into(), 0)]);
         assert_eq!(field(c), "replication");
-        let mut c = ok;
+        let mut c = ok.clone();
         c.replication = BTreeMap::from([("dc1'}".into(), 3)]);
         assert_eq!(field(c), "replication");
+        // Room for the tenants' dedicated keyspaces.
+        let mut c = ok.clone();
+        c.keyspace = "k".repeat(MAX_KEYSPACE);
+        assert!(c.validate().is_ok());
+        c.keyspace.push('k');
+        assert_eq!(field(c), "keyspace");
+    }
+
+    #[test]
+    fn dedicated_keyspaces_are_valid_distinct_and_stable() {
+        let ks = "q".repeat(MAX_KEYSPACE);
+        let (a, b) = (uuid::Uuid::from_u128(0), uuid::Uuid::from_u128(u128::MAX));
+        let (na, nb) = (dedicated_keyspace(&ks, a), dedicated_keyspace(&ks, b));
+        assert_eq!(na.len(), MAX_NAME);
+        assert_eq!(nb.len(), MAX_NAME);
+        assert!(valid_name(&na) && valid_name(&nb), "{na} {nb}");
+        assert_eq!(&na[ks.len()..], "_aaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(&nb[ks.len()..], "_h7777777777777777777777777");
+        // One bit apart, names apart.
+        let c = uuid::Uuid::from_u128(1);
+        assert_ne!(
+            dedicated_keyspace("quotad", a),
+            dedicated_keyspace("quotad", c)
+        );
+        assert_eq!(
+            dedicated_keyspace("quotad", c),
+            dedicated_keyspace("quotad", c)
+        );
+        assert_eq!(
+            dedicated_keyspace("quotad", c),
+            dedicated_keyspace("quotad", c).to_lowercase()
+        );
     }
 }

@@ -87,6 +87,39 @@ fn take(shard: &Shard) -> Result<(Vec<Pending>, Option<u64>), EngineError> {
     Ok((out, applied.filter(|_| complete)))
 }
 
+/// Every quota name a tenant has usage or a policy for, in the group's
+/// state.
+pub(crate) fn quota_names(shard: &Shard, tenant: TenantId) -> Result<Vec<String>, EngineError> {
+    let state = shard.group.state.read().map_err(|_| EngineError::Raft {
+        group: shard.group.id,
+        message: "state lock poisoned".into(),
+    })?;
+    Ok(quota_names_of(
+        state.tenants.get(&tenant).map(|t| &**t),
+        state.usage.get(&tenant),
+    ))
+}
+
+/// The quotas a tenant has a policy for or usage of, sorted.
+pub(crate) fn quota_names_of(
+    state: Option<&crate::quota::TenantState>,
+    usage: Option<&crate::usage_history::UsageHistory>,
+) -> Vec<String> {
+    let mut names: Vec<String> = state
+        .map(|t| t.quotas.keys().map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(h) = usage {
+        names.extend(
+            h.buckets_since(i64::MIN)
+                .into_iter()
+                .map(|(_, q, _, _)| q.to_string()),
+        );
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// One round for one group this node leads.
 pub async fn sync_group(
     archive: &dyn Archive,

@@ -40,17 +40,7 @@ impl Engine {
             )
             .into());
         }
-        let op = MembershipOp::Dedicate {
-            tenant,
-            replication: self.config.replication,
-        };
-        let group = match self
-            .meta_write(Command::Meta(MetaOp::Membership(op)))
-            .await?
-        {
-            CommandResponse::Membership(MembershipReply::Dedicated { group }) => group,
-            other => return Err(EngineError::Cluster(format!("cannot dedicate: {other:?}"))),
-        };
+        let group = self.dedicated_group(tenant).await?;
         let from = self.group_of(&tenant);
         if from != group {
             let moved = match self
@@ -78,6 +68,21 @@ impl Engine {
         )
         .await?;
         Ok(group)
+    }
+
+    /// The tenant's dedicated group, created (and placed) if it has none.
+    pub(crate) async fn dedicated_group(&self, tenant: TenantId) -> Result<u64, EngineError> {
+        let op = MembershipOp::Dedicate {
+            tenant,
+            replication: self.config.replication,
+        };
+        match self
+            .meta_write(Command::Meta(MetaOp::Membership(op)))
+            .await?
+        {
+            CommandResponse::Membership(MembershipReply::Dedicated { group }) => Ok(group),
+            other => Err(EngineError::Cluster(format!("cannot dedicate: {other:?}"))),
+        }
     }
 
     /// Source side: stop deciding for the tenant, then log its hand-over.
@@ -112,7 +117,7 @@ impl Engine {
     }
 
     /// Destination side, then the pin.
-    async fn move_in(&self, moved: MovedTenant) -> Result<(), EngineError> {
+    pub(crate) async fn move_in(&self, moved: MovedTenant) -> Result<(), EngineError> {
         let (tenant, group) = (moved.tenant, moved.to_group);
         let write = ForwardRequest::GroupWrite {
             group,
