@@ -169,9 +169,9 @@ pub struct Engine {
     archive: tokio::sync::OnceCell<Arc<dyn Archive>>,
     /// Per group, the log index of the snapshot last archived from here.
     archived_snapshots: std::sync::Mutex<BTreeMap<u64, u64>>,
-    /// Dedicated tenants whose copy in the shared archive schema this node
-    /// has purged (after its group's first complete sync to their own).
-    purged_from_shared: std::sync::Mutex<std::collections::HashSet<crate::model::TenantId>>,
+    /// Dedicated tenants whose copy in the shared archive schema is to be
+    /// deleted (their own schema has it all), with their quota names.
+    purges_due: std::sync::Mutex<BTreeMap<crate::model::TenantId, Vec<String>>>,
 }
 
 /// Per-tier tenant counts and per-tenant usage, for a metrics scrape.
@@ -285,7 +285,7 @@ impl Engine {
             closing: AtomicBool::new(false),
             archive: tokio::sync::OnceCell::new(),
             archived_snapshots: std::sync::Mutex::new(BTreeMap::new()),
-            purged_from_shared: Default::default(),
+            purges_due: Default::default(),
         });
         let bootstrapped = engine
             .meta
@@ -363,43 +363,69 @@ impl Engine {
     /// One sync round for every group this node leads: their unarchived
     /// usage and audit, and newer snapshots, go to the archive (a dedicated
     /// group's to its tenant's own schema). Runs every `sync_interval` on
-    /// its own; callable at any time.
+    /// its own; callable at any time. A group that fails does not hold the
+    /// others back; the first failure is returned after all were tried.
     pub async fn sync_archive(&self) -> Result<Vec<SyncRound>, EngineError> {
         let shared = self.archive().await?;
+        let mut first_error = self.purge_due(shared.as_ref()).await.err();
         let mut rounds = Vec::new();
         for shard in self.served() {
-            let group = shard.group.id;
-            let dedicated_to = self.dedicated_tenant_of(group);
-            let archive = match dedicated_to {
-                Some(tenant) => shared.dedicated(tenant).await?,
-                None => shared.clone(),
-            };
-            let mut archived = self
-                .archived_snapshots
-                .lock()
-                .map(|m| m.get(&group).copied())
-                .unwrap_or(None);
-            let round = crate::archive::sync::sync_group(
-                archive.as_ref(),
-                &shard,
-                &self.store,
-                &mut archived,
-                self.clock.now_ms(),
-            )
-            .await;
-            if let (Some(index), Ok(mut m)) = (archived, self.archived_snapshots.lock()) {
-                m.insert(group, index);
+            match self.sync_one(&shared, &shard).await {
+                Ok(round) => {
+                    crate::archive::sync::report(&round);
+                    rounds.push(round);
+                }
+                Err(e) => {
+                    tracing::debug!(group = shard.group.id, error = %e, "archive sync of a group failed");
+                    first_error.get_or_insert(e);
+                }
             }
-            let round = round?;
-            if let Some(tenant) = dedicated_to
-                && round.pending == 0
-            {
-                self.purge_from_shared(shared.as_ref(), &shard, tenant)
-                    .await?;
-            }
-            rounds.push(round);
         }
-        Ok(rounds)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(rounds),
+        }
+    }
+
+    async fn sync_one(
+        &self,
+        shared: &Arc<dyn Archive>,
+        shard: &Arc<crate::shard::Shard>,
+    ) -> Result<SyncRound, EngineError> {
+        let group = shard.group.id;
+        let dedicated_to = self.dedicated_tenant_of(group);
+        let archive = match dedicated_to {
+            Some(tenant) => shared.dedicated(tenant).await?,
+            None => shared.clone(),
+        };
+        let mut archived = self
+            .archived_snapshots
+            .lock()
+            .map(|m| m.get(&group).copied())
+            .unwrap_or(None);
+        let round = crate::archive::sync::sync_group(
+            archive.as_ref(),
+            shard,
+            &self.store,
+            &mut archived,
+            self.clock.now_ms(),
+        )
+        .await;
+        if let (Some(index), Ok(mut m)) = (archived, self.archived_snapshots.lock()) {
+            m.insert(group, index);
+        }
+        let round = round?;
+        // Its whole history and chain (it arrived listed from the beginning
+        // of time) are in its own schema now: the shared copy may go.
+        if let Some(tenant) = dedicated_to
+            && round.whole.contains(&tenant)
+        {
+            let quotas = crate::archive::sync::quota_names(shard, tenant)?;
+            if let Ok(mut due) = self.purges_due.lock() {
+                due.insert(tenant, quotas);
+            }
+        }
+        Ok(round)
     }
 
     /// The tenant a group was created for, if it is a dedicated group.
@@ -414,28 +440,23 @@ impl Engine {
             .dedicated
     }
 
-    /// Once a dedicated group has synced everything (its tenant arrives
-    /// listed from the beginning of time, so its whole history and chain
-    /// went to its own schema), the shared schema's copy goes. Once per
-    /// tenant per process; a repeat after a restart deletes nothing more.
-    async fn purge_from_shared(
-        &self,
-        shared: &dyn Archive,
-        shard: &crate::shard::Shard,
-        tenant: crate::model::TenantId,
-    ) -> Result<(), EngineError> {
-        if self
-            .purged_from_shared
+    /// Delete dedicated tenants' copies from the shared schema, a round
+    /// after their own schema took everything: by then a shard group's
+    /// round that took the tenant just before it moved has long written.
+    /// Kept and retried until done; lost on a restart, which only leaves
+    /// the copy in place.
+    async fn purge_due(&self, shared: &dyn Archive) -> Result<(), EngineError> {
+        let due: Vec<(crate::model::TenantId, Vec<String>)> = self
+            .purges_due
             .lock()
-            .is_ok_and(|p| p.contains(&tenant))
-        {
-            return Ok(());
-        }
-        let quotas = crate::archive::sync::quota_names(shard, tenant)?;
-        shared.purge_tenant(tenant, &quotas).await?;
-        tracing::info!(%tenant, "dedicated tenant's archive purged from the shared schema");
-        if let Ok(mut p) = self.purged_from_shared.lock() {
-            p.insert(tenant);
+            .map(|d| d.iter().map(|(t, q)| (*t, q.clone())).collect())
+            .unwrap_or_default();
+        for (tenant, quotas) in due {
+            shared.purge_tenant(tenant, &quotas).await?;
+            tracing::info!(%tenant, "dedicated tenant's archive purged from the shared schema");
+            if let Ok(mut d) = self.purges_due.lock() {
+                d.remove(&tenant);
+            }
         }
         Ok(())
     }

@@ -107,6 +107,7 @@ contract_suite!(
     newest_snapshots_are_kept,
     sync_position_only_moves_forward,
     purging_a_tenant_removes_only_its_history,
+    snapshots_are_ordered_by_when_they_were_taken,
 );
 
 #[tokio::test]

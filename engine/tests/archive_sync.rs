@@ -207,19 +207,23 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
     let archive = EmbeddedArchive::open(&dir.path().join("archive"), clock.clone()).unwrap();
     let by = AuditMeta::new("ops", "req-restore");
     let mut before = Vec::new();
-    {
-        let engine = Engine::open(config(dir.path(), clock.clone(), archive.clone()))
-            .await
-            .unwrap();
-        let (a, b) = (
+    let gone = {
+        let mut c = config(dir.path(), clock.clone(), archive.clone());
+        c.deletion_retention = Duration::ZERO;
+        let engine = Engine::open(c).await.unwrap();
+        let (a, b, gone) = (
             tenant(&engine, "alpha").await,
             tenant(&engine, "beta").await,
+            tenant(&engine, "gone").await,
         );
         increments(&engine, a, 4).await;
         increments(&engine, b, 2).await;
         // The whole state, as of now.
         let rounds = engine.backup_to_archive().await.unwrap();
         assert!(rounds.iter().any(|r| r.snapshot.is_some()), "{rounds:?}");
+        // Purged after the snapshot that holds it: it must stay gone.
+        engine.delete_tenant(gone, &by).await.unwrap();
+        engine.purge_tenant(gone, &by).await.unwrap();
         // After the snapshot: usage in the same hour and a later one, and
         // an audited change; the regular sync takes them.
         increments(&engine, a, 3).await;
@@ -238,6 +242,7 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
             .await
             .unwrap();
         engine.sync_archive().await.unwrap();
+        assert!(engine.tenant(gone).await.is_err());
         for t in [a, b] {
             let state = engine.tenant(t).await.unwrap();
             let series = hourly_around_t0(&engine, t).await;
@@ -250,7 +255,8 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
             ));
         }
         engine.shutdown().await;
-    }
+        gone
+    };
     // The node's data is gone; the archive is all there is.
     std::fs::remove_dir_all(dir.path().join("node")).unwrap();
 
@@ -258,7 +264,11 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
         .await
         .unwrap();
     let report = engine.restore_from_archive(archive.as_ref()).await.unwrap();
-    assert_eq!(report.tenants, 2, "{report:?}");
+    assert_eq!((report.tenants, report.purged), (2, 1), "{report:?}");
+    assert!(
+        engine.tenant(gone).await.is_err(),
+        "a purged tenant came back"
+    );
     assert_eq!(
         report.usage_added, 9,
         "usage after the snapshot: {report:?}"
@@ -295,6 +305,7 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
 type Seen = (
     uuid::Uuid,
     String,
+    String,
     Option<u64>,
     Vec<quotad_engine::usage_history::Point>,
     Vec<quotad_engine::audit::AuditEvent>,
@@ -305,6 +316,7 @@ async fn seen(engine: &Engine, t: uuid::Uuid) -> Seen {
     (
         t,
         state.tenant.slug.clone(),
+        state.tenant.name.clone(),
         state.quotas.get("api_requests").map(|q| q.used),
         hourly_around_t0(engine, t).await,
         audit_of(engine, t).await,
@@ -333,6 +345,10 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
         assert_eq!(engine.placement_of(&big), (group, true));
         clock.advance(HOUR);
         increments(&engine, big, 3).await;
+        engine.sync_archive().await.unwrap();
+        // The shared copy goes a round later (after any round that took
+        // the tenant just before it moved has written).
+        assert_eq!(archived_total(&archive, big, Granularity::Hour).await, 4);
         engine.sync_archive().await.unwrap();
 
         // Its whole history and chain (the move included) are in its own
@@ -391,8 +407,23 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
     );
     assert!(!engine.placement_of(&small).1);
 
-    // Again, now from its own schema's snapshot of its group.
+    // Again, now from its own schema's snapshot of its group. The
+    // restored cluster's logs start afresh (lower indexes than the
+    // snapshots it came from); its newer snapshots must still win, or the
+    // rename below is lost (only snapshots hold descriptive state).
+    clock.advance(HOUR);
     increments(&engine, big, 2).await;
+    engine
+        .update_tenant(
+            small,
+            quotad_engine::quota::TenantUpdate {
+                name: Some("Small Renamed".into()),
+                ..Default::default()
+            },
+            &by,
+        )
+        .await
+        .unwrap();
     engine.backup_to_archive().await.unwrap();
     let own = archive.dedicated(big).await.unwrap();
     assert!(

@@ -186,6 +186,32 @@ pub async fn newest_snapshots_are_kept(a: &dyn Archive) {
     assert!(groups.contains(&g) && groups.contains(&other), "{groups:?}");
 }
 
+/// A snapshot taken later counts as newer even with a lower log index (a
+/// cluster restored from the archive starts a fresh log), and the older
+/// ones make room for it.
+pub async fn snapshots_are_ordered_by_when_they_were_taken(a: &dyn Archive) {
+    let g = fresh_group();
+    let taken = |index: u64, at: i64| SnapshotRecord {
+        taken_at_ms: at,
+        ..snapshot(g, index)
+    };
+    for (index, at) in [(100, 1_000), (300, 3_000), (200, 2_000)] {
+        a.put_snapshot(&taken(index, at)).await.unwrap();
+    }
+    a.put_snapshot(&taken(7, 9_000)).await.unwrap();
+    let kept: Vec<(u64, i64)> = a
+        .snapshots(g)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.last_index, s.taken_at_ms))
+        .collect();
+    assert_eq!(
+        kept,
+        [(7, 9_000), (300, 3_000), (200, 2_000)][..SNAPSHOTS_KEPT]
+    );
+}
+
 /// Sync progress starts unknown and never moves backwards.
 pub async fn sync_position_only_moves_forward(a: &dyn Archive) {
     let g = fresh_group();

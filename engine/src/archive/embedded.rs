@@ -36,6 +36,23 @@ const DEDICATED_DIR: &str = "dedicated";
 /// Cache for the archive file: it is written in batches and read by
 /// reports, so a small cache does.
 const CACHE_BYTES: usize = 16 << 20;
+/// A dedicated schema's file holds one tenant.
+const DEDICATED_CACHE_BYTES: usize = 2 << 20;
+
+/// A stored snapshot's leading fields, read without its data.
+#[derive(serde::Deserialize)]
+struct SnapshotHeader {
+    _group: u64,
+    last_index: u64,
+    _last_term: u64,
+    taken_at_ms: i64,
+}
+
+fn snapshot_header(bytes: &[u8]) -> Result<SnapshotHeader, ArchiveError> {
+    postcard::take_from_bytes::<SnapshotHeader>(bytes)
+        .map(|(h, _)| h)
+        .map_err(corrupt("snapshot"))
+}
 
 pub struct EmbeddedArchive {
     db: Arc<Database>,
@@ -69,12 +86,14 @@ impl EmbeddedArchive {
     /// Open (or create) `dir/archive.redb`.
     pub fn open(dir: &Path, clock: SharedClock) -> Result<Arc<Self>, ArchiveError> {
         let available = Arc::new(AtomicBool::new(true));
-        Self::open_file(dir, &dir.join("archive.redb"), clock, None, available)
+        let path = dir.join("archive.redb");
+        Self::open_file(dir, &path, CACHE_BYTES, clock, None, available)
     }
 
     fn open_file(
         dir: &Path,
         path: &Path,
+        cache_bytes: usize,
         clock: SharedClock,
         dedicated_to: Option<TenantId>,
         available: Arc<AtomicBool>,
@@ -85,7 +104,7 @@ impl EmbeddedArchive {
             message: format!("cannot create {}: {e}", parent.display()),
         })?;
         let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(path)
             .map_err(|e| ArchiveError::Config {
                 field: "data_dir",
@@ -285,14 +304,16 @@ impl Archive for EmbeddedArchive {
             {
                 let mut t = tx.open_table(SNAPSHOTS).map_err(io)?;
                 t.insert((group, index), bytes.as_slice()).map_err(io)?;
-                let keys: Vec<u64> = t
-                    .range((group, 0)..=(group, u64::MAX))
-                    .map_err(io)?
-                    .map(|r| r.map(|(k, _)| k.value().1))
-                    .collect::<Result<_, _>>()
-                    .map_err(io)?;
-                let stale = keys.len().saturating_sub(SNAPSHOTS_KEPT);
-                for index in &keys[..stale] {
+                let mut kept = Vec::new();
+                for row in t.range((group, 0)..=(group, u64::MAX)).map_err(io)? {
+                    let (_, v) = row.map_err(io)?;
+                    let h = snapshot_header(v.value())?;
+                    kept.push((h.taken_at_ms, h.last_index));
+                }
+                // Newest first by when they were taken, not by log index:
+                // a cluster restored from the archive starts a fresh log.
+                kept.sort_unstable_by(|a, b| b.cmp(a));
+                for (_, index) in kept.iter().skip(SNAPSHOTS_KEPT) {
                     t.remove((group, *index)).map_err(io)?;
                 }
             }
@@ -321,10 +342,18 @@ impl Archive for EmbeddedArchive {
         self.run(move |db| {
             let tx = db.begin_read().map_err(io)?;
             let t = tx.open_table(SNAPSHOTS).map_err(io)?;
-            let mut out = Vec::new();
-            for row in t.range((group, 0)..=(group, u64::MAX)).map_err(io)?.rev() {
+            let mut order = Vec::new();
+            for row in t.range((group, 0)..=(group, u64::MAX)).map_err(io)? {
                 let (_, v) = row.map_err(io)?;
-                out.push(postcard::from_bytes(v.value()).map_err(corrupt("snapshot"))?);
+                let h = snapshot_header(v.value())?;
+                order.push((h.taken_at_ms, h.last_index));
+            }
+            order.sort_unstable_by(|a, b| b.cmp(a));
+            let mut out = Vec::new();
+            for (_, index) in order.into_iter().take(SNAPSHOTS_KEPT) {
+                if let Some(v) = t.get((group, index)).map_err(io)? {
+                    out.push(postcard::from_bytes(v.value()).map_err(corrupt("snapshot"))?);
+                }
             }
             Ok(out)
         })
@@ -366,12 +395,41 @@ impl Archive for EmbeddedArchive {
         if let Some(a) = open.get(&tenant) {
             return Ok(a.clone());
         }
-        let name = Self::dedicated_file(tenant);
+        // Where the registry says, if registered (the file is the tenant's
+        // whatever later builds would name it).
+        let registered = self
+            .run(move |db| {
+                let tx = db.begin_read().map_err(io)?;
+                let t = tx.open_table(DEDICATED).map_err(io)?;
+                match t.get(tenant.as_u128()).map_err(io)? {
+                    Some(v) => Ok(Some(
+                        postcard::from_bytes::<DedicatedSchema>(v.value())
+                            .map_err(corrupt("dedicated schema"))?
+                            .name,
+                    )),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        let name = registered.unwrap_or_else(|| Self::dedicated_file(tenant));
+        if Path::new(&name).is_absolute() || name.split('/').any(|part| part == "..") {
+            return Err(ArchiveError::Corrupt {
+                what: "dedicated schema",
+                message: format!("{tenant}: {name:?} is not a file under the archive's directory"),
+            });
+        }
         let (dir, clock, available) =
             (self.dir.clone(), self.clock.clone(), self.available.clone());
         let path = dir.join(&name);
         let schema = tokio::task::spawn_blocking(move || {
-            Self::open_file(&dir, &path, clock, Some(tenant), available)
+            Self::open_file(
+                &dir,
+                &path,
+                DEDICATED_CACHE_BYTES,
+                clock,
+                Some(tenant),
+                available,
+            )
         })
         .await
         .map_err(io)??;

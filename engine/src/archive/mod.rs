@@ -108,12 +108,15 @@ pub trait Archive: Send + Sync + 'static {
     ) -> Result<Vec<AuditEvent>, ArchiveError>;
 
     /// Store a group's snapshot, keeping the newest [`SNAPSHOTS_KEPT`].
+    /// Newest means taken last (`taken_at_ms`, then log index): a cluster
+    /// restored from the archive numbers its logs afresh, so its snapshots
+    /// may have lower indexes than the ones it was restored from.
     async fn put_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), ArchiveError>;
 
     /// Groups with at least one snapshot.
     async fn snapshot_groups(&self) -> Result<Vec<u64>, ArchiveError>;
 
-    /// The group's newest snapshots, newest first.
+    /// The group's newest snapshots, newest first (as above).
     async fn snapshots(&self, group: u64) -> Result<Vec<SnapshotRecord>, ArchiveError>;
 
     /// How far a group's state has been synced: the log index of the last

@@ -44,6 +44,8 @@ pub struct RestoreReport {
     pub audit_added: usize,
     /// Tenants brought back into a dedicated group.
     pub dedicated: usize,
+    /// Tenants found in a snapshot but purged after it: left out.
+    pub purged: usize,
 }
 
 /// Where archived usage that may postdate a tenant's snapshot starts: the
@@ -154,20 +156,22 @@ impl Engine {
         // one group may be outranked by a later group or their own schema.
         let mut dedicated: BTreeMap<TenantId, Found> = BTreeMap::new();
         let mut own: BTreeMap<TenantId, Arc<dyn Archive>> = BTreeMap::new();
-        // Tenants whose own schema holds a snapshot of their group.
-        let mut own_snapshot = HashSet::new();
+        // Purged in their own group: older copies must not bring them back.
+        let mut purged = HashSet::new();
         for schema in archive.dedicated_schemas().await? {
             let theirs = archive.dedicated(schema.tenant).await?;
             for group in theirs.snapshot_groups().await? {
                 let Some(snap) = theirs.snapshots(group).await?.into_iter().next() else {
                     continue;
                 };
-                own_snapshot.insert(schema.tenant);
                 report.snapshots.push((group, snap.last_index));
-                for moved in live_tenants(&mut decode(&snap)?) {
+                let mut state = decode(&snap)?;
+                for moved in live_tenants(&mut state) {
                     let rank = (true, true, snap.taken_at_ms);
                     offer(&mut dedicated, Found { moved, rank });
                 }
+                // A chain without its tenant: purged (the chain stays).
+                purged.extend(state.audit.into_keys());
             }
             own.insert(schema.tenant, theirs);
         }
@@ -185,9 +189,12 @@ impl Engine {
                     continue;
                 }
                 let tenant = moved.tenant;
-                self.restore_archived(&[archive], moved, false, &mut report)
-                    .await?;
-                restored.insert(tenant);
+                if self
+                    .restore_archived(&[archive], moved, false, &mut report)
+                    .await?
+                {
+                    restored.insert(tenant);
+                }
             }
             for (_, moved) in state.moved {
                 let rank = (false, false, snap.taken_at_ms);
@@ -200,9 +207,8 @@ impl Engine {
             if restored.contains(&tenant) {
                 continue;
             }
-            // Their own group's snapshot does not hold them: deleted there;
-            // older copies elsewhere must not bring them back.
-            if own_snapshot.contains(&tenant) && !found.rank.0 {
+            if purged.contains(&tenant) {
+                report.purged += 1;
                 continue;
             }
             let mut sources = vec![archive];
@@ -216,37 +222,49 @@ impl Engine {
     }
 
     /// Bring one tenant's state forward by what `sources` archived after
-    /// it (in order: the shared schema, then its own), then back in.
+    /// it (the shared schema, and its own), then back in; unless the
+    /// archived chain says it was purged since. Whether it came back.
     async fn restore_archived(
         &self,
         sources: &[&dyn Archive],
-        mut moved: MovedTenant,
+        moved: MovedTenant,
         dedicated: bool,
         report: &mut RestoreReport,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let tenant = moved.tenant;
         let now = self.now_ms();
         let since = usage_window_start(&moved);
         let quotas = super::sync::quota_names_of(Some(&moved.state), moved.usage.as_ref());
+        let mut usage = Vec::new();
+        // By sequence number: a chain may be split between the schemas.
+        let mut audit = BTreeMap::new();
         for source in sources {
-            let mut usage = Vec::new();
             for q in &quotas {
                 for g in [Granularity::Hour, Granularity::Day] {
                     usage.extend(source.usage(tenant, q, g, since, now + 86_400_000).await?);
                 }
             }
-            // Hourly first in time order, so counters roll forward in order.
-            usage.sort_by_key(|b| (b.start_ms, b.granularity == Granularity::Day));
-            let audit = source.audit(tenant, 0, usize::MAX).await?;
-            let (merged, added, audit_added) = merge_tenant(moved, &usage, &audit);
-            moved = merged;
-            report.usage_added += added;
-            report.audit_added += audit_added;
+            for e in source.audit(tenant, 0, usize::MAX).await? {
+                audit.entry(e.seq).or_insert(e);
+            }
         }
+        let audit: Vec<AuditEvent> = audit.into_values().collect();
+        if audit
+            .last()
+            .is_some_and(|e| e.action == crate::raft::TENANT_PURGED)
+        {
+            report.purged += 1;
+            return Ok(false);
+        }
+        // Hourly first in time order, so counters roll forward in order.
+        usage.sort_by_key(|b| (b.start_ms, b.granularity == Granularity::Day));
+        let (mut moved, added, audit_added) = merge_tenant(moved, &usage, &audit);
+        report.usage_added += added;
+        report.audit_added += audit_added;
         self.bring_back(&mut moved, now, dedicated).await?;
         report.tenants += 1;
         report.dedicated += usize::from(dedicated);
-        Ok(())
+        Ok(true)
     }
 
     /// Claim the tenant's slug and domains, then move it into its group (a

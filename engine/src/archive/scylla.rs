@@ -5,6 +5,10 @@
 //! reads. The schema is created and migrated by quotad (`migrate`), one
 //! numbered step at a time, recorded in `schema_migrations`.
 //!
+//! No lightweight transactions: keyspaces with tablets (the default for
+//! new keyspaces in recent ScyllaDB) do not support them. The sync
+//! position is the highest of the indexes written, as a clustering row.
+//!
 //! An ENTERPRISE tenant's dedicated schema is a keyspace of its own,
 //! `<keyspace>_<tenant id in base32>`, with the same tables, replication
 //! and migrations, registered in the deployment keyspace's
@@ -190,10 +194,11 @@ struct Statements {
     chunks: PreparedStatement,
     delete_header: PreparedStatement,
     delete_chunks: PreparedStatement,
-    claim_sync: PreparedStatement,
-    advance_sync: PreparedStatement,
+    put_sync: PreparedStatement,
+    trim_sync: PreparedStatement,
     synced_to: PreparedStatement,
     register_dedicated: PreparedStatement,
+    dedicated_name: PreparedStatement,
     purge_usage: PreparedStatement,
     purge_audit: PreparedStatement,
 }
@@ -247,10 +252,20 @@ fn migrations(ks: &str) -> Vec<(u32, Vec<String>)> {
         ),
         (
             2,
-            vec![format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.dedicated_schema (
-                tenant uuid PRIMARY KEY, keyspace_name text, created_at_ms bigint)"
-            )],
+            vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.dedicated_schema (
+                    tenant uuid PRIMARY KEY, keyspace_name text, created_at_ms bigint)"
+                ),
+                // Replaces version 1's sync_position, which needed
+                // lightweight transactions (left in place, unused: the
+                // position is for operators, and the next round sets it).
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.sync_progress (
+                    grp bigint, idx bigint, PRIMARY KEY (grp, idx))
+                    WITH CLUSTERING ORDER BY (idx DESC)"
+                ),
+            ],
         ),
     ]
 }
@@ -338,17 +353,20 @@ impl ScyllaArchive {
                     delete_chunks: self.prepare(format!(
                         "DELETE FROM {ks}.shard_snapshot_chunk WHERE grp = ? AND last_index = ?"
                     )).await?,
-                    claim_sync: self.prepare(format!(
-                        "INSERT INTO {ks}.sync_position (grp, idx) VALUES (?, ?) IF NOT EXISTS"
+                    put_sync: self.prepare(format!(
+                        "INSERT INTO {ks}.sync_progress (grp, idx) VALUES (?, ?)"
                     )).await?,
-                    advance_sync: self.prepare(format!(
-                        "UPDATE {ks}.sync_position SET idx = ? WHERE grp = ? IF idx < ?"
+                    trim_sync: self.prepare(format!(
+                        "DELETE FROM {ks}.sync_progress WHERE grp = ? AND idx < ?"
                     )).await?,
                     synced_to: self.prepare(format!(
-                        "SELECT idx FROM {ks}.sync_position WHERE grp = ?"
+                        "SELECT idx FROM {ks}.sync_progress WHERE grp = ? LIMIT 1"
                     )).await?,
                     register_dedicated: self.prepare(format!(
-                        "INSERT INTO {ks}.dedicated_schema (tenant, keyspace_name, created_at_ms) VALUES (?, ?, ?) IF NOT EXISTS"
+                        "INSERT INTO {ks}.dedicated_schema (tenant, keyspace_name, created_at_ms) VALUES (?, ?, ?)"
+                    )).await?,
+                    dedicated_name: self.prepare(format!(
+                        "SELECT keyspace_name FROM {ks}.dedicated_schema WHERE tenant = ?"
                     )).await?,
                     purge_usage: self.prepare(format!(
                         "DELETE FROM {ks}.usage_bucket WHERE tenant = ? AND quota = ? AND granularity = ?"
@@ -627,7 +645,7 @@ impl Archive for ScyllaArchive {
             )
             .await
             .map_err(exec_err)?;
-        // Newest first (clustering order): everything past the kept ones goes.
+        // Newest first (see `headers`): everything past the kept ones goes.
         let headers = self.headers(s.group).await?;
         for (old, _, _, _) in headers.into_iter().skip(SNAPSHOTS_KEPT) {
             self.session
@@ -691,14 +709,15 @@ impl Archive for ScyllaArchive {
     async fn set_synced_to(&self, group: u64, index: u64) -> Result<(), ArchiveError> {
         let st = self.statements().await?;
         let (g, i) = (group as i64, index as i64);
-        // Lightweight transactions: two syncers (an old and a new leader)
-        // can never move the position backwards.
+        // The position is the highest row: an old leader writing a lower
+        // index after a new one wrote a higher one cannot move it back.
+        // Rows below are dropped, one range tombstone per round.
         self.session
-            .execute_unpaged(&st.claim_sync, (g, i))
+            .execute_unpaged(&st.put_sync, (g, i))
             .await
             .map_err(exec_err)?;
         self.session
-            .execute_unpaged(&st.advance_sync, (i, g, i))
+            .execute_unpaged(&st.trim_sync, (g, i))
             .await
             .map_err(exec_err)?;
         Ok(())
@@ -715,8 +734,29 @@ impl Archive for ScyllaArchive {
         if let Some(a) = open.get(&tenant) {
             return Ok(a.clone());
         }
+        // Where the registry says, if registered (a restore into a
+        // deployment keyspace of another name still finds it).
+        let st = self.statements().await?;
+        let rows = self
+            .session
+            .execute_unpaged(&st.dedicated_name, (tenant,))
+            .await
+            .map_err(exec_err)?
+            .into_rows_result()
+            .map_err(other)?;
+        let registered = rows.maybe_first_row::<(String,)>().map_err(other)?;
+        let new = registered.is_none();
         let mut config = self.config.clone();
-        config.keyspace = dedicated_keyspace(&self.config.keyspace, tenant);
+        config.keyspace = match registered {
+            Some((name,)) if valid_name(&name) => name,
+            Some((name,)) => {
+                return Err(ArchiveError::Corrupt {
+                    what: "dedicated schema",
+                    message: format!("{tenant}: {name:?} is not a keyspace name"),
+                });
+            }
+            None => dedicated_keyspace(&self.config.keyspace, tenant),
+        };
         let schema = Arc::new(ScyllaArchive {
             session: self.session.clone(),
             config,
@@ -726,15 +766,17 @@ impl Archive for ScyllaArchive {
             dedicated: Default::default(),
         });
         schema.migrate().await?;
-        let st = self.statements().await?;
-        // IF NOT EXISTS: the first creation time stays.
-        self.session
-            .execute_unpaged(
-                &st.register_dedicated,
-                (tenant, schema.config.keyspace.as_str(), self.clock.now_ms()),
-            )
-            .await
-            .map_err(exec_err)?;
+        // Registered once, after its tables exist. Two nodes registering
+        // at once write the same name; the later time stays.
+        if new {
+            self.session
+                .execute_unpaged(
+                    &st.register_dedicated,
+                    (tenant, schema.config.keyspace.as_str(), self.clock.now_ms()),
+                )
+                .await
+                .map_err(exec_err)?;
+        }
         tracing::info!(%tenant, keyspace = %schema.config.keyspace, "dedicated archive schema ready");
         open.insert(tenant, schema.clone());
         Ok(schema)
@@ -802,6 +844,9 @@ impl ScyllaArchive {
         while let Some(r) = rows.try_next().await.map_err(other)? {
             out.push(r);
         }
+        // Newest first by when they were taken, not by log index: a
+        // cluster restored from the archive starts a fresh log.
+        out.sort_unstable_by_key(|h| std::cmp::Reverse((h.2, h.0)));
         Ok(out)
     }
 }

@@ -39,9 +39,14 @@ pub struct SyncRound {
     pub pending: usize,
     /// Age of the oldest change not archived after this round, ms.
     pub lag_ms: i64,
+    /// Tenants whose whole history and chain went this round (listed from
+    /// the beginning of time: moved in, or restored).
+    pub whole: Vec<TenantId>,
 }
 
-type Pending = (TenantId, u64, Vec<UsageBucket>, Vec<AuditEvent>);
+/// A tenant's changes taken for the archive: change count, buckets,
+/// events, and whether that is its whole history.
+type Pending = (TenantId, u64, Vec<UsageBucket>, Vec<AuditEvent>, bool);
 
 /// Copy up to [`MAX_TENANTS_PER_ROUND`] tenants' unarchived changes.
 fn take(shard: &Shard) -> Result<(Vec<Pending>, Option<u64>), EngineError> {
@@ -80,7 +85,7 @@ fn take(shard: &Shard) -> Result<(Vec<Pending>, Option<u64>), EngineError> {
             .get(tenant)
             .map(|a| a.events_since(u.since_ms))
             .unwrap_or_default();
-        out.push((*tenant, u.changes, buckets, events));
+        out.push((*tenant, u.changes, buckets, events, u.since_ms == i64::MIN));
     }
     // The sync position is only meaningful once nothing before it waits.
     let complete = total <= MAX_TENANTS_PER_ROUND;
@@ -137,18 +142,20 @@ pub async fn sync_group(
     };
     let buckets: Vec<UsageBucket> = pending
         .iter()
-        .flat_map(|(_, _, b, _)| b.iter().cloned())
+        .flat_map(|(_, _, b, _, _)| b.iter().cloned())
         .collect();
     round.buckets = buckets.len();
     archive.put_usage(&buckets).await?;
-    for (tenant, _, _, events) in &pending {
+    for (tenant, _, _, events, _) in &pending {
         if !events.is_empty() {
             archive.put_audit(*tenant, events).await?;
             round.events += events.len();
         }
     }
+    // Written whole, acknowledged or not.
+    round.whole = pending.iter().filter(|p| p.4).map(|p| p.0).collect();
     if !pending.is_empty() {
-        let acks = pending.iter().map(|(t, c, _, _)| (*t, *c)).collect();
+        let acks = pending.iter().map(|(t, c, ..)| (*t, *c)).collect();
         shard.group.write(Command::ArchiveSynced(acks)).await?;
     }
     if let Some(index) = applied {
@@ -207,13 +214,10 @@ pub(crate) fn spawn(engine: &std::sync::Arc<crate::Engine>) {
                 return;
             }
             match e.sync_archive().await {
-                Ok(rounds) => {
+                Ok(_) => {
                     if failing {
                         tracing::info!("archive sync caught up again");
                         failing = false;
-                    }
-                    for r in rounds {
-                        report(&r);
                     }
                 }
                 Err(err) => {
@@ -229,7 +233,7 @@ pub(crate) fn spawn(engine: &std::sync::Arc<crate::Engine>) {
     });
 }
 
-fn report(r: &SyncRound) {
+pub(crate) fn report(r: &SyncRound) {
     let group = r.group.to_string();
     metrics::gauge!(crate::telemetry::ARCHIVE_PENDING, "group" => group.clone())
         .set(r.pending as f64);

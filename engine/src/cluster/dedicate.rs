@@ -145,10 +145,11 @@ impl Engine {
         }
     }
 
-    /// Finish moves whose coordinator stopped after the hand-over: run by
-    /// the source group's leader.
+    /// Finish moves whose coordinator stopped after the hand-over, and
+    /// drop the kept copies of moves that are done: run by the source
+    /// group's leader.
     pub(crate) async fn finish_moves(&self, shard: &Arc<Shard>) -> Result<(), EngineError> {
-        let pending: Vec<MovedTenant> = {
+        let (pending, done): (Vec<MovedTenant>, Vec<MovedTenant>) = {
             let Ok(state) = shard.group.state.read() else {
                 return Ok(());
             };
@@ -164,10 +165,17 @@ impl Engine {
             state
                 .moved
                 .values()
-                .filter(|m| pins.get(&m.tenant) != Some(&m.to_group))
                 .cloned()
-                .collect()
+                .partition(|m| pins.get(&m.tenant) != Some(&m.to_group))
         };
+        // The copy would otherwise stay in this group's state, and in its
+        // snapshots (and so in the shared archive) for good.
+        for m in done {
+            shard
+                .group
+                .write(Command::MoveDone { tenant: m.tenant })
+                .await?;
+        }
         for m in pending {
             tracing::info!(tenant = %m.tenant, group = m.to_group, "finishing a tenant move");
             self.move_in(m).await?;

@@ -4,6 +4,9 @@
 use crate::audit::AuditEntry;
 use crate::quota::{OpOutcome, TenantOp, TenantState};
 
+/// The last event of a purged tenant's chain (restore leaves it out).
+pub const TENANT_PURGED: &str = "tenant.purged";
+
 fn json<T: serde::Serialize>(v: Option<&T>) -> String {
     v.and_then(|v| serde_json::to_string(v).ok())
         .unwrap_or_default()
@@ -49,7 +52,7 @@ pub fn entry(
         TenantOp::VerifyDomain { domain } => ("domain.verified", domain.clone()),
         TenantOp::RemoveDomain { domain } => ("domain.removed", domain.clone()),
         TenantOp::Restore => ("tenant.restored", String::new()),
-        TenantOp::Purge => ("tenant.purged", String::new()),
+        TenantOp::Purge => (TENANT_PURGED, String::new()),
         TenantOp::ChangeTier { tier, .. } => ("tenant.tier_changed", tier.as_str().to_string()),
         TenantOp::SetQuota { quota, .. } => ("quota.updated", quota.clone()),
         TenantOp::AddMember { user_id, .. } => ("member.added", user_id.clone()),

@@ -73,6 +73,11 @@ pub enum Command {
     },
     /// Receive a moved tenant (no-op if it is already here).
     MoveIn(Box<MovedTenant>),
+    /// The moved tenant is pinned to its new group: drop the kept copy
+    /// (its state, history and chain), remember only where it went.
+    MoveDone {
+        tenant: TenantId,
+    },
     /// The archive has taken these tenants' usage and audit as of the
     /// given change counts (see `GroupState::unarchived`).
     ArchiveSynced(Vec<(TenantId, u64)>),

@@ -31,6 +31,10 @@ pub struct GroupState {
     /// Tenants handed over to another group, kept until the move is done.
     #[serde(default)]
     pub moved: HashMap<TenantId, MovedTenant>,
+    /// Tenants whose move is done -> the group they went to. Requests
+    /// still sent here (by a node yet to learn the pin) are told to retry.
+    #[serde(default)]
+    pub moved_to: HashMap<TenantId, u64>,
     /// Tenants whose usage history or audit chain changed since the
     /// archive last took them. Replicated, so a new leader (or a restarted
     /// node) syncs what its predecessor had not; bounded by the tenant
@@ -172,6 +176,13 @@ impl GroupState {
                 }
                 // A tenant moving back here is here again.
                 self.moved.remove(&m.tenant);
+                self.moved_to.remove(&m.tenant);
+                CommandResponse::Applied
+            }
+            Command::MoveDone { tenant } => {
+                if let Some(m) = self.moved.remove(tenant) {
+                    self.moved_to.insert(*tenant, m.to_group);
+                }
                 CommandResponse::Applied
             }
             Command::Meta(MetaOp::Membership(op)) => {
@@ -368,5 +379,52 @@ mod tests {
             CommandResponse::DomainClaimed
         );
         assert_eq!(g.domains["quota.acme.test"].tenant, Uuid::from_u128(2));
+    }
+
+    #[test]
+    fn a_finished_move_keeps_where_the_tenant_went_and_drops_its_copy() {
+        use crate::model::{Tenant, TenantStatus, Tier};
+        let id = Uuid::from_u128(7);
+        let tenant = Tenant {
+            id,
+            slug: "acme".into(),
+            name: "Acme".into(),
+            tier: Tier::Enterprise,
+            status: TenantStatus::Active,
+            timezone: chrono_tz::UTC,
+            trial_ends_at_ms: None,
+            settings_json: "{}".into(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            deleted: None,
+        };
+        let mut g = GroupState::default();
+        g.tenants.insert(
+            id,
+            Box::new(crate::quota::TenantState::new(tenant, Default::default())),
+        );
+        let out = g.apply(&Command::MoveOut {
+            tenant: id,
+            to_group: 9,
+        });
+        assert!(matches!(out, CommandResponse::MovedOut(m) if m.to_group == 9));
+        assert!(g.moved.contains_key(&id) && !g.tenants.contains_key(&id));
+        g.apply(&Command::MoveDone { tenant: id });
+        assert!(g.moved.is_empty(), "the copy is gone");
+        assert_eq!(g.moved_to.get(&id), Some(&9));
+        // Done again, or for a tenant never moved: nothing changes.
+        g.apply(&Command::MoveDone { tenant: id });
+        g.apply(&Command::MoveDone {
+            tenant: Uuid::from_u128(8),
+        });
+        assert_eq!(g.moved_to.len(), 1);
+        // Moving away again finds nothing here to move.
+        assert_eq!(
+            g.apply(&Command::MoveOut {
+                tenant: id,
+                to_group: 10
+            }),
+            CommandResponse::TenantNotHere
+        );
     }
 }

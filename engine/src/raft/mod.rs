@@ -19,6 +19,7 @@ mod snapshot_pacing;
 mod state_machine;
 mod type_config;
 
+pub use audit_trail::TENANT_PURGED;
 pub use command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 pub use group::{Group, GroupConfig};
 pub use group_state::{GroupState, ORPHAN_CLAIM_AFTER_MS, SlugClaim, Unarchived};

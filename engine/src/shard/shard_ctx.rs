@@ -83,7 +83,7 @@ impl Shard {
                 .group
                 .state
                 .read()
-                .map(|s| s.moved.contains_key(tenant))
+                .map(|s| s.moved.contains_key(tenant) || s.moved_to.contains_key(tenant))
                 .unwrap_or(false)
     }
 
