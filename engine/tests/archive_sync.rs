@@ -323,6 +323,25 @@ async fn seen(engine: &Engine, t: uuid::Uuid) -> Seen {
     )
 }
 
+/// Destroy the node's data, restore a fresh node from the archive, and
+/// check that every tenant in `before` looks as it did.
+async fn restore_into_a_fresh_node(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    archive: &Arc<EmbeddedArchive>,
+    before: &[Seen],
+) -> (Arc<Engine>, quotad_engine::archive::restore::RestoreReport) {
+    std::fs::remove_dir_all(dir.join("node")).unwrap();
+    let engine = Engine::open(config(dir, clock.clone(), archive.clone()))
+        .await
+        .unwrap();
+    let report = engine.restore_from_archive(archive.as_ref()).await.unwrap();
+    for b in before {
+        assert_eq!(&seen(&engine, b.0).await, b, "tenant {}", b.1);
+    }
+    (engine, report)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_group() {
     let dir = tempfile::tempdir().unwrap();
@@ -388,19 +407,12 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
 
     // Gone, with no snapshot of its dedicated group archived yet: bigco
     // comes from the shared snapshot, brought forward by its own schema.
-    std::fs::remove_dir_all(dir.path().join("node")).unwrap();
-    let engine = Engine::open(config(dir.path(), clock.clone(), archive.clone()))
-        .await
-        .unwrap();
-    let report = engine.restore_from_archive(archive.as_ref()).await.unwrap();
+    let (engine, report) = restore_into_a_fresh_node(dir.path(), &clock, &archive, &before).await;
     assert_eq!((report.tenants, report.dedicated), (2, 1), "{report:?}");
     assert_eq!(
         report.usage_added, 3,
         "bigco's usage after its move: {report:?}"
     );
-    for b in &before {
-        assert_eq!(&seen(&engine, b.0).await, b, "tenant {}", b.1);
-    }
     assert!(
         engine.placement_of(&big).1,
         "bigco is in a dedicated group again"
@@ -433,19 +445,12 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
     let before = vec![seen(&engine, big).await, seen(&engine, small).await];
     engine.shutdown().await;
     drop(engine);
-    std::fs::remove_dir_all(dir.path().join("node")).unwrap();
-    let engine = Engine::open(config(dir.path(), clock.clone(), archive.clone()))
-        .await
-        .unwrap();
-    let report = engine.restore_from_archive(archive.as_ref()).await.unwrap();
+    let (engine, report) = restore_into_a_fresh_node(dir.path(), &clock, &archive, &before).await;
     assert_eq!((report.tenants, report.dedicated), (2, 1), "{report:?}");
     assert_eq!(
         report.usage_added, 0,
         "the snapshots hold everything: {report:?}"
     );
-    for b in &before {
-        assert_eq!(&seen(&engine, b.0).await, b, "tenant {}", b.1);
-    }
     assert!(engine.placement_of(&big).1);
     engine.shutdown().await;
 }

@@ -62,6 +62,17 @@ impl std::fmt::Debug for ArchiveChoice {
     }
 }
 
+/// A dedicated schema is asked for one of its own: refused.
+fn no_nested_schemas(owner: Option<TenantId>) -> Result<(), ArchiveError> {
+    match owner {
+        Some(owner) => Err(ArchiveError::Config {
+            field: "tenant",
+            message: format!("{owner}'s dedicated schema has no dedicated schemas of its own"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The newest schema this build writes and reads. Each backend migrates an
 /// older schema up to it step by step and refuses a newer one.
 pub const SCHEMA_VERSION: u32 = 2;

@@ -724,12 +724,7 @@ impl Archive for ScyllaArchive {
     }
 
     async fn dedicated(&self, tenant: TenantId) -> Result<Arc<dyn Archive>, ArchiveError> {
-        if let Some(owner) = self.dedicated_to {
-            return Err(ArchiveError::Config {
-                field: "tenant",
-                message: format!("{owner}'s dedicated schema has no dedicated schemas of its own"),
-            });
-        }
+        super::no_nested_schemas(self.dedicated_to)?;
         let mut open = self.dedicated.lock().await;
         if let Some(a) = open.get(&tenant) {
             return Ok(a.clone());
