@@ -1,6 +1,7 @@
 //! `quotad restore --from-archive`, the real binary: an archive filled by
 //! a node whose data dir is then lost, restored into a new data dir, and
-//! served from there.
+//! served from there; an ENTERPRISE tenant in a dedicated group (and a
+//! dedicated archive schema) comes back into a dedicated group.
 mod common;
 
 use common::{Node, http};
@@ -28,7 +29,7 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         dir.path().join("archive"),
     );
     // A node (in this process) fills the archive, then its data is lost.
-    let (tenant, events) = {
+    let (tenant, events, big) = {
         let mut config = EngineConfig::new(&lost);
         config.archive = ArchiveChoice::EmbeddedAt(archive_dir.clone());
         config.sync_interval = std::time::Duration::from_secs(3600);
@@ -43,7 +44,21 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
             owner: None,
         };
         let by = AuditMeta::new("ops", "req-1");
+        let big = NewTenant {
+            slug: "bigco".into(),
+            name: "BigCo".into(),
+            tier: Tier::Enterprise,
+            ..new.clone()
+        };
         let t = engine.create_tenant(new, &by).await.unwrap().tenant.id;
+        let big = engine.create_tenant(big, &by).await.unwrap().tenant.id;
+        engine.dedicate_tenant(big, &by).await.unwrap();
+        for _ in 0..3 {
+            engine
+                .increment(big, "api_requests", 1, None, Some(Consistency::Strict))
+                .await
+                .unwrap();
+        }
         for _ in 0..5 {
             engine
                 .increment(t, "api_requests", 1, None, Some(Consistency::Strict))
@@ -58,14 +73,22 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
                 .unwrap();
         }
         engine.sync_archive().await.unwrap();
+        // The dedicated tenant's copy leaves the shared schema a round later.
+        engine.sync_archive().await.unwrap();
         let q = AuditQuery {
             limit: 100,
             ..Default::default()
         };
         let events = engine.audit(t, &q).await.unwrap().events.len();
         engine.shutdown().await;
-        (t, events)
+        (t, events, big)
     };
+    assert!(
+        archive_dir
+            .join(format!("dedicated/{}.redb", big.simple()))
+            .is_file(),
+        "bigco's dedicated schema is a file of its own"
+    );
     std::fs::remove_dir_all(&lost).unwrap();
 
     let restored_s = restored.to_str().unwrap();
@@ -98,7 +121,7 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("restored 1 tenants (0 into dedicated groups)"),
+        stdout.contains("restored 2 tenants (1 into dedicated groups)"),
         "{stdout}"
     );
 
@@ -119,5 +142,32 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         .await
         .unwrap();
     assert_eq!(page["data"]["events"].as_array().unwrap().len(), events);
+    assert_eq!(page["data"]["chain"]["valid"], true, "{page}");
+
+    assert_eq!(common::api_requests_used(&node, &big.to_string()).await, 3);
+    let placement: serde_json::Value = http()
+        .get(node.url(&format!("/api/v1/tenants/{big}/placement")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(placement["data"]["dedicated"], true, "{placement}");
+    let page: serde_json::Value = http()
+        .get(node.url(&format!("/api/v1/tenants/{big}/audit?limit=100")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = page["data"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"tenant.dedicated"), "{actions:?}");
     assert_eq!(page["data"]["chain"]["valid"], true, "{page}");
 }
