@@ -83,12 +83,30 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         engine.shutdown().await;
         (t, events, big)
     };
-    assert!(
-        archive_dir
-            .join(format!("dedicated/{}.redb", big.simple()))
-            .is_file(),
-        "bigco's dedicated schema is a file of its own"
-    );
+    {
+        // bigco's usage is in its own schema, a file of its own, and no
+        // longer in the shared one.
+        use quotad_engine::archive::{Archive, EmbeddedArchive};
+        use quotad_engine::usage_history::Granularity;
+        assert!(
+            archive_dir
+                .join(format!("dedicated/{}.redb", big.simple()))
+                .is_file()
+        );
+        let clock = std::sync::Arc::new(quotad_engine::clock::SystemClock);
+        let shared = EmbeddedArchive::open(&archive_dir, clock).unwrap();
+        let (from, to) = (0, i64::MAX / 2);
+        let hourly = |a: std::sync::Arc<dyn Archive>| async move {
+            a.usage(big, "api_requests", Granularity::Hour, from, to)
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.amount)
+                .sum::<u64>()
+        };
+        assert_eq!(hourly(shared.clone()).await, 0);
+        assert_eq!(hourly(shared.dedicated(big).await.unwrap()).await, 3);
+    }
     std::fs::remove_dir_all(&lost).unwrap();
 
     let restored_s = restored.to_str().unwrap();

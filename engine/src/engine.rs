@@ -172,6 +172,8 @@ pub struct Engine {
     /// Dedicated tenants whose copy in the shared archive schema is to be
     /// deleted (their own schema has it all), with their quota names.
     purges_due: std::sync::Mutex<BTreeMap<crate::model::TenantId, Vec<String>>>,
+    /// Dedicated tenants whose shared copy this process has purged.
+    purged_from_shared: std::sync::Mutex<std::collections::HashSet<crate::model::TenantId>>,
 }
 
 /// Per-tier tenant counts and per-tenant usage, for a metrics scrape.
@@ -286,6 +288,7 @@ impl Engine {
             archive: tokio::sync::OnceCell::new(),
             archived_snapshots: std::sync::Mutex::new(BTreeMap::new()),
             purges_due: Default::default(),
+            purged_from_shared: Default::default(),
         });
         let bootstrapped = engine
             .meta
@@ -415,17 +418,58 @@ impl Engine {
             m.insert(group, index);
         }
         let round = round?;
-        // Its whole history and chain (it arrived listed from the beginning
-        // of time) are in its own schema now: the shared copy may go.
-        if let Some(tenant) = dedicated_to
-            && round.whole.contains(&tenant)
-        {
+        if let Some(tenant) = dedicated_to {
+            self.after_dedicated_round(shard, tenant, &round).await?;
+        }
+        Ok(round)
+    }
+
+    async fn after_dedicated_round(
+        &self,
+        shard: &crate::shard::Shard,
+        tenant: crate::model::TenantId,
+        round: &SyncRound,
+    ) -> Result<(), EngineError> {
+        if round.whole.contains(&tenant) {
+            // Just arrived: its group's state goes to its own schema next
+            // round, so the source group may drop its copy (`finish_moves`)
+            // and a restore finds the tenant there.
+            let raft = &shard.group.raft;
+            let applied = raft.metrics().borrow().last_applied.map(|l| l.index);
+            let built = async {
+                raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+                raft.wait(Some(Duration::from_secs(30)))
+                    .metrics(
+                        |m| m.snapshot.map(|s| s.index) >= applied,
+                        "the new dedicated group's snapshot",
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            if let Err(e) = built.await {
+                tracing::info!(group = shard.group.id, error = %e, "cannot snapshot a new dedicated group");
+            }
+        }
+        // Its whole history reached its own schema (it arrived listed from
+        // the beginning of time, and that is acknowledged, here or by an
+        // earlier leader): the shared copy may go. Checked once a process.
+        let whole_archived = shard.group.state.read().is_ok_and(|s| {
+            s.tenants.contains_key(&tenant)
+                && s.unarchived
+                    .get(&tenant)
+                    .is_none_or(|u| u.since_ms != i64::MIN)
+        });
+        let checked = self
+            .purged_from_shared
+            .lock()
+            .is_ok_and(|p| p.contains(&tenant));
+        if whole_archived && !checked {
             let quotas = crate::archive::sync::quota_names(shard, tenant)?;
             if let Ok(mut due) = self.purges_due.lock() {
                 due.insert(tenant, quotas);
             }
         }
-        Ok(round)
+        Ok(())
     }
 
     /// The tenant a group was created for, if it is a dedicated group.
@@ -441,10 +485,9 @@ impl Engine {
     }
 
     /// Delete dedicated tenants' copies from the shared schema, a round
-    /// after their own schema took everything: by then a shard group's
-    /// round that took the tenant just before it moved has long written.
-    /// Kept and retried until done; lost on a restart, which only leaves
-    /// the copy in place.
+    /// after their own schema was seen to hold everything: by then a shard
+    /// group's round on this node that took the tenant just before it
+    /// moved has long written. Kept and retried until done.
     async fn purge_due(&self, shared: &dyn Archive) -> Result<(), EngineError> {
         let due: Vec<(crate::model::TenantId, Vec<String>)> = self
             .purges_due
@@ -456,6 +499,9 @@ impl Engine {
             tracing::info!(%tenant, "dedicated tenant's archive purged from the shared schema");
             if let Ok(mut d) = self.purges_due.lock() {
                 d.remove(&tenant);
+            }
+            if let Ok(mut p) = self.purged_from_shared.lock() {
+                p.insert(tenant);
             }
         }
         Ok(())

@@ -365,13 +365,10 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
         clock.advance(HOUR);
         increments(&engine, big, 3).await;
         engine.sync_archive().await.unwrap();
-        // The shared copy goes a round later (after any round that took
-        // the tenant just before it moved has written).
-        assert_eq!(archived_total(&archive, big, Granularity::Hour).await, 4);
-        engine.sync_archive().await.unwrap();
 
         // Its whole history and chain (the move included) are in its own
-        // schema; the shared schema keeps none of it, and all of small.
+        // schema; the shared schema still has its copy (it goes a round
+        // later) and all of small.
         let own = archive.dedicated(big).await.unwrap();
         let hourly = own
             .usage(
@@ -387,11 +384,9 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
         let chain = own.audit(big, 0, 100).await.unwrap();
         assert_eq!(chain, audit_of(&engine, big).await);
         assert!(chain.iter().any(|e| e.action == "tenant.dedicated"));
-        assert_eq!(archived_total(&archive, big, Granularity::Hour).await, 0);
-        assert_eq!(archived_total(&archive, big, Granularity::Day).await, 0);
-        assert!(archive.audit(big, 0, 100).await.unwrap().is_empty());
+        assert!(own.snapshots(group).await.unwrap().is_empty());
+        assert_eq!(archived_total(&archive, big, Granularity::Hour).await, 4);
         assert_eq!(archived_total(&archive, small, Granularity::Hour).await, 2);
-        assert!(!archive.audit(small, 0, 100).await.unwrap().is_empty());
         let registered: Vec<_> = archive
             .dedicated_schemas()
             .await
@@ -413,16 +408,31 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
         report.usage_added, 3,
         "bigco's usage after its move: {report:?}"
     );
-    assert!(
-        engine.placement_of(&big).1,
-        "bigco is in a dedicated group again"
-    );
+    let (group, dedicated) = engine.placement_of(&big);
+    assert!(dedicated, "bigco is in a dedicated group again");
     assert!(!engine.placement_of(&small).1);
 
-    // Again, now from its own schema's snapshot of its group. The
-    // restored cluster's logs start afresh (lower indexes than the
-    // snapshots it came from); its newer snapshots must still win, or the
-    // rename below is lost (only snapshots hold descriptive state).
+    // The next rounds archive its new group's snapshot in its own schema,
+    // then delete the shared schema's copy; small's stays.
+    for _ in 0..2 {
+        engine.sync_archive().await.unwrap();
+    }
+    let own = archive.dedicated(big).await.unwrap();
+    let snaps = own.snapshots(group).await.unwrap();
+    assert!(
+        !snaps.is_empty(),
+        "its group's snapshot is in its own schema"
+    );
+    assert_eq!(archived_total(&archive, big, Granularity::Hour).await, 0);
+    assert_eq!(archived_total(&archive, big, Granularity::Day).await, 0);
+    assert!(archive.audit(big, 0, 100).await.unwrap().is_empty());
+    assert_eq!(archived_total(&archive, small, Granularity::Hour).await, 2);
+    assert!(!archive.audit(small, 0, 100).await.unwrap().is_empty());
+
+    // Again, now from its own schema's snapshot. The restored cluster's
+    // logs start afresh (lower indexes than the snapshots it came from);
+    // its newer snapshots must still win, or the rename below is lost
+    // (only snapshots hold descriptive state).
     clock.advance(HOUR);
     increments(&engine, big, 2).await;
     engine
@@ -437,11 +447,6 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
         .await
         .unwrap();
     engine.backup_to_archive().await.unwrap();
-    let own = archive.dedicated(big).await.unwrap();
-    assert!(
-        !own.snapshot_groups().await.unwrap().is_empty(),
-        "the dedicated group's snapshot went to its own schema"
-    );
     let before = vec![seen(&engine, big).await, seen(&engine, small).await];
     engine.shutdown().await;
     drop(engine);

@@ -384,9 +384,19 @@ pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("opening the node on {}", s.data_dir.display()))?;
     let archive = engine.archive().await.context("opening the archive")?;
-    let report = engine.restore_from_archive(archive.as_ref()).await;
+    let report = match engine.restore_from_archive(archive.as_ref()).await {
+        // The archive then holds the restored groups' snapshots at once
+        // (theirs are newer than the ones restored from), should the node
+        // be lost again before it takes its own.
+        Ok(report) => engine
+            .backup_to_archive()
+            .await
+            .map(|_| report)
+            .context("archiving the restored state"),
+        Err(e) => Err(anyhow::Error::new(e).context("restoring from the archive")),
+    };
     engine.shutdown().await;
-    let report = report.context("restoring from the archive")?;
+    let report = report?;
     println!(
         "restored {} tenants ({} into dedicated groups) from {} archived snapshots ({} units of usage and {} audit events after them) into {}",
         report.tenants,

@@ -25,6 +25,10 @@ const USAGE: TableDefinition<(u128, &str, u8, i64), u64> = TableDefinition::new(
 const AUDIT: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("audit_event");
 /// (group, last index) -> snapshot (postcard)
 const SNAPSHOTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("shard_snapshot");
+/// (group, last index) -> when the snapshot was taken, since version 2:
+/// snapshots are ordered by it, without reading their (large) values.
+const SNAPSHOT_TAKEN: TableDefinition<(u64, u64), i64> =
+    TableDefinition::new("shard_snapshot_taken");
 /// group -> last synced log index
 const SYNC: TableDefinition<u64, u64> = TableDefinition::new("sync_position");
 /// tenant -> its dedicated schema (postcard), since version 2
@@ -39,13 +43,29 @@ const CACHE_BYTES: usize = 16 << 20;
 /// A dedicated schema's file holds one tenant.
 const DEDICATED_CACHE_BYTES: usize = 2 << 20;
 
-/// A stored snapshot's leading fields, read without its data.
+/// A stored snapshot's leading fields, read without decoding its data
+/// (migrating version 1, which did not keep `SNAPSHOT_TAKEN`).
 #[derive(serde::Deserialize)]
 struct SnapshotHeader {
     _group: u64,
-    last_index: u64,
+    _last_index: u64,
     _last_term: u64,
     taken_at_ms: i64,
+}
+
+/// A group's snapshot indexes, newest first: by when they were taken, not
+/// by log index, as a cluster restored from the archive starts a fresh log.
+fn newest_first(
+    taken: &impl ReadableTable<(u64, u64), i64>,
+    group: u64,
+) -> Result<Vec<u64>, ArchiveError> {
+    let mut order = Vec::new();
+    for row in taken.range((group, 0)..=(group, u64::MAX)).map_err(io)? {
+        let (k, v) = row.map_err(io)?;
+        order.push((v.value(), k.value().1));
+    }
+    order.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(order.into_iter().map(|(_, index)| index).collect())
 }
 
 fn snapshot_header(bytes: &[u8]) -> Result<SnapshotHeader, ArchiveError> {
@@ -175,8 +195,18 @@ impl Archive for EmbeddedArchive {
                 tx.open_table(AUDIT).map_err(io)?;
                 tx.open_table(SNAPSHOTS).map_err(io)?;
                 tx.open_table(SYNC).map_err(io)?;
-                // Version 2: the registry of dedicated schemas.
+                // Version 2: the registry of dedicated schemas, and when
+                // each snapshot was taken.
                 tx.open_table(DEDICATED).map_err(io)?;
+                let mut taken = tx.open_table(SNAPSHOT_TAKEN).map_err(io)?;
+                if found < 2 {
+                    let snapshots = tx.open_table(SNAPSHOTS).map_err(io)?;
+                    for row in snapshots.iter().map_err(io)? {
+                        let (k, v) = row.map_err(io)?;
+                        let h = snapshot_header(v.value())?;
+                        taken.insert(k.value(), h.taken_at_ms).map_err(io)?;
+                    }
+                }
                 meta.insert("schema_version", SCHEMA_VERSION).map_err(io)?;
                 SCHEMA_VERSION
             };
@@ -298,23 +328,21 @@ impl Archive for EmbeddedArchive {
 
     async fn put_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), ArchiveError> {
         let bytes = postcard::to_allocvec(snapshot).map_err(corrupt("snapshot"))?;
-        let (group, index) = (snapshot.group, snapshot.last_index);
+        let (group, index, taken_at_ms) =
+            (snapshot.group, snapshot.last_index, snapshot.taken_at_ms);
         self.run(move |db| {
             let tx = db.begin_write().map_err(io)?;
             {
                 let mut t = tx.open_table(SNAPSHOTS).map_err(io)?;
                 t.insert((group, index), bytes.as_slice()).map_err(io)?;
-                let mut kept = Vec::new();
-                for row in t.range((group, 0)..=(group, u64::MAX)).map_err(io)? {
-                    let (_, v) = row.map_err(io)?;
-                    let h = snapshot_header(v.value())?;
-                    kept.push((h.taken_at_ms, h.last_index));
-                }
-                // Newest first by when they were taken, not by log index:
-                // a cluster restored from the archive starts a fresh log.
-                kept.sort_unstable_by(|a, b| b.cmp(a));
-                for (_, index) in kept.iter().skip(SNAPSHOTS_KEPT) {
-                    t.remove((group, *index)).map_err(io)?;
+                let mut taken = tx.open_table(SNAPSHOT_TAKEN).map_err(io)?;
+                taken.insert((group, index), taken_at_ms).map_err(io)?;
+                for index in newest_first(&taken, group)?
+                    .into_iter()
+                    .skip(SNAPSHOTS_KEPT)
+                {
+                    t.remove((group, index)).map_err(io)?;
+                    taken.remove((group, index)).map_err(io)?;
                 }
             }
             tx.commit().map_err(io)
@@ -342,15 +370,12 @@ impl Archive for EmbeddedArchive {
         self.run(move |db| {
             let tx = db.begin_read().map_err(io)?;
             let t = tx.open_table(SNAPSHOTS).map_err(io)?;
-            let mut order = Vec::new();
-            for row in t.range((group, 0)..=(group, u64::MAX)).map_err(io)? {
-                let (_, v) = row.map_err(io)?;
-                let h = snapshot_header(v.value())?;
-                order.push((h.taken_at_ms, h.last_index));
-            }
-            order.sort_unstable_by(|a, b| b.cmp(a));
+            let taken = tx.open_table(SNAPSHOT_TAKEN).map_err(io)?;
             let mut out = Vec::new();
-            for (_, index) in order.into_iter().take(SNAPSHOTS_KEPT) {
+            for index in newest_first(&taken, group)?
+                .into_iter()
+                .take(SNAPSHOTS_KEPT)
+            {
                 if let Some(v) = t.get((group, index)).map_err(io)? {
                     out.push(postcard::from_bytes(v.value()).map_err(corrupt("snapshot"))?);
                 }
@@ -525,7 +550,18 @@ mod tests {
                 sync.insert(4, 40).unwrap();
                 tx.open_table(USAGE).unwrap();
                 tx.open_table(AUDIT).unwrap();
-                tx.open_table(SNAPSHOTS).unwrap();
+                let mut snapshots = tx.open_table(SNAPSHOTS).unwrap();
+                for (index, taken_at_ms) in [(9, 2_000), (5, 1_000)] {
+                    let record = SnapshotRecord {
+                        group: 4,
+                        last_index: index,
+                        last_term: 1,
+                        taken_at_ms,
+                        data: vec![7; 100],
+                    };
+                    let bytes = postcard::to_allocvec(&record).unwrap();
+                    snapshots.insert((4, index), bytes.as_slice()).unwrap();
+                }
             }
             tx.commit().unwrap();
         }
@@ -534,6 +570,15 @@ mod tests {
         assert_eq!(archive.migrate().await.unwrap(), SCHEMA_VERSION);
         assert_eq!(archive.synced_to(4).await.unwrap(), Some(40));
         assert!(archive.dedicated_schemas().await.unwrap().is_empty());
+        // Their taking times were read back from the stored snapshots.
+        let kept: Vec<(u64, i64)> = archive
+            .snapshots(4)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| (s.last_index, s.taken_at_ms))
+            .collect();
+        assert_eq!(kept, [(9, 2_000), (5, 1_000)]);
     }
 
     #[tokio::test]

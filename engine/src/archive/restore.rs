@@ -175,7 +175,7 @@ impl Engine {
             }
             own.insert(schema.tenant, theirs);
         }
-        let mut restored = HashSet::new();
+        let (mut restored, mut left_out) = (HashSet::new(), HashSet::new());
         for group in archive.snapshot_groups().await? {
             let Some(snap) = archive.snapshots(group).await?.into_iter().next() else {
                 continue;
@@ -194,6 +194,8 @@ impl Engine {
                     .await?
                 {
                     restored.insert(tenant);
+                } else {
+                    left_out.insert(tenant);
                 }
             }
             for (_, moved) in state.moved {
@@ -204,20 +206,25 @@ impl Engine {
         for (tenant, found) in dedicated {
             // Held live in a shared group: an archive from before dedicated
             // schemas, where its dedicated group's snapshot went there.
-            if restored.contains(&tenant) {
+            if restored.contains(&tenant) || left_out.contains(&tenant) {
                 continue;
             }
             if purged.contains(&tenant) {
-                report.purged += 1;
+                left_out.insert(tenant);
                 continue;
             }
             let mut sources = vec![archive];
             if let Some(theirs) = own.get(&tenant) {
                 sources.push(theirs.as_ref());
             }
-            self.restore_archived(&sources, found.moved, true, &mut report)
-                .await?;
+            if !self
+                .restore_archived(&sources, found.moved, true, &mut report)
+                .await?
+            {
+                left_out.insert(tenant);
+            }
         }
+        report.purged = left_out.len();
         Ok(report)
     }
 
@@ -253,7 +260,6 @@ impl Engine {
             .last()
             .is_some_and(|e| e.action == crate::raft::TENANT_PURGED)
         {
-            report.purged += 1;
             return Ok(false);
         }
         // Hourly first in time order, so counters roll forward in order.

@@ -7,7 +7,8 @@
 //!
 //! No lightweight transactions: keyspaces with tablets (the default for
 //! new keyspaces in recent ScyllaDB) do not support them. The sync
-//! position is the highest of the indexes written, as a clustering row.
+//! position is written with the log index as its write timestamp, so the
+//! highest index wins whatever order the writes land in.
 //!
 //! An ENTERPRISE tenant's dedicated schema is a keyspace of its own,
 //! `<keyspace>_<tenant id in base32>`, with the same tables, replication
@@ -195,7 +196,6 @@ struct Statements {
     delete_header: PreparedStatement,
     delete_chunks: PreparedStatement,
     put_sync: PreparedStatement,
-    trim_sync: PreparedStatement,
     synced_to: PreparedStatement,
     register_dedicated: PreparedStatement,
     dedicated_name: PreparedStatement,
@@ -252,20 +252,10 @@ fn migrations(ks: &str) -> Vec<(u32, Vec<String>)> {
         ),
         (
             2,
-            vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {ks}.dedicated_schema (
+            vec![format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.dedicated_schema (
                     tenant uuid PRIMARY KEY, keyspace_name text, created_at_ms bigint)"
-                ),
-                // Replaces version 1's sync_position, which needed
-                // lightweight transactions (left in place, unused: the
-                // position is for operators, and the next round sets it).
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {ks}.sync_progress (
-                    grp bigint, idx bigint, PRIMARY KEY (grp, idx))
-                    WITH CLUSTERING ORDER BY (idx DESC)"
-                ),
-            ],
+            )],
         ),
     ]
 }
@@ -312,8 +302,9 @@ impl ScyllaArchive {
 
     async fn prepare(&self, cql: String) -> Result<PreparedStatement, ArchiveError> {
         let mut p = self.session.prepare(cql).await.map_err(other)?;
-        // Every write here is an upsert or a conditional update, so a
-        // retry on another replica cannot double anything.
+        // Every write here is an upsert (of a total, a numbered event, a
+        // chunk) or a delete, so a retry on another replica cannot double
+        // anything.
         p.set_is_idempotent(true);
         Ok(p)
     }
@@ -354,13 +345,10 @@ impl ScyllaArchive {
                         "DELETE FROM {ks}.shard_snapshot_chunk WHERE grp = ? AND last_index = ?"
                     )).await?,
                     put_sync: self.prepare(format!(
-                        "INSERT INTO {ks}.sync_progress (grp, idx) VALUES (?, ?)"
-                    )).await?,
-                    trim_sync: self.prepare(format!(
-                        "DELETE FROM {ks}.sync_progress WHERE grp = ? AND idx < ?"
+                        "INSERT INTO {ks}.sync_position (grp, idx) VALUES (?, ?) USING TIMESTAMP ?"
                     )).await?,
                     synced_to: self.prepare(format!(
-                        "SELECT idx FROM {ks}.sync_progress WHERE grp = ? LIMIT 1"
+                        "SELECT idx FROM {ks}.sync_position WHERE grp = ?"
                     )).await?,
                     register_dedicated: self.prepare(format!(
                         "INSERT INTO {ks}.dedicated_schema (tenant, keyspace_name, created_at_ms) VALUES (?, ?, ?)"
@@ -626,6 +614,17 @@ impl Archive for ScyllaArchive {
         } else {
             s.data.chunks(CHUNK_BYTES).collect()
         };
+        // The same group and index may come again (a retry, or a restored
+        // cluster numbering its log afresh): header first, so no reader
+        // takes a half-rewritten snapshot, then every old chunk.
+        self.session
+            .execute_unpaged(&st.delete_header, (group, index))
+            .await
+            .map_err(exec_err)?;
+        self.session
+            .execute_unpaged(&st.delete_chunks, (group, index))
+            .await
+            .map_err(exec_err)?;
         for (i, chunk) in chunks.iter().enumerate() {
             self.session
                 .execute_unpaged(&st.put_chunk, (group, index, i as i32, *chunk))
@@ -709,15 +708,11 @@ impl Archive for ScyllaArchive {
     async fn set_synced_to(&self, group: u64, index: u64) -> Result<(), ArchiveError> {
         let st = self.statements().await?;
         let (g, i) = (group as i64, index as i64);
-        // The position is the highest row: an old leader writing a lower
-        // index after a new one wrote a higher one cannot move it back.
-        // Rows below are dropped, one range tombstone per round.
+        // Last write wins by timestamp: with the index as the timestamp,
+        // an old leader writing a lower index after a new one wrote a
+        // higher one cannot move the position back.
         self.session
-            .execute_unpaged(&st.put_sync, (g, i))
-            .await
-            .map_err(exec_err)?;
-        self.session
-            .execute_unpaged(&st.trim_sync, (g, i))
+            .execute_unpaged(&st.put_sync, (g, i, i))
             .await
             .map_err(exec_err)?;
         Ok(())

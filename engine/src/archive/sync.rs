@@ -92,6 +92,25 @@ fn take(shard: &Shard) -> Result<(Vec<Pending>, Option<u64>), EngineError> {
     Ok((out, applied.filter(|_| complete)))
 }
 
+/// Whether the tenant's own archive schema holds a snapshot of `group`
+/// with the tenant in it.
+pub(crate) async fn held_by_own_snapshot(
+    shared: &dyn Archive,
+    tenant: TenantId,
+    group: u64,
+) -> Result<bool, EngineError> {
+    let own = shared.dedicated(tenant).await?;
+    let Some(snap) = own.snapshots(group).await?.into_iter().next() else {
+        return Ok(false);
+    };
+    let state: crate::raft::GroupState =
+        postcard::from_bytes(&snap.data).map_err(|e| super::ArchiveError::Corrupt {
+            what: "snapshot",
+            message: format!("group {group} at {}: {e}", snap.last_index),
+        })?;
+    Ok(state.tenants.contains_key(&tenant))
+}
+
 /// Every quota name a tenant has usage or a policy for, in the group's
 /// state.
 pub(crate) fn quota_names(shard: &Shard, tenant: TenantId) -> Result<Vec<String>, EngineError> {

@@ -92,6 +92,13 @@ impl Engine {
         tenant: TenantId,
         to_group: u64,
     ) -> Result<ForwardReply, EngineError> {
+        // Asked of the destination itself (routed by a node that already
+        // follows the pin): nothing to hand over.
+        if to_group == shard.group.id {
+            return Err(EngineError::Cluster(format!(
+                "tenant {tenant} is already in group {to_group}"
+            )));
+        }
         shard.freeze(tenant).await?;
         let r = shard
             .group
@@ -162,19 +169,42 @@ impl Engine {
                 .read()
                 .map(|m| m.membership.pins.clone())
                 .unwrap_or_default();
-            state
-                .moved
-                .values()
-                .cloned()
-                .partition(|m| pins.get(&m.tenant) != Some(&m.to_group))
+            state.moved.values().cloned().partition(|m| {
+                // A move to this very group is undone by moving it in.
+                pins.get(&m.tenant) != Some(&m.to_group) || m.to_group == shard.group.id
+            })
         };
-        // The copy would otherwise stay in this group's state, and in its
-        // snapshots (and so in the shared archive) for good.
+        // The copy would otherwise stay in this group's state and in its
+        // snapshots, shared-archive ones included, for good. It goes once
+        // the tenant's own archive schema holds its new group's snapshot:
+        // until then it is the only full state a restore could find.
         for m in done {
-            shard
-                .group
-                .write(Command::MoveDone { tenant: m.tenant })
-                .await?;
+            let archived = match self.archive().await {
+                Ok(archive) => {
+                    crate::archive::sync::held_by_own_snapshot(
+                        archive.as_ref(),
+                        m.tenant,
+                        m.to_group,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match archived {
+                Ok(true) => {
+                    let done = Command::MoveDone {
+                        tenant: m.tenant,
+                        to_group: m.to_group,
+                    };
+                    if let Err(e) = shard.group.write(done).await {
+                        tracing::info!(tenant = %m.tenant, error = %e, "dropping a finished move's copy failed");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(tenant = %m.tenant, error = %e, "cannot tell whether a moved tenant is archived");
+                }
+            }
         }
         for m in pending {
             tracing::info!(tenant = %m.tenant, group = m.to_group, "finishing a tenant move");

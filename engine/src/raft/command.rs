@@ -73,14 +73,16 @@ pub enum Command {
     },
     /// Receive a moved tenant (no-op if it is already here).
     MoveIn(Box<MovedTenant>),
-    /// The moved tenant is pinned to its new group: drop the kept copy
-    /// (its state, history and chain), remember only where it went.
-    MoveDone {
-        tenant: TenantId,
-    },
     /// The archive has taken these tenants' usage and audit as of the
     /// given change counts (see `GroupState::unarchived`).
     ArchiveSynced(Vec<(TenantId, u64)>),
+    /// The tenant's move to `to_group` is complete (pinned there, and its
+    /// state archived from there): drop the kept copy, remember only where
+    /// it went. (Variants are appended: their index is their encoding.)
+    MoveDone {
+        tenant: TenantId,
+        to_group: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

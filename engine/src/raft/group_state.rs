@@ -31,16 +31,16 @@ pub struct GroupState {
     /// Tenants handed over to another group, kept until the move is done.
     #[serde(default)]
     pub moved: HashMap<TenantId, MovedTenant>,
-    /// Tenants whose move is done -> the group they went to. Requests
-    /// still sent here (by a node yet to learn the pin) are told to retry.
-    #[serde(default)]
-    pub moved_to: HashMap<TenantId, u64>,
     /// Tenants whose usage history or audit chain changed since the
     /// archive last took them. Replicated, so a new leader (or a restarted
     /// node) syncs what its predecessor had not; bounded by the tenant
     /// count however long the archive is away.
     #[serde(default)]
     pub unarchived: HashMap<TenantId, Unarchived>,
+    /// Tenants whose move is done -> the group they went to. Requests
+    /// still sent here (by a node yet to learn the pin) are told to retry.
+    #[serde(default)]
+    pub moved_to: HashMap<TenantId, u64>,
 }
 
 /// What the archive has yet to take from one tenant.
@@ -179,9 +179,16 @@ impl GroupState {
                 self.moved_to.remove(&m.tenant);
                 CommandResponse::Applied
             }
-            Command::MoveDone { tenant } => {
-                if let Some(m) = self.moved.remove(tenant) {
-                    self.moved_to.insert(*tenant, m.to_group);
+            Command::MoveDone { tenant, to_group } => {
+                // Only the move it names: a copy kept for a later move
+                // elsewhere stays.
+                if self
+                    .moved
+                    .get(tenant)
+                    .is_some_and(|m| m.to_group == *to_group)
+                {
+                    self.moved.remove(tenant);
+                    self.moved_to.insert(*tenant, *to_group);
                 }
                 CommandResponse::Applied
             }
@@ -409,13 +416,26 @@ mod tests {
         });
         assert!(matches!(out, CommandResponse::MovedOut(m) if m.to_group == 9));
         assert!(g.moved.contains_key(&id) && !g.tenants.contains_key(&id));
-        g.apply(&Command::MoveDone { tenant: id });
+        // Done for another destination: not this move.
+        g.apply(&Command::MoveDone {
+            tenant: id,
+            to_group: 10,
+        });
+        assert!(g.moved.contains_key(&id) && g.moved_to.is_empty());
+        g.apply(&Command::MoveDone {
+            tenant: id,
+            to_group: 9,
+        });
         assert!(g.moved.is_empty(), "the copy is gone");
         assert_eq!(g.moved_to.get(&id), Some(&9));
         // Done again, or for a tenant never moved: nothing changes.
-        g.apply(&Command::MoveDone { tenant: id });
+        g.apply(&Command::MoveDone {
+            tenant: id,
+            to_group: 9,
+        });
         g.apply(&Command::MoveDone {
             tenant: Uuid::from_u128(8),
+            to_group: 9,
         });
         assert_eq!(g.moved_to.len(), 1);
         // Moving away again finds nothing here to move.
