@@ -11,44 +11,17 @@
 //! active tenants), so it is what idle tenants cost. Activation is the
 //! first `check` of a cold tenant (starting its actor from committed
 //! state) minus a warm `check`, over 1000 tenants.
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "support/tenants.rs"]
 mod tenants;
 
+use counting_alloc::heap_bytes;
+
 use quotad_engine::model::{TenantId, Tier};
 use quotad_engine::{Engine, EngineConfig};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
-
-/// The system allocator, counting live heap bytes, to tell the engine's
-/// own structures apart from the rest of RSS (storage cache, allocator
-/// slack).
-struct Counting;
-
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as i64, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as i64, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as i64 - l.size() as i64, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn heap_bytes() -> i64 {
-    LIVE.load(Ordering::Relaxed)
-}
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

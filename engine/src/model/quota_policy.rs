@@ -58,7 +58,7 @@ pub enum Action {
 /// quota of every tenant 32 bytes. Serialized as a list, like a `Vec`.
 pub type Thresholds = smallvec::SmallVec<[u8; 8]>;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct QuotaPolicy {
     pub kind: QuotaKind,
     pub period: Period,

@@ -1,6 +1,7 @@
 //! One quota's usage and the admission decision for it.
 use super::decision::{Decision, Verdict};
 use super::period::window;
+use super::shared_policy::SharedPolicy;
 use crate::model::{Action, Period, QuotaKind, QuotaPolicy};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,8 @@ use serde::{Deserialize, Serialize};
 /// level, rates the GCRA theoretical arrival time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaState {
-    pub policy: QuotaPolicy,
+    /// Shared with every quota holding an equal policy.
+    pub policy: SharedPolicy,
     /// Start of the counter period `used` belongs to.
     pub window_start_ms: i64,
     /// End of that period, cached so most operations skip the calendar
@@ -45,7 +47,7 @@ pub enum Use {
 impl QuotaState {
     pub fn new(policy: QuotaPolicy) -> Self {
         QuotaState {
-            policy,
+            policy: SharedPolicy::new(policy),
             window_start_ms: 0,
             window_end_ms: i64::MIN,
             used: 0,
@@ -63,7 +65,7 @@ impl QuotaState {
         if policy.kind != self.policy.kind {
             *self = QuotaState::new(policy);
         } else {
-            self.policy = policy;
+            self.policy = SharedPolicy::new(policy);
             self.fired = 0;
             self.window_end_ms = i64::MIN;
         }
