@@ -4,7 +4,7 @@
 //! dedicated archive schema) comes back into a dedicated group.
 mod common;
 
-use common::{Node, http};
+use common::Node;
 use quotad_engine::actor::Consistency;
 use quotad_engine::archive::ArchiveChoice;
 use quotad_engine::audit::{AuditMeta, AuditQuery};
@@ -151,35 +151,15 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         7,
         "the 5 in the snapshot and 2 after"
     );
-    let page: serde_json::Value = http()
-        .get(node.url(&format!("/api/v1/tenants/{tenant}/audit?limit=100")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page =
+        common::get_json(&node.url(&format!("/api/v1/tenants/{tenant}/audit?limit=100"))).await;
     assert_eq!(page["data"]["events"].as_array().unwrap().len(), events);
     assert_eq!(page["data"]["chain"]["valid"], true, "{page}");
 
     assert_eq!(common::api_requests_used(&node, &big.to_string()).await, 3);
-    let placement: serde_json::Value = http()
-        .get(node.url(&format!("/api/v1/tenants/{big}/placement")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let placement = common::get_json(&node.url(&format!("/api/v1/tenants/{big}/placement"))).await;
     assert_eq!(placement["data"]["dedicated"], true, "{placement}");
-    let page: serde_json::Value = http()
-        .get(node.url(&format!("/api/v1/tenants/{big}/audit?limit=100")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = common::get_json(&node.url(&format!("/api/v1/tenants/{big}/audit?limit=100"))).await;
     let actions: Vec<&str> = page["data"]["events"]
         .as_array()
         .unwrap()

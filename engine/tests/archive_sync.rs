@@ -61,6 +61,16 @@ async fn increments(engine: &Engine, t: uuid::Uuid, n: usize) {
     }
 }
 
+/// An audited change that only snapshots keep (restore brings usage and
+/// audit forward from the archive, not descriptive fields).
+async fn rename(engine: &Engine, t: uuid::Uuid, name: &str, by: &AuditMeta) {
+    let update = quotad_engine::quota::TenantUpdate {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    engine.update_tenant(t, update, by).await.unwrap();
+}
+
 async fn archived_total(archive: &EmbeddedArchive, t: uuid::Uuid, g: Granularity) -> u64 {
     archive
         .usage(t, "api_requests", g, T0 - 48 * HOUR, T0 + 48 * HOUR)
@@ -230,17 +240,7 @@ async fn a_destroyed_node_is_restored_from_the_archive_with_usage_and_audit_iden
         clock.advance(2 * HOUR);
         increments(&engine, a, 5).await;
         increments(&engine, b, 1).await;
-        engine
-            .update_tenant(
-                b,
-                quotad_engine::quota::TenantUpdate {
-                    name: Some("Beta Renamed".into()),
-                    ..Default::default()
-                },
-                &by,
-            )
-            .await
-            .unwrap();
+        rename(&engine, b, "Beta Renamed", &by).await;
         engine.sync_archive().await.unwrap();
         assert!(engine.tenant(gone).await.is_err());
         for t in [a, b] {
@@ -435,17 +435,7 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
     // (only snapshots hold descriptive state).
     clock.advance(HOUR);
     increments(&engine, big, 2).await;
-    engine
-        .update_tenant(
-            small,
-            quotad_engine::quota::TenantUpdate {
-                name: Some("Small Renamed".into()),
-                ..Default::default()
-            },
-            &by,
-        )
-        .await
-        .unwrap();
+    rename(&engine, small, "Small Renamed", &by).await;
     engine.backup_to_archive().await.unwrap();
     let before = vec![seen(&engine, big).await, seen(&engine, small).await];
     engine.shutdown().await;

@@ -47,6 +47,11 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// `GET` a JSON document with the operator's token.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
 pub struct Node {
     child: Child,
     pub grpc: String,

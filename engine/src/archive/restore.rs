@@ -78,7 +78,15 @@ fn offer(found: &mut BTreeMap<TenantId, Found>, candidate: Found) {
     }
 }
 
-fn decode(snap: &SnapshotRecord) -> Result<GroupState, EngineError> {
+/// A group's newest archived snapshot, if any.
+pub(crate) async fn newest_snapshot(
+    archive: &dyn Archive,
+    group: u64,
+) -> Result<Option<SnapshotRecord>, EngineError> {
+    Ok(archive.snapshots(group).await?.into_iter().next())
+}
+
+pub(crate) fn decode(snap: &SnapshotRecord) -> Result<GroupState, EngineError> {
     postcard::from_bytes(&snap.data).map_err(|e| {
         super::ArchiveError::Corrupt {
             what: "snapshot",
@@ -161,7 +169,7 @@ impl Engine {
         for schema in archive.dedicated_schemas().await? {
             let theirs = archive.dedicated(schema.tenant).await?;
             for group in theirs.snapshot_groups().await? {
-                let Some(snap) = theirs.snapshots(group).await?.into_iter().next() else {
+                let Some(snap) = newest_snapshot(theirs.as_ref(), group).await? else {
                     continue;
                 };
                 report.snapshots.push((group, snap.last_index));
@@ -177,7 +185,7 @@ impl Engine {
         }
         let (mut restored, mut left_out) = (HashSet::new(), HashSet::new());
         for group in archive.snapshot_groups().await? {
-            let Some(snap) = archive.snapshots(group).await?.into_iter().next() else {
+            let Some(snap) = newest_snapshot(archive, group).await? else {
                 continue;
             };
             report.snapshots.push((group, snap.last_index));

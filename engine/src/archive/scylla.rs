@@ -615,16 +615,8 @@ impl Archive for ScyllaArchive {
             s.data.chunks(CHUNK_BYTES).collect()
         };
         // The same group and index may come again (a retry, or a restored
-        // cluster numbering its log afresh): header first, so no reader
-        // takes a half-rewritten snapshot, then every old chunk.
-        self.session
-            .execute_unpaged(&st.delete_header, (group, index))
-            .await
-            .map_err(exec_err)?;
-        self.session
-            .execute_unpaged(&st.delete_chunks, (group, index))
-            .await
-            .map_err(exec_err)?;
+        // cluster numbering its log afresh): the old one goes first.
+        self.delete_snapshot(group, index).await?;
         for (i, chunk) in chunks.iter().enumerate() {
             self.session
                 .execute_unpaged(&st.put_chunk, (group, index, i as i32, *chunk))
@@ -647,14 +639,7 @@ impl Archive for ScyllaArchive {
         // Newest first (see `headers`): everything past the kept ones goes.
         let headers = self.headers(s.group).await?;
         for (old, _, _, _) in headers.into_iter().skip(SNAPSHOTS_KEPT) {
-            self.session
-                .execute_unpaged(&st.delete_header, (group, old))
-                .await
-                .map_err(exec_err)?;
-            self.session
-                .execute_unpaged(&st.delete_chunks, (group, old))
-                .await
-                .map_err(exec_err)?;
+            self.delete_snapshot(group, old).await?;
         }
         Ok(())
     }
@@ -820,6 +805,20 @@ impl Archive for ScyllaArchive {
 }
 
 impl ScyllaArchive {
+    /// Header first, so no reader takes a snapshot whose chunks are going.
+    async fn delete_snapshot(&self, group: i64, index: i64) -> Result<(), ArchiveError> {
+        let st = self.statements().await?;
+        self.session
+            .execute_unpaged(&st.delete_header, (group, index))
+            .await
+            .map_err(exec_err)?;
+        self.session
+            .execute_unpaged(&st.delete_chunks, (group, index))
+            .await
+            .map_err(exec_err)?;
+        Ok(())
+    }
+
     /// A group's snapshot headers, newest first.
     async fn headers(&self, group: u64) -> Result<Vec<(i64, i64, i64, i32)>, ArchiveError> {
         let st = self.statements().await?;

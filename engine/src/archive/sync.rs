@@ -100,15 +100,10 @@ pub(crate) async fn held_by_own_snapshot(
     group: u64,
 ) -> Result<bool, EngineError> {
     let own = shared.dedicated(tenant).await?;
-    let Some(snap) = own.snapshots(group).await?.into_iter().next() else {
+    let Some(snap) = super::restore::newest_snapshot(own.as_ref(), group).await? else {
         return Ok(false);
     };
-    let state: crate::raft::GroupState =
-        postcard::from_bytes(&snap.data).map_err(|e| super::ArchiveError::Corrupt {
-            what: "snapshot",
-            message: format!("group {group} at {}: {e}", snap.last_index),
-        })?;
-    Ok(state.tenants.contains_key(&tenant))
+    Ok(super::restore::decode(&snap)?.tenants.contains_key(&tenant))
 }
 
 /// Every quota name a tenant has usage or a policy for, in the group's
