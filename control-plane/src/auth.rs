@@ -17,10 +17,9 @@ use crate::envelope::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use quotad_engine::actor::Consistency;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::error_code::ErrorCode;
-use quotad_engine::model::{Role, TenantId, Tier, well_known};
+use quotad_engine::model::{Role, TenantId, Tier};
 use quotad_engine::quota::TenantState;
 use serde::{Deserialize, Serialize};
 
@@ -312,55 +311,29 @@ pub async fn check_context(
 /// The caller's effective role in the tenant, if allowed `need`.
 /// Call [`check_context`] first.
 ///
-/// Members' calls count against the tenant's own `api_requests` quota (a
-/// used-up quota answers 429), and a suspended, deleted or expired-trial
-/// tenant's members may read but not change anything. Operators are
-/// neither charged nor held back.
-pub async fn authorize(
-    s: &AppState,
+/// Control-plane calls are never charged to the tenant's quotas: a tenant
+/// that used up `api_requests` (its product traffic, counted through gRPC
+/// and Envoy) must still be able to upgrade, raise a quota or read its
+/// usage. A suspended, deleted or expired-trial tenant's members may read
+/// but not change anything. Operators are never held back.
+pub fn authorize(
     p: &Principal,
     t: &TenantState,
+    now_ms: i64,
     need: Need,
 ) -> Result<Option<Role>, ApiError> {
     let Some(role) = role_for(p, t, need)? else {
         return Ok(None);
     };
     let write = matches!(need, Need::Role(min) if min > Role::Member);
-    if let Some(reason) = t.refusal(s.engine.now_ms()) {
-        if write {
-            return Err(ApiError::new(ErrorCode::PermissionDenied, reason));
-        }
-        return Ok(Some(role));
-    }
-    if t.quotas.contains_key(well_known::API_REQUESTS) {
-        let d = s
-            .engine
-            .increment(
-                t.tenant.id,
-                well_known::API_REQUESTS,
-                1,
-                None,
-                Some(Consistency::Fast),
-            )
-            .await?;
-        if !d.allowed {
-            return Err(ApiError::new(
-                ErrorCode::ResourceExhausted,
-                format!(
-                    "the tenant's api_requests quota ({}) is used up until {}",
-                    d.limit.unwrap_or_default(),
-                    d.reset_at_ms
-                        .map(crate::dto::rfc3339)
-                        .unwrap_or_else(|| "it is raised".into())
-                ),
-            ));
-        }
+    if write && let Some(reason) = t.refusal(now_ms) {
+        return Err(ApiError::new(ErrorCode::PermissionDenied, reason));
     }
     Ok(Some(role))
 }
 
 /// The usual start of a tenant handler: parse the id, check the tenant
-/// context, read the tenant, authorize (and charge) the caller.
+/// context, read the tenant, authorize the caller.
 pub async fn access(
     s: &AppState,
     p: &Principal,
@@ -370,7 +343,7 @@ pub async fn access(
     let id = crate::extract::tenant_id(raw_id)?;
     check_context(s, p, id).await?;
     let state = s.engine.tenant(id).await?;
-    let role = authorize(s, p, &state, need).await?;
+    let role = authorize(p, &state, s.engine.now_ms(), need)?;
     Ok((id, state, role))
 }
 

@@ -2,7 +2,7 @@ use crate::AppState;
 use crate::auth::{Need, Principal, access, require_tier};
 use crate::dto::rfc3339;
 use crate::envelope::{ApiResult, created, ok};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
 use quotad_engine::model::{Role, Tier};
 use quotad_engine::quota::TenantState;
@@ -52,9 +52,10 @@ pub async fn add(
     State(s): State<AppState>,
     p: Principal,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<AddDomain>,
+    body: JsonBody,
 ) -> ApiResult<Vec<DomainDto>> {
     let (id, state, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
+    let body: AddDomain = body.parse()?;
     require_tier(&p, &state, Tier::Professional, "custom domains")?;
     let state = s.engine.add_domain(id, &body.domain, &p.audit()).await?;
     Ok(created(domains(&state)))

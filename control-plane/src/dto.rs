@@ -22,6 +22,7 @@ pub struct TenantDto {
     pub status: String,
     pub timezone: String,
     pub trial_ends_at: Option<String>,
+    /// Free-form settings; `timezone` is the tenant's timezone.
     #[schema(value_type = Object)]
     pub settings: serde_json::Value,
     pub created_at: String,
@@ -30,6 +31,21 @@ pub struct TenantDto {
     pub deleted_at: Option<String>,
     /// When a soft-deleted tenant is purged for good.
     pub purge_after: Option<String>,
+}
+
+/// The tenant's settings object, with the keys the engine keeps as typed
+/// fields (`timezone`) filled in from those fields, so a settings key reads
+/// back as what is in force.
+fn settings(t: &quotad_engine::model::Tenant) -> serde_json::Value {
+    let mut settings = match serde_json::from_str(&t.settings_json) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    settings.insert(
+        "timezone".into(),
+        serde_json::Value::String(t.timezone.name().to_string()),
+    );
+    serde_json::Value::Object(settings)
 }
 
 impl From<&TenantState> for TenantDto {
@@ -43,7 +59,7 @@ impl From<&TenantState> for TenantDto {
             status: t.status.as_str().to_string(),
             timezone: t.timezone.name().to_string(),
             trial_ends_at: t.trial_ends_at_ms.map(rfc3339),
-            settings: serde_json::from_str(&t.settings_json).unwrap_or(serde_json::Value::Null),
+            settings: settings(t),
             created_at: rfc3339(t.created_at_ms),
             updated_at: rfc3339(t.updated_at_ms),
             deleted_at: t.deleted.map(|d| rfc3339(d.at_ms)),
@@ -120,9 +136,13 @@ pub struct CreateTenant {
     pub trial_days: Option<u32>,
     #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
-    /// The first owner. Operators name one (or none); anyone else becomes
-    /// the owner of what they create.
-    pub owner_id: Option<String>,
+    /// The first owner's user id (`ownerId` is accepted too). Operators
+    /// name one (or none); anyone else becomes the owner of what they
+    /// create, and may only name themselves.
+    #[serde(alias = "ownerId")]
+    pub owner_user_id: Option<String>,
+    /// The first owner's contact address, kept on their membership.
+    pub owner_email: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -189,6 +209,8 @@ pub struct SetQuota {
 pub struct MemberDto {
     pub user_id: String,
     pub role: String,
+    /// Contact address, when one was given (`ownerEmail` at creation).
+    pub email: Option<String>,
     pub added_at: String,
 }
 
@@ -197,6 +219,7 @@ impl From<&quotad_engine::model::Member> for MemberDto {
         MemberDto {
             user_id: m.user_id.clone(),
             role: m.role.as_str().to_string(),
+            email: m.email.clone(),
             added_at: rfc3339(m.added_at_ms),
         }
     }

@@ -2,7 +2,7 @@ use crate::AppState;
 use crate::auth::{Need, Principal, access};
 use crate::dto::{AddMember, ChangeRole, MemberDto};
 use crate::envelope::{ApiError, ApiResult, created, ok};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
 use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::Role;
@@ -43,9 +43,10 @@ pub async fn add(
     State(s): State<AppState>,
     p: Principal,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<AddMember>,
+    body: JsonBody,
 ) -> ApiResult<Vec<MemberDto>> {
     let (id, _, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
+    let body: AddMember = body.parse()?;
     let role = role(&body.role)?;
     owner_business(caller, role == Role::Owner)?;
     let state = s
@@ -60,9 +61,10 @@ pub async fn change_role(
     State(s): State<AppState>,
     p: Principal,
     ApiPath((id, user)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<ChangeRole>,
+    body: JsonBody,
 ) -> ApiResult<Vec<MemberDto>> {
     let (id, state, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
+    let body: ChangeRole = body.parse()?;
     let role = role(&body.role)?;
     owner_business(
         caller,

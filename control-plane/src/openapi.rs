@@ -48,12 +48,10 @@ pub enum ApiErrors {
     /// No such tenant, quota, member or route.
     #[response(status = 404)]
     NotFound(ErrorEnvelope),
-    /// Conflicts with the current state (a taken slug, the last owner).
+    /// Conflicts with the current state (a taken slug, the last owner, a
+    /// full `users` quota).
     #[response(status = 409)]
     Conflict(ErrorEnvelope),
-    /// A quota (e.g. `users`) is used up.
-    #[response(status = 429)]
-    Exhausted(ErrorEnvelope),
     #[response(status = 500)]
     Internal(ErrorEnvelope),
     /// The node is not ready (e.g. no Raft leader).

@@ -1,8 +1,8 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, access, authorize, check_context};
+use crate::auth::{Need, Principal, access};
 use crate::dto::{QuotaDto, SetQuota};
 use crate::envelope::{ApiError, ApiResult, ok};
-use crate::extract::{ApiJson, ApiPath, tenant_id};
+use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
 use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::{Action, Period, QuotaKind, QuotaPolicy, Role, well_known};
@@ -47,19 +47,17 @@ pub async fn set(
     State(s): State<AppState>,
     p: Principal,
     ApiPath((id, quota)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<SetQuota>,
+    body: JsonBody,
 ) -> ApiResult<QuotaDto> {
-    let id = tenant_id(&id)?;
-    check_context(&s, &p, id).await?;
+    let (id, current, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     validate::quota_name(&quota)?;
+    let body: SetQuota = body.parse()?;
     let Some(limit) = body.limit else {
         return Err(ApiError::invalid(
             "limit",
             "limit is required: a number, or null for unlimited",
         ));
     };
-    let current = s.engine.tenant(id).await?;
-    let caller = authorize(&s, &p, &current, Need::Role(Role::Admin)).await?;
     let existing = current.quotas.get(&quota).map(|q| &q.policy);
     let kind = body.kind.unwrap_or_else(|| match (body.period, existing) {
         (Some(Period::Second | Period::Minute), _) => QuotaKind::Rate,

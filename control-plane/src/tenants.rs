@@ -2,11 +2,12 @@ use crate::AppState;
 use crate::auth::{Need, Principal, access, authorize, check_context, role_for};
 use crate::dto::{CreateTenant, TenantDto, TierChangeDto, UpdateTenant, Upgrade};
 use crate::envelope::{ApiError, ApiResult, created, ok};
-use crate::extract::{ApiJson, ApiPath, tenant_id};
+use crate::extract::{ApiJson, ApiPath, JsonBody, tenant_id};
 use axum::extract::State;
+use chrono_tz::Tz;
 use quotad_engine::NewTenant;
 use quotad_engine::error_code::ErrorCode;
-use quotad_engine::model::{Role, TenantStatus, Tier};
+use quotad_engine::model::{NewOwner, Role, TenantStatus, Tier};
 use quotad_engine::quota::{TenantUpdate, validate};
 
 /// Settings objects larger than this are refused.
@@ -19,18 +20,58 @@ fn tier(raw: &str) -> Result<Tier, ApiError> {
         })
 }
 
-fn settings_json(s: &serde_json::Map<String, serde_json::Value>) -> Result<String, ApiError> {
-    let text = serde_json::Value::Object(s.clone()).to_string();
-    if text.len() > MAX_SETTINGS_BYTES {
+/// A request's settings, split into what the engine interprets and the
+/// free-form rest. `settings.timezone` sets the tenant's timezone (its
+/// calendar periods), exactly like the top-level `timezone`; giving both
+/// with different values is refused. The returned JSON is the rest: the
+/// timezone lives in the tenant's typed field only and is shown back in
+/// `settings` from there.
+struct Settings {
+    timezone: Option<Tz>,
+    json: String,
+}
+
+fn settings(
+    settings: &serde_json::Map<String, serde_json::Value>,
+    top_level_timezone: Option<&str>,
+) -> Result<Settings, ApiError> {
+    let mut rest = settings.clone();
+    let timezone = match rest.remove("timezone") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(tz)) => {
+            if let Some(top) = top_level_timezone
+                && top != tz
+            {
+                return Err(ApiError::invalid(
+                    "settings.timezone",
+                    format!("{tz:?} contradicts timezone {top:?}; give one of them"),
+                ));
+            }
+            Some(
+                validate::timezone(&tz)
+                    .map_err(|e| ApiError::invalid("settings.timezone", e.reason().to_string()))?,
+            )
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "settings.timezone",
+                format!(
+                    "must be a string naming an IANA timezone (e.g. \"America/New_York\"), not {other}"
+                ),
+            ));
+        }
+    };
+    let json = serde_json::Value::Object(rest).to_string();
+    if json.len() > MAX_SETTINGS_BYTES {
         return Err(ApiError::invalid(
             "settings",
             format!(
                 "settings are {} bytes; at most {MAX_SETTINGS_BYTES}",
-                text.len()
+                json.len()
             ),
         ));
     }
-    Ok(text)
+    Ok(Settings { timezone, json })
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = crate::dto::CreateTenant, responses((status = 201, description = "Created; the caller (or ownerId, for operators) owns it", body = crate::openapi::Envelope<crate::dto::TenantDto>), crate::openapi::ApiErrors))]
@@ -39,33 +80,60 @@ pub async fn create(
     p: Principal,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> ApiResult<TenantDto> {
-    let owner = if p.is_operator() {
-        body.owner_id.clone()
+    let owner_id = if p.is_operator() {
+        body.owner_user_id.clone()
     } else {
-        match &body.owner_id {
+        match &body.owner_user_id {
             Some(o) if *o != p.user => {
                 return Err(ApiError::new(
                     ErrorCode::PermissionDenied,
-                    "only a platform operator may create a tenant for someone else (ownerId)",
+                    "only a platform operator may create a tenant for someone else (ownerUserId)",
                 ));
             }
             _ => Some(p.user.clone()),
         }
     };
+    let owner = match (owner_id, body.owner_email) {
+        (Some(user_id), email) => {
+            validate::user_id(&user_id)
+                .map_err(|e| ApiError::invalid("ownerUserId", e.reason().to_string()))?;
+            if let Some(e) = &email {
+                validate::email("ownerEmail", e)?;
+            }
+            Some(NewOwner { user_id, email })
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "ownerEmail",
+                "an owner's email needs an owner (ownerUserId)",
+            ));
+        }
+        (None, None) => None,
+    };
     let tier = match &body.tier {
         Some(t) => tier(t)?,
         None => Tier::Free,
     };
-    let timezone = validate::timezone(body.timezone.as_deref().unwrap_or("UTC"))?;
     if let Some(days) = body.trial_days
         && !(1..=365).contains(&days)
     {
         return Err(ApiError::invalid("trialDays", "must be between 1 and 365"));
     }
-    let settings_json = match &body.settings {
-        Some(m) => settings_json(m)?,
-        None => "{}".to_string(),
+    let top_level_timezone = body
+        .timezone
+        .as_deref()
+        .map(validate::timezone)
+        .transpose()?;
+    let (settings_timezone, settings_json) = match &body.settings {
+        Some(m) => {
+            let s = settings(m, body.timezone.as_deref())?;
+            (s.timezone, s.json)
+        }
+        None => (None, "{}".to_string()),
     };
+    let timezone = settings_timezone
+        .or(top_level_timezone)
+        .unwrap_or(chrono_tz::UTC);
     let state = s
         .engine
         .create_tenant(
@@ -99,12 +167,13 @@ pub async fn update(
     State(s): State<AppState>,
     p: Principal,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<UpdateTenant>,
+    body: JsonBody,
 ) -> ApiResult<TenantDto> {
     let (id, current, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
+    let body: UpdateTenant = body.parse()?;
     if body.status.is_some() {
         // Suspension and reactivation are the platform's decisions.
-        authorize(&s, &p, &current, Need::Operator).await?;
+        authorize(&p, &current, s.engine.now_ms(), Need::Operator)?;
     }
     if let Some(slug) = &body.slug
         && *slug != current.tenant.slug
@@ -139,16 +208,25 @@ pub async fn update(
             }
         }),
     };
+    let top_level_timezone = body
+        .timezone
+        .as_deref()
+        .map(validate::timezone)
+        .transpose()?;
+    let settings = body
+        .settings
+        .as_ref()
+        .map(|m| settings(m, body.timezone.as_deref()))
+        .transpose()?;
     let update = TenantUpdate {
         name: body.name,
-        timezone: body
-            .timezone
-            .as_deref()
-            .map(validate::timezone)
-            .transpose()?,
+        timezone: settings
+            .as_ref()
+            .and_then(|s| s.timezone)
+            .or(top_level_timezone),
         status,
         trial_ends_at_ms: None,
-        settings_json: body.settings.as_ref().map(settings_json).transpose()?,
+        settings_json: settings.map(|s| s.json),
     };
     let state = s.engine.update_tenant(id, update, &p.audit()).await?;
     Ok(ok(TenantDto::from(&state)))
@@ -159,9 +237,10 @@ pub async fn upgrade(
     State(s): State<AppState>,
     p: Principal,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<Upgrade>,
+    body: JsonBody,
 ) -> ApiResult<TierChangeDto> {
     let (id, _current, _) = access(&s, &p, &id, Need::Role(Role::Owner)).await?;
+    let body: Upgrade = body.parse()?;
     let tier = tier(&body.tier)?;
     let (state, over_limit) = s.engine.change_tier(id, tier, &p.audit()).await?;
     Ok(ok(TierChangeDto {

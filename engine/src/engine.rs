@@ -10,7 +10,7 @@ use crate::cluster::{
 };
 use crate::error::EngineError;
 use crate::error_code::ErrorCode;
-use crate::model::{QuotaPolicy, Role, Tenant, TenantId, TenantStatus, Tier};
+use crate::model::{NewOwner, QuotaPolicy, Role, Tenant, TenantId, TenantStatus, Tier};
 use crate::quota::{
     Decision, OpOutcome, QuotaError, TenantOp, TenantState, TenantUpdate, TierCatalog, validate,
 };
@@ -116,8 +116,8 @@ pub struct NewTenant {
     /// Start as a trial ending after this many days.
     pub trial_days: Option<u32>,
     pub settings_json: String,
-    /// The first owner's user id.
-    pub owner: Option<String>,
+    /// The first owner (user id, contact email).
+    pub owner: Option<NewOwner>,
 }
 
 /// A page of an audit chain.
@@ -584,7 +584,10 @@ impl Engine {
         validate::slug(&new.slug)?;
         validate::tenant_name(&new.name)?;
         if let Some(owner) = &new.owner {
-            validate::user_id(owner)?;
+            validate::user_id(&owner.user_id)?;
+            if let Some(email) = &owner.email {
+                validate::email("ownerEmail", email)?;
+            }
         }
         let id = Uuid::new_v4();
         let now = self.clock.now_ms();
@@ -619,7 +622,7 @@ impl Engine {
         else {
             unreachable!("built above")
         };
-        let created = TenantState::create(tenant.clone(), quotas.clone(), owner.as_deref(), now);
+        let created = TenantState::create(tenant.clone(), quotas.clone(), owner.as_ref(), now);
         if let Err(e) = self
             .apply(id, op, Some(by), Some(Consistency::Strict))
             .await

@@ -15,6 +15,7 @@
 //! - [`usage_history`]: hourly and daily usage buckets, statistics.
 //! - [`grpc`]: the `quotad.v1.QuotaService` server.
 //! - [`clock`]: the injected time source.
+//! - [`format`]: versioned encoding of stored and replicated bytes.
 //! - [`error`], [`error_code`]: the engine's errors and the one code type
 //!   mapped to gRPC and HTTP statuses.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod engine;
 pub mod error;
 pub mod error_code;
+pub mod format;
 pub mod grpc;
 pub mod model;
 pub mod quota;

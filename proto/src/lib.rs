@@ -6,7 +6,8 @@
 //! - [`cluster`]: membership, routing, status, internal forwarding.
 //! - [`client`]: a Rust client routing calls to group leaders.
 //! - [`routing`]: tenant -> shard group, shared with the engine.
-//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection.
+//! - [`FILE_DESCRIPTOR_SET`], [`ENVOY_RLS_DESCRIPTOR_SET`]: encoded
+//!   descriptors, for server reflection.
 #![forbid(unsafe_code)]
 
 pub mod v1 {
@@ -32,3 +33,17 @@ pub mod routing;
 /// Encoded `FileDescriptorSet` of every quotad .proto file.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/quotad_descriptor.bin"));
+
+/// Encoded `FileDescriptorSet` of Envoy's `envoy.service.ratelimit.v3`
+/// and its imports (from `proto/vendor`), for server reflection.
+pub const ENVOY_RLS_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/envoy_rls_descriptor.bin"));
+
+/// The services a node's client port serves (and reflection lists).
+pub const CLIENT_PORT_SERVICES: [&str; 5] = [
+    "quotad.v1.QuotaService",
+    "quotad.cluster.v1.Cluster",
+    "envoy.service.ratelimit.v3.RateLimitService",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];

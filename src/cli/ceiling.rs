@@ -4,6 +4,7 @@
 //! descriptor, and `Check`, `Increment` and `Batch` answer "allowed" (`Stream` too, one answer per request). What a
 //! node reaches under a load, divided by what this reaches under the same
 //! load, is the share of the transport's ceiling the node achieves.
+use crate::cli::out::outln;
 use clap::Args;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{Code, DescriptorStatus};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
@@ -138,7 +139,7 @@ impl QuotaService for Empty {
 pub async fn run(a: CeilingArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(a.listen).await?;
     let addr = listener.local_addr()?;
-    println!("quotad ceiling listening grpc={addr}");
+    outln!("quotad ceiling listening grpc={addr}")?;
     tonic::transport::Server::builder()
         .add_service(RateLimitServiceServer::new(Empty))
         .add_service(QuotaServiceServer::new(Empty))

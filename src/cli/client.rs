@@ -1,41 +1,65 @@
 //! Client subcommands: REST for management, gRPC for enforcement. Tables by
 //! default, `--json` for scripts.
 use super::table;
+use crate::cli::out::outln;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use quotad_proto::v1 as pb;
 use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use serde_json::{Value, json};
 
-#[derive(Args, Debug)]
+/// Where a client command connects, and how it prints. Given before the
+/// subcommand (`quotad --json tenant get ID`, read from the environment
+/// too) or after it (`quotad tenant get ID --json`); `serve` and the other
+/// node commands do not take them.
+#[derive(Args, Debug, Default)]
 pub struct Conn {
-    /// Control plane base URL.
-    #[arg(
-        long,
-        env = "QUOTAD_HTTP",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    http: String,
-    /// gRPC endpoint.
-    #[arg(
-        long,
-        env = "QUOTAD_GRPC",
-        default_value = "http://127.0.0.1:50051",
-        global = true
-    )]
-    grpc: String,
+    /// Control plane base URL [env: QUOTAD_HTTP] [default: http://127.0.0.1:8080]
+    #[arg(long, env = "QUOTAD_HTTP", hide_env = true)]
+    http: Option<String>,
+    /// gRPC endpoint [env: QUOTAD_GRPC] [default: http://127.0.0.1:50051]
+    #[arg(long, env = "QUOTAD_GRPC", hide_env = true)]
+    grpc: Option<String>,
     /// Print the raw JSON answer.
-    #[arg(long, global = true)]
+    #[arg(long)]
     json: bool,
-    /// Bearer token for the control plane (see `quotad token`).
-    #[arg(long, env = "QUOTAD_TOKEN", global = true, hide_env_values = true)]
+    /// Bearer token for the control plane (see `quotad token`) [env: QUOTAD_TOKEN]
+    #[arg(long, env = "QUOTAD_TOKEN", hide_env = true, hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// The same flags after a client subcommand: they win over those before it.
+#[derive(Args, Debug, Default)]
+pub struct ConnFlags {
+    /// Control plane base URL [env: QUOTAD_HTTP] [default: http://127.0.0.1:8080]
+    #[arg(long = "http", global = true)]
+    http: Option<String>,
+    /// gRPC endpoint [env: QUOTAD_GRPC] [default: http://127.0.0.1:50051]
+    #[arg(long = "grpc", global = true)]
+    grpc: Option<String>,
+    /// Print the raw JSON answer.
+    #[arg(long = "json", global = true)]
+    json: bool,
+    /// Bearer token for the control plane (see `quotad token`) [env: QUOTAD_TOKEN]
+    #[arg(long = "token", global = true)]
     token: Option<String>,
 }
 
 impl Conn {
+    /// These settings with the flags given after the subcommand on top.
+    pub fn with(self, f: ConnFlags) -> Conn {
+        Conn {
+            http: f.http.or(self.http),
+            grpc: f.grpc.or(self.grpc),
+            json: f.json || self.json,
+            token: f.token.or(self.token),
+        }
+    }
+}
+
+impl Conn {
     pub fn grpc_url(&self) -> &str {
-        &self.grpc
+        self.grpc.as_deref().unwrap_or("http://127.0.0.1:50051")
     }
 
     pub fn json_output(&self) -> bool {
@@ -43,7 +67,7 @@ impl Conn {
     }
 
     pub fn http_url(&self) -> &str {
-        &self.http
+        self.http.as_deref().unwrap_or("http://127.0.0.1:8080")
     }
 
     /// Add the bearer token, if one is configured.
@@ -87,11 +111,12 @@ pub enum QuotaCmd {
     Set {
         tenant: String,
         quota: String,
-        /// A number, or "unlimited".
-        #[arg(long)]
+        /// A whole number (0 or more), or "unlimited".
+        #[arg(long, allow_hyphen_values = true)]
         limit: String,
-        #[arg(long)]
-        soft_limit: Option<u64>,
+        /// A whole number (0 or more), at most the limit.
+        #[arg(long, allow_hyphen_values = true)]
+        soft_limit: Option<String>,
         /// hourly, daily, monthly, never, second, minute.
         #[arg(long)]
         period: Option<String>,
@@ -123,7 +148,7 @@ async fn rest(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let url = format!("{}{}", conn.http.trim_end_matches('/'), path);
+    let url = format!("{}{}", conn.http_url().trim_end_matches('/'), path);
     let mut req = reqwest::Client::new().request(method, &url);
     if let Some(t) = &conn.token {
         req = req.bearer_auth(t);
@@ -139,14 +164,34 @@ async fn rest(
         .with_context(|| format!("{url} answered {status} without a JSON body"))?;
     if body["success"] != json!(true) {
         let e = &body["error"];
-        bail!(
-            "{} ({}): {}",
-            e["code"].as_str().unwrap_or("ERROR"),
-            status.as_u16(),
-            e["message"].as_str().unwrap_or("no message")
-        );
+        return Err(ServerError {
+            code: e["code"].as_str().unwrap_or("UNKNOWN").to_string(),
+            message: e["message"].as_str().unwrap_or("no message").to_string(),
+            field: e["field"].as_str().map(str::to_string),
+            via: format!("HTTP {}", status.as_u16()),
+        }
+        .into());
     }
     Ok(body["data"].clone())
+}
+
+/// A non-negative whole number given on the command line.
+fn whole_number(flag: &str, raw: &str, or: &str) -> anyhow::Result<u64> {
+    let or = if or.is_empty() {
+        String::new()
+    } else {
+        format!(" {or}")
+    };
+    match raw.parse::<u64>() {
+        Ok(n) => Ok(n),
+        Err(_) if raw.starts_with('-') => {
+            bail!("{flag} {raw}: must be 0 or more{or}")
+        }
+        Err(_) => bail!(
+            "{flag} {raw:?}: must be a whole number from 0 to {}{or}",
+            u64::MAX
+        ),
+    }
 }
 
 fn s(v: &Value) -> String {
@@ -157,7 +202,7 @@ fn s(v: &Value) -> String {
     }
 }
 
-fn print_tenant(t: &Value) {
+fn print_tenant(t: &Value) -> std::io::Result<()> {
     table::print_kv(&[
         ("id", s(&t["id"])),
         ("slug", s(&t["slug"])),
@@ -167,10 +212,10 @@ fn print_tenant(t: &Value) {
         ("timezone", s(&t["timezone"])),
         ("trial ends", s(&t["trialEndsAt"])),
         ("created", s(&t["createdAt"])),
-    ]);
+    ])
 }
 
-fn print_quotas(quotas: &[Value]) {
+fn print_quotas(quotas: &[Value]) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = quotas
         .iter()
         .map(|q| {
@@ -209,7 +254,7 @@ fn print_quotas(quotas: &[Value]) {
             "RESETS",
         ],
         &rows,
-    );
+    )
 }
 
 pub async fn tenant(conn: &Conn, cmd: TenantCmd) -> anyhow::Result<()> {
@@ -249,23 +294,23 @@ pub async fn tenant(conn: &Conn, cmd: TenantCmd) -> anyhow::Result<()> {
             )
             .await?;
             if conn.json {
-                println!("{}", serde_json::to_string_pretty(&data)?);
+                outln!("{}", serde_json::to_string_pretty(&data)?)?;
             } else {
-                print_tenant(&data["tenant"]);
+                print_tenant(&data["tenant"])?;
                 if let Some(over) = data["overLimit"].as_array().filter(|o| !o.is_empty()) {
-                    println!(
+                    outln!(
                         "over the new limits: {}",
                         over.iter().map(s).collect::<Vec<_>>().join(", ")
-                    );
+                    )?;
                 }
             }
             return Ok(());
         }
     };
     if conn.json {
-        println!("{}", serde_json::to_string_pretty(&data)?);
+        outln!("{}", serde_json::to_string_pretty(&data)?)?;
     } else {
-        print_tenant(&data);
+        print_tenant(&data)?;
     }
     Ok(())
 }
@@ -283,9 +328,7 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
         } => {
             let limit = match limit.as_str() {
                 "unlimited" => Value::Null,
-                n => json!(n.parse::<u64>().with_context(|| format!(
-                    "--limit {n:?} is neither a number nor \"unlimited\""
-                ))?),
+                n => json!(whole_number("--limit", n, "or \"unlimited\"")?),
             };
             let mut body = json!({ "limit": limit });
             for (k, v) in [("period", period), ("action", action), ("kind", kind)] {
@@ -294,7 +337,7 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
                 }
             }
             if let Some(sl) = soft_limit {
-                body["softLimit"] = json!(sl);
+                body["softLimit"] = json!(whole_number("--soft-limit", &sl, "")?);
             }
             let q = rest(
                 conn,
@@ -331,21 +374,78 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
         ]),
     };
     if conn.json {
-        println!("{}", serde_json::to_string_pretty(&data)?);
+        outln!("{}", serde_json::to_string_pretty(&data)?)?;
     } else {
-        print_quotas(data.as_array().map(Vec::as_slice).unwrap_or_default());
+        print_quotas(data.as_array().map(Vec::as_slice).unwrap_or_default())?;
     }
     Ok(())
 }
 
 async fn grpc(conn: &Conn) -> anyhow::Result<QuotaServiceClient<tonic::transport::Channel>> {
-    QuotaServiceClient::connect(conn.grpc.clone())
+    QuotaServiceClient::connect(conn.grpc_url().to_string())
         .await
-        .with_context(|| format!("connecting to {}", conn.grpc))
+        .with_context(|| format!("connecting to {}", conn.grpc_url()))
 }
 
-fn status_err(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+/// An error answer from the node, printed the same way whether it came
+/// over REST or gRPC: `NOT_FOUND: message (field: x; HTTP 404)`.
+#[derive(Debug)]
+pub struct ServerError {
+    code: String,
+    message: String,
+    field: Option<String>,
+    /// `HTTP 404` or `gRPC`.
+    via: String,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} (", self.code, self.message)?;
+        if let Some(field) = &self.field {
+            write!(f, "field: {field}; ")?;
+        }
+        write!(f, "{})", self.via)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// gRPC codes in the same spelling as the REST envelope's.
+fn grpc_code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::Unknown => "UNKNOWN",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::OutOfRange => "OUT_OF_RANGE",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::DataLoss => "DATA_LOSS",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+pub fn status_err(s: tonic::Status) -> anyhow::Error {
+    let field = s
+        .metadata()
+        .get("quotad-field")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    ServerError {
+        code: grpc_code_name(s.code()).to_string(),
+        message: s.message().to_string(),
+        field,
+        via: "gRPC".into(),
+    }
+    .into()
 }
 
 fn print_decision(conn: &Conn, d: &pb::Decision) -> anyhow::Result<()> {
@@ -362,11 +462,11 @@ fn print_decision(conn: &Conn, d: &pb::Decision) -> anyhow::Result<()> {
             "replayed": d.replayed,
             "reason": d.reason,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or("-".into());
-    table::print_kv(&[
+    let mut rows = vec![
         ("allowed", d.allowed.to_string()),
         (
             "verdict",
@@ -400,15 +500,12 @@ fn print_decision(conn: &Conn, d: &pb::Decision) -> anyhow::Result<()> {
                     .join(", ")
             },
         ),
-        (
-            "reason",
-            if d.reason.is_empty() {
-                "-".into()
-            } else {
-                d.reason.clone()
-            },
-        ),
-    ]);
+    ];
+    // Only refusals carry a reason (every one does).
+    if !d.reason.is_empty() {
+        rows.push(("reason", d.reason.clone()));
+    }
+    table::print_kv(&rows)?;
     Ok(())
 }
 
@@ -468,10 +565,10 @@ pub async fn usage(conn: &Conn, tenant: String, quota: Option<String>) -> anyhow
             .iter()
             .map(|q| json!({"quota": q.quota, "kind": q.kind, "period": q.period, "used": q.used, "reserved": q.reserved, "limit": q.limit, "remaining": q.remaining, "overage": q.overage}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"tenantId": u.tenant_id, "quotas": quotas}))?
-        );
+        )?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = u
@@ -500,6 +597,6 @@ pub async fn usage(conn: &Conn, tenant: String, quota: Option<String>) -> anyhow
             "REMAINING",
         ],
         &rows,
-    );
+    )?;
     Ok(())
 }

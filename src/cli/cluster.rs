@@ -2,6 +2,7 @@
 //! draining a node out of it.
 use super::client::Conn;
 use super::table;
+use crate::cli::out::outln;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use quotad_proto::cluster::cluster_client::ClusterClient;
@@ -79,10 +80,10 @@ pub async fn run(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
             if conn.json_output() {
                 let nodes: Vec<_> = s.nodes.iter().map(|n| json!({"id": n.id, "peerAddr": n.peer_addr, "grpcAddr": n.grpc_addr, "httpAddr": n.http_addr, "state": n.state, "replicas": n.replicas, "leaders": n.leaders})).collect();
                 let groups: Vec<_> = s.groups.iter().map(|g| json!({"group": g.group, "replicas": g.replicas, "voters": g.voters, "learners": g.learners, "leader": g.leader, "term": g.term, "lastLogIndex": g.last_log_index, "appliedIndex": g.applied_index, "lag": g.lag, "dedicatedTenant": g.dedicated_tenant})).collect();
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&json!({"nodes": nodes, "groups": groups}))?
-                );
+                )?;
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = s
@@ -103,8 +104,8 @@ pub async fn run(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
             table::print(
                 &["NODE", "STATE", "PEER", "GRPC", "HTTP", "REPLICAS", "LEADS"],
                 &rows,
-            );
-            println!();
+            )?;
+            outln!()?;
             let ids = |v: &[u64]| {
                 v.iter()
                     .map(|n| n.to_string())
@@ -149,7 +150,7 @@ pub async fn run(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
                     "GROUP", "PLACED", "VOTERS", "LEARNERS", "LEADER", "TERM", "APPLIED", "LAG",
                 ],
                 &rows,
-            );
+            )?;
             Ok(())
         }
         ClusterCmd::Remove { node, timeout_secs } => {
@@ -162,7 +163,7 @@ pub async fn run(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
                     .map_err(|s| anyhow::anyhow!("remove node {node}: {}", s.message()))?
                     .into_inner();
                 if r.removed {
-                    println!("node {node} drained and removed");
+                    outln!("node {node} drained and removed")?;
                     return Ok(());
                 }
                 if Instant::now() >= deadline {

@@ -1,5 +1,6 @@
 //! `quotad dev-cluster`: a local cluster for trying things out, each node a
 //! `quotad serve` child process on 127.0.0.1 with its own data dir.
+use crate::cli::out::outln;
 use anyhow::{Context, bail};
 use clap::Args;
 use std::io::{BufRead, BufReader};
@@ -72,15 +73,15 @@ pub async fn run(a: DevClusterArgs) -> anyhow::Result<()> {
             Some(Ok(l)) => l,
             _ => bail!("node {i} exited before it was listening (see its log above)"),
         };
-        println!("node {i}: {line}");
+        outln!("node {i}: {line}")?;
         rows.push(i);
     }
-    println!(
+    outln!(
         "\n{} nodes up. Try:\n  quotad --grpc http://127.0.0.1:{} cluster status\nCtrl-C stops them all (data stays in {}).",
         rows.len(),
         port(1, 0),
         a.dir.display()
-    );
+    )?;
     // Ctrl-C or SIGTERM: stop the nodes before leaving.
     #[cfg(unix)]
     {

@@ -4,6 +4,7 @@ mod ceiling;
 mod client;
 mod cluster;
 mod dev_cluster;
+pub(crate) mod out;
 mod secret;
 mod serve;
 mod table;
@@ -18,7 +19,10 @@ use clap::{Parser, Subcommand};
     about = "Distributed multi-tenant quota engine"
 )]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(
+        flatten,
+        next_help_heading = "Client options (client subcommands only)"
+    )]
     conn: client::Conn,
     #[command(subcommand)]
     command: Command,
@@ -27,6 +31,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node.
+    #[command(after_help = SERVE_ENV_HELP)]
     Serve(Box<serve::ServeArgs>),
     /// Rebuild a node's tenants from the archive into its data dir (takes
     /// the same settings as `serve`), then exit.
@@ -42,10 +47,17 @@ enum Command {
     Cluster {
         #[command(subcommand)]
         cmd: cluster::ClusterCmd,
+        #[command(flatten)]
+        conn: client::ConnFlags,
     },
     /// Load generator: Check, Increment, Batch or Envoy ShouldRateLimit
     /// against a node, a cluster or any Envoy rate limit server.
-    Bench(bench::BenchArgs),
+    Bench {
+        #[command(flatten)]
+        args: bench::BenchArgs,
+        #[command(flatten)]
+        conn: client::ConnFlags,
+    },
     /// The empty server `bench --ceiling` compares against (same stack, no logic).
     Ceiling(ceiling::CeilingArgs),
     /// Start a local cluster of `quotad serve` processes on 127.0.0.1.
@@ -56,16 +68,22 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         cmd: client::TenantCmd,
+        #[command(flatten)]
+        conn: client::ConnFlags,
     },
     /// Manage a tenant's quotas (REST control plane).
     Quota {
         #[command(subcommand)]
         cmd: client::QuotaCmd,
+        #[command(flatten)]
+        conn: client::ConnFlags,
     },
     /// Ask whether an amount would be admitted (gRPC Check).
     Check {
         #[command(flatten)]
         args: client::SpendArgs,
+        #[command(flatten)]
+        conn: client::ConnFlags,
     },
     /// Spend an amount if admitted (gRPC Increment).
     Increment {
@@ -77,32 +95,51 @@ enum Command {
         /// Acknowledge before the write is committed.
         #[arg(long)]
         fast: bool,
+        #[command(flatten)]
+        conn: client::ConnFlags,
     },
     /// Current usage of a tenant's quotas (gRPC GetUsage).
     Usage {
         tenant: String,
         quota: Option<String>,
+        #[command(flatten)]
+        conn: client::ConnFlags,
     },
 }
 
+/// What `serve --help` says of the settings that are not flags.
+const SERVE_ENV_HELP: &str = "\
+Environment (no flags, so secrets stay out of the process list):
+  JWT_SECRET       HS256 secret (at least 16 bytes) that control-plane tokens are
+                   signed with. When unset, the node generates one into
+                   DATA_DIR/jwt-secret (mode 0600) on first start; mint tokens for
+                   it with `quotad token --data-dir DATA_DIR`.
+  JWT_EXPIRATION   default lifetime of tokens minted by `quotad token` (e.g. 24h).
+  RUST_LOG         log filter (e.g. info, quotad_engine=debug).";
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let conn = cli.conn;
+    let base = cli.conn;
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
         Command::Restore { from_archive, node } => serve::restore(from_archive, *node).await,
-        Command::Cluster { cmd } => cluster::run(&conn, cmd).await,
+        Command::Cluster { cmd, conn } => cluster::run(&base.with(conn), cmd).await,
         Command::DevCluster(args) => dev_cluster::run(args).await,
-        Command::Bench(args) => bench::run(&conn, args).await,
+        Command::Bench { args, conn } => bench::run(&base.with(conn), args).await,
         Command::Ceiling(args) => ceiling::run(args).await,
         Command::Token(args) => token::run(args),
-        Command::Tenant { cmd } => client::tenant(&conn, cmd).await,
-        Command::Quota { cmd } => client::quota(&conn, cmd).await,
-        Command::Check { args } => client::check(&conn, args).await,
+        Command::Tenant { cmd, conn } => client::tenant(&base.with(conn), cmd).await,
+        Command::Quota { cmd, conn } => client::quota(&base.with(conn), cmd).await,
+        Command::Check { args, conn } => client::check(&base.with(conn), args).await,
         Command::Increment {
             args,
             idempotency_key,
             fast,
-        } => client::increment(&conn, args, idempotency_key, fast).await,
-        Command::Usage { tenant, quota } => client::usage(&conn, tenant, quota).await,
+            conn,
+        } => client::increment(&base.with(conn), args, idempotency_key, fast).await,
+        Command::Usage {
+            tenant,
+            quota,
+            conn,
+        } => client::usage(&base.with(conn), tenant, quota).await,
     }
 }

@@ -1,5 +1,6 @@
 //! `quotad serve`: configuration (flags > env > file > defaults), then the
 //! engine, the gRPC server and the REST control plane.
+use crate::cli::out::outln;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -397,7 +398,7 @@ pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
     };
     engine.shutdown().await;
     let report = report?;
-    println!(
+    outln!(
         "restored {} tenants ({} into dedicated groups) from {} archived snapshots ({} units of usage and {} audit events after them) into {}",
         report.tenants,
         report.dedicated,
@@ -405,7 +406,7 @@ pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
         report.usage_added,
         report.audit_added,
         s.data_dir.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -512,12 +513,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    let reflection = quotad_engine::grpc::reflection()?;
+    let (reflection, reflection_v1alpha) = quotad_engine::grpc::reflection()?;
     let grpc_server = tonic::transport::Server::builder()
         .add_service(quotad_engine::grpc::service(engine.clone()))
         .add_service(cluster.server())
         .add_service(quotad_engine::grpc::envoy_rls::server(engine.clone(), rls))
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(no_delay(grpc), shutdown_signal());
     let http_server = axum::serve(
         http,
@@ -528,7 +530,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let node = engine.node_id();
     tracing::info!(node, %grpc_addr, %http_addr, %peer_addr, data_dir = %s.data_dir.display(), "quotad serving");
     // One line on stdout, for scripts and tests that start with port 0.
-    println!("quotad listening grpc={grpc_addr} http={http_addr} peer={peer_addr} node={node}");
+    outln!("quotad listening grpc={grpc_addr} http={http_addr} peer={peer_addr} node={node}")?;
 
     let (g, h) = tokio::join!(grpc_server, async { http_server.await });
     engine.shutdown().await;

@@ -1,5 +1,6 @@
 //! `quotad token`: mint an HS256 token for local use.
 use super::secret;
+use crate::cli::out::outln;
 use clap::Args;
 use quotad_control_plane::auth::{Claims, mint};
 use std::path::PathBuf;
@@ -35,6 +36,6 @@ pub fn run(a: TokenArgs) -> anyhow::Result<()> {
         exp: now + secret::parse_duration(&a.expires)?,
         iat: Some(now),
     };
-    println!("{}", mint(&secret, &claims)?);
+    outln!("{}", mint(&secret, &claims)?)?;
     Ok(())
 }

@@ -3,6 +3,10 @@
 pub mod cluster;
 pub mod history;
 pub mod proxy;
+mod rest;
+
+#[allow(unused_imports)] // each test binary uses some of them
+pub use rest::{create_owned, grpcurl, rest_call};
 
 use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use std::io::{BufRead, BufReader};
@@ -84,18 +88,46 @@ impl Node {
         .collect()
     }
 
-    /// Start `quotad serve --data-dir DATA_DIR ARGS...`.
+    /// Start `quotad serve --data-dir DATA_DIR ARGS...` with the tests'
+    /// JWT secret ([`SECRET`]).
     pub fn start_with(data_dir: &Path, args: &[String]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_quotad"))
-            .arg("serve")
-            .args(args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env(
-                "RUST_LOG",
-                std::env::var("QUOTAD_TEST_LOG").unwrap_or_else(|_| "warn,openraft=error".into()),
-            )
-            .env("JWT_SECRET", SECRET)
+        Node::spawn(data_dir, args, Some(SECRET))
+    }
+
+    /// Start `quotad serve --data-dir DATA_DIR ARGS...` with no
+    /// `JWT_SECRET` in its environment, so the node uses the secret it
+    /// generates into its data dir, as in the README's walkthrough (where
+    /// `quotad token --data-dir` reads it back).
+    pub fn start_without_secret(data_dir: &Path, args: &[String]) -> Node {
+        Node::spawn(data_dir, args, None)
+    }
+
+    /// `quotad serve ARGS...` with `secret` as `JWT_SECRET` (or none at
+    /// all), on `data_dir`: added as `--data-dir DATA_DIR` unless ARGS
+    /// already name it (a command line taken from the README does); waits
+    /// for its listening line.
+    fn spawn(data_dir: &Path, args: &[String], secret: Option<&str>) -> Node {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_quotad"));
+        command.arg("serve").args(args);
+        match data_dir_in(args) {
+            Some(named) => assert_eq!(
+                Path::new(named),
+                data_dir,
+                "the serve arguments {args:?} name another data dir"
+            ),
+            None => {
+                command.arg("--data-dir").arg(data_dir);
+            }
+        }
+        command.env(
+            "RUST_LOG",
+            std::env::var("QUOTAD_TEST_LOG").unwrap_or_else(|_| "warn,openraft=error".into()),
+        );
+        match secret {
+            Some(secret) => command.env("JWT_SECRET", secret),
+            None => command.env_remove("JWT_SECRET"),
+        };
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -151,6 +183,18 @@ impl Node {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.http, path)
     }
+}
+
+/// The value of `--data-dir` in serve arguments (`--data-dir DIR` or
+/// `--data-dir=DIR`), if they name one.
+fn data_dir_in(args: &[String]) -> Option<&str> {
+    args.iter().enumerate().find_map(|(i, arg)| {
+        if arg == "--data-dir" {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            arg.strip_prefix("--data-dir=")
+        }
+    })
 }
 
 impl Drop for Node {

@@ -186,7 +186,7 @@ impl ActorState {
                 self.state = Some(TenantState::create(
                     tenant.clone(),
                     quotas.clone(),
-                    owner.as_deref(),
+                    owner.as_ref(),
                     now,
                 ));
                 Ok(crate::quota::Applied {

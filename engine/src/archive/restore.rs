@@ -87,7 +87,7 @@ pub(crate) async fn newest_snapshot(
 }
 
 pub(crate) fn decode(snap: &SnapshotRecord) -> Result<GroupState, EngineError> {
-    postcard::from_bytes(&snap.data).map_err(|e| {
+    crate::format::decode(&snap.data).map_err(|e| {
         super::ArchiveError::Corrupt {
             what: "snapshot",
             message: format!("group {} at {}: {e}", snap.group, snap.last_index),

@@ -187,7 +187,7 @@ pub async fn send(
     channel: Channel,
     req: &ForwardRequest,
 ) -> Result<Result<ForwardReply, EngineError>, SendError> {
-    let payload = postcard::to_allocvec(req)
+    let payload = crate::format::encode(req)
         .map_err(|e| SendError::NotSent(format!("cannot encode request: {e}")))?;
     let mut client = ClusterClient::new(channel).max_decoding_message_size(64 << 20);
     let reply = client
@@ -205,18 +205,18 @@ pub async fn send(
             }
         })?;
     let decoded: Result<ForwardReply, WireError> =
-        postcard::from_bytes(&reply.into_inner().payload)
+        crate::format::decode(&reply.into_inner().payload)
             .map_err(|e| SendError::Lost(format!("undecodable reply: {e}")))?;
     Ok(decoded.map_err(EngineError::from))
 }
 
 pub fn encode_reply(r: &Result<ForwardReply, EngineError>) -> Result<Vec<u8>, tonic::Status> {
     let wire: Result<&ForwardReply, WireError> = r.as_ref().map_err(WireError::from);
-    postcard::to_allocvec(&wire)
+    crate::format::encode(&wire)
         .map_err(|e| tonic::Status::internal(format!("cannot encode reply: {e}")))
 }
 
 pub fn decode_request(payload: &[u8]) -> Result<ForwardRequest, tonic::Status> {
-    postcard::from_bytes(payload)
+    crate::format::decode(payload)
         .map_err(|e| tonic::Status::invalid_argument(format!("undecodable forward: {e}")))
 }

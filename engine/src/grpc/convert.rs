@@ -68,7 +68,33 @@ pub fn verdict(v: Verdict) -> pb::Verdict {
     }
 }
 
-pub fn decision(d: Decision) -> pb::Decision {
+/// Every refusal says why in `reason`, also when the numbers say it too.
+fn refusal_reason(d: &Decision) -> String {
+    let mut reason = match d.limit {
+        Some(limit) => format!(
+            "the amount would go over the limit of {limit} (usage {})",
+            d.usage
+        ),
+        None => "refused".to_string(),
+    };
+    if let Some(ms) = d.retry_after_ms {
+        reason.push_str(&format!("; retry after {ms} ms"));
+    } else if let Some(at) = d
+        .reset_at_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+    {
+        reason.push_str(&format!(
+            "; the period resets at {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    reason
+}
+
+pub fn decision(mut d: Decision) -> pb::Decision {
+    if !d.allowed && d.reason.is_none() {
+        d.reason = Some(refusal_reason(&d));
+    }
     pb::Decision {
         allowed: d.allowed,
         verdict: verdict(d.verdict) as i32,

@@ -18,15 +18,34 @@ pub fn service(engine: Arc<Engine>) -> QuotaServiceServer<QuotaGrpc> {
     QuotaServiceServer::new(QuotaGrpc::new(engine))
 }
 
-/// gRPC server reflection (v1) for every quotad service, so tools like
-/// grpcurl work without the .proto files.
+/// gRPC server reflection for the client port, v1 and v1alpha (grpcurl
+/// before 1.9 speaks only v1alpha), listing exactly the services the port
+/// serves ([`quotad_proto::CLIENT_PORT_SERVICES`]): not the node-to-node
+/// Raft transport, which only the peer port serves.
 pub fn reflection() -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
     tonic_reflection::server::Error,
 > {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(quotad_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
+    let builder = || {
+        quotad_proto::CLIENT_PORT_SERVICES.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(quotad_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(quotad_proto::ENVOY_RLS_DESCRIPTOR_SET)
+                // Each version describes both reflection services, since
+                // the port serves both.
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(
+                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                ),
+            |b, name| b.with_service_name(*name),
+        )
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }

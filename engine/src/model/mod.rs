@@ -9,7 +9,7 @@ pub mod tier_error {
 }
 
 pub use domain::Domain;
-pub use member::{Member, Role, UnknownRole};
+pub use member::{Member, NewOwner, Role, UnknownRole};
 pub use quota_policy::{Action, Period, QuotaKind, QuotaPolicy, well_known};
 pub use tenant::{Deletion, Tenant, TenantId, TenantStatus};
 pub use tier::Tier;

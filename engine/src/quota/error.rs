@@ -32,7 +32,12 @@ pub enum QuotaError {
     MemberNotFound { tenant: TenantId, user: String },
     #[error("tenant {tenant} must keep at least one owner")]
     LastOwner { tenant: TenantId },
-    #[error("the {quota} quota ({limit}) is used up")]
+    /// A change that needs room the tenant's quota does not have (a member
+    /// beyond `users`). Waiting does not help; removing usage or a higher
+    /// limit does, hence FAILED_PRECONDITION (409), not 429.
+    #[error(
+        "the tenant's {quota} quota is full ({limit}); free some (e.g. remove a member) or raise the limit (a higher tier)"
+    )]
     QuotaExceeded { quota: String, limit: u64 },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
     GaugeUnderflow {
@@ -60,12 +65,19 @@ impl QuotaError {
             | QuotaError::ReservationNotFound { .. } => ErrorCode::NotFound,
             QuotaError::TenantExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::IdempotencyKeyReused { .. } => ErrorCode::FailedPrecondition,
-            QuotaError::TooManyIdempotencyKeys { .. } | QuotaError::QuotaExceeded { .. } => {
-                ErrorCode::ResourceExhausted
-            }
+            QuotaError::TooManyIdempotencyKeys { .. } => ErrorCode::ResourceExhausted,
+            QuotaError::QuotaExceeded { .. } => ErrorCode::FailedPrecondition,
             QuotaError::MemberExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::MemberNotFound { .. } => ErrorCode::NotFound,
             QuotaError::LastOwner { .. } => ErrorCode::FailedPrecondition,
+        }
+    }
+
+    /// The reason alone, for a caller that names the field itself.
+    pub fn reason(&self) -> String {
+        match self {
+            QuotaError::InvalidArgument { reason, .. } => reason.clone(),
+            other => other.to_string(),
         }
     }
 

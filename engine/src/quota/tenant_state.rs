@@ -11,7 +11,8 @@ use super::quota_map::QuotaMap;
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
 use crate::model::{
-    Deletion, Domain, Member, QuotaKind, QuotaPolicy, Role, Tenant, TenantStatus, Tier, well_known,
+    Deletion, Domain, Member, NewOwner, QuotaKind, QuotaPolicy, Role, Tenant, TenantStatus, Tier,
+    well_known,
 };
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -62,7 +63,7 @@ pub enum TenantOp {
         tenant: Tenant,
         quotas: BTreeMap<String, QuotaPolicy>,
         /// The first owner (counts against the `users` quota).
-        owner: Option<String>,
+        owner: Option<NewOwner>,
     },
     Update(TenantUpdate),
     /// Move to `tier`; `defaults` are that tier's quotas from the catalog.
@@ -196,7 +197,7 @@ impl TenantState {
     pub fn create(
         tenant: Tenant,
         quotas: BTreeMap<String, QuotaPolicy>,
-        owner: Option<&str>,
+        owner: Option<&NewOwner>,
         now_ms: i64,
     ) -> Self {
         let mut state = TenantState::new(tenant, quotas);
@@ -207,11 +208,12 @@ impl TenantState {
                 users.used += 1;
             }
             state.members.insert(
-                owner.to_string(),
+                owner.user_id.clone(),
                 Member {
-                    user_id: owner.to_string(),
+                    user_id: owner.user_id.clone(),
                     role: Role::Owner,
                     added_at_ms: now_ms,
+                    email: owner.email.clone(),
                 },
             );
         }
@@ -621,6 +623,7 @@ impl TenantState {
                         user_id: user_id.clone(),
                         role: *role,
                         added_at_ms: now_ms,
+                        email: None,
                     },
                 );
                 Ok(changed(OpOutcome::Tenant))

@@ -521,7 +521,10 @@ fn members_count_against_users_and_the_last_owner_stays() {
     let mut s = TenantState::create(
         tenant(chrono_tz::UTC),
         cat.defaults(Tier::Free).clone(),
-        Some("alice"),
+        Some(&crate::model::NewOwner {
+            user_id: "alice".into(),
+            email: None,
+        }),
         T0,
     );
     assert_eq!(s.role_of("alice"), Some(crate::model::Role::Owner));
@@ -535,7 +538,8 @@ fn members_count_against_users_and_the_last_owner_stays() {
     s.apply(&add("carol", Viewer), T0).unwrap();
     let err = s.apply(&add("dave", Member), T0).unwrap_err();
     assert!(matches!(err, QuotaError::QuotaExceeded { .. }), "{err}");
-    assert_eq!(err.code().as_str(), "RESOURCE_EXHAUSTED");
+    // Waiting frees nothing: a precondition, not a rate (409, not 429).
+    assert_eq!(err.code().as_str(), "FAILED_PRECONDITION");
     assert!(matches!(
         s.apply(&add("bob", Viewer), T0),
         Err(QuotaError::MemberExists { .. })

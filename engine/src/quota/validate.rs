@@ -197,6 +197,41 @@ pub fn user_id(id: &str) -> Result<(), QuotaError> {
     Ok(())
 }
 
+/// A contact email address: `local@domain`, the domain a DNS name with a
+/// dot, at most 254 characters, no spaces or control characters. (Whether
+/// it receives mail is not ours to check.)
+pub fn email(field: &'static str, email: &str) -> Result<(), QuotaError> {
+    let bad = |why: &str| {
+        Err(QuotaError::invalid(
+            field,
+            format!("{email:?} is not an email address: {why}"),
+        ))
+    };
+    if email.len() > 254 {
+        return bad("at most 254 characters");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("no spaces or control characters");
+    }
+    let Some((local, host)) = email.rsplit_once('@') else {
+        return bad("it has no '@'");
+    };
+    if local.is_empty() || local.len() > 64 || local.contains('@') {
+        return bad("the part before '@' has 1 to 64 characters and no '@'");
+    }
+    let labels_ok = host.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    });
+    if !host.contains('.') || !labels_ok {
+        return bad("the part after '@' is a domain name such as example.com");
+    }
+    Ok(())
+}
+
 /// A custom domain: a lowercase DNS name of at least two labels (no IP
 /// addresses, no trailing dot), at most 253 characters.
 pub fn domain(d: &str) -> Result<(), QuotaError> {

@@ -292,7 +292,7 @@ impl GroupState {
                     v.insert(Box::new(TenantState::create(
                         tenant.clone(),
                         quotas.clone(),
-                        owner.as_deref(),
+                        owner.as_ref(),
                         s.at_ms,
                     )));
                     Some(OpOutcome::Tenant)

@@ -34,7 +34,7 @@ impl LogStore {
     fn meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
         match self.store.read_meta(self.group, name)? {
             Some(bytes) => {
-                postcard::from_bytes(&bytes)
+                crate::format::decode(&bytes)
                     .map(Some)
                     .map_err(|source| StoreError::Corrupt {
                         what: "raft metadata",
@@ -51,7 +51,7 @@ impl LogStore {
         value: &T,
         durable: bool,
     ) -> Result<(), StoreError> {
-        let bytes = postcard::to_allocvec(value).map_err(|source| StoreError::Corrupt {
+        let bytes = crate::format::encode(value).map_err(|source| StoreError::Corrupt {
             what: "raft metadata",
             source,
         })?;
@@ -78,7 +78,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
-    postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
+    crate::format::decode(bytes).map_err(|source| StoreError::Corrupt {
         what: "raft log entry",
         source,
     })
@@ -181,7 +181,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut rows = Vec::new();
         let mut bytes_total = 0;
         for e in entries {
-            let bytes = postcard::to_allocvec(&e).map_err(|source| {
+            let bytes = crate::format::encode(&e).map_err(|source| {
                 write_err(StoreError::Corrupt {
                     what: "raft log entry",
                     source,
@@ -218,7 +218,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), RaftStorageError> {
-        let bytes = postcard::to_allocvec(&log_id).map_err(|source| {
+        let bytes = crate::format::encode(&log_id).map_err(|source| {
             write_err(StoreError::Corrupt {
                 what: "raft metadata",
                 source,

@@ -115,7 +115,7 @@ impl PeerClient {
             Err(why) => return Err(unreachable(self.target, why)),
         };
         let payload =
-            postcard::to_allocvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            crate::format::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let msg = RaftMessage {
             group: self.group,
             payload,
@@ -130,7 +130,7 @@ impl PeerClient {
             tonic::Code::Unavailable => unreachable(self.target, s.message()),
             _ => RPCError::Network(NetworkError::new(&std::io::Error::other(s.to_string()))),
         })?;
-        let decoded: Result<Resp, Err> = postcard::from_bytes(&reply.into_inner().payload)
+        let decoded: Result<Resp, Err> = crate::format::decode(&reply.into_inner().payload)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
@@ -194,12 +194,12 @@ impl TransportService {
 }
 
 fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, tonic::Status> {
-    postcard::from_bytes(payload)
+    crate::format::decode(payload)
         .map_err(|e| tonic::Status::invalid_argument(format!("undecodable raft message: {e}")))
 }
 
 fn encode<T: Serialize>(group: u64, v: &T) -> Result<tonic::Response<RaftMessage>, tonic::Status> {
-    let payload = postcard::to_allocvec(v)
+    let payload = crate::format::encode(v)
         .map_err(|e| tonic::Status::internal(format!("cannot encode reply: {e}")))?;
     Ok(tonic::Response::new(RaftMessage { group, payload }))
 }

@@ -61,10 +61,11 @@ impl StateMachine {
             pacing,
         };
         if let Some(bytes) = sm.store.read_snapshot(group)? {
-            let snap: StoredSnapshot = postcard::from_bytes(&bytes).map_err(corrupt("snapshot"))?;
+            let snap: StoredSnapshot =
+                crate::format::decode(&bytes).map_err(corrupt("snapshot"))?;
             sm.pacing.snapshotted(snap.data.len() as u64);
             let state: GroupState =
-                postcard::from_bytes(&snap.data).map_err(corrupt("snapshot data"))?;
+                crate::format::decode(&snap.data).map_err(corrupt("snapshot data"))?;
             *sm.state.write().expect("state lock") = state;
             sm.last_applied = snap.meta.last_log_id;
             sm.membership = snap.meta.last_membership;
@@ -79,7 +80,7 @@ impl StateMachine {
     }
 
     fn save_snapshot(&self, snap: &StoredSnapshot) -> Result<(), StoreError> {
-        let bytes = postcard::to_allocvec(snap).map_err(corrupt("snapshot"))?;
+        let bytes = crate::format::encode(snap).map_err(corrupt("snapshot"))?;
         let group = self.group;
         self.store.write(true, |tx| {
             tx.open_table(SNAPSHOTS)?.insert(group, bytes.as_slice())?;
@@ -99,7 +100,7 @@ pub(crate) fn stored_snapshot(
     let Some(bytes) = store.read_snapshot(group)? else {
         return Ok(None);
     };
-    let snap: StoredSnapshot = postcard::from_bytes(&bytes).map_err(corrupt("snapshot"))?;
+    let snap: StoredSnapshot = crate::format::decode(&bytes).map_err(corrupt("snapshot"))?;
     Ok(snap.meta.last_log_id.map(|id| (id, snap.data)))
 }
 
@@ -119,7 +120,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta: self.meta.clone(),
             data,
         };
-        let bytes = postcard::to_allocvec(&snap).map_err(snap_write_err)?;
+        let bytes = crate::format::encode(&snap).map_err(snap_write_err)?;
         let (store, group) = (self.store.clone(), self.group);
         tokio::task::spawn_blocking(move || {
             store.write(true, |tx| {
@@ -175,7 +176,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshots_built += 1;
-        let data = postcard::to_allocvec(&*self.state.read().expect("state lock"));
+        let data = crate::format::encode(&*self.state.read().expect("state lock"));
         let snapshot_id = match self.last_applied {
             Some(l) => format!(
                 "{}-{}-{}-{}",
@@ -206,7 +207,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), RaftStorageError> {
         let data = snapshot.into_inner();
-        let state: GroupState = postcard::from_bytes(&data).map_err(sm_read_err)?;
+        let state: GroupState = crate::format::decode(&data).map_err(sm_read_err)?;
         let snap = StoredSnapshot {
             meta: meta.clone(),
             data,
@@ -225,7 +226,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(bytes) = self.store.read_snapshot(self.group).map_err(sm_read_err)? else {
             return Ok(None);
         };
-        let snap: StoredSnapshot = postcard::from_bytes(&bytes).map_err(sm_read_err)?;
+        let snap: StoredSnapshot = crate::format::decode(&bytes).map_err(sm_read_err)?;
         Ok(Some(Snapshot {
             meta: snap.meta,
             snapshot: Box::new(Cursor::new(snap.data)),

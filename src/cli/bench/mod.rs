@@ -12,6 +12,7 @@
 //! any Envoy rate limit server (e.g. Limitador) the same way. `--ceiling`
 //! repeats the same load against `quotad ceiling` (an empty server on the
 //! same stack) in the same run and reports each figure as a fraction of it.
+use crate::cli::out::outln;
 mod report;
 mod zipf;
 
@@ -598,7 +599,7 @@ fn print_report(
             o.insert("ceiling".into(), c.json());
             o.insert("fractionOfCeiling".into(), json!(r.fraction_of(c)));
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
     eprintln!(
@@ -616,6 +617,6 @@ fn print_report(
     if let Some(c) = ceiling {
         rows.push(c.row("ceiling", Some(1.0)));
     }
-    table::print(&Report::HEADER, &rows);
+    table::print(&Report::HEADER, &rows)?;
     Ok(())
 }

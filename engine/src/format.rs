@@ -1,0 +1,142 @@
+//! Versioned binary encoding of everything quotad stores or sends between
+//! nodes: Raft log entries, state-machine snapshots, Raft and forwarding
+//! messages.
+//!
+//! Payloads are postcard, which is not self-describing: a new field changes
+//! the bytes. So each encoding is written in the *oldest* format version
+//! that can represent the value, and a value that needs a newer one is
+//! prefixed with [`MAGIC`] and its version byte:
+//!
+//! ```text
+//! version 0:   <postcard>                         (no prefix; every byte written before versions existed)
+//! version N>0: FF FF FF FF FF FF FF FF FF FF  N   <postcard, format N>
+//! ```
+//!
+//! Ten `0xFF` bytes are an overlong varint, which no postcard encoding can
+//! start with, so an unprefixed payload is always version 0. Writing the
+//! oldest sufficient version keeps a mixed-version cluster working during a
+//! rolling upgrade until a feature that needs the new format is used; a node
+//! too old for a payload refuses it with a decoding error instead of
+//! misreading it.
+//!
+//! | version | adds |
+//! |---|---|
+//! | 0 | (original format) |
+//! | 1 | `Member.email` |
+//!
+//! Types whose layout depends on the version read [`decoding_version`] and
+//! [`encoding_version`] in their serde impls (see `model::member`). Outside
+//! [`encode`]/[`decode`] (JSON, say) both are [`CURRENT`].
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::cell::Cell;
+
+/// The newest format this build reads and writes.
+pub const CURRENT: u8 = 1;
+
+/// Marks a payload of a version above 0.
+pub const MAGIC: [u8; 10] = [0xFF; 10];
+
+thread_local! {
+    static DECODING: Cell<u8> = const { Cell::new(CURRENT) };
+    static ENCODING: Cell<u8> = const { Cell::new(CURRENT) };
+    static NEEDS_NEWER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The format version of the payload being decoded on this thread.
+pub fn decoding_version() -> u8 {
+    DECODING.with(Cell::get)
+}
+
+/// The format version being written on this thread.
+pub fn encoding_version() -> u8 {
+    ENCODING.with(Cell::get)
+}
+
+/// Called by a serializer that cannot represent its value in the version
+/// being written; [`encode`] then retries with a newer one.
+pub fn needs_newer_version() {
+    NEEDS_NEWER.with(|n| n.set(true));
+}
+
+/// Sets a thread-local for the duration of a call, restoring it after
+/// (also on panic), so nested encodes and decodes see their own version.
+struct Scoped {
+    key: &'static std::thread::LocalKey<Cell<u8>>,
+    before: u8,
+}
+
+impl Scoped {
+    fn set(key: &'static std::thread::LocalKey<Cell<u8>>, v: u8) -> Scoped {
+        let before = key.with(|c| c.replace(v));
+        Scoped { key, before }
+    }
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        self.key.with(|c| c.set(self.before));
+    }
+}
+
+/// Encode `v` in the oldest format version that can represent it.
+pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, postcard::Error> {
+    for version in 0..=CURRENT {
+        let _scope = Scoped::set(&ENCODING, version);
+        NEEDS_NEWER.with(|n| n.set(false));
+        let result = postcard::to_allocvec(v);
+        if NEEDS_NEWER.with(|n| n.replace(false)) && version < CURRENT {
+            continue;
+        }
+        let body = result?;
+        if version == 0 {
+            return Ok(body);
+        }
+        let mut out = Vec::with_capacity(MAGIC.len() + 1 + body.len());
+        out.extend_from_slice(&MAGIC);
+        out.push(version);
+        out.extend_from_slice(&body);
+        return Ok(out);
+    }
+    unreachable!("the loop returns at CURRENT")
+}
+
+/// The version of an encoded payload and its postcard body.
+pub fn split(bytes: &[u8]) -> Result<(u8, &[u8]), postcard::Error> {
+    match bytes.strip_prefix(&MAGIC[..]) {
+        None => Ok((0, bytes)),
+        Some([version, body @ ..]) if (1..=CURRENT).contains(version) => Ok((*version, body)),
+        // A newer node's payload, or garbage: refuse rather than misread.
+        Some(_) => Err(postcard::Error::DeserializeBadEncoding),
+    }
+}
+
+/// Decode a payload written by [`encode`] (any version up to [`CURRENT`]).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    let (version, body) = split(bytes)?;
+    let _scope = Scoped::set(&DECODING, version);
+    postcard::from_bytes(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_without_new_fields_keep_their_unprefixed_bytes() {
+        let v = (7u32, "x".to_string());
+        assert_eq!(encode(&v).unwrap(), postcard::to_allocvec(&v).unwrap());
+        assert_eq!(decode::<(u32, String)>(&encode(&v).unwrap()).unwrap(), v);
+    }
+
+    #[test]
+    fn unknown_versions_are_refused_not_misread() {
+        let mut bytes = MAGIC.to_vec();
+        bytes.push(CURRENT + 1);
+        bytes.push(0);
+        assert!(decode::<u8>(&bytes).is_err());
+        // The prefix is never a valid postcard varint.
+        assert!(postcard::from_bytes::<u64>(&MAGIC).is_err());
+        assert!(postcard::from_bytes::<usize>(&MAGIC).is_err());
+    }
+}
