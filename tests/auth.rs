@@ -2,19 +2,9 @@
 //! plane, and member management.
 mod common;
 
-use common::{Node, create_owned, http, token_for};
+use common::{Node, create_owned, http, rest_call as call, token_for};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn call(
-    node: &Node,
-    token: Option<&str>,
-    method: &Method,
-    path: &str,
-    body: &Option<Value>,
-) -> (u16, Value) {
-    common::rest_call(node, token, method, path, body).await
-}
 
 /// Everything an operator can see of a tenant, but for the api_requests
 /// usage (returned separately).

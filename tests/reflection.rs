@@ -24,48 +24,33 @@ async fn channel(node: &Node) -> tonic::transport::Channel {
         .unwrap()
 }
 
-async fn list_v1(node: &Node) -> BTreeSet<String> {
-    let mut c = v1::server_reflection_client::ServerReflectionClient::new(channel(node).await);
-    let req = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut answers = c
-        .server_reflection_info(tokio_stream::iter([req]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().expect("an answer");
-    match answer.message_response {
-        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(l)) => {
-            l.service.into_iter().map(|s| s.name).collect()
+/// `list_services` over one reflection protocol version (`v1` or
+/// `v1alpha`: the same messages in two packages).
+macro_rules! list_services {
+    ($version:ident, $node:expr) => {{
+        use $version::server_reflection_request::MessageRequest;
+        use $version::server_reflection_response::MessageResponse;
+        let mut c =
+            $version::server_reflection_client::ServerReflectionClient::new(channel($node).await);
+        let req = $version::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = c
+            .server_reflection_info(tokio_stream::iter([req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let answer = answers.message().await.unwrap().expect("an answer");
+        match answer.message_response {
+            Some(MessageResponse::ListServicesResponse(l)) => l
+                .service
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<BTreeSet<String>>(),
+            other => panic!("unexpected answer {other:?}"),
         }
-        other => panic!("unexpected answer {other:?}"),
-    }
-}
-
-async fn list_v1alpha(node: &Node) -> BTreeSet<String> {
-    let mut c = v1alpha::server_reflection_client::ServerReflectionClient::new(channel(node).await);
-    let req = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let mut answers = c
-        .server_reflection_info(tokio_stream::iter([req]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().expect("an answer");
-    match answer.message_response {
-        Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(l)) => {
-            l.service.into_iter().map(|s| s.name).collect()
-        }
-        other => panic!("unexpected answer {other:?}"),
-    }
+    }};
 }
 
 fn grpcurl(args: &[&str]) -> (bool, String) {
@@ -86,8 +71,8 @@ async fn reflection_lists_exactly_the_client_port_services_for_v1_v1alpha_and_gr
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     let served: BTreeSet<String> = SERVED.iter().map(|s| s.to_string()).collect();
-    assert_eq!(list_v1(&node).await, served);
-    assert_eq!(list_v1alpha(&node).await, served);
+    assert_eq!(list_services!(v1, &node), served);
+    assert_eq!(list_services!(v1alpha, &node), served);
 
     let addr = node.grpc.trim_start_matches("http://").to_string();
     let (ok, listed) = grpcurl(&["-plaintext", &addr, "list"]);

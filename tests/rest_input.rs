@@ -21,6 +21,14 @@ async fn create_as(node: &Node, user: &str, body: Value) -> (u16, Value) {
     .await
 }
 
+/// `GET /api/v1/tenants/{tenant}/members` as the holder of `token`.
+async fn members_of(node: &Node, token: &str, tenant: &str) -> Value {
+    let path = format!("/api/v1/tenants/{tenant}/members");
+    rest_call(node, Some(token), &Method::GET, &path, &None)
+        .await
+        .1
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_is_named_as_the_product_names_it_and_keeps_a_checked_email() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,14 +43,7 @@ async fn the_owner_is_named_as_the_product_names_it_and_keeps_a_checked_email() 
     assert_eq!(status, 201, "{v}");
     let one = v["data"]["id"].as_str().unwrap().to_string();
     let owner1 = token_for("user-1", None, &[], 3600);
-    let (_, members) = rest_call(
-        &node,
-        Some(&owner1),
-        &Method::GET,
-        &format!("/api/v1/tenants/{one}/members"),
-        &None,
-    )
-    .await;
+    let members = members_of(&node, &owner1, &one).await;
     assert_eq!(
         members["data"],
         json!([{"userId": "user-1", "role": "owner", "email": "admin@one.test",
@@ -81,17 +82,11 @@ async fn the_owner_is_named_as_the_product_names_it_and_keeps_a_checked_email() 
     let (status, _) = create_as(&node, "user-4", json!({"name": "Four", "slug": "four"})).await;
     assert_eq!(status, 201, "the refused creations left the slug free");
 
-    // The email survives a restart (it is in the replicated state).
+    // The email survives kill -9 and a restart: it is in the Raft log and
+    // snapshots (format version 1), read back from the store.
     drop(node);
     let node = Node::start(dir.path());
-    let (_, members) = rest_call(
-        &node,
-        Some(&owner1),
-        &Method::GET,
-        &format!("/api/v1/tenants/{one}/members"),
-        &None,
-    )
-    .await;
+    let members = members_of(&node, &owner1, &one).await;
     assert_eq!(members["data"][0]["email"], "admin@one.test");
 }
 
@@ -233,6 +228,14 @@ async fn authorization_comes_before_body_validation_on_every_tenant_route() {
         }
     }
     assert!(checked >= 20, "only {checked} tenant writes found");
+    // Query parameters too: a foreign caller's bad parameters are not read.
+    for path in [
+        format!("/api/v1/tenants/{victim}/audit?limit=lots&from=yesterday"),
+        format!("/api/v1/tenants/{victim}/usage?quota=NOT+A+NAME&granularity=week"),
+    ] {
+        let (status, v) = rest_call(&node, Some(&mallory), &Method::GET, &path, &None).await;
+        assert_eq!(status, 403, "{path}: {v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,6 +297,20 @@ async fn body_errors_name_the_field_in_json_terms() {
             "role is required",
         ),
     ];
+    let (status, v) = rest_call(
+        &node,
+        Some(&alice),
+        &Method::GET,
+        &format!("/api/v1/tenants/{t}/audit?limit=lots"),
+        &None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("limit")),
+        "{v}"
+    );
+    assert_eq!(v["error"]["message"], "limit must be a whole number");
     for (method, path, body, field, words) in cases {
         let resp = reqwest::Client::new()
             .request(method, node.url(&path))

@@ -2,7 +2,7 @@ use crate::AppState;
 use crate::auth::{Need, Principal, access};
 use crate::dto::rfc3339;
 use crate::envelope::{ApiError, ApiResult, ok};
-use crate::extract::{ApiPath, ApiQuery, time_param};
+use crate::extract::{ApiPath, RawQuery, time_param};
 use axum::extract::State;
 use quotad_engine::audit::{AuditEvent, AuditQuery};
 use quotad_engine::model::Role;
@@ -89,9 +89,10 @@ pub async fn list(
     State(s): State<AppState>,
     p: Principal,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<AuditParams>,
+    query: RawQuery,
 ) -> ApiResult<AuditPageDto> {
     let (id, _, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
+    let q: AuditParams = query.parse()?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));

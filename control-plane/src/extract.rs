@@ -172,6 +172,24 @@ fn data_error(path: &str, raw: &str) -> (String, String) {
             format!("{field}: unknown value {value:?}{expected}"),
         );
     }
+    if let Some(problem) = [
+        "invalid digit found in string",
+        "cannot parse integer from empty string",
+        "number too large to fit in target type",
+        "number too small to fit in target type",
+    ]
+    .iter()
+    .find(|p| message == **p)
+    {
+        let text = if problem.contains("too large") {
+            "is too large"
+        } else if problem.contains("too small") {
+            "is too small"
+        } else {
+            "must be a whole number"
+        };
+        return (field.clone(), format!("{field} {text}"));
+    }
     let (found, expected) = match message
         .strip_prefix("invalid type: ")
         .or_else(|| message.strip_prefix("invalid value: "))
@@ -265,17 +283,45 @@ pub fn tenant_id(id: &str) -> Result<TenantId, ApiError> {
         .map_err(|_| ApiError::invalid("id", format!("tenant id {id:?} is not a UUID")))
 }
 
-/// `Query<T>`, with rejections in the envelope.
-pub struct ApiQuery<T>(pub T);
+/// A request's query string, parsed only after the handler authorized the
+/// caller (like [`JsonBody`]).
+pub struct RawQuery(axum::http::Uri);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
+impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::invalid("query", e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RawQuery(parts.uri.clone()))
+    }
+}
+
+impl RawQuery {
+    /// Parse the parameters; errors name the parameter.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&self.0)
+            .map(|axum::extract::Query(v)| v)
+            .map_err(|e| query_error(&e.body_text()))
+    }
+}
+
+fn query_error(text: &str) -> ApiError {
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    match detail.split_once(": ") {
+        Some((path, message)) if !path.contains(' ') => {
+            let (field, message) = data_error(path, message);
+            ApiError::invalid(&field, message)
+        }
+        _ => {
+            let (field, message) = data_error(".", detail);
+            let field = if field == "body" {
+                "query".into()
+            } else {
+                field
+            };
+            ApiError::invalid(&field, message)
+        }
     }
 }
 
@@ -351,6 +397,12 @@ mod tests {
                 "invalid type: integer `3`, expected a string",
                 "name",
                 "name must be a string, not a number",
+            ),
+            (
+                "limit",
+                "invalid digit found in string",
+                "limit",
+                "limit must be a whole number",
             ),
             (
                 "period",

@@ -2,7 +2,7 @@ use crate::AppState;
 use crate::auth::{Need, Principal, access};
 use crate::dto::rfc3339;
 use crate::envelope::{ApiError, ApiResult, ok};
-use crate::extract::{ApiPath, ApiQuery, time_param};
+use crate::extract::{ApiPath, RawQuery, time_param};
 use axum::extract::State;
 use quotad_engine::model::{Period, Role};
 use quotad_engine::quota::period::window;
@@ -61,9 +61,10 @@ pub async fn history(
     State(s): State<AppState>,
     p: Principal,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<UsageParams>,
+    query: RawQuery,
 ) -> ApiResult<UsageDto> {
     let (id, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
+    let q: UsageParams = query.parse()?;
     validate::quota_name(&q.quota)?;
     let (granularity, span_ms, bucket_ms) = match q.granularity.as_deref().unwrap_or("hour") {
         "hour" => (Granularity::Hour, 86_400_000, 3_600_000),

@@ -98,6 +98,9 @@ pub enum TenantCmd {
         /// The first owner's user id (operators only; others own what they create).
         #[arg(long)]
         owner: Option<String>,
+        /// The first owner's email, kept on their membership.
+        #[arg(long)]
+        owner_email: Option<String>,
     },
     /// Show a tenant.
     Get { id: String },
@@ -266,13 +269,17 @@ pub async fn tenant(conn: &Conn, cmd: TenantCmd) -> anyhow::Result<()> {
             timezone,
             trial_days,
             owner,
+            owner_email,
         } => {
             let mut body = json!({"slug": slug, "name": name, "tier": tier, "timezone": timezone});
             if let Some(d) = trial_days {
                 body["trialDays"] = json!(d);
             }
             if let Some(o) = owner {
-                body["ownerId"] = json!(o);
+                body["ownerUserId"] = json!(o);
+            }
+            if let Some(e) = owner_email {
+                body["ownerEmail"] = json!(e);
             }
             rest(conn, reqwest::Method::POST, "/api/v1/tenants", Some(body)).await?
         }
