@@ -26,11 +26,12 @@ pub async fn rest_call(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// A FREE tenant owned by `owner`, created by the operator; its id.
+/// A FREE tenant owned by `owner`, created by the operator (with the
+/// older field name `ownerId`, which stays accepted); its id.
 pub async fn create_owned(node: &Node, slug: &str, owner: &str) -> String {
     let r = http()
         .post(node.url("/api/v1/tenants"))
-        .json(&json!({"name": slug, "slug": slug, "ownerUserId": owner}))
+        .json(&json!({"name": slug, "slug": slug, "ownerId": owner}))
         .send()
         .await
         .unwrap();
