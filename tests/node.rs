@@ -783,3 +783,49 @@ async fn grpc_answers_carry_the_request_id() {
     let resp = c.increment(inc(&tenant, "")).await.unwrap();
     assert!(!resp.metadata().get("x-request-id").unwrap().is_empty());
 }
+
+/// The history checker itself: an increment the client was told was
+/// admitted, but that the node does not have (write and key both lost), is
+/// reported, not hidden by the checker's own re-send admitting it anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "lost acknowledged writes")]
+async fn the_history_checker_reports_an_acknowledged_write_the_node_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let t = create_tenant(&node, "lost", "FREE").await;
+    let client = quotad_proto::client::QuotaClient::connect(vec![node.grpc.clone()])
+        .await
+        .unwrap();
+    let history = common::history::History::default();
+    // The client was told "admitted"; the node never counted it.
+    history.record("k-lost", common::history::Outcome::Admitted);
+    history.resolve(&client, &t, "api_requests").await;
+}
+
+/// A key answered before that the node no longer knows is a lost write,
+/// even when the usage happens to add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "a lost write")]
+async fn the_history_checker_reports_a_forgotten_idempotency_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let t = create_tenant(&node, "forgotten", "FREE").await;
+    let client = quotad_proto::client::QuotaClient::connect(vec![node.grpc.clone()])
+        .await
+        .unwrap();
+    // One increment counted under another key than the history knows.
+    let d = client
+        .increment(pb::IncrementRequest {
+            tenant_id: t.clone(),
+            quota: "api_requests".into(),
+            amount: 1,
+            idempotency_key: "k-other".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(d.allowed);
+    let history = common::history::History::default();
+    history.record("k-forgotten", common::history::Outcome::Admitted);
+    history.resolve(&client, &t, "api_requests").await;
+}

@@ -2,6 +2,11 @@
 //! the tenant's timezone). Written by the state machine from committed
 //! operations, so every replica holds the same history. Hourly buckets are
 //! kept 35 days, daily buckets 400 days.
+//!
+//! Buckets saturate at `u64::MAX` (1.8 × 10^19, about 18,400 increments of
+//! the largest amount, 10^15): arithmetic in Raft apply must neither panic
+//! (a crash loop on every replica) nor wrap (a history that no longer adds
+//! up). Counters saturate at the same ceiling, so the two still agree.
 use crate::model::Period;
 use crate::quota::period::window;
 use chrono_tz::Tz;
@@ -41,15 +46,17 @@ impl UsageHistory {
         let day = window(Period::Daily, tz, at_ms).start_ms;
         let key = (quota.to_string(), hour);
         let new_bucket = !self.hourly.contains_key(&key);
-        *self.hourly.entry(key).or_default() += amount;
-        *self.daily.entry((quota.to_string(), day)).or_default() += amount;
+        let hourly = self.hourly.entry(key).or_default();
+        *hourly = hourly.saturating_add(amount);
+        let daily = self.daily.entry((quota.to_string(), day)).or_default();
+        *daily = daily.saturating_add(amount);
         if new_bucket {
             // Drop expired buckets when a new one starts (about once an
             // hour per quota), not on every operation.
             self.hourly
-                .retain(|(_, start), _| start + HOURLY_RETENTION_MS > at_ms);
+                .retain(|(_, start), _| start.saturating_add(HOURLY_RETENTION_MS) > at_ms);
             self.daily
-                .retain(|(_, start), _| start + DAILY_RETENTION_MS > at_ms);
+                .retain(|(_, start), _| start.saturating_add(DAILY_RETENTION_MS) > at_ms);
         }
     }
 
@@ -67,7 +74,7 @@ impl UsageHistory {
         };
         let slot = map.entry((quota.to_string(), start_ms)).or_default();
         let added = amount.saturating_sub(*slot);
-        *slot += added;
+        *slot = slot.saturating_add(added);
         added
     }
 
@@ -147,7 +154,9 @@ pub fn statistics(
     period_end_ms: Option<i64>,
     now_ms: i64,
 ) -> Statistics {
-    let total: u64 = points.iter().map(|p| p.amount).sum();
+    let total = points
+        .iter()
+        .fold(0u64, |sum, p| sum.saturating_add(p.amount));
     let peak_point = points
         .iter()
         .max_by_key(|p| (p.amount, -p.start_ms))

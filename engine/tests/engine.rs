@@ -146,6 +146,19 @@ async fn snapshots_and_log_compaction_keep_everything() {
     }
     engine.shutdown().await;
     drop(engine);
+    // A snapshot was taken (300 entries, one every 50 at least), so the
+    // restart below comes from a snapshot plus the log after it.
+    {
+        let store = quotad_engine::storage::Store::open(dir.path()).unwrap();
+        let snapshotted: Vec<u64> = (1..=2)
+            .filter(|g| store.read_snapshot(*g).unwrap().is_some())
+            .collect();
+        assert_eq!(
+            snapshotted.len(),
+            1,
+            "groups with a snapshot: {snapshotted:?}"
+        );
+    }
     let engine = Engine::open(config(dir.path(), clock)).await.unwrap();
     assert_eq!(
         engine.tenant(id).await.unwrap().quotas["llm_tokens"].used,

@@ -1,10 +1,15 @@
 //! The history checker for cluster tests. Each increment has its own
 //! idempotency key and amount 1; the history records what the client was
-//! told. After the run, every request left without a definite answer is
-//! retried with its key (a replay tells whether it counted), and then:
-//! - every acknowledged admitted increment is counted: usage == admitted;
-//! - admitted usage never exceeds the blocking limit;
-//! - a key's answer never changes (a retried key replays its first answer).
+//! told. After the run:
+//! - before anything is re-sent, the usage lies between the acknowledged
+//!   admitted increments and those plus the requests without an answer
+//!   (a re-send could otherwise re-admit a lost write and hide it);
+//! - every key is re-sent: an answered key must come back `replayed` with
+//!   its first answer (a key the cluster forgot is a lost write), and a
+//!   request left without an answer learns it (a replay: it counted; else
+//!   it never reached the state machine and counts now);
+//! - then every admitted increment is counted: usage == admitted, and
+//!   admitted usage never exceeds the blocking limit.
 use quotad_proto::client::QuotaClient;
 use quotad_proto::v1 as pb;
 use std::collections::BTreeMap;
@@ -71,8 +76,8 @@ impl History {
             .min()
     }
 
-    /// Retry every unknown with its key until it is definite; a key
-    /// already definite must replay the same answer.
+    /// Check the usage against the answers, then re-send every key (see
+    /// the module comment).
     pub async fn resolve(&self, client: &QuotaClient, tenant: &str, quota: &str) {
         let ops: Vec<(String, Outcome)> = self
             .ops
@@ -81,6 +86,17 @@ impl History {
             .iter()
             .map(|(k, o)| (k.clone(), o.clone()))
             .collect();
+        let acknowledged = ops.iter().filter(|(_, o)| *o == Outcome::Admitted).count() as u64;
+        let unknown = ops
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Unknown(_)))
+            .count() as u64;
+        let before = used(client, tenant, quota).await;
+        assert!(
+            (acknowledged..=acknowledged + unknown).contains(&before),
+            "usage {before} before any re-send: {acknowledged} increments were acknowledged as \
+             admitted and {unknown} have no answer (a lower usage lost acknowledged writes)"
+        );
         for (key, before) in ops {
             let req = pb::IncrementRequest {
                 tenant_id: tenant.into(),
@@ -90,25 +106,32 @@ impl History {
                 consistency: pb::Consistency::Strict as i32,
             };
             let deadline = Instant::now() + Duration::from_secs(30);
-            let now = loop {
+            let answer = loop {
                 let r = client.increment(req.clone()).await;
-                let o = outcome(&r);
-                if !matches!(o, Outcome::Unknown(_)) || Instant::now() > deadline {
-                    break o;
+                if r.is_ok() || Instant::now() > deadline {
+                    break r;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             };
+            let now = outcome(&answer);
             if let Outcome::Unknown(why) = &now {
                 panic!("key {key} still has no definite answer: {why}");
             }
+            let replayed = answer.as_ref().is_ok_and(|d| d.replayed);
             if !matches!(before, Outcome::Unknown(_)) {
+                assert!(
+                    replayed,
+                    "key {key} was answered {before:?} but the cluster had forgotten it (the \
+                     re-send was decided anew: {now:?}): a lost write"
+                );
                 assert_eq!(now, before, "key {key} replayed a different answer");
             }
             self.ops.lock().unwrap().insert(key, now);
         }
     }
 
-    /// The invariants, against the usage the cluster reports.
+    /// The invariants after [`History::resolve`], against the usage the
+    /// cluster reports.
     pub fn check(&self, usage: u64, limit: u64) {
         let admitted = self.count(|o| *o == Outcome::Admitted) as u64;
         let unknown = self.count(|o| matches!(o, Outcome::Unknown(_)));
@@ -121,5 +144,23 @@ impl History {
             usage <= limit,
             "usage {usage} exceeds the blocking limit {limit}"
         );
+    }
+}
+
+/// The quota's usage as the cluster reports it.
+async fn used(client: &QuotaClient, tenant: &str, quota: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client
+            .get_usage(pb::GetUsageRequest {
+                tenant_id: tenant.into(),
+                quota: quota.into(),
+            })
+            .await;
+        match r {
+            Ok(u) => return u.quotas.first().map_or(0, |q| q.used),
+            Err(e) if Instant::now() > deadline => panic!("cannot read usage: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }

@@ -167,7 +167,7 @@ impl QuotaState {
             let usage = self.usage(now_ms);
             if usage > limit {
                 let before = usage - actual;
-                self.overage += usage - before.max(limit);
+                self.overage = self.overage.saturating_add(usage - before.max(limit));
                 verdict = Verdict::AllowedOverage;
             } else if self.policy.soft_limit.is_some_and(|s| usage > s) {
                 verdict = Verdict::AllowedOverSoftLimit;
@@ -215,7 +215,7 @@ impl QuotaState {
             Use::Consume => self.used = self.used.saturating_add(amount),
             Use::Hold => self.reserved = self.reserved.saturating_add(amount),
         }
-        self.overage += overage;
+        self.overage = self.overage.saturating_add(overage);
         let mut d = self.decision(tz, now_ms, true, verdict);
         d.thresholds_crossed = self.fire_thresholds();
         d

@@ -205,7 +205,7 @@ impl TenantState {
         if let Some(owner) = owner {
             // The first owner always fits: a tier allows at least one user.
             if let Some(users) = state.quotas.get_mut(well_known::USERS) {
-                users.used += 1;
+                users.used = users.used.saturating_add(1);
             }
             state.members.insert(
                 owner.user_id.clone(),
@@ -298,8 +298,7 @@ impl TenantState {
             .reservations
             .values()
             .filter(|r| r.quota == quota && r.expires_at_ms <= now_ms)
-            .map(|r| r.amount)
-            .sum();
+            .fold(0u64, |sum, r| sum.saturating_add(r.amount));
         probe.release(expired);
         if let Some(reason) = self.refusal(now_ms) {
             return Ok(refused(&probe, self.tenant.timezone, now_ms, reason));

@@ -243,7 +243,9 @@ impl GroupState {
             changes: 0,
             since_ms: at_ms,
         });
-        u.changes += 1;
+        // Compared for equality only ("did it move?"): wrapping keeps that
+        // true, where saturating would freeze it.
+        u.changes = u.changes.wrapping_add(1);
         u.since_ms = u.since_ms.min(at_ms);
     }
 
@@ -446,5 +448,70 @@ mod tests {
             }),
             CommandResponse::TenantNotHere
         );
+    }
+
+    /// An unlimited quota spent far past u64 (20,000 increments of the
+    /// largest amount, 10^15): apply neither panics nor wraps; the counter
+    /// and the history both stop at the ceiling, and still agree.
+    #[test]
+    fn apply_saturates_at_the_u64_ceiling_instead_of_overflowing() {
+        use crate::model::{Period, QuotaPolicy, Tenant, TenantStatus, Tier};
+        use crate::quota::validate::MAX_AMOUNT;
+        use crate::quota::{TenantOp, TenantState};
+        use crate::raft::command::StampedOp;
+        use crate::usage_history::Granularity;
+        const T0: i64 = 1_790_000_000_000;
+        let id = Uuid::from_u128(7);
+        let tenant = Tenant {
+            id,
+            slug: "big".into(),
+            name: "Big".into(),
+            tier: Tier::Enterprise,
+            status: TenantStatus::Active,
+            timezone: chrono_tz::UTC,
+            trial_ends_at_ms: None,
+            settings_json: "{}".into(),
+            created_at_ms: T0,
+            updated_at_ms: T0,
+            deleted: None,
+        };
+        let quotas = [(
+            "llm_tokens".to_string(),
+            QuotaPolicy::counter(Period::Monthly, None),
+        )]
+        .into();
+        let mut g = GroupState::default();
+        g.tenants
+            .insert(id, Box::new(TenantState::new(tenant, quotas)));
+        let ops: Vec<StampedOp> = (0..20_000)
+            .map(|i| StampedOp {
+                tenant: id,
+                at_ms: T0 + i,
+                op: TenantOp::Increment {
+                    quota: "llm_tokens".into(),
+                    amount: MAX_AMOUNT as i64,
+                    idempotency_key: None,
+                },
+                audit: None,
+            })
+            .collect();
+        for chunk in ops.chunks(4_096) {
+            g.apply(&Command::Batch(chunk.to_vec()));
+        }
+        assert_eq!(g.tenants[&id].quotas["llm_tokens"].used, u64::MAX);
+        let history = &g.usage[&id];
+        for granularity in [Granularity::Hour, Granularity::Day] {
+            let series = history.series(
+                "llm_tokens",
+                chrono_tz::UTC,
+                granularity,
+                T0 - 86_400_000,
+                T0 + 86_400_000,
+            );
+            let total = series
+                .iter()
+                .fold(0u64, |sum, p| sum.saturating_add(p.amount));
+            assert_eq!(total, u64::MAX, "{granularity:?}");
+        }
     }
 }

@@ -192,7 +192,8 @@ impl Store {
         Ok(t.get((group, name))?.map(|v| v.value().to_vec()))
     }
 
-    pub(crate) fn read_snapshot(&self, group: u64) -> Result<Option<Vec<u8>>, StorageError> {
+    /// The group's latest stored snapshot (encoded), if one was taken.
+    pub fn read_snapshot(&self, group: u64) -> Result<Option<Vec<u8>>, StorageError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(SNAPSHOTS)?;
         Ok(t.get(group)?.map(|v| v.value().to_vec()))
