@@ -23,9 +23,6 @@ const QUOTA: &str = "llm_tokens";
 /// (`cargo test`; nextest runs them one by one, see .config/nextest.toml).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Election timeout (max) of the nodes' Raft groups.
-const ELECTION_TIMEOUT: Duration = Duration::from_millis(600);
-
 async fn tenant_with_limit(c: &TestCluster, slug: &str, limit: u64) -> String {
     let tenant = create_tenant(c.node(0), slug, "PROFESSIONAL").await;
     set_quota(
@@ -195,12 +192,8 @@ async fn killing_a_shard_leader_loses_no_acknowledged_increment() {
         r.increments.as_millis()
     );
     // Checks are answered by the surviving replicas while the new leader
-    // is being elected; increments wait for it.
-    assert!(
-        r.checks <= ELECTION_TIMEOUT,
-        "checks resumed only after {:?}",
-        r.checks
-    );
+    // is being elected, increments once it is: kill_round asserts that both
+    // resume. How fast is measured, not asserted (BENCHMARKS.md, Failover).
 }
 
 /// Many rounds with random kill points. Bounded by rounds and by time.
@@ -240,11 +233,6 @@ async fn soak_random_leader_kills() {
             "soak round {round}: killed after {kill_after} answers; checks again after {} ms, increments after {} ms",
             r.checks.as_millis(),
             r.increments.as_millis()
-        );
-        assert!(
-            r.checks <= ELECTION_TIMEOUT,
-            "round {round}: checks after {:?}",
-            r.checks
         );
         resumes.push(r);
     }
