@@ -784,6 +784,19 @@ async fn grpc_answers_carry_the_request_id() {
     assert!(!resp.metadata().get("x-request-id").unwrap().is_empty());
 }
 
+/// A node, a cluster client for it, and a FREE tenant: what the history
+/// checker's own tests check against.
+async fn checked_tenant(
+    dir: &std::path::Path,
+) -> (Node, quotad_proto::client::QuotaClient, String) {
+    let node = Node::start(dir);
+    let t = create_tenant(&node, "checked", "FREE").await;
+    let client = quotad_proto::client::QuotaClient::connect(vec![node.grpc.clone()])
+        .await
+        .unwrap();
+    (node, client, t)
+}
+
 /// The history checker itself: an increment the client was told was
 /// admitted, but that the node does not have (write and key both lost), is
 /// reported, not hidden by the checker's own re-send admitting it anew.
@@ -791,11 +804,7 @@ async fn grpc_answers_carry_the_request_id() {
 #[should_panic(expected = "lost acknowledged writes")]
 async fn the_history_checker_reports_an_acknowledged_write_the_node_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let t = create_tenant(&node, "lost", "FREE").await;
-    let client = quotad_proto::client::QuotaClient::connect(vec![node.grpc.clone()])
-        .await
-        .unwrap();
+    let (_node, client, t) = checked_tenant(dir.path()).await;
     let history = common::history::History::default();
     // The client was told "admitted"; the node never counted it.
     history.record("k-lost", common::history::Outcome::Admitted);
@@ -808,11 +817,7 @@ async fn the_history_checker_reports_an_acknowledged_write_the_node_lost() {
 #[should_panic(expected = "a lost write")]
 async fn the_history_checker_reports_a_forgotten_idempotency_key() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
-    let t = create_tenant(&node, "forgotten", "FREE").await;
-    let client = quotad_proto::client::QuotaClient::connect(vec![node.grpc.clone()])
-        .await
-        .unwrap();
+    let (_node, client, t) = checked_tenant(dir.path()).await;
     // One increment counted under another key than the history knows.
     let d = client
         .increment(pb::IncrementRequest {

@@ -390,11 +390,10 @@ mod tests {
         assert_eq!(g.domains["quota.acme.test"].tenant, Uuid::from_u128(2));
     }
 
-    #[test]
-    fn a_finished_move_keeps_where_the_tenant_went_and_drops_its_copy() {
+    /// An active ENTERPRISE tenant created at `at_ms`.
+    fn enterprise_tenant(id: Uuid, at_ms: i64) -> crate::model::Tenant {
         use crate::model::{Tenant, TenantStatus, Tier};
-        let id = Uuid::from_u128(7);
-        let tenant = Tenant {
+        Tenant {
             id,
             slug: "acme".into(),
             name: "Acme".into(),
@@ -403,10 +402,16 @@ mod tests {
             timezone: chrono_tz::UTC,
             trial_ends_at_ms: None,
             settings_json: "{}".into(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
+            created_at_ms: at_ms,
+            updated_at_ms: at_ms,
             deleted: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_finished_move_keeps_where_the_tenant_went_and_drops_its_copy() {
+        let id = Uuid::from_u128(7);
+        let tenant = enterprise_tenant(id, 0);
         let mut g = GroupState::default();
         g.tenants.insert(
             id,
@@ -455,26 +460,14 @@ mod tests {
     /// and the history both stop at the ceiling, and still agree.
     #[test]
     fn apply_saturates_at_the_u64_ceiling_instead_of_overflowing() {
-        use crate::model::{Period, QuotaPolicy, Tenant, TenantStatus, Tier};
+        use crate::model::{Period, QuotaPolicy};
         use crate::quota::validate::MAX_AMOUNT;
         use crate::quota::{TenantOp, TenantState};
         use crate::raft::command::StampedOp;
         use crate::usage_history::Granularity;
         const T0: i64 = 1_790_000_000_000;
         let id = Uuid::from_u128(7);
-        let tenant = Tenant {
-            id,
-            slug: "big".into(),
-            name: "Big".into(),
-            tier: Tier::Enterprise,
-            status: TenantStatus::Active,
-            timezone: chrono_tz::UTC,
-            trial_ends_at_ms: None,
-            settings_json: "{}".into(),
-            created_at_ms: T0,
-            updated_at_ms: T0,
-            deleted: None,
-        };
+        let tenant = enterprise_tenant(id, T0);
         let quotas = [(
             "llm_tokens".to_string(),
             QuotaPolicy::counter(Period::Monthly, None),
