@@ -196,7 +196,8 @@ async fn sub_limit_entries_spend_the_narrowed_quota_beside_the_parent() {
             "api_requests_model_gpt_4o"
         );
     }
-    // The model's own limit refuses; the parent still counts this request.
+    // The model's own limit refuses the request as a whole: the parent,
+    // which alone would admit it, is not spent either.
     let r = rls
         .should_rate_limit(ask("gpt-4o"))
         .await
@@ -230,8 +231,101 @@ async fn sub_limit_entries_spend_the_narrowed_quota_beside_the_parent() {
     };
     assert_eq!(
         used("api_requests").await,
-        4,
-        "every request spent the parent"
+        3,
+        "the three admitted requests spent the parent, the refused one nothing"
     );
     assert_eq!(used("api_requests_model_gpt_4o").await, 2);
+}
+
+/// A request's descriptors of one tenant are one decision, and its
+/// `request_id` entry makes Envoy's retry of it spend nothing twice.
+#[tokio::test]
+async fn a_retried_request_with_a_request_id_is_decided_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rls.toml");
+    std::fs::write(
+        &config,
+        "[[domains]]\ndomain = \"gw\"\ndefault_quota = \"api_requests\"\n",
+    )
+    .unwrap();
+    let mut args = Node::local_args();
+    args.extend(["--envoy-config".into(), config.display().to_string()]);
+    let node = Node::start_with(&dir.path().join("data"), &args);
+    let tenant = create_tenant(&node, "envoy-retry", "STARTER").await;
+    set_quota(
+        &node,
+        &tenant,
+        "api_requests",
+        json!({"limit": 10, "action": "block"}),
+    )
+    .await;
+    set_quota(
+        &node,
+        &tenant,
+        "llm_tokens",
+        json!({"limit": 100, "action": "block"}),
+    )
+    .await;
+    let mut rls = RateLimitServiceClient::connect(node.grpc.clone())
+        .await
+        .unwrap();
+    let ask = |id: &str, tokens: u64| RateLimitRequest {
+        domain: "gw".into(),
+        descriptors: vec![
+            descriptor(&[("tenant_id", &tenant), ("request_id", id)], None),
+            descriptor(
+                &[
+                    ("tenant_id", &tenant),
+                    ("quota", "llm_tokens"),
+                    ("request_id", id),
+                ],
+                Some(tokens),
+            ),
+        ],
+        hits_addend: 1,
+    };
+    for _ in 0..3 {
+        let r = rls
+            .should_rate_limit(ask("req-1", 40))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.overall_code, Code::Ok as i32);
+        assert_eq!(
+            r.statuses[1].limit_remaining, 60,
+            "the first answer, replayed"
+        );
+    }
+    // Over on tokens: neither quota is spent.
+    let r = rls
+        .should_rate_limit(ask("req-2", 70))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.overall_code, Code::OverLimit as i32);
+    assert_eq!(
+        r.statuses.iter().map(|s| s.code).collect::<Vec<_>>(),
+        [Code::Ok as i32, Code::OverLimit as i32]
+    );
+    let r = rls
+        .should_rate_limit(ask("req-3", 60))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.overall_code, Code::Ok as i32);
+    assert_eq!(
+        (r.statuses[0].limit_remaining, r.statuses[1].limit_remaining),
+        (8, 0),
+        "two requests and 100 tokens spent in all"
+    );
+    // Descriptors of one request naming two different request ids.
+    let mut bad = ask("req-4", 1);
+    bad.descriptors[1].entries[2].value = "req-5".into();
+    let e = rls.should_rate_limit(bad).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("descriptors[1].request_id"),
+        "{}",
+        e.message()
+    );
 }

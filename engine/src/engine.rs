@@ -10,9 +10,11 @@ use crate::cluster::{
 };
 use crate::error::EngineError;
 use crate::error_code::ErrorCode;
+use crate::format::Since;
 use crate::model::{NewOwner, QuotaPolicy, Role, Tenant, TenantId, TenantStatus, Tier};
 use crate::quota::{
-    Decision, OpOutcome, QuotaError, TenantOp, TenantState, TenantUpdate, TierCatalog, validate,
+    AllDecided, AllOrNothing, Decision, OpOutcome, QuotaError, Spend, TenantOp, TenantState,
+    TenantUpdate, TierCatalog, validate,
 };
 use crate::raft::{
     Command, CommandResponse, Group, GroupConfig, MetaOp, NodeId, Peers, TransportService,
@@ -819,6 +821,38 @@ impl Engine {
         let d = decision(self.apply(tenant, op, None, consistency).await?)?;
         telemetry::decision(&self.labels, &tenant, d.allowed);
         Ok(d)
+    }
+
+    /// Spend on several of one tenant's quotas as one decision: every
+    /// amount is taken or none is (see [`crate::quota::AllOrNothing`]).
+    /// An optional spend whose quota the tenant lacks limits nothing.
+    pub async fn increment_all(
+        &self,
+        tenant: TenantId,
+        spends: Vec<Spend>,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+    ) -> Result<AllDecided, EngineError> {
+        if spends.is_empty() {
+            return Err(QuotaError::invalid("descriptors", "nothing to spend").into());
+        }
+        for s in &spends {
+            validate::quota_name(&s.quota)?;
+            validate::positive_amount("amount", i64::try_from(s.amount).unwrap_or(i64::MAX))?;
+        }
+        idempotency_key_ok(&idempotency_key)?;
+        let op = TenantOp::IncrementAll(Since(AllOrNothing {
+            spends,
+            idempotency_key,
+        }));
+        let decided = match self.apply(tenant, op, None, consistency).await? {
+            OpOutcome::AllDecided(Since(all)) => all,
+            other => return Err(unexpected(other)),
+        };
+        for d in decided.decisions.iter().flatten() {
+            telemetry::decision(&self.labels, &tenant, d.allowed && decided.admitted);
+        }
+        Ok(decided)
     }
 
     /// Decide a batch of checks and increments, over any tenants. Items of

@@ -23,16 +23,18 @@
 //! |---|---|
 //! | 0 | (original format) |
 //! | 1 | `Member.email` |
+//! | 2 | `TenantOp::IncrementAll` and its outcome (one atomic decision over several quotas: Envoy RLS), `Command::ArchiveTaken` (the archive acknowledges up to a position) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
-//! [`encoding_version`] in their serde impls (see `model::member`). Outside
+//! [`encoding_version`] in their serde impls (see `model::member`); a value
+//! that exists only from some version on is wrapped in [`Since`]. Outside
 //! [`encode`]/[`decode`] (JSON, say) both are [`CURRENT`].
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 1;
+pub const CURRENT: u8 = 2;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];
@@ -76,6 +78,38 @@ impl Scoped {
 impl Drop for Scoped {
     fn drop(&mut self) {
         self.key.with(|c| c.set(self.before));
+    }
+}
+
+/// A value that exists only from format version `V` on, such as the
+/// payload of an enum variant added in `V`: written in an older version it
+/// asks [`encode`] for a newer one (the variant index alone would be read by
+/// an older node as some other variant or as garbage), and it is refused in
+/// a payload that claims an older version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since<const V: u8, T>(pub T);
+
+impl<const V: u8, T: Serialize> Serialize for Since<V, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() && encoding_version() < V {
+            needs_newer_version();
+            return Err(serde::ser::Error::custom(format!(
+                "this value needs format version {V}"
+            )));
+        }
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, const V: u8, T: Deserialize<'de>> Deserialize<'de> for Since<V, T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() && decoding_version() < V {
+            return Err(serde::de::Error::custom(format!(
+                "a value of format version {V} in a payload of version {}",
+                decoding_version()
+            )));
+        }
+        T::deserialize(d).map(Since)
     }
 }
 
@@ -138,5 +172,22 @@ mod tests {
         // The prefix is never a valid postcard varint.
         assert!(postcard::from_bytes::<u64>(&MAGIC).is_err());
         assert!(postcard::from_bytes::<usize>(&MAGIC).is_err());
+    }
+
+    /// Golden bytes: a version-2 value is prefixed with version 2; its
+    /// absence keeps the older bytes; an older payload may not hold it.
+    #[test]
+    fn values_since_a_version_are_written_in_that_version() {
+        let v: Option<Since<2, u8>> = Some(Since(7));
+        assert_eq!(encode(&v).unwrap(), [MAGIC.as_slice(), &[2, 1, 7]].concat());
+        assert_eq!(
+            decode::<Option<Since<2, u8>>>(&encode(&v).unwrap()).unwrap(),
+            v
+        );
+        let none: Option<Since<2, u8>> = None;
+        assert_eq!(encode(&none).unwrap(), [0]);
+        let claimed_v1 = [MAGIC.as_slice(), &[1, 1, 7]].concat();
+        assert!(decode::<Option<Since<2, u8>>>(&claimed_v1).is_err());
+        assert!(decode::<Option<Since<2, u8>>>(&[1, 7]).is_err());
     }
 }

@@ -449,3 +449,154 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
     assert!(engine.placement_of(&big).1);
     engine.shutdown().await;
 }
+
+/// The embedded archive, taking a while over each usage write: a sync
+/// round then always overlaps the increments the test keeps making.
+struct SlowArchive(Arc<EmbeddedArchive>);
+
+#[async_trait::async_trait]
+impl Archive for SlowArchive {
+    fn name(&self) -> &'static str {
+        "slow embedded"
+    }
+    async fn migrate(&self) -> Result<u32, quotad_engine::archive::ArchiveError> {
+        self.0.migrate().await
+    }
+    async fn put_usage(
+        &self,
+        buckets: &[quotad_engine::archive::UsageBucket],
+    ) -> Result<(), quotad_engine::archive::ArchiveError> {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        self.0.put_usage(buckets).await
+    }
+    async fn usage(
+        &self,
+        tenant: uuid::Uuid,
+        quota: &str,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<quotad_engine::archive::UsageBucket>, quotad_engine::archive::ArchiveError>
+    {
+        self.0
+            .usage(tenant, quota, granularity, from_ms, to_ms)
+            .await
+    }
+    async fn put_audit(
+        &self,
+        tenant: uuid::Uuid,
+        events: &[quotad_engine::audit::AuditEvent],
+    ) -> Result<(), quotad_engine::archive::ArchiveError> {
+        self.0.put_audit(tenant, events).await
+    }
+    async fn audit(
+        &self,
+        tenant: uuid::Uuid,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<quotad_engine::audit::AuditEvent>, quotad_engine::archive::ArchiveError> {
+        self.0.audit(tenant, after_seq, limit).await
+    }
+    async fn put_snapshot(
+        &self,
+        snapshot: &quotad_engine::archive::SnapshotRecord,
+    ) -> Result<(), quotad_engine::archive::ArchiveError> {
+        self.0.put_snapshot(snapshot).await
+    }
+    async fn snapshot_groups(&self) -> Result<Vec<u64>, quotad_engine::archive::ArchiveError> {
+        self.0.snapshot_groups().await
+    }
+    async fn snapshots(
+        &self,
+        group: u64,
+    ) -> Result<Vec<quotad_engine::archive::SnapshotRecord>, quotad_engine::archive::ArchiveError>
+    {
+        self.0.snapshots(group).await
+    }
+    async fn synced_to(
+        &self,
+        group: u64,
+    ) -> Result<Option<u64>, quotad_engine::archive::ArchiveError> {
+        self.0.synced_to(group).await
+    }
+    async fn set_synced_to(
+        &self,
+        group: u64,
+        index: u64,
+    ) -> Result<(), quotad_engine::archive::ArchiveError> {
+        self.0.set_synced_to(group, index).await
+    }
+    async fn dedicated(
+        &self,
+        tenant: uuid::Uuid,
+    ) -> Result<Arc<dyn Archive>, quotad_engine::archive::ArchiveError> {
+        self.0.dedicated(tenant).await
+    }
+    async fn dedicated_schemas(
+        &self,
+    ) -> Result<Vec<quotad_engine::archive::DedicatedSchema>, quotad_engine::archive::ArchiveError>
+    {
+        self.0.dedicated_schemas().await
+    }
+    async fn purge_tenant(
+        &self,
+        tenant: uuid::Uuid,
+        quotas: &[String],
+    ) -> Result<(), quotad_engine::archive::ArchiveError> {
+        self.0.purge_tenant(tenant, quotas).await
+    }
+}
+
+/// A tenant incremented throughout every sync round still leaves the
+/// unarchived list for all it had before the round: its lag stays within a
+/// round instead of growing from its first change, and once it goes quiet
+/// the archive holds exactly its usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_busy_through_every_round_is_archived_up_to_each_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let archive = EmbeddedArchive::open(&dir.path().join("archive"), clock.clone()).unwrap();
+    let mut c = config(dir.path(), clock.clone(), archive.clone());
+    c.archive = ArchiveChoice::Opened(Arc::new(SlowArchive(archive.clone())));
+    let engine = Engine::open(c).await.unwrap();
+    let busy = tenant(&engine, "busy").await;
+    increments(&engine, busy, 1).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (engine, stop) = (engine.clone(), stop.clone());
+        async move {
+            let mut n = 1u64;
+            // Bounded: at most 20,000 increments, or until told to stop.
+            while n < 20_000 && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let d = engine
+                    .increment(busy, "api_requests", 1, None, Some(Consistency::Strict))
+                    .await
+                    .unwrap();
+                assert!(d.allowed);
+                n += 1;
+            }
+            n
+        }
+    });
+    for round in 1..=4 {
+        clock.advance(60_000);
+        // Let increments stamped at the new time land before the round.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let rounds = engine.sync_archive().await.unwrap();
+        let lag = rounds.iter().map(|r| r.lag_ms).max().unwrap();
+        assert!(
+            lag < 60_000,
+            "round {round}: the busy tenant lags {lag} ms, more than one round"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let made = load.await.unwrap();
+    let rounds = engine.sync_archive().await.unwrap();
+    assert!(rounds.iter().all(|r| r.pending == 0), "{rounds:?}");
+    assert_eq!(archived_total(&archive, busy, Granularity::Day).await, made);
+    assert_eq!(
+        archived_total(&archive, busy, Granularity::Hour).await,
+        made
+    );
+    engine.shutdown().await;
+}

@@ -4,8 +4,15 @@
 //! ```text
 //!  GroupState.unarchived ──copy (read lock)──> buckets + events ──> archive
 //!        ▲                                                            │ ok
-//!        └──── Command::ArchiveSynced [(tenant, changes)] via Raft ◄──┘
+//!        └──── Command::ArchiveTaken [(tenant, changes, upto)] via Raft ◄──┘
 //! ```
+//!
+//! The acknowledgement names a position, not "nothing changed": a tenant
+//! that changed while the round ran stays listed only for what came after
+//! the copy (from its latest copied stamp on), so a tenant that is always
+//! busy still has a lag of about one round. Each round takes the tenants
+//! waiting longest first, so no tenant waits behind more than
+//! [`MAX_TENANTS_PER_ROUND`] others per round.
 //!
 //! Nothing is queued outside the replicated state: what the archive has
 //! not taken stays listed in `unarchived` (one entry per tenant, however
@@ -17,8 +24,9 @@
 use super::{Archive, SnapshotRecord, UsageBucket};
 use crate::audit::AuditEvent;
 use crate::error::EngineError;
+use crate::format::Since;
 use crate::model::TenantId;
-use crate::raft::{Command, stored_snapshot};
+use crate::raft::{ArchiveAck, Command, stored_snapshot};
 use crate::shard::Shard;
 use crate::storage::Store;
 
@@ -44,9 +52,14 @@ pub struct SyncRound {
     pub whole: Vec<TenantId>,
 }
 
-/// A tenant's changes taken for the archive: change count, buckets,
-/// events, and whether that is its whole history.
-type Pending = (TenantId, u64, Vec<UsageBucket>, Vec<AuditEvent>, bool);
+/// A tenant's changes taken for the archive.
+struct Pending {
+    ack: ArchiveAck,
+    buckets: Vec<UsageBucket>,
+    events: Vec<AuditEvent>,
+    /// Listed from the beginning of time: its whole history and chain.
+    whole: bool,
+}
 
 /// Copy up to [`MAX_TENANTS_PER_ROUND`] tenants' unarchived changes.
 fn take(shard: &Shard) -> Result<(Vec<Pending>, Option<u64>), EngineError> {
@@ -62,8 +75,20 @@ fn take(shard: &Shard) -> Result<(Vec<Pending>, Option<u64>), EngineError> {
         message: "state lock poisoned".into(),
     })?;
     let total = state.unarchived.len();
-    let mut out = Vec::with_capacity(total.min(MAX_TENANTS_PER_ROUND));
-    for (tenant, u) in state.unarchived.iter().take(MAX_TENANTS_PER_ROUND) {
+    // Longest waiting first (ties by id, so every replica-led round would
+    // pick alike).
+    let mut waiting: Vec<(i64, TenantId)> = state
+        .unarchived
+        .iter()
+        .map(|(t, u)| (u.since_ms, *t))
+        .collect();
+    if waiting.len() > MAX_TENANTS_PER_ROUND {
+        waiting.select_nth_unstable(MAX_TENANTS_PER_ROUND);
+        waiting.truncate(MAX_TENANTS_PER_ROUND);
+    }
+    let mut out = Vec::with_capacity(waiting.len());
+    for (_, tenant) in &waiting {
+        let u = &state.unarchived[tenant];
         let buckets = state
             .usage
             .get(tenant)
@@ -85,7 +110,25 @@ fn take(shard: &Shard) -> Result<(Vec<Pending>, Option<u64>), EngineError> {
             .get(tenant)
             .map(|a| a.events_since(u.since_ms))
             .unwrap_or_default();
-        out.push((*tenant, u.changes, buckets, events, u.since_ms == i64::MIN));
+        // Every change copied is stamped at or before this.
+        let upto_ms = state
+            .tenants
+            .get(tenant)
+            .map(|t| t.last_at_ms)
+            .into_iter()
+            .chain(state.audit.get(tenant).and_then(|a| a.last_at_ms()))
+            .max()
+            .unwrap_or(u.since_ms);
+        out.push(Pending {
+            ack: ArchiveAck {
+                tenant: *tenant,
+                changes: u.changes,
+                upto_ms,
+            },
+            buckets,
+            events,
+            whole: u.since_ms == i64::MIN,
+        });
     }
     // The sync position is only meaningful once nothing before it waits.
     let complete = total <= MAX_TENANTS_PER_ROUND;
@@ -156,21 +199,28 @@ pub async fn sync_group(
     };
     let buckets: Vec<UsageBucket> = pending
         .iter()
-        .flat_map(|(_, _, b, _, _)| b.iter().cloned())
+        .flat_map(|p| p.buckets.iter().cloned())
         .collect();
     round.buckets = buckets.len();
     archive.put_usage(&buckets).await?;
-    for (tenant, _, _, events, _) in &pending {
-        if !events.is_empty() {
-            archive.put_audit(*tenant, events).await?;
-            round.events += events.len();
+    for p in &pending {
+        if !p.events.is_empty() {
+            archive.put_audit(p.ack.tenant, &p.events).await?;
+            round.events += p.events.len();
         }
     }
     // Written whole, acknowledged or not.
-    round.whole = pending.iter().filter(|p| p.4).map(|p| p.0).collect();
+    round.whole = pending
+        .iter()
+        .filter(|p| p.whole)
+        .map(|p| p.ack.tenant)
+        .collect();
     if !pending.is_empty() {
-        let acks = pending.iter().map(|(t, c, ..)| (*t, *c)).collect();
-        shard.group.write(Command::ArchiveSynced(acks)).await?;
+        let acks = pending.into_iter().map(|p| p.ack).collect();
+        shard
+            .group
+            .write(Command::ArchiveTaken(Since(acks)))
+            .await?;
     }
     if let Some(index) = applied {
         archive.set_synced_to(group, index).await?;

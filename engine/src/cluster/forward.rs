@@ -62,6 +62,7 @@ fn op_retry_safe(op: &TenantOp) -> bool {
         | TenantOp::Reserve {
             idempotency_key, ..
         } => idempotency_key.is_some(),
+        TenantOp::IncrementAll(all) => all.0.idempotency_key.is_some(),
         // Each names what it changes: a second one is refused or
         // changes nothing.
         TenantOp::Settle { .. } | TenantOp::Release { .. } | TenantOp::Create { .. } => true,

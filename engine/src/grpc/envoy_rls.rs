@@ -1,12 +1,15 @@
 //! Envoy's rate limit service (`envoy.service.ratelimit.v3`), on the gRPC
 //! port: each descriptor that names a tenant (see [`super::rls_config`])
 //! spends `hits_addend` of its quota, and answers OK or OVER_LIMIT with the
-//! remaining amount and the time until the quota's period resets.
+//! remaining amount and the time until the quota's period resets. A
+//! request's descriptors of one tenant are one all-or-nothing decision;
+//! different tenants are decided independently.
 use super::rls_config::RlsConfig;
 use crate::Engine;
+use crate::actor::Consistency;
 use crate::error::EngineError;
-use crate::error_code::ErrorCode;
-use crate::quota::{Decision, QuotaError};
+use crate::model::TenantId;
+use crate::quota::{Decision, QuotaError, Spend, validate};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
     Code, DescriptorStatus, RateLimit,
@@ -26,6 +29,13 @@ pub struct EnvoyRls {
 
 pub fn server(engine: Arc<Engine>, config: RlsConfig) -> RateLimitServiceServer<EnvoyRls> {
     RateLimitServiceServer::new(EnvoyRls { engine, config })
+}
+
+fn ok_status() -> DescriptorStatus {
+    DescriptorStatus {
+        code: Code::Ok as i32,
+        ..Default::default()
+    }
 }
 
 fn status(e: EngineError) -> Status {
@@ -75,20 +85,36 @@ impl RateLimitService for EnvoyRls {
                 .into(),
             )
         })?;
-        let mut statuses = Vec::with_capacity(r.descriptors.len());
-        // The most constrained limited descriptor, for the response headers.
-        let mut tightest: Option<DescriptorStatus> = None;
+        // Each descriptor either limits nothing (answered OK) or is one
+        // spend of a tenant's; a tenant's spends are decided together.
+        let mut statuses: Vec<Option<DescriptorStatus>> = vec![None; r.descriptors.len()];
+        let mut by_tenant: Vec<(TenantId, Option<Consistency>, Vec<(usize, Spend)>)> = Vec::new();
+        let mut request_id: Option<(usize, &str)> = None;
         for (i, desc) in r.descriptors.iter().enumerate() {
             let entries = desc
                 .entries
                 .iter()
                 .map(|e| (e.key.as_str(), e.value.as_str()));
-            let Some(target) = rule.target(entries).map_err(|e| status(e.into()))? else {
-                statuses.push(DescriptorStatus {
-                    code: Code::Ok as i32,
-                    ..Default::default()
-                });
-                continue;
+            if let Some(id) = rule.request_id(entries.clone()) {
+                match request_id {
+                    Some((j, other)) if other != id => {
+                        return Err(Status::invalid_argument(format!(
+                            "descriptors[{i}].{}: {id:?} differs from descriptors[{j}]'s {other:?}",
+                            rule.request_id_key
+                        )));
+                    }
+                    Some(_) => {}
+                    None => request_id = Some((i, id)),
+                }
+            }
+            let target = rule.target(entries).map_err(|e| status(e.into()))?;
+            let target = match target {
+                // A sub-limit that cannot be a quota name limits nothing.
+                Some(t) if !(t.sub_limit && validate::quota_name(&t.quota).is_err()) => t,
+                _ => {
+                    statuses[i] = Some(ok_status());
+                    continue;
+                }
             };
             if desc.is_negative_hits {
                 // A refund: quotad spends only what it admitted, and gives
@@ -97,54 +123,70 @@ impl RateLimitService for EnvoyRls {
                     "descriptors[{i}].is_negative_hits: refunds are not supported; use Reserve/Settle"
                 )));
             }
-            let hits = desc
+            let amount = desc
                 .hits_addend
                 .map(|h| h.value)
                 .unwrap_or(u64::from(r.hits_addend))
                 .max(1);
-            let amount = i64::try_from(hits).map_err(|_| {
-                Status::invalid_argument(format!(
-                    "descriptors[{i}].hits_addend: {hits} is too large"
-                ))
-            })?;
-            let d = match self
-                .engine
-                .increment(
-                    target.tenant,
-                    &target.quota,
-                    amount,
-                    None,
-                    target.consistency,
-                )
-                .await
-            {
-                Ok(d) => d,
-                // A sub-limit the tenant has not defined (or that cannot be
-                // a quota name) limits nothing.
-                Err(e)
-                    if target.sub_limit
-                        && (e.code() == ErrorCode::NotFound
-                            || e.code() == ErrorCode::InvalidArgument)
-                        && e.field() == Some("quota") =>
-                {
-                    statuses.push(DescriptorStatus {
-                        code: Code::Ok as i32,
-                        ..Default::default()
-                    });
-                    continue;
-                }
-                Err(e) => return Err(status(e)),
-            };
-            let s = self.descriptor_status(&d, &target.quota);
-            if s.current_limit.is_some()
-                && tightest
-                    .as_ref()
-                    .is_none_or(|t| s.limit_remaining < t.limit_remaining)
-            {
-                tightest = Some(s.clone());
+            if amount > validate::MAX_AMOUNT {
+                return Err(Status::invalid_argument(format!(
+                    "descriptors[{i}].hits_addend: {amount} is larger than the maximum of {}",
+                    validate::MAX_AMOUNT
+                )));
             }
-            statuses.push(s);
+            let spend = Spend {
+                quota: target.quota,
+                amount,
+                optional: target.sub_limit,
+            };
+            match by_tenant.iter_mut().find(|(t, ..)| *t == target.tenant) {
+                Some((_, _, spends)) => spends.push((i, spend)),
+                None => by_tenant.push((target.tenant, target.consistency, vec![(i, spend)])),
+            }
         }
+        let key = request_id.map(|(_, id)| id.to_string());
+        // Tenants are decided independently and in parallel: one tenant's
+        // refusal does not undo another's spend (each pays for what it
+        // admitted); the request id makes a retry spend nothing twice.
+        let decided = futures::future::join_all(by_tenant.into_iter().map(
+            |(tenant, consistency, spends)| {
+                let key = key.clone();
+                async move {
+                    let (indexes, spends): (Vec<usize>, Vec<Spend>) = spends.into_iter().unzip();
+                    let quotas: Vec<String> = spends.iter().map(|s| s.quota.clone()).collect();
+                    let all = self
+                        .engine
+                        .increment_all(tenant, spends, key, consistency)
+                        .await;
+                    (indexes, quotas, all)
+                }
+            },
+        ))
+        .await;
+        // The most constrained limited descriptor, for the response headers.
+        let mut tightest: Option<DescriptorStatus> = None;
+        for (indexes, quotas, all) in decided {
+            let all = all.map_err(status)?;
+            for ((i, quota), d) in indexes.into_iter().zip(quotas).zip(all.decisions) {
+                let Some(d) = d else {
+                    statuses[i] = Some(ok_status());
+                    continue;
+                };
+                let s = self.descriptor_status(&d, &quota);
+                if s.current_limit.is_some()
+                    && tightest
+                        .as_ref()
+                        .is_none_or(|t| s.limit_remaining < t.limit_remaining)
+                {
+                    tightest = Some(s.clone());
+                }
+                statuses[i] = Some(s);
+            }
+        }
+        let statuses: Vec<DescriptorStatus> = statuses
+            .into_iter()
+            .map(|s| s.unwrap_or_else(ok_status))
+            .collect();
         let over = statuses.iter().any(|s| s.code == Code::OverLimit as i32);
         let response_headers_to_add = tightest
             .map(|t| {

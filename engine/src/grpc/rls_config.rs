@@ -20,6 +20,13 @@
 //! A descriptor without the tenant entry, or without a quota, is not limited
 //! by quotad (answered OK), as Envoy's reference service does for
 //! descriptors it has no rule for.
+//!
+//! **One decision per tenant.** All descriptors of one request that name
+//! the same tenant are decided together: all spent, or none. An entry named
+//! `request_id_key` (default `request_id`; Envoy fills it from the
+//! `x-request-id` header with a `request_headers` action) is the request's
+//! idempotency key, so a retried request is answered as the first time and
+//! spends nothing again.
 use crate::actor::Consistency;
 use crate::model::TenantId;
 use crate::quota::QuotaError;
@@ -46,6 +53,12 @@ pub struct RlsDomain {
     pub consistency: Option<String>,
     #[serde(default)]
     pub sub_limit_keys: Vec<String>,
+    #[serde(default = "request_id_key")]
+    pub request_id_key: String,
+}
+
+fn request_id_key() -> String {
+    "request_id".into()
 }
 
 fn tenant_key() -> String {
@@ -67,6 +80,7 @@ impl Default for RlsConfig {
                 default_quota: None,
                 consistency: None,
                 sub_limit_keys: Vec::new(),
+                request_id_key: request_id_key(),
             }],
         }
     }
@@ -111,6 +125,16 @@ impl RlsConfig {
 }
 
 impl RlsDomain {
+    /// The request id a descriptor carries, if any: the idempotency key.
+    pub fn request_id<'a>(
+        &self,
+        mut entries: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Option<&'a str> {
+        entries
+            .find(|(k, _)| *k == self.request_id_key)
+            .map(|(_, v)| v)
+    }
+
     /// The tenant and quota a descriptor's entries name; `Ok(None)` when
     /// the descriptor is not one quotad limits.
     pub fn target<'a>(

@@ -1,5 +1,6 @@
 //! Quota math: windows, buckets, decisions, tier defaults. Pure functions of
 //! (state, input, time); no I/O, no clock reads. Tested as data.
+mod all_or_nothing;
 mod decision;
 mod error;
 mod idempotency;
@@ -14,6 +15,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use all_or_nothing::{AllDecided, AllOrNothing, Spend};
 pub use decision::{Decision, Verdict};
 pub use error::QuotaError;
 pub use quota_map::QuotaMap;

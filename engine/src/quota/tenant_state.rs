@@ -4,12 +4,14 @@
 //! tenant actor runs it to decide, and every replica's state machine runs it
 //! again on the committed entry with the same stamped time, reaching the same
 //! state. It reads no clock and does no I/O.
+use super::all_or_nothing::{self, AllDecided, AllOrNothing};
 use super::decision::Decision;
 use super::error::QuotaError;
 use super::idempotency::{IdempotencyLog, MAX_KEYS};
 use super::quota_map::QuotaMap;
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
+use crate::format::Since;
 use crate::model::{
     Deletion, Domain, Member, NewOwner, QuotaKind, QuotaPolicy, Role, Tenant, TenantStatus, Tier,
     well_known,
@@ -129,6 +131,8 @@ pub enum TenantOp {
         target: String,
         detail: String,
     },
+    /// Spend on several quotas as one decision: all or nothing (format 2).
+    IncrementAll(Since<2, AllOrNothing>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,17 +152,24 @@ pub enum OpOutcome {
     Released {
         amount: u64,
     },
+    /// The answer to [`TenantOp::IncrementAll`] (format 2).
+    AllDecided(Since<2, AllDecided>),
 }
 
 impl OpOutcome {
     /// An answer stored for an idempotency key, not a new decision.
     pub fn is_replay(&self) -> bool {
-        matches!(self, OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } if d.replayed)
+        match self {
+            OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => d.replayed,
+            OpOutcome::AllDecided(all) => all.0.decisions.iter().flatten().any(|d| d.replayed),
+            _ => false,
+        }
     }
 
     fn replayed(mut self) -> Self {
         match &mut self {
             OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => d.replayed = true,
+            OpOutcome::AllDecided(all) => all.0.mark_replayed(),
             _ => {}
         }
         self
@@ -449,6 +460,19 @@ impl TenantState {
                     now_ms,
                 ))
             }
+            TenantOp::IncrementAll(Since(all)) => {
+                let fingerprint = || all.fingerprint();
+                if let Some(replay) = self.replay(all.idempotency_key.as_deref(), fingerprint)? {
+                    return Ok(replay);
+                }
+                let decided = all_or_nothing::decide(self, all, now_ms)?;
+                Ok(self.finish(
+                    &all.idempotency_key,
+                    fingerprint,
+                    OpOutcome::AllDecided(Since(decided)),
+                    now_ms,
+                ))
+            }
             TenantOp::Reserve {
                 quota,
                 amount,
@@ -717,6 +741,7 @@ impl TenantState {
             OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => {
                 d.allowed || !d.thresholds_crossed.is_empty()
             }
+            OpOutcome::AllDecided(all) => all.0.changed(),
             _ => true,
         };
         match key {
@@ -740,7 +765,7 @@ fn changed(outcome: OpOutcome) -> Applied {
     }
 }
 
-fn refused(q: &QuotaState, tz: Tz, now_ms: i64, reason: String) -> Decision {
+pub(super) fn refused(q: &QuotaState, tz: Tz, now_ms: i64, reason: String) -> Decision {
     Decision {
         usage: q.usage(now_ms),
         limit: q.policy.limit,

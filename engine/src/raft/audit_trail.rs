@@ -31,6 +31,7 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         | TenantOp::RemoveDomain { domain } => json(s.domains.get(domain)),
         TenantOp::Audit { .. }
         | TenantOp::Increment { .. }
+        | TenantOp::IncrementAll(_)
         | TenantOp::Reserve { .. }
         | TenantOp::Settle { .. }
         | TenantOp::Release { .. } => String::new(),
@@ -73,6 +74,15 @@ pub fn entry(
         TenantOp::Increment { quota, .. } | TenantOp::Reserve { quota, .. } => {
             ("usage.recorded", quota.clone())
         }
+        TenantOp::IncrementAll(all) => (
+            "usage.recorded",
+            all.0
+                .spends
+                .iter()
+                .map(|s| s.quota.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         TenantOp::Settle { .. } => ("reservation.settled", String::new()),
         TenantOp::Release { .. } => ("reservation.released", String::new()),
     };

@@ -1,6 +1,7 @@
 use crate::audit::AuditLog;
 use crate::audit::AuditMeta;
 use crate::cluster::{MembershipOp, MembershipReply};
+use crate::format::Since;
 use crate::model::TenantId;
 use crate::quota::{OpOutcome, TenantOp, TenantState};
 use crate::usage_history::UsageHistory;
@@ -83,6 +84,22 @@ pub enum Command {
         tenant: TenantId,
         to_group: u64,
     },
+    /// The archive has taken these tenants' usage and audit as they stood
+    /// at a position (format 2; replaces `ArchiveSynced`, which a busy
+    /// tenant never satisfied).
+    ArchiveTaken(Since<2, Vec<ArchiveAck>>),
+}
+
+/// What one sync round copied of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveAck {
+    pub tenant: TenantId,
+    /// The tenant's change count when copied: if it has not moved, the
+    /// tenant is wholly archived.
+    pub changes: u64,
+    /// The tenant's latest stamp when copied: everything stamped before it
+    /// is archived, whatever happened since.
+    pub upto_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

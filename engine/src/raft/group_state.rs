@@ -2,6 +2,7 @@ use super::audit_trail;
 use super::command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 use crate::audit::AuditLog;
 use crate::cluster::Membership;
+use crate::format::Since;
 use crate::model::TenantId;
 use crate::quota::{OpOutcome, TenantOp, TenantState};
 use crate::usage_history::UsageHistory;
@@ -162,6 +163,25 @@ impl GroupState {
                 }
                 CommandResponse::Applied
             }
+            Command::ArchiveTaken(Since(acks)) => {
+                for ack in acks {
+                    let Some(u) = self.unarchived.get_mut(&ack.tenant) else {
+                        continue;
+                    };
+                    if u.changes == ack.changes {
+                        self.unarchived.remove(&ack.tenant);
+                    } else {
+                        // Changed while the round ran. What the copy held
+                        // is archived; a tenant's stamps never go back in
+                        // log order (its leader serves only once the whole
+                        // log is applied, and its actor continues from the
+                        // latest stamp), so every change it had not seen is
+                        // stamped at or after `upto_ms`.
+                        u.since_ms = u.since_ms.max(ack.upto_ms);
+                    }
+                }
+                CommandResponse::Applied
+            }
             Command::MoveIn(m) => {
                 // Everything it brings is new to this group's sync.
                 self.mark_unarchived(m.tenant, i64::MIN);
@@ -258,27 +278,41 @@ impl GroupState {
         outcome: &OpOutcome,
         settled_quota: Option<String>,
     ) -> bool {
-        let (quota, amount) = match (&s.op, outcome) {
+        let spent: Vec<(&str, u64)> = match (&s.op, outcome) {
             (TenantOp::Increment { quota, amount, .. }, OpOutcome::Decision(d))
                 if d.allowed && !d.replayed && *amount > 0 =>
             {
-                (quota.clone(), *amount as u64)
+                vec![(quota.as_str(), *amount as u64)]
             }
             (TenantOp::Settle { actual, .. }, OpOutcome::Decision(_)) if *actual > 0 => {
-                match settled_quota {
-                    Some(q) => (q, *actual),
+                match &settled_quota {
+                    Some(q) => vec![(q.as_str(), *actual)],
                     None => return false,
                 }
+            }
+            (TenantOp::IncrementAll(all), OpOutcome::AllDecided(decided))
+                if decided.0.admitted && !outcome.is_replay() =>
+            {
+                all.0
+                    .spends
+                    .iter()
+                    .zip(&decided.0.decisions)
+                    .filter(|(_, d)| d.is_some())
+                    .map(|(spend, _)| (spend.quota.as_str(), spend.amount))
+                    .collect()
             }
             _ => return false,
         };
         let Some(tz) = self.tenants.get(&s.tenant).map(|t| t.tenant.timezone) else {
             return false;
         };
-        self.usage
-            .entry(s.tenant)
-            .or_default()
-            .record(&quota, tz, s.at_ms, amount);
+        if spent.is_empty() {
+            return false;
+        }
+        let history = self.usage.entry(s.tenant).or_default();
+        for (quota, amount) in spent {
+            history.record(quota, tz, s.at_ms, amount);
+        }
         true
     }
 
@@ -506,5 +540,96 @@ mod tests {
                 .fold(0u64, |sum, p| sum.saturating_add(p.amount));
             assert_eq!(total, u64::MAX, "{granularity:?}");
         }
+    }
+
+    /// A tenant that changed while a sync round ran stays listed only from
+    /// the copy's position on; one that did not is done. (On the old
+    /// "nothing changed" acknowledgement a busy tenant stayed listed from
+    /// its first change forever.)
+    #[test]
+    fn the_archive_acknowledges_up_to_a_position() {
+        use super::super::command::ArchiveAck;
+        let (busy, quiet) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut g = GroupState::default();
+        for (t, n) in [(busy, 5u64), (quiet, 2)] {
+            for i in 0..n {
+                g.mark_unarchived(t, 1_000 + i as i64);
+            }
+        }
+        let copied = |t: Uuid, g: &GroupState, upto_ms: i64| ArchiveAck {
+            tenant: t,
+            changes: g.unarchived[&t].changes,
+            upto_ms,
+        };
+        let acks = vec![copied(busy, &g, 1_004), copied(quiet, &g, 1_001)];
+        // Two more changes of the busy tenant land before the acknowledgement.
+        g.mark_unarchived(busy, 1_004);
+        g.mark_unarchived(busy, 2_000);
+        g.apply(&Command::ArchiveTaken(Since(acks)));
+        assert!(!g.unarchived.contains_key(&quiet));
+        assert_eq!(g.unarchived[&busy].since_ms, 1_004);
+        assert_eq!(g.unarchived[&busy].changes, 7);
+        // The next round copies from 1,004 on and the tenant is done.
+        g.apply(&Command::ArchiveTaken(Since(vec![copied(busy, &g, 2_000)])));
+        assert!(g.unarchived.is_empty());
+        // The format-0 acknowledgement still applies as it always did.
+        g.mark_unarchived(busy, 3_000);
+        g.apply(&Command::ArchiveSynced(vec![(busy, 2)]));
+        assert!(
+            g.unarchived.contains_key(&busy),
+            "one change since, not two"
+        );
+        g.apply(&Command::ArchiveSynced(vec![(busy, 1)]));
+        assert!(g.unarchived.is_empty());
+    }
+
+    /// Golden bytes of the format-2 entries, and the format-0 bytes of the
+    /// entries around them, which they leave unchanged.
+    #[test]
+    fn format_2_entries_are_prefixed_and_older_ones_are_not() {
+        use super::super::command::ArchiveAck;
+        use crate::format::{MAGIC, decode, encode};
+        use crate::quota::{AllOrNothing, Spend, TenantOp};
+        let t = Uuid::from_u128(1);
+        let old = Command::ArchiveSynced(vec![(t, 3)]);
+        let mut want = vec![4, 1, 16];
+        want.extend_from_slice(t.as_bytes());
+        want.push(3);
+        assert_eq!(encode(&old).unwrap(), want);
+        let ack = Command::ArchiveTaken(Since(vec![ArchiveAck {
+            tenant: t,
+            changes: 3,
+            upto_ms: -1,
+        }]));
+        let mut want = MAGIC.to_vec();
+        want.extend_from_slice(&[2, 6, 1, 16]);
+        want.extend_from_slice(t.as_bytes());
+        want.extend_from_slice(&[3, 1]);
+        assert_eq!(encode(&ack).unwrap(), want);
+        assert_eq!(decode::<Command>(&want).unwrap(), ack);
+        let op = Command::Batch(vec![StampedOp {
+            tenant: t,
+            at_ms: 1,
+            op: TenantOp::IncrementAll(Since(AllOrNothing {
+                spends: vec![Spend {
+                    quota: "q".into(),
+                    amount: 2,
+                    optional: true,
+                }],
+                idempotency_key: None,
+            })),
+            audit: None,
+        }]);
+        let mut want = MAGIC.to_vec();
+        want.extend_from_slice(&[2, 0, 1, 16]);
+        want.extend_from_slice(t.as_bytes());
+        want.extend_from_slice(&[2, 18, 1, 1, b'q', 2, 1, 0, 0]);
+        assert_eq!(encode(&op).unwrap(), want);
+        assert_eq!(decode::<Command>(&want).unwrap(), op);
+        // A payload claiming format 1 may not hold them.
+        let mut v1 = MAGIC.to_vec();
+        v1.push(1);
+        v1.extend_from_slice(&want[MAGIC.len() + 1..]);
+        assert!(decode::<Command>(&v1).is_err());
     }
 }

@@ -20,7 +20,7 @@ mod state_machine;
 mod type_config;
 
 pub use audit_trail::TENANT_PURGED;
-pub use command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
+pub use command::{ArchiveAck, Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 pub use group::{Group, GroupConfig};
 pub use group_state::{GroupState, ORPHAN_CLAIM_AFTER_MS, SlugClaim, Unarchived};
 pub use network::{GroupNetwork, Peers, TransportService};
