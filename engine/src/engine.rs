@@ -5,6 +5,7 @@ use crate::archive::sync::SyncRound;
 use crate::archive::{Archive, ArchiveChoice, EmbeddedArchive, ScyllaArchive};
 use crate::audit::{AuditEvent, AuditMeta, AuditQuery, ChainBreak};
 use crate::clock::{SharedClock, SystemClock};
+use crate::clock_skew::{BoundedClock, PeerClocks};
 use crate::cluster::{
     ForwardReply, ForwardRequest, META_GROUP, MembershipOp, NodeInfo, TenantAnswer, TenantCall,
 };
@@ -71,6 +72,9 @@ pub struct EngineConfig {
     pub archive: ArchiveChoice,
     /// How often each led group's changes are synced to the archive.
     pub sync_interval: Duration,
+    /// How far this node's stamps may be from the median of its cluster's
+    /// clocks (see `clock_skew`); `None` trusts the local clock alone.
+    pub max_clock_skew: Option<Duration>,
 }
 
 /// Addresses a node announces.
@@ -104,6 +108,7 @@ impl EngineConfig {
             peer_source_ip: None,
             archive: ArchiveChoice::Embedded,
             sync_interval: Duration::from_secs(10),
+            max_clock_skew: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -189,9 +194,19 @@ pub struct MetricsSnapshot {
 impl Engine {
     /// Open the node: its identity (founding a cluster, joining one through
     /// `config.join`, or as stored), its groups, and the cluster loops.
-    pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+    pub async fn open(mut config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
         if let ArchiveChoice::Scylla(c) = &config.archive {
             c.validate()?;
+        }
+        // Peers' clocks are measured over Raft round trips; every stamp this
+        // node makes stays within `max_clock_skew` of their median.
+        let peer_clocks = PeerClocks::new(config.clock.clone());
+        config.transport.set_clock(config.clock.clone());
+        if let Some(max) = config.max_clock_skew {
+            config.clock = Arc::new(BoundedClock::new(
+                peer_clocks.clone(),
+                max.as_millis() as i64,
+            ));
         }
         let store = Store::open(&config.data_dir)?;
         let me = NodeInfo {
@@ -220,7 +235,7 @@ impl Engine {
                 }
             },
         };
-        let peers = Peers::with_source_ip(config.peer_source_ip);
+        let peers = Peers::with_source_ip(config.peer_source_ip).with_clocks(peer_clocks);
         let open = |id| Group::open(node_id, id, store.clone(), &config.raft, peers.clone());
         let meta = open(META_GROUP).await?;
         // Dedicated groups this node already knew of, beyond the hash shards.

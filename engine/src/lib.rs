@@ -24,6 +24,7 @@ pub mod actor;
 pub mod archive;
 pub mod audit;
 pub mod clock;
+pub mod clock_skew;
 pub mod cluster;
 pub mod engine;
 pub mod error;

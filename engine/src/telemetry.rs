@@ -20,6 +20,11 @@ pub const ARCHIVE_PENDING: &str = "quotad_archive_pending_tenants";
 pub const ARCHIVE_LAG: &str = "quotad_archive_lag_seconds";
 pub const ARCHIVE_SYNC_FAILURES: &str = "quotad_archive_sync_failures_total";
 pub const ARCHIVE_SYNCED_TENANTS: &str = "quotad_archive_synced_tenants_total";
+/// How far this node's clock is ahead of its cluster's median (negative:
+/// behind), as measured over Raft round trips.
+pub const CLOCK_OFFSET: &str = "quotad_clock_offset_seconds";
+/// Clock reads moved back within `--max-clock-skew-ms` of the cluster.
+pub const CLOCK_SKEW_CLAMPED: &str = "quotad_clock_skew_clamped_total";
 
 pub struct TenantLabels {
     max: usize,

@@ -102,6 +102,14 @@ pub struct ServeArgs {
     /// Seconds between syncs of the state machine to the archive [default: 10]
     #[arg(long, env = "QUOTA_SYNC_INTERVAL")]
     sync_interval_secs: Option<u64>,
+    /// Most milliseconds this node's time stamps may differ from the median
+    /// of its cluster's clocks; 0 trusts the local clock alone [default: 1000]
+    #[arg(long, env = "QUOTAD_MAX_CLOCK_SKEW_MS")]
+    max_clock_skew_ms: Option<u64>,
+    /// Shift this node's clock by this many milliseconds, for drills that
+    /// show what a wrong clock does [default: 0]
+    #[arg(long, env = "QUOTAD_CLOCK_OFFSET_MS", allow_hyphen_values = true)]
+    clock_offset_ms: Option<i64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -131,6 +139,8 @@ struct FileConfig {
     scylla_keyspace: Option<String>,
     scylla_replication: Option<String>,
     sync_interval_secs: Option<u64>,
+    max_clock_skew_ms: Option<u64>,
+    clock_offset_ms: Option<i64>,
 }
 
 /// Validated settings of a node.
@@ -156,6 +166,8 @@ struct Settings {
     envoy_config: Option<PathBuf>,
     archive: ArchiveChoice,
     sync_interval: Duration,
+    max_clock_skew: Option<Duration>,
+    clock_offset_ms: i64,
 }
 
 /// The archive named by the settings, checked.
@@ -267,6 +279,17 @@ impl Settings {
         if sync_interval_secs == 0 {
             bail!("sync_interval_secs: must be at least 1");
         }
+        let max_clock_skew_ms = args
+            .max_clock_skew_ms
+            .or(file.max_clock_skew_ms)
+            .unwrap_or(1_000);
+        if max_clock_skew_ms > 86_400_000 {
+            bail!("max_clock_skew_ms: {max_clock_skew_ms} is more than a day");
+        }
+        let clock_offset_ms = args.clock_offset_ms.or(file.clock_offset_ms).unwrap_or(0);
+        if clock_offset_ms.unsigned_abs() > 30 * 86_400_000 {
+            bail!("clock_offset_ms: {clock_offset_ms} is more than 30 days");
+        }
         let snapshot_every = args.snapshot_every.or(file.snapshot_every).unwrap_or(5_000);
         if snapshot_every == 0 {
             bail!("snapshot_every: must be at least 1");
@@ -304,6 +327,9 @@ impl Settings {
             snapshot_every,
             archive,
             sync_interval: Duration::from_secs(sync_interval_secs),
+            max_clock_skew: (max_clock_skew_ms > 0)
+                .then(|| Duration::from_millis(max_clock_skew_ms)),
+            clock_offset_ms,
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
             envoy_config: args.envoy_config.or(file.envoy_config),
@@ -355,6 +381,17 @@ fn engine_config(s: &Settings) -> Result<EngineConfig> {
     config.archive = s.archive.clone();
     config.sync_interval = s.sync_interval;
     config.replication = s.replication;
+    config.max_clock_skew = s.max_clock_skew;
+    if s.clock_offset_ms != 0 {
+        tracing::warn!(
+            offset_ms = s.clock_offset_ms,
+            "this node's clock is shifted by --clock-offset-ms"
+        );
+        config.clock = std::sync::Arc::new(quotad_engine::clock_skew::OffsetClock {
+            inner: config.clock.clone(),
+            offset_ms: s.clock_offset_ms,
+        });
+    }
     Ok(config)
 }
 

@@ -73,7 +73,7 @@ impl TestCluster {
             id: 0,
         };
         let join = self.members.first().map(|f| f.proxy.addr.to_string());
-        let node = self.spawn(&m, join.as_deref());
+        let node = self.spawn(&m, join.as_deref(), &[]);
         m.grpc_addr = node.grpc.trim_start_matches("http://").to_string();
         m.http_addr = node.http.trim_start_matches("http://").to_string();
         m.id = node.node_id;
@@ -82,7 +82,7 @@ impl TestCluster {
         i
     }
 
-    fn spawn(&self, m: &Member, join: Option<&str>) -> Node {
+    fn spawn(&self, m: &Member, join: Option<&str>, extra: &[&str]) -> Node {
         let mut args: Vec<String> = vec![
             "--grpc-addr".into(),
             m.grpc_addr.clone(),
@@ -97,6 +97,7 @@ impl TestCluster {
             args.extend(["--join".into(), j.to_string()]);
         }
         args.extend(self.args.iter().cloned());
+        args.extend(extra.iter().map(|a| a.to_string()));
         Node::start_with(&m.data_dir, &args)
     }
 
@@ -128,8 +129,14 @@ impl TestCluster {
 
     /// Start a stopped node again on its data dir and addresses.
     pub fn restart(&mut self, i: usize) {
+        self.restart_with(i, &[]);
+    }
+
+    /// Start a stopped node again, with `extra` arguments beside the
+    /// cluster's.
+    pub fn restart_with(&mut self, i: usize, extra: &[&str]) {
         assert!(self.members[i].node.is_none(), "node {i} is running");
-        let node = self.spawn(&self.members[i], None);
+        let node = self.spawn(&self.members[i], None, extra);
         assert_eq!(
             node.node_id, self.members[i].id,
             "a restarted node keeps its id"

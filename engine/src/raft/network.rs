@@ -5,6 +5,8 @@
 //! A single-node deployment has no peers: every group has one voter and
 //! openraft never sends an RPC.
 use super::type_config::{NodeId, TypeConfig};
+use crate::clock::SharedClock;
+use crate::clock_skew::{CLOCK_HEADER, PeerClocks};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -28,6 +30,8 @@ use tonic::transport::{Channel, Endpoint};
 pub struct Peers {
     channels: Arc<RwLock<HashMap<String, Channel>>>,
     source_ip: Option<std::net::IpAddr>,
+    /// Where round trips report the peers' clocks (see `clock_skew`).
+    clocks: Option<Arc<PeerClocks>>,
 }
 
 impl Peers {
@@ -37,6 +41,12 @@ impl Peers {
             source_ip: ip,
             ..Default::default()
         }
+    }
+
+    /// Measure peers' clocks over every RPC (see `clock_skew`).
+    pub fn with_clocks(mut self, clocks: Arc<PeerClocks>) -> Self {
+        self.clocks = Some(clocks);
+        self
     }
 
     pub(crate) fn channel(&self, addr: &str) -> Result<Channel, String> {
@@ -77,6 +87,7 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
             group: self.group,
             target,
             channel: self.peers.channel(&node.addr),
+            clocks: self.peers.clocks.clone(),
         }
     }
 }
@@ -85,6 +96,7 @@ pub struct PeerClient {
     group: u64,
     target: NodeId,
     channel: Result<Channel, String>,
+    clocks: Option<Arc<PeerClocks>>,
 }
 
 fn unreachable<E: std::error::Error>(
@@ -116,10 +128,14 @@ impl PeerClient {
         };
         let payload =
             crate::format::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let msg = RaftMessage {
+        let mut msg = tonic::Request::new(RaftMessage {
             group: self.group,
             payload,
-        };
+        });
+        let sent_ms = self.clocks.as_ref().map(|c| c.raw.now_ms());
+        if let Some(ms) = sent_ms {
+            msg.metadata_mut().insert(CLOCK_HEADER, ms.into());
+        }
         let mut client = RaftTransportClient::new(channel).max_decoding_message_size(64 << 20);
         let reply = match rpc {
             "append_entries" => client.append_entries(msg).await,
@@ -130,6 +146,14 @@ impl PeerClient {
             tonic::Code::Unavailable => unreachable(self.target, s.message()),
             _ => RPCError::Network(NetworkError::new(&std::io::Error::other(s.to_string()))),
         })?;
+        if let (Some(clocks), Some(sent_ms)) = (&self.clocks, sent_ms)
+            && let Some(peer_ms) = reply
+                .metadata()
+                .get(CLOCK_HEADER)
+                .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
+        {
+            clocks.observe(self.target, sent_ms, peer_ms, clocks.raw.now_ms());
+        }
         let decoded: Result<Resp, Err> = crate::format::decode(&reply.into_inner().payload)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -169,6 +193,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 #[derive(Clone, Default)]
 pub struct TransportService {
     groups: Arc<RwLock<HashMap<u64, Raft<TypeConfig>>>>,
+    /// This node's clock, sent back with every reply (see `clock_skew`).
+    clock: Arc<std::sync::OnceLock<SharedClock>>,
 }
 
 impl TransportService {
@@ -176,6 +202,11 @@ impl TransportService {
         if let Ok(mut g) = self.groups.write() {
             g.insert(group, raft);
         }
+    }
+
+    /// Answer every RPC with this node's (unbounded) clock.
+    pub fn set_clock(&self, clock: SharedClock) {
+        let _ = self.clock.set(clock);
     }
 
     pub fn server(self) -> RaftTransportServer<TransportService> {
@@ -198,10 +229,22 @@ fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, tonic::Status> {
         .map_err(|e| tonic::Status::invalid_argument(format!("undecodable raft message: {e}")))
 }
 
-fn encode<T: Serialize>(group: u64, v: &T) -> Result<tonic::Response<RaftMessage>, tonic::Status> {
-    let payload = crate::format::encode(v)
-        .map_err(|e| tonic::Status::internal(format!("cannot encode reply: {e}")))?;
-    Ok(tonic::Response::new(RaftMessage { group, payload }))
+impl TransportService {
+    fn encode<T: Serialize>(
+        &self,
+        group: u64,
+        v: &T,
+    ) -> Result<tonic::Response<RaftMessage>, tonic::Status> {
+        let payload = crate::format::encode(v)
+            .map_err(|e| tonic::Status::internal(format!("cannot encode reply: {e}")))?;
+        let mut reply = tonic::Response::new(RaftMessage { group, payload });
+        if let Some(clock) = self.clock.get() {
+            reply
+                .metadata_mut()
+                .insert(CLOCK_HEADER, clock.now_ms().into());
+        }
+        Ok(reply)
+    }
 }
 
 #[tonic::async_trait]
@@ -213,7 +256,7 @@ impl RaftTransport for TransportService {
         let m = req.into_inner();
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&m.payload)?;
         let reply = self.group(m.group)?.append_entries(rpc).await;
-        encode(m.group, &reply)
+        self.encode(m.group, &reply)
     }
 
     async fn vote(
@@ -223,7 +266,7 @@ impl RaftTransport for TransportService {
         let m = req.into_inner();
         let rpc: VoteRequest<NodeId> = decode(&m.payload)?;
         let reply = self.group(m.group)?.vote(rpc).await;
-        encode(m.group, &reply)
+        self.encode(m.group, &reply)
     }
 
     async fn install_snapshot(
@@ -233,6 +276,6 @@ impl RaftTransport for TransportService {
         let m = req.into_inner();
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&m.payload)?;
         let reply = self.group(m.group)?.install_snapshot(rpc).await;
-        encode(m.group, &reply)
+        self.encode(m.group, &reply)
     }
 }
