@@ -31,6 +31,8 @@ pub mod error;
 pub mod error_code;
 pub mod format;
 pub mod grpc;
+#[cfg(test)]
+mod hostile_bytes;
 pub mod model;
 pub mod quota;
 pub mod raft;

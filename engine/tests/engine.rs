@@ -256,7 +256,7 @@ async fn monthly_reset_at_new_york_midnight_through_the_engine() {
 async fn idle_actors_stop_and_reactivate_from_committed_state() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let mut c = config(dir.path(), clock);
+    let mut c = config(dir.path(), clock.clone());
     c.idle_after = Duration::from_millis(50);
     let engine = Engine::open(c).await.unwrap();
     let id = engine
@@ -269,7 +269,11 @@ async fn idle_actors_stop_and_reactivate_from_committed_state() {
         .increment(id, "api_requests", 5, None, Some(Consistency::Fast))
         .await
         .unwrap();
-    assert_eq!(engine.active_actors(), 1);
+    // Idleness is measured on the engine's clock: however long the idle
+    // checks run, the actor stays until the clock passes `idle_after`.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(engine.active_actors(), 1, "stopped before it was idle");
+    clock.advance(50);
     let mut waited = 0;
     while engine.active_actors() > 0 && waited < 100 {
         tokio::time::sleep(Duration::from_millis(20)).await;

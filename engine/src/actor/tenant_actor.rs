@@ -7,7 +7,6 @@ use crate::shard::{PendingWrite, Shard, TenantSync};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 /// When a change is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -72,7 +71,9 @@ pub struct ActorState {
     last_now: i64,
     sync: Arc<TenantSync>,
     shard: Arc<Shard>,
-    last_active: Instant,
+    /// When it last handled a request, on the engine's clock: idleness is
+    /// time like any other, so tests move it instead of racing a timer.
+    last_active_ms: i64,
 }
 
 impl ActorState {
@@ -292,8 +293,8 @@ impl Actor for TenantActor {
             last_now: state.as_ref().map_or(i64::MIN, |s| s.last_at_ms),
             state,
             sync,
+            last_active_ms: shard.clock.now_ms(),
             shard,
-            last_active: Instant::now(),
         })
     }
 
@@ -314,7 +315,7 @@ impl Actor for TenantActor {
             return Ok(());
         }
         if !matches!(msg, TenantMsg::IdleCheck) {
-            st.last_active = Instant::now();
+            st.last_active_ms = st.shard.clock.now_ms();
         }
         match msg {
             TenantMsg::Apply {
@@ -341,7 +342,8 @@ impl Actor for TenantActor {
                 let _ = reply.send(answer);
             }
             TenantMsg::IdleCheck => {
-                let idle = st.last_active.elapsed() >= st.shard.idle_after;
+                let idle_ms = st.shard.clock.now_ms().saturating_sub(st.last_active_ms);
+                let idle = idle_ms >= st.shard.idle_after.as_millis() as i64;
                 if idle && st.sync.pending.load(Ordering::SeqCst) == 0 {
                     retire(&myself, st);
                 }
