@@ -69,6 +69,9 @@ pub struct EngineConfig {
     pub archive: ArchiveChoice,
     /// How often each led group's changes are synced to the archive.
     pub sync_interval: Duration,
+    /// Bounds on the queues in front of decisions; past them, requests are
+    /// refused (`EngineError::Overloaded`).
+    pub limits: crate::shed::Limits,
 }
 
 /// Addresses a node announces.
@@ -102,6 +105,7 @@ impl EngineConfig {
             peer_source_ip: None,
             archive: ArchiveChoice::Embedded,
             sync_interval: Duration::from_secs(10),
+            limits: crate::shed::Limits::default(),
         }
     }
 }
@@ -164,6 +168,8 @@ pub struct Engine {
     deletion_retention: Duration,
     labels: TenantLabels,
     pub(crate) closing: AtomicBool,
+    /// Admission: the node's in-flight bound and the shed counters.
+    pub(crate) shedder: Arc<crate::shed::Shedder>,
     /// Connected (and migrated) on first use, so a node starts while its
     /// archive is away.
     archive: tokio::sync::OnceCell<Arc<dyn Archive>>,
@@ -256,6 +262,7 @@ impl Engine {
                 .map(|g| g.wait_leader(Duration::from_secs(30))),
         )
         .await?;
+        let shedder = Arc::new(crate::shed::Shedder::new(config.limits));
         let started = opened
             .into_iter()
             .map(|group| {
@@ -267,6 +274,7 @@ impl Engine {
                         config.idle_after,
                         config.max_batch,
                         config.commit_timeout,
+                        shedder.clone(),
                     ),
                 )
             })
@@ -285,6 +293,7 @@ impl Engine {
             labels: TenantLabels::new(config.metrics_max_tenants),
             config,
             closing: AtomicBool::new(false),
+            shedder,
             archive: tokio::sync::OnceCell::new(),
             archived_snapshots: std::sync::Mutex::new(BTreeMap::new()),
             purges_due: Default::default(),
@@ -521,6 +530,12 @@ impl Engine {
 
     pub fn default_consistency(&self) -> Consistency {
         self.default_consistency
+    }
+
+    /// Requests this node is serving now (what `Limits::max_in_flight`
+    /// bounds).
+    pub fn in_flight(&self) -> usize {
+        self.shedder.in_flight()
     }
 
     /// Tenant actors active on this node.

@@ -20,6 +20,9 @@ pub const ARCHIVE_PENDING: &str = "quotad_archive_pending_tenants";
 pub const ARCHIVE_LAG: &str = "quotad_archive_lag_seconds";
 pub const ARCHIVE_SYNC_FAILURES: &str = "quotad_archive_sync_failures_total";
 pub const ARCHIVE_SYNCED_TENANTS: &str = "quotad_archive_synced_tenants_total";
+/// Requests refused by load shedding, by the bound that was full
+/// (`reason`: node_in_flight, tenant_queue, commit_queue); see [`crate::shed`].
+pub const REQUESTS_SHED: &str = "quotad_requests_shed_total";
 
 pub struct TenantLabels {
     max: usize,

@@ -26,10 +26,14 @@ pub struct EnvoyRls {
 
 pub fn server(engine: Arc<Engine>, config: RlsConfig) -> RateLimitServiceServer<EnvoyRls> {
     RateLimitServiceServer::new(EnvoyRls { engine, config })
+        .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
 }
 
 fn status(e: EngineError) -> Status {
-    Status::new(e.code().grpc(), e.to_string())
+    let mut s = Status::new(e.code().grpc(), e.to_string());
+    super::convert::pushback(&e, &mut s);
+    s
 }
 
 impl EnvoyRls {
