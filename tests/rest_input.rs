@@ -334,3 +334,44 @@ async fn body_errors_name_the_field_in_json_terms() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_refused_with_413_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let op = common::operator();
+    const LIMIT: isize = 256 << 10;
+    // A tenant whose `settings.note` makes the whole body `LIMIT + extra`
+    // bytes long.
+    let body = |extra: isize| {
+        let base = json!({"name": "Big", "slug": "big", "settings": {"note": ""}});
+        let len = serde_json::to_vec(&base).unwrap().len() as isize;
+        let note = "x".repeat((LIMIT + extra - len) as usize);
+        Some(json!({"name": "Big", "slug": "big", "settings": {"note": note}}))
+    };
+    let path = "/api/v1/tenants";
+
+    let (status, v) = rest_call(&node, Some(&op), &Method::POST, path, &body(1)).await;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+        (Some("INVALID_ARGUMENT"), Some("body")),
+        "{v}"
+    );
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("larger than the limit of 262144 bytes"),
+        "{v}"
+    );
+    // At the limit the body is read; its settings are then too large.
+    let (status, v) = rest_call(&node, Some(&op), &Method::POST, path, &body(0)).await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("settings")),
+        "{v}"
+    );
+    // Neither claimed the slug.
+    let small = Some(json!({"name": "Big", "slug": "big"}));
+    let (status, v) = rest_call(&node, Some(&op), &Method::POST, path, &small).await;
+    assert_eq!(status, 201, "{v}");
+}

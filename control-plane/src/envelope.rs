@@ -12,6 +12,11 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
+    /// An HTTP status more precise than the code's (413 for a body over
+    /// the limit: still INVALID_ARGUMENT, naming `body`).
+    pub status: Option<StatusCode>,
+    /// Sent as `Retry-After` (whole seconds, rounded up): load shedding.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -20,14 +25,23 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            status: None,
+            retry_after: None,
         }
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError {
-            code: ErrorCode::InvalidArgument,
-            message: message.into(),
             field: Some(field.to_string()),
+            ..ApiError::new(ErrorCode::InvalidArgument, message)
+        }
+    }
+
+    /// The same error answered with `status`.
+    pub fn with_status(self, status: StatusCode) -> Self {
+        ApiError {
+            status: Some(status),
+            ..self
         }
     }
 }
@@ -38,9 +52,9 @@ impl From<EngineError> for ApiError {
             tracing::error!(error = %e, "internal error");
         }
         ApiError {
-            code: e.code(),
-            message: e.to_string(),
             field: e.field().map(str::to_string),
+            retry_after: e.retry_after(),
+            ..ApiError::new(e.code(), e.to_string())
         }
     }
 }
@@ -61,8 +75,10 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
         let body = serde_json::json!({
             "success": false,
             "error": ErrorBody {
@@ -71,7 +87,15 @@ impl IntoResponse for ApiError {
                 field: self.field.as_deref(),
             },
         });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            let secs = after.as_millis().div_ceil(1000).max(1);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs as u64),
+            );
+        }
+        response
     }
 }
 
@@ -103,11 +127,122 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    let mut r = ApiError::new(
+    ApiError::new(
         ErrorCode::InvalidArgument,
         format!("{method} is not supported on {}", uri.path()),
     )
-    .into_response();
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+    .into_response()
+}
+
+/// Middleware: a request not answered within the node's request timeout is
+/// answered 503 and its handler dropped, so a stalled request holds
+/// nothing for long. A change may still have been applied: the answer says
+/// so (OUTCOME_UNKNOWN) for anything but a read.
+pub async fn deadline(
+    axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let read = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        std::result::Result::Ok(response) => response,
+        Err(_) => {
+            let secs = timeout.as_secs_f64();
+            if read {
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("not answered within the request timeout ({secs} s); retry"),
+                )
+            } else {
+                ApiError::new(
+                    ErrorCode::OutcomeUnknown,
+                    format!(
+                        "not answered within the request timeout ({secs} s); the change may or may not have been applied: read the resource before retrying"
+                    ),
+                )
+            }
+            .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quotad_engine::shed::Shed;
+
+    fn retry_after(r: &Response) -> Option<&str> {
+        r.headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn load_shedding_is_429_with_retry_after_and_only_it_is() {
+        let shed = EngineError::Overloaded {
+            why: Shed::NodeInFlight { limit: 8 },
+        };
+        let r = ApiError::from(shed).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry_after(&r), Some("1"));
+        // Shed by the leader a request was forwarded to.
+        let remote = EngineError::Remote {
+            code: ErrorCode::ResourceExhausted,
+            message: "overloaded".into(),
+            field: None,
+        };
+        assert_eq!(
+            retry_after(&ApiError::from(remote).into_response()),
+            Some("1")
+        );
+        // Too many idempotency keys is 429 too, but waiting 1 s does not help.
+        let keys = QuotaError::TooManyIdempotencyKeys {
+            tenant: uuid::Uuid::nil(),
+            limit: 1,
+        };
+        let r = ApiError::from(keys).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry_after(&r), None);
+        assert_eq!(
+            retry_after(&ApiError::new(ErrorCode::Unavailable, "x").into_response()),
+            None
+        );
+    }
+
+    /// A request past the timeout is answered 503 in the envelope: a read
+    /// UNAVAILABLE, a change OUTCOME_UNKNOWN (it may have been applied).
+    #[tokio::test]
+    async fn a_request_past_the_timeout_gets_503_saying_what_is_known() {
+        let never = || async { std::future::pending::<&'static str>().await };
+        let app = axum::Router::new()
+            .route("/slow", axum::routing::get(never).post(never))
+            .route("/quick", axum::routing::get(|| async { "done" }))
+            .layer(axum::middleware::from_fn_with_state(
+                std::time::Duration::from_millis(50),
+                deadline,
+            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str| {
+            client
+                .request(method, format!("http://{addr}{path}"))
+                .send()
+        };
+        let r = call(reqwest::Method::GET, "/slow").await.unwrap();
+        assert_eq!(r.status(), 503);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "UNAVAILABLE", "{v}");
+        let r = call(reqwest::Method::POST, "/slow").await.unwrap();
+        assert_eq!(r.status(), 503);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "OUTCOME_UNKNOWN", "{v}");
+        let r = call(reqwest::Method::GET, "/quick").await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
 }

@@ -33,7 +33,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .unwrap_or(false);
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::invalid("body", e.body_text()))?;
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::invalid(
+                        "body",
+                        format!(
+                            "request body is larger than the limit of {} bytes",
+                            crate::MAX_BODY_BYTES
+                        ),
+                    )
+                    .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+                } else {
+                    ApiError::invalid("body", e.body_text())
+                }
+            })?;
         Ok(JsonBody {
             json_content_type,
             bytes,

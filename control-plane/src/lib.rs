@@ -33,6 +33,14 @@ use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use quotad_engine::Engine;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest request body accepted; a larger one is answered 413 before
+/// it is read further. The largest valid body holds a tenant's `settings`
+/// object, itself limited to 64 KiB: four times that leaves room for the
+/// other fields and JSON escapes, and bounds what one request can make
+/// the node buffer.
+pub const MAX_BODY_BYTES: usize = 256 << 10;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,10 +50,13 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
 }
 
+/// The REST API; a request not answered within `request_timeout` gets 503
+/// (see [`envelope::deadline`]).
 pub fn router(
     engine: Arc<Engine>,
     auth: auth::AuthConfig,
     metrics: Option<PrometheusHandle>,
+    request_timeout: Duration,
 ) -> Router {
     let state = AppState {
         engine,
@@ -105,6 +116,11 @@ pub fn router(
         .route("/readyz", get(health::readyz))
         .fallback(envelope::not_found)
         .route_layer(axum::middleware::from_fn(metrics::time_requests))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            envelope::deadline,
+        ))
         .layer(axum::middleware::from_fn(auth::request_id))
         .method_not_allowed_fallback(envelope::method_not_allowed)
         .with_state(state)

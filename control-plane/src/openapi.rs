@@ -52,9 +52,18 @@ pub enum ApiErrors {
     /// full `users` quota).
     #[response(status = 409)]
     Conflict(ErrorEnvelope),
+    /// The request body is larger than 256 KiB (`error.field` is `body`).
+    #[response(status = 413)]
+    TooLarge(ErrorEnvelope),
+    /// RESOURCE_EXHAUSTED: the node is shedding load (a queue in front of
+    /// the tenant's decisions is full) and changed nothing; retry after
+    /// `Retry-After` seconds.
+    #[response(status = 429)]
+    Overloaded(ErrorEnvelope),
     #[response(status = 500)]
     Internal(ErrorEnvelope),
-    /// The node is not ready (e.g. no Raft leader).
+    /// The node is not ready (e.g. no Raft leader), or the request was not
+    /// answered within the node's request timeout.
     #[response(status = 503)]
     Unavailable(ErrorEnvelope),
 }

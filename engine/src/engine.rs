@@ -75,6 +75,9 @@ pub struct EngineConfig {
     /// How far this node's stamps may be from the median of its cluster's
     /// clocks (see `clock_skew`); `None` trusts the local clock alone.
     pub max_clock_skew: Option<Duration>,
+    /// Bounds on the queues in front of decisions; past them, requests are
+    /// refused (`EngineError::Overloaded`).
+    pub limits: crate::shed::Limits,
 }
 
 /// Addresses a node announces.
@@ -109,6 +112,7 @@ impl EngineConfig {
             archive: ArchiveChoice::Embedded,
             sync_interval: Duration::from_secs(10),
             max_clock_skew: Some(Duration::from_secs(1)),
+            limits: crate::shed::Limits::default(),
         }
     }
 }
@@ -171,6 +175,8 @@ pub struct Engine {
     deletion_retention: Duration,
     labels: TenantLabels,
     pub(crate) closing: AtomicBool,
+    /// Admission: the node's in-flight bound and the shed counters.
+    pub(crate) shedder: Arc<crate::shed::Shedder>,
     /// Connected (and migrated) on first use, so a node starts while its
     /// archive is away.
     archive: tokio::sync::OnceCell<Arc<dyn Archive>>,
@@ -273,6 +279,7 @@ impl Engine {
                 .map(|g| g.wait_leader(Duration::from_secs(30))),
         )
         .await?;
+        let shedder = Arc::new(crate::shed::Shedder::new(config.limits));
         let started = opened
             .into_iter()
             .map(|group| {
@@ -284,6 +291,7 @@ impl Engine {
                         config.idle_after,
                         config.max_batch,
                         config.commit_timeout,
+                        shedder.clone(),
                     ),
                 )
             })
@@ -302,6 +310,7 @@ impl Engine {
             labels: TenantLabels::new(config.metrics_max_tenants),
             config,
             closing: AtomicBool::new(false),
+            shedder,
             archive: tokio::sync::OnceCell::new(),
             archived_snapshots: std::sync::Mutex::new(BTreeMap::new()),
             purges_due: Default::default(),
@@ -538,6 +547,12 @@ impl Engine {
 
     pub fn default_consistency(&self) -> Consistency {
         self.default_consistency
+    }
+
+    /// Requests this node is serving now (what `Limits::max_in_flight`
+    /// bounds).
+    pub fn in_flight(&self) -> usize {
+        self.shedder.in_flight()
     }
 
     /// Tenant actors active on this node.

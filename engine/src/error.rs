@@ -41,6 +41,10 @@ pub enum EngineError {
     },
     #[error("cluster: {0}")]
     Cluster(String),
+    /// Load shed: a bounded queue on the way to the decision is full.
+    /// Nothing was decided or changed; retry after a short wait.
+    #[error("overloaded: {why}; nothing was changed, retry in {} ms", crate::shed::RETRY_AFTER.as_millis())]
+    Overloaded { why: crate::shed::Shed },
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
 }
@@ -59,6 +63,7 @@ impl EngineError {
             | EngineError::TenantMoving { .. }
             | EngineError::Cluster(_) => ErrorCode::Unavailable,
             EngineError::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
+            EngineError::Overloaded { .. } => ErrorCode::ResourceExhausted,
             EngineError::Remote { code, .. } => *code,
             EngineError::Raft { .. } => ErrorCode::Unavailable,
             EngineError::Storage(s) if s.is_transient() => ErrorCode::Unavailable,
@@ -78,6 +83,23 @@ impl EngineError {
             EngineError::SlugTaken { .. } => Some("slug"),
             EngineError::DomainTaken { .. } => Some("domain"),
             EngineError::Archive(crate::archive::ArchiveError::Config { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    /// How long the caller should wait before retrying, when the error
+    /// is load shedding: here, or on the node the request was forwarded
+    /// to (whose overload errors arrive as RESOURCE_EXHAUSTED naming no
+    /// field; the other RESOURCE_EXHAUSTED, too many idempotency keys,
+    /// names `idempotency_key`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            EngineError::Overloaded { .. } => Some(crate::shed::RETRY_AFTER),
+            EngineError::Remote {
+                code: ErrorCode::ResourceExhausted,
+                field: None,
+                ..
+            } => Some(crate::shed::RETRY_AFTER),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 //! - [`raft`]: openraft groups: type config, state machine, log store.
 //! - [`storage`]: the node's embedded redb store.
 //! - [`engine`]: the facade the APIs call.
+//! - [`shed`]: load shedding: the bounds on every queue before a decision.
 //! - [`audit`]: per-tenant hash-chained audit log.
 //! - [`usage_history`]: hourly and daily usage buckets, statistics.
 //! - [`grpc`]: the `quotad.v1.QuotaService` server.
@@ -37,6 +38,7 @@ pub mod model;
 pub mod quota;
 pub mod raft;
 pub mod shard;
+pub mod shed;
 pub mod storage;
 pub mod telemetry;
 pub mod usage_history;

@@ -25,6 +25,9 @@ pub const ARCHIVE_SYNCED_TENANTS: &str = "quotad_archive_synced_tenants_total";
 pub const CLOCK_OFFSET: &str = "quotad_clock_offset_seconds";
 /// Clock reads moved back within `--max-clock-skew-ms` of the cluster.
 pub const CLOCK_SKEW_CLAMPED: &str = "quotad_clock_skew_clamped_total";
+/// Requests refused by load shedding, by the bound that was full
+/// (`reason`: node_in_flight, tenant_queue, commit_queue); see [`crate::shed`].
+pub const REQUESTS_SHED: &str = "quotad_requests_shed_total";
 
 pub struct TenantLabels {
     max: usize,

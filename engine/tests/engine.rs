@@ -519,3 +519,182 @@ async fn a_scripted_day_of_usage_sums_to_the_counter() {
     assert_eq!(days[0].amount, counter);
     engine.shutdown().await;
 }
+
+/// What a flood of concurrent increments got: decisions allowed, denied,
+/// and the refusals (load shed) by bound.
+#[derive(Default)]
+struct Flood {
+    allowed: u64,
+    denied: u64,
+    shed: Vec<quotad_engine::shed::Shed>,
+}
+
+impl std::fmt::Debug for Flood {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut by_reason = std::collections::BTreeMap::new();
+        for s in &self.shed {
+            *by_reason.entry(s.reason()).or_insert(0) += 1;
+        }
+        write!(
+            f,
+            "{} allowed, {} denied, shed {by_reason:?}",
+            self.allowed, self.denied
+        )
+    }
+}
+
+/// `n` concurrent increments of 1 on `api_requests` of `id`, in `mode(i)`.
+/// Any error other than load shedding fails the test.
+async fn flood(
+    engine: &Arc<Engine>,
+    id: uuid::Uuid,
+    n: usize,
+    mode: fn(usize) -> Consistency,
+) -> Flood {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let e = engine.clone();
+            tokio::spawn(async move {
+                e.increment(id, "api_requests", 1, None, Some(mode(i)))
+                    .await
+            })
+        })
+        .collect();
+    let mut f = Flood::default();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(d) if d.allowed => f.allowed += 1,
+            Ok(_) => f.denied += 1,
+            Err(EngineError::Overloaded { why }) => f.shed.push(why),
+            Err(e) => panic!("only load shedding may refuse here: {e}"),
+        }
+    }
+    f
+}
+
+/// A strict increment, retried while it is shed: once answered, every
+/// fast increment before it is applied too (it orders after them).
+async fn strict_barrier(engine: &Engine, id: uuid::Uuid) -> quotad_engine::quota::Decision {
+    for _ in 0..500 {
+        match engine
+            .increment(id, "api_requests", 1, None, Some(Consistency::Strict))
+            .await
+        {
+            Err(EngineError::Overloaded { .. }) => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("still shed after 5 s without load");
+}
+
+/// The bounds of `limits` on a fresh engine; a FREE tenant whose
+/// `api_requests` blocks at `limit`; `n` concurrent increments. Every
+/// refusal is load shedding by `expected`, some requests are refused, and
+/// usage is exactly the allowed answers, also after a restart.
+async fn shed_and_account(
+    limits: quotad_engine::shed::Limits,
+    limit: u64,
+    n: usize,
+    mode: fn(usize) -> Consistency,
+    expected: fn(&quotad_engine::shed::Shed) -> bool,
+) -> Flood {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let mut c = config(dir.path(), clock.clone());
+    c.limits = limits;
+    let engine = Engine::open(c.clone()).await.unwrap();
+    let id = tenant_with_quota(&engine, "flooded", chrono_tz::UTC, "api_requests", limit).await;
+    let f = flood(&engine, id, n, mode).await;
+    assert!(!f.shed.is_empty(), "nothing was refused: {f:?}");
+    assert!(f.allowed > 0, "nothing was admitted: {f:?}");
+    let unexpected: Vec<_> = f.shed.iter().filter(|s| !expected(s)).collect();
+    assert!(
+        unexpected.is_empty(),
+        "{} of {} refused by another bound, e.g. {:?}",
+        unexpected.len(),
+        f.shed.len(),
+        unexpected[0]
+    );
+    assert_eq!(f.allowed + f.denied + f.shed.len() as u64, n as u64);
+    assert!(f.allowed <= limit);
+    let barrier = strict_barrier(&engine, id).await;
+    let expected_usage = f.allowed + u64::from(barrier.allowed);
+    assert_eq!(
+        engine.tenant(id).await.unwrap().quotas["api_requests"].used,
+        expected_usage,
+        "usage is not the allowed answers ({f:?})"
+    );
+    assert_eq!(engine.in_flight(), 0, "admissions not given back");
+    engine.shutdown().await;
+    drop(engine);
+    let engine = Engine::open(c).await.unwrap();
+    assert_eq!(
+        engine.tenant(id).await.unwrap().quotas["api_requests"].used,
+        expected_usage,
+        "an acknowledged increment was lost across the restart"
+    );
+    engine.shutdown().await;
+    f
+}
+
+fn strict(_: usize) -> Consistency {
+    Consistency::Strict
+}
+
+fn fast(_: usize) -> Consistency {
+    Consistency::Fast
+}
+
+fn mixed(i: usize) -> Consistency {
+    if i.is_multiple_of(2) {
+        Consistency::Strict
+    } else {
+        Consistency::Fast
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_at_its_in_flight_bound_refuses_the_excess_and_applies_every_admitted_one() {
+    use quotad_engine::shed::{Limits, Shed};
+    let limits = Limits {
+        max_in_flight: 16,
+        ..Limits::default()
+    };
+    // A blocking limit the flood reaches unless most of it is refused.
+    shed_and_account(limits, 1_500, 2_000, mixed, |s| {
+        matches!(s, Shed::NodeInFlight { limit: 16 })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_at_its_queue_bound_is_refused_without_a_trace() {
+    use quotad_engine::shed::{Limits, Shed};
+    let limits = Limits {
+        tenant_queue: 4,
+        ..Limits::default()
+    };
+    shed_and_account(limits, 1_000_000, 2_000, strict, |s| {
+        matches!(s, Shed::TenantQueue { limit: 4, .. })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_increments_are_refused_not_queued_when_the_commit_queue_is_full() {
+    use quotad_engine::shed::{Limits, Shed};
+    // Only the commit queue bounds this flood.
+    let limits = Limits {
+        commit_queue: 2,
+        tenant_queue: 10_000,
+        max_in_flight: 10_000,
+    };
+    // Fast: answered before commit, so refused unless a slot was free.
+    let f = shed_and_account(limits, 1_000_000, 5_000, fast, |s| {
+        matches!(s, Shed::CommitQueue { limit: 2, .. })
+    })
+    .await;
+    assert_eq!(f.denied, 0);
+}

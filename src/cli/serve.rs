@@ -12,6 +12,7 @@ use quotad_engine::engine::Advertise;
 use quotad_engine::grpc::rls_config::RlsConfig;
 use quotad_engine::quota::TierCatalog;
 use quotad_engine::raft::TransportService;
+use quotad_engine::shed::Limits;
 use quotad_engine::{Engine, EngineConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -110,6 +111,24 @@ pub struct ServeArgs {
     /// show what a wrong clock does [default: 0]
     #[arg(long, env = "QUOTAD_CLOCK_OFFSET_MS", allow_hyphen_values = true)]
     clock_offset_ms: Option<i64>,
+    /// Requests this node serves at once (Batch and Stream items count one
+    /// each); more are refused with RESOURCE_EXHAUSTED / 429 [default: 16384]
+    #[arg(long, env = "QUOTAD_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+    /// Requests queued for one tenant's actor; more are refused [default: 1024]
+    #[arg(long, env = "QUOTAD_TENANT_QUEUE")]
+    tenant_queue: Option<usize>,
+    /// Decided changes waiting for a Raft entry, per shard group; more are
+    /// refused. Also bounds what a fast-mode leader crash can lose [default: 8192]
+    #[arg(long, env = "QUOTAD_COMMIT_QUEUE")]
+    commit_queue: Option<usize>,
+    /// A gRPC or REST request not answered within this many seconds is
+    /// ended (gRPC CANCELLED, HTTP 503) [default: 30]
+    #[arg(long, env = "QUOTAD_REQUEST_TIMEOUT_SECS")]
+    request_timeout_secs: Option<u64>,
+    /// Concurrent HTTP/2 streams (calls) per client gRPC connection [default: 1024]
+    #[arg(long, env = "QUOTAD_GRPC_MAX_STREAMS")]
+    grpc_max_streams: Option<u32>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -141,6 +160,11 @@ struct FileConfig {
     sync_interval_secs: Option<u64>,
     max_clock_skew_ms: Option<u64>,
     clock_offset_ms: Option<i64>,
+    max_in_flight: Option<usize>,
+    tenant_queue: Option<usize>,
+    commit_queue: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    grpc_max_streams: Option<u32>,
 }
 
 /// Validated settings of a node.
@@ -168,6 +192,9 @@ struct Settings {
     sync_interval: Duration,
     max_clock_skew: Option<Duration>,
     clock_offset_ms: i64,
+    limits: Limits,
+    request_timeout: Duration,
+    grpc_max_streams: u32,
 }
 
 /// The archive named by the settings, checked.
@@ -294,6 +321,37 @@ impl Settings {
         if snapshot_every == 0 {
             bail!("snapshot_every: must be at least 1");
         }
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_in_flight: at_least_1(
+                "max_in_flight",
+                args.max_in_flight
+                    .or(file.max_in_flight)
+                    .unwrap_or(defaults.max_in_flight),
+            )?,
+            tenant_queue: at_least_1(
+                "tenant_queue",
+                args.tenant_queue
+                    .or(file.tenant_queue)
+                    .unwrap_or(defaults.tenant_queue),
+            )?,
+            commit_queue: at_least_1(
+                "commit_queue",
+                args.commit_queue
+                    .or(file.commit_queue)
+                    .unwrap_or(defaults.commit_queue),
+            )?,
+        };
+        let request_timeout_secs = args
+            .request_timeout_secs
+            .or(file.request_timeout_secs)
+            .unwrap_or(30);
+        at_least_1("request_timeout_secs", request_timeout_secs as usize)?;
+        let grpc_max_streams = args
+            .grpc_max_streams
+            .or(file.grpc_max_streams)
+            .unwrap_or(1_024);
+        at_least_1("grpc_max_streams", grpc_max_streams as usize)?;
         Ok(Settings {
             data_dir: args
                 .data_dir
@@ -330,6 +388,9 @@ impl Settings {
             max_clock_skew: (max_clock_skew_ms > 0)
                 .then(|| Duration::from_millis(max_clock_skew_ms)),
             clock_offset_ms,
+            limits,
+            request_timeout: Duration::from_secs(request_timeout_secs),
+            grpc_max_streams,
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
             envoy_config: args.envoy_config.or(file.envoy_config),
@@ -345,6 +406,13 @@ impl Settings {
             ),
         })
     }
+}
+
+fn at_least_1(name: &str, n: usize) -> Result<usize> {
+    if n == 0 {
+        bail!("{name}: must be at least 1");
+    }
+    Ok(n)
 }
 
 fn init_logs(json: bool) {
@@ -392,6 +460,7 @@ fn engine_config(s: &Settings) -> Result<EngineConfig> {
             offset_ms: s.clock_offset_ms,
         });
     }
+    config.limits = s.limits;
     Ok(config)
 }
 
@@ -502,10 +571,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // joining node must receive its groups' entries while it starts.
     let transport = TransportService::default();
     let cluster = ClusterService::default();
-    let peer_server = tonic::transport::Server::builder()
-        .add_service(transport.clone().server())
-        .add_service(cluster.clone().server())
-        .serve_with_incoming_shutdown(no_delay(peer), shutdown_signal());
+    // Peers multiplex Raft and every request they forward over one
+    // connection: room for a peer's whole in-flight budget of forwards
+    // plus Raft, so forwards never queue Raft heartbeats behind them.
+    let peer_streams = u32::try_from(s.limits.max_in_flight)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1_024);
+    let peer_server = limits(
+        tonic::transport::Server::builder(),
+        PEER_TIMEOUT,
+        peer_streams,
+    )
+    .add_service(transport.clone().server())
+    .add_service(cluster.clone().server())
+    .serve_with_incoming_shutdown(no_delay(peer), shutdown_signal());
     let peer_task = tokio::spawn(peer_server);
 
     // JWT_SECRET, or a secret generated once into the data dir.
@@ -551,16 +630,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
 
     let (reflection, reflection_v1alpha) = quotad_engine::grpc::reflection()?;
-    let grpc_server = tonic::transport::Server::builder()
-        .add_service(quotad_engine::grpc::service(engine.clone()))
-        .add_service(cluster.server())
-        .add_service(quotad_engine::grpc::envoy_rls::server(engine.clone(), rls))
-        .add_service(reflection)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(no_delay(grpc), shutdown_signal());
+    let grpc_server = limits(
+        tonic::transport::Server::builder(),
+        s.request_timeout,
+        s.grpc_max_streams,
+    )
+    .add_service(quotad_engine::grpc::service(engine.clone()))
+    .add_service(cluster.server())
+    .add_service(quotad_engine::grpc::envoy_rls::server(engine.clone(), rls))
+    .add_service(reflection)
+    .add_service(reflection_v1alpha)
+    .serve_with_incoming_shutdown(no_delay(grpc), shutdown_signal());
     let http_server = axum::serve(
         http,
-        quotad_control_plane::router(engine.clone(), auth, Some(metrics)),
+        quotad_control_plane::router(engine.clone(), auth, Some(metrics), s.request_timeout),
     )
     .with_graceful_shutdown(shutdown_signal());
 
@@ -575,6 +658,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     h.context("HTTP server")?;
     peer_task.await?.context("peer server")?;
     Ok(())
+}
+
+/// The peer port's request timeout. Forwarded requests end well before
+/// (their origin's own timeout), so this only bounds a stalled peer call;
+/// it is long enough for a 64 MiB AppendEntries on a slow link.
+const PEER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// HTTP/2 keepalive on the gRPC and peer ports: a ping every 30 s on an
+/// idle connection, closed if not answered within 20 s, so a vanished
+/// client or peer (no FIN: a dead host, a cut link) does not hold its
+/// streams and their in-flight places for the kernel's hours.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Server-wide limits of a gRPC port. Message sizes are per service (see
+/// `quotad_engine::grpc::MAX_MESSAGE_BYTES` and the peer services).
+fn limits(
+    builder: tonic::transport::Server,
+    timeout: Duration,
+    max_streams: u32,
+) -> tonic::transport::Server {
+    builder
+        // Per call, until its answer (headers) is ready: a Stream's later
+        // answers are not cut. A client's shorter grpc-timeout wins.
+        .timeout(timeout)
+        .max_concurrent_streams(max_streams)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
 }
 
 /// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY
@@ -698,5 +809,77 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("consistency"), "{err}");
+    }
+
+    #[test]
+    fn load_limits_default_can_be_set_and_zero_is_refused_by_name() {
+        let s = Settings::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(
+            (s.request_timeout, s.grpc_max_streams),
+            (Duration::from_secs(30), 1_024)
+        );
+        let s = Settings::resolve(ServeArgs {
+            max_in_flight: Some(100),
+            tenant_queue: Some(10),
+            commit_queue: Some(20),
+            request_timeout_secs: Some(5),
+            grpc_max_streams: Some(64),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.limits,
+            Limits {
+                max_in_flight: 100,
+                tenant_queue: 10,
+                commit_queue: 20
+            }
+        );
+        assert_eq!(engine_config(&s).unwrap().limits, s.limits);
+        assert_eq!(
+            (s.request_timeout, s.grpc_max_streams),
+            (Duration::from_secs(5), 64)
+        );
+        let zero = |args: ServeArgs| Settings::resolve(args).unwrap_err().to_string();
+        for (err, name) in [
+            (
+                zero(ServeArgs {
+                    max_in_flight: Some(0),
+                    ..Default::default()
+                }),
+                "max_in_flight",
+            ),
+            (
+                zero(ServeArgs {
+                    tenant_queue: Some(0),
+                    ..Default::default()
+                }),
+                "tenant_queue",
+            ),
+            (
+                zero(ServeArgs {
+                    commit_queue: Some(0),
+                    ..Default::default()
+                }),
+                "commit_queue",
+            ),
+            (
+                zero(ServeArgs {
+                    request_timeout_secs: Some(0),
+                    ..Default::default()
+                }),
+                "request_timeout_secs",
+            ),
+            (
+                zero(ServeArgs {
+                    grpc_max_streams: Some(0),
+                    ..Default::default()
+                }),
+                "grpc_max_streams",
+            ),
+        ] {
+            assert!(err.starts_with(name), "{err}");
+        }
     }
 }

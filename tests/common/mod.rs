@@ -183,6 +183,18 @@ impl Node {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.http, path)
     }
+
+    /// A line of the process's `/proc/<pid>/status` in KiB: `VmRSS` (now)
+    /// or `VmHWM` (the peak resident set since it started).
+    pub fn memory_kib(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the node's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in the node's /proc status"))
+    }
 }
 
 /// The value of `--data-dir` in serve arguments (`--data-dir DIR` or

@@ -4,9 +4,11 @@ use crate::model::TenantId;
 use crate::quota::{Decision, OpOutcome, QuotaError, TenantOp, TenantState};
 use crate::raft::StampedOp;
 use crate::shard::{PendingWrite, Shard, TenantSync};
+use crate::shed::Shed;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
 
 /// When a change is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -158,6 +160,26 @@ impl ActorState {
         reply: RpcReplyPort<Result<OpOutcome, EngineError>>,
     ) {
         let now = self.now();
+        // A commit-queue slot is taken before deciding, so a request that
+        // could not be logged is refused with nothing changed, never
+        // decided (and, in fast mode, answered) and then left unlogged.
+        // A decision that turns out to change nothing gives its slot back.
+        let slot = match self.shard.batcher.try_reserve() {
+            Ok(slot) => slot,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                let why = Shed::CommitQueue {
+                    group: self.shard.group.id,
+                    limit: self.shard.shedder.limits.commit_queue,
+                };
+                let _ = reply.send(Err(self.shard.shedder.shed(why, 1)));
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                // The batcher is gone: the node is shutting down.
+                let _ = reply.send(Err(EngineError::ShuttingDown));
+                return;
+            }
+        };
         let admin = matches!(
             op,
             TenantOp::Create { .. }
@@ -236,20 +258,12 @@ impl ActorState {
             let _ = reply.send(Ok(applied.outcome.clone()));
             None
         };
-        let write = PendingWrite {
+        slot.send(PendingWrite {
             op,
             expected: applied.outcome,
             reply,
             sync: self.sync.clone(),
-        };
-        if let Err(mpsc_err) = self.shard.batcher.send(write) {
-            // The batcher is gone: the node is shutting down.
-            self.sync.poisoned.store(true, Ordering::SeqCst);
-            self.sync.pending.fetch_sub(1, Ordering::SeqCst);
-            if let Some(port) = mpsc_err.0.reply {
-                let _ = port.send(Err(EngineError::ShuttingDown));
-            }
-        }
+        });
     }
 }
 

@@ -198,6 +198,7 @@ async fn open_new_groups(
             e.config.idle_after,
             e.config.max_batch,
             e.config.commit_timeout,
+            e.shedder.clone(),
         );
         if let Ok(mut g) = e.groups.write() {
             g.entry(*id).or_insert(shard);

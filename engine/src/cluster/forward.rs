@@ -40,6 +40,15 @@ pub enum TenantCall {
 }
 
 impl TenantCall {
+    /// How many requests it counts for against the node's in-flight
+    /// bound: a Batch, one per item (it holds that many decisions).
+    pub fn weight(&self) -> usize {
+        match self {
+            TenantCall::Batch(items) => items.len().max(1),
+            _ => 1,
+        }
+    }
+
     /// Whether sending it twice is harmless: reads, and changes a retry
     /// would replay rather than repeat.
     pub fn retry_safe(&self) -> bool {

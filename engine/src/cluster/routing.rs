@@ -119,6 +119,9 @@ impl Engine {
         tenant: TenantId,
         call: TenantCall,
     ) -> Result<TenantAnswer, EngineError> {
+        // Held while the call waits, here or on the leader it is forwarded
+        // to (who admits it again against its own bound).
+        let _in_flight = self.shedder.admit(call.weight())?;
         let safe = call.retry_safe();
         match self
             .dispatch_tenant(tenant, ForwardRequest::Tenant { tenant, call }, safe)
@@ -253,6 +256,10 @@ impl Engine {
             | ForwardRequest::MoveOut { tenant, .. } => self.group_of(tenant),
             ForwardRequest::GroupWrite { group, .. } => *group,
         };
+        let _in_flight = match &req {
+            ForwardRequest::Tenant { call, .. } => Some(self.shedder.admit(call.weight())?),
+            _ => None,
+        };
         match self.local_shard(group) {
             Some(shard) if shard.serving() => self.serve_local(&shard, &req).await,
             _ => Err(EngineError::NotLeader {
@@ -355,13 +362,14 @@ async fn ask_actor(
     tenant: TenantId,
     call: &TenantCall,
 ) -> Result<TenantAnswer, EngineError> {
+    let weight = call.weight();
     match call {
         TenantCall::Apply {
             op,
             audit,
             consistency,
         } => shard
-            .call(tenant, |reply| TenantMsg::Apply {
+            .call(tenant, weight, |reply| TenantMsg::Apply {
                 op: op.clone(),
                 audit: audit.clone(),
                 consistency: *consistency,
@@ -370,11 +378,11 @@ async fn ask_actor(
             .await
             .map(TenantAnswer::Outcome),
         TenantCall::Read => shard
-            .call(tenant, |reply| TenantMsg::Read { reply })
+            .call(tenant, weight, |reply| TenantMsg::Read { reply })
             .await
             .map(|s| TenantAnswer::State(Box::new(s))),
         TenantCall::Check { quota, amount } => shard
-            .call(tenant, |reply| TenantMsg::Check {
+            .call(tenant, weight, |reply| TenantMsg::Check {
                 quota: quota.clone(),
                 amount: *amount,
                 reply,
@@ -382,7 +390,7 @@ async fn ask_actor(
             .await
             .map(TenantAnswer::Decision),
         TenantCall::Batch(items) => shard
-            .call(tenant, |reply| TenantMsg::Batch {
+            .call(tenant, weight, |reply| TenantMsg::Batch {
                 items: items.clone(),
                 reply,
             })

@@ -13,7 +13,18 @@ pub fn status(e: EngineError) -> tonic::Status {
     {
         s.metadata_mut().insert("quotad-field", v);
     }
+    pushback(&e, &mut s);
     s
+}
+
+/// A shed request's status tells gRPC clients when to retry, in the
+/// metadata gRPC's retry policy reads (`grpc-retry-pushback-ms`, gRFC A6).
+pub fn pushback(e: &EngineError, s: &mut tonic::Status) {
+    if let Some(after) = e.retry_after()
+        && let Ok(v) = after.as_millis().to_string().parse()
+    {
+        s.metadata_mut().insert("grpc-retry-pushback-ms", v);
+    }
 }
 
 pub fn item_error(e: EngineError) -> pb::ItemError {

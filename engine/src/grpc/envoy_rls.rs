@@ -29,6 +29,8 @@ pub struct EnvoyRls {
 
 pub fn server(engine: Arc<Engine>, config: RlsConfig) -> RateLimitServiceServer<EnvoyRls> {
     RateLimitServiceServer::new(EnvoyRls { engine, config })
+        .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
 }
 
 fn ok_status() -> DescriptorStatus {
@@ -39,7 +41,9 @@ fn ok_status() -> DescriptorStatus {
 }
 
 fn status(e: EngineError) -> Status {
-    Status::new(e.code().grpc(), e.to_string())
+    let mut s = Status::new(e.code().grpc(), e.to_string());
+    super::convert::pushback(&e, &mut s);
+    s
 }
 
 impl EnvoyRls {

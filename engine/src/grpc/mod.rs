@@ -14,8 +14,17 @@ use std::sync::Arc;
 /// Batches larger than this are refused (field `items`).
 pub const MAX_BATCH_ITEMS: usize = 10_000;
 
+/// The largest message the client port decodes or encodes. The largest
+/// valid request, a Batch of [`MAX_BATCH_ITEMS`] increments each with a
+/// 64-byte quota name and a 256-byte idempotency key, encodes to 3.82 MB;
+/// its answer is smaller. A larger message is refused (RESOURCE_EXHAUSTED
+/// from tonic) before it is decoded.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
 pub fn service(engine: Arc<Engine>) -> QuotaServiceServer<QuotaGrpc> {
     QuotaServiceServer::new(QuotaGrpc::new(engine))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// gRPC server reflection for the client port, v1 and v1alpha (grpcurl
@@ -47,5 +56,69 @@ pub fn reflection() -> Result<
             |b, name| b.with_service_name(*name),
         )
     };
-    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+    Ok((
+        builder()
+            .build_v1()?
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        builder()
+            .build_v1alpha()?
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quotad_proto::v1 as pb;
+
+    /// The largest Batch the API accepts fits the message limit.
+    #[test]
+    fn the_largest_valid_batch_fits_the_message_limit() {
+        use prost::Message;
+        let item = pb::BatchItem {
+            item: Some(pb::batch_item::Item::Increment(pb::IncrementRequest {
+                tenant_id: uuid::Uuid::new_v4().to_string(),
+                quota: "q".repeat(64),
+                amount: -(crate::quota::validate::MAX_AMOUNT as i64),
+                idempotency_key: "k".repeat(256),
+                consistency: pb::Consistency::Strict as i32,
+            })),
+        };
+        let batch = pb::BatchRequest {
+            items: vec![item; MAX_BATCH_ITEMS],
+            consistency: pb::Consistency::Strict as i32,
+        };
+        let len = batch.encoded_len();
+        assert!(len < MAX_MESSAGE_BYTES, "{len} bytes");
+        assert!(
+            len > MAX_MESSAGE_BYTES / 2,
+            "{len} bytes: the limit could be lower"
+        );
+    }
+
+    #[test]
+    fn shed_requests_get_resource_exhausted_and_a_retry_pushback() {
+        let e = crate::EngineError::Overloaded {
+            why: crate::shed::Shed::CommitQueue { group: 3, limit: 8 },
+        };
+        let s = convert::status(e);
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            s.metadata()
+                .get("grpc-retry-pushback-ms")
+                .map(|v| v.to_str().unwrap()),
+            Some("100")
+        );
+        assert!(s.message().contains("group 3"), "{}", s.message());
+        // Other refusals carry no pushback.
+        let e = crate::EngineError::NoLeader { group: 3 };
+        assert!(
+            convert::status(e)
+                .metadata()
+                .get("grpc-retry-pushback-ms")
+                .is_none()
+        );
+    }
 }

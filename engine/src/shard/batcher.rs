@@ -9,7 +9,9 @@
 //!
 //! Batches are sized by load, not by a timer: while earlier entries are
 //! being made durable, new operations queue, and the next entry takes them
-//! all (up to `max_batch`). Entries are handed to Raft in queue order, so the
+//! all (up to `max_batch`). The queue is bounded (`Limits::commit_queue`):
+//! an actor takes a slot before it decides a change, and refuses the
+//! request when there is none (`crate::shed`). Entries are handed to Raft in queue order, so the
 //! log keeps each tenant's operations in the order its actor decided them.
 //!
 //! Callers are answered with what the state machine applied, not with the
@@ -30,6 +32,9 @@ use tokio::sync::{Semaphore, mpsc};
 #[derive(Debug, Default)]
 pub struct TenantSync {
     pub pending: AtomicUsize,
+    /// Messages sent to the tenant's actor and not yet answered (bounded
+    /// by `Limits::tenant_queue`).
+    pub queued: AtomicUsize,
     /// Set when a logged operation failed to commit or applied differently:
     /// the actor's state is not the log's and must be rebuilt.
     pub poisoned: AtomicBool,
@@ -68,7 +73,7 @@ enum Failure {
 
 pub async fn run(
     group: Group,
-    mut rx: mpsc::UnboundedReceiver<PendingWrite>,
+    mut rx: mpsc::Receiver<PendingWrite>,
     max_batch: usize,
     commit_timeout: Duration,
     serving: Arc<AtomicU64>,

@@ -4,6 +4,7 @@ use crate::clock::SharedClock;
 use crate::error::EngineError;
 use crate::model::TenantId;
 use crate::raft::Group;
+use crate::shed::{Shed, Shedder};
 use dashmap::DashMap;
 use openraft::ServerState;
 use ractor::rpc::CallResult;
@@ -22,7 +23,9 @@ pub struct Shard {
     pub(crate) serving: Arc<AtomicU64>,
     /// Leadership is being handed over: do not serve even while leader.
     paused: AtomicBool,
-    pub(crate) batcher: mpsc::UnboundedSender<PendingWrite>,
+    /// The commit queue: bounded (`Limits::commit_queue`); an actor takes
+    /// a slot before deciding a change (see `crate::shed`).
+    pub(crate) batcher: mpsc::Sender<PendingWrite>,
     pub(crate) actors: DashMap<TenantId, ActorRef<TenantMsg>>,
     /// Per-tenant write tracking, outliving any one actor: a new actor waits
     /// until its predecessor's writes are applied before reading state.
@@ -32,6 +35,17 @@ pub struct Shard {
     pub(crate) moving: dashmap::DashSet<TenantId>,
     pub(crate) clock: SharedClock,
     pub(crate) idle_after: Duration,
+    pub(crate) shedder: Arc<Shedder>,
+}
+
+/// A place in a tenant's queue, given back when dropped (answered, or the
+/// caller gone).
+struct Queued(Arc<super::TenantSync>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Attempts to reach a tenant's actor: an actor stopping for idleness drops
@@ -39,14 +53,15 @@ pub struct Shard {
 const ATTEMPTS: usize = 50;
 
 impl Shard {
-    pub fn start(
+    pub(crate) fn start(
         group: Group,
         clock: SharedClock,
         idle_after: Duration,
         max_batch: usize,
         commit_timeout: Duration,
+        shedder: Arc<Shedder>,
     ) -> Arc<Shard> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(shedder.limits.commit_queue.max(1));
         let serving = Arc::new(AtomicU64::new(0));
         tokio::spawn(batcher::run(
             group.clone(),
@@ -66,6 +81,7 @@ impl Shard {
             moving: dashmap::DashSet::new(),
             clock,
             idle_after,
+            shedder,
         });
         tokio::spawn(watch_leadership(Arc::downgrade(&shard), commit_timeout));
         shard
@@ -175,12 +191,35 @@ impl Shard {
         Ok(actor)
     }
 
-    /// Ask the tenant's actor, starting it if needed.
+    /// Take a place in `tenant`'s queue (messages sent to its actor and
+    /// not yet answered), or refuse when it is full. Counted per tenant,
+    /// outliving any one actor, so a restarting actor's queue is bounded too.
+    /// `weight`: the requests the message carries (a Batch's items), as
+    /// counted by the shed metric when it is refused.
+    fn enqueue(&self, tenant: TenantId, weight: usize) -> Result<Queued, EngineError> {
+        let sync = match self.syncs.get(&tenant) {
+            Some(s) => s.clone(),
+            None => self.syncs.entry(tenant).or_default().clone(),
+        };
+        let limit = self.shedder.limits.tenant_queue;
+        if sync.queued.fetch_add(1, Ordering::AcqRel) >= limit {
+            sync.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(self
+                .shedder
+                .shed(Shed::TenantQueue { tenant, limit }, weight));
+        }
+        Ok(Queued(sync))
+    }
+
+    /// Ask the tenant's actor, starting it if needed. `weight`: requests
+    /// the message carries (see [`Shard::enqueue`]).
     pub async fn call<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: TenantId,
+        weight: usize,
         msg: impl Fn(RpcReplyPort<Result<T, EngineError>>) -> TenantMsg,
     ) -> Result<T, EngineError> {
+        let _queued = self.enqueue(tenant, weight)?;
         for _ in 0..ATTEMPTS {
             if !self.serving() {
                 return Err(self.not_leader());

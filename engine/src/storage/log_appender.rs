@@ -5,12 +5,20 @@
 //! takes every append queued while the previous commit was on disk and
 //! writes them all in one transaction, so the fsync rate stays one stream
 //! however many groups are busy, and batches grow with the load.
+//!
+//! The queue is bounded ([`QUEUE`] jobs) and full means wait, not refuse:
+//! an append must not be dropped, and a waiting group's Raft core slows
+//! its batcher, whose own bounded queue then sheds requests. Each group's
+//! log store awaits its append before the next, so there is at most one
+//! job per group and the bound is reached only with more groups than that.
 use super::StorageError;
 use super::store::LOGS;
 use redb::Database;
 use std::sync::Arc;
-use std::sync::mpsc;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+
+/// Appends waiting for the writer thread, across groups.
+const QUEUE: usize = 1_024;
 
 /// One group's entries: (log index, encoded entry).
 pub(crate) type Rows = Vec<(u64, Vec<u8>)>;
@@ -28,13 +36,15 @@ pub(crate) struct LogAppender {
 impl LogAppender {
     /// Starts the writer thread; it ends when the appender is dropped.
     pub(crate) fn start(db: Arc<Database>) -> LogAppender {
-        let (jobs, rx) = mpsc::channel::<Job>();
+        let (jobs, mut rx) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("quotad-log-append".into())
             .spawn(move || {
-                while let Ok(first) = rx.recv() {
+                while let Some(first) = rx.blocking_recv() {
                     let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
+                    while let Ok(job) = rx.try_recv() {
+                        batch.push(job);
+                    }
                     let result = commit(&db, &batch);
                     for job in batch {
                         // A dropped receiver is a caller that gave up
@@ -59,6 +69,7 @@ impl LogAppender {
         let closed = || StorageError::Io(redb::Error::Corrupted("the log writer stopped".into()));
         self.jobs
             .send(Job { group, rows, done })
+            .await
             .map_err(|_| closed())?;
         wait.await.map_err(|_| closed())?
     }
