@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// Seconds between syncs of the state machine to the archive [default: 10]
     #[arg(long, env = "QUOTA_SYNC_INTERVAL")]
     sync_interval_secs: Option<u64>,
+    /// Seconds a request forwarded to its group's leader waits for the
+    /// answer before it is answered UNAVAILABLE or OUTCOME_UNKNOWN [default: 6]
+    #[arg(long, env = "QUOTAD_FORWARD_TIMEOUT_SECS")]
+    forward_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -131,6 +135,7 @@ struct FileConfig {
     scylla_keyspace: Option<String>,
     scylla_replication: Option<String>,
     sync_interval_secs: Option<u64>,
+    forward_timeout_secs: Option<u64>,
 }
 
 /// Validated settings of a node.
@@ -156,6 +161,7 @@ struct Settings {
     envoy_config: Option<PathBuf>,
     archive: ArchiveChoice,
     sync_interval: Duration,
+    forward_timeout: Duration,
 }
 
 /// The archive named by the settings, checked.
@@ -267,6 +273,13 @@ impl Settings {
         if sync_interval_secs == 0 {
             bail!("sync_interval_secs: must be at least 1");
         }
+        let forward_timeout_secs = args
+            .forward_timeout_secs
+            .or(file.forward_timeout_secs)
+            .unwrap_or(6);
+        if !(1..=300).contains(&forward_timeout_secs) {
+            bail!("forward_timeout_secs: {forward_timeout_secs} is not between 1 and 300");
+        }
         let snapshot_every = args.snapshot_every.or(file.snapshot_every).unwrap_or(5_000);
         if snapshot_every == 0 {
             bail!("snapshot_every: must be at least 1");
@@ -304,6 +317,7 @@ impl Settings {
             snapshot_every,
             archive,
             sync_interval: Duration::from_secs(sync_interval_secs),
+            forward_timeout: Duration::from_secs(forward_timeout_secs),
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
             envoy_config: args.envoy_config.or(file.envoy_config),
@@ -354,6 +368,7 @@ fn engine_config(s: &Settings) -> Result<EngineConfig> {
     config.metrics_max_tenants = s.metrics_max_tenants;
     config.archive = s.archive.clone();
     config.sync_interval = s.sync_interval;
+    config.forward_timeout = s.forward_timeout;
     config.replication = s.replication;
     Ok(config)
 }
@@ -655,6 +670,24 @@ mod tests {
         };
         let s = Settings::resolve(args).unwrap();
         assert_eq!((s.shards, s.consistency), (8, Consistency::Fast));
+        let s = Settings::resolve(ServeArgs {
+            forward_timeout_secs: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            engine_config(&s).unwrap().forward_timeout,
+            Duration::from_secs(2)
+        );
+        let err = Settings::resolve(ServeArgs {
+            forward_timeout_secs: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("forward_timeout_secs:"),
+            "{err}"
+        );
         let err = Settings::resolve(ServeArgs {
             consistency: Some("eventual".into()),
             ..Default::default()
