@@ -408,6 +408,73 @@ async fn a_partitioned_minority_refuses_strict_increments_and_nothing_is_over_ad
     assert_eq!(used, limit);
 }
 
+/// A leader that accepts a node's connections but never answers (a hung
+/// process, a path that drops packets) costs that node's callers a bounded
+/// wait, not the kernel's minutes: a strict increment forwarded to it is
+/// answered OUTCOME_UNKNOWN (it may have been received), with or without
+/// an idempotency key, and once healed the same key counts it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forward_to_a_black_holed_leader_is_answered_within_a_bound() {
+    let _serial = SERIAL.lock().await;
+    let c = TestCluster::start(3, &["--shards", "1"]).await;
+    let tenant = tenant_with_limit(&c, "black-hole", 1_000).await;
+    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let (group, _) = client.route(&tenant);
+    let leader = c.index_of(c.leader_of(group).await);
+    let via = (leader + 1) % 3;
+    let mut direct = QuotaServiceClient::connect(c.node(via).grpc.clone())
+        .await
+        .unwrap();
+    // Forwarded from `via` to the leader: the connection between them is
+    // open when the path goes silent.
+    direct
+        .increment(inc(&tenant, "before".into()))
+        .await
+        .expect("a forwarded increment before the cut");
+    let before = usage(&client, &tenant).await;
+
+    c.black_hole(via, leader);
+    let bound = Duration::from_secs(30);
+    let send = |key: &'static str| {
+        let mut direct = direct.clone();
+        let tenant = tenant.clone();
+        async move {
+            let started = Instant::now();
+            let answer =
+                tokio::time::timeout(bound, direct.increment(inc(&tenant, key.to_string())))
+                    .await
+                    .unwrap_or_else(|_| panic!("no answer within {bound:?} (key {key:?})"));
+            (answer, started.elapsed())
+        }
+    };
+    // With a key the node retries the leader until its route timeout;
+    // without one it may not retry at all.
+    let ((keyed, keyed_took), (unkeyed, unkeyed_took)) = tokio::join!(send("during-cut"), send(""));
+    for (what, answer, took) in [
+        ("keyed", &keyed, keyed_took),
+        ("unkeyed", &unkeyed, unkeyed_took),
+    ] {
+        eprintln!("{what} increment answered after {took:?}: {answer:?}");
+        let status = answer
+            .as_ref()
+            .expect_err("the leader cannot have answered");
+        assert_eq!(status.code(), tonic::Code::Unknown, "{what}: {status:?}");
+        assert!(
+            status.message().contains("outcome is unknown"),
+            "{what}: {status:?}"
+        );
+    }
+
+    c.heal();
+    // Neither reached the leader; the keyed one, sent again, counts once.
+    let again = client
+        .increment(inc(&tenant, "during-cut".into()))
+        .await
+        .expect("the keyed increment after healing");
+    assert!(again.allowed);
+    assert_eq!(usage(&client, &tenant).await, before + 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fourth_node_takes_replicas_and_leaders_under_load() {
     let _serial = SERIAL.lock().await;

@@ -64,6 +64,10 @@ pub struct EngineConfig {
     pub commit_timeout: Duration,
     /// How long a request waits for its group to have a reachable leader.
     pub route_timeout: Duration,
+    /// How long a request forwarded to another node (its group's leader)
+    /// waits for the answer. Above `commit_timeout`, so a leader that
+    /// cannot commit answers for itself (OUTCOME_UNKNOWN) first.
+    pub forward_timeout: Duration,
     /// Where peers' Raft messages for this node's groups are delivered.
     pub transport: TransportService,
     /// Local address for connections to peers.
@@ -107,6 +111,7 @@ impl EngineConfig {
             replication: 3,
             commit_timeout: Duration::from_secs(5),
             route_timeout: Duration::from_secs(10),
+            forward_timeout: Duration::from_secs(6),
             transport: TransportService::default(),
             peer_source_ip: None,
             archive: ArchiveChoice::Embedded,

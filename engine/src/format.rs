@@ -135,6 +135,15 @@ pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, postcard::Error> 
     unreachable!("the loop returns at CURRENT")
 }
 
+/// An upper bound of `encode(v).len()`, without encoding: the size at the
+/// newest version plus the version prefix. (An older version is never
+/// larger: each version so far only adds fields.)
+pub fn encoded_len<T: Serialize + ?Sized>(v: &T) -> usize {
+    let _scope = Scoped::set(&ENCODING, CURRENT);
+    postcard::experimental::serialized_size(v)
+        .map_or(usize::MAX, |n| n.saturating_add(MAGIC.len() + 1))
+}
+
 /// The version of an encoded payload and its postcard body.
 pub fn split(bytes: &[u8]) -> Result<(u8, &[u8]), postcard::Error> {
     match bytes.strip_prefix(&MAGIC[..]) {

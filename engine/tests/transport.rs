@@ -205,3 +205,56 @@ async fn a_late_replica_catches_up_from_a_snapshot_sent_in_chunks() {
     let snap = late.group.raft.metrics().borrow().snapshot;
     assert!(snap.is_some(), "the learner installed a snapshot");
 }
+
+/// A replica added to a group whose log is far larger than one message a
+/// peer decodes (64 MiB) catches up by log: the leader sends it in requests
+/// of bounded size instead of resending one oversized request forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_far_behind_catches_up_by_log_past_the_message_limit() {
+    let config = GroupConfig {
+        // No snapshot: the log is the only way to catch up.
+        snapshot_every: 1_000_000,
+        ..GroupConfig::default()
+    };
+    let (first, _s1) = node_with(1, config.clone()).await;
+    let members = BTreeMap::from([(1, BasicNode::new(&first.addr))]);
+    first.group.raft.initialize(members).await.unwrap();
+    leader_of(&[&first]).await;
+    // 68 entries of 1 MiB: 68 MiB of log behind the new replica.
+    let long = "x".repeat(1 << 20);
+    for i in 0..68 {
+        first
+            .group
+            .raft
+            .client_write(claim(&format!("{i}-{long}")))
+            .await
+            .unwrap();
+    }
+    let m = first.group.raft.metrics().borrow().clone();
+    assert!(
+        m.snapshot.is_none() && m.purged.is_none(),
+        "the log is whole"
+    );
+
+    let (late, _s2) = node_with(2, config).await;
+    first
+        .group
+        .raft
+        .add_learner(2, BasicNode::new(&late.addr), false)
+        .await
+        .unwrap();
+    let last = first.group.raft.metrics().borrow().last_applied;
+    late.group
+        .raft
+        .wait(Some(Duration::from_secs(60)))
+        .applied_index_at_least(last.map(|l| l.index), "caught up by log")
+        .await
+        .unwrap();
+    let state = late.group.state.read().unwrap();
+    assert_eq!(state.slugs.len(), 68);
+    assert!(state.slugs.contains_key(&format!("67-{long}")));
+    assert!(
+        late.group.raft.metrics().borrow().snapshot.is_none(),
+        "no snapshot was needed"
+    );
+}

@@ -129,6 +129,10 @@ pub struct ServeArgs {
     /// Concurrent HTTP/2 streams (calls) per client gRPC connection [default: 1024]
     #[arg(long, env = "QUOTAD_GRPC_MAX_STREAMS")]
     grpc_max_streams: Option<u32>,
+    /// Seconds a request forwarded to its group's leader waits for the
+    /// answer before it is answered UNAVAILABLE or OUTCOME_UNKNOWN [default: 6]
+    #[arg(long, env = "QUOTAD_FORWARD_TIMEOUT_SECS")]
+    forward_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -165,6 +169,7 @@ struct FileConfig {
     commit_queue: Option<usize>,
     request_timeout_secs: Option<u64>,
     grpc_max_streams: Option<u32>,
+    forward_timeout_secs: Option<u64>,
 }
 
 /// Validated settings of a node.
@@ -195,6 +200,7 @@ struct Settings {
     limits: Limits,
     request_timeout: Duration,
     grpc_max_streams: u32,
+    forward_timeout: Duration,
 }
 
 /// The archive named by the settings, checked.
@@ -317,6 +323,13 @@ impl Settings {
         if clock_offset_ms.unsigned_abs() > 30 * 86_400_000 {
             bail!("clock_offset_ms: {clock_offset_ms} is more than 30 days");
         }
+        let forward_timeout_secs = args
+            .forward_timeout_secs
+            .or(file.forward_timeout_secs)
+            .unwrap_or(6);
+        if !(1..=300).contains(&forward_timeout_secs) {
+            bail!("forward_timeout_secs: {forward_timeout_secs} is not between 1 and 300");
+        }
         let snapshot_every = args.snapshot_every.or(file.snapshot_every).unwrap_or(5_000);
         if snapshot_every == 0 {
             bail!("snapshot_every: must be at least 1");
@@ -391,6 +404,7 @@ impl Settings {
             limits,
             request_timeout: Duration::from_secs(request_timeout_secs),
             grpc_max_streams,
+            forward_timeout: Duration::from_secs(forward_timeout_secs),
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
             envoy_config: args.envoy_config.or(file.envoy_config),
@@ -448,6 +462,7 @@ fn engine_config(s: &Settings) -> Result<EngineConfig> {
     config.metrics_max_tenants = s.metrics_max_tenants;
     config.archive = s.archive.clone();
     config.sync_interval = s.sync_interval;
+    config.forward_timeout = s.forward_timeout;
     config.replication = s.replication;
     config.max_clock_skew = s.max_clock_skew;
     if s.clock_offset_ms != 0 {
@@ -803,6 +818,24 @@ mod tests {
         };
         let s = Settings::resolve(args).unwrap();
         assert_eq!((s.shards, s.consistency), (8, Consistency::Fast));
+        let s = Settings::resolve(ServeArgs {
+            forward_timeout_secs: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            engine_config(&s).unwrap().forward_timeout,
+            Duration::from_secs(2)
+        );
+        let err = Settings::resolve(ServeArgs {
+            forward_timeout_secs: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("forward_timeout_secs:"),
+            "{err}"
+        );
         let err = Settings::resolve(ServeArgs {
             consistency: Some("eventual".into()),
             ..Default::default()

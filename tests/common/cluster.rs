@@ -158,6 +158,13 @@ impl TestCluster {
         }
     }
 
+    /// Black-hole node `from`'s connections to node `to`: accepted and
+    /// held, no byte through, nothing closed (a hung peer, or a path that
+    /// drops packets). Traffic from `to` to `from` still flows.
+    pub fn black_hole(&self, from: usize, to: usize) {
+        self.members[to].proxy.black_hole(&[source_ip(from)]);
+    }
+
     pub fn heal(&self) {
         for m in &self.members {
             m.proxy.heal();

@@ -99,27 +99,29 @@ impl Engine {
                 "tenant {tenant} is already in group {to_group}"
             )));
         }
+        // Served for a forward, this future is dropped when the forwarding
+        // node gives up (its forward timeout): the tenant must not stay
+        // frozen then. Unless the hand-over is known to be logged, it is
+        // decided again; if it did commit, the kept state refuses requests
+        // until the move is finished.
+        let mut unfreeze = Unfreeze {
+            shard,
+            tenant,
+            armed: true,
+        };
         shard.freeze(tenant).await?;
         let r = shard
             .group
             .write(Command::MoveOut { tenant, to_group })
             .await;
         match r {
-            Ok(CommandResponse::MovedOut(m)) => Ok(ForwardReply::Moved(m)),
-            Ok(CommandResponse::TenantNotHere) => {
-                shard.moving.remove(&tenant);
-                Err(QuotaError::TenantNotFound { tenant }.into())
+            Ok(CommandResponse::MovedOut(m)) => {
+                unfreeze.armed = false;
+                Ok(ForwardReply::Moved(m))
             }
-            Ok(other) => {
-                shard.moving.remove(&tenant);
-                Err(crate::cluster::forward::unexpected(other))
-            }
-            Err(e) => {
-                // Not logged (or not known to be): decide again. If it did
-                // commit, the kept state refuses requests until finished.
-                shard.moving.remove(&tenant);
-                Err(e)
-            }
+            Ok(CommandResponse::TenantNotHere) => Err(QuotaError::TenantNotFound { tenant }.into()),
+            Ok(other) => Err(crate::cluster::forward::unexpected(other)),
+            Err(e) => Err(e),
         }
     }
 
@@ -211,5 +213,21 @@ impl Engine {
             self.move_in(m).await?;
         }
         Ok(())
+    }
+}
+
+/// Lets a tenant be decided for again when a hand-over ends without being
+/// logged, including when it is dropped half-way.
+struct Unfreeze<'a> {
+    shard: &'a Shard,
+    tenant: TenantId,
+    armed: bool,
+}
+
+impl Drop for Unfreeze<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shard.moving.remove(&self.tenant);
+        }
     }
 }

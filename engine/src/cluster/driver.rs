@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(250);
 
+/// How long one join request waits for the seed's answer.
+const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a node asked to take over a group has to answer.
+const ELECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Ask the member at `seed` (its peer address) to admit this node; returns
 /// the node's id and the cluster's shard count.
 pub async fn join(seed: &str, me: &NodeInfo) -> Result<(NodeId, u64), EngineError> {
@@ -33,16 +39,28 @@ pub async fn join(seed: &str, me: &NodeInfo) -> Result<(NodeId, u64), EngineErro
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let attempt = async {
-            let mut client = ClusterClient::connect(format!("http://{seed}"))
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{seed}"))
+                .map_err(|e| format!("bad seed address {seed:?}: {e}"))?
+                .connect_timeout(Duration::from_secs(2));
+            let mut client = ClusterClient::connect(endpoint)
                 .await
                 .map_err(|e| format!("cannot reach {seed}: {e}"))?;
-            client
-                .join(JoinRequest {
-                    peer_addr: me.peer_addr.clone(),
-                    grpc_addr: me.grpc_addr.clone(),
-                    http_addr: me.http_addr.clone(),
-                })
+            let request = JoinRequest {
+                peer_addr: me.peer_addr.clone(),
+                grpc_addr: me.grpc_addr.clone(),
+                http_addr: me.http_addr.clone(),
+            };
+            // A seed that accepts but never answers costs one attempt, not
+            // the whole start. It may be waiting out an election in the
+            // meta group (up to its 10 s route timeout) before it answers.
+            tokio::time::timeout(JOIN_ATTEMPT_TIMEOUT, client.join(request))
                 .await
+                .map_err(|_| {
+                    format!(
+                        "{seed} did not answer the join within {} s",
+                        JOIN_ATTEMPT_TIMEOUT.as_secs()
+                    )
+                })?
                 .map(|r| r.into_inner())
                 .map_err(|s| format!("{seed} refused the join: {}", s.message()))
         };
@@ -315,9 +333,11 @@ async fn transfer(e: &Engine, group: &Group, to: NodeId) -> Result<(), EngineErr
     .await;
     let elect = async {
         let mut client = ClusterClient::new(e.peers.channel(&addr).map_err(|x| x.to_string())?);
-        client
-            .elect(ElectRequest { group: group.id })
+        let mut request = tonic::Request::new(ElectRequest { group: group.id });
+        request.set_timeout(ELECT_TIMEOUT);
+        tokio::time::timeout(ELECT_TIMEOUT, client.elect(request))
             .await
+            .map_err(|_| format!("no answer within {} s", ELECT_TIMEOUT.as_secs()))?
             .map_err(|s| s.message().to_string())
     };
     let asked = elect.await;

@@ -1,7 +1,11 @@
 //! Routing: every request goes to its group's leader. A node serves the
 //! groups it leads itself and forwards the rest, once, to the leader it
 //! knows of; when there is none (an election), it waits and asks again,
-//! up to `route_timeout`.
+//! up to `route_timeout`. Each forward waits at most `forward_timeout` for
+//! its answer, so a client is answered within about route_timeout +
+//! forward_timeout (16 s by default) even when the leader it is sent to has
+//! gone silent: UNAVAILABLE if nothing can have been applied, else
+//! OUTCOME_UNKNOWN.
 use super::forward::{
     self, ForwardReply, ForwardRequest, SendError, TenantAnswer, TenantCall, WireError,
 };
@@ -171,6 +175,9 @@ impl Engine {
     ) -> Result<ForwardReply, EngineError> {
         let deadline = Instant::now() + self.config.route_timeout;
         let mut delay = Duration::from_millis(2);
+        // Why an earlier attempt of a change may have been applied: if no
+        // later one gets an answer, the outcome is unknown, not "refused".
+        let mut maybe_applied: Option<String> = None;
         loop {
             let why = match self.route(group) {
                 Route::Local(shard) => match self.serve_local(&shard, &req).await {
@@ -179,7 +186,7 @@ impl Engine {
                 },
                 Route::Remote(addr) => {
                     let channel = self.peers.channel(&addr).map_err(EngineError::Cluster)?;
-                    match forward::send(channel, &req).await {
+                    match forward::send(channel, &req, self.config.forward_timeout).await {
                         // The receiver places the tenant in another group
                         // (a pin this node has not seen yet): re-route.
                         Ok(Err(e @ EngineError::NotLeader { group: g, .. })) if g != group => {
@@ -187,10 +194,19 @@ impl Engine {
                         }
                         Ok(Err(e @ EngineError::NotLeader { .. })) => e,
                         Ok(answer) => return answer,
-                        Err(SendError::NotSent(why)) => EngineError::Cluster(why),
-                        Err(SendError::Lost(why)) if retry_safe => EngineError::Cluster(why),
+                        Err(SendError::NotSent(why)) => {
+                            EngineError::Cluster(format!("leader at {addr}: {why}"))
+                        }
                         Err(SendError::Lost(why)) => {
-                            return Err(EngineError::OutcomeUnknown { group, reason: why });
+                            let why = format!("forwarded to the leader at {addr}: {why}");
+                            if !req.changes_state() {
+                                EngineError::Cluster(why)
+                            } else if retry_safe {
+                                maybe_applied = Some(why.clone());
+                                EngineError::Cluster(why)
+                            } else {
+                                return Err(EngineError::OutcomeUnknown { group, reason: why });
+                            }
                         }
                     }
                 }
@@ -206,7 +222,10 @@ impl Engine {
             }
             tracing::debug!(group, error = %why, "no leader to serve the request yet; retrying");
             if Instant::now() + delay >= deadline || self.is_closing() {
-                return Err(why);
+                return Err(match maybe_applied {
+                    Some(reason) => EngineError::OutcomeUnknown { group, reason },
+                    None => why,
+                });
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
@@ -334,7 +353,8 @@ impl Engine {
                 }
             } else if let Some(addr) = leader.and_then(|l| self.peer_addr(l)) {
                 let channel = self.peers.channel(&addr).map_err(EngineError::Cluster)?;
-                match forward::send(channel, &ForwardRequest::Meta(cmd.clone())).await {
+                let req = ForwardRequest::Meta(cmd.clone());
+                match forward::send(channel, &req, self.config.forward_timeout).await {
                     Ok(Ok(ForwardReply::Meta(r))) => return Ok(r),
                     Ok(Ok(other)) => {
                         return Err(crate::cluster::forward::unexpected(other));

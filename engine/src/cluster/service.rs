@@ -25,8 +25,8 @@ impl ClusterService {
 
     pub fn server(self) -> ClusterServer<ClusterService> {
         ClusterServer::new(self)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(crate::raft::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::raft::MAX_MESSAGE_BYTES)
     }
 
     fn engine(&self) -> Result<&Arc<Engine>, Status> {

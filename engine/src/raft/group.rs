@@ -76,7 +76,11 @@ impl Group {
         let raft = Raft::new(
             node_id,
             Arc::new(raft_config),
-            GroupNetwork { group: id, peers },
+            GroupNetwork {
+                group: id,
+                me: node_id,
+                peers,
+            },
             log,
             sm,
         )

@@ -15,6 +15,14 @@ use std::sync::Arc;
 
 type RaftStorageError = StorageError<NodeId>;
 
+/// Most bytes of entries (as stored) handed to replication for one
+/// AppendEntries; at least one entry, whatever its size. openraft asks for
+/// up to `max_payload_entries` (300) entries, which at up to 1 MiB a
+/// group-commit entry is far more than a follower decodes in one message
+/// (see `network`): a follower far behind then catches up in requests of
+/// this size instead of being sent the same oversized one forever.
+pub(crate) const REPLICATION_READ_BYTES: usize = 2 << 20;
+
 #[derive(Clone)]
 pub struct LogStore {
     group: u64,
@@ -114,6 +122,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let rows = self
             .store
             .read_logs(self.group, from, to)
+            .map_err(read_err)?;
+        rows.iter()
+            .map(|b| decode_entry(b).map_err(read_err))
+            .collect()
+    }
+
+    /// What replication sends next: `[start, end)`, cut after
+    /// [`REPLICATION_READ_BYTES`].
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>, RaftStorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .store
+            .read_logs_within(self.group, start, end - 1, REPLICATION_READ_BYTES)
             .map_err(read_err)?;
         rows.iter()
             .map(|b| decode_entry(b).map_err(read_err))

@@ -9,10 +9,11 @@
 //!
 //! Batches are sized by load, not by a timer: while earlier entries are
 //! being made durable, new operations queue, and the next entry takes them
-//! all (up to `max_batch`). The queue is bounded (`Limits::commit_queue`):
-//! an actor takes a slot before it decides a change, and refuses the
-//! request when there is none (`crate::shed`). Entries are handed to Raft in queue order, so the
-//! log keeps each tenant's operations in the order its actor decided them.
+//! all (up to `max_batch` operations and [`MAX_ENTRY_BYTES`]). The queue
+//! is bounded (`Limits::commit_queue`): an actor takes a slot before it
+//! decides a change, and refuses the request when there is none
+//! (`crate::shed`). Entries are handed to Raft in queue order, so the log
+//! keeps each tenant's operations in the order its actor decided them.
 //!
 //! Callers are answered with what the state machine applied, not with the
 //! actor's prediction; the two must agree, and if they ever do not, the
@@ -61,6 +62,71 @@ struct Waiter {
 /// Entries in flight at once: one being made durable while the next fills.
 const MAX_IN_FLIGHT: usize = 2;
 
+/// Most bytes of operations (encoded) in one entry, unless its first
+/// operation alone is larger. Every entry must reach the followers in one
+/// message (at most 64 MiB, see `raft::network`): 4,096 operations of up to
+/// a client request's size each (a tenant created with 64 KiB of settings,
+/// say) could otherwise make an entry of hundreds of MiB that no follower
+/// ever receives. An increment encodes to at most about 360 bytes (a
+/// 64-byte quota name, a 256-byte idempotency key), so a full 4,096-op
+/// batch of them is about 1.4 MiB; this bound cuts only such extremes.
+pub const MAX_ENTRY_BYTES: usize = 1 << 20;
+
+/// The operations of one entry and who waits for them.
+struct Packed {
+    ops: Vec<StampedOp>,
+    waiters: Vec<Waiter>,
+    /// Taken from the queue but over the entry's bound: it starts the next.
+    carry: Option<PendingWrite>,
+}
+
+/// Pack `first` and whatever is queued behind it into one entry: at most
+/// `max_batch` writes and `max_bytes` of operations, but always `first`.
+fn pack(
+    first: PendingWrite,
+    rx: &mut mpsc::Receiver<PendingWrite>,
+    max_batch: usize,
+    max_bytes: usize,
+) -> Packed {
+    let mut ops = Vec::with_capacity(64);
+    let mut waiters = Vec::with_capacity(64);
+    let mut bytes = 0usize;
+    let mut next = Some(first);
+    while let Some(w) = next {
+        if let Some(op) = &w.op {
+            let size = crate::format::encoded_len(op);
+            if !ops.is_empty() && bytes.saturating_add(size) > max_bytes {
+                return Packed {
+                    ops,
+                    waiters,
+                    carry: Some(w),
+                };
+            }
+            bytes = bytes.saturating_add(size);
+        }
+        let index = w.op.map(|op| {
+            ops.push(op);
+            ops.len() - 1
+        });
+        waiters.push(Waiter {
+            index,
+            expected: w.expected,
+            reply: w.reply,
+            sync: w.sync,
+        });
+        next = if waiters.len() < max_batch {
+            rx.try_recv().ok()
+        } else {
+            None
+        };
+    }
+    Packed {
+        ops,
+        waiters,
+        carry: None,
+    }
+}
+
 /// Why a batch did not commit.
 #[derive(Debug, Clone)]
 enum Failure {
@@ -79,33 +145,21 @@ pub async fn run(
     serving: Arc<AtomicU64>,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut carry = None;
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = rx.recv().await else {
-            return;
+        let first = match carry.take() {
+            Some(w) => w,
+            None => match rx.recv().await {
+                Some(w) => w,
+                None => return,
+            },
         };
-        let mut ops = Vec::with_capacity(64);
-        let mut waiters = Vec::with_capacity(64);
-        let mut next = Some(first);
-        while let Some(w) = next {
-            let index = w.op.map(|op| {
-                ops.push(op);
-                ops.len() - 1
-            });
-            waiters.push(Waiter {
-                index,
-                expected: w.expected,
-                reply: w.reply,
-                sync: w.sync,
-            });
-            next = if waiters.len() < max_batch {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
+        let packed = pack(first, &mut rx, max_batch, MAX_ENTRY_BYTES);
+        let (ops, waiters) = (packed.ops, packed.waiters);
+        carry = packed.carry;
         let group_id = group.id;
         match group.raft.client_write_ff(Command::Batch(ops)).await {
             Ok(done) => {
@@ -185,5 +239,97 @@ fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcom
             // The caller may have given up; nothing to do then.
             let _ = port.send(answer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::TenantOp;
+
+    /// A write whose operation encodes to about `bytes` bytes (an audit
+    /// record with a long detail).
+    fn write(bytes: usize) -> PendingWrite {
+        PendingWrite {
+            op: Some(StampedOp {
+                tenant: uuid::Uuid::from_u128(1),
+                at_ms: 0,
+                op: TenantOp::Audit {
+                    action: "a".into(),
+                    target: "t".into(),
+                    detail: "d".repeat(bytes),
+                },
+                audit: None,
+            }),
+            expected: OpOutcome::Tenant,
+            reply: None,
+            sync: Arc::default(),
+        }
+    }
+
+    fn queue(writes: Vec<PendingWrite>) -> mpsc::Receiver<PendingWrite> {
+        let (tx, rx) = mpsc::channel(writes.len().max(1));
+        for w in writes {
+            tx.try_send(w).unwrap();
+        }
+        rx
+    }
+
+    fn entry_bytes(p: &Packed) -> usize {
+        crate::format::encode(&Command::Batch(p.ops.clone()))
+            .unwrap()
+            .len()
+    }
+
+    #[test]
+    fn an_entry_stops_at_its_byte_bound_and_the_next_write_starts_the_next_one() {
+        // 64 writes of 64 KiB: 4 MiB queued, at most 1 MiB an entry.
+        let mut rx = queue((0..63).map(|_| write(64 << 10)).collect());
+        let mut first = Some(write(64 << 10));
+        let mut sizes = Vec::new();
+        let mut writes = 0;
+        while let Some(f) = first.take().or_else(|| rx.try_recv().ok()) {
+            let p = pack(f, &mut rx, 4096, MAX_ENTRY_BYTES);
+            assert!(
+                entry_bytes(&p) <= MAX_ENTRY_BYTES,
+                "{} bytes",
+                entry_bytes(&p)
+            );
+            writes += p.waiters.len();
+            sizes.push(p.ops.len());
+            first = p.carry;
+        }
+        assert_eq!(writes, 64, "every write is in an entry, once");
+        assert!(sizes.len() >= 4, "{sizes:?}");
+        let full = &sizes[..sizes.len() - 1];
+        assert!(
+            full.iter().all(|n| *n >= 14),
+            "entries are filled: {sizes:?}"
+        );
+    }
+
+    #[test]
+    fn a_write_larger_than_the_bound_is_an_entry_of_its_own() {
+        let mut rx = queue(vec![write(2 << 20), write(10)]);
+        let p = pack(write(10), &mut rx, 4096, MAX_ENTRY_BYTES);
+        assert_eq!(p.ops.len(), 1, "the small first write goes alone");
+        let big = p.carry.expect("the large write starts the next entry");
+        let p = pack(big, &mut rx, 4096, MAX_ENTRY_BYTES);
+        assert_eq!(p.ops.len(), 1, "the large write goes alone");
+        assert!(entry_bytes(&p) > MAX_ENTRY_BYTES);
+        let p = pack(
+            p.carry.expect("the next write waits"),
+            &mut rx,
+            4096,
+            MAX_ENTRY_BYTES,
+        );
+        assert_eq!((p.ops.len(), p.carry.is_none()), (1, true));
+    }
+
+    #[test]
+    fn the_operation_count_bound_still_holds() {
+        let mut rx = queue((0..9).map(|_| write(10)).collect());
+        let p = pack(write(10), &mut rx, 4, MAX_ENTRY_BYTES);
+        assert_eq!((p.ops.len(), p.carry.is_none()), (4, true));
     }
 }

@@ -226,11 +226,30 @@ impl Store {
         from: u64,
         to_inclusive: u64,
     ) -> Result<Vec<Vec<u8>>, StorageError> {
+        self.read_logs_within(group, from, to_inclusive, usize::MAX)
+    }
+
+    /// The entries from `from` on, in order, as long as they add up to at
+    /// most `max_bytes` as stored; the first one whatever its size.
+    pub(crate) fn read_logs_within(
+        &self,
+        group: u64,
+        from: u64,
+        to_inclusive: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(LOGS)?;
         let mut out = Vec::new();
+        let mut total = 0usize;
         for row in t.range((group, from)..=(group, to_inclusive))? {
-            out.push(row?.1.value().to_vec());
+            let row = row?;
+            let value = row.1.value();
+            total = total.saturating_add(value.len());
+            if total > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(value.to_vec());
         }
         Ok(out)
     }
