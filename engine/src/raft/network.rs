@@ -228,8 +228,12 @@ impl PeerClient {
         if let Some(ms) = sent_ms {
             msg.metadata_mut().insert(CLOCK_HEADER, ms.into());
         }
-        // The peer stops working on it too once the sender has given up.
-        msg.set_timeout(ttl);
+        // No grpc-timeout for the peer: openraft gives an append only a
+        // heartbeat interval (100 ms), and a follower that finishes an
+        // append after the leader stopped waiting has still made progress
+        // for the retry. Cancelling it there instead livelocks replication
+        // under load (every retry cut off half-way). The sender's wait is
+        // bounded below.
         let mut client =
             RaftTransportClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let sent = async {
