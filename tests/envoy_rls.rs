@@ -25,6 +25,15 @@ fn descriptor(entries: &[(&str, &str)], hits: Option<u64>) -> RateLimitDescripto
     }
 }
 
+/// A node on `dir` serving Envoy's API with the descriptor rules `toml`.
+fn rls_node(dir: &std::path::Path, toml: &str) -> Node {
+    let config = dir.join("rls.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut args = Node::local_args();
+    args.extend(["--envoy-config".into(), config.display().to_string()]);
+    Node::start_with(&dir.join("data"), &args)
+}
+
 #[tokio::test]
 async fn should_rate_limit_answers_ok_then_over_limit_and_respects_hits_addend() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,15 +150,10 @@ async fn should_rate_limit_answers_ok_then_over_limit_and_respects_hits_addend()
 #[tokio::test]
 async fn sub_limit_entries_spend_the_narrowed_quota_beside_the_parent() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("rls.toml");
-    std::fs::write(
-        &config,
+    let node = rls_node(
+        dir.path(),
         "[[domains]]\ndomain = \"gw\"\ndefault_quota = \"api_requests\"\nsub_limit_keys = [\"model\"]\n",
-    )
-    .unwrap();
-    let mut args = Node::local_args();
-    args.extend(["--envoy-config".into(), config.display().to_string()]);
-    let node = Node::start_with(&dir.path().join("data"), &args);
+    );
     let tenant = create_tenant(&node, "envoy-sub", "STARTER").await;
     set_quota(
         &node,
@@ -242,15 +246,10 @@ async fn sub_limit_entries_spend_the_narrowed_quota_beside_the_parent() {
 #[tokio::test]
 async fn a_retried_request_with_a_request_id_is_decided_once() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("rls.toml");
-    std::fs::write(
-        &config,
+    let node = rls_node(
+        dir.path(),
         "[[domains]]\ndomain = \"gw\"\ndefault_quota = \"api_requests\"\n",
-    )
-    .unwrap();
-    let mut args = Node::local_args();
-    args.extend(["--envoy-config".into(), config.display().to_string()]);
-    let node = Node::start_with(&dir.path().join("data"), &args);
+    );
     let tenant = create_tenant(&node, "envoy-retry", "STARTER").await;
     set_quota(
         &node,
