@@ -15,6 +15,9 @@ if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_reflection, schemathes
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 export QUOTAD_TEST_PYTHON="$PWD/$venv/bin/python"
+# One build per run: incremental caches would only take disk (2.5 GB on a
+# clean build), unless the caller asked for them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== deploy files"
 scripts/check_deploy.sh
