@@ -353,11 +353,11 @@ async fn soak_paused_followers() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
     let c = TestCluster::start(3, &["--shards", "1", "--snapshot-every", "50"]).await;
-    let tenant = tenant_with_limit(c.node(0), "paused-soak", 1_000_000).await;
     for round in 0..soak::rounds(5) {
         if started.elapsed() > soak::budget() {
             break;
         }
+        let tenant = tenant_with_limit(c.node(0), &format!("paused-soak-{round}"), 1_000_000).await;
         let pause = Duration::from_secs(30);
         let p = pause_round(&c, &tenant, pause, round).await;
         report_pause(&p, pause);
@@ -420,19 +420,6 @@ async fn logged(
     }
 }
 
-async fn wait_log(
-    c: &TestCluster,
-    i: usize,
-    from: usize,
-    (message, group): (&str, u64),
-    timeout: Duration,
-) {
-    assert!(
-        logged(c, i, from, (message, group), timeout).await,
-        "node {i} did not log {message:?} for group {group} within {timeout:?}"
-    );
-}
-
 /// What member `i` has logged, over all its runs (its log must be captured).
 fn log_of(c: &TestCluster, i: usize) -> String {
     let path = c.members[i]
@@ -447,32 +434,82 @@ fn log_len(c: &TestCluster, i: usize) -> usize {
     log_of(c, i).len()
 }
 
-/// `n` keyed increments (Batch calls of 1,000, fast) on `tenant`, with
-/// keys `ballast-<tag>-...`: state that makes the group's snapshot large
-/// enough (about 100 bytes a key) that storing it takes a while, and log
-/// enough to make the next snapshot due.
-async fn ballast(c: &TestCluster, tenant: &str, tag: &str, n: usize) {
-    let mut client = c.node(0).grpc().await;
-    for b in 0..n.div_ceil(1000) {
-        let items = (0..1000)
-            .map(|i| pb::BatchItem {
-                item: Some(pb::batch_item::Item::Increment(pb::IncrementRequest {
-                    tenant_id: tenant.into(),
-                    quota: QUOTA.into(),
-                    amount: 1,
-                    idempotency_key: format!("ballast-{tag}-{b}-{i}"),
-                    consistency: FAST as i32,
-                })),
-            })
-            .collect();
-        client
-            .batch(pb::BatchRequest {
-                items,
+/// A running member of the cluster.
+fn running(c: &TestCluster) -> &Node {
+    c.members
+        .iter()
+        .find_map(|m| m.node.as_ref())
+        .expect("a running node")
+}
+
+/// A Batch of 1,000 fast increments of 1 on `tenant`, keyed
+/// `<prefix>-<i>` (each key is kept in the group's state) or not at all.
+fn batch_of(tenant: &str, prefix: Option<&str>) -> pb::BatchRequest {
+    let items = (0..1000)
+        .map(|i| pb::BatchItem {
+            item: Some(pb::batch_item::Item::Increment(pb::IncrementRequest {
+                tenant_id: tenant.into(),
+                quota: QUOTA.into(),
+                amount: 1,
+                idempotency_key: prefix.map(|p| format!("{p}-{i}")).unwrap_or_default(),
                 consistency: FAST as i32,
-            })
+            })),
+        })
+        .collect();
+    pb::BatchRequest {
+        items,
+        consistency: FAST as i32,
+    }
+}
+
+/// `n` keyed increments on `tenant`: state (about 100 bytes a key) that
+/// makes the group's snapshot large enough that storing it takes a while.
+async fn ballast(c: &TestCluster, tenant: &str, n: usize) {
+    let mut client = running(c).grpc().await;
+    for b in 0..n.div_ceil(1000) {
+        client
+            .batch(batch_of(tenant, Some(&format!("ballast-{b}"))))
             .await
             .expect("ballast batch");
     }
+}
+
+/// Keyless increments on `tenant` (log, but no state) until member `i`
+/// logs `message` about `group` after byte `from`: a snapshot is due once
+/// the log since the last one outweighs it (`snapshot_pacing`).
+async fn churn_until(
+    c: &TestCluster,
+    tenant: &str,
+    i: usize,
+    from: usize,
+    (message, group): (&str, u64),
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (stop, tenant) = (stop.clone(), tenant.to_string());
+        let addrs = c.grpc_addrs();
+        tokio::spawn(async move {
+            let client = QuotaClient::connect(addrs).await.unwrap();
+            let (_, leader) = client.route(&tenant);
+            let mut direct = pb::quota_service_client::QuotaServiceClient::new(
+                tonic::transport::Endpoint::from_shared(format!("http://{leader}"))
+                    .unwrap()
+                    .connect_lazy(),
+            );
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // The leader may be killed meanwhile: its errors do not matter.
+                let _ = direct.batch(batch_of(&tenant, None)).await;
+            }
+        })
+    };
+    let wait = Duration::from_secs(60);
+    let seen = logged(c, i, from, (message, group), wait).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    churn.abort();
+    assert!(
+        seen,
+        "node {i} did not log {message:?} for group {group} within {wait:?}"
+    );
 }
 
 /// The state machine's log lines (see `SNAPSHOT_LOG`).
@@ -518,17 +555,9 @@ async fn snapshot_round(
         |l| l.admitted() >= 40,
     )
     .await;
-    // The leader snapshots (the ballast's log outweighs its last
-    // snapshot), and purges its log past where the follower stopped.
-    ballast(c, ballast_tenant, &format!("{round}a"), 5_000).await;
-    wait_log(
-        c,
-        leader,
-        leader_log,
-        (STORED, group),
-        Duration::from_secs(30),
-    )
-    .await;
+    // The leader snapshots, and purges its log past where the follower
+    // stopped.
+    churn_until(c, ballast_tenant, leader, leader_log, (STORED, group)).await;
     // openraft purges right after it learns of the snapshot.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -558,8 +587,7 @@ async fn snapshot_round(
     // The leader, killed while storing a snapshot.
     let leader = c.index_of(c.leader_of(group).await);
     let from = log_len(c, leader);
-    ballast(c, ballast_tenant, &format!("{round}b"), 8_000).await;
-    wait_log(c, leader, from, (STORING, group), Duration::from_secs(30)).await;
+    churn_until(c, ballast_tenant, leader, from, (STORING, group)).await;
     tokio::time::sleep(build_delay).await;
     let seen = log_of(c, leader);
     let killed_mid_build = !has_line(&seen[from..], STORED, group);
@@ -603,6 +631,7 @@ async fn kill_9_during_snapshot_install_and_snapshot_build_loses_nothing() {
     let mut c = snapshot_cluster(logs.path()).await;
     let tenant = tenant_with_limit(c.node(0), "snapshots", 1_000_000).await;
     let ballast_tenant = tenant_with_limit(c.node(0), "ballast", 1_000_000_000).await;
+    ballast(&c, &ballast_tenant, 5_000).await;
     let delays = [0, 2, 5].map(Duration::from_millis);
     let r = snapshot_round(&mut c, &tenant, &ballast_tenant, 0, &delays, Duration::ZERO).await;
     eprintln!(
@@ -620,8 +649,8 @@ async fn soak_kill_9_during_snapshots() {
     let mut rng = soak::rng();
     let logs = tempfile::tempdir().unwrap();
     let mut c = snapshot_cluster(logs.path()).await;
-    let tenant = tenant_with_limit(c.node(0), "snapshot-soak", 1_000_000).await;
     let ballast_tenant = tenant_with_limit(c.node(0), "ballast", 1_000_000_000).await;
+    ballast(&c, &ballast_tenant, 5_000).await;
     let (mut mid_install, mut mid_build, mut rounds) = (0, 0, 0);
     for round in 0..soak::rounds(10) {
         if started.elapsed() > soak::budget() {
@@ -631,6 +660,9 @@ async fn soak_kill_9_during_snapshots() {
             .map(|_| Duration::from_millis(rand::Rng::random_range(&mut rng, 0..30)))
             .collect();
         let build = Duration::from_millis(rand::Rng::random_range(&mut rng, 0..30));
+        // A tenant per round: each round checks its own history.
+        let slug = format!("snapshot-soak-{round}");
+        let tenant = tenant_with_limit(running(&c), &slug, 1_000_000).await;
         let r = snapshot_round(&mut c, &tenant, &ballast_tenant, round, &delays, build).await;
         rounds += 1;
         mid_install += r.killed_mid_install as usize;
