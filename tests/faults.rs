@@ -293,8 +293,9 @@ async fn pause_round(c: &TestCluster, tenant: &str, pause: Duration, round: usiz
         during.iter().all(|a| a.admitted()),
         "an increment was denied"
     );
+    // Commits went on (how fast is printed, not asserted).
     assert!(
-        during.len() >= 20,
+        during.len() >= 10,
         "only {} increments were answered during the pause",
         during.len()
     );
