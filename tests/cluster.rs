@@ -8,7 +8,8 @@ mod common;
 
 use common::cluster::TestCluster;
 use common::history::{History, Outcome, outcome};
-use common::{create_tenant, http, set_quota};
+use common::load::{QUOTA, inc, tenant_with_limit, usage};
+use common::{create_tenant, http, set_quota, soak};
 use quotad_proto::client::QuotaClient;
 use quotad_proto::v1 as pb;
 use quotad_proto::v1::quota_service_client::QuotaServiceClient;
@@ -17,44 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const QUOTA: &str = "llm_tokens";
-
 /// One cluster at a time when the harness runs tests in threads
 /// (`cargo test`; nextest runs them one by one, see .config/nextest.toml).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn tenant_with_limit(c: &TestCluster, slug: &str, limit: u64) -> String {
-    let tenant = create_tenant(c.node(0), slug, "PROFESSIONAL").await;
-    set_quota(
-        c.node(0),
-        &tenant,
-        QUOTA,
-        json!({"kind": "counter", "period": "never", "limit": limit, "action": "block"}),
-    )
-    .await;
-    tenant
-}
-
-fn inc(tenant: &str, key: String) -> pb::IncrementRequest {
-    pb::IncrementRequest {
-        tenant_id: tenant.into(),
-        quota: QUOTA.into(),
-        amount: 1,
-        idempotency_key: key,
-        consistency: pb::Consistency::Strict as i32,
-    }
-}
-
-async fn usage(client: &QuotaClient, tenant: &str) -> u64 {
-    let u = client
-        .get_usage(pb::GetUsageRequest {
-            tenant_id: tenant.into(),
-            quota: QUOTA.into(),
-        })
-        .await
-        .expect("usage");
-    u.quotas[0].used
-}
 
 /// How long after the kill checks, and increments, were answered again.
 struct Resumed {
@@ -184,7 +150,7 @@ async fn kill_round(
 async fn killing_a_shard_leader_loses_no_acknowledged_increment() {
     let _serial = SERIAL.lock().await;
     let mut c = TestCluster::start(3, &["--shards", "2"]).await;
-    let tenant = tenant_with_limit(&c, "failover", 200).await;
+    let tenant = tenant_with_limit(c.node(0), "failover", 200).await;
     let r = kill_round(&mut c, &tenant, 200, 0, 80).await;
     eprintln!(
         "after the kill: checks answered again in {} ms, strict increments in {} ms",
@@ -201,22 +167,10 @@ async fn killing_a_shard_leader_loses_no_acknowledged_increment() {
 #[ignore = "soak: run with --ignored (see the file's header)"]
 async fn soak_random_leader_kills() {
     let _serial = SERIAL.lock().await;
-    let rounds: usize = std::env::var("QUOTAD_SOAK_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let budget = Duration::from_secs(
-        std::env::var("QUOTAD_SOAK_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(900),
-    );
-    let seed: u64 = std::env::var("QUOTAD_SOAK_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("soak: {rounds} rounds, seed {seed} (reproduce with QUOTAD_SOAK_SEED={seed})");
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let rounds = soak::rounds(10);
+    let budget = soak::budget();
+    let mut rng = soak::rng();
+    eprintln!("soak: {rounds} rounds");
     let started = Instant::now();
     let mut c = TestCluster::start(3, &["--shards", "2"]).await;
     let mut resumes = Vec::new();
@@ -226,7 +180,7 @@ async fn soak_random_leader_kills() {
             break;
         }
         let limit = 150;
-        let tenant = tenant_with_limit(&c, &format!("soak-{round}"), limit).await;
+        let tenant = tenant_with_limit(c.node(0), &format!("soak-{round}"), limit).await;
         let kill_after = rand::Rng::random_range(&mut rng, 1..limit as usize);
         let r = kill_round(&mut c, &tenant, limit, round, kill_after).await;
         eprintln!(
@@ -258,7 +212,7 @@ async fn soak_random_leader_kills() {
 async fn restarting_the_whole_cluster_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let mut c = TestCluster::start(3, &["--shards", "2"]).await;
-    let tenant = tenant_with_limit(&c, "restart", 1_000).await;
+    let tenant = tenant_with_limit(c.node(0), "restart", 1_000).await;
     let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
     for n in 0..120 {
         let d = client
@@ -350,7 +304,7 @@ async fn a_partitioned_minority_refuses_strict_increments_and_nothing_is_over_ad
     let _serial = SERIAL.lock().await;
     let c = TestCluster::start(3, &["--shards", "1"]).await;
     let limit = 100;
-    let tenant = tenant_with_limit(&c, "partition", limit).await;
+    let tenant = tenant_with_limit(c.node(0), "partition", limit).await;
     let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
     let history = History::default();
     for n in 0..30 {
@@ -417,7 +371,7 @@ async fn a_partitioned_minority_refuses_strict_increments_and_nothing_is_over_ad
 async fn a_forward_to_a_black_holed_leader_is_answered_within_a_bound() {
     let _serial = SERIAL.lock().await;
     let c = TestCluster::start(3, &["--shards", "1"]).await;
-    let tenant = tenant_with_limit(&c, "black-hole", 1_000).await;
+    let tenant = tenant_with_limit(c.node(0), "black-hole", 1_000).await;
     let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
     let (group, _) = client.route(&tenant);
     let leader = c.index_of(c.leader_of(group).await);
@@ -734,7 +688,7 @@ async fn an_enterprise_tenant_moves_to_a_dedicated_group_under_load() {
 async fn a_removed_node_is_drained_first_and_nothing_is_lost() {
     let _serial = SERIAL.lock().await;
     let mut c = TestCluster::start(4, &["--shards", "4"]).await;
-    let tenant = tenant_with_limit(&c, "drain", 10_000).await;
+    let tenant = tenant_with_limit(c.node(0), "drain", 10_000).await;
     let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
     for n in 0..50 {
         client

@@ -3,10 +3,20 @@ use crate::envelope::{ApiError, ApiResult, ok};
 use axum::extract::State;
 use quotad_engine::error_code::ErrorCode;
 
-/// Liveness: the process serves HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "The process serves HTTP", body = crate::openapi::Envelope<Object>)))]
-pub async fn healthz() -> ApiResult<serde_json::Value> {
-    Ok(ok(serde_json::json!({ "status": "ok" })))
+/// Liveness: the process serves HTTP and none of its Raft groups stopped
+/// on an error. A group stops for good when a write or fsync of the data
+/// dir fails (a full disk): only a restart reopens the store, so a
+/// supervisor probing this restarts the node, which then recovers once the
+/// disk has room.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "The process serves HTTP and no Raft group has stopped on an error", body = crate::openapi::Envelope<Object>), (status = 503, description = "A Raft group stopped on an error (a failed write of the data dir); restart the node", body = crate::openapi::ErrorEnvelope)))]
+pub async fn healthz(State(s): State<AppState>) -> ApiResult<serde_json::Value> {
+    match s.engine.failure() {
+        None => Ok(ok(serde_json::json!({ "status": "ok" }))),
+        Some(why) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("{why}; restart the node once its data dir is writable"),
+        )),
+    }
 }
 
 /// Readiness: every Raft group this node serves has a leader here.

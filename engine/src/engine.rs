@@ -1423,10 +1423,14 @@ impl Engine {
         for (g, shard) in
             std::iter::once((&self.meta, None)).chain(shards.iter().map(|s| (&s.group, Some(s))))
         {
-            let m = g.raft.metrics().borrow().clone();
-            if let Err(e) = &m.running_state {
-                return Err(format!("group {} stopped: {e}", g.id));
+            if let Some(e) = g.failure() {
+                return Err(format!(
+                    "group {} stopped on an error; restart the node once its data dir is \
+                     writable: {e}",
+                    g.id
+                ));
             }
+            let m = g.raft.metrics().borrow().clone();
             let member = m
                 .membership_config
                 .membership()
@@ -1444,6 +1448,20 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A group of this node that stopped on an error (a failed write of
+    /// the data dir), with why: only a restart brings it back, so the node
+    /// is not live (`/healthz`).
+    pub fn failure(&self) -> Option<String> {
+        let shards: Vec<Arc<Shard>> = self
+            .groups
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default();
+        std::iter::once(&self.meta)
+            .chain(shards.iter().map(|s| &s.group))
+            .find_map(|g| g.failure().map(|e| format!("group {} stopped: {e}", g.id)))
     }
 
     pub async fn shutdown(&self) {

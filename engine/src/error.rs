@@ -28,6 +28,13 @@ pub enum EngineError {
     TenantMoving { tenant: crate::model::TenantId },
     #[error("group {group} has no reachable leader right now; retry")]
     NoLeader { group: u64 },
+    /// The group's Raft stopped on this node on an error (a failed write
+    /// of the data dir): this node neither decides nor knows who does.
+    #[error(
+        "group {group} stopped on this node ({reason}); it serves nothing for the group until \
+         restarted: ask another node"
+    )]
+    GroupStopped { group: u64, reason: String },
     #[error(
         "group {group}: the outcome is unknown ({reason}); retry with the same idempotency key"
     )]
@@ -60,6 +67,7 @@ impl EngineError {
             | EngineError::ShuttingDown
             | EngineError::Busy { .. }
             | EngineError::NoLeader { .. }
+            | EngineError::GroupStopped { .. }
             | EngineError::TenantMoving { .. }
             | EngineError::Cluster(_) => ErrorCode::Unavailable,
             EngineError::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,

@@ -1,8 +1,8 @@
 //! A cluster of real `quotad serve` processes on loopback. Node i listens
 //! for peers on 127.0.0.(10+i) and sends from that address, behind a proxy
 //! that can cut it off from chosen nodes (see `proxy.rs`).
-use super::Node;
 use super::proxy::Proxy;
+use super::{Node, NodeOptions};
 use quotad_proto::cluster::cluster_client::ClusterClient;
 use quotad_proto::cluster::{ClusterStatus, StatusRequest};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -19,6 +19,16 @@ pub struct Member {
     pub grpc_addr: String,
     pub http_addr: String,
     pub id: u64,
+    /// Log capture and filter, for every start of the node.
+    pub options: NodeOptions,
+}
+
+/// Where a member keeps its data and its log, chosen before its first
+/// start (see [`TestCluster::start_with`]).
+pub struct NodeSetup {
+    /// Default: `node-<i>` in the cluster's temp dir.
+    pub data_dir: PathBuf,
+    pub options: NodeOptions,
 }
 
 pub struct TestCluster {
@@ -43,6 +53,17 @@ impl TestCluster {
     /// Start `n` nodes (node 0 founds, the others join it) and wait until
     /// every group is fully replicated.
     pub async fn start(n: usize, extra_args: &[&str]) -> TestCluster {
+        TestCluster::start_with(n, extra_args, |_, _| {}).await
+    }
+
+    /// [`TestCluster::start`], with `prepare(i, setup)` choosing where node
+    /// i keeps its data (a small tmpfs, say) and whether its log is
+    /// captured, before it first starts.
+    pub async fn start_with(
+        n: usize,
+        extra_args: &[&str],
+        prepare: impl Fn(usize, &mut NodeSetup),
+    ) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let mut c = TestCluster {
             _dir: dir,
@@ -50,27 +71,41 @@ impl TestCluster {
             args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
         for _ in 0..n {
-            c.add_node().await;
+            c.add_node_with(&prepare).await;
         }
         c.wait_settled(Duration::from_secs(90)).await;
         c
     }
 
+    /// The cluster's temp dir (node data dirs by default; logs may go there).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Start one more node, joining through node 0.
     pub async fn add_node(&mut self) -> usize {
+        self.add_node_with(|_, _| {}).await
+    }
+
+    async fn add_node_with(&mut self, prepare: impl Fn(usize, &mut NodeSetup)) -> usize {
         let i = self.members.len();
         let ip = source_ip(i);
         let listen_peer = SocketAddr::new(ip, free_port(ip));
         let proxy = Proxy::start(listen_peer).await;
-        let data_dir = self._dir.path().join(format!("node-{i}"));
+        let mut setup = NodeSetup {
+            data_dir: self._dir.path().join(format!("node-{i}")),
+            options: NodeOptions::default(),
+        };
+        prepare(i, &mut setup);
         let mut m = Member {
             node: None,
-            data_dir,
+            data_dir: setup.data_dir,
             listen_peer,
             proxy,
             grpc_addr: "127.0.0.1:0".into(),
             http_addr: "127.0.0.1:0".into(),
             id: 0,
+            options: setup.options,
         };
         let join = self.members.first().map(|f| f.proxy.addr.to_string());
         let node = self.spawn(&m, join.as_deref(), &[]);
@@ -98,7 +133,7 @@ impl TestCluster {
         }
         args.extend(self.args.iter().cloned());
         args.extend(extra.iter().map(|a| a.to_string()));
-        Node::start_with(&m.data_dir, &args)
+        Node::start_opts(&m.data_dir, &args, &m.options)
     }
 
     pub fn node(&self, i: usize) -> &Node {
@@ -171,15 +206,22 @@ impl TestCluster {
         }
     }
 
-    /// The cluster status as node `i` sees it.
+    /// The cluster status as node `i` sees it; none if it does not answer
+    /// within 2 s (a paused node accepts connections but never answers).
     pub async fn status_from(&self, i: usize) -> Option<ClusterStatus> {
-        let mut c = ClusterClient::connect(self.node(i).grpc.clone())
-            .await
-            .ok()?;
-        c.status(StatusRequest {})
+        let ask = async {
+            let mut c = ClusterClient::connect(self.node(i).grpc.clone())
+                .await
+                .ok()?;
+            c.status(StatusRequest {})
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        };
+        tokio::time::timeout(Duration::from_secs(2), ask)
             .await
             .ok()
-            .map(|r| r.into_inner())
+            .flatten()
     }
 
     /// Status from the first running node that answers.
@@ -230,5 +272,45 @@ impl TestCluster {
             .find(|g| g.group == group)
             .map(|g| g.leader)
             .expect("group exists")
+    }
+
+    /// The node id leading `group` as node `i` sees it (0: none).
+    pub async fn leader_seen_by(&self, i: usize, group: u64) -> u64 {
+        self.status_from(i)
+            .await
+            .and_then(|s| s.groups.into_iter().find(|g| g.group == group))
+            .map_or(0, |g| g.leader)
+    }
+
+    /// Wait until node `i` has applied, in `group`, everything its leader
+    /// had logged when last asked; how long that took.
+    pub async fn wait_caught_up(&self, group: u64, i: usize, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < timeout {
+            // The leader's log first, then the follower's progress: under
+            // load the leader moves on, and this still ends.
+            let leader = self.leader_seen_by(i, group).await;
+            let leader_at = match self.members.iter().position(|m| m.id == leader) {
+                Some(l) if self.members[l].node.is_some() => self
+                    .status_from(l)
+                    .await
+                    .and_then(|s| s.groups.into_iter().find(|g| g.group == group)),
+                _ => None,
+            };
+            let here = self
+                .status_from(i)
+                .await
+                .and_then(|s| s.groups.into_iter().find(|g| g.group == group));
+            if let (Some(l), Some(h)) = (&leader_at, &here)
+                && l.leader == leader
+                && h.applied_index >= l.last_log_index
+            {
+                return start.elapsed();
+            }
+            last = format!("leader {leader}: {leader_at:?}; node {i}: {here:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("node {i} did not catch up in group {group} within {timeout:?}: {last}");
     }
 }

@@ -10,11 +10,15 @@
 //!   it never reached the state machine and counts now);
 //! - then every admitted increment is counted: usage == admitted, and
 //!   admitted usage never exceeds the blocking limit.
+use futures::StreamExt;
 use quotad_proto::client::QuotaClient;
 use quotad_proto::v1 as pb;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Keys [`History::resolve`] re-sends at once.
+const RESEND_CONCURRENCY: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -97,7 +101,8 @@ impl History {
             "usage {before} before any re-send: {acknowledged} increments were acknowledged as \
              admitted and {unknown} have no answer (a lower usage lost acknowledged writes)"
         );
-        for (key, before) in ops {
+        // Re-sent several at a time: each key is independent of the others.
+        let resend = |(key, before): (String, Outcome)| async move {
             let req = pb::IncrementRequest {
                 tenant_id: tenant.into(),
                 quota: quota.into(),
@@ -113,6 +118,14 @@ impl History {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             };
+            (key, before, answer)
+        };
+        let answers: Vec<_> = futures::stream::iter(ops)
+            .map(resend)
+            .buffer_unordered(RESEND_CONCURRENCY)
+            .collect()
+            .await;
+        for (key, before, answer) in answers {
             let now = outcome(&answer);
             if let Outcome::Unknown(why) = &now {
                 panic!("key {key} still has no definite answer: {why}");

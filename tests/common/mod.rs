@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 pub mod cluster;
 pub mod history;
+pub mod load;
 pub mod proxy;
 mod rest;
+pub mod soak;
+pub mod tmpfs;
 
 #[allow(unused_imports)] // each test binary uses some of them
 pub use rest::{create_owned, grpcurl, rest_call};
@@ -64,6 +67,19 @@ pub struct Node {
     pub peer: String,
     pub node_id: u64,
     pub data_dir: PathBuf,
+    /// Where its log goes, when captured (see [`NodeOptions`]).
+    pub log_file: Option<PathBuf>,
+}
+
+/// How a node's process is started, beyond its arguments.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Append the node's log (stderr) to this file instead of the test's
+    /// stderr, for a test that reads what the node logged.
+    pub log_file: Option<PathBuf>,
+    /// `RUST_LOG` for the node; default: `QUOTAD_TEST_LOG`, else
+    /// `warn,openraft=error`.
+    pub log_filter: Option<String>,
 }
 
 impl Node {
@@ -91,7 +107,12 @@ impl Node {
     /// Start `quotad serve --data-dir DATA_DIR ARGS...` with the tests'
     /// JWT secret ([`SECRET`]).
     pub fn start_with(data_dir: &Path, args: &[String]) -> Node {
-        Node::spawn(data_dir, args, Some(SECRET))
+        Node::spawn(data_dir, args, Some(SECRET), &NodeOptions::default())
+    }
+
+    /// [`Node::start_with`], with its log captured or filtered as `options` say.
+    pub fn start_opts(data_dir: &Path, args: &[String], options: &NodeOptions) -> Node {
+        Node::spawn(data_dir, args, Some(SECRET), options)
     }
 
     /// Start `quotad serve --data-dir DATA_DIR ARGS...` with no
@@ -99,14 +120,19 @@ impl Node {
     /// generates into its data dir, as in the README's walkthrough (where
     /// `quotad token --data-dir` reads it back).
     pub fn start_without_secret(data_dir: &Path, args: &[String]) -> Node {
-        Node::spawn(data_dir, args, None)
+        Node::spawn(data_dir, args, None, &NodeOptions::default())
     }
 
     /// `quotad serve ARGS...` with `secret` as `JWT_SECRET` (or none at
     /// all), on `data_dir`: added as `--data-dir DATA_DIR` unless ARGS
     /// already name it (a command line taken from the README does); waits
     /// for its listening line.
-    fn spawn(data_dir: &Path, args: &[String], secret: Option<&str>) -> Node {
+    fn spawn(
+        data_dir: &Path,
+        args: &[String],
+        secret: Option<&str>,
+        options: &NodeOptions,
+    ) -> Node {
         let mut command = Command::new(env!("CARGO_BIN_EXE_quotad"));
         command.arg("serve").args(args);
         match data_dir_in(args) {
@@ -119,17 +145,27 @@ impl Node {
                 command.arg("--data-dir").arg(data_dir);
             }
         }
-        command.env(
-            "RUST_LOG",
-            std::env::var("QUOTAD_TEST_LOG").unwrap_or_else(|_| "warn,openraft=error".into()),
-        );
+        let filter = options.log_filter.clone().unwrap_or_else(|| {
+            std::env::var("QUOTAD_TEST_LOG").unwrap_or_else(|_| "warn,openraft=error".into())
+        });
+        command.env("RUST_LOG", filter);
+        let stderr = match &options.log_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap_or_else(|e| panic!("open the node's log {}: {e}", path.display())),
+            ),
+            None => Stdio::inherit(),
+        };
         match secret {
             Some(secret) => command.env("JWT_SECRET", secret),
             None => command.env_remove("JWT_SECRET"),
         };
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start quotad");
         let stdout = child.stdout.take().expect("stdout");
@@ -144,7 +180,21 @@ impl Node {
         });
         let line = rx
             .recv_timeout(Duration::from_secs(60))
-            .expect("quotad did not report its addresses within 60 s");
+            .unwrap_or_else(|e| {
+                // Its log says why, when it went to a file.
+                let log = options
+                    .log_file
+                    .as_ref()
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .map(|l| {
+                        let tail: Vec<&str> = l.lines().rev().take(30).collect();
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    })
+                    .unwrap_or_default();
+                panic!(
+                    "quotad did not report its addresses within 60 s ({e}); its log ends:\n{log}"
+                )
+            });
         let addr = |key: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(key))
@@ -157,8 +207,33 @@ impl Node {
             peer: addr("peer="),
             node_id: addr("node=").parse().expect("node id"),
             data_dir: data_dir.to_path_buf(),
+            log_file: options.log_file.clone(),
             child,
         }
+    }
+
+    /// What the node has logged so far (its log must be captured).
+    pub fn log(&self) -> String {
+        let path = self
+            .log_file
+            .as_ref()
+            .expect("the node's log is not captured");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// The node's process id (to pause it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send `signal` (`STOP`, `CONT`, ...) to the node's process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.pid());
     }
 
     /// SIGKILL: no shutdown path runs.

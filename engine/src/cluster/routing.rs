@@ -78,6 +78,15 @@ impl Engine {
         s.membership.groups.get(&group)?.led_by.map(|(n, _)| n)
     }
 
+    /// Why `group` stopped on this node, if its Raft ended on an error.
+    pub(crate) fn group_failure(&self, group: u64) -> Option<String> {
+        if group == META_GROUP {
+            self.meta.failure()
+        } else {
+            self.local_shard(group)?.group.failure()
+        }
+    }
+
     pub(crate) fn peer_addr(&self, node: NodeId) -> Option<String> {
         let s = self.meta.state.read().ok()?;
         let addr = &s.membership.nodes.get(&node)?.peer_addr;
@@ -210,7 +219,14 @@ impl Engine {
                         }
                     }
                 }
-                Route::Wait => EngineError::NoLeader { group },
+                // A group stopped here on an error has no leader this
+                // node will learn of, and its state only ages: answer at
+                // once, so the caller tries another node, rather than
+                // waiting out `route_timeout` or previewing stale state.
+                Route::Wait => match self.group_failure(group) {
+                    Some(reason) => return Err(EngineError::GroupStopped { group, reason }),
+                    None => EngineError::NoLeader { group },
+                },
             };
             // While the group has no reachable leader, a check (a preview
             // that changes nothing) is answered from this replica's

@@ -1,4 +1,5 @@
 use super::command::{Command, CommandResponse};
+use super::durable_snapshot::DurableSnapshot;
 use super::log_store::LogStore;
 use super::network::{GroupNetwork, Peers};
 use super::snapshot_pacing::{self, SnapshotPacing};
@@ -6,10 +7,13 @@ use super::state_machine::{SharedState, StateMachine};
 use super::type_config::{NodeId, TypeConfig};
 use crate::error::EngineError;
 use crate::storage::Store;
-use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use openraft::error::Fatal;
+use openraft::{BasicNode, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Raft tuning shared by every group of a node.
 #[derive(Debug, Clone)]
@@ -70,9 +74,11 @@ impl Group {
             message: format!("invalid raft config: {e}"),
         })?;
         let pacing = SnapshotPacing::new(0, 0);
-        let sm = StateMachine::open(id, store.clone(), pacing.clone())?;
+        let durable = DurableSnapshot::new();
+        let sm = StateMachine::open(id, store.clone(), pacing.clone(), durable.clone())?;
         let state = sm.state();
-        let log = LogStore::new(id, store, pacing.clone());
+        let data_dir = store.dir().to_path_buf();
+        let log = LogStore::new(id, store, pacing.clone(), durable);
         let raft = Raft::new(
             node_id,
             Arc::new(raft_config),
@@ -94,6 +100,7 @@ impl Group {
             pacing,
             config.snapshot_every,
         ));
+        tokio::spawn(report_failure(raft.metrics(), id, data_dir));
         Ok(Group { id, raft, state })
     }
 
@@ -187,9 +194,58 @@ impl Group {
             .map_err(|e| EngineError::from_write(self.id, e))
     }
 
+    /// Why the group stopped, if it stopped on an error rather than being
+    /// shut down: a failed write or fsync of the data dir, or a panic in
+    /// its Raft core. Such a group never runs again in this process.
+    pub fn failure(&self) -> Option<String> {
+        failure_of(&self.raft.metrics().borrow())
+    }
+
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(group = self.id, error = %e, "raft shutdown");
         }
     }
+}
+
+fn failure_of(m: &RaftMetrics<NodeId, BasicNode>) -> Option<String> {
+    match &m.running_state {
+        Ok(()) | Err(Fatal::Stopped) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Says once, in the node's log, that a group stopped on an error, and what
+/// to do. openraft stops a group whose log or state machine storage
+/// returned an error (nothing is retried: an fsync that failed may have
+/// dropped the pages it was flushing), and redb refuses every operation on
+/// a database after a failed write until it is reopened. So the node
+/// acknowledges nothing more for the group (fail-stop, `/readyz` and
+/// `/healthz` answer 503) until it is restarted, and then it continues
+/// from what reached the disk.
+async fn report_failure(
+    mut metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode>>,
+    group: u64,
+    data_dir: PathBuf,
+) {
+    let error = loop {
+        if let Some(e) = failure_of(&metrics.borrow_and_update()) {
+            break e;
+        }
+        if metrics.changed().await.is_err() {
+            // The core has ended; its last report says whether on an error.
+            match failure_of(&metrics.borrow()) {
+                Some(e) => break e,
+                None => return,
+            }
+        }
+    };
+    tracing::error!(
+        group,
+        data_dir = %data_dir.display(),
+        %error,
+        "raft group stopped on an error; this node acknowledges no writes for it until it is \
+         restarted. If the data dir's disk is full or failing, free space or repair it, then \
+         restart the node"
+    );
 }

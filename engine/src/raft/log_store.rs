@@ -3,6 +3,7 @@
 //! makes an acknowledged strict increment survive `kill -9`.
 // openraft's `StorageError` is large; its trait signatures fix the type.
 #![allow(clippy::result_large_err)]
+use super::durable_snapshot::{DurableSnapshot, PURGE_WAIT};
 use super::snapshot_pacing::SnapshotPacing;
 use super::type_config::{NodeId, TypeConfig};
 use crate::storage::store_tables::{LOGS, RAFT_META};
@@ -28,14 +29,21 @@ pub struct LogStore {
     group: u64,
     store: Store,
     pacing: Arc<SnapshotPacing>,
+    durable: Arc<DurableSnapshot>,
 }
 
 impl LogStore {
-    pub fn new(group: u64, store: Store, pacing: Arc<SnapshotPacing>) -> Self {
+    pub fn new(
+        group: u64,
+        store: Store,
+        pacing: Arc<SnapshotPacing>,
+        durable: Arc<DurableSnapshot>,
+    ) -> Self {
         LogStore {
             group,
             store,
             pacing,
+            durable,
         }
     }
 
@@ -244,7 +252,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .map_err(write_err)
     }
 
+    /// Deletes entries only once a stored snapshot holds them: openraft
+    /// asks a follower to purge before its snapshot install is stored (see
+    /// `durable_snapshot`).
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), RaftStorageError> {
+        self.durable
+            .covering(log_id.index, PURGE_WAIT)
+            .await
+            .map_err(|e| RaftStorageError::from(StorageIOError::write_logs(AnyError::error(e))))?;
         let bytes = crate::format::encode(&log_id).map_err(|source| {
             write_err(StoreError::Corrupt {
                 what: "raft metadata",

@@ -8,9 +8,11 @@
 //! - `log_store`: Raft log and vote in the node's redb store.
 //! - `network`: transport between replicas.
 //! - `snapshot_pacing`: when a group snapshots (by log bytes, not a fixed count).
+//! - `durable_snapshot`: how far the stored snapshot reaches; the log is purged only that far.
 //! - `group`: starting a group and writing to it.
 mod audit_trail;
 mod command;
+mod durable_snapshot;
 mod group;
 mod group_state;
 mod log_store;

@@ -3,6 +3,7 @@
 //! replays the log after it, so restart time is bounded by the snapshot
 //! interval, not by the age of the data.
 use super::command::CommandResponse;
+use super::durable_snapshot::DurableSnapshot;
 use super::group_state::GroupState;
 use super::snapshot_pacing::SnapshotPacing;
 use super::type_config::{NodeId, TypeConfig};
@@ -34,6 +35,7 @@ pub struct StateMachine {
     membership: StoredMembership<NodeId, BasicNode>,
     snapshots_built: u64,
     pacing: Arc<SnapshotPacing>,
+    durable: Arc<DurableSnapshot>,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> RaftStorageError {
@@ -50,7 +52,12 @@ fn corrupt(what: &'static str) -> impl Fn(postcard::Error) -> StoreError {
 
 impl StateMachine {
     /// Open the group's state machine from its latest snapshot.
-    pub fn open(group: u64, store: Store, pacing: Arc<SnapshotPacing>) -> Result<Self, StoreError> {
+    pub fn open(
+        group: u64,
+        store: Store,
+        pacing: Arc<SnapshotPacing>,
+        durable: Arc<DurableSnapshot>,
+    ) -> Result<Self, StoreError> {
         let mut sm = StateMachine {
             group,
             store,
@@ -59,6 +66,7 @@ impl StateMachine {
             membership: StoredMembership::default(),
             snapshots_built: 0,
             pacing,
+            durable,
         };
         if let Some(bytes) = sm.store.read_snapshot(group)? {
             let snap: StoredSnapshot =
@@ -68,6 +76,7 @@ impl StateMachine {
                 crate::format::decode(&snap.data).map_err(corrupt("snapshot data"))?;
             *sm.state.write().expect("state lock") = state;
             sm.last_applied = snap.meta.last_log_id;
+            sm.durable.stored(sm.last_applied.map(|l| l.index));
             sm.membership = snap.meta.last_membership;
         }
         // The log left in the store is what was written since the snapshot.
@@ -111,6 +120,7 @@ pub struct SnapshotBuilder {
     meta: SnapshotMeta<NodeId, BasicNode>,
     data: Result<Vec<u8>, postcard::Error>,
     pacing: Arc<SnapshotPacing>,
+    durable: Arc<DurableSnapshot>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -122,6 +132,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let bytes = crate::format::encode(&snap).map_err(snap_write_err)?;
         let (store, group) = (self.store.clone(), self.group);
+        let last_log_index = snap.meta.last_log_id.map(|l| l.index);
+        tracing::debug!(
+            group,
+            ?last_log_index,
+            bytes = bytes.len(),
+            "storing a snapshot"
+        );
         tokio::task::spawn_blocking(move || {
             store.write(true, |tx| {
                 tx.open_table(SNAPSHOTS)?.insert(group, bytes.as_slice())?;
@@ -131,7 +148,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .await
         .map_err(snap_write_err)?
         .map_err(snap_write_err)?;
+        self.durable.stored(last_log_index);
         self.pacing.snapshotted(snap.data.len() as u64);
+        tracing::debug!(group, ?last_log_index, "snapshot stored");
         Ok(Snapshot {
             meta: snap.meta,
             snapshot: Box::new(Cursor::new(snap.data)),
@@ -194,10 +213,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             },
             data,
             pacing: self.pacing.clone(),
+            durable: self.durable.clone(),
         }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
+        // Rare and telling: this replica fell behind the leader's log.
+        tracing::info!(group = self.group, "receiving a snapshot from the leader");
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -213,6 +235,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data,
         };
         self.save_snapshot(&snap).map_err(snap_write_err)?;
+        let last_log_index = meta.last_log_id.map(|l| l.index);
+        // Only now may the log it replaces go (see `durable_snapshot`).
+        self.durable.stored(last_log_index);
+        tracing::info!(
+            group = self.group,
+            ?last_log_index,
+            bytes = snap.data.len(),
+            "snapshot from the leader stored"
+        );
         self.pacing.snapshotted(snap.data.len() as u64);
         *self.state.write().expect("state lock") = state;
         self.last_applied = meta.last_log_id;

@@ -17,6 +17,15 @@ pub enum StorageError {
     },
     #[error("data store I/O failed: {0}")]
     Io(#[from] redb::Error),
+    /// One commit of the log writer failed; every group with entries in it
+    /// gets the same cause (a full disk, a failed fsync). redb refuses every
+    /// later operation on the database after a failed write, so the groups
+    /// stop for good in this process: a restart reopens the store from what
+    /// reached the disk.
+    #[error("appending to the raft log failed: {0}")]
+    LogAppend(#[source] std::sync::Arc<StorageError>),
+    #[error("the raft log writer has stopped")]
+    LogWriterStopped,
     #[error("stored {what} is corrupt: {source}")]
     Corrupt {
         what: &'static str,
@@ -33,7 +42,11 @@ impl StorageError {
     /// I/O errors may pass (a full disk freed, a busy device); corruption
     /// and configuration mismatches will not.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StorageError::Io(_))
+        match self {
+            StorageError::Io(_) => true,
+            StorageError::LogAppend(cause) => cause.is_transient(),
+            _ => false,
+        }
     }
 }
 

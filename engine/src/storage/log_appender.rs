@@ -45,15 +45,15 @@ impl LogAppender {
                     while let Ok(job) = rx.try_recv() {
                         batch.push(job);
                     }
-                    let result = commit(&db, &batch);
+                    // Shared by every job of the batch: the commit they
+                    // were all part of failed, for the same reason.
+                    let result = commit(&db, &batch).map_err(Arc::new);
                     for job in batch {
                         // A dropped receiver is a caller that gave up
                         // (its group shutting down); the rows are written.
                         let _ = job.done.send(match &result {
                             Ok(()) => Ok(()),
-                            Err(e) => Err(StorageError::Io(redb::Error::Corrupted(format!(
-                                "appending the raft log: {e}"
-                            )))),
+                            Err(cause) => Err(StorageError::LogAppend(cause.clone())),
                         });
                     }
                 }
@@ -66,12 +66,11 @@ impl LogAppender {
     /// disk, together with whatever other groups appended meanwhile.
     pub(crate) async fn append(&self, group: u64, rows: Rows) -> Result<(), StorageError> {
         let (done, wait) = oneshot::channel();
-        let closed = || StorageError::Io(redb::Error::Corrupted("the log writer stopped".into()));
         self.jobs
             .send(Job { group, rows, done })
             .await
-            .map_err(|_| closed())?;
-        wait.await.map_err(|_| closed())?
+            .map_err(|_| StorageError::LogWriterStopped)?;
+        wait.await.map_err(|_| StorageError::LogWriterStopped)?
     }
 }
 

@@ -19,6 +19,8 @@ const NODE: TableDefinition<&str, u64> = TableDefinition::new("node");
 pub struct Store {
     db: Arc<Database>,
     appender: Arc<LogAppender>,
+    /// The data dir, for messages that tell an operator where to look.
+    dir: Arc<Path>,
 }
 
 /// redb's page cache (read cache and write buffer together). Its default,
@@ -79,6 +81,7 @@ impl Store {
         let store = Store {
             appender: Arc::new(LogAppender::start(db.clone())),
             db,
+            dir: dir.into(),
         };
         // Create every table once so readers never meet a missing table.
         let tx = store.db.begin_write()?;
@@ -88,6 +91,11 @@ impl Store {
         tx.open_table(NODE)?;
         tx.commit()?;
         Ok(store)
+    }
+
+    /// The data dir the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The shard count is fixed when a data dir is first used: tenants hash
