@@ -173,6 +173,28 @@ async fn a_full_disk_stops_a_node_acknowledging_and_a_restart_recovers_it() {
     assert_eq!(usage(&client, &tenant).await, used + 1);
 }
 
+/// Keyed Batches on `tenant` (about 100 KB of log and state an entry)
+/// sent to `node` until the returned guard is dropped. A full disk is met
+/// only at the store's next write that needs a new page beyond the free
+/// ones inside its files; at a strict load's rate of small entries, that
+/// took up to 18 s in a 3-node cluster, and this makes it well under one.
+fn press_the_store(node: &Node, tenant: &str) -> tokio::task::JoinHandle<()> {
+    let (addr, tenant) = (node.grpc.clone(), tenant.to_string());
+    tokio::spawn(async move {
+        let mut direct = pb::quota_service_client::QuotaServiceClient::new(
+            tonic::transport::Endpoint::from_shared(addr)
+                .unwrap()
+                .connect_lazy(),
+        );
+        for b in 0..10_000 {
+            // Once the node stops, these fail: that is the point.
+            let _ = direct
+                .batch(batch_of(&tenant, Some(&format!("press-{b}"))))
+                .await;
+        }
+    })
+}
+
 /// In a cluster, the leader whose disk fills stops (as above) and the
 /// other two elect a leader and go on admitting; restarted with space
 /// again, it rejoins and catches up, and nothing acknowledged is lost.
@@ -188,6 +210,8 @@ async fn a_full_disk_on_a_group_leader_fails_over_to_the_other_nodes() {
     .await;
     let limit = 1_000_000;
     let tenant = tenant_with_limit(c.node(0), "full-disk-leader", limit).await;
+    // In the same (only) group: its entries fill the leader's store.
+    let pressing = tenant_with_limit(c.node(0), "full-disk-press", 1_000_000_000).await;
     let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
     let (group, _) = client.route(&tenant);
     let load = Load::start(client.clone(), &tenant, STRICT, 4, 50_000, "fo");
@@ -200,8 +224,10 @@ async fn a_full_disk_on_a_group_leader_fails_over_to_the_other_nodes() {
     let victim = c.index_of(c.leader_of(group).await);
     let filler = disks[victim].fill();
     let filled_at = Instant::now();
+    let press = press_the_store(c.node(victim), &pressing);
     let (stopped_at, ready) =
-        wait_probe(c.node(victim), "/readyz", 503, Duration::from_secs(20)).await;
+        wait_probe(c.node(victim), "/readyz", 503, Duration::from_secs(30)).await;
+    press.abort();
     assert!(ready.contains("No space left on device"), "{ready}");
     let before = load.admitted();
     load.wait_until(

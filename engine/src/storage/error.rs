@@ -24,6 +24,10 @@ pub enum StorageError {
     /// reached the disk.
     #[error("appending to the raft log failed: {0}")]
     LogAppend(#[source] std::sync::Arc<StorageError>),
+    /// redb refuses every operation after a failed write; this names the
+    /// one that failed first (see `first_failure`).
+    #[error("the data store refuses writes since one failed: {first}")]
+    AfterFailure { first: String },
     #[error("the raft log writer has stopped")]
     LogWriterStopped,
     #[error("stored {what} is corrupt: {source}")]

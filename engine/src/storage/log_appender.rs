@@ -12,6 +12,7 @@
 //! log store awaits its append before the next, so there is at most one
 //! job per group and the bound is reached only with more groups than that.
 use super::StorageError;
+use super::first_failure::FirstFailure;
 use super::store::LOGS;
 use redb::Database;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub(crate) struct LogAppender {
 
 impl LogAppender {
     /// Starts the writer thread; it ends when the appender is dropped.
-    pub(crate) fn start(db: Arc<Database>) -> LogAppender {
+    pub(crate) fn start(db: Arc<Database>, failure: FirstFailure) -> LogAppender {
         let (jobs, mut rx) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("quotad-log-append".into())
@@ -47,7 +48,7 @@ impl LogAppender {
                     }
                     // Shared by every job of the batch: the commit they
                     // were all part of failed, for the same reason.
-                    let result = commit(&db, &batch).map_err(Arc::new);
+                    let result = failure.check(commit(&db, &batch)).map_err(Arc::new);
                     for job in batch {
                         // A dropped receiver is a caller that gave up
                         // (its group shutting down); the rows are written.

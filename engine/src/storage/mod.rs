@@ -7,6 +7,7 @@
 //! with a stable file format, ACID transactions and a single file, without
 //! an LSM's background compaction competing for the node's two cores.
 mod error;
+mod first_failure;
 mod log_appender;
 mod store;
 

@@ -1,4 +1,5 @@
 use super::StorageError;
+use super::first_failure::FirstFailure;
 use super::log_appender::{LogAppender, Rows};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ const NODE: TableDefinition<&str, u64> = TableDefinition::new("node");
 pub struct Store {
     db: Arc<Database>,
     appender: Arc<LogAppender>,
+    failure: FirstFailure,
     /// The data dir, for messages that tell an operator where to look.
     dir: Arc<Path>,
 }
@@ -78,8 +80,10 @@ impl Store {
         })?;
         let path = dir.join("quotad.redb");
         let db = open_shared(&path)?;
+        let failure = FirstFailure::default();
         let store = Store {
-            appender: Arc::new(LogAppender::start(db.clone())),
+            appender: Arc::new(LogAppender::start(db.clone(), failure.clone())),
+            failure,
             db,
             dir: dir.into(),
         };
@@ -180,14 +184,16 @@ impl Store {
         durable: bool,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let mut tx = self.db.begin_write()?;
-        if !durable {
-            tx.set_durability(Durability::None)
-                .map_err(|e| StorageError::Io(e.into()))?;
-        }
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        self.failure.check((|| {
+            let mut tx = self.db.begin_write()?;
+            if !durable {
+                tx.set_durability(Durability::None)
+                    .map_err(|e| StorageError::Io(e.into()))?;
+            }
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })())
     }
 
     pub(crate) fn read_meta(
