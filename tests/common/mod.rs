@@ -1,6 +1,7 @@
 //! A real `quotad` process on 127.0.0.1 with OS-chosen ports, and clients.
 #![allow(dead_code)]
 pub mod cluster;
+pub mod cpu_limit;
 pub mod history;
 pub mod load;
 pub mod proxy;
