@@ -79,28 +79,31 @@ impl Group {
         let state = sm.state();
         let data_dir = store.dir().to_path_buf();
         let log = LogStore::new(id, store, pacing.clone(), durable);
-        let raft = Raft::new(
-            node_id,
-            Arc::new(raft_config),
-            GroupNetwork {
+        let snapshot_every = config.snapshot_every;
+        // The group's core and everything it spawns run on the Raft runtime
+        // (see `runtime`).
+        let raft = super::runtime::on_raft_runtime(async move {
+            let raft = Raft::new(
+                node_id,
+                Arc::new(raft_config),
+                GroupNetwork {
+                    group: id,
+                    me: node_id,
+                    peers,
+                },
+                log,
+                sm,
+            )
+            .await
+            .map_err(|e| EngineError::Raft {
                 group: id,
-                me: node_id,
-                peers,
-            },
-            log,
-            sm,
-        )
-        .await
-        .map_err(|e| EngineError::Raft {
-            group: id,
-            message: e.to_string(),
-        })?;
-        tokio::spawn(snapshot_pacing::run(
-            raft.clone(),
-            pacing,
-            config.snapshot_every,
-        ));
-        tokio::spawn(report_failure(raft.metrics(), id, data_dir));
+                message: e.to_string(),
+            })?;
+            tokio::spawn(snapshot_pacing::run(raft.clone(), pacing, snapshot_every));
+            tokio::spawn(report_failure(raft.metrics(), id, data_dir));
+            Ok::<_, EngineError>(raft)
+        })
+        .await?;
         Ok(Group { id, raft, state })
     }
 

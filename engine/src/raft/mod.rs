@@ -17,6 +17,7 @@ mod group;
 mod group_state;
 mod log_store;
 mod network;
+pub(crate) mod runtime;
 mod snapshot_pacing;
 mod state_machine;
 mod type_config;

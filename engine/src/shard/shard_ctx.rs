@@ -63,7 +63,9 @@ impl Shard {
     ) -> Arc<Shard> {
         let (tx, rx) = mpsc::channel(shedder.limits.commit_queue.max(1));
         let serving = Arc::new(AtomicU64::new(0));
-        tokio::spawn(batcher::run(
+        // On the Raft runtime, with the completions it spawns: the commit
+        // path must not wait behind request tasks (see `raft::runtime`).
+        crate::raft::runtime::spawn(batcher::run(
             group.clone(),
             rx,
             max_batch,
