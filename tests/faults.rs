@@ -574,7 +574,6 @@ async fn snapshot_round(
     let leader = c.index_of(c.leader_of(group).await);
     let follower = (0..c.members.len()).find(|i| *i != leader).unwrap();
     c.kill9(follower);
-    let leader_log = log_len(c, leader);
     let load = Load::start(client, tenant, STRICT, 4, 1_000_000, &format!("s{round}"));
     load.wait_until(
         "increments while a follower is down",
@@ -582,29 +581,46 @@ async fn snapshot_round(
         |l| l.admitted() >= 40,
     )
     .await;
-    // The leader snapshots, and purges its log past where the follower
-    // stopped.
-    churn_until(c, ballast_tenant, leader, leader_log, (STORED, group)).await;
-    // openraft purges right after it learns of the snapshot.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    // Back: the log it needs is gone, so it receives a snapshot. Killed
-    // while receiving or installing it, as long as it still needs one.
     let mut killed_mid_install = false;
-    for (attempt, delay) in install_delays.iter().enumerate() {
-        let from = log_len(c, follower);
-        c.restart(follower);
-        let wait = Duration::from_secs(10);
-        if !logged(c, follower, from, (RECEIVING, group), wait).await {
-            // Stored before the last kill: it catches up by log.
-            assert!(attempt > 0, "the follower caught up without a snapshot");
+    let mut received = false;
+    // Bounded: a follower that came back before the leader purged its log
+    // catches up by log; it is then put behind again, at most twice more.
+    for fall_behind in 0..3 {
+        if fall_behind > 0 {
+            c.kill9(follower);
+        }
+        // The leader snapshots, and purges its log past where the follower
+        // stopped (openraft purges once it learns the snapshot is stored,
+        // which takes longer on a loaded machine).
+        let leader_log = log_len(c, leader);
+        churn_until(c, ballast_tenant, leader, leader_log, (STORED, group)).await;
+        tokio::time::sleep(Duration::from_millis(200 * (fall_behind + 1))).await;
+
+        // Back: the log it needs is gone, so it receives a snapshot. Killed
+        // while receiving or installing it, as long as it still needs one.
+        for delay in install_delays {
+            let from = log_len(c, follower);
+            c.restart(follower);
+            let wait = Duration::from_secs(10);
+            if !logged(c, follower, from, (RECEIVING, group), wait).await {
+                // Attempt 0: the log was not purged yet. Later: stored
+                // before the last kill, it catches up by log.
+                break;
+            }
+            received = true;
+            tokio::time::sleep(*delay).await;
+            let seen = log_of(c, follower);
+            killed_mid_install |= !has_line(&seen[from..], INSTALLED, group);
+            c.kill9(follower);
+        }
+        if received {
             break;
         }
-        tokio::time::sleep(*delay).await;
-        let seen = log_of(c, follower);
-        killed_mid_install |= !has_line(&seen[from..], INSTALLED, group);
-        c.kill9(follower);
     }
+    assert!(
+        received,
+        "the follower caught up without a snapshot, three times"
+    );
     if c.members[follower].node.is_none() {
         c.restart(follower);
     }

@@ -56,6 +56,12 @@ pub enum EngineError {
     Archive(#[from] crate::archive::ArchiveError),
 }
 
+impl From<crate::shed::Shed> for EngineError {
+    fn from(why: crate::shed::Shed) -> Self {
+        EngineError::Overloaded { why }
+    }
+}
+
 impl EngineError {
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -21,9 +21,11 @@
 //!   fast-mode increment is refused rather than answered and then queued
 //!   without bound; it also caps what a fast-mode leader crash can lose.
 //!
+//! A refusal is a [`Shed`] (the bound that refused); the error layer turns
+//! it into `EngineError::Overloaded`.
+//!
 //! Each check is one atomic operation (a counter, or a bounded channel's
 //! permit); nothing on the hot path takes a lock.
-use crate::error::EngineError;
 use crate::model::TenantId;
 use metrics::Counter;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -152,7 +154,7 @@ impl Shedder {
     /// Admit `n` requests, or refuse them all. A node with nothing in
     /// flight admits any `n`, so one Batch larger than the limit is served
     /// (alone) rather than never.
-    pub(crate) fn admit(&self, n: usize) -> Result<InFlight<'_>, EngineError> {
+    pub(crate) fn admit(&self, n: usize) -> Result<InFlight<'_>, Shed> {
         let before = self.in_flight.fetch_add(n, Ordering::AcqRel);
         let admitted = InFlight { shedder: self, n };
         if before == 0 || before + n <= self.limits.max_in_flight {
@@ -167,10 +169,10 @@ impl Shedder {
         ))
     }
 
-    /// Count `n` requests refused for `why`, and the error they get.
-    pub(crate) fn shed(&self, why: Shed, n: usize) -> EngineError {
+    /// Count `n` requests refused for `why`.
+    pub(crate) fn shed(&self, why: Shed, n: usize) -> Shed {
         self.shed[why.index()].increment(n as u64);
-        EngineError::Overloaded { why }
+        why
     }
 
     /// Requests being served now.
@@ -192,12 +194,8 @@ mod tests {
         let a = s.admit(2).unwrap();
         let b = s.admit(1).unwrap();
         let err = s.admit(1).err().expect("over the limit");
-        assert!(matches!(
-            err,
-            EngineError::Overloaded {
-                why: Shed::NodeInFlight { limit: 3 }
-            }
-        ));
+        assert_eq!(err, Shed::NodeInFlight { limit: 3 });
+        let err = crate::error::EngineError::from(err);
         assert_eq!(err.code(), crate::error_code::ErrorCode::ResourceExhausted);
         // A refusal takes nothing.
         assert_eq!(s.in_flight(), 3);

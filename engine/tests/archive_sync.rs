@@ -580,8 +580,11 @@ async fn a_tenant_busy_through_every_round_is_archived_up_to_each_round() {
     });
     for round in 1..=4 {
         clock.advance(60_000);
-        // Let increments stamped at the new time land before the round.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A barrier: once this strict increment, decided at the new time,
+        // is committed, so is every increment the tenant's actor decided
+        // before it (one actor, log order). A 20 ms sleep here was not
+        // always enough on a loaded machine.
+        increments(&engine, busy, 1).await;
         let rounds = engine.sync_archive().await.unwrap();
         let lag = rounds.iter().map(|r| r.lag_ms).max().unwrap();
         assert!(
@@ -590,7 +593,8 @@ async fn a_tenant_busy_through_every_round_is_archived_up_to_each_round() {
         );
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let made = load.await.unwrap();
+    // The load's increments (counting the first one) and the 4 barriers.
+    let made = load.await.unwrap() + 4;
     let rounds = engine.sync_archive().await.unwrap();
     assert!(rounds.iter().all(|r| r.pending == 0), "{rounds:?}");
     assert_eq!(archived_total(&archive, busy, Granularity::Day).await, made);

@@ -171,7 +171,7 @@ impl ActorState {
                     group: self.shard.group.id,
                     limit: self.shard.shedder.limits.commit_queue,
                 };
-                let _ = reply.send(Err(self.shard.shedder.shed(why, 1)));
+                let _ = reply.send(Err(self.shard.shedder.shed(why, 1).into()));
                 return;
             }
             Err(mpsc::error::TrySendError::Closed(())) => {

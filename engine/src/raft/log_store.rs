@@ -6,7 +6,7 @@
 use super::durable_snapshot::{DurableSnapshot, PURGE_WAIT};
 use super::snapshot_pacing::SnapshotPacing;
 use super::type_config::{NodeId, TypeConfig};
-use crate::storage::store_tables::{LOGS, RAFT_META};
+use crate::storage::tables::{LOGS, RAFT_META};
 use crate::storage::{StorageError as StoreError, Store};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};

@@ -7,7 +7,7 @@ use super::durable_snapshot::DurableSnapshot;
 use super::group_state::GroupState;
 use super::snapshot_pacing::SnapshotPacing;
 use super::type_config::{NodeId, TypeConfig};
-use crate::storage::store_tables::SNAPSHOTS;
+use crate::storage::tables::SNAPSHOTS;
 use crate::storage::{StorageError as StoreError, Store};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{

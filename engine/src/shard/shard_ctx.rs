@@ -208,7 +208,8 @@ impl Shard {
             sync.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(self
                 .shedder
-                .shed(Shed::TenantQueue { tenant, limit }, weight));
+                .shed(Shed::TenantQueue { tenant, limit }, weight)
+                .into());
         }
         Ok(Queued(sync))
     }

@@ -13,7 +13,7 @@
 //! job per group and the bound is reached only with more groups than that.
 use super::StorageError;
 use super::first_failure::FirstFailure;
-use super::store::LOGS;
+use super::tables::LOGS;
 use redb::Database;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};

@@ -10,10 +10,8 @@ mod error;
 mod first_failure;
 mod log_appender;
 mod store;
+pub(crate) mod tables;
 
 pub use error::StorageError;
-pub use store::{Store, TableKey};
-
-pub(crate) mod store_tables {
-    pub(crate) use super::store::{LOGS, RAFT_META, SNAPSHOTS};
-}
+pub use store::Store;
+pub use tables::TableKey;

@@ -1,19 +1,10 @@
 use super::StorageError;
 use super::first_failure::FirstFailure;
 use super::log_appender::{LogAppender, Rows};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use super::tables::{LOGS, NODE, RAFT_META, SNAPSHOTS};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
-
-/// (group id, log index)
-pub type TableKey = (u64, u64);
-
-pub(crate) const LOGS: TableDefinition<TableKey, &[u8]> = TableDefinition::new("raft_log");
-/// (group id, name) -> value: vote, committed, last purged log id.
-pub(crate) const RAFT_META: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("raft_meta");
-/// group id -> latest snapshot (meta + data).
-pub(crate) const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_snapshot");
-const NODE: TableDefinition<&str, u64> = TableDefinition::new("node");
 
 /// The node's embedded database. Cheap to clone.
 #[derive(Clone)]
