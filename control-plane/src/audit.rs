@@ -84,7 +84,7 @@ pub struct AuditPageDto {
 
 /// `GET /api/v1/tenants/{id}/audit`: admins and owners read their tenant's
 /// audit chain, filtered and paged, with its verification.
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/audit", tag = "audit", params(("id" = uuid::Uuid, Path, description = "Tenant id"), AuditParams), responses((status = 200, description = "A page of the audit chain, and the verification of the whole chain", body = crate::openapi::Envelope<AuditPageDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/audit", tag = "audit", params(("id" = uuid::Uuid, Path, description = "Tenant id"), AuditParams), responses((status = 200, description = "A page of the audit chain, and the verification of the whole chain", body = crate::envelope::Envelope<AuditPageDto>), crate::envelope::ApiErrors))]
 pub async fn list(
     State(s): State<AppState>,
     p: Principal,

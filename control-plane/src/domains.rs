@@ -37,7 +37,7 @@ fn domains(s: &TenantState) -> Vec<DomainDto> {
         .collect()
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Custom domains", body = crate::openapi::Envelope<Vec<DomainDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Custom domains", body = crate::envelope::Envelope<Vec<DomainDto>>), crate::envelope::ApiErrors))]
 pub async fn list(
     State(s): State<AppState>,
     p: Principal,
@@ -47,7 +47,7 @@ pub async fn list(
     Ok(ok(domains(&state)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = AddDomain, responses((status = 201, description = "Registered, unverified; domains after the change", body = crate::openapi::Envelope<Vec<DomainDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = AddDomain, responses((status = 201, description = "Registered, unverified; domains after the change", body = crate::envelope::Envelope<Vec<DomainDto>>), crate::envelope::ApiErrors))]
 pub async fn add(
     State(s): State<AppState>,
     p: Principal,
@@ -63,7 +63,7 @@ pub async fn add(
 
 /// Verification is the platform's: an operator confirms the TXT record
 /// (this node does not resolve DNS itself).
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/domains/{domain}/verify", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("domain" = String, Path, description = "The domain")), responses((status = 200, description = "Verified; requests with this Host now belong to the tenant", body = crate::openapi::Envelope<Vec<DomainDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/domains/{domain}/verify", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("domain" = String, Path, description = "The domain")), responses((status = 200, description = "Verified; requests with this Host now belong to the tenant", body = crate::envelope::Envelope<Vec<DomainDto>>), crate::envelope::ApiErrors))]
 pub async fn verify(
     State(s): State<AppState>,
     p: Principal,
@@ -74,7 +74,7 @@ pub async fn verify(
     Ok(ok(domains(&state)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{id}/domains/{domain}", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("domain" = String, Path, description = "The domain")), responses((status = 200, description = "Removed; domains after the change", body = crate::openapi::Envelope<Vec<DomainDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}/domains/{domain}", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("domain" = String, Path, description = "The domain")), responses((status = 200, description = "Removed; domains after the change", body = crate::envelope::Envelope<Vec<DomainDto>>), crate::envelope::ApiErrors))]
 pub async fn remove(
     State(s): State<AppState>,
     p: Principal,

@@ -6,6 +6,7 @@ use quotad_engine::EngineError;
 use quotad_engine::error_code::ErrorCode;
 use quotad_engine::quota::QuotaError;
 use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -65,12 +66,67 @@ impl From<QuotaError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
+/// `{"success": true, "data": …}`
+#[derive(Serialize, ToSchema)]
+pub struct Envelope<T> {
+    /// Always `true`.
+    pub success: bool,
+    pub data: T,
+}
+
+/// `{"success": false, "error": {…}}`
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always `false`.
+    pub success: bool,
+    pub error: ErrorBody,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION,
+    /// UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAVAILABLE,
+    /// INTERNAL.
+    pub code: String,
+    pub message: String,
+    /// The request field the error is about.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<String>,
+}
+
+/// The errors every `/api/v1` endpoint may answer with.
+#[derive(IntoResponses)]
+pub enum ApiErrors {
+    /// A malformed id, body or parameter (`error.field` names it).
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorEnvelope),
+    /// No token, or an invalid or expired one.
+    #[response(status = 401)]
+    Unauthenticated(ErrorEnvelope),
+    /// Not allowed for this caller, or a cross-tenant request.
+    #[response(status = 403)]
+    Forbidden(ErrorEnvelope),
+    /// No such tenant, quota, member or route.
+    #[response(status = 404)]
+    NotFound(ErrorEnvelope),
+    /// Conflicts with the current state (a taken slug, the last owner, a
+    /// full `users` quota).
+    #[response(status = 409)]
+    Conflict(ErrorEnvelope),
+    /// The request body is larger than 256 KiB (`error.field` is `body`).
+    #[response(status = 413)]
+    TooLarge(ErrorEnvelope),
+    /// RESOURCE_EXHAUSTED: the node is shedding load (a queue in front of
+    /// the tenant's decisions is full) and changed nothing; retry after
+    /// `Retry-After` seconds.
+    #[response(status = 429)]
+    Overloaded(ErrorEnvelope),
+    #[response(status = 500)]
+    Internal(ErrorEnvelope),
+    /// The node is not ready (e.g. no Raft leader), or the request was not
+    /// answered within the node's request timeout.
+    #[response(status = 503)]
+    Unavailable(ErrorEnvelope),
 }
 
 impl IntoResponse for ApiError {
@@ -79,14 +135,14 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(self.code.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         });
-        let body = serde_json::json!({
-            "success": false,
-            "error": ErrorBody {
-                code: self.code.as_str(),
-                message: &self.message,
-                field: self.field.as_deref(),
+        let body = ErrorEnvelope {
+            success: false,
+            error: ErrorBody {
+                code: self.code.as_str().to_string(),
+                message: self.message,
+                field: self.field,
             },
-        });
+        };
         let mut response = (status, Json(body)).into_response();
         if let Some(after) = self.retry_after {
             let secs = after.as_millis().div_ceil(1000).max(1);
@@ -114,7 +170,10 @@ impl<T: Serialize> IntoResponse for Ok<T> {
     fn into_response(self) -> Response {
         (
             self.0,
-            Json(serde_json::json!({ "success": true, "data": self.1 })),
+            Json(Envelope {
+                success: true,
+                data: self.1,
+            }),
         )
             .into_response()
     }

@@ -8,7 +8,7 @@ use quotad_engine::error_code::ErrorCode;
 /// dir fails (a full disk): only a restart reopens the store, so a
 /// supervisor probing this restarts the node, which then recovers once the
 /// disk has room.
-#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "The process serves HTTP and no Raft group has stopped on an error", body = crate::openapi::Envelope<Object>), (status = 503, description = "A Raft group stopped on an error (a failed write of the data dir); restart the node", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "The process serves HTTP and no Raft group has stopped on an error", body = crate::envelope::Envelope<Object>), (status = 503, description = "A Raft group stopped on an error (a failed write of the data dir); restart the node", body = crate::envelope::ErrorEnvelope)))]
 pub async fn healthz(State(s): State<AppState>) -> ApiResult<serde_json::Value> {
     match s.engine.failure() {
         None => Ok(ok(serde_json::json!({ "status": "ok" }))),
@@ -20,7 +20,7 @@ pub async fn healthz(State(s): State<AppState>) -> ApiResult<serde_json::Value> 
 }
 
 /// Readiness: every Raft group this node serves has a leader here.
-#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, description = "Every Raft group has a leader here", body = crate::openapi::Envelope<Object>), (status = 503, description = "Not ready", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, description = "Every Raft group has a leader here", body = crate::envelope::Envelope<Object>), (status = 503, description = "Not ready", body = crate::envelope::ErrorEnvelope)))]
 pub async fn readyz(State(s): State<AppState>) -> ApiResult<serde_json::Value> {
     match s.engine.ready().await {
         Ok(()) => Ok(ok(serde_json::json!({ "status": "ready" }))),

@@ -28,7 +28,7 @@ fn owner_business(caller: Option<Role>, touches_owner: bool) -> Result<(), ApiEr
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Members", body = crate::openapi::Envelope<Vec<crate::dto::MemberDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Members", body = crate::envelope::Envelope<Vec<crate::dto::MemberDto>>), crate::envelope::ApiErrors))]
 pub async fn list(
     State(s): State<AppState>,
     p: Principal,
@@ -38,7 +38,7 @@ pub async fn list(
     Ok(ok(members(&state)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = crate::dto::AddMember, responses((status = 201, description = "Added; members after the change", body = crate::openapi::Envelope<Vec<crate::dto::MemberDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = crate::dto::AddMember, responses((status = 201, description = "Added; members after the change", body = crate::envelope::Envelope<Vec<crate::dto::MemberDto>>), crate::envelope::ApiErrors))]
 pub async fn add(
     State(s): State<AppState>,
     p: Principal,
@@ -56,7 +56,7 @@ pub async fn add(
     Ok(created(members(&state)))
 }
 
-#[utoipa::path(put, path = "/api/v1/tenants/{id}/members/{user}", tag = "members", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("user" = String, Path, description = "Member user id")), request_body = crate::dto::ChangeRole, responses((status = 200, description = "Members after the change", body = crate::openapi::Envelope<Vec<crate::dto::MemberDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/members/{user}", tag = "members", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("user" = String, Path, description = "Member user id")), request_body = crate::dto::ChangeRole, responses((status = 200, description = "Members after the change", body = crate::envelope::Envelope<Vec<crate::dto::MemberDto>>), crate::envelope::ApiErrors))]
 pub async fn change_role(
     State(s): State<AppState>,
     p: Principal,
@@ -74,7 +74,7 @@ pub async fn change_role(
     Ok(ok(members(&state)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{id}/members/{user}", tag = "members", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("user" = String, Path, description = "Member user id")), responses((status = 200, description = "Members after the change", body = crate::openapi::Envelope<Vec<crate::dto::MemberDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}/members/{user}", tag = "members", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("user" = String, Path, description = "Member user id")), responses((status = 200, description = "Members after the change", body = crate::envelope::Envelope<Vec<crate::dto::MemberDto>>), crate::envelope::ApiErrors))]
 pub async fn remove(
     State(s): State<AppState>,
     p: Principal,

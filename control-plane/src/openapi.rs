@@ -1,72 +1,10 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations and
 //! the DTOs, served at `/api/v1/openapi.json`.
+use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{audit, domains, dto, health, members, placement, quotas, tenants, usage};
 use axum::Json;
-use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
-
-/// `{"success": true, "data": …}`
-#[derive(Serialize, ToSchema)]
-pub struct Envelope<T> {
-    /// Always `true`.
-    pub success: bool,
-    pub data: T,
-}
-
-/// `{"success": false, "error": {…}}`
-#[derive(Serialize, ToSchema)]
-pub struct ErrorEnvelope {
-    /// Always `false`.
-    pub success: bool,
-    pub error: ErrorBody,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION,
-    /// UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAVAILABLE,
-    /// INTERNAL.
-    pub code: String,
-    pub message: String,
-    /// The request field the error is about.
-    pub field: Option<String>,
-}
-
-/// The errors every `/api/v1` endpoint may answer with.
-#[derive(IntoResponses)]
-pub enum ApiErrors {
-    /// A malformed id, body or parameter (`error.field` names it).
-    #[response(status = 400)]
-    BadRequest(#[to_schema] ErrorEnvelope),
-    /// No token, or an invalid or expired one.
-    #[response(status = 401)]
-    Unauthenticated(ErrorEnvelope),
-    /// Not allowed for this caller, or a cross-tenant request.
-    #[response(status = 403)]
-    Forbidden(ErrorEnvelope),
-    /// No such tenant, quota, member or route.
-    #[response(status = 404)]
-    NotFound(ErrorEnvelope),
-    /// Conflicts with the current state (a taken slug, the last owner, a
-    /// full `users` quota).
-    #[response(status = 409)]
-    Conflict(ErrorEnvelope),
-    /// The request body is larger than 256 KiB (`error.field` is `body`).
-    #[response(status = 413)]
-    TooLarge(ErrorEnvelope),
-    /// RESOURCE_EXHAUSTED: the node is shedding load (a queue in front of
-    /// the tenant's decisions is full) and changed nothing; retry after
-    /// `Retry-After` seconds.
-    #[response(status = 429)]
-    Overloaded(ErrorEnvelope),
-    #[response(status = 500)]
-    Internal(ErrorEnvelope),
-    /// The node is not ready (e.g. no Raft leader), or the request was not
-    /// answered within the node's request timeout.
-    #[response(status = 503)]
-    Unavailable(ErrorEnvelope),
-}
+use utoipa::{Modify, OpenApi};
 
 struct BearerAuth;
 

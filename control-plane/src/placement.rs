@@ -18,7 +18,7 @@ pub struct PlacementDto {
     pub dedicated: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/placement", tag = "placement", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "The tenant's group", body = crate::openapi::Envelope<PlacementDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/placement", tag = "placement", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "The tenant's group", body = crate::envelope::Envelope<PlacementDto>), crate::envelope::ApiErrors))]
 pub async fn get(
     State(s): State<AppState>,
     p: Principal,
@@ -31,7 +31,7 @@ pub async fn get(
 
 /// Move an ENTERPRISE tenant to a Raft group of its own (operators only).
 /// Requests wait out the move and are not refused; repeating it is a no-op.
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/dedicated", tag = "placement", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "The tenant's own group", body = crate::openapi::Envelope<PlacementDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/dedicated", tag = "placement", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "The tenant's own group", body = crate::envelope::Envelope<PlacementDto>), crate::envelope::ApiErrors))]
 pub async fn dedicate(
     State(s): State<AppState>,
     p: Principal,

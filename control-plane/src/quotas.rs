@@ -8,7 +8,7 @@ use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::{Action, Period, QuotaKind, QuotaPolicy, Role, well_known};
 use quotad_engine::quota::validate;
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/quotas", tag = "quotas", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Every quota with its usage", body = crate::openapi::Envelope<Vec<crate::dto::QuotaDto>>), crate::openapi::ApiErrors))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/quotas", tag = "quotas", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Every quota with its usage", body = crate::envelope::Envelope<Vec<crate::dto::QuotaDto>>), crate::envelope::ApiErrors))]
 pub async fn list(
     State(s): State<AppState>,
     p: Principal,
@@ -24,7 +24,7 @@ pub async fn list(
         .collect()))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/quotas/{quota}", tag = "quotas", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("quota" = String, Path, description = "Quota name, e.g. api_requests", pattern = "^[a-z][a-z0-9_]{0,63}$")), responses((status = 200, description = "The quota with its usage", body = crate::openapi::Envelope<crate::dto::QuotaDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/quotas/{quota}", tag = "quotas", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("quota" = String, Path, description = "Quota name, e.g. api_requests", pattern = "^[a-z][a-z0-9_]{0,63}$")), responses((status = 200, description = "The quota with its usage", body = crate::envelope::Envelope<crate::dto::QuotaDto>), crate::envelope::ApiErrors))]
 pub async fn get(
     State(s): State<AppState>,
     p: Principal,
@@ -42,7 +42,7 @@ pub async fn get(
 
 /// Replace a quota's policy (creating a custom quota if the name is new).
 /// Usage is kept.
-#[utoipa::path(put, path = "/api/v1/tenants/{id}/quotas/{quota}", tag = "quotas", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("quota" = String, Path, description = "Quota name, e.g. api_requests", pattern = "^[a-z][a-z0-9_]{0,63}$")), request_body = crate::dto::SetQuota, responses((status = 200, description = "The new policy of the quota; usage is kept", body = crate::openapi::Envelope<crate::dto::QuotaDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/quotas/{quota}", tag = "quotas", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("quota" = String, Path, description = "Quota name, e.g. api_requests", pattern = "^[a-z][a-z0-9_]{0,63}$")), request_body = crate::dto::SetQuota, responses((status = 200, description = "The new policy of the quota; usage is kept", body = crate::envelope::Envelope<crate::dto::QuotaDto>), crate::envelope::ApiErrors))]
 pub async fn set(
     State(s): State<AppState>,
     p: Principal,

@@ -74,7 +74,7 @@ fn settings(
     Ok(Settings { timezone, json })
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = crate::dto::CreateTenant, responses((status = 201, description = "Created; the caller (or ownerId, for operators) owns it", body = crate::openapi::Envelope<crate::dto::TenantDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = crate::dto::CreateTenant, responses((status = 201, description = "Created; the caller (or ownerId, for operators) owns it", body = crate::envelope::Envelope<crate::dto::TenantDto>), crate::envelope::ApiErrors))]
 pub async fn create(
     State(s): State<AppState>,
     p: Principal,
@@ -152,7 +152,7 @@ pub async fn create(
     Ok(created(TenantDto::from(&state)))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "The tenant", body = crate::openapi::Envelope<crate::dto::TenantDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "The tenant", body = crate::envelope::Envelope<crate::dto::TenantDto>), crate::envelope::ApiErrors))]
 pub async fn get(
     State(s): State<AppState>,
     p: Principal,
@@ -162,7 +162,7 @@ pub async fn get(
     Ok(ok(TenantDto::from(&state)))
 }
 
-#[utoipa::path(put, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = crate::dto::UpdateTenant, responses((status = 200, description = "Updated", body = crate::openapi::Envelope<crate::dto::TenantDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(put, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = crate::dto::UpdateTenant, responses((status = 200, description = "Updated", body = crate::envelope::Envelope<crate::dto::TenantDto>), crate::envelope::ApiErrors))]
 pub async fn update(
     State(s): State<AppState>,
     p: Principal,
@@ -232,7 +232,7 @@ pub async fn update(
     Ok(ok(TenantDto::from(&state)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/upgrade", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = crate::dto::Upgrade, responses((status = 200, description = "Moved to the tier; overLimit lists quotas already above the new limits", body = crate::openapi::Envelope<crate::dto::TierChangeDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/upgrade", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = crate::dto::Upgrade, responses((status = 200, description = "Moved to the tier; overLimit lists quotas already above the new limits", body = crate::envelope::Envelope<crate::dto::TierChangeDto>), crate::envelope::ApiErrors))]
 pub async fn upgrade(
     State(s): State<AppState>,
     p: Principal,
@@ -251,7 +251,7 @@ pub async fn upgrade(
 
 /// `DELETE /api/v1/tenants/{id}`: soft delete (owners, operators). Every
 /// check is refused until it is restored; after the retention it is purged.
-#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Soft-deleted; restorable until purgeAfter", body = crate::openapi::Envelope<crate::dto::TenantDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Soft-deleted; restorable until purgeAfter", body = crate::envelope::Envelope<crate::dto::TenantDto>), crate::envelope::ApiErrors))]
 pub async fn delete(
     State(s): State<AppState>,
     p: Principal,
@@ -263,7 +263,7 @@ pub async fn delete(
 }
 
 /// `POST /api/v1/tenants/{id}/restore`: undo a soft delete within the retention.
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/restore", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Restored", body = crate::openapi::Envelope<crate::dto::TenantDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/restore", tag = "tenants", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Restored", body = crate::envelope::Envelope<crate::dto::TenantDto>), crate::envelope::ApiErrors))]
 pub async fn restore(
     State(s): State<AppState>,
     p: Principal,

@@ -56,7 +56,7 @@ pub struct UsageDto {
 }
 
 /// `GET /api/v1/tenants/{id}/usage`: a quota's usage series and statistics.
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "usage", params(("id" = uuid::Uuid, Path, description = "Tenant id"), UsageParams), responses((status = 200, description = "The usage series and its statistics", body = crate::openapi::Envelope<UsageDto>), crate::openapi::ApiErrors))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "usage", params(("id" = uuid::Uuid, Path, description = "Tenant id"), UsageParams), responses((status = 200, description = "The usage series and its statistics", body = crate::envelope::Envelope<UsageDto>), crate::envelope::ApiErrors))]
 pub async fn history(
     State(s): State<AppState>,
     p: Principal,
