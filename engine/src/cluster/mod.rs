@@ -10,7 +10,8 @@
 //! ```
 //!
 //! # Layout
-//! - [`membership`]: nodes, placement, pins as the meta group records them.
+//! - [`membership`] (in `model`): nodes, placement, pins as the meta group
+//!   records them; plain data that `raft` commands carry.
 //! - [`placement`]: the pure planning function.
 //! - `routing`: serve locally or forward to the group's leader.
 //! - [`forward`]: the forwarded request and reply types.
@@ -20,7 +21,7 @@
 mod dedicate;
 mod driver;
 pub mod forward;
-pub mod membership;
+pub use crate::model::membership;
 pub mod placement;
 mod routing;
 pub mod service;

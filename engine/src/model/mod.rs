@@ -1,6 +1,8 @@
-//! Plain data: tenants, tiers and quota policies. No I/O, no time reads.
+//! Plain data: tenants, tiers and quota policies, and the cluster's
+//! membership as the meta group records it. No I/O, no time reads.
 mod domain;
 mod member;
+pub mod membership;
 mod quota_policy;
 mod tenant;
 mod tier;
@@ -10,6 +12,7 @@ pub mod tier_error {
 
 pub use domain::Domain;
 pub use member::{Member, NewOwner, Role, UnknownRole};
+pub use membership::NodeId;
 pub use quota_policy::{Action, Period, QuotaKind, QuotaPolicy, well_known};
 pub use tenant::{Deletion, Tenant, TenantId, TenantStatus};
 pub use tier::Tier;

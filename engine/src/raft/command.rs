@@ -1,8 +1,8 @@
 use crate::audit::AuditLog;
 use crate::audit::AuditMeta;
-use crate::cluster::{MembershipOp, MembershipReply};
 use crate::format::Since;
 use crate::model::TenantId;
+use crate::model::membership::{MembershipOp, MembershipReply};
 use crate::quota::{OpOutcome, TenantOp, TenantState};
 use crate::usage_history::UsageHistory;
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,9 @@
 use super::audit_trail;
 use super::command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 use crate::audit::AuditLog;
-use crate::cluster::Membership;
 use crate::format::Since;
 use crate::model::TenantId;
+use crate::model::membership::Membership;
 use crate::quota::{OpOutcome, TenantOp, TenantState};
 use crate::usage_history::UsageHistory;
 use serde::{Deserialize, Serialize};

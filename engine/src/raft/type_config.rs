@@ -1,7 +1,7 @@
 use super::command::{Command, CommandResponse};
 use std::io::Cursor;
 
-pub type NodeId = u64;
+pub use crate::model::NodeId;
 
 openraft::declare_raft_types!(
     /// quotad's Raft types: entries carry [`Command`]s; snapshots are bytes.

@@ -2,10 +2,12 @@
 //! replicas are, which tenants are pinned to a dedicated group. Changed only
 //! by committed meta entries, so every node that holds the meta group sees
 //! the same map.
-use crate::model::TenantId;
-use crate::raft::NodeId;
+use super::TenantId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// A node's id in its cluster (also openraft's node id).
+pub type NodeId = u64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
