@@ -173,6 +173,18 @@ async fn a_full_disk_stops_a_node_acknowledging_and_a_restart_recovers_it() {
     assert_eq!(usage(&client, &tenant).await, used + 1);
 }
 
+/// A client of one node's gRPC port, connecting on first use (the node
+/// may be killed meanwhile: callers ignore its errors).
+fn direct_client(
+    addr: String,
+) -> pb::quota_service_client::QuotaServiceClient<tonic::transport::Channel> {
+    pb::quota_service_client::QuotaServiceClient::new(
+        tonic::transport::Endpoint::from_shared(addr)
+            .unwrap()
+            .connect_lazy(),
+    )
+}
+
 /// Keyed Batches on `tenant` (about 100 KB of log and state an entry)
 /// sent to `node` until the returned guard is dropped. A full disk is met
 /// only at the store's next write that needs a new page beyond the free
@@ -181,11 +193,7 @@ async fn a_full_disk_stops_a_node_acknowledging_and_a_restart_recovers_it() {
 fn press_the_store(node: &Node, tenant: &str) -> tokio::task::JoinHandle<()> {
     let (addr, tenant) = (node.grpc.clone(), tenant.to_string());
     tokio::spawn(async move {
-        let mut direct = pb::quota_service_client::QuotaServiceClient::new(
-            tonic::transport::Endpoint::from_shared(addr)
-                .unwrap()
-                .connect_lazy(),
-        );
+        let mut direct = direct_client(addr);
         for b in 0..10_000 {
             // Once the node stops, these fail: that is the point.
             let _ = direct
@@ -518,11 +526,7 @@ async fn churn_until(
         tokio::spawn(async move {
             let client = QuotaClient::connect(addrs).await.unwrap();
             let (_, leader) = client.route(&tenant);
-            let mut direct = pb::quota_service_client::QuotaServiceClient::new(
-                tonic::transport::Endpoint::from_shared(format!("http://{leader}"))
-                    .unwrap()
-                    .connect_lazy(),
-            );
+            let mut direct = direct_client(format!("http://{leader}"));
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 // The leader may be killed meanwhile: its errors do not matter.
                 let _ = direct.batch(batch_of(&tenant, None)).await;

@@ -251,6 +251,16 @@ async fn barrier(client: &mut QuotaServiceClient<Channel>, tenant: &str) -> bool
     }
 }
 
+/// Every other caller fast, the rest strict: fast increments are answered
+/// before commit, so the commit queue must refuse rather than grow.
+fn half_fast(i: usize) -> pb::Consistency {
+    if i.is_multiple_of(2) {
+        pb::Consistency::Fast
+    } else {
+        pb::Consistency::Strict
+    }
+}
+
 /// The sum of `quotad_requests_shed_total` over its reasons, per reason.
 fn shed_metric(text: &str) -> (f64, Vec<String>) {
     let lines: Vec<&str> = text
@@ -294,11 +304,7 @@ async fn overload_is_shed_with_bounded_memory_and_nothing_acknowledged_lost() {
     let started = Instant::now();
     let mut calm = Vec::new();
     for b in 0..SUSTAINED_BATCHERS {
-        let consistency = if b.is_multiple_of(2) {
-            pb::Consistency::Fast
-        } else {
-            pb::Consistency::Strict
-        };
+        let consistency = half_fast(b);
         calm.push(tokio::spawn(batches(
             clients[b % CONNECTIONS].clone(),
             tenants.clone(),
@@ -325,13 +331,7 @@ async fn overload_is_shed_with_bounded_memory_and_nothing_acknowledged_lost() {
     let deadline = flood_started + LOAD;
     let mut tasks = Vec::new();
     for s in 0..STREAMS {
-        // Half fast (answered before commit: the commit queue must refuse
-        // rather than grow), half strict.
-        let consistency = if s.is_multiple_of(2) {
-            pb::Consistency::Fast
-        } else {
-            pb::Consistency::Strict
-        };
+        let consistency = half_fast(s);
         tasks.push(tokio::spawn(stream(
             clients[s % CONNECTIONS].clone(),
             tenants[s % TENANTS].clone(),
@@ -341,11 +341,7 @@ async fn overload_is_shed_with_bounded_memory_and_nothing_acknowledged_lost() {
         )));
     }
     for b in 0..BATCHERS {
-        let consistency = if b.is_multiple_of(2) {
-            pb::Consistency::Fast
-        } else {
-            pb::Consistency::Strict
-        };
+        let consistency = half_fast(b);
         tasks.push(tokio::spawn(batches(
             clients[b % CONNECTIONS].clone(),
             tenants.clone(),
