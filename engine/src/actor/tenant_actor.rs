@@ -1,7 +1,7 @@
 use crate::audit::AuditMeta;
 use crate::error::EngineError;
 use crate::model::TenantId;
-use crate::quota::{Decision, OpOutcome, QuotaError, TenantOp, TenantState};
+use crate::quota::{Decision, OpClass, OpOutcome, QuotaError, TenantOp, TenantState};
 use crate::raft::StampedOp;
 use crate::shard::{PendingWrite, Shard, TenantSync};
 use crate::shed::Shed;
@@ -180,23 +180,7 @@ impl ActorState {
                 return;
             }
         };
-        let admin = matches!(
-            op,
-            TenantOp::Create { .. }
-                | TenantOp::Update(_)
-                | TenantOp::ChangeTier { .. }
-                | TenantOp::SetQuota { .. }
-                | TenantOp::AddMember { .. }
-                | TenantOp::RemoveMember { .. }
-                | TenantOp::ChangeRole { .. }
-                | TenantOp::Audit { .. }
-                | TenantOp::Delete { .. }
-                | TenantOp::Restore
-                | TenantOp::Purge
-                | TenantOp::AddDomain { .. }
-                | TenantOp::VerifyDomain { .. }
-                | TenantOp::RemoveDomain { .. }
-        );
+        let admin = op.class() == OpClass::Admin;
         let applied = match (&mut self.state, &op) {
             (
                 None,

@@ -58,28 +58,13 @@ impl TenantCall {
             TenantCall::Read | TenantCall::Check { .. } => true,
             TenantCall::Batch(items) => items.iter().all(|i| match i {
                 BatchItem::Check { .. } => true,
-                BatchItem::Apply { op, .. } => op_retry_safe(op),
+                BatchItem::Apply { op, .. } => op.retry_safe(),
             }),
-            TenantCall::Apply { op, .. } => op_retry_safe(op),
+            TenantCall::Apply { op, .. } => op.retry_safe(),
         }
     }
 }
 
-fn op_retry_safe(op: &TenantOp) -> bool {
-    match op {
-        TenantOp::Increment {
-            idempotency_key, ..
-        }
-        | TenantOp::Reserve {
-            idempotency_key, ..
-        } => idempotency_key.is_some(),
-        TenantOp::IncrementAll(all) => all.0.idempotency_key.is_some(),
-        // Each names what it changes: a second one is refused or
-        // changes nothing.
-        TenantOp::Settle { .. } | TenantOp::Release { .. } | TenantOp::Create { .. } => true,
-        _ => false,
-    }
-}
 
 impl ForwardRequest {
     /// Whether serving it may change state; else a lost one is merely

@@ -5,8 +5,10 @@
 //! later one refuses would charge the tenant for a request that never ran.
 use super::decision::Decision;
 use super::error::QuotaError;
+use super::quota_map::QuotaMap;
 use super::quota_state::{QuotaState, Use};
-use super::tenant_state::TenantState;
+use crate::model::TenantId;
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -69,15 +71,23 @@ impl AllDecided {
     }
 }
 
+/// A tenant's quotas, as one all-or-nothing decision sees them.
+pub(crate) struct Spender<'a> {
+    pub tenant: TenantId,
+    pub tz: Tz,
+    pub quotas: &'a mut QuotaMap,
+    /// Why the tenant may not spend at all now, if it may not.
+    pub refusal: Option<String>,
+}
+
 /// Decide `op` on `state` at `now_ms` (already advanced to it). On error
 /// (a required quota missing) nothing has changed; on refusal neither.
 pub(crate) fn decide(
-    state: &mut TenantState,
+    state: Spender<'_>,
     op: &AllOrNothing,
     now_ms: i64,
 ) -> Result<AllDecided, QuotaError> {
-    let tz = state.tenant.timezone;
-    let refusal = state.refusal(now_ms);
+    let (tz, refusal) = (state.tz, state.refusal);
     // Each quota is decided on a copy, in request order (a quota named
     // twice sees its first part), and the copies replace the originals
     // only if every part admits.
@@ -97,14 +107,14 @@ pub(crate) fn decide(
                 }
                 None => {
                     return Err(QuotaError::QuotaNotFound {
-                        tenant: state.tenant.id,
+                        tenant: state.tenant,
                         quota: s.quota.clone(),
                     });
                 }
             },
         };
         let d = match &refusal {
-            Some(reason) => super::tenant_state::refused(q, tz, now_ms, reason.clone()),
+            Some(reason) => q.refused(tz, now_ms, reason.clone()),
             None => q.admit(tz, now_ms, s.amount, Use::Consume),
         };
         decisions.push(Some(d));

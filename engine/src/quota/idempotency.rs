@@ -1,5 +1,5 @@
 //! Remembered answers for idempotency keys, so a retried request counts once.
-use super::tenant_state::OpOutcome;
+use super::op::OpOutcome;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 

@@ -45,6 +45,19 @@ pub enum Use {
 }
 
 impl QuotaState {
+    /// A refusal that is not about the amount (the tenant may not spend
+    /// at all now), reporting the quota as it stands.
+    pub fn refused(&self, tz: Tz, now_ms: i64, reason: String) -> Decision {
+        Decision {
+            usage: self.usage(now_ms),
+            limit: self.policy.limit,
+            soft_limit: self.policy.soft_limit,
+            remaining: self.remaining(now_ms),
+            reset_at_ms: self.reset_at_ms(tz, now_ms),
+            ..Decision::denied(reason)
+        }
+    }
+
     pub fn new(policy: QuotaPolicy) -> Self {
         QuotaState {
             policy: SharedPolicy::new(policy),

@@ -1,0 +1,231 @@
+//! The vocabulary of changes to a tenant: every operation a tenant's actor
+//! decides and every replica applies ([`TenantOp`]), and what applying one
+//! answers ([`OpOutcome`]). Logged in Raft entries and forwarded between
+//! nodes, so its variants are a stored format (see `crate::format`).
+use super::all_or_nothing::{AllDecided, AllOrNothing};
+use super::decision::Decision;
+use crate::format::Since;
+use crate::model::{NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, Tier};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Changes to the descriptive fields of a tenant; `None` leaves a field as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantUpdate {
+    pub name: Option<String>,
+    pub timezone: Option<Tz>,
+    pub status: Option<TenantStatus>,
+    pub trial_ends_at_ms: Option<Option<i64>>,
+    pub settings_json: Option<String>,
+}
+
+/// Every change to a tenant. Ids (reservation ids) are chosen by the leader
+/// and carried here, so replicas need no randomness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantOp {
+    Create {
+        tenant: Tenant,
+        quotas: BTreeMap<String, QuotaPolicy>,
+        /// The first owner (counts against the `users` quota).
+        owner: Option<NewOwner>,
+    },
+    Update(TenantUpdate),
+    /// Move to `tier`; `defaults` are that tier's quotas from the catalog.
+    ChangeTier {
+        tier: Tier,
+        defaults: BTreeMap<String, QuotaPolicy>,
+    },
+    SetQuota {
+        quota: String,
+        policy: QuotaPolicy,
+    },
+    Increment {
+        quota: String,
+        amount: i64,
+        idempotency_key: Option<String>,
+    },
+    Reserve {
+        quota: String,
+        amount: u64,
+        ttl_ms: u64,
+        reservation_id: Uuid,
+        idempotency_key: Option<String>,
+    },
+    Settle {
+        reservation_id: Uuid,
+        actual: u64,
+    },
+    Release {
+        reservation_id: Uuid,
+    },
+    AddMember {
+        user_id: String,
+        role: Role,
+    },
+    RemoveMember {
+        user_id: String,
+    },
+    ChangeRole {
+        user_id: String,
+        role: Role,
+    },
+    /// Register a custom domain (unverified), with its verification token.
+    AddDomain {
+        domain: String,
+        token: String,
+    },
+    VerifyDomain {
+        domain: String,
+    },
+    RemoveDomain {
+        domain: String,
+    },
+    /// Soft delete: refuse everything until restored or purged.
+    Delete {
+        retention_ms: i64,
+    },
+    Restore,
+    /// Remove the tenant's state for good (after its retention).
+    Purge,
+    /// Record an event that changes nothing else (an access denial).
+    Audit {
+        action: String,
+        target: String,
+        detail: String,
+    },
+    /// Spend on several quotas as one decision: all or nothing (format 2).
+    IncrementAll(Since<2, AllOrNothing>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpOutcome {
+    /// Tenant created or changed.
+    Tenant,
+    /// Tier changed; quotas whose current usage is above their new limit.
+    TierChanged {
+        over_limit: Vec<String>,
+    },
+    Decision(Decision),
+    Reserved {
+        decision: Decision,
+        reservation_id: Option<Uuid>,
+        expires_at_ms: Option<i64>,
+    },
+    Released {
+        amount: u64,
+    },
+    /// The answer to [`TenantOp::IncrementAll`] (format 2).
+    AllDecided(Since<2, AllDecided>),
+}
+
+impl OpOutcome {
+    /// An answer stored for an idempotency key, not a new decision.
+    pub fn is_replay(&self) -> bool {
+        match self {
+            OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => d.replayed,
+            OpOutcome::AllDecided(all) => all.0.decisions.iter().flatten().any(|d| d.replayed),
+            _ => false,
+        }
+    }
+
+    pub(super) fn replayed(mut self) -> Self {
+        match &mut self {
+            OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => d.replayed = true,
+            OpOutcome::AllDecided(all) => all.0.mark_replayed(),
+            _ => {}
+        }
+        self
+    }
+}
+
+/// What applying an operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub outcome: OpOutcome,
+    /// False when nothing persistent changed (a denial without an
+    /// idempotency key, a replay): such operations need no log entry,
+    /// because time-driven changes (period resets, expiries) happen the same
+    /// way at the next logged operation.
+    pub changed: bool,
+}
+
+impl Applied {
+    /// A change that must be logged.
+    pub(crate) fn changed(outcome: OpOutcome) -> Applied {
+        Applied {
+            outcome,
+            changed: true,
+        }
+    }
+}
+
+/// How an operation is treated on its way to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpClass {
+    /// A control-plane change: audited, always strict.
+    Admin,
+    /// A spend (or its settlement): strict or fast as the caller asks.
+    Admission,
+}
+
+impl TenantOp {
+    /// Whether it is an admin change or an admission. Exhaustive: a new
+    /// operation must say which it is.
+    pub fn class(&self) -> OpClass {
+        match self {
+            TenantOp::Create { .. }
+            | TenantOp::Update(_)
+            | TenantOp::ChangeTier { .. }
+            | TenantOp::SetQuota { .. }
+            | TenantOp::AddMember { .. }
+            | TenantOp::RemoveMember { .. }
+            | TenantOp::ChangeRole { .. }
+            | TenantOp::AddDomain { .. }
+            | TenantOp::VerifyDomain { .. }
+            | TenantOp::RemoveDomain { .. }
+            | TenantOp::Delete { .. }
+            | TenantOp::Restore
+            | TenantOp::Purge
+            | TenantOp::Audit { .. } => OpClass::Admin,
+            TenantOp::Increment { .. }
+            | TenantOp::IncrementAll(_)
+            | TenantOp::Reserve { .. }
+            | TenantOp::Settle { .. }
+            | TenantOp::Release { .. } => OpClass::Admission,
+        }
+    }
+
+    /// Whether sending it twice is harmless: a second one is replayed
+    /// (an idempotency key) or refused or changes nothing (it names what it
+    /// changes). Exhaustive, like [`TenantOp::class`].
+    pub fn retry_safe(&self) -> bool {
+        match self {
+            TenantOp::Increment {
+                idempotency_key, ..
+            }
+            | TenantOp::Reserve {
+                idempotency_key, ..
+            } => idempotency_key.is_some(),
+            TenantOp::IncrementAll(all) => all.0.idempotency_key.is_some(),
+            TenantOp::Settle { .. } | TenantOp::Release { .. } | TenantOp::Create { .. } => true,
+            // Applying one twice changes twice (an update's timestamp, a
+            // second audit event) or fails the second time where the first
+            // succeeded: not retried blindly.
+            TenantOp::Update(_)
+            | TenantOp::ChangeTier { .. }
+            | TenantOp::SetQuota { .. }
+            | TenantOp::AddMember { .. }
+            | TenantOp::RemoveMember { .. }
+            | TenantOp::ChangeRole { .. }
+            | TenantOp::AddDomain { .. }
+            | TenantOp::VerifyDomain { .. }
+            | TenantOp::RemoveDomain { .. }
+            | TenantOp::Delete { .. }
+            | TenantOp::Restore
+            | TenantOp::Purge
+            | TenantOp::Audit { .. } => false,
+        }
+    }
+}

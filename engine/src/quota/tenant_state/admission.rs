@@ -1,0 +1,130 @@
+//! Spending: increments, all-or-nothing spends, and the idempotency keys
+//! that make a retried spend answer what the first one did.
+use super::TenantState;
+use crate::format::Since;
+use crate::model::QuotaKind;
+use crate::quota::all_or_nothing::{self, AllOrNothing};
+use crate::quota::error::QuotaError;
+use crate::quota::idempotency::MAX_KEYS;
+use crate::quota::op::{Applied, OpOutcome};
+use crate::quota::quota_state::Use;
+
+impl TenantState {
+    pub(super) fn increment(
+        &mut self,
+        quota: &String,
+        amount: &i64,
+        idempotency_key: &Option<String>,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
+        let tz = self.tenant.timezone;
+        let fingerprint = || format!("increment:{quota}:{amount}");
+        if let Some(replay) = self.replay(idempotency_key.as_deref(), fingerprint)? {
+            return Ok(replay);
+        }
+        let refusal = self.refusal(now_ms);
+        let q = self.quota_mut(quota)?;
+        let decision = if let Some(reason) = refusal {
+            q.refused(tz, now_ms, reason)
+        } else if *amount < 0 {
+            if q.policy.kind != QuotaKind::Gauge {
+                return Err(QuotaError::invalid(
+                    "amount",
+                    "must be positive (only gauges go down)",
+                ));
+            }
+            let down = amount.unsigned_abs();
+            if down > q.used {
+                return Err(QuotaError::GaugeUnderflow {
+                    quota: quota.clone(),
+                    level: q.used,
+                    amount: down,
+                });
+            }
+            q.lower(tz, now_ms, down)
+        } else {
+            q.admit(tz, now_ms, super::positive_amount(*amount)?, Use::Consume)
+        };
+        Ok(self.finish(
+            idempotency_key,
+            fingerprint,
+            OpOutcome::Decision(decision),
+            now_ms,
+        ))
+    }
+
+    pub(super) fn increment_all(
+        &mut self,
+        all: &AllOrNothing,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
+        let fingerprint = || all.fingerprint();
+        if let Some(replay) = self.replay(all.idempotency_key.as_deref(), fingerprint)? {
+            return Ok(replay);
+        }
+        let spender = all_or_nothing::Spender {
+            tenant: self.tenant.id,
+            tz: self.tenant.timezone,
+            refusal: self.refusal(now_ms),
+            quotas: &mut self.quotas,
+        };
+        let decided = all_or_nothing::decide(spender, all, now_ms)?;
+        Ok(self.finish(
+            &all.idempotency_key,
+            fingerprint,
+            OpOutcome::AllDecided(Since(decided)),
+            now_ms,
+        ))
+    }
+
+    /// The stored answer for `key`, if any. The fingerprint (what the
+    /// request was) is only built when there is a key.
+    pub(super) fn replay(
+        &self,
+        key: Option<&str>,
+        fingerprint: impl Fn() -> String,
+    ) -> Result<Option<Applied>, QuotaError> {
+        let Some(key) = key else { return Ok(None) };
+        match self.idempotency.get(key) {
+            None if self.idempotency.len() >= MAX_KEYS => Err(QuotaError::TooManyIdempotencyKeys {
+                tenant: self.tenant.id,
+                limit: MAX_KEYS,
+            }),
+            None => Ok(None),
+            Some(r) if r.fingerprint == fingerprint() => Ok(Some(Applied {
+                outcome: r.outcome.clone().replayed(),
+                changed: false,
+            })),
+            Some(_) => Err(QuotaError::IdempotencyKeyReused {
+                key: key.to_string(),
+            }),
+        }
+    }
+
+    pub(super) fn finish(
+        &mut self,
+        key: &Option<String>,
+        fingerprint: impl Fn() -> String,
+        outcome: OpOutcome,
+        now_ms: i64,
+    ) -> Applied {
+        let admitted = match &outcome {
+            OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => {
+                d.allowed || !d.thresholds_crossed.is_empty()
+            }
+            OpOutcome::AllDecided(all) => all.0.changed(),
+            _ => true,
+        };
+        match key {
+            Some(key) => {
+                self.idempotency
+                    .remember(key.clone(), fingerprint(), outcome.clone(), now_ms);
+                Applied::changed(outcome)
+            }
+            None => Applied {
+                outcome,
+                changed: admitted,
+            },
+        }
+    }
+}

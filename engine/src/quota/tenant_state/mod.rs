@@ -1,0 +1,232 @@
+//! A tenant's whole replicated state and the operations on it.
+//!
+//! [`TenantState::apply`] is the one function that changes a tenant: the
+//! tenant actor runs it to decide, and every replica's state machine runs it
+//! again on the committed entry with the same stamped time, reaching the same
+//! state. It reads no clock and does no I/O.
+mod admission;
+mod domains;
+mod lifecycle;
+mod members;
+mod reservations;
+
+use super::decision::Decision;
+use super::error::QuotaError;
+use super::idempotency::IdempotencyLog;
+use super::op::{Applied, OpOutcome, TenantOp};
+use super::quota_map::QuotaMap;
+use super::quota_state::{QuotaState, Use};
+use super::validate::positive_amount as valid_amount;
+use crate::format::Since;
+use crate::model::{Domain, Member, NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, well_known};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub quota: String,
+    pub amount: u64,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantState {
+    pub tenant: Tenant,
+    pub quotas: QuotaMap,
+    pub reservations: BTreeMap<Uuid, Reservation>,
+    pub idempotency: IdempotencyLog,
+    /// Members by user id.
+    #[serde(default)]
+    pub members: BTreeMap<String, Member>,
+    /// Custom domains by name.
+    #[serde(default)]
+    pub domains: BTreeMap<String, Domain>,
+    /// The latest operation time applied. A tenant's time never goes back:
+    /// a new actor (after idleness or failover) continues from here even if
+    /// its node's clock lags.
+    #[serde(default)]
+    pub last_at_ms: i64,
+}
+
+impl TenantState {
+    pub fn new(tenant: Tenant, quotas: BTreeMap<String, QuotaPolicy>) -> Self {
+        TenantState {
+            tenant,
+            quotas: quotas
+                .into_iter()
+                .map(|(k, p)| (k, QuotaState::new(p)))
+                .collect(),
+            reservations: BTreeMap::new(),
+            idempotency: IdempotencyLog::default(),
+            members: BTreeMap::new(),
+            domains: BTreeMap::new(),
+            last_at_ms: i64::MIN,
+        }
+    }
+
+    /// A new tenant as of `now_ms`; the leader and every replica build it
+    /// this same way.
+    pub fn create(
+        tenant: Tenant,
+        quotas: BTreeMap<String, QuotaPolicy>,
+        owner: Option<&NewOwner>,
+        now_ms: i64,
+    ) -> Self {
+        let mut state = TenantState::new(tenant, quotas);
+        state.advance(now_ms);
+        if let Some(owner) = owner {
+            // The first owner always fits: a tier allows at least one user.
+            if let Some(users) = state.quotas.get_mut(well_known::USERS) {
+                users.used = users.used.saturating_add(1);
+            }
+            state.members.insert(
+                owner.user_id.clone(),
+                Member {
+                    user_id: owner.user_id.clone(),
+                    role: Role::Owner,
+                    added_at_ms: now_ms,
+                    email: owner.email.clone(),
+                },
+            );
+        }
+        state
+    }
+
+    /// The role of `user_id` in this tenant, if a member.
+    pub fn role_of(&self, user_id: &str) -> Option<Role> {
+        self.members.get(user_id).map(|m| m.role)
+    }
+
+    /// Bring time-driven state up to `now_ms`: period resets, reservation
+    /// expiry, forgotten idempotency keys.
+    pub fn advance(&mut self, now_ms: i64) {
+        self.last_at_ms = self.last_at_ms.max(now_ms);
+        let tz = self.tenant.timezone;
+        for q in self.quotas.values_mut() {
+            q.roll(tz, now_ms);
+        }
+        let expired: Vec<Uuid> = self
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.expires_at_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(r) = self.reservations.remove(&id)
+                && let Some(q) = self.quotas.get_mut(&r.quota)
+            {
+                q.release(r.amount);
+            }
+        }
+        self.idempotency.expire(now_ms);
+    }
+
+    /// Why this tenant may not spend anything now, if it may not.
+    pub fn refusal(&self, now_ms: i64) -> Option<String> {
+        let t = &self.tenant;
+        if !t.status.admits() {
+            return Some(format!("tenant is {}", t.status.as_str().to_lowercase()));
+        }
+        if t.status == TenantStatus::Trial && t.trial_ends_at_ms.is_some_and(|end| now_ms >= end) {
+            return Some("tenant trial has expired".to_string());
+        }
+        None
+    }
+
+    fn quota_mut(&mut self, quota: &str) -> Result<&mut QuotaState, QuotaError> {
+        let tenant = self.tenant.id;
+        self.quotas
+            .get_mut(quota)
+            .ok_or_else(|| QuotaError::QuotaNotFound {
+                tenant,
+                quota: quota.to_string(),
+            })
+    }
+
+    pub fn quota(&self, quota: &str) -> Result<&QuotaState, QuotaError> {
+        self.quotas
+            .get(quota)
+            .ok_or_else(|| QuotaError::QuotaNotFound {
+                tenant: self.tenant.id,
+                quota: quota.to_string(),
+            })
+    }
+
+    /// Decision only, as of `now_ms`; changes nothing.
+    pub fn check(&self, quota: &str, amount: i64, now_ms: i64) -> Result<Decision, QuotaError> {
+        let q = self.quota(quota)?;
+        let amount = positive_amount(amount)?;
+        let mut probe = q.clone();
+        probe.roll(self.tenant.timezone, now_ms);
+        // Holds that have expired by now no longer count.
+        let expired: u64 = self
+            .reservations
+            .values()
+            .filter(|r| r.quota == quota && r.expires_at_ms <= now_ms)
+            .fold(0u64, |sum, r| sum.saturating_add(r.amount));
+        probe.release(expired);
+        if let Some(reason) = self.refusal(now_ms) {
+            return Ok(probe.refused(self.tenant.timezone, now_ms, reason));
+        }
+        // Report usage as it stands, not as it would be after the amount.
+        let (usage, remaining) = (probe.usage(now_ms), probe.remaining(now_ms));
+        let mut d = probe.admit(self.tenant.timezone, now_ms, amount, Use::Consume);
+        d.thresholds_crossed.clear();
+        d.usage = usage;
+        d.remaining = remaining;
+        Ok(d)
+    }
+
+    /// Apply `op` at `now_ms`. On error nothing has changed. Each concern
+    /// has its file: `admission` (spends), `reservations`, `lifecycle`
+    /// (descriptive fields, tier, quotas, deletion), `members`, `domains`.
+    pub fn apply(&mut self, op: &TenantOp, now_ms: i64) -> Result<Applied, QuotaError> {
+        self.advance(now_ms);
+        match op {
+            TenantOp::Create { tenant, .. } => Err(QuotaError::TenantExists { tenant: tenant.id }),
+            TenantOp::Update(u) => self.update(u, now_ms),
+            TenantOp::ChangeTier { tier, defaults } => self.change_tier(tier, defaults, now_ms),
+            TenantOp::SetQuota { quota, policy } => self.set_quota(quota, policy, now_ms),
+            TenantOp::Delete { retention_ms } => self.delete(retention_ms, now_ms),
+            TenantOp::Restore => self.restore(now_ms),
+            TenantOp::Purge => self.purge(now_ms),
+            TenantOp::Audit { .. } => Ok(Applied::changed(OpOutcome::Tenant)),
+            TenantOp::Increment {
+                quota,
+                amount,
+                idempotency_key,
+            } => self.increment(quota, amount, idempotency_key, now_ms),
+            TenantOp::IncrementAll(Since(all)) => self.increment_all(all, now_ms),
+            TenantOp::Reserve {
+                quota,
+                amount,
+                ttl_ms,
+                reservation_id,
+                idempotency_key,
+            } => self.reserve(
+                quota,
+                amount,
+                ttl_ms,
+                reservation_id,
+                idempotency_key,
+                now_ms,
+            ),
+            TenantOp::Settle {
+                reservation_id,
+                actual,
+            } => self.settle(reservation_id, actual, now_ms),
+            TenantOp::Release { reservation_id } => self.release(reservation_id),
+            TenantOp::AddMember { user_id, role } => self.add_member(user_id, role, now_ms),
+            TenantOp::RemoveMember { user_id } => self.remove_member(user_id, now_ms),
+            TenantOp::ChangeRole { user_id, role } => self.change_role(user_id, role),
+            TenantOp::AddDomain { domain, token } => self.add_domain(domain, token, now_ms),
+            TenantOp::VerifyDomain { domain } => self.verify_domain(domain),
+            TenantOp::RemoveDomain { domain } => self.remove_domain(domain),
+        }
+    }
+}
+
+fn positive_amount(amount: i64) -> Result<u64, QuotaError> {
+    valid_amount("amount", amount)
+}

@@ -1,0 +1,103 @@
+//! Reservations: hold an amount now, settle it with what was used, or
+//! release it; holds that expire are released by `advance`.
+use super::{Reservation, TenantState};
+use crate::model::QuotaKind;
+use crate::quota::error::QuotaError;
+use crate::quota::op::{Applied, OpOutcome};
+use crate::quota::quota_state::Use;
+use uuid::Uuid;
+
+impl TenantState {
+    pub(super) fn reserve(
+        &mut self,
+        quota: &String,
+        amount: &u64,
+        ttl_ms: &u64,
+        reservation_id: &Uuid,
+        idempotency_key: &Option<String>,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
+        let tz = self.tenant.timezone;
+        let fingerprint = || format!("reserve:{quota}:{amount}");
+        if let Some(replay) = self.replay(idempotency_key.as_deref(), fingerprint)? {
+            return Ok(replay);
+        }
+        if self.reservations.contains_key(reservation_id) {
+            return Err(QuotaError::invalid("reservation_id", "already in use"));
+        }
+        let refusal = self.refusal(now_ms);
+        let q = self.quota_mut(quota)?;
+        if q.policy.kind == QuotaKind::Rate {
+            return Err(QuotaError::invalid(
+                "quota",
+                format!("{quota:?} is a rate; reservations need a counter or a gauge"),
+            ));
+        }
+        let decision = match refusal {
+            Some(reason) => q.refused(tz, now_ms, reason),
+            None => q.admit(tz, now_ms, *amount, Use::Hold),
+        };
+        let expires_at_ms = now_ms.saturating_add(*ttl_ms as i64);
+        let outcome = if decision.allowed {
+            self.reservations.insert(
+                *reservation_id,
+                Reservation {
+                    quota: quota.clone(),
+                    amount: *amount,
+                    expires_at_ms,
+                },
+            );
+            OpOutcome::Reserved {
+                decision,
+                reservation_id: Some(*reservation_id),
+                expires_at_ms: Some(expires_at_ms),
+            }
+        } else {
+            OpOutcome::Reserved {
+                decision,
+                reservation_id: None,
+                expires_at_ms: None,
+            }
+        };
+        Ok(self.finish(idempotency_key, fingerprint, outcome, now_ms))
+    }
+
+    pub(super) fn settle(
+        &mut self,
+        reservation_id: &Uuid,
+        actual: &u64,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
+        let tz = self.tenant.timezone;
+        let r = self.take_reservation(reservation_id)?;
+        let q = self.quota_mut(&r.quota)?;
+        let decision = q.settle(tz, now_ms, r.amount, *actual);
+        Ok(Applied::changed(OpOutcome::Decision(decision)))
+    }
+
+    pub(super) fn release(&mut self, reservation_id: &Uuid) -> Result<Applied, QuotaError> {
+        let r = self.take_reservation(reservation_id)?;
+        if let Some(q) = self.quotas.get_mut(&r.quota) {
+            q.release(r.amount);
+        }
+        Ok(Applied::changed(OpOutcome::Released { amount: r.amount }))
+    }
+
+    pub(super) fn take_reservation(&mut self, id: &Uuid) -> Result<Reservation, QuotaError> {
+        let tenant = self.tenant.id;
+        let r = self
+            .reservations
+            .get(id)
+            .ok_or_else(|| QuotaError::ReservationNotFound {
+                tenant,
+                reservation: id.to_string(),
+            })?;
+        if !self.quotas.contains_key(&r.quota) {
+            return Err(QuotaError::QuotaNotFound {
+                tenant,
+                quota: r.quota.clone(),
+            });
+        }
+        Ok(self.reservations.remove(id).expect("checked above"))
+    }
+}
