@@ -2,8 +2,8 @@
 //! actor, and (for increments) the group-commit batcher and Raft with a
 //! durable redb append.
 use criterion::{Criterion, criterion_group, criterion_main};
-use quotad_engine::actor::Consistency;
 use quotad_engine::audit::AuditMeta;
+use quotad_engine::model::Consistency;
 use quotad_engine::model::Tier;
 use quotad_engine::{Engine, EngineConfig, NewTenant};
 use std::hint::black_box;

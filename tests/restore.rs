@@ -5,9 +5,9 @@
 mod common;
 
 use common::Node;
-use quotad_engine::actor::Consistency;
 use quotad_engine::archive::ArchiveChoice;
 use quotad_engine::audit::{AuditMeta, AuditQuery};
+use quotad_engine::model::Consistency;
 use quotad_engine::model::Tier;
 use quotad_engine::{Engine, EngineConfig, NewTenant};
 use std::process::Command;

@@ -5,7 +5,7 @@ use crate::envelope::{ApiResult, created, ok};
 use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
 use quotad_engine::model::{Role, Tier};
-use quotad_engine::quota::TenantState;
+use quotad_engine::quota::{TenantOp, TenantState};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -70,7 +70,8 @@ pub async fn verify(
     ApiPath((id, domain)): ApiPath<(String, String)>,
 ) -> ApiResult<Vec<DomainDto>> {
     let (id, _, _) = access(&s, &p, &id, Need::Operator).await?;
-    let state = s.engine.verify_domain(id, &domain, &p.audit()).await?;
+    let op = TenantOp::VerifyDomain { domain };
+    let state = s.engine.admin(id, op, &p.audit()).await?;
     Ok(ok(domains(&state)))
 }
 

@@ -6,7 +6,7 @@ use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
 use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::Role;
-use quotad_engine::quota::TenantState;
+use quotad_engine::quota::{TenantOp, TenantState};
 
 fn role(raw: &str) -> Result<Role, ApiError> {
     raw.parse()
@@ -49,10 +49,11 @@ pub async fn add(
     let body: AddMember = body.parse()?;
     let role = role(&body.role)?;
     owner_business(caller, role == Role::Owner)?;
-    let state = s
-        .engine
-        .add_member(id, &body.user_id, role, &p.audit())
-        .await?;
+    let op = TenantOp::AddMember {
+        user_id: body.user_id,
+        role,
+    };
+    let state = s.engine.admin(id, op, &p.audit()).await?;
     Ok(created(members(&state)))
 }
 
@@ -70,7 +71,11 @@ pub async fn change_role(
         caller,
         role == Role::Owner || state.role_of(&user) == Some(Role::Owner),
     )?;
-    let state = s.engine.change_role(id, &user, role, &p.audit()).await?;
+    let op = TenantOp::ChangeRole {
+        user_id: user,
+        role,
+    };
+    let state = s.engine.admin(id, op, &p.audit()).await?;
     Ok(ok(members(&state)))
 }
 
@@ -82,6 +87,7 @@ pub async fn remove(
 ) -> ApiResult<Vec<MemberDto>> {
     let (id, state, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     owner_business(caller, state.role_of(&user) == Some(Role::Owner))?;
-    let state = s.engine.remove_member(id, &user, &p.audit()).await?;
+    let op = TenantOp::RemoveMember { user_id: user };
+    let state = s.engine.admin(id, op, &p.audit()).await?;
     Ok(ok(members(&state)))
 }

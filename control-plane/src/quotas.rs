@@ -6,7 +6,7 @@ use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
 use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::{Action, Period, QuotaKind, QuotaPolicy, Role, well_known};
-use quotad_engine::quota::validate;
+use quotad_engine::quota::{TenantOp, validate};
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/quotas", tag = "quotas", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Every quota with its usage", body = crate::envelope::Envelope<Vec<crate::dto::QuotaDto>>), crate::envelope::ApiErrors))]
 pub async fn list(
@@ -141,7 +141,11 @@ pub async fn set(
             ));
         }
     }
-    let state = s.engine.set_quota(id, &quota, policy, &p.audit()).await?;
+    let op = TenantOp::SetQuota {
+        quota: quota.clone(),
+        policy,
+    };
+    let state = s.engine.admin(id, op, &p.audit()).await?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(
         &quota,

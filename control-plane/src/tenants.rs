@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use quotad_engine::NewTenant;
 use quotad_engine::error_code::ErrorCode;
 use quotad_engine::model::{NewOwner, Role, TenantStatus, Tier};
-use quotad_engine::quota::{TenantUpdate, validate};
+use quotad_engine::quota::{TenantOp, TenantUpdate, validate};
 
 /// Settings objects larger than this are refused.
 const MAX_SETTINGS_BYTES: usize = 64 * 1024;
@@ -228,7 +228,10 @@ pub async fn update(
         trial_ends_at_ms: None,
         settings_json: settings.map(|s| s.json),
     };
-    let state = s.engine.update_tenant(id, update, &p.audit()).await?;
+    let state = s
+        .engine
+        .admin(id, TenantOp::Update(update), &p.audit())
+        .await?;
     Ok(ok(TenantDto::from(&state)))
 }
 
@@ -274,6 +277,6 @@ pub async fn restore(
     let current = s.engine.tenant(id).await?;
     // A deleted tenant cannot be charged or written to: restoring needs the role only.
     role_for(&p, &current, Need::Role(Role::Owner))?;
-    let state = s.engine.restore_tenant(id, &p.audit()).await?;
+    let state = s.engine.admin(id, TenantOp::Restore, &p.audit()).await?;
     Ok(ok(TenantDto::from(&state)))
 }

@@ -6,6 +6,27 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// A page of an audit chain.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    pub more: bool,
+    /// Where the whole chain fails to verify, if it does.
+    pub chain: Result<(), ChainBreak>,
+    pub total: usize,
+}
+
+impl Default for AuditPage {
+    fn default() -> Self {
+        AuditPage {
+            events: Vec::new(),
+            more: false,
+            chain: Ok(()),
+            total: 0,
+        }
+    }
+}
+
 /// Who did something, and as part of which request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditMeta {

@@ -5,12 +5,13 @@
 //!
 //! Bounded: a fixed number of cases per decoder (a few seconds in all on
 //! a debug build); `PROPTEST_CASES` raises it for a longer run.
-use crate::cluster::forward::{ForwardRequest, TenantCall, decode_request};
+use crate::cluster::forward::{ForwardRequest, decode_request};
 use crate::format::{MAGIC, Since, decode, encode};
 use crate::grpc::rls_config::RlsConfig;
 use crate::model::{Tenant, TenantStatus, Tier};
 use crate::quota::{AllOrNothing, Spend, TenantOp, TenantState};
 use crate::raft::{Command, GroupState, StampedOp, TypeConfig};
+use crate::shard::TenantCall;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, SnapshotMeta, Vote};
 use proptest::prelude::*;
@@ -69,7 +70,7 @@ fn seeds_forward() -> Vec<u8> {
         call: TenantCall::Apply {
             op: op().op,
             audit: None,
-            consistency: crate::actor::Consistency::Strict,
+            consistency: crate::model::Consistency::Strict,
         },
     })
     .unwrap()

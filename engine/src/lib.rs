@@ -17,7 +17,7 @@
 //! - [`grpc`]: the `quotad.v1.QuotaService` server.
 //! - [`clock`]: the injected time source.
 //! - [`format`]: versioned encoding of stored and replicated bytes.
-//! - [`error`], [`error_code`]: the engine's errors and the one code type
+//! - [`error`], [`error_code`], [`wire_error`]: the engine's errors and the one code type
 //!   mapped to gRPC and HTTP statuses.
 #![forbid(unsafe_code)]
 
@@ -42,6 +42,8 @@ pub mod shed;
 pub mod storage;
 pub mod telemetry;
 pub mod usage_history;
+pub mod wire_error;
 
-pub use engine::{AuditPage, BatchOp, Engine, EngineConfig, MetricsSnapshot, NewTenant, Reserved};
+pub use audit::AuditPage;
+pub use engine::{BatchOp, Engine, EngineConfig, MetricsSnapshot, NewTenant, Reserved};
 pub use error::EngineError;

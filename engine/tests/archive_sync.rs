@@ -2,11 +2,12 @@
 //! what is synced, that a down archive stops nothing on the hot path, and
 //! that it catches up afterwards (across a restart too) with nothing lost
 //! and nothing doubled.
-use quotad_engine::actor::Consistency;
 use quotad_engine::archive::{Archive, ArchiveChoice, EmbeddedArchive};
 use quotad_engine::audit::{AuditMeta, AuditQuery};
 use quotad_engine::clock::ManualClock;
+use quotad_engine::model::Consistency;
 use quotad_engine::model::Tier;
+use quotad_engine::quota::TenantOp;
 use quotad_engine::usage_history::Granularity;
 use quotad_engine::{Engine, EngineConfig, EngineError, NewTenant};
 use std::sync::Arc;
@@ -68,7 +69,7 @@ async fn rename(engine: &Engine, t: uuid::Uuid, name: &str, by: &AuditMeta) {
         name: Some(name.into()),
         ..Default::default()
     };
-    engine.update_tenant(t, update, by).await.unwrap();
+    engine.admin(t, TenantOp::Update(update), by).await.unwrap();
 }
 
 async fn archived_total(archive: &EmbeddedArchive, t: uuid::Uuid, g: Granularity) -> u64 {

@@ -1,11 +1,11 @@
 //! The engine in-process, on a real embedded store in a temp dir, with an
 //! injected clock: actors, group commit, Raft apply, snapshots and restart.
 use chrono::TimeZone;
-use quotad_engine::actor::Consistency;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::clock::{Clock, ManualClock};
+use quotad_engine::model::Consistency;
 use quotad_engine::model::{Action, Period, QuotaPolicy, Tier};
-use quotad_engine::quota::Verdict;
+use quotad_engine::quota::{TenantOp, Verdict};
 use quotad_engine::{Engine, EngineConfig, EngineError, NewTenant};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,10 +50,11 @@ async fn tenant_with_quota(
         .unwrap()
         .tenant
         .id;
-    engine
-        .set_quota(id, quota, block(limit), &by())
-        .await
-        .unwrap();
+    let op = TenantOp::SetQuota {
+        quota: quota.to_string(),
+        policy: block(limit),
+    };
+    engine.admin(id, op, &by()).await.unwrap();
     id
 }
 
@@ -76,10 +77,11 @@ async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
         .await
         .unwrap();
     let id = t.tenant.id;
-    engine
-        .set_quota(id, "api_requests", block(100), &by())
-        .await
-        .unwrap();
+    let op = TenantOp::SetQuota {
+        quota: "api_requests".into(),
+        policy: block(100),
+    };
+    engine.admin(id, op, &by()).await.unwrap();
 
     let mut tasks = Vec::new();
     for i in 0..150 {
@@ -378,19 +380,15 @@ async fn trial_expiry_suspension_and_deletion_change_verdicts() {
         status: Some(s),
         ..Default::default()
     };
-    engine
-        .update_tenant(id, status(TenantStatus::Suspended), &by())
-        .await
-        .unwrap();
+    let op = TenantOp::Update(status(TenantStatus::Suspended));
+    engine.admin(id, op, &by()).await.unwrap();
     let d = spend().await.unwrap();
     assert_eq!(
         (d.allowed, d.reason.as_deref()),
         (false, Some("tenant is suspended"))
     );
-    engine
-        .update_tenant(id, status(TenantStatus::Active), &by())
-        .await
-        .unwrap();
+    let op = TenantOp::Update(status(TenantStatus::Active));
+    engine.admin(id, op, &by()).await.unwrap();
     assert!(spend().await.unwrap().allowed);
 
     // Soft delete: refused; restorable; purged only after the retention.
@@ -399,7 +397,7 @@ async fn trial_expiry_suspension_and_deletion_change_verdicts() {
         spend().await.unwrap().reason.as_deref(),
         Some("tenant is deleted")
     );
-    let restored = engine.restore_tenant(id, &by()).await.unwrap();
+    let restored = engine.admin(id, TenantOp::Restore, &by()).await.unwrap();
     assert_eq!(restored.tenant.status, TenantStatus::Active);
     assert!(spend().await.unwrap().allowed);
     engine.delete_tenant(id, &by()).await.unwrap();

@@ -5,11 +5,11 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use quotad_control_plane::auth::AuthConfig;
-use quotad_engine::actor::Consistency;
 use quotad_engine::archive::{ArchiveChoice, ScyllaConfig};
 use quotad_engine::cluster::ClusterService;
 use quotad_engine::engine::Advertise;
 use quotad_engine::grpc::rls_config::RlsConfig;
+use quotad_engine::model::Consistency;
 use quotad_engine::quota::TierCatalog;
 use quotad_engine::raft::TransportService;
 use quotad_engine::shed::Limits;
@@ -626,7 +626,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::open(config)
         .await
         .with_context(|| format!("opening data dir {}", s.data_dir.display()))?;
-    cluster.set_engine(engine.clone());
+    cluster.set_router(engine.router().clone());
 
     // Purge soft-deleted tenants whose retention has ended.
     let sweeper = engine.clone();

@@ -3,4 +3,4 @@
 //! [`crate::quota::TenantState`].
 mod tenant_actor;
 
-pub use tenant_actor::{BatchItem, Consistency, TenantActor, TenantMsg};
+pub use tenant_actor::{TenantActor, spawner};

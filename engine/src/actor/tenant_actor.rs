@@ -1,70 +1,35 @@
 use crate::audit::AuditMeta;
 use crate::error::EngineError;
+use crate::model::Consistency;
 use crate::model::TenantId;
 use crate::quota::{Decision, OpClass, OpOutcome, QuotaError, TenantOp, TenantState};
 use crate::raft::StampedOp;
-use crate::shard::{PendingWrite, Shard, TenantSync};
+use crate::shard::{
+    BatchItem, PendingWrite, Shard, SpawnActor, TenantAnswer, TenantCall, TenantMsg, TenantSync,
+};
 use crate::shed::Shed;
+use crate::wire_error::WireError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
-/// When a change is acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum Consistency {
-    /// After the Raft entry holding it is committed and applied.
-    #[default]
-    Strict,
-    /// At once; it is committed with the next group-commit batch.
-    Fast,
-}
-
-// `Apply` is the common message; boxing its operation would allocate on
-// every request to shrink the rare ones.
-#[allow(clippy::large_enum_variant)]
-pub enum TenantMsg {
-    /// Change the tenant (or create it). Admin operations are always strict.
-    Apply {
-        op: TenantOp,
-        /// Who asked, for the audit log (control-plane operations).
-        audit: Option<AuditMeta>,
-        consistency: Consistency,
-        reply: RpcReplyPort<Result<OpOutcome, EngineError>>,
-    },
-    /// Decision only.
-    Check {
-        quota: String,
-        amount: i64,
-        reply: RpcReplyPort<Result<Decision, EngineError>>,
-    },
-    /// Several checks and changes of one Batch request, decided in order
-    /// in one message; answered once every strict change is durable.
-    Batch {
-        items: Vec<BatchItem>,
-        reply: RpcReplyPort<Result<Vec<Result<Decision, EngineError>>, EngineError>>,
-    },
-    /// The tenant's state as of now (committed plus in flight).
-    Read {
-        reply: RpcReplyPort<Result<TenantState, EngineError>>,
-    },
-    IdleCheck,
-}
-
-/// One item of a [`TenantMsg::Batch`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum BatchItem {
-    Check {
-        quota: String,
-        amount: i64,
-    },
-    Apply {
-        op: TenantOp,
-        consistency: Consistency,
-    },
-}
+/// Where a call's answer goes.
+type Reply = RpcReplyPort<Result<TenantAnswer, EngineError>>;
 
 pub struct TenantActor;
+
+/// How a shard starts a tenant's actor.
+pub fn spawner() -> SpawnActor {
+    Arc::new(|tenant, shard| {
+        Box::pin(async move {
+            Actor::spawn(None, TenantActor, (tenant, shard))
+                .await
+                .map(|(actor, _)| actor)
+                .map_err(|e| e.to_string())
+        })
+    })
+}
 
 pub struct ActorState {
     tenant: TenantId,
@@ -100,11 +65,7 @@ impl ActorState {
 
     /// Decide every item in order, as if each had come alone; reply at once
     /// when none waits for a commit, else once the last commit is in.
-    fn batch(
-        &mut self,
-        items: Vec<BatchItem>,
-        reply: RpcReplyPort<Result<Vec<Result<Decision, EngineError>>, EngineError>>,
-    ) {
+    fn batch(&mut self, items: Vec<BatchItem>, reply: Reply) {
         let mut answers = Vec::with_capacity(items.len());
         let mut waiting = Vec::new();
         for item in items {
@@ -129,10 +90,15 @@ impl ActorState {
             }
         }
         let finish = |answers: Vec<Option<Result<Decision, EngineError>>>| {
-            answers
-                .into_iter()
-                .map(|a| a.unwrap_or(Err(EngineError::ShuttingDown)))
-                .collect::<Vec<_>>()
+            TenantAnswer::Batch(
+                answers
+                    .into_iter()
+                    .map(|a| {
+                        a.unwrap_or(Err(EngineError::ShuttingDown))
+                            .map_err(|e| WireError::from(&e))
+                    })
+                    .collect(),
+            )
         };
         if waiting.is_empty() {
             let _ = reply.send(Ok(finish(answers)));
@@ -157,7 +123,7 @@ impl ActorState {
         op: TenantOp,
         audit: Option<AuditMeta>,
         consistency: Consistency,
-        reply: RpcReplyPort<Result<OpOutcome, EngineError>>,
+        reply: Reply,
     ) {
         let now = self.now();
         // A commit-queue slot is taken before deciding, so a request that
@@ -232,14 +198,14 @@ impl ActorState {
             // strict caller hears it only once that change is durable.
             None
         } else {
-            let _ = reply.send(Ok(applied.outcome));
+            let _ = reply.send(Ok(TenantAnswer::Outcome(applied.outcome)));
             return;
         };
         self.sync.pending.fetch_add(1, Ordering::SeqCst);
         let reply = if strict {
             Some(reply)
         } else {
-            let _ = reply.send(Ok(applied.outcome.clone()));
+            let _ = reply.send(Ok(TenantAnswer::Outcome(applied.outcome.clone())));
             None
         };
         slot.send(PendingWrite {
@@ -316,29 +282,26 @@ impl Actor for TenantActor {
             st.last_active_ms = st.shard.clock.now_ms();
         }
         match msg {
-            TenantMsg::Apply {
-                op,
-                audit,
-                consistency,
-                reply,
-            } => st.apply(op, audit, consistency, reply),
-            TenantMsg::Check {
-                quota,
-                amount,
-                reply,
-            } => {
-                let _ = reply.send(st.check(&quota, amount));
-            }
-            TenantMsg::Batch { items, reply } => st.batch(items, reply),
-            TenantMsg::Read { reply } => {
-                let now = st.now();
-                let answer = st.state().map(|s| {
-                    let mut view = s.clone();
-                    view.advance(now);
-                    view
-                });
-                let _ = reply.send(answer);
-            }
+            TenantMsg::Call { call, reply } => match call {
+                TenantCall::Apply {
+                    op,
+                    audit,
+                    consistency,
+                } => st.apply(op, audit, consistency, reply),
+                TenantCall::Check { quota, amount } => {
+                    let _ = reply.send(st.check(&quota, amount).map(TenantAnswer::Decision));
+                }
+                TenantCall::Batch(items) => st.batch(items, reply),
+                TenantCall::Read => {
+                    let now = st.now();
+                    let answer = st.state().map(|s| {
+                        let mut view = s.clone();
+                        view.advance(now);
+                        TenantAnswer::State(Box::new(view))
+                    });
+                    let _ = reply.send(answer);
+                }
+            },
             TenantMsg::IdleCheck => {
                 let idle_ms = st.shard.clock.now_ms().saturating_sub(st.last_active_ms);
                 let idle = idle_ms >= st.shard.idle_after.as_millis() as i64;
@@ -351,9 +314,9 @@ impl Actor for TenantActor {
     }
 }
 
-fn outcome_decision(o: OpOutcome) -> Result<Decision, EngineError> {
+fn outcome_decision(o: TenantAnswer) -> Result<Decision, EngineError> {
     match o {
-        OpOutcome::Decision(d) => Ok(d),
+        TenantAnswer::Outcome(OpOutcome::Decision(d)) => Ok(d),
         other => Err(EngineError::Cluster(format!(
             "a batch item answered {other:?}, not a decision"
         ))),

@@ -23,15 +23,19 @@
 pub mod contract;
 mod embedded;
 mod error;
-mod records;
+mod handle;
+pub(crate) mod records;
 pub mod restore;
 mod scylla;
 pub mod sync;
+mod syncer;
 
 pub use embedded::EmbeddedArchive;
 pub use error::ArchiveError;
+pub use handle::ArchiveHandle;
 pub use records::{DedicatedSchema, SnapshotRecord, UsageBucket};
 pub use scylla::{ScyllaArchive, ScyllaConfig};
+pub use syncer::{SyncTarget, Syncer};
 
 use crate::audit::AuditEvent;
 use crate::model::TenantId;

@@ -1,4 +1,7 @@
+use super::Archive;
+use crate::error::EngineError;
 use crate::model::TenantId;
+use crate::raft::GroupState;
 use crate::usage_history::Granularity;
 use serde::{Deserialize, Serialize};
 
@@ -50,4 +53,42 @@ pub(crate) fn granularity_code(g: Granularity) -> u8 {
         Granularity::Hour => 0,
         Granularity::Day => 1,
     }
+}
+
+/// A group's newest archived snapshot, if any.
+pub(crate) async fn newest_snapshot(
+    archive: &dyn Archive,
+    group: u64,
+) -> Result<Option<SnapshotRecord>, EngineError> {
+    Ok(archive.snapshots(group).await?.into_iter().next())
+}
+
+pub(crate) fn decode(snap: &SnapshotRecord) -> Result<GroupState, EngineError> {
+    crate::format::decode(&snap.data).map_err(|e| {
+        super::ArchiveError::Corrupt {
+            what: "snapshot",
+            message: format!("group {} at {}: {e}", snap.group, snap.last_index),
+        }
+        .into()
+    })
+}
+
+/// The quotas a tenant has a policy for or usage of, sorted.
+pub(crate) fn quota_names_of(
+    state: Option<&crate::quota::TenantState>,
+    usage: Option<&crate::usage_history::UsageHistory>,
+) -> Vec<String> {
+    let mut names: Vec<String> = state
+        .map(|t| t.quotas.keys().map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(h) = usage {
+        names.extend(
+            h.buckets_since(i64::MIN)
+                .into_iter()
+                .map(|(_, q, _, _)| q.to_string()),
+        );
+    }
+    names.sort();
+    names.dedup();
+    names
 }

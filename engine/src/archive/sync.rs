@@ -143,10 +143,10 @@ pub(crate) async fn held_by_own_snapshot(
     group: u64,
 ) -> Result<bool, EngineError> {
     let own = shared.dedicated(tenant).await?;
-    let Some(snap) = super::restore::newest_snapshot(own.as_ref(), group).await? else {
+    let Some(snap) = super::records::newest_snapshot(own.as_ref(), group).await? else {
         return Ok(false);
     };
-    Ok(super::restore::decode(&snap)?.tenants.contains_key(&tenant))
+    Ok(super::records::decode(&snap)?.tenants.contains_key(&tenant))
 }
 
 /// Every quota name a tenant has usage or a policy for, in the group's
@@ -156,30 +156,10 @@ pub(crate) fn quota_names(shard: &Shard, tenant: TenantId) -> Result<Vec<String>
         group: shard.group.id,
         message: "state lock poisoned".into(),
     })?;
-    Ok(quota_names_of(
+    Ok(super::records::quota_names_of(
         state.tenants.get(&tenant).map(|t| &**t),
         state.usage.get(&tenant),
     ))
-}
-
-/// The quotas a tenant has a policy for or usage of, sorted.
-pub(crate) fn quota_names_of(
-    state: Option<&crate::quota::TenantState>,
-    usage: Option<&crate::usage_history::UsageHistory>,
-) -> Vec<String> {
-    let mut names: Vec<String> = state
-        .map(|t| t.quotas.keys().map(str::to_string).collect())
-        .unwrap_or_default();
-    if let Some(h) = usage {
-        names.extend(
-            h.buckets_since(i64::MIN)
-                .into_iter()
-                .map(|(_, q, _, _)| q.to_string()),
-        );
-    }
-    names.sort();
-    names.dedup();
-    names
 }
 
 /// One round for one group this node leads.
@@ -261,40 +241,6 @@ pub async fn sync_group(
         .min()
         .map_or(0, |oldest| now_ms.saturating_sub(oldest).max(0));
     Ok(round)
-}
-
-/// Runs [`crate::Engine::sync_archive`] every `sync_interval` until the
-/// engine closes. Failures are counted and logged; what was not taken
-/// stays listed and goes in a later round.
-pub(crate) fn spawn(engine: &std::sync::Arc<crate::Engine>) {
-    let weak = std::sync::Arc::downgrade(engine);
-    let interval = engine.config.sync_interval;
-    tokio::spawn(async move {
-        let mut failing = false;
-        loop {
-            tokio::time::sleep(interval).await;
-            let Some(e) = weak.upgrade() else { return };
-            if e.closing.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            match e.sync_archive().await {
-                Ok(_) => {
-                    if failing {
-                        tracing::info!("archive sync caught up again");
-                        failing = false;
-                    }
-                }
-                Err(err) => {
-                    metrics::counter!(crate::telemetry::ARCHIVE_SYNC_FAILURES).increment(1);
-                    // Once per outage, not once per round.
-                    if !failing {
-                        tracing::warn!(error = %err, "archive sync failed; changes are kept and retried");
-                        failing = true;
-                    }
-                }
-            }
-        }
-    });
 }
 
 pub(crate) fn report(r: &SyncRound) {

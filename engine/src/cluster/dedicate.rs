@@ -9,67 +9,18 @@
 //! ```
 //! Requests meanwhile get "moving; retry" and follow the pin. If the
 //! coordinator dies after MoveOut, the source group's leader finishes the
-//! move from the kept state (see [`Engine::finish_moves`]).
+//! move from the kept state (see [`Router::finish_moves`]).
 use super::forward::{ForwardReply, ForwardRequest};
 use super::membership::{MembershipOp, MembershipReply};
-use crate::audit::AuditMeta;
-use crate::engine::Engine;
+use super::router::Router;
 use crate::error::EngineError;
-use crate::model::{TenantId, Tier};
+use crate::model::TenantId;
 use crate::quota::QuotaError;
 use crate::raft::{Command, CommandResponse, MetaOp, MovedTenant};
 use crate::shard::Shard;
 use std::sync::Arc;
 
-impl Engine {
-    /// Give an ENTERPRISE tenant a group of its own; returns the group. A
-    /// tenant already dedicated gets its group back.
-    pub async fn dedicate_tenant(
-        &self,
-        tenant: TenantId,
-        by: &AuditMeta,
-    ) -> Result<u64, EngineError> {
-        let state = self.tenant(tenant).await?;
-        if state.tenant.tier != Tier::Enterprise {
-            return Err(QuotaError::invalid(
-                "tier",
-                format!(
-                    "a dedicated group needs the ENTERPRISE tier; the tenant is {}",
-                    state.tenant.tier
-                ),
-            )
-            .into());
-        }
-        let group = self.dedicated_group(tenant).await?;
-        let from = self.group_of(&tenant);
-        if from != group {
-            let moved = match self
-                .dispatch(
-                    from,
-                    ForwardRequest::MoveOut {
-                        tenant,
-                        to_group: group,
-                    },
-                    true,
-                )
-                .await?
-            {
-                ForwardReply::Moved(m) => m,
-                other => return Err(crate::cluster::forward::unexpected(other)),
-            };
-            self.move_in(*moved).await?;
-        }
-        self.record_audit(
-            tenant,
-            by,
-            "tenant.dedicated",
-            &format!("group {group}"),
-            format!("moved from group {from} to its own group {group}"),
-        )
-        .await?;
-        Ok(group)
-    }
-
+impl Router {
     /// The tenant's dedicated group, created (and placed) if it has none.
     pub(crate) async fn dedicated_group(&self, tenant: TenantId) -> Result<u64, EngineError> {
         let op = MembershipOp::Dedicate {
@@ -181,7 +132,7 @@ impl Engine {
         // the tenant's own archive schema holds its new group's snapshot:
         // until then it is the only full state a restore could find.
         for m in done {
-            let archived = match self.archive().await {
+            let archived = match self.archive.get().await {
                 Ok(archive) => {
                     crate::archive::sync::held_by_own_snapshot(
                         archive.as_ref(),

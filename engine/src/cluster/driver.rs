@@ -7,86 +7,34 @@
 //!   (dedicated groups).
 use super::membership::{GroupPlacement, MembershipOp, MembershipReply, NodeInfo};
 use super::placement::{META_GROUP, plan};
-use crate::engine::Engine;
+use super::router::Router;
 use crate::error::EngineError;
 use crate::raft::{Command, Group, MetaOp, NodeId};
-use crate::shard::Shard;
 use dashmap::DashSet;
 use openraft::BasicNode;
+use quotad_proto::cluster::ElectRequest;
 use quotad_proto::cluster::cluster_client::ClusterClient;
-use quotad_proto::cluster::{ElectRequest, JoinRequest};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TICK: Duration = Duration::from_millis(250);
-
-/// How long one join request waits for the seed's answer.
-const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a node asked to take over a group has to answer.
 const ELECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Ask the member at `seed` (its peer address) to admit this node; returns
-/// the node's id and the cluster's shard count.
-pub async fn join(seed: &str, me: &NodeInfo) -> Result<(NodeId, u64), EngineError> {
-    if me.peer_addr.is_empty() {
-        return Err(EngineError::Cluster(
-            "joining needs this node's peer address".into(),
-        ));
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let attempt = async {
-            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{seed}"))
-                .map_err(|e| format!("bad seed address {seed:?}: {e}"))?
-                .connect_timeout(Duration::from_secs(2));
-            let mut client = ClusterClient::connect(endpoint)
-                .await
-                .map_err(|e| format!("cannot reach {seed}: {e}"))?;
-            let request = JoinRequest {
-                peer_addr: me.peer_addr.clone(),
-                grpc_addr: me.grpc_addr.clone(),
-                http_addr: me.http_addr.clone(),
-            };
-            // A seed that accepts but never answers costs one attempt, not
-            // the whole start. It may be waiting out an election in the
-            // meta group (up to its 10 s route timeout) before it answers.
-            tokio::time::timeout(JOIN_ATTEMPT_TIMEOUT, client.join(request))
-                .await
-                .map_err(|_| {
-                    format!(
-                        "{seed} did not answer the join within {} s",
-                        JOIN_ATTEMPT_TIMEOUT.as_secs()
-                    )
-                })?
-                .map(|r| r.into_inner())
-                .map_err(|s| format!("{seed} refused the join: {}", s.message()))
-        };
-        match attempt.await {
-            Ok(r) => return Ok((r.node_id, r.shards)),
-            Err(why) if Instant::now() >= deadline => return Err(EngineError::Cluster(why)),
-            Err(why) => {
-                tracing::info!(%why, "join: retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
-
-pub fn spawn_loops(engine: &Arc<Engine>) {
-    let weak = Arc::downgrade(engine);
+pub fn spawn_loops(router: &Arc<Router>) {
+    let weak = Arc::downgrade(router);
     tokio::spawn(run(weak));
 }
 
-async fn run(engine: Weak<Engine>) {
+async fn run(router: Weak<Router>) {
     // Groups with a membership change or leader transfer under way.
     let busy: Arc<DashSet<u64>> = Arc::new(DashSet::new());
     loop {
         tokio::time::sleep(TICK).await;
-        let Some(e) = engine.upgrade() else { return };
-        if e.closing.load(Ordering::SeqCst) {
+        let Some(e) = router.upgrade() else { return };
+        if e.is_closing() {
             return;
         }
         if let Err(err) = tick(&e, &busy).await {
@@ -95,7 +43,7 @@ async fn run(engine: Weak<Engine>) {
     }
 }
 
-async fn tick(e: &Arc<Engine>, busy: &Arc<DashSet<u64>>) -> Result<(), EngineError> {
+async fn tick(e: &Arc<Router>, busy: &Arc<DashSet<u64>>) -> Result<(), EngineError> {
     let membership = e.membership();
     if membership.nodes.is_empty() {
         // Not bootstrapped yet, or this node has not received the meta
@@ -147,7 +95,7 @@ fn place(group: u64, placement: GroupPlacement) -> Command {
 }
 
 /// Make sure the meta group knows this node's current addresses.
-async fn announce(e: &Engine, nodes: &BTreeMap<NodeId, NodeInfo>) -> Result<(), EngineError> {
+async fn announce(e: &Router, nodes: &BTreeMap<NodeId, NodeInfo>) -> Result<(), EngineError> {
     let a = &e.config.advertise;
     if a.peer.is_empty() {
         return Ok(());
@@ -179,7 +127,7 @@ async fn announce(e: &Engine, nodes: &BTreeMap<NodeId, NodeInfo>) -> Result<(), 
 /// Open groups created after this node started (dedicated groups); the
 /// first listed replica of a new group initializes it.
 async fn open_new_groups(
-    e: &Arc<Engine>,
+    e: &Arc<Router>,
     groups: &BTreeMap<u64, GroupPlacement>,
 ) -> Result<(), EngineError> {
     for (id, placement) in groups {
@@ -210,17 +158,7 @@ async fn open_new_groups(
                 .collect();
             group.initialize(members).await?;
         }
-        let shard = Shard::start(
-            group,
-            e.config.clock.clone(),
-            e.config.idle_after,
-            e.config.max_batch,
-            e.config.commit_timeout,
-            e.shedder.clone(),
-        );
-        if let Ok(mut g) = e.groups.write() {
-            g.entry(*id).or_insert(shard);
-        }
+        e.start_shard(group);
         tracing::info!(group = id, "opened a new group");
     }
     Ok(())
@@ -228,7 +166,7 @@ async fn open_new_groups(
 
 /// Upkeep of a group this node leads: membership to placement, leader
 /// transfer, report.
-async fn lead(e: &Engine, group: &Group, placement: &GroupPlacement) -> Result<(), EngineError> {
+async fn lead(e: &Router, group: &Group, placement: &GroupPlacement) -> Result<(), EngineError> {
     let err = |m: String| EngineError::Raft {
         group: group.id,
         message: m,
@@ -317,7 +255,7 @@ async fn lead(e: &Engine, group: &Group, placement: &GroupPlacement) -> Result<(
 /// so: stop deciding, stop heartbeats until followers' leader leases run
 /// out, then have `to` start an election, which it wins with the longest
 /// log. Requests wait (and retry) meanwhile.
-async fn transfer(e: &Engine, group: &Group, to: NodeId) -> Result<(), EngineError> {
+async fn transfer(e: &Router, group: &Group, to: NodeId) -> Result<(), EngineError> {
     let Some(shard) = e.local_shard(group.id) else {
         return Ok(());
     };

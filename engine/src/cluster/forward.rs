@@ -5,93 +5,33 @@
 //! A forwarded request is served where it lands or refused with
 //! `NotLeader`; it never hops again, so a stale map costs a retry, not a
 //! loop.
-use crate::actor::{BatchItem, Consistency};
-use crate::audit::{AuditMeta, AuditQuery};
-use crate::engine::AuditPage;
+use crate::audit::AuditPage;
+use crate::audit::AuditQuery;
 use crate::error::EngineError;
-use crate::error_code::ErrorCode;
 use crate::model::TenantId;
-use crate::quota::{Decision, OpOutcome, TenantOp, TenantState};
-use crate::raft::{Command, CommandResponse, MovedTenant, NodeId};
+use crate::raft::{Command, CommandResponse, MovedTenant};
 use crate::raft::{MAX_MESSAGE_BYTES, caused_by};
+use crate::shard::{TenantAnswer, TenantCall};
 use crate::usage_history::{Granularity, Point, Statistics};
+use crate::wire_error::WireError;
 use quotad_proto::cluster::ForwardMessage;
 use quotad_proto::cluster::cluster_client::ClusterClient;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tonic::transport::Channel;
 
-/// What a tenant's actor is asked.
-// `Apply` is the common case; boxing it would allocate on every request.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TenantCall {
-    Apply {
-        op: TenantOp,
-        audit: Option<AuditMeta>,
-        consistency: Consistency,
-    },
-    Read,
-    Check {
-        quota: String,
-        amount: i64,
-    },
-    /// Checks and increments of one Batch request for this tenant, decided
-    /// in order by one actor message.
-    Batch(Vec<BatchItem>),
-}
-
-impl TenantCall {
-    /// How many requests it counts for against the node's in-flight
-    /// bound: a Batch, one per item (it holds that many decisions).
-    pub fn weight(&self) -> usize {
-        match self {
-            TenantCall::Batch(items) => items.len().max(1),
-            _ => 1,
-        }
-    }
-
-    /// Whether sending it twice is harmless: reads, and changes a retry
-    /// would replay rather than repeat.
-    pub fn retry_safe(&self) -> bool {
-        match self {
-            TenantCall::Read | TenantCall::Check { .. } => true,
-            TenantCall::Batch(items) => items.iter().all(|i| match i {
-                BatchItem::Check { .. } => true,
-                BatchItem::Apply { op, .. } => op.retry_safe(),
-            }),
-            TenantCall::Apply { op, .. } => op.retry_safe(),
-        }
-    }
-}
-
-
 impl ForwardRequest {
     /// Whether serving it may change state; else a lost one is merely
     /// unanswered (UNAVAILABLE), never of unknown outcome.
     pub fn changes_state(&self) -> bool {
         match self {
-            ForwardRequest::Tenant { call, .. } => match call {
-                TenantCall::Read | TenantCall::Check { .. } => false,
-                TenantCall::Batch(items) => {
-                    items.iter().any(|i| matches!(i, BatchItem::Apply { .. }))
-                }
-                TenantCall::Apply { .. } => true,
-            },
+            ForwardRequest::Tenant { call, .. } => call.changes_state(),
             ForwardRequest::Audit { .. } | ForwardRequest::Usage { .. } => false,
             ForwardRequest::Meta(_)
             | ForwardRequest::MoveOut { .. }
             | ForwardRequest::GroupWrite { .. } => true,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum TenantAnswer {
-    Outcome(OpOutcome),
-    State(Box<TenantState>),
-    Decision(Decision),
-    Batch(Vec<Result<Decision, WireError>>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,57 +73,6 @@ pub enum ForwardReply {
     Usage(Vec<Point>, Statistics),
     Moved(Box<MovedTenant>),
     Written(CommandResponse),
-}
-
-/// An engine error as it crosses the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WireError {
-    pub code: ErrorCode,
-    pub message: String,
-    pub field: Option<String>,
-    /// Set when the receiving node does not lead the group: (group, leader).
-    pub not_leader: Option<(u64, Option<NodeId>)>,
-    /// Set when the tenant is moving to another group.
-    #[serde(default)]
-    pub moving: Option<TenantId>,
-}
-
-impl From<&EngineError> for WireError {
-    fn from(e: &EngineError) -> Self {
-        WireError {
-            code: e.code(),
-            message: e.to_string(),
-            field: e.field().map(str::to_string),
-            not_leader: match e {
-                EngineError::NotLeader { group, leader } => Some((*group, *leader)),
-                _ => None,
-            },
-            moving: match e {
-                EngineError::TenantMoving { tenant } => Some(*tenant),
-                _ => None,
-            },
-        }
-    }
-}
-
-impl From<WireError> for EngineError {
-    fn from(w: WireError) -> Self {
-        if let Some(tenant) = w.moving {
-            return EngineError::TenantMoving { tenant };
-        }
-        match (w.not_leader, w.code) {
-            (Some((group, leader)), _) => EngineError::NotLeader { group, leader },
-            (None, ErrorCode::OutcomeUnknown) => EngineError::OutcomeUnknown {
-                group: 0,
-                reason: w.message,
-            },
-            (None, code) => EngineError::Remote {
-                code,
-                message: w.message,
-                field: w.field,
-            },
-        }
-    }
 }
 
 /// A reply of the wrong kind (a bug, or nodes of different versions).
@@ -252,6 +141,8 @@ pub fn decode_request(payload: &[u8]) -> Result<ForwardRequest, tonic::Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Consistency;
+    use crate::quota::TenantOp;
     use crate::raft::Peers;
     use std::time::Instant;
     use tokio::io::AsyncReadExt;

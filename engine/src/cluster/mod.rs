@@ -13,6 +13,7 @@
 //! - [`membership`] (in `model`): nodes, placement, pins as the meta group
 //!   records them; plain data that `raft` commands carry.
 //! - [`placement`]: the pure planning function.
+//! - [`Router`]: the node's groups and peers, opened together.
 //! - `routing`: serve locally or forward to the group's leader.
 //! - [`forward`]: the forwarded request and reply types.
 //! - `dedicate`: moving an ENTERPRISE tenant to a group of its own.
@@ -21,13 +22,17 @@
 mod dedicate;
 mod driver;
 pub mod forward;
+mod join;
 pub use crate::model::membership;
 pub mod placement;
+mod router;
 mod routing;
 pub mod service;
 
-pub use driver::{join, spawn_loops};
-pub use forward::{ForwardReply, ForwardRequest, TenantAnswer, TenantCall};
+pub use driver::spawn_loops;
+pub use forward::{ForwardReply, ForwardRequest};
+pub use join::join;
 pub use membership::{GroupPlacement, Membership, MembershipOp, MembershipReply, NodeInfo};
 pub use placement::{META_GROUP, plan};
+pub use router::{Advertise, Router, RouterConfig};
 pub use service::ClusterService;

@@ -6,17 +6,14 @@
 //! forward_timeout (16 s by default) even when the leader it is sent to has
 //! gone silent: UNAVAILABLE if nothing can have been applied, else
 //! OUTCOME_UNKNOWN.
-use super::forward::{
-    self, ForwardReply, ForwardRequest, SendError, TenantAnswer, TenantCall, WireError,
-};
+use super::forward::{self, ForwardReply, ForwardRequest, SendError};
 use super::placement::META_GROUP;
-use crate::actor::TenantMsg;
-use crate::engine::Engine;
+use super::router::Router;
 use crate::error::EngineError;
 use crate::model::TenantId;
 use crate::quota::{QuotaError, TenantOp};
 use crate::raft::{Command, CommandResponse, NodeId};
-use crate::shard::Shard;
+use crate::shard::{Shard, TenantAnswer, TenantCall};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +24,7 @@ enum Route {
     Wait,
 }
 
-impl Engine {
+impl Router {
     /// The group a tenant's state lives in: its dedicated group if pinned,
     /// else its hash shard.
     pub(crate) fn group_of(&self, tenant: &TenantId) -> u64 {
@@ -145,7 +142,7 @@ impl Engine {
         }
     }
 
-    /// [`Engine::dispatch`] to the tenant's group, following the tenant if
+    /// [`Router::dispatch`] to the tenant's group, following the tenant if
     /// it moves to another group meanwhile.
     pub(crate) async fn dispatch_tenant(
         &self,
@@ -266,16 +263,12 @@ impl Engine {
         let shard = self.local_shard(group)?;
         let state = shard.group.state.read().ok()?;
         let t = state.tenants.get(tenant)?;
-        let now = self.now_ms().max(t.last_at_ms);
+        let now = self.config.clock.now_ms().max(t.last_at_ms);
         Some(
             t.check(quota, *amount, now)
                 .map(|d| ForwardReply::Tenant(TenantAnswer::Decision(d)))
                 .map_err(Into::into),
         )
-    }
-
-    fn is_closing(&self) -> bool {
-        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A request forwarded by another node: served only if this node leads
@@ -325,21 +318,19 @@ impl Engine {
                 if !creating && !shard.actors.contains_key(tenant) && !shard.knows(tenant) {
                     return Err(QuotaError::TenantNotFound { tenant: *tenant }.into());
                 }
-                ask_actor(shard, *tenant, call)
-                    .await
-                    .map(ForwardReply::Tenant)
+                shard.call(*tenant, call).await.map(ForwardReply::Tenant)
             }
-            ForwardRequest::Audit { tenant, query } => self
-                .audit_local(shard, *tenant, query)
-                .map(ForwardReply::Audit),
+            ForwardRequest::Audit { tenant, query } => {
+                shard.audit_page(*tenant, query).map(ForwardReply::Audit)
+            }
             ForwardRequest::Usage {
                 tenant,
                 quota,
                 granularity,
                 from_ms,
                 to_ms,
-            } => self
-                .usage_local(shard, *tenant, quota, *granularity, *from_ms, *to_ms)
+            } => shard
+                .usage(*tenant, quota, *granularity, *from_ms, *to_ms)
                 .map(|(p, s)| ForwardReply::Usage(p, s)),
             ForwardRequest::MoveOut { tenant, to_group } => {
                 self.move_out(shard, *tenant, *to_group).await
@@ -390,54 +381,5 @@ impl Engine {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
         }
-    }
-}
-
-async fn ask_actor(
-    shard: &Arc<Shard>,
-    tenant: TenantId,
-    call: &TenantCall,
-) -> Result<TenantAnswer, EngineError> {
-    let weight = call.weight();
-    match call {
-        TenantCall::Apply {
-            op,
-            audit,
-            consistency,
-        } => shard
-            .call(tenant, weight, |reply| TenantMsg::Apply {
-                op: op.clone(),
-                audit: audit.clone(),
-                consistency: *consistency,
-                reply,
-            })
-            .await
-            .map(TenantAnswer::Outcome),
-        TenantCall::Read => shard
-            .call(tenant, weight, |reply| TenantMsg::Read { reply })
-            .await
-            .map(|s| TenantAnswer::State(Box::new(s))),
-        TenantCall::Check { quota, amount } => shard
-            .call(tenant, weight, |reply| TenantMsg::Check {
-                quota: quota.clone(),
-                amount: *amount,
-                reply,
-            })
-            .await
-            .map(TenantAnswer::Decision),
-        TenantCall::Batch(items) => shard
-            .call(tenant, weight, |reply| TenantMsg::Batch {
-                items: items.clone(),
-                reply,
-            })
-            .await
-            .map(|answers| {
-                TenantAnswer::Batch(
-                    answers
-                        .into_iter()
-                        .map(|a| a.map_err(|e| WireError::from(&e)))
-                        .collect(),
-                )
-            }),
     }
 }

@@ -1,11 +1,11 @@
 //! The `quotad.cluster.v1.Cluster` service: joins, the shard map for
 //! clients, status, node removal, forwarded requests and elections. It is
-//! served before the engine exists (a joining node's peer port must be up
-//! while it joins), so it answers UNAVAILABLE until the engine is set.
+//! served before the router exists (a joining node's peer port must be up
+//! while it joins), so it answers UNAVAILABLE until the router is set.
 use super::forward::{self, ForwardReply};
 use super::membership::{Membership, MembershipOp, MembershipReply, NodeInfo};
 use super::placement::META_GROUP;
-use crate::engine::Engine;
+use super::router::Router;
 use crate::error::EngineError;
 use crate::raft::{Command, CommandResponse, MetaOp};
 use quotad_proto::cluster::cluster_server::{Cluster, ClusterServer};
@@ -15,12 +15,12 @@ use tonic::{Request, Response, Status};
 
 #[derive(Clone, Default)]
 pub struct ClusterService {
-    engine: Arc<OnceLock<Arc<Engine>>>,
+    router: Arc<OnceLock<Arc<Router>>>,
 }
 
 impl ClusterService {
-    pub fn set_engine(&self, engine: Arc<Engine>) {
-        let _ = self.engine.set(engine);
+    pub fn set_router(&self, router: Arc<Router>) {
+        let _ = self.router.set(router);
     }
 
     pub fn server(self) -> ClusterServer<ClusterService> {
@@ -29,8 +29,8 @@ impl ClusterService {
             .max_encoding_message_size(crate::raft::MAX_MESSAGE_BYTES)
     }
 
-    fn engine(&self) -> Result<&Arc<Engine>, Status> {
-        self.engine
+    fn engine(&self) -> Result<&Arc<Router>, Status> {
+        self.router
             .get()
             .ok_or_else(|| Status::unavailable("this node is still starting"))
     }
@@ -40,7 +40,7 @@ fn status(e: EngineError) -> Status {
     Status::new(e.code().grpc(), e.to_string())
 }
 
-impl Engine {
+impl Router {
     /// The cluster as this node's copy of the meta group has it.
     pub(crate) fn membership(&self) -> Membership {
         self.meta
@@ -232,7 +232,7 @@ impl Cluster for ClusterService {
                 grpc_addr: r.grpc_addr,
                 http_addr: r.http_addr,
                 draining: false,
-                joined_at_ms: e.now_ms(),
+                joined_at_ms: e.config.clock.now_ms(),
             })
             .await
             .map_err(status)?;

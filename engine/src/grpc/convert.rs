@@ -1,6 +1,6 @@
 //! proto <-> engine conversions, and errors to `tonic::Status`.
-use crate::actor::Consistency;
 use crate::error::EngineError;
+use crate::model::Consistency;
 use crate::model::QuotaKind;
 use crate::quota::{Decision, QuotaError, QuotaState, Verdict, validate};
 use quotad_proto::v1 as pb;

@@ -6,8 +6,8 @@
 //! different tenants are decided independently.
 use super::rls_config::RlsConfig;
 use crate::Engine;
-use crate::actor::Consistency;
 use crate::error::EngineError;
+use crate::model::Consistency;
 use crate::model::TenantId;
 use crate::quota::{Decision, QuotaError, Spend, validate};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;

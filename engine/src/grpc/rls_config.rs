@@ -27,7 +27,7 @@
 //! `x-request-id` header with a `request_headers` action) is the request's
 //! idempotency key, so a retried request is answered as the first time and
 //! spends nothing again.
-use crate::actor::Consistency;
+use crate::model::Consistency;
 use crate::model::TenantId;
 use crate::quota::QuotaError;
 use serde::Deserialize;

@@ -1,5 +1,7 @@
-//! Plain data: tenants, tiers and quota policies, and the cluster's
-//! membership as the meta group records it. No I/O, no time reads.
+//! Plain data: tenants, tiers and quota policies, the consistency a
+//! caller asks for, and the cluster's membership as the meta group
+//! records it. No I/O, no time reads.
+mod consistency;
 mod domain;
 mod member;
 pub mod membership;
@@ -10,6 +12,7 @@ pub mod tier_error {
     pub use super::tier::UnknownTier;
 }
 
+pub use consistency::Consistency;
 pub use domain::Domain;
 pub use member::{Member, NewOwner, Role, UnknownRole};
 pub use membership::NodeId;

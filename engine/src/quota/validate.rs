@@ -255,3 +255,40 @@ pub fn domain(d: &str) -> Result<(), QuotaError> {
     }
     Ok(())
 }
+
+/// The fields of an admin change that a caller chose. Exhaustive, so a new
+/// operation says what it checks. Changes that also claim or release a name
+/// in the meta group, and spends, are not admin changes of this kind.
+pub fn admin_op(op: &super::TenantOp) -> Result<(), QuotaError> {
+    use super::TenantOp;
+    match op {
+        TenantOp::Update(u) => u.name.as_deref().map_or(Ok(()), tenant_name),
+        TenantOp::SetQuota { quota, policy: p } => {
+            quota_name(quota)?;
+            policy(p)
+        }
+        TenantOp::AddMember { user_id: id, .. } => user_id(id),
+        TenantOp::ChangeTier { .. }
+        | TenantOp::RemoveMember { .. }
+        | TenantOp::ChangeRole { .. }
+        | TenantOp::VerifyDomain { .. }
+        | TenantOp::Delete { .. }
+        | TenantOp::Restore
+        | TenantOp::Audit { .. } => Ok(()),
+        TenantOp::Create { .. }
+        | TenantOp::AddDomain { .. }
+        | TenantOp::RemoveDomain { .. }
+        | TenantOp::Purge => Err(QuotaError::invalid(
+            "operation",
+            "this change also claims or releases a name across the cluster; it has its own call",
+        )),
+        TenantOp::Increment { .. }
+        | TenantOp::IncrementAll(_)
+        | TenantOp::Reserve { .. }
+        | TenantOp::Settle { .. }
+        | TenantOp::Release { .. } => Err(QuotaError::invalid(
+            "operation",
+            "a spend is not an admin change",
+        )),
+    }
+}

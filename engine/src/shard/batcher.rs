@@ -18,6 +18,7 @@
 //! Callers are answered with what the state machine applied, not with the
 //! actor's prediction; the two must agree, and if they ever do not, the
 //! actor is rebuilt from committed state.
+use super::call::TenantAnswer;
 use crate::error::EngineError;
 use crate::quota::OpOutcome;
 use crate::raft::{Command, CommandResponse, Group, NodeId, StampedOp};
@@ -48,14 +49,14 @@ pub struct PendingWrite {
     /// What the actor decided.
     pub expected: OpOutcome,
     /// Strict callers wait here; fast callers already have their answer.
-    pub reply: Option<RpcReplyPort<Result<OpOutcome, EngineError>>>,
+    pub reply: Option<RpcReplyPort<Result<TenantAnswer, EngineError>>>,
     pub sync: Arc<TenantSync>,
 }
 
 struct Waiter {
     index: Option<usize>,
     expected: OpOutcome,
-    reply: Option<RpcReplyPort<Result<OpOutcome, EngineError>>>,
+    reply: Option<RpcReplyPort<Result<TenantAnswer, EngineError>>>,
     sync: Arc<TenantSync>,
 }
 
@@ -237,7 +238,7 @@ fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcom
         w.sync.pending.fetch_sub(1, Ordering::SeqCst);
         if let Some(port) = w.reply {
             // The caller may have given up; nothing to do then.
-            let _ = port.send(answer);
+            let _ = port.send(answer.map(TenantAnswer::Outcome));
         }
     }
 }

@@ -1,18 +1,27 @@
 use super::batcher::{self, PendingWrite};
-use crate::actor::{TenantActor, TenantMsg};
+use super::call::{TenantAnswer, TenantCall, TenantMsg};
 use crate::clock::SharedClock;
 use crate::error::EngineError;
 use crate::model::TenantId;
 use crate::raft::Group;
 use crate::shed::{Shed, Shedder};
 use dashmap::DashMap;
+use futures::future::BoxFuture;
 use openraft::ServerState;
+use ractor::ActorRef;
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
+
+/// Starts the actor of a tenant of a shard. The shard is given one when it
+/// starts, so it does not depend on the actor's code.
+pub type SpawnActor = Arc<
+    dyn Fn(TenantId, Arc<Shard>) -> BoxFuture<'static, Result<ActorRef<TenantMsg>, String>>
+        + Send
+        + Sync,
+>;
 
 /// One shard group on this node: the Raft group, its batcher, and the
 /// tenant actors currently active. Actors run only while this node leads the
@@ -36,6 +45,9 @@ pub struct Shard {
     pub(crate) clock: SharedClock,
     pub(crate) idle_after: Duration,
     pub(crate) shedder: Arc<Shedder>,
+    /// Starts a tenant's actor (given by the engine: the shard does not
+    /// know the actor's code).
+    spawn: SpawnActor,
 }
 
 /// A place in a tenant's queue, given back when dropped (answered, or the
@@ -60,6 +72,7 @@ impl Shard {
         max_batch: usize,
         commit_timeout: Duration,
         shedder: Arc<Shedder>,
+        spawn: SpawnActor,
     ) -> Arc<Shard> {
         let (tx, rx) = mpsc::channel(shedder.limits.commit_queue.max(1));
         let serving = Arc::new(AtomicU64::new(0));
@@ -84,6 +97,7 @@ impl Shard {
             clock,
             idle_after,
             shedder,
+            spawn,
         });
         tokio::spawn(watch_leadership(Arc::downgrade(&shard), commit_timeout));
         shard
@@ -183,7 +197,7 @@ impl Shard {
         if let Some(a) = self.actors.get(&tenant) {
             return Ok(a.clone());
         }
-        let (actor, _) = Actor::spawn(None, TenantActor, (tenant, self.clone()))
+        let actor = (self.spawn)(tenant, self.clone())
             .await
             .map_err(|e| EngineError::Raft {
                 group: self.group.id,
@@ -214,14 +228,17 @@ impl Shard {
         Ok(Queued(sync))
     }
 
-    /// Ask the tenant's actor, starting it if needed. `weight`: requests
-    /// the message carries (see [`Shard::enqueue`]).
-    pub async fn call<T: Send + 'static>(
+    /// Ask the tenant's actor, starting it if needed.
+    pub async fn call(
         self: &Arc<Self>,
         tenant: TenantId,
-        weight: usize,
-        msg: impl Fn(RpcReplyPort<Result<T, EngineError>>) -> TenantMsg,
-    ) -> Result<T, EngineError> {
+        call: &TenantCall,
+    ) -> Result<TenantAnswer, EngineError> {
+        let weight = call.weight();
+        let msg = |reply| TenantMsg::Call {
+            call: call.clone(),
+            reply,
+        };
         let _queued = self.enqueue(tenant, weight)?;
         for _ in 0..ATTEMPTS {
             if !self.serving() {

@@ -18,6 +18,15 @@
 //! Snapshots can be far larger than a cell should be, so they are written
 //! as chunks first and a header row last: a header names a complete
 //! snapshot.
+mod config;
+mod errors;
+mod schema;
+
+use config::valid_name;
+pub use config::{ScyllaConfig, dedicated_keyspace};
+use errors::{BACKEND, exec_err, other};
+use schema::{Statements, migrations};
+
 use super::{
     Archive, ArchiveError, DedicatedSchema, SCHEMA_VERSION, SNAPSHOTS_KEPT, SnapshotRecord,
     UsageBucket,
@@ -30,178 +39,14 @@ use futures::TryStreamExt;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::statement::Consistency;
-use scylla::statement::prepared::PreparedStatement;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
-
-const BACKEND: &str = "scylla";
 
 /// Snapshot chunk size: well under the cell sizes ScyllaDB handles
 /// comfortably.
 const CHUNK_BYTES: usize = 1 << 20;
-
-/// ScyllaDB's (and Cassandra's) longest keyspace name.
-const MAX_NAME: usize = 48;
-
-/// A tenant id in base32: 128 bits in 26 characters.
-const TENANT_CHARS: usize = 26;
-
-/// The longest deployment keyspace name: its tenants' dedicated keyspaces
-/// add `_` and the tenant id.
-pub const MAX_KEYSPACE: usize = MAX_NAME - 1 - TENANT_CHARS;
-
-/// The keyspace of a tenant's dedicated schema. Lowercase, as CQL folds
-/// unquoted names to lowercase anyway.
-pub fn dedicated_keyspace(keyspace: &str, tenant: TenantId) -> String {
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let id = tenant.as_u128();
-    let mut name = String::with_capacity(keyspace.len() + 1 + TENANT_CHARS);
-    name.push_str(keyspace);
-    name.push('_');
-    for i in (0..TENANT_CHARS).rev() {
-        name.push(ALPHABET[((id >> (5 * i)) & 31) as usize] as char);
-    }
-    name
-}
-
-/// Where and how to keep the archive in ScyllaDB.
-#[derive(Debug, Clone)]
-pub struct ScyllaConfig {
-    /// Contact points, `host:port`.
-    pub nodes: Vec<String>,
-    pub keyspace: String,
-    /// Replication factor per datacenter (NetworkTopologyStrategy).
-    pub replication: BTreeMap<String, u32>,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-}
-
-impl ScyllaConfig {
-    pub fn new(nodes: Vec<String>, keyspace: impl Into<String>) -> Self {
-        ScyllaConfig {
-            nodes,
-            keyspace: keyspace.into(),
-            replication: BTreeMap::from([("datacenter1".to_string(), 3)]),
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(10),
-        }
-    }
-
-    /// Check everything that goes into CQL text (names are not bind
-    /// markers there).
-    pub fn validate(&self) -> Result<(), ArchiveError> {
-        let bad = |field, message: String| Err(ArchiveError::Config { field, message });
-        if self.nodes.is_empty() {
-            return bad("nodes", "at least one contact point is needed".into());
-        }
-        if !valid_name(&self.keyspace) || self.keyspace.len() > MAX_KEYSPACE {
-            return bad(
-                "keyspace",
-                format!(
-                    "{:?} is not a valid keyspace name (letters, digits, _; starts with a letter; \
-                     at most {MAX_KEYSPACE} characters, so that a tenant's dedicated keyspace, \
-                     the name plus 27, stays within ScyllaDB's {MAX_NAME})",
-                    self.keyspace
-                ),
-            );
-        }
-        if self.replication.is_empty() {
-            return bad("replication", "name at least one datacenter".into());
-        }
-        for (dc, rf) in &self.replication {
-            if dc.is_empty()
-                || !dc
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            {
-                return bad("replication", format!("{dc:?} is not a datacenter name"));
-            }
-            if *rf == 0 {
-                return bad(
-                    "replication",
-                    format!("datacenter {dc}: factor must be at least 1"),
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= MAX_NAME
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Whether a failed call may succeed later (node down, timeout, overload).
-fn transient(e: &ExecutionError) -> bool {
-    match e {
-        ExecutionError::ConnectionPoolError(_)
-        | ExecutionError::RequestTimeout(_)
-        | ExecutionError::EmptyPlan => true,
-        ExecutionError::LastAttemptError(a) => match a {
-            RequestAttemptError::BrokenConnectionError(_)
-            | RequestAttemptError::UnableToAllocStreamId => true,
-            RequestAttemptError::DbError(d, _) => matches!(
-                d,
-                DbError::Overloaded
-                    | DbError::Unavailable { .. }
-                    | DbError::ReadTimeout { .. }
-                    | DbError::WriteTimeout { .. }
-                    | DbError::IsBootstrapping
-                    | DbError::RateLimitReached { .. }
-            ),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-fn exec_err(e: ExecutionError) -> ArchiveError {
-    if transient(&e) {
-        ArchiveError::Unavailable {
-            backend: BACKEND,
-            message: e.to_string(),
-        }
-    } else {
-        ArchiveError::Backend {
-            backend: BACKEND,
-            message: e.to_string(),
-        }
-    }
-}
-
-fn other(e: impl std::fmt::Display) -> ArchiveError {
-    ArchiveError::Backend {
-        backend: BACKEND,
-        message: e.to_string(),
-    }
-}
-
-/// Prepared statements, made once the schema is in place.
-struct Statements {
-    put_usage: PreparedStatement,
-    usage: PreparedStatement,
-    put_audit: PreparedStatement,
-    audit: PreparedStatement,
-    put_chunk: PreparedStatement,
-    put_header: PreparedStatement,
-    headers: PreparedStatement,
-    chunks: PreparedStatement,
-    delete_header: PreparedStatement,
-    delete_chunks: PreparedStatement,
-    put_sync: PreparedStatement,
-    synced_to: PreparedStatement,
-    register_dedicated: PreparedStatement,
-    dedicated_name: PreparedStatement,
-    purge_usage: PreparedStatement,
-    purge_audit: PreparedStatement,
-}
 
 pub struct ScyllaArchive {
     /// Shared with the tenants' dedicated schemas: one connection pool.
@@ -213,51 +58,6 @@ pub struct ScyllaArchive {
     dedicated_to: Option<TenantId>,
     /// Dedicated schemas migrated and prepared so far.
     dedicated: tokio::sync::Mutex<HashMap<TenantId, Arc<ScyllaArchive>>>,
-}
-
-/// The schema, one step per version. Step n takes the schema from version
-/// n - 1 to n; steps are never edited once released, only added.
-fn migrations(ks: &str) -> Vec<(u32, Vec<String>)> {
-    vec![
-        (
-            1,
-            vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {ks}.usage_bucket (
-                    tenant uuid, quota text, granularity tinyint, start_ms bigint, amount bigint,
-                    PRIMARY KEY ((tenant, quota, granularity), start_ms))"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {ks}.audit_event (
-                    tenant uuid, seq bigint, at_ms bigint, actor text, request_id text,
-                    action text, target text, before text, after text,
-                    prev_hash text, hash text,
-                    PRIMARY KEY (tenant, seq))"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {ks}.shard_snapshot (
-                    grp bigint, last_index bigint, last_term bigint, taken_at_ms bigint, chunks int,
-                    PRIMARY KEY (grp, last_index)) WITH CLUSTERING ORDER BY (last_index DESC)"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {ks}.shard_snapshot_chunk (
-                    grp bigint, last_index bigint, chunk int, data blob,
-                    PRIMARY KEY ((grp, last_index), chunk))"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {ks}.sync_position (
-                    grp bigint PRIMARY KEY, idx bigint)"
-                ),
-            ],
-        ),
-        (
-            2,
-            vec![format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.dedicated_schema (
-                    tenant uuid PRIMARY KEY, keyspace_name text, created_at_ms bigint)"
-            )],
-        ),
-    ]
 }
 
 impl ScyllaArchive {
@@ -300,70 +100,9 @@ impl ScyllaArchive {
             .map_err(exec_err)
     }
 
-    async fn prepare(&self, cql: String) -> Result<PreparedStatement, ArchiveError> {
-        let mut p = self.session.prepare(cql).await.map_err(other)?;
-        // Every write here is an upsert (of a total, a numbered event, a
-        // chunk) or a delete, so a retry on another replica cannot double
-        // anything.
-        p.set_is_idempotent(true);
-        Ok(p)
-    }
-
     async fn statements(&self) -> Result<&Statements, ArchiveError> {
         self.statements
-            .get_or_try_init(|| async {
-                let ks = &self.config.keyspace;
-                Ok(Statements {
-                    put_usage: self.prepare(format!(
-                        "INSERT INTO {ks}.usage_bucket (tenant, quota, granularity, start_ms, amount) VALUES (?, ?, ?, ?, ?) USING TTL ?"
-                    )).await?,
-                    usage: self.prepare(format!(
-                        "SELECT start_ms, amount FROM {ks}.usage_bucket WHERE tenant = ? AND quota = ? AND granularity = ? AND start_ms >= ? AND start_ms < ?"
-                    )).await?,
-                    put_audit: self.prepare(format!(
-                        "INSERT INTO {ks}.audit_event (tenant, seq, at_ms, actor, request_id, action, target, before, after, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    )).await?,
-                    audit: self.prepare(format!(
-                        "SELECT seq, at_ms, actor, request_id, action, target, before, after, prev_hash, hash FROM {ks}.audit_event WHERE tenant = ? AND seq > ? LIMIT ?"
-                    )).await?,
-                    put_chunk: self.prepare(format!(
-                        "INSERT INTO {ks}.shard_snapshot_chunk (grp, last_index, chunk, data) VALUES (?, ?, ?, ?)"
-                    )).await?,
-                    put_header: self.prepare(format!(
-                        "INSERT INTO {ks}.shard_snapshot (grp, last_index, last_term, taken_at_ms, chunks) VALUES (?, ?, ?, ?, ?)"
-                    )).await?,
-                    headers: self.prepare(format!(
-                        "SELECT last_index, last_term, taken_at_ms, chunks FROM {ks}.shard_snapshot WHERE grp = ?"
-                    )).await?,
-                    chunks: self.prepare(format!(
-                        "SELECT chunk, data FROM {ks}.shard_snapshot_chunk WHERE grp = ? AND last_index = ?"
-                    )).await?,
-                    delete_header: self.prepare(format!(
-                        "DELETE FROM {ks}.shard_snapshot WHERE grp = ? AND last_index = ?"
-                    )).await?,
-                    delete_chunks: self.prepare(format!(
-                        "DELETE FROM {ks}.shard_snapshot_chunk WHERE grp = ? AND last_index = ?"
-                    )).await?,
-                    put_sync: self.prepare(format!(
-                        "INSERT INTO {ks}.sync_position (grp, idx) VALUES (?, ?) USING TIMESTAMP ?"
-                    )).await?,
-                    synced_to: self.prepare(format!(
-                        "SELECT idx FROM {ks}.sync_position WHERE grp = ?"
-                    )).await?,
-                    register_dedicated: self.prepare(format!(
-                        "INSERT INTO {ks}.dedicated_schema (tenant, keyspace_name, created_at_ms) VALUES (?, ?, ?)"
-                    )).await?,
-                    dedicated_name: self.prepare(format!(
-                        "SELECT keyspace_name FROM {ks}.dedicated_schema WHERE tenant = ?"
-                    )).await?,
-                    purge_usage: self.prepare(format!(
-                        "DELETE FROM {ks}.usage_bucket WHERE tenant = ? AND quota = ? AND granularity = ?"
-                    )).await?,
-                    purge_audit: self.prepare(format!(
-                        "DELETE FROM {ks}.audit_event WHERE tenant = ?"
-                    )).await?,
-                })
-            })
+            .get_or_try_init(|| Statements::prepare(&self.session, &self.config.keyspace))
             .await
     }
 
@@ -837,67 +576,5 @@ impl ScyllaArchive {
         // cluster restored from the archive starts a fresh log.
         out.sort_unstable_by_key(|h| std::cmp::Reverse((h.2, h.0)));
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn configuration_is_checked_before_it_reaches_cql() {
-        let ok = ScyllaConfig::new(vec!["127.0.0.1:9042".into()], "quotad");
-        assert!(ok.validate().is_ok());
-        let field = |c: ScyllaConfig| match c.validate() {
-            Err(ArchiveError::Config { field, .. }) => field,
-            other => panic!("{other:?}"),
-        };
-        let mut c = ok.clone();
-        c.keyspace = "quotad; DROP KEYSPACE x".into();
-        assert_eq!(field(c), "keyspace");
-        let mut c = ok.clone();
-        c.keyspace = "1quotad".into();
-        assert_eq!(field(c), "keyspace");
-        let mut c = ok.clone();
-        c.nodes.clear();
-        assert_eq!(field(c), "nodes");
-        let mut c = ok.clone();
-        c.replication = BTreeMap::from([("dc1".into(), 0)]);
-        assert_eq!(field(c), "replication");
-        let mut c = ok.clone();
-        c.replication = BTreeMap::from([("dc1'}".into(), 3)]);
-        assert_eq!(field(c), "replication");
-        // Room for the tenants' dedicated keyspaces.
-        let mut c = ok.clone();
-        c.keyspace = "k".repeat(MAX_KEYSPACE);
-        assert!(c.validate().is_ok());
-        c.keyspace.push('k');
-        assert_eq!(field(c), "keyspace");
-    }
-
-    #[test]
-    fn dedicated_keyspaces_are_valid_distinct_and_stable() {
-        let ks = "q".repeat(MAX_KEYSPACE);
-        let (a, b) = (uuid::Uuid::from_u128(0), uuid::Uuid::from_u128(u128::MAX));
-        let (na, nb) = (dedicated_keyspace(&ks, a), dedicated_keyspace(&ks, b));
-        assert_eq!(na.len(), MAX_NAME);
-        assert_eq!(nb.len(), MAX_NAME);
-        assert!(valid_name(&na) && valid_name(&nb), "{na} {nb}");
-        assert_eq!(&na[ks.len()..], "_aaaaaaaaaaaaaaaaaaaaaaaaaa");
-        assert_eq!(&nb[ks.len()..], "_h7777777777777777777777777");
-        // One bit apart, names apart.
-        let c = uuid::Uuid::from_u128(1);
-        assert_ne!(
-            dedicated_keyspace("quotad", a),
-            dedicated_keyspace("quotad", c)
-        );
-        assert_eq!(
-            dedicated_keyspace("quotad", c),
-            dedicated_keyspace("quotad", c)
-        );
-        assert_eq!(
-            dedicated_keyspace("quotad", c),
-            dedicated_keyspace("quotad", c).to_lowercase()
-        );
     }
 }

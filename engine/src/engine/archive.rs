@@ -1,0 +1,73 @@
+//! The archive: its connection, the periodic sync of every group this node
+//! leads (the [`Syncer`] does the rounds), and backups on demand.
+use super::Engine;
+use crate::archive::sync::SyncRound;
+use crate::archive::{Archive, SyncTarget};
+use crate::error::EngineError;
+use std::sync::{Arc, Weak};
+
+impl Engine {
+    /// The archive, connected and its schema migrated on first use.
+    pub async fn archive(&self) -> Result<Arc<dyn Archive>, EngineError> {
+        self.syncer.archive.get().await
+    }
+
+    /// Snapshot every group this node leads now, then sync: the archive
+    /// then holds the groups' whole state as of this moment (a backup before
+    /// maintenance, or for a restore drill).
+    pub async fn backup_to_archive(&self) -> Result<Vec<SyncRound>, EngineError> {
+        self.syncer.backup(self.sync_targets()).await
+    }
+
+    /// One sync round for every group this node leads: their unarchived
+    /// usage and audit, and newer snapshots, go to the archive (a dedicated
+    /// group's to its tenant's own schema). Runs every `sync_interval` on
+    /// its own; callable at any time. A group that fails does not hold the
+    /// others back; the first failure is returned after all were tried.
+    pub async fn sync_archive(&self) -> Result<Vec<SyncRound>, EngineError> {
+        self.syncer.sync(self.sync_targets()).await
+    }
+
+    fn sync_targets(&self) -> Vec<SyncTarget> {
+        self.router
+            .served()
+            .into_iter()
+            .map(|shard| SyncTarget {
+                dedicated_to: self.router.dedicated_tenant_of(shard.group.id),
+                shard,
+            })
+            .collect()
+    }
+}
+
+/// Runs [`Engine::sync_archive`] every `sync_interval` until the engine
+/// closes. Failures are counted and logged; what was not taken stays
+/// listed and goes in a later round.
+pub(super) fn spawn_sync(engine: Weak<Engine>, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(e) = engine.upgrade() else { return };
+            if e.router.is_closing() {
+                return;
+            }
+            match e.sync_archive().await {
+                Ok(_) => {
+                    if failing {
+                        tracing::info!("archive sync caught up again");
+                        failing = false;
+                    }
+                }
+                Err(err) => {
+                    metrics::counter!(crate::telemetry::ARCHIVE_SYNC_FAILURES).increment(1);
+                    // Once per outage, not once per round.
+                    if !failing {
+                        tracing::warn!(error = %err, "archive sync failed; changes are kept and retried");
+                        failing = true;
+                    }
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,82 @@
+//! The engine's view of the cluster: where a tenant lives and who leads
+//! it, and moving an ENTERPRISE tenant to a group of its own. The rest of
+//! the cluster (membership, joins, status) is the [`Router`]'s.
+use super::Engine;
+use crate::audit::AuditMeta;
+use crate::cluster::{ForwardReply, ForwardRequest, NodeInfo, Router, forward};
+use crate::error::EngineError;
+use crate::model::{TenantId, Tier};
+use crate::quota::QuotaError;
+use std::sync::Arc;
+
+impl Engine {
+    /// The node's groups and peers: what the `Cluster` service serves.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// The tenant's group, and whether it is dedicated to the tenant.
+    pub fn placement_of(&self, tenant: &TenantId) -> (u64, bool) {
+        self.router.placement_of(tenant)
+    }
+
+    /// The client gRPC address of the leader of `tenant`'s group, when that
+    /// is another node: a hint for clients to go there directly.
+    pub fn leader_hint(&self, tenant: &TenantId) -> Option<String> {
+        self.router.leader_hint(tenant)
+    }
+
+    /// The node leading `tenant`'s group, when that is another node.
+    pub fn leader_node(&self, tenant: &TenantId) -> Option<NodeInfo> {
+        self.router.leader_node(tenant)
+    }
+
+    /// Give an ENTERPRISE tenant a group of its own; returns the group. A
+    /// tenant already dedicated gets its group back.
+    pub async fn dedicate_tenant(
+        &self,
+        tenant: TenantId,
+        by: &AuditMeta,
+    ) -> Result<u64, EngineError> {
+        let state = self.tenant(tenant).await?;
+        if state.tenant.tier != Tier::Enterprise {
+            return Err(QuotaError::invalid(
+                "tier",
+                format!(
+                    "a dedicated group needs the ENTERPRISE tier; the tenant is {}",
+                    state.tenant.tier
+                ),
+            )
+            .into());
+        }
+        let group = self.router.dedicated_group(tenant).await?;
+        let from = self.router.group_of(&tenant);
+        if from != group {
+            let moved = match self
+                .router
+                .dispatch(
+                    from,
+                    ForwardRequest::MoveOut {
+                        tenant,
+                        to_group: group,
+                    },
+                    true,
+                )
+                .await?
+            {
+                ForwardReply::Moved(m) => m,
+                other => return Err(forward::unexpected(other)),
+            };
+            self.router.move_in(*moved).await?;
+        }
+        self.record_audit(
+            tenant,
+            by,
+            "tenant.dedicated",
+            &format!("group {group}"),
+            format!("moved from group {from} to its own group {group}"),
+        )
+        .await?;
+        Ok(group)
+    }
+}

@@ -1,0 +1,280 @@
+//! Claims, moves, the archive position and entry formats, applied as data.
+use super::*;
+use uuid::Uuid;
+
+fn claim(slug: &str, tenant: u128, at_ms: i64, replacing: Option<u128>) -> Command {
+    Command::Meta(MetaOp::ClaimSlug {
+        slug: slug.into(),
+        tenant: Uuid::from_u128(tenant),
+        at_ms,
+        replacing: replacing.map(Uuid::from_u128),
+    })
+}
+
+#[test]
+fn slugs_are_unique_and_orphans_can_be_taken_over_late() {
+    let mut g = GroupState::default();
+    assert_eq!(
+        g.apply(&claim("acme", 1, 0, None)),
+        CommandResponse::SlugClaimed
+    );
+    // Same tenant again (a retry): fine.
+    assert_eq!(
+        g.apply(&claim("acme", 1, 5, None)),
+        CommandResponse::SlugClaimed
+    );
+    let taken = CommandResponse::SlugTaken {
+        owner: Uuid::from_u128(1),
+    };
+    assert_eq!(g.apply(&claim("acme", 2, 10, None)), taken);
+    // Taking over needs the orphan named and old enough.
+    assert_eq!(
+        g.apply(&claim("acme", 2, ORPHAN_CLAIM_AFTER_MS - 1, Some(1))),
+        taken
+    );
+    assert_eq!(
+        g.apply(&claim("acme", 2, ORPHAN_CLAIM_AFTER_MS + 5, Some(9))),
+        taken
+    );
+    assert_eq!(
+        g.apply(&claim("acme", 2, ORPHAN_CLAIM_AFTER_MS + 5, Some(1))),
+        CommandResponse::SlugClaimed
+    );
+    assert_eq!(g.slugs["acme"].tenant, Uuid::from_u128(2));
+}
+
+#[test]
+fn domains_are_unique_and_orphaned_claims_can_be_taken_over_late() {
+    let claim = |tenant: u128, at_ms: i64, replacing: Option<u128>| {
+        Command::Meta(MetaOp::ClaimDomain {
+            domain: "quota.acme.test".into(),
+            tenant: Uuid::from_u128(tenant),
+            at_ms,
+            replacing: replacing.map(Uuid::from_u128),
+        })
+    };
+    let mut g = GroupState::default();
+    assert_eq!(g.apply(&claim(1, 0, None)), CommandResponse::DomainClaimed);
+    let taken = CommandResponse::DomainTaken {
+        owner: Uuid::from_u128(1),
+    };
+    assert_eq!(g.apply(&claim(2, 5, None)), taken);
+    assert_eq!(
+        g.apply(&claim(2, ORPHAN_CLAIM_AFTER_MS - 1, Some(1))),
+        taken
+    );
+    assert_eq!(
+        g.apply(&claim(2, ORPHAN_CLAIM_AFTER_MS, Some(1))),
+        CommandResponse::DomainClaimed
+    );
+    assert_eq!(g.domains["quota.acme.test"].tenant, Uuid::from_u128(2));
+}
+
+/// An active ENTERPRISE tenant created at `at_ms`.
+fn enterprise_tenant(id: Uuid, at_ms: i64) -> crate::model::Tenant {
+    use crate::model::{Tenant, TenantStatus, Tier};
+    Tenant {
+        id,
+        slug: "acme".into(),
+        name: "Acme".into(),
+        tier: Tier::Enterprise,
+        status: TenantStatus::Active,
+        timezone: chrono_tz::UTC,
+        trial_ends_at_ms: None,
+        settings_json: "{}".into(),
+        created_at_ms: at_ms,
+        updated_at_ms: at_ms,
+        deleted: None,
+    }
+}
+
+#[test]
+fn a_finished_move_keeps_where_the_tenant_went_and_drops_its_copy() {
+    let id = Uuid::from_u128(7);
+    let tenant = enterprise_tenant(id, 0);
+    let mut g = GroupState::default();
+    g.tenants.insert(
+        id,
+        Box::new(crate::quota::TenantState::new(tenant, Default::default())),
+    );
+    let out = g.apply(&Command::MoveOut {
+        tenant: id,
+        to_group: 9,
+    });
+    assert!(matches!(out, CommandResponse::MovedOut(m) if m.to_group == 9));
+    assert!(g.moved.contains_key(&id) && !g.tenants.contains_key(&id));
+    // Done for another destination: not this move.
+    g.apply(&Command::MoveDone {
+        tenant: id,
+        to_group: 10,
+    });
+    assert!(g.moved.contains_key(&id) && g.moved_to.is_empty());
+    g.apply(&Command::MoveDone {
+        tenant: id,
+        to_group: 9,
+    });
+    assert!(g.moved.is_empty(), "the copy is gone");
+    assert_eq!(g.moved_to.get(&id), Some(&9));
+    // Done again, or for a tenant never moved: nothing changes.
+    g.apply(&Command::MoveDone {
+        tenant: id,
+        to_group: 9,
+    });
+    g.apply(&Command::MoveDone {
+        tenant: Uuid::from_u128(8),
+        to_group: 9,
+    });
+    assert_eq!(g.moved_to.len(), 1);
+    // Moving away again finds nothing here to move.
+    assert_eq!(
+        g.apply(&Command::MoveOut {
+            tenant: id,
+            to_group: 10
+        }),
+        CommandResponse::TenantNotHere
+    );
+}
+
+/// An unlimited quota spent far past u64 (20,000 increments of the
+/// largest amount, 10^15): apply neither panics nor wraps; the counter
+/// and the history both stop at the ceiling, and still agree.
+#[test]
+fn apply_saturates_at_the_u64_ceiling_instead_of_overflowing() {
+    use crate::model::{Period, QuotaPolicy};
+    use crate::quota::validate::MAX_AMOUNT;
+    use crate::quota::{TenantOp, TenantState};
+    use crate::raft::command::StampedOp;
+    use crate::usage_history::Granularity;
+    const T0: i64 = 1_790_000_000_000;
+    let id = Uuid::from_u128(7);
+    let tenant = enterprise_tenant(id, T0);
+    let quotas = [(
+        "llm_tokens".to_string(),
+        QuotaPolicy::counter(Period::Monthly, None),
+    )]
+    .into();
+    let mut g = GroupState::default();
+    g.tenants
+        .insert(id, Box::new(TenantState::new(tenant, quotas)));
+    let ops: Vec<StampedOp> = (0..20_000)
+        .map(|i| StampedOp {
+            tenant: id,
+            at_ms: T0 + i,
+            op: TenantOp::Increment {
+                quota: "llm_tokens".into(),
+                amount: MAX_AMOUNT as i64,
+                idempotency_key: None,
+            },
+            audit: None,
+        })
+        .collect();
+    for chunk in ops.chunks(4_096) {
+        g.apply(&Command::Batch(chunk.to_vec()));
+    }
+    assert_eq!(g.tenants[&id].quotas["llm_tokens"].used, u64::MAX);
+    let history = &g.usage[&id];
+    for granularity in [Granularity::Hour, Granularity::Day] {
+        let series = history.series(
+            "llm_tokens",
+            chrono_tz::UTC,
+            granularity,
+            T0 - 86_400_000,
+            T0 + 86_400_000,
+        );
+        let total = series
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(p.amount));
+        assert_eq!(total, u64::MAX, "{granularity:?}");
+    }
+}
+
+/// A tenant that changed while a sync round ran stays listed only from
+/// the copy's position on; one that did not is done. (On the old
+/// "nothing changed" acknowledgement a busy tenant stayed listed from
+/// its first change forever.)
+#[test]
+fn the_archive_acknowledges_up_to_a_position() {
+    use super::super::command::ArchiveAck;
+    let (busy, quiet) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let mut g = GroupState::default();
+    for (t, n) in [(busy, 5u64), (quiet, 2)] {
+        for i in 0..n {
+            g.mark_unarchived(t, 1_000 + i as i64);
+        }
+    }
+    let copied = |t: Uuid, g: &GroupState, upto_ms: i64| ArchiveAck {
+        tenant: t,
+        changes: g.unarchived[&t].changes,
+        upto_ms,
+    };
+    let acks = vec![copied(busy, &g, 1_004), copied(quiet, &g, 1_001)];
+    // Two more changes of the busy tenant land before the acknowledgement.
+    g.mark_unarchived(busy, 1_004);
+    g.mark_unarchived(busy, 2_000);
+    g.apply(&Command::ArchiveTaken(Since(acks)));
+    assert!(!g.unarchived.contains_key(&quiet));
+    assert_eq!(g.unarchived[&busy].since_ms, 1_004);
+    assert_eq!(g.unarchived[&busy].changes, 7);
+    // The next round copies from 1,004 on and the tenant is done.
+    g.apply(&Command::ArchiveTaken(Since(vec![copied(busy, &g, 2_000)])));
+    assert!(g.unarchived.is_empty());
+    // The format-0 acknowledgement still applies as it always did.
+    g.mark_unarchived(busy, 3_000);
+    g.apply(&Command::ArchiveSynced(vec![(busy, 2)]));
+    assert!(
+        g.unarchived.contains_key(&busy),
+        "one change since, not two"
+    );
+    g.apply(&Command::ArchiveSynced(vec![(busy, 1)]));
+    assert!(g.unarchived.is_empty());
+}
+
+/// Golden bytes of the format-2 entries, and the format-0 bytes of the
+/// entries around them, which they leave unchanged.
+#[test]
+fn format_2_entries_are_prefixed_and_older_ones_are_not() {
+    use super::super::command::ArchiveAck;
+    use crate::format::{MAGIC, decode, encode};
+    use crate::quota::{AllOrNothing, Spend, TenantOp};
+    let t = Uuid::from_u128(1);
+    let old = Command::ArchiveSynced(vec![(t, 3)]);
+    let mut want = vec![4, 1, 16];
+    want.extend_from_slice(t.as_bytes());
+    want.push(3);
+    assert_eq!(encode(&old).unwrap(), want);
+    let ack = Command::ArchiveTaken(Since(vec![ArchiveAck {
+        tenant: t,
+        changes: 3,
+        upto_ms: -1,
+    }]));
+    let mut want = MAGIC.to_vec();
+    want.extend_from_slice(&[2, 6, 1, 16]);
+    want.extend_from_slice(t.as_bytes());
+    want.extend_from_slice(&[3, 1]);
+    assert_eq!(encode(&ack).unwrap(), want);
+    assert_eq!(decode::<Command>(&want).unwrap(), ack);
+    let op = Command::Batch(vec![StampedOp {
+        tenant: t,
+        at_ms: 1,
+        op: TenantOp::IncrementAll(Since(AllOrNothing {
+            spends: vec![Spend {
+                quota: "q".into(),
+                amount: 2,
+                optional: true,
+            }],
+            idempotency_key: None,
+        })),
+        audit: None,
+    }]);
+    let mut want = MAGIC.to_vec();
+    want.extend_from_slice(&[2, 0, 1, 16]);
+    want.extend_from_slice(t.as_bytes());
+    want.extend_from_slice(&[2, 18, 1, 1, b'q', 2, 1, 0, 0]);
+    assert_eq!(encode(&op).unwrap(), want);
+    assert_eq!(decode::<Command>(&want).unwrap(), op);
+    // A payload claiming format 1 may not hold them.
+    let mut v1 = MAGIC.to_vec();
+    v1.push(1);
+    v1.extend_from_slice(&want[MAGIC.len() + 1..]);
+    assert!(decode::<Command>(&v1).is_err());
+}
