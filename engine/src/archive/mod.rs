@@ -12,7 +12,7 @@
 //! that resends after an outage, therefore never doubles anything; one that
 //! stopped half-way leaves the archive behind, never wrong.
 //!
-//! Both backends pass the same suite ([`contract`]).
+//! Both backends pass the same suite (`contract`, compiled for tests only).
 //!
 //! ENTERPRISE tenants in a dedicated group also get a schema of their own
 //! ("dedicated schema"): a keyspace (scylla) or a file (embedded) holding
@@ -20,6 +20,7 @@
 //! ([`Archive::dedicated`]), registered in the deployment's schema so a
 //! restore finds it; the sync writes a dedicated group to its tenant's
 //! schema, then purges what the shared schema held of that tenant.
+#[cfg(any(test, feature = "testing"))]
 pub mod contract;
 mod embedded;
 mod error;

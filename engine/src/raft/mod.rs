@@ -30,3 +30,22 @@ pub(crate) use network::caused_by;
 pub use network::{GroupNetwork, MAX_MESSAGE_BYTES, Peers, TransportService};
 pub(crate) use state_machine::stored_snapshot;
 pub use type_config::{NodeId, TypeConfig};
+
+/// A fresh log store and state machine of `group` over `store`, wired as
+/// `Group::open` wires them, for openraft's storage suite
+/// (`tests/openraft_suite.rs`). The purge gate starts open for every index:
+/// the suite purges logs without storing a snapshot first, which a running
+/// group never does (see `durable_snapshot`, whose own tests cover the gate).
+#[cfg(feature = "testing")]
+pub fn storage_for_tests(
+    group: u64,
+    store: crate::storage::Store,
+) -> Result<(log_store::LogStore, state_machine::StateMachine), crate::storage::StorageError> {
+    let pacing = snapshot_pacing::SnapshotPacing::new(0, 0);
+    let durable = durable_snapshot::DurableSnapshot::new();
+    // `stored` records the index after the one given: every index is covered.
+    durable.stored(Some(u64::MAX - 1));
+    let sm =
+        state_machine::StateMachine::open(group, store.clone(), pacing.clone(), durable.clone())?;
+    Ok((log_store::LogStore::new(group, store, pacing, durable), sm))
+}
