@@ -4,9 +4,9 @@ use crate::dto::{QuotaDto, SetQuota};
 use crate::envelope::{ApiError, ApiResult, ok};
 use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
-use quotad_engine::error_code::ErrorCode;
-use quotad_engine::model::{Action, Period, QuotaKind, QuotaPolicy, Role, well_known};
-use quotad_engine::quota::{TenantOp, validate};
+use quotad_engine::format::Since;
+use quotad_engine::model::{Role, Tier};
+use quotad_engine::quota::{PolicyPatch, QuotaPatch, TenantOp, validate};
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/quotas", tag = "quotas", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Every quota with its usage", body = crate::envelope::Envelope<Vec<crate::dto::QuotaDto>>), crate::envelope::ApiErrors))]
 pub async fn list(
@@ -49,7 +49,7 @@ pub async fn set(
     ApiPath((id, quota)): ApiPath<(String, String)>,
     body: JsonBody,
 ) -> ApiResult<QuotaDto> {
-    let (id, current, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
+    let (id, _, caller) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     validate::quota_name(&quota)?;
     let body: SetQuota = body.parse()?;
     let Some(limit) = body.limit else {
@@ -58,93 +58,29 @@ pub async fn set(
             "limit is required: a number, or null for unlimited",
         ));
     };
-    let existing = current.quotas.get(&quota).map(|q| &q.policy);
-    let kind = body.kind.unwrap_or_else(|| match (body.period, existing) {
-        (Some(Period::Second | Period::Minute), _) => QuotaKind::Rate,
-        (_, Some(p)) => p.kind,
-        (Some(_), None) => QuotaKind::Counter,
-        (None, None)
-            if [well_known::STORAGE, well_known::USERS, well_known::SERVICES]
-                .contains(&quota.as_str()) =>
-        {
-            QuotaKind::Gauge
-        }
-        (None, None) => QuotaKind::Counter,
-    });
-    let same_kind = existing.filter(|p| p.kind == kind);
-    let period = match (body.period, same_kind, kind) {
-        (Some(p), _, _) => p,
-        (None, Some(p), _) => p.period,
-        (None, None, QuotaKind::Counter) => Period::Monthly,
-        (None, None, QuotaKind::Gauge) => Period::Never,
-        (None, None, QuotaKind::Rate) => {
-            return Err(ApiError::invalid(
-                "period",
-                "a rate needs period second or minute",
-            ));
-        }
-    };
-    let action = body
-        .action
-        .or(same_kind.map(|p| p.action))
-        .unwrap_or(match kind {
-            QuotaKind::Rate => Action::Throttle,
-            _ => Action::Block,
-        });
-    let alert_thresholds = body
-        .alert_thresholds
-        .or(existing.map(|p| p.alert_thresholds.to_vec()))
-        .unwrap_or_else(|| QuotaPolicy::DEFAULT_THRESHOLDS.to_vec());
-    let mut thresholds = alert_thresholds;
-    thresholds.sort_unstable();
-    thresholds.dedup();
-    let policy = QuotaPolicy {
-        kind,
-        period,
+    // Resolved against the tenant's tier where it is applied (see
+    // `PolicyPatch`): only a platform operator may go beyond the tier, and
+    // only their setting survives a tier change.
+    let patch = PolicyPatch {
         limit,
-        soft_limit: match body.soft_limit {
-            Some(explicit) => explicit,
-            None => same_kind.and_then(|p| p.soft_limit),
-        },
-        action,
-        alert_thresholds: thresholds.into(),
-        // Only a platform operator's setting survives a tier change; what
-        // tenant admins set follows the tier.
-        overridden: caller.is_none(),
+        soft_limit: body.soft_limit,
+        period: body.period,
+        action: body.action,
+        kind: body.kind,
+        alert_thresholds: body.alert_thresholds,
+        by_operator: caller.is_none(),
+        tier_policies: Tier::ALL
+            .iter()
+            .filter_map(|t| {
+                let policy = s.engine.catalog().defaults(*t).get(&quota)?;
+                Some((*t, policy.clone()))
+            })
+            .collect(),
     };
-    // Tenant admins may shape their quotas but not buy more than their tier
-    // grants: a tier quota keeps the tier's kind, period and action, and a
-    // limit at or below the tier's.
-    if caller.is_some()
-        && let Some(tier) = s.engine.catalog().defaults(current.tenant.tier).get(&quota)
-    {
-        let beyond_limit = tier
-            .limit
-            .is_some_and(|t| policy.limit.is_none_or(|l| l > t));
-        if beyond_limit
-            || policy.kind != tier.kind
-            || policy.period != tier.period
-            || policy.action != tier.action
-        {
-            let name = |v: String| v.to_lowercase();
-            return Err(ApiError::new(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "on the {} tier, {quota} stays a {} {} quota with action {} and a limit of at most {}; only a platform operator may set more",
-                    current.tenant.tier,
-                    name(format!("{:?}", tier.period)),
-                    name(format!("{:?}", tier.kind)),
-                    name(format!("{:?}", tier.action)),
-                    tier.limit
-                        .map_or("unlimited".to_string(), |l| l.to_string()),
-                ),
-            ));
-        }
-    }
-    let op = TenantOp::SetQuota {
+    let op = TenantOp::PatchQuota(Since(QuotaPatch {
         quota: quota.clone(),
-        policy,
-    };
+        patch,
+    }));
     let state = s.engine.admin(id, op, &p.audit()).await?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(

@@ -46,8 +46,32 @@ pub enum EngineError {
         message: String,
         field: Option<String>,
     },
-    #[error("cluster: {0}")]
-    Cluster(String),
+    /// Another node could not be reached, or did not answer in time.
+    #[error("{peer}: {reason}")]
+    PeerUnreachable { peer: String, reason: String },
+    /// The seed asked to admit this node could not be reached or refused.
+    #[error("cannot join the cluster through {seed}: {reason}")]
+    JoinFailed { seed: String, reason: String },
+    #[error("node {node} is not a member of the cluster")]
+    UnknownNode { node: NodeId },
+    #[error("node {node} is the last active node; nothing could take its replicas")]
+    LastActiveNode { node: NodeId },
+    #[error("group {group} is not open on this node")]
+    GroupNotHere { group: u64 },
+    #[error("node {to} did not take over group {group}: {reason}")]
+    HandOverFailed {
+        group: u64,
+        to: NodeId,
+        reason: String,
+    },
+    #[error("tenant {tenant} is already in group {group}")]
+    AlreadyInGroup {
+        tenant: crate::model::TenantId,
+        group: u64,
+    },
+    /// An answer of the wrong kind: a bug, or nodes of different versions.
+    #[error("unexpected answer {answer}")]
+    Unexpected { answer: String },
     /// Load shed: a bounded queue on the way to the decision is full.
     /// Nothing was decided or changed; retry after a short wait.
     #[error("overloaded: {why}; nothing was changed, retry in {} ms", crate::shed::RETRY_AFTER.as_millis())]
@@ -75,7 +99,14 @@ impl EngineError {
             | EngineError::NoLeader { .. }
             | EngineError::GroupStopped { .. }
             | EngineError::TenantMoving { .. }
-            | EngineError::Cluster(_) => ErrorCode::Unavailable,
+            | EngineError::PeerUnreachable { .. }
+            | EngineError::JoinFailed { .. }
+            | EngineError::HandOverFailed { .. } => ErrorCode::Unavailable,
+            EngineError::UnknownNode { .. } => ErrorCode::NotFound,
+            EngineError::LastActiveNode { .. }
+            | EngineError::GroupNotHere { .. }
+            | EngineError::AlreadyInGroup { .. } => ErrorCode::FailedPrecondition,
+            EngineError::Unexpected { .. } => ErrorCode::Internal,
             EngineError::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
             EngineError::Overloaded { .. } => ErrorCode::ResourceExhausted,
             EngineError::Remote { code, .. } => *code,
@@ -118,6 +149,13 @@ impl EngineError {
         }
     }
 
+    /// An answer of the wrong kind.
+    pub fn unexpected(answer: impl std::fmt::Debug) -> Self {
+        EngineError::Unexpected {
+            answer: format!("{answer:?}"),
+        }
+    }
+
     pub(crate) fn from_write(
         group: u64,
         e: RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
@@ -132,5 +170,77 @@ impl EngineError {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+/// The one mapping of engine errors to gRPC statuses: the code, the
+/// message, the field at fault (`quotad-field` metadata) and, for shed
+/// requests, when to retry (`grpc-retry-pushback-ms`, which gRPC's retry
+/// policy reads; gRFC A6).
+impl From<EngineError> for tonic::Status {
+    fn from(e: EngineError) -> Self {
+        let mut s = tonic::Status::new(e.code().grpc(), e.to_string());
+        if let Some(field) = e.field()
+            && let Ok(v) = field.parse()
+        {
+            s.metadata_mut().insert("quotad-field", v);
+        }
+        if let Some(after) = e.retry_after()
+            && let Ok(v) = after.as_millis().to_string().parse()
+        {
+            s.metadata_mut().insert("grpc-retry-pushback-ms", v);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_errors_say_what_is_wrong_with_the_right_code() {
+        let cases = [
+            (EngineError::UnknownNode { node: 7 }, tonic::Code::NotFound),
+            (
+                EngineError::LastActiveNode { node: 1 },
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                EngineError::GroupNotHere { group: 9 },
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                EngineError::PeerUnreachable {
+                    peer: "the leader at 127.0.0.1:1".into(),
+                    reason: "connection refused".into(),
+                },
+                tonic::Code::Unavailable,
+            ),
+            (EngineError::unexpected(42), tonic::Code::Internal),
+        ];
+        for (e, code) in cases {
+            let message = e.to_string();
+            let s = tonic::Status::from(e);
+            assert_eq!(s.code(), code, "{message}");
+            assert_eq!(s.message(), message);
+        }
+        assert_eq!(
+            EngineError::UnknownNode { node: 7 }.to_string(),
+            "node 7 is not a member of the cluster"
+        );
+    }
+
+    #[test]
+    fn every_status_names_the_field_at_fault() {
+        let e: EngineError = QuotaError::invalid("domain", "no rules").into();
+        let s = tonic::Status::from(e);
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            s.metadata()
+                .get("quotad-field")
+                .map(|v| v.to_str().unwrap()),
+            Some("domain")
+        );
     }
 }

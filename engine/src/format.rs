@@ -24,6 +24,7 @@
 //! | 0 | (original format) |
 //! | 1 | `Member.email` |
 //! | 2 | `TenantOp::IncrementAll` and its outcome (one atomic decision over several quotas: Envoy RLS), `Command::ArchiveTaken` (the archive acknowledges up to a position) |
+//! | 3 | `TenantOp::PatchQuota` (a quota change resolved against the tier in apply) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -34,7 +35,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 2;
+pub const CURRENT: u8 = 3;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];
@@ -152,6 +153,24 @@ pub fn split(bytes: &[u8]) -> Result<(u8, &[u8]), postcard::Error> {
         // A newer node's payload, or garbage: refuse rather than misread.
         Some(_) => Err(postcard::Error::DeserializeBadEncoding),
     }
+}
+
+/// Serializes a hash map with its keys in order (`serialize_with`): the
+/// bytes of a replicated state must not depend on a replica's hash seeds or
+/// insertion history, so that every replica's snapshot of the same state is
+/// the same bytes. The layout is a map as before; only its order is fixed.
+pub fn sorted_map<K, V, H, S>(
+    map: &std::collections::HashMap<K, V, H>,
+    s: S,
+) -> Result<S::Ok, S::Error>
+where
+    K: Ord + Serialize,
+    V: Serialize,
+    S: Serializer,
+{
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    s.collect_map(entries)
 }
 
 /// Decode a payload written by [`encode`] (any version up to [`CURRENT`]).

@@ -317,9 +317,9 @@ impl Actor for TenantActor {
 fn outcome_decision(o: TenantAnswer) -> Result<Decision, EngineError> {
     match o {
         TenantAnswer::Outcome(OpOutcome::Decision(d)) => Ok(d),
-        other => Err(EngineError::Cluster(format!(
-            "a batch item answered {other:?}, not a decision"
-        ))),
+        other => Err(EngineError::Unexpected {
+            answer: format!("{other:?} to a batch item, not a decision"),
+        }),
     }
 }
 

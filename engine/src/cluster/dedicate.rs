@@ -32,7 +32,7 @@ impl Router {
             .await?
         {
             CommandResponse::Membership(MembershipReply::Dedicated { group }) => Ok(group),
-            other => Err(EngineError::Cluster(format!("cannot dedicate: {other:?}"))),
+            other => Err(EngineError::unexpected(other)),
         }
     }
 
@@ -46,9 +46,10 @@ impl Router {
         // Asked of the destination itself (routed by a node that already
         // follows the pin): nothing to hand over.
         if to_group == shard.group.id {
-            return Err(EngineError::Cluster(format!(
-                "tenant {tenant} is already in group {to_group}"
-            )));
+            return Err(EngineError::AlreadyInGroup {
+                tenant,
+                group: to_group,
+            });
         }
         // Served for a forward, this future is dropped when the forwarding
         // node gives up (its forward timeout): the tenant must not stay
@@ -101,7 +102,7 @@ impl Router {
             .await?
         {
             CommandResponse::Membership(MembershipReply::Done) => Ok(()),
-            other => Err(EngineError::Cluster(format!("cannot pin: {other:?}"))),
+            other => Err(EngineError::unexpected(other)),
         }
     }
 

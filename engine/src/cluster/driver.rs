@@ -261,7 +261,7 @@ async fn transfer(e: &Router, group: &Group, to: NodeId) -> Result<(), EngineErr
     };
     let addr = e
         .peer_addr(to)
-        .ok_or_else(|| EngineError::Cluster(format!("node {to} has no address")))?;
+        .ok_or(EngineError::UnknownNode { node: to })?;
     tracing::info!(group = group.id, to, "handing leadership over");
     shard.pause();
     group.raft.runtime_config().heartbeat(false);
@@ -289,13 +289,15 @@ async fn transfer(e: &Router, group: &Group, to: NodeId) -> Result<(), EngineErr
     shard.resume();
     match (asked, moved) {
         (_, true) => Ok(()),
-        (Err(why), false) => Err(EngineError::Cluster(format!(
-            "node {to} could not be asked to lead group {}: {why}",
-            group.id
-        ))),
-        (Ok(_), false) => Err(EngineError::Cluster(format!(
-            "node {to} did not take over group {}",
-            group.id
-        ))),
+        (Err(why), false) => Err(EngineError::HandOverFailed {
+            group: group.id,
+            to,
+            reason: format!("it could not be asked: {why}"),
+        }),
+        (Ok(_), false) => Err(EngineError::HandOverFailed {
+            group: group.id,
+            to,
+            reason: "it was asked but did not win the election".into(),
+        }),
     }
 }

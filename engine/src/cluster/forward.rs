@@ -77,7 +77,7 @@ pub enum ForwardReply {
 
 /// A reply of the wrong kind (a bug, or nodes of different versions).
 pub fn unexpected(answer: impl std::fmt::Debug) -> EngineError {
-    EngineError::Cluster(format!("unexpected answer {answer:?}"))
+    EngineError::unexpected(answer)
 }
 
 /// How a forward failed before any answer came back.

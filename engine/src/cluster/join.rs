@@ -2,6 +2,7 @@
 //! id and the cluster's shard count.
 use super::membership::NodeInfo;
 use crate::error::EngineError;
+use crate::quota::QuotaError;
 use crate::raft::NodeId;
 use quotad_proto::cluster::JoinRequest;
 use quotad_proto::cluster::cluster_client::ClusterClient;
@@ -14,9 +15,11 @@ const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 /// the node's id and the cluster's shard count.
 pub async fn join(seed: &str, me: &NodeInfo) -> Result<(NodeId, u64), EngineError> {
     if me.peer_addr.is_empty() {
-        return Err(EngineError::Cluster(
-            "joining needs this node's peer address".into(),
-        ));
+        return Err(QuotaError::invalid(
+            "advertise_peer_addr",
+            "joining a cluster needs this node's peer address",
+        )
+        .into());
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -48,7 +51,12 @@ pub async fn join(seed: &str, me: &NodeInfo) -> Result<(NodeId, u64), EngineErro
         };
         match attempt.await {
             Ok(r) => return Ok((r.node_id, r.shards)),
-            Err(why) if Instant::now() >= deadline => return Err(EngineError::Cluster(why)),
+            Err(reason) if Instant::now() >= deadline => {
+                return Err(EngineError::JoinFailed {
+                    seed: seed.to_string(),
+                    reason,
+                });
+            }
             Err(why) => {
                 tracing::info!(%why, "join: retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;

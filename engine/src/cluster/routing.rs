@@ -191,7 +191,11 @@ impl Router {
                     other => return other,
                 },
                 Route::Remote(addr) => {
-                    let channel = self.peers.channel(&addr).map_err(EngineError::Cluster)?;
+                    let unreachable = |reason| EngineError::PeerUnreachable {
+                        peer: format!("the leader at {addr}"),
+                        reason,
+                    };
+                    let channel = self.peers.channel(&addr).map_err(unreachable)?;
                     match forward::send(channel, &req, self.config.forward_timeout).await {
                         // The receiver places the tenant in another group
                         // (a pin this node has not seen yet): re-route.
@@ -200,16 +204,14 @@ impl Router {
                         }
                         Ok(Err(e @ EngineError::NotLeader { .. })) => e,
                         Ok(answer) => return answer,
-                        Err(SendError::NotSent(why)) => {
-                            EngineError::Cluster(format!("leader at {addr}: {why}"))
-                        }
+                        Err(SendError::NotSent(why)) => unreachable(why),
                         Err(SendError::Lost(why)) => {
                             let why = format!("forwarded to the leader at {addr}: {why}");
                             if !req.changes_state() {
-                                EngineError::Cluster(why)
+                                unreachable(why)
                             } else if retry_safe {
                                 maybe_applied = Some(why.clone());
-                                EngineError::Cluster(why)
+                                unreachable(why)
                             } else {
                                 return Err(EngineError::OutcomeUnknown { group, reason: why });
                             }
@@ -228,8 +230,10 @@ impl Router {
             // While the group has no reachable leader, a check (a preview
             // that changes nothing) is answered from this replica's
             // committed state rather than waiting out the election.
-            if matches!(why, EngineError::NoLeader { .. } | EngineError::Cluster(_))
-                && let Some(answer) = self.check_from_replica(group, &req)
+            if matches!(
+                why,
+                EngineError::NoLeader { .. } | EngineError::PeerUnreachable { .. }
+            ) && let Some(answer) = self.check_from_replica(group, &req)
             {
                 return answer;
             }
@@ -340,9 +344,9 @@ impl Router {
                 .write(cmd.clone())
                 .await
                 .map(ForwardReply::Written),
-            ForwardRequest::Meta(_) => Err(EngineError::Cluster(
-                "meta writes are not served by shard groups".into(),
-            )),
+            ForwardRequest::Meta(_) => Err(EngineError::Unexpected {
+                answer: "a meta write sent to a shard group".into(),
+            }),
         }
     }
 
@@ -359,7 +363,11 @@ impl Router {
                     other => return other,
                 }
             } else if let Some(addr) = leader.and_then(|l| self.peer_addr(l)) {
-                let channel = self.peers.channel(&addr).map_err(EngineError::Cluster)?;
+                let unreachable = |reason| EngineError::PeerUnreachable {
+                    peer: format!("the meta leader at {addr}"),
+                    reason,
+                };
+                let channel = self.peers.channel(&addr).map_err(unreachable)?;
                 let req = ForwardRequest::Meta(cmd.clone());
                 match forward::send(channel, &req, self.config.forward_timeout).await {
                     Ok(Ok(ForwardReply::Meta(r))) => return Ok(r),
@@ -368,9 +376,7 @@ impl Router {
                     }
                     Ok(Err(e @ EngineError::NotLeader { .. })) => e,
                     Ok(Err(e)) => return Err(e),
-                    Err(SendError::NotSent(why) | SendError::Lost(why)) => {
-                        EngineError::Cluster(why)
-                    }
+                    Err(SendError::NotSent(why) | SendError::Lost(why)) => unreachable(why),
                 }
             } else {
                 EngineError::NoLeader { group: META_GROUP }

@@ -36,10 +36,6 @@ impl ClusterService {
     }
 }
 
-fn status(e: EngineError) -> Status {
-    Status::new(e.code().grpc(), e.to_string())
-}
-
 impl Router {
     /// The cluster as this node's copy of the meta group has it.
     pub(crate) fn membership(&self) -> Membership {
@@ -58,7 +54,7 @@ impl Router {
             .await?
         {
             CommandResponse::Membership(MembershipReply::NodeAdded { node }) => Ok(node),
-            other => Err(EngineError::Cluster(format!("join refused: {other:?}"))),
+            other => Err(EngineError::unexpected(other)),
         }
     }
 
@@ -67,7 +63,7 @@ impl Router {
     pub async fn remove_node(&self, node: u64) -> Result<usize, EngineError> {
         let m = self.membership();
         if !m.nodes.contains_key(&node) {
-            return Err(EngineError::Cluster(format!("node {node} is not a member")));
+            return Err(EngineError::UnknownNode { node });
         }
         let active = m
             .nodes
@@ -75,9 +71,7 @@ impl Router {
             .filter(|(id, n)| !n.draining && **id != node)
             .count();
         if active == 0 {
-            return Err(EngineError::Cluster(format!(
-                "node {node} is the last active node; nothing could take its replicas"
-            )));
+            return Err(EngineError::LastActiveNode { node });
         }
         if !m.nodes[&node].draining {
             let op = MembershipOp::SetDraining {
@@ -202,7 +196,7 @@ impl Router {
             self.meta.raft.clone()
         } else {
             self.local_shard(group)
-                .ok_or_else(|| EngineError::Cluster(format!("group {group} is not open here")))?
+                .ok_or(EngineError::GroupNotHere { group })?
                 .group
                 .raft
                 .clone()
@@ -235,7 +229,7 @@ impl Cluster for ClusterService {
                 joined_at_ms: e.config.clock.now_ms(),
             })
             .await
-            .map_err(status)?;
+            .map_err(Status::from)?;
         Ok(Response::new(JoinReply {
             node_id,
             shards: e.map.count(),
@@ -264,7 +258,7 @@ impl Cluster for ClusterService {
             .engine()?
             .remove_node(req.into_inner().node_id)
             .await
-            .map_err(status)?;
+            .map_err(Status::from)?;
         Ok(Response::new(RemoveNodeReply {
             remaining_replicas: left as u32,
             removed: left == 0,
@@ -287,7 +281,7 @@ impl Cluster for ClusterService {
         self.engine()?
             .elect(req.into_inner().group)
             .await
-            .map_err(status)?;
+            .map_err(Status::from)?;
         Ok(Response::new(ElectReply {}))
     }
 }

@@ -152,7 +152,7 @@ impl Engine {
         op: TenantOp,
         by: &AuditMeta,
     ) -> Result<TenantState, EngineError> {
-        validate::admin_op(&op)?;
+        op.validate_admin()?;
         self.apply(tenant, op, Some(by), Some(Consistency::Strict))
             .await?;
         self.tenant(tenant).await

@@ -1,31 +1,11 @@
-//! proto <-> engine conversions, and errors to `tonic::Status`.
+//! proto <-> engine conversions. Errors become `tonic::Status` through the
+//! one `From<EngineError>` in `crate::error`.
 use crate::error::EngineError;
 use crate::model::Consistency;
 use crate::model::QuotaKind;
 use crate::quota::{Decision, QuotaError, QuotaState, Verdict, validate};
 use quotad_proto::v1 as pb;
 use uuid::Uuid;
-
-pub fn status(e: EngineError) -> tonic::Status {
-    let mut s = tonic::Status::new(e.code().grpc(), e.to_string());
-    if let Some(field) = e.field()
-        && let Ok(v) = field.parse()
-    {
-        s.metadata_mut().insert("quotad-field", v);
-    }
-    pushback(&e, &mut s);
-    s
-}
-
-/// A shed request's status tells gRPC clients when to retry, in the
-/// metadata gRPC's retry policy reads (`grpc-retry-pushback-ms`, gRFC A6).
-pub fn pushback(e: &EngineError, s: &mut tonic::Status) {
-    if let Some(after) = e.retry_after()
-        && let Ok(v) = after.as_millis().to_string().parse()
-    {
-        s.metadata_mut().insert("grpc-retry-pushback-ms", v);
-    }
-}
 
 pub fn item_error(e: EngineError) -> pb::ItemError {
     pb::ItemError {

@@ -40,12 +40,6 @@ fn ok_status() -> DescriptorStatus {
     }
 }
 
-fn status(e: EngineError) -> Status {
-    let mut s = Status::new(e.code().grpc(), e.to_string());
-    super::convert::pushback(&e, &mut s);
-    s
-}
-
 impl EnvoyRls {
     fn descriptor_status(&self, d: &Decision, quota: &str) -> DescriptorStatus {
         let now = self.engine.now_ms();
@@ -81,13 +75,10 @@ impl RateLimitService for EnvoyRls {
     ) -> Result<Response<RateLimitResponse>, Status> {
         let r = req.into_inner();
         let rule = self.config.domain(&r.domain).ok_or_else(|| {
-            status(
-                QuotaError::invalid(
-                    "domain",
-                    format!("no rate limit rules for domain {:?}", r.domain),
-                )
-                .into(),
-            )
+            Status::from(EngineError::from(QuotaError::invalid(
+                "domain",
+                format!("no rate limit rules for domain {:?}", r.domain),
+            )))
         })?;
         // Each descriptor either limits nothing (answered OK) or is one
         // spend of a tenant's; a tenant's spends are decided together.
@@ -111,7 +102,9 @@ impl RateLimitService for EnvoyRls {
                     None => request_id = Some((i, id)),
                 }
             }
-            let target = rule.target(entries).map_err(|e| status(e.into()))?;
+            let target = rule
+                .target(entries)
+                .map_err(|e| Status::from(EngineError::from(e)))?;
             let target = match target {
                 // A sub-limit that cannot be a quota name limits nothing.
                 Some(t) if !(t.sub_limit && validate::quota_name(&t.quota).is_err()) => t,
@@ -170,7 +163,7 @@ impl RateLimitService for EnvoyRls {
         // The most constrained limited descriptor, for the response headers.
         let mut tightest: Option<DescriptorStatus> = None;
         for (indexes, quotas, all) in decided {
-            let all = all.map_err(status)?;
+            let all = all.map_err(Status::from)?;
             for ((i, quota), d) in indexes.into_iter().zip(quotas).zip(all.decisions) {
                 let Some(d) = d else {
                     statuses[i] = Some(ok_status());

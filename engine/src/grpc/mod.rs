@@ -103,7 +103,7 @@ mod tests {
         let e = crate::EngineError::Overloaded {
             why: crate::shed::Shed::CommitQueue { group: 3, limit: 8 },
         };
-        let s = convert::status(e);
+        let s = tonic::Status::from(e);
         assert_eq!(s.code(), tonic::Code::ResourceExhausted);
         assert_eq!(
             s.metadata()
@@ -115,7 +115,7 @@ mod tests {
         // Other refusals carry no pushback.
         let e = crate::EngineError::NoLeader { group: 3 };
         assert!(
-            convert::status(e)
+            tonic::Status::from(e)
                 .metadata()
                 .get("grpc-retry-pushback-ms")
                 .is_none()

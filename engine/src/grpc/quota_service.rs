@@ -1,4 +1,4 @@
-use super::convert::{self, status};
+use super::convert;
 use crate::Engine;
 use crate::error::EngineError;
 use crate::error_code::ErrorCode;
@@ -79,7 +79,7 @@ impl Call {
                 } else {
                     tracing::debug!(request_id = %self.request_id, method = self.method, error = %e, "request refused");
                 }
-                let mut s = status(e);
+                let mut s = Status::from(e);
                 if let Some(id) = id {
                     s.metadata_mut().insert("x-request-id", id);
                 }

@@ -39,6 +39,9 @@ pub enum QuotaError {
         "the tenant's {quota} quota is full ({limit}); free some (e.g. remove a member) or raise the limit (a higher tier)"
     )]
     QuotaExceeded { quota: String, limit: u64 },
+    /// A tenant admin asked for more than the tenant's tier grants.
+    #[error("{reason}")]
+    BeyondTier { reason: String },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
     GaugeUnderflow {
         quota: String,
@@ -70,6 +73,7 @@ impl QuotaError {
             QuotaError::MemberExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::MemberNotFound { .. } => ErrorCode::NotFound,
             QuotaError::LastOwner { .. } => ErrorCode::FailedPrecondition,
+            QuotaError::BeyondTier { .. } => ErrorCode::PermissionDenied,
         }
     }
 
@@ -97,6 +101,8 @@ impl QuotaError {
             QuotaError::MemberExists { .. } | QuotaError::MemberNotFound { .. } => Some("userId"),
             QuotaError::LastOwner { .. } => Some("role"),
             QuotaError::QuotaExceeded { .. } => Some("quota"),
+            // About the policy as a whole, not one field of it.
+            QuotaError::BeyondTier { .. } => None,
         }
     }
 }

@@ -4,6 +4,9 @@
 //! nodes, so its variants are a stored format (see `crate::format`).
 use super::all_or_nothing::{AllDecided, AllOrNothing};
 use super::decision::Decision;
+use super::error::QuotaError;
+use super::policy_patch::PolicyPatch;
+use super::validate;
 use crate::format::Since;
 use crate::model::{NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, Tier};
 use chrono_tz::Tz;
@@ -97,6 +100,16 @@ pub enum TenantOp {
     },
     /// Spend on several quotas as one decision: all or nothing (format 2).
     IncrementAll(Since<2, AllOrNothing>),
+    /// Change a quota's policy as a caller asked, resolved against the
+    /// tenant's tier when applied (format 3).
+    PatchQuota(Since<3, QuotaPatch>),
+}
+
+/// What [`TenantOp::PatchQuota`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaPatch {
+    pub quota: String,
+    pub patch: PolicyPatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +192,7 @@ impl TenantOp {
             | TenantOp::Update(_)
             | TenantOp::ChangeTier { .. }
             | TenantOp::SetQuota { .. }
+            | TenantOp::PatchQuota(_)
             | TenantOp::AddMember { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }
@@ -194,6 +208,70 @@ impl TenantOp {
             | TenantOp::Reserve { .. }
             | TenantOp::Settle { .. }
             | TenantOp::Release { .. } => OpClass::Admission,
+        }
+    }
+
+    /// The fields of an admin change that a caller chose. Exhaustive, so a new
+    /// operation says what it checks. Changes that also claim or release a name
+    /// in the meta group, and spends, are not admin changes of this kind.
+    pub fn validate_admin(&self) -> Result<(), QuotaError> {
+        match self {
+            TenantOp::Update(u) => u.name.as_deref().map_or(Ok(()), validate::tenant_name),
+            TenantOp::SetQuota { quota, policy } => {
+                validate::quota_name(quota)?;
+                validate::policy(policy)
+            }
+            TenantOp::AddMember { user_id: id, .. } => validate::user_id(id),
+            // The policy it makes is validated when it is resolved, in apply.
+            TenantOp::PatchQuota(p) => validate::quota_name(&p.0.quota),
+            TenantOp::ChangeTier { .. }
+            | TenantOp::RemoveMember { .. }
+            | TenantOp::ChangeRole { .. }
+            | TenantOp::VerifyDomain { .. }
+            | TenantOp::Delete { .. }
+            | TenantOp::Restore
+            | TenantOp::Audit { .. } => Ok(()),
+            TenantOp::Create { .. }
+            | TenantOp::AddDomain { .. }
+            | TenantOp::RemoveDomain { .. }
+            | TenantOp::Purge => Err(QuotaError::invalid(
+                "operation",
+                "this change also claims or releases a name across the cluster; it has its own call",
+            )),
+            TenantOp::Increment { .. }
+            | TenantOp::IncrementAll(_)
+            | TenantOp::Reserve { .. }
+            | TenantOp::Settle { .. }
+            | TenantOp::Release { .. } => Err(QuotaError::invalid(
+                "operation",
+                "a spend is not an admin change",
+            )),
+        }
+    }
+
+    /// Whether applying it may give a quota a new policy.
+    pub fn sets_policies(&self) -> bool {
+        match self {
+            TenantOp::Create { .. }
+            | TenantOp::ChangeTier { .. }
+            | TenantOp::SetQuota { .. }
+            | TenantOp::PatchQuota(_) => true,
+            TenantOp::Update(_)
+            | TenantOp::AddMember { .. }
+            | TenantOp::RemoveMember { .. }
+            | TenantOp::ChangeRole { .. }
+            | TenantOp::AddDomain { .. }
+            | TenantOp::VerifyDomain { .. }
+            | TenantOp::RemoveDomain { .. }
+            | TenantOp::Delete { .. }
+            | TenantOp::Restore
+            | TenantOp::Purge
+            | TenantOp::Audit { .. }
+            | TenantOp::Increment { .. }
+            | TenantOp::IncrementAll(_)
+            | TenantOp::Reserve { .. }
+            | TenantOp::Settle { .. }
+            | TenantOp::Release { .. } => false,
         }
     }
 
@@ -216,6 +294,7 @@ impl TenantOp {
             TenantOp::Update(_)
             | TenantOp::ChangeTier { .. }
             | TenantOp::SetQuota { .. }
+            | TenantOp::PatchQuota(_)
             | TenantOp::AddMember { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }

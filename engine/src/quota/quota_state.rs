@@ -1,7 +1,7 @@
 //! One quota's usage and the admission decision for it.
 use super::decision::{Decision, Verdict};
 use super::period::window;
-use super::shared_policy::SharedPolicy;
+use super::policy_pool::SharedPolicy;
 use crate::model::{Action, Period, QuotaKind, QuotaPolicy};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};

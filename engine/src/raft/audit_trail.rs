@@ -23,6 +23,7 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         | TenantOp::Purge => json(Some(&s.tenant)),
         TenantOp::ChangeTier { .. } => json(Some(&s.tenant.tier)),
         TenantOp::SetQuota { quota, .. } => json(s.quotas.get(quota).map(|q| &q.policy)),
+        TenantOp::PatchQuota(p) => json(s.quotas.get(&p.0.quota).map(|q| &q.policy)),
         TenantOp::AddMember { user_id, .. }
         | TenantOp::RemoveMember { user_id }
         | TenantOp::ChangeRole { user_id, .. } => json(s.members.get(user_id)),
@@ -56,6 +57,7 @@ pub fn entry(
         TenantOp::Purge => (TENANT_PURGED, String::new()),
         TenantOp::ChangeTier { tier, .. } => ("tenant.tier_changed", tier.as_str().to_string()),
         TenantOp::SetQuota { quota, .. } => ("quota.updated", quota.clone()),
+        TenantOp::PatchQuota(p) => ("quota.updated", p.0.quota.clone()),
         TenantOp::AddMember { user_id, .. } => ("member.added", user_id.clone()),
         TenantOp::RemoveMember { user_id } => ("member.removed", user_id.clone()),
         TenantOp::ChangeRole { user_id, .. } => ("member.role_changed", user_id.clone()),

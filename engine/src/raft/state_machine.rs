@@ -72,8 +72,9 @@ impl StateMachine {
             let snap: StoredSnapshot =
                 crate::format::decode(&bytes).map_err(corrupt("snapshot"))?;
             sm.pacing.snapshotted(snap.data.len() as u64);
-            let state: GroupState =
+            let mut state: GroupState =
                 crate::format::decode(&snap.data).map_err(corrupt("snapshot data"))?;
+            state.share_policies();
             *sm.state.write().expect("state lock") = state;
             sm.last_applied = snap.meta.last_log_id;
             sm.durable.stored(sm.last_applied.map(|l| l.index));
@@ -229,7 +230,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), RaftStorageError> {
         let data = snapshot.into_inner();
-        let state: GroupState = crate::format::decode(&data).map_err(sm_read_err)?;
+        let mut state: GroupState = crate::format::decode(&data).map_err(sm_read_err)?;
+        state.share_policies();
         let snap = StoredSnapshot {
             meta: meta.clone(),
             data,

@@ -3,6 +3,7 @@ use super::TenantState;
 use crate::model::{Deletion, QuotaPolicy, TenantStatus, Tier};
 use crate::quota::error::QuotaError;
 use crate::quota::op::{Applied, OpOutcome, TenantUpdate};
+use crate::quota::policy_patch::PolicyPatch;
 use crate::quota::quota_state::QuotaState;
 use std::collections::BTreeMap;
 
@@ -166,5 +167,18 @@ impl TenantState {
                 "only a deleted tenant can be purged",
             )),
         }
+    }
+
+    /// Resolve the patch against the quota's policy and the tenant's tier
+    /// as they are now, then set it.
+    pub(super) fn patch_quota(
+        &mut self,
+        quota: &String,
+        patch: &PolicyPatch,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
+        let existing = self.quotas.get(quota).map(|q| &*q.policy);
+        let policy = patch.resolve(quota, existing, self.tenant.tier)?;
+        self.set_quota(quota, &policy, now_ms)
     }
 }

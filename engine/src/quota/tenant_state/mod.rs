@@ -14,6 +14,7 @@ use super::decision::Decision;
 use super::error::QuotaError;
 use super::idempotency::IdempotencyLog;
 use super::op::{Applied, OpOutcome, TenantOp};
+use super::policy_pool::PolicyPool;
 use super::quota_map::QuotaMap;
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
@@ -91,6 +92,15 @@ impl TenantState {
             );
         }
         state
+    }
+
+    /// Make every quota hold `pool`'s copy of its policy.
+    pub fn share_policies(&mut self, pool: &mut PolicyPool) {
+        for q in self.quotas.values_mut() {
+            if let Some(shared) = pool.shared(&q.policy) {
+                q.policy = shared;
+            }
+        }
     }
 
     /// The role of `user_id` in this tenant, if a member.
@@ -188,6 +198,7 @@ impl TenantState {
             TenantOp::Update(u) => self.update(u, now_ms),
             TenantOp::ChangeTier { tier, defaults } => self.change_tier(tier, defaults, now_ms),
             TenantOp::SetQuota { quota, policy } => self.set_quota(quota, policy, now_ms),
+            TenantOp::PatchQuota(Since(p)) => self.patch_quota(&p.quota, &p.patch, now_ms),
             TenantOp::Delete { retention_ms } => self.delete(retention_ms, now_ms),
             TenantOp::Restore => self.restore(now_ms),
             TenantOp::Purge => self.purge(now_ms),

@@ -339,6 +339,51 @@ fn tier_change_keeps_overrides_and_reports_usage_over_new_limits() {
     assert_eq!(s.quotas["users"].policy.limit, Some(99));
 }
 
+/// A tenant admin's quota change is held to the tier the tenant is on when
+/// the change applies, not when it was asked: no tier change can slip in
+/// between a check and the write.
+#[test]
+fn a_quota_patch_is_held_to_the_tier_at_apply_time() {
+    let cat = TierCatalog::builtin();
+    let mut s = TenantState::new(tenant(chrono_tz::UTC), cat.defaults(Tier::Free).clone());
+    let free = cat.defaults(Tier::Free)["api_requests"].limit.unwrap();
+    let starter = cat.defaults(Tier::Starter)["api_requests"].limit.unwrap();
+    assert!(starter > free);
+    let patch = TenantOp::PatchQuota(crate::format::Since(QuotaPatch {
+        quota: "api_requests".into(),
+        patch: PolicyPatch {
+            limit: Some(starter),
+            soft_limit: None,
+            period: None,
+            action: None,
+            kind: None,
+            alert_thresholds: None,
+            by_operator: false,
+            tier_policies: Tier::ALL
+                .iter()
+                .filter_map(|t| Some((*t, cat.defaults(*t).get("api_requests")?.clone())))
+                .collect(),
+        },
+    }));
+    // Only time moves (what `advance` does at any apply).
+    let mut before = s.clone();
+    before.advance(T0);
+    let e = s.apply(&patch, T0).unwrap_err();
+    assert_eq!(e.code(), crate::error_code::ErrorCode::PermissionDenied);
+    assert_eq!(s, before, "a refused patch changes nothing");
+    s.apply(
+        &TenantOp::ChangeTier {
+            tier: Tier::Starter,
+            defaults: cat.defaults(Tier::Starter).clone(),
+        },
+        T0 + 1,
+    )
+    .unwrap();
+    s.apply(&patch, T0 + 2).unwrap();
+    assert_eq!(s.quotas["api_requests"].policy.limit, Some(starter));
+    assert!(!s.quotas["api_requests"].policy.overridden);
+}
+
 mod all_or_nothing;
 mod histories;
 mod tenants;

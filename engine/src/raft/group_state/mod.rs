@@ -4,7 +4,7 @@ use crate::audit::AuditLog;
 use crate::format::Since;
 use crate::model::TenantId;
 use crate::model::membership::Membership;
-use crate::quota::{OpOutcome, TenantOp, TenantState};
+use crate::quota::{OpOutcome, PolicyPool, TenantOp, TenantState};
 use crate::usage_history::UsageHistory;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 pub struct GroupState {
     /// Boxed: a hash table keeps up to twice as many slots as entries, and
     /// an empty slot then costs a pointer rather than a whole state.
+    #[serde(serialize_with = "crate::format::sorted_map")]
     pub tenants: HashMap<TenantId, Box<TenantState>>,
     pub slugs: BTreeMap<String, SlugClaim>,
     /// Custom domain -> the tenant that registered it (meta group).
@@ -22,26 +23,35 @@ pub struct GroupState {
     pub domains: BTreeMap<String, SlugClaim>,
     /// Each tenant's audit chain.
     #[serde(default)]
+    #[serde(serialize_with = "crate::format::sorted_map")]
     pub audit: HashMap<TenantId, AuditLog>,
     /// Each tenant's usage history.
     #[serde(default)]
+    #[serde(serialize_with = "crate::format::sorted_map")]
     pub usage: HashMap<TenantId, UsageHistory>,
     /// Nodes and placement (meta group).
     #[serde(default)]
     pub membership: Membership,
     /// Tenants handed over to another group, kept until the move is done.
     #[serde(default)]
+    #[serde(serialize_with = "crate::format::sorted_map")]
     pub moved: HashMap<TenantId, MovedTenant>,
     /// Tenants whose usage history or audit chain changed since the
     /// archive last took them. Replicated, so a new leader (or a restarted
     /// node) syncs what its predecessor had not; bounded by the tenant
     /// count however long the archive is away.
     #[serde(default)]
+    #[serde(serialize_with = "crate::format::sorted_map")]
     pub unarchived: HashMap<TenantId, Unarchived>,
     /// Tenants whose move is done -> the group they went to. Requests
     /// still sent here (by a node yet to learn the pin) are told to retry.
     #[serde(default)]
+    #[serde(serialize_with = "crate::format::sorted_map")]
     pub moved_to: HashMap<TenantId, u64>,
+    /// The quota policies its tenants hold, shared (memory only: never
+    /// serialized, and equal in any two states).
+    #[serde(skip)]
+    pub policies: PolicyPool,
 }
 
 /// What the archive has yet to take from one tenant.
@@ -67,6 +77,14 @@ pub struct SlugClaim {
 pub const ORPHAN_CLAIM_AFTER_MS: i64 = 60_000;
 
 impl GroupState {
+    /// Share the policies of every tenant through the pool: for a state
+    /// just decoded from a snapshot, whose policies are each a copy.
+    pub fn share_policies(&mut self) {
+        for t in self.tenants.values_mut() {
+            t.share_policies(&mut self.policies);
+        }
+    }
+
     /// Apply a committed command. Deterministic: uses only the command and
     /// the state (time comes from each operation's stamp).
     pub fn apply(&mut self, cmd: &Command) -> CommandResponse {
@@ -186,7 +204,9 @@ impl GroupState {
                 // Everything it brings is new to this group's sync.
                 self.mark_unarchived(m.tenant, i64::MIN);
                 if let std::collections::hash_map::Entry::Vacant(v) = self.tenants.entry(m.tenant) {
-                    v.insert(Box::new(m.state.clone()));
+                    let mut state = Box::new(m.state.clone());
+                    state.share_policies(&mut self.policies);
+                    v.insert(state);
                     if let Some(a) = &m.audit {
                         self.audit.insert(m.tenant, a.clone());
                     }
@@ -325,12 +345,14 @@ impl GroupState {
             } => match self.tenants.entry(s.tenant) {
                 std::collections::hash_map::Entry::Occupied(_) => None,
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(Box::new(TenantState::create(
+                    let mut state = Box::new(TenantState::create(
                         tenant.clone(),
                         quotas.clone(),
                         owner.as_ref(),
                         s.at_ms,
-                    )));
+                    ));
+                    state.share_policies(&mut self.policies);
+                    v.insert(state);
                     Some(OpOutcome::Tenant)
                 }
             },
@@ -340,7 +362,12 @@ impl GroupState {
                 // nothing (apply is all-or-nothing) and the leader is told.
                 let t = self.tenants.get_mut(&s.tenant)?;
                 match t.apply(op, s.at_ms) {
-                    Ok(applied) => Some(applied.outcome),
+                    Ok(applied) => {
+                        if op.sets_policies() {
+                            t.share_policies(&mut self.policies);
+                        }
+                        Some(applied.outcome)
+                    }
                     Err(e) => {
                         tracing::error!(tenant = %s.tenant, error = %e, "replicated operation failed on apply");
                         None

@@ -278,3 +278,43 @@ fn format_2_entries_are_prefixed_and_older_ones_are_not() {
     v1.extend_from_slice(&want[MAGIC.len() + 1..]);
     assert!(decode::<Command>(&v1).is_err());
 }
+
+#[test]
+fn a_groups_tenants_share_their_policies_and_so_does_a_decoded_snapshot() {
+    let catalog = crate::quota::TierCatalog::builtin();
+    let create = |n: u128| StampedOp {
+        tenant: Uuid::from_u128(n),
+        at_ms: n as i64,
+        op: TenantOp::Create {
+            tenant: enterprise_tenant(Uuid::from_u128(n), n as i64),
+            quotas: catalog.defaults(crate::model::Tier::Enterprise).clone(),
+            owner: None,
+        },
+        audit: None,
+    };
+    let mut g = GroupState::default();
+    g.apply(&Command::Batch(vec![create(1), create(2)]));
+    let policy = |g: &GroupState, n: u128| {
+        g.tenants[&Uuid::from_u128(n)].quotas["api_requests"]
+            .policy
+            .clone()
+    };
+    assert!(policy(&g, 1).shares_with(&policy(&g, 2)));
+    // A changed policy is shared too, with a third tenant's equal one.
+    let set = |n: u128| StampedOp {
+        op: TenantOp::SetQuota {
+            quota: "api_requests".into(),
+            policy: crate::model::QuotaPolicy::counter(crate::model::Period::Daily, Some(5)),
+        },
+        ..create(n)
+    };
+    g.apply(&Command::Batch(vec![create(3), set(1), set(3)]));
+    assert!(policy(&g, 1).shares_with(&policy(&g, 3)));
+    assert!(!policy(&g, 1).shares_with(&policy(&g, 2)));
+    let bytes = crate::format::encode(&g).unwrap();
+    let mut decoded: GroupState = crate::format::decode(&bytes).unwrap();
+    assert!(!policy(&decoded, 1).shares_with(&policy(&decoded, 3)));
+    decoded.share_policies();
+    assert!(policy(&decoded, 1).shares_with(&policy(&decoded, 3)));
+    assert_eq!(decoded, g);
+}

@@ -1,0 +1,317 @@
+//! The bytes quotad stores and replicates, held still: golden files of a
+//! group's snapshot and of Raft log entries as today's formats write them
+//! (`tests/fixtures/golden/`), and replicas whose snapshots of the same
+//! state are the same bytes.
+//!
+//! A change that alters these bytes is a format change: it needs a new
+//! format version (`quotad_engine::format`) and new golden files next to
+//! the old ones, which must keep decoding. To write the files of the
+//! current format: `QUOTAD_WRITE_GOLDEN=1 cargo test -p quotad-engine --test
+//! stored_formats`.
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+use quotad_engine::audit::AuditMeta;
+use quotad_engine::format::{self, Since};
+use quotad_engine::model::{NewOwner, Period, QuotaPolicy, Role, Tenant, TenantStatus, Tier};
+use quotad_engine::quota::{AllOrNothing, PolicyPatch, QuotaPatch, Spend, TenantOp};
+use quotad_engine::raft::{Command, GroupState, MetaOp, StampedOp, TypeConfig};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+const T0: i64 = 1_790_000_000_000;
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden")
+        .join(name)
+}
+
+/// Compare `bytes` with the golden file `name`, or write it when asked.
+fn check_golden(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let path = golden(name);
+    if std::env::var_os("QUOTAD_WRITE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let stored = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; write it with QUOTAD_WRITE_GOLDEN=1 (see the module doc)",
+            path.display()
+        )
+    });
+    assert!(
+        stored == bytes,
+        "{name}: today's encoding differs from the golden file ({} bytes now, {} stored): a \
+         format change needs a new version and new golden files",
+        bytes.len(),
+        stored.len()
+    );
+    stored
+}
+
+fn tenant_id(n: u128) -> Uuid {
+    Uuid::from_u128(0x5157_0000_0000_0000_0000_0000_0000_0000 | n)
+}
+
+fn create(n: u128, at_ms: i64) -> StampedOp {
+    let id = tenant_id(n);
+    let tenant = Tenant {
+        id,
+        slug: format!("tenant-{n}"),
+        name: format!("Tenant {n}"),
+        tier: Tier::Professional,
+        status: TenantStatus::Active,
+        timezone: chrono_tz::Europe::Berlin,
+        trial_ends_at_ms: None,
+        settings_json: "{}".into(),
+        created_at_ms: at_ms,
+        updated_at_ms: at_ms,
+        deleted: None,
+    };
+    let quotas = BTreeMap::from([
+        (
+            "api_requests".to_string(),
+            QuotaPolicy::counter(Period::Monthly, Some(10_000)),
+        ),
+        (
+            "llm_tokens".to_string(),
+            QuotaPolicy::counter(Period::Daily, Some(1_000_000)),
+        ),
+        ("users".to_string(), QuotaPolicy::gauge(Some(25))),
+    ]);
+    stamped(
+        id,
+        at_ms,
+        TenantOp::Create {
+            tenant,
+            quotas,
+            owner: Some(NewOwner {
+                user_id: format!("owner-{n}"),
+                email: Some(format!("owner-{n}@example.com")),
+            }),
+        },
+    )
+}
+
+fn stamped(tenant: Uuid, at_ms: i64, op: TenantOp) -> StampedOp {
+    StampedOp {
+        tenant,
+        at_ms,
+        op,
+        audit: Some(AuditMeta::new("admin-1", format!("req-{at_ms}"))),
+    }
+}
+
+fn increment(n: u128, at_ms: i64, key: Option<&str>) -> StampedOp {
+    StampedOp {
+        audit: None,
+        ..stamped(
+            tenant_id(n),
+            at_ms,
+            TenantOp::Increment {
+                quota: "api_requests".into(),
+                amount: 3,
+                idempotency_key: key.map(str::to_string),
+            },
+        )
+    }
+}
+
+fn increment_all(n: u128, at_ms: i64) -> StampedOp {
+    StampedOp {
+        audit: None,
+        ..stamped(
+            tenant_id(n),
+            at_ms,
+            TenantOp::IncrementAll(Since(AllOrNothing {
+                spends: vec![
+                    Spend {
+                        quota: "api_requests".into(),
+                        amount: 1,
+                        optional: false,
+                    },
+                    Spend {
+                        quota: "llm_tokens".into(),
+                        amount: 700,
+                        optional: false,
+                    },
+                ],
+                idempotency_key: Some(format!("all-{n}-{at_ms}")),
+            })),
+        )
+    }
+}
+
+fn patch_quota(n: u128, at_ms: i64) -> StampedOp {
+    let patch = PolicyPatch {
+        limit: Some(20_000),
+        soft_limit: Some(Some(15_000)),
+        period: None,
+        action: None,
+        kind: None,
+        alert_thresholds: Some(vec![50, 90]),
+        by_operator: false,
+        tier_policies: BTreeMap::from([(
+            Tier::Professional,
+            QuotaPolicy::counter(Period::Monthly, Some(100_000)),
+        )]),
+    };
+    stamped(
+        tenant_id(n),
+        at_ms,
+        TenantOp::PatchQuota(Since(QuotaPatch {
+            quota: "api_requests".into(),
+            patch,
+        })),
+    )
+}
+
+/// What a shard group of `tenants` tenants has logged: creations, members,
+/// keyed and keyless increments, an all-or-nothing spend, a reservation, a
+/// domain, an audit event, and the meta group's slug claims.
+fn history(tenants: u128) -> Vec<Command> {
+    let mut commands = Vec::new();
+    for n in 0..tenants {
+        let at = T0 + n as i64 * 1_000;
+        commands.push(Command::Meta(MetaOp::ClaimSlug {
+            slug: format!("tenant-{n}"),
+            tenant: tenant_id(n),
+            at_ms: at,
+            replacing: None,
+        }));
+        commands.push(Command::Batch(vec![create(n, at)]));
+    }
+    for n in 0..tenants {
+        let at = T0 + 3_600_000 + n as i64 * 1_000;
+        let id = tenant_id(n);
+        commands.push(Command::Batch(vec![
+            increment(n, at, None),
+            increment(n, at + 1, Some(&format!("key-{n}"))),
+            increment_all(n, at + 2),
+            patch_quota(n, at + 7),
+            stamped(
+                id,
+                at + 3,
+                TenantOp::AddMember {
+                    user_id: format!("dev-{n}"),
+                    role: Role::Member,
+                },
+            ),
+            stamped(
+                id,
+                at + 4,
+                TenantOp::Reserve {
+                    quota: "llm_tokens".into(),
+                    amount: 500,
+                    ttl_ms: 60_000,
+                    reservation_id: Uuid::from_u128(0xAB00 + n),
+                    idempotency_key: None,
+                },
+            ),
+            stamped(
+                id,
+                at + 5,
+                TenantOp::AddDomain {
+                    domain: format!("t{n}.example.com"),
+                    token: format!("{n:032x}"),
+                },
+            ),
+            stamped(
+                id,
+                at + 6,
+                TenantOp::Audit {
+                    action: "access.denied".into(),
+                    target: "quota api_requests".into(),
+                    detail: "viewer tried to change a quota".into(),
+                },
+            ),
+        ]));
+    }
+    commands
+}
+
+fn replay(commands: &[Command]) -> GroupState {
+    let mut state = GroupState::default();
+    for c in commands {
+        state.apply(c);
+    }
+    state
+}
+
+#[test]
+fn two_replicas_snapshots_of_the_same_state_are_byte_identical() {
+    let commands = history(64);
+    let (a, b) = (replay(&commands), replay(&commands));
+    assert_eq!(a, b);
+    let (bytes_a, bytes_b) = (format::encode(&a).unwrap(), format::encode(&b).unwrap());
+    assert!(
+        bytes_a == bytes_b,
+        "two replicas encode the same state differently"
+    );
+    // A replica that installed the snapshot writes the same bytes again.
+    let installed: GroupState = format::decode(&bytes_a).unwrap();
+    assert_eq!(installed, a);
+    assert!(format::encode(&installed).unwrap() == bytes_a);
+}
+
+#[test]
+fn a_snapshot_decodes_from_its_golden_bytes() {
+    let state = replay(&history(3));
+    let bytes = format::encode(&state).unwrap();
+    let stored = check_golden("snapshot-format2.bin", &bytes);
+    assert_eq!(format::split(&stored).unwrap().0, 2, "the format it is in");
+    let decoded: GroupState = format::decode(&stored).unwrap();
+    assert_eq!(decoded, state);
+    assert_eq!(decoded.tenants.len(), 3);
+}
+
+#[test]
+fn log_entries_decode_from_their_golden_bytes() {
+    let entry = |index, command| Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
+        payload: EntryPayload::Normal(command),
+    };
+    // Format 0 (nothing newer in it), 1 (an owner's email), 2 (an
+    // all-or-nothing spend) and 3 (a quota patch), and a meta-group entry.
+    let entries = [
+        (
+            "entry-format0.bin",
+            0,
+            entry(40, Command::Batch(vec![increment(1, T0, None)])),
+        ),
+        (
+            "entry-format1.bin",
+            1,
+            entry(41, Command::Batch(vec![create(2, T0)])),
+        ),
+        (
+            "entry-format2.bin",
+            2,
+            entry(42, Command::Batch(vec![increment_all(1, T0 + 5)])),
+        ),
+        (
+            "entry-format3.bin",
+            3,
+            entry(44, Command::Batch(vec![patch_quota(1, T0 + 6)])),
+        ),
+        (
+            "entry-meta-format0.bin",
+            0,
+            entry(
+                43,
+                Command::Meta(MetaOp::ClaimSlug {
+                    slug: "acme".into(),
+                    tenant: tenant_id(9),
+                    at_ms: T0,
+                    replacing: None,
+                }),
+            ),
+        ),
+    ];
+    for (name, version, e) in entries {
+        let stored = check_golden(name, &format::encode(&e).unwrap());
+        assert_eq!(format::split(&stored).unwrap().0, version, "{name}");
+        let decoded: Entry<TypeConfig> = format::decode(&stored).unwrap();
+        assert_eq!(decoded, e, "{name}");
+    }
+}
