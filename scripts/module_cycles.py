@@ -11,8 +11,12 @@ Usage: scripts/module_cycles.py [CRATE_SRC_DIR ...]   (default: every crate)
 Prints each cycle with the names that tie it; exits 1 if there is one.
 """
 import re
+import signal
 import sys
 from pathlib import Path
+
+# Piped into `head`, stop quietly.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 ROOT = Path(__file__).resolve().parent.parent
 CRATES = ["engine/src", "control-plane/src", "proto/src", "src"]

@@ -294,11 +294,9 @@ impl Actor for TenantActor {
                 TenantCall::Batch(items) => st.batch(items, reply),
                 TenantCall::Read => {
                     let now = st.now();
-                    let answer = st.state().map(|s| {
-                        let mut view = s.clone();
-                        view.advance(now);
-                        TenantAnswer::State(Box::new(view))
-                    });
+                    let answer = st
+                        .state()
+                        .map(|s| TenantAnswer::State(Box::new(s.view(now))));
                     let _ = reply.send(answer);
                 }
             },

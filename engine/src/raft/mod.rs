@@ -25,7 +25,7 @@ mod type_config;
 pub use audit_trail::TENANT_PURGED;
 pub use command::{ArchiveAck, Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 pub use group::{Group, GroupConfig};
-pub use group_state::{GroupState, ORPHAN_CLAIM_AFTER_MS, SlugClaim, Unarchived};
+pub use group_state::{Claim, Claims, GroupState, ORPHAN_CLAIM_AFTER_MS, Unarchived};
 pub(crate) use network::caused_by;
 pub use network::{GroupNetwork, MAX_MESSAGE_BYTES, Peers, TransportService};
 pub(crate) use state_machine::stored_snapshot;

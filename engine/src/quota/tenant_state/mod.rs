@@ -31,6 +31,8 @@ pub struct Reservation {
     pub expires_at_ms: i64,
 }
 
+/// Stored and replicated with postcard, which reads fields by position: a
+/// field is added only with a new format version (see `crate::format`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantState {
     pub tenant: Tenant,
@@ -38,15 +40,12 @@ pub struct TenantState {
     pub reservations: BTreeMap<Uuid, Reservation>,
     pub idempotency: IdempotencyLog,
     /// Members by user id.
-    #[serde(default)]
     pub members: BTreeMap<String, Member>,
     /// Custom domains by name.
-    #[serde(default)]
     pub domains: BTreeMap<String, Domain>,
     /// The latest operation time applied. A tenant's time never goes back:
     /// a new actor (after idleness or failover) continues from here even if
     /// its node's clock lags.
-    #[serde(default)]
     pub last_at_ms: i64,
 }
 
@@ -92,6 +91,24 @@ impl TenantState {
             );
         }
         state
+    }
+
+    /// The tenant as a read answers it, as of `now_ms`: everything but its
+    /// idempotency log (the keys and stored answers of the last hour, up
+    /// to a million), which no reader needs and which can be most of its
+    /// size. Every REST call's access check reads its tenant.
+    pub fn view(&self, now_ms: i64) -> TenantState {
+        let mut view = TenantState {
+            tenant: self.tenant.clone(),
+            quotas: self.quotas.clone(),
+            reservations: self.reservations.clone(),
+            idempotency: IdempotencyLog::default(),
+            members: self.members.clone(),
+            domains: self.domains.clone(),
+            last_at_ms: self.last_at_ms,
+        };
+        view.advance(now_ms);
+        view
     }
 
     /// Make every quota hold `pool`'s copy of its policy.

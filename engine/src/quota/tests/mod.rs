@@ -384,6 +384,30 @@ fn a_quota_patch_is_held_to_the_tier_at_apply_time() {
     assert!(!s.quotas["api_requests"].policy.overridden);
 }
 
+#[test]
+fn a_read_view_leaves_out_only_the_idempotency_log() {
+    let mut s = state_with("q", limited(1_000, Action::Block));
+    for i in 0..100 {
+        let op = TenantOp::Increment {
+            quota: "q".into(),
+            amount: 1,
+            idempotency_key: Some(format!("k{i}")),
+        };
+        s.apply(&op, T0 + i).unwrap();
+    }
+    reserve(&mut s, 5, 60_000, T0 + 200);
+    assert_eq!(s.idempotency.len(), 100);
+    let view = s.view(T0 + 300);
+    assert_eq!(view.idempotency.len(), 0);
+    let mut full = s.clone();
+    full.advance(T0 + 300);
+    full.idempotency = view.idempotency.clone();
+    assert_eq!(
+        view, full,
+        "everything else as the state has it, as of then"
+    );
+}
+
 mod all_or_nothing;
 mod histories;
 mod tenants;

@@ -1,3 +1,5 @@
+mod claims;
+
 use super::audit_trail;
 use super::command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
 use crate::audit::AuditLog;
@@ -6,46 +8,42 @@ use crate::model::TenantId;
 use crate::model::membership::Membership;
 use crate::quota::{OpOutcome, PolicyPool, TenantOp, TenantState};
 use crate::usage_history::UsageHistory;
+pub use claims::{Claim, Claims, ORPHAN_CLAIM_AFTER_MS};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// The replicated state of one group. Shard groups hold tenants; the meta
 /// group holds the slug index.
+/// Stored and replicated with postcard, which reads fields by position: a
+/// field is added only with a new format version (see `crate::format`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupState {
     /// Boxed: a hash table keeps up to twice as many slots as entries, and
     /// an empty slot then costs a pointer rather than a whole state.
     #[serde(serialize_with = "crate::format::sorted_map")]
     pub tenants: HashMap<TenantId, Box<TenantState>>,
-    pub slugs: BTreeMap<String, SlugClaim>,
+    pub slugs: Claims,
     /// Custom domain -> the tenant that registered it (meta group).
-    #[serde(default)]
-    pub domains: BTreeMap<String, SlugClaim>,
+    pub domains: Claims,
     /// Each tenant's audit chain.
-    #[serde(default)]
     #[serde(serialize_with = "crate::format::sorted_map")]
     pub audit: HashMap<TenantId, AuditLog>,
     /// Each tenant's usage history.
-    #[serde(default)]
     #[serde(serialize_with = "crate::format::sorted_map")]
     pub usage: HashMap<TenantId, UsageHistory>,
     /// Nodes and placement (meta group).
-    #[serde(default)]
     pub membership: Membership,
     /// Tenants handed over to another group, kept until the move is done.
-    #[serde(default)]
     #[serde(serialize_with = "crate::format::sorted_map")]
     pub moved: HashMap<TenantId, MovedTenant>,
     /// Tenants whose usage history or audit chain changed since the
     /// archive last took them. Replicated, so a new leader (or a restarted
     /// node) syncs what its predecessor had not; bounded by the tenant
     /// count however long the archive is away.
-    #[serde(default)]
     #[serde(serialize_with = "crate::format::sorted_map")]
     pub unarchived: HashMap<TenantId, Unarchived>,
     /// Tenants whose move is done -> the group they went to. Requests
     /// still sent here (by a node yet to learn the pin) are told to retry.
-    #[serde(default)]
     #[serde(serialize_with = "crate::format::sorted_map")]
     pub moved_to: HashMap<TenantId, u64>,
     /// The quota policies its tenants hold, shared (memory only: never
@@ -64,17 +62,6 @@ pub struct Unarchived {
     /// hour (and day) on, and audit events from it on, are to be sent.
     pub since_ms: i64,
 }
-
-/// Who holds a slug, since when (leader-stamped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlugClaim {
-    pub tenant: TenantId,
-    pub at_ms: i64,
-}
-
-/// A claim whose tenant never came to exist (its creation died between
-/// claiming the slug and creating the tenant) may be taken over after this.
-pub const ORPHAN_CLAIM_AFTER_MS: i64 = 60_000;
 
 impl GroupState {
     /// Share the policies of every tenant through the pool: for a state
@@ -97,57 +84,21 @@ impl GroupState {
                 tenant,
                 at_ms,
                 replacing,
-            }) => match self.slugs.get(slug) {
-                Some(c)
-                    if c.tenant != *tenant
-                        && !(Some(c.tenant) == *replacing
-                            && at_ms - c.at_ms >= ORPHAN_CLAIM_AFTER_MS) =>
-                {
-                    CommandResponse::SlugTaken { owner: c.tenant }
-                }
-                _ => {
-                    self.slugs.insert(
-                        slug.clone(),
-                        SlugClaim {
-                            tenant: *tenant,
-                            at_ms: *at_ms,
-                        },
-                    );
-                    CommandResponse::SlugClaimed
-                }
+            }) => match self.slugs.claim(slug, *tenant, *at_ms, *replacing) {
+                Ok(()) => CommandResponse::SlugClaimed,
+                Err(owner) => CommandResponse::SlugTaken { owner },
             },
             Command::Meta(MetaOp::ClaimDomain {
                 domain,
                 tenant,
                 at_ms,
                 replacing,
-            }) => match self.domains.get(domain) {
-                Some(c)
-                    if c.tenant != *tenant
-                        && !(Some(c.tenant) == *replacing
-                            && at_ms - c.at_ms >= ORPHAN_CLAIM_AFTER_MS) =>
-                {
-                    CommandResponse::DomainTaken { owner: c.tenant }
-                }
-                _ => {
-                    self.domains.insert(
-                        domain.clone(),
-                        SlugClaim {
-                            tenant: *tenant,
-                            at_ms: *at_ms,
-                        },
-                    );
-                    CommandResponse::DomainClaimed
-                }
+            }) => match self.domains.claim(domain, *tenant, *at_ms, *replacing) {
+                Ok(()) => CommandResponse::DomainClaimed,
+                Err(owner) => CommandResponse::DomainTaken { owner },
             },
             Command::Meta(MetaOp::ReleaseDomain { domain, tenant }) => {
-                if self
-                    .domains
-                    .get(domain)
-                    .is_some_and(|c| c.tenant == *tenant)
-                {
-                    self.domains.remove(domain);
-                }
+                self.domains.release(domain, *tenant);
                 CommandResponse::Applied
             }
             Command::MoveOut { tenant, to_group } => {
@@ -236,9 +187,7 @@ impl GroupState {
                 CommandResponse::Membership(self.membership.apply(op))
             }
             Command::Meta(MetaOp::ReleaseSlug { slug, tenant }) => {
-                if self.slugs.get(slug).is_some_and(|c| c.tenant == *tenant) {
-                    self.slugs.remove(slug);
-                }
+                self.slugs.release(slug, *tenant);
                 CommandResponse::Applied
             }
         }
