@@ -14,10 +14,10 @@ use counting_alloc::heap_bytes;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::model::{Tenant, TenantStatus, Tier};
 use quotad_engine::quota::{QuotaState, TenantOp, TenantState, TierCatalog};
-use quotad_engine::raft::{Command, GroupState, StampedOp};
+use quotad_engine::raft::{Command, ReplicatedState, ShardState, StampedOp};
 
 /// Heap released by clearing one part of a copy of `g`, per tenant.
-fn part(g: &GroupState, n: i64, clear: impl FnOnce(&mut GroupState)) -> i64 {
+fn part(g: &ShardState, n: i64, clear: impl FnOnce(&mut ShardState)) -> i64 {
     let mut copy = g.clone();
     let before = heap_bytes();
     clear(&mut copy);
@@ -33,7 +33,7 @@ fn main() {
         .unwrap_or(20_000);
     let catalog = TierCatalog::builtin();
     let by = AuditMeta::new("admin-user-1", "req-0123456789abcdef");
-    let mut g = GroupState::default();
+    let mut g = ShardState::default();
     let base = heap_bytes();
     for i in 0..n {
         let id = uuid::Uuid::new_v4();

@@ -94,7 +94,8 @@ fn seed_append() -> Vec<u8> {
 
 fn seed_snapshot_state() -> Vec<u8> {
     let mut g = GroupState::default();
-    g.tenants
+    g.shard
+        .tenants
         .insert(Uuid::from_u128(7), Box::new(tenant_state()));
     g.apply(&Command::Batch(vec![op()]));
     encode(&g).unwrap()

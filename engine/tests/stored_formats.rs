@@ -13,7 +13,9 @@ use quotad_engine::audit::AuditMeta;
 use quotad_engine::format::{self, Since};
 use quotad_engine::model::{NewOwner, Period, QuotaPolicy, Role, Tenant, TenantStatus, Tier};
 use quotad_engine::quota::{AllOrNothing, PolicyPatch, QuotaPatch, Spend, TenantOp};
-use quotad_engine::raft::{Command, GroupState, MetaOp, StampedOp, TypeConfig};
+use quotad_engine::raft::{
+    Command, GroupState, MetaOp, MetaState, ShardState, StampedOp, TypeConfig,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use uuid::Uuid;
@@ -262,7 +264,10 @@ fn a_snapshot_decodes_from_its_golden_bytes() {
     assert_eq!(format::split(&stored).unwrap().0, 2, "the format it is in");
     let decoded: GroupState = format::decode(&stored).unwrap();
     assert_eq!(decoded, state);
-    assert_eq!(decoded.tenants.len(), 3);
+    assert_eq!(decoded.shard.tenants.len(), 3);
+    // A shard group reads its part, the meta group its own.
+    assert_eq!(format::decode::<ShardState>(&stored).unwrap(), state.shard);
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), state.meta);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! the old one stops.
 use openraft::{BasicNode, ServerState};
 use quotad_engine::raft::{
-    Command, CommandResponse, Group, GroupConfig, MetaOp, Peers, TransportService,
+    Command, CommandResponse, Group, GroupConfig, GroupState, MetaOp, Peers, TransportService,
 };
 use quotad_engine::storage::Store;
 use std::collections::BTreeMap;
@@ -14,7 +14,8 @@ const GROUP: u64 = 7;
 struct TestNode {
     id: u64,
     addr: String,
-    group: Group,
+    /// Both kinds of command: the tests write slug claims and tenants.
+    group: Group<GroupState>,
     _dir: tempfile::TempDir,
 }
 
@@ -27,7 +28,7 @@ async fn node_with(id: u64, config: GroupConfig) -> (TestNode, tokio::task::Join
     let store = Store::open(dir.path()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let group = Group::open(id, GROUP, store, &config, Peers::default())
+    let group = Group::<GroupState>::open(id, GROUP, store, &config, Peers::default())
         .await
         .unwrap();
     let transport = TransportService::default();
@@ -106,7 +107,13 @@ async fn three_replicas_replicate_over_the_transport_and_survive_a_leader_stop()
             .await
             .unwrap();
         assert!(
-            n.group.state.read().unwrap().slugs.contains_key("acme"),
+            n.group
+                .state
+                .read()
+                .unwrap()
+                .meta
+                .slugs
+                .contains_key("acme"),
             "node {}",
             n.id
         );
@@ -200,8 +207,8 @@ async fn a_late_replica_catches_up_from_a_snapshot_sent_in_chunks() {
         .await
         .unwrap();
     let state = late.group.state.read().unwrap();
-    assert_eq!(state.slugs.len(), 100);
-    assert!(state.slugs.contains_key("slug-0") && state.slugs.contains_key("slug-99"));
+    assert_eq!(state.meta.slugs.len(), 100);
+    assert!(state.meta.slugs.contains_key("slug-0") && state.meta.slugs.contains_key("slug-99"));
     let snap = late.group.raft.metrics().borrow().snapshot;
     assert!(snap.is_some(), "the learner installed a snapshot");
 }
@@ -251,10 +258,50 @@ async fn a_replica_far_behind_catches_up_by_log_past_the_message_limit() {
         .await
         .unwrap();
     let state = late.group.state.read().unwrap();
-    assert_eq!(state.slugs.len(), 68);
-    assert!(state.slugs.contains_key(&format!("67-{long}")));
+    assert_eq!(state.meta.slugs.len(), 68);
+    assert!(state.meta.slugs.contains_key(&format!("67-{long}")));
     assert!(
         late.group.raft.metrics().borrow().snapshot.is_none(),
         "no snapshot was needed"
     );
+}
+
+/// A command of the other kind of group is refused before it is logged.
+#[tokio::test]
+async fn a_group_refuses_the_other_kinds_commands_before_logging_them() {
+    use quotad_engine::raft::{MetaState, ShardState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let config = GroupConfig::default();
+    let shard = Group::<ShardState>::start(1, 3, store.clone(), &config)
+        .await
+        .unwrap();
+    let meta = Group::<MetaState>::start(1, 0, store, &config)
+        .await
+        .unwrap();
+    let claim = Command::Meta(MetaOp::ClaimSlug {
+        slug: "acme".into(),
+        tenant: uuid::Uuid::from_u128(1),
+        at_ms: 0,
+        replacing: None,
+    });
+    let applied = |g: &openraft::Raft<quotad_engine::raft::TypeConfig>| {
+        g.metrics().borrow().last_applied.map(|l| l.index)
+    };
+    let before = applied(&shard.raft);
+    let e = shard.write(claim.clone()).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        quotad_engine::error_code::ErrorCode::Internal,
+        "{e}"
+    );
+    assert_eq!(applied(&shard.raft), before, "nothing was logged");
+    assert_eq!(
+        meta.write(claim).await.unwrap(),
+        CommandResponse::SlugClaimed
+    );
+    let batch = Command::Batch(vec![]);
+    assert!(meta.write(batch).await.is_err());
+    shard.shutdown().await;
+    meta.shutdown().await;
 }

@@ -1,7 +1,7 @@
 use super::Archive;
 use crate::error::EngineError;
 use crate::model::TenantId;
-use crate::raft::GroupState;
+use crate::raft::ShardState;
 use crate::usage_history::Granularity;
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,7 @@ pub(crate) async fn newest_snapshot(
     Ok(archive.snapshots(group).await?.into_iter().next())
 }
 
-pub(crate) fn decode(snap: &SnapshotRecord) -> Result<GroupState, EngineError> {
+pub(crate) fn decode(snap: &SnapshotRecord) -> Result<ShardState, EngineError> {
     crate::format::decode(&snap.data).map_err(|e| {
         super::ArchiveError::Corrupt {
             what: "snapshot",

@@ -23,7 +23,7 @@
 use super::UsageBucket;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::model::{QuotaKind, TenantId};
-use crate::raft::{GroupState, MovedTenant};
+use crate::raft::{MovedTenant, ShardState};
 use crate::usage_history::{Granularity, UsageHistory};
 use std::collections::BTreeMap;
 
@@ -76,7 +76,7 @@ pub(crate) fn offer(found: &mut BTreeMap<TenantId, Found>, candidate: Found) {
 }
 
 /// The tenants a snapshot holds live, with their history and chain.
-pub(crate) fn live_tenants(state: &mut GroupState) -> Vec<MovedTenant> {
+pub(crate) fn live_tenants(state: &mut ShardState) -> Vec<MovedTenant> {
     std::mem::take(&mut state.tenants)
         .into_iter()
         .map(|(tenant, ts)| MovedTenant {

@@ -2,7 +2,7 @@
 //! this node leads:
 //!
 //! ```text
-//!  GroupState.unarchived ──copy (read lock)──> buckets + events ──> archive
+//!  ShardState.unarchived ──copy (read lock)──> buckets + events ──> archive
 //!        ▲                                                            │ ok
 //!        └──── Command::ArchiveTaken [(tenant, changes, upto)] via Raft ◄──┘
 //! ```

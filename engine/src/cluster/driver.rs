@@ -9,7 +9,7 @@ use super::membership::{GroupPlacement, MembershipOp, MembershipReply, NodeInfo}
 use super::placement::{META_GROUP, plan};
 use super::router::Router;
 use crate::error::EngineError;
-use crate::raft::{Command, Group, MetaOp, NodeId};
+use crate::raft::{Command, Group, GroupHandle, MetaOp, NodeId, ShardState};
 use dashmap::DashSet;
 use openraft::BasicNode;
 use quotad_proto::cluster::ElectRequest;
@@ -64,9 +64,9 @@ async fn tick(e: &Arc<Router>, busy: &Arc<DashSet<u64>>) -> Result<(), EngineErr
             tracing::info!(group = shard.group.id, error = %err, "tenant move not finished yet");
         }
     }
-    let mut groups: Vec<Group> = vec![e.meta.clone()];
+    let mut groups: Vec<GroupHandle> = vec![e.meta.handle().clone()];
     if let Ok(g) = e.groups.read() {
-        groups.extend(g.values().map(|s| s.group.clone()));
+        groups.extend(g.values().map(|s| s.group.handle().clone()));
     }
     for group in groups {
         let m = group.raft.metrics().borrow().clone();
@@ -134,7 +134,7 @@ async fn open_new_groups(
         if *id == META_GROUP || e.local_shard(*id).is_some() {
             continue;
         }
-        let group = Group::open(
+        let group = Group::<ShardState>::open(
             e.node_id,
             *id,
             e.store.clone(),
@@ -166,7 +166,11 @@ async fn open_new_groups(
 
 /// Upkeep of a group this node leads: membership to placement, leader
 /// transfer, report.
-async fn lead(e: &Router, group: &Group, placement: &GroupPlacement) -> Result<(), EngineError> {
+async fn lead(
+    e: &Router,
+    group: &GroupHandle,
+    placement: &GroupPlacement,
+) -> Result<(), EngineError> {
     let err = |m: String| EngineError::Raft {
         group: group.id,
         message: m,
@@ -255,7 +259,7 @@ async fn lead(e: &Router, group: &Group, placement: &GroupPlacement) -> Result<(
 /// so: stop deciding, stop heartbeats until followers' leader leases run
 /// out, then have `to` start an election, which it wins with the longest
 /// log. Requests wait (and retry) meanwhile.
-async fn transfer(e: &Router, group: &Group, to: NodeId) -> Result<(), EngineError> {
+async fn transfer(e: &Router, group: &GroupHandle, to: NodeId) -> Result<(), EngineError> {
     let Some(shard) = e.local_shard(group.id) else {
         return Ok(());
     };

@@ -9,7 +9,10 @@ use crate::clock::SharedClock;
 use crate::clock_skew::PeerClocks;
 use crate::error::EngineError;
 use crate::model::TenantId;
-use crate::raft::{Command, Group, GroupConfig, MetaOp, NodeId, Peers, TransportService};
+use crate::raft::{
+    Command, Group, GroupConfig, GroupHandle, MetaOp, MetaState, NodeId, Peers, ShardState,
+    TransportService,
+};
 use crate::shard::{Shard, ShardMap, SpawnActor};
 use crate::shed::Shedder;
 use crate::storage::Store;
@@ -49,7 +52,7 @@ pub struct RouterConfig {
 
 pub struct Router {
     pub(crate) node_id: NodeId,
-    pub(crate) meta: Group,
+    pub(crate) meta: Group<MetaState>,
     /// Every shard group this node has open (a replica or not), by id.
     pub(crate) groups: RwLock<BTreeMap<u64, Arc<Shard>>>,
     pub(crate) map: ShardMap,
@@ -105,8 +108,16 @@ impl Router {
             },
         };
         let peers = Peers::with_source_ip(config.peer_source_ip).with_clocks(peer_clocks);
-        let open = |id| Group::open(node_id, id, store.clone(), &config.raft, peers.clone());
-        let meta = open(META_GROUP).await?;
+        let open =
+            |id| Group::<ShardState>::open(node_id, id, store.clone(), &config.raft, peers.clone());
+        let meta = Group::<MetaState>::open(
+            node_id,
+            META_GROUP,
+            store.clone(),
+            &config.raft,
+            peers.clone(),
+        )
+        .await?;
         // Dedicated groups this node already knew of, beyond the hash shards.
         let dedicated: Vec<u64> = meta
             .state
@@ -121,7 +132,9 @@ impl Router {
             })
             .unwrap_or_default();
         let opened = futures::future::try_join_all((1..=shards).chain(dedicated).map(open)).await?;
-        let all: Vec<&Group> = std::iter::once(&meta).chain(opened.iter()).collect();
+        let all: Vec<&GroupHandle> = std::iter::once(meta.handle())
+            .chain(opened.iter().map(Group::handle))
+            .collect();
         for g in &all {
             config.transport.register(g.id, g.raft.clone());
         }
@@ -231,8 +244,8 @@ impl Router {
     /// of them has failed, and every group it should lead is served.
     pub fn ready(&self) -> Result<(), String> {
         let shards = self.shards();
-        for (g, shard) in
-            std::iter::once((&self.meta, None)).chain(shards.iter().map(|s| (&s.group, Some(s))))
+        for (g, shard) in std::iter::once((self.meta.handle(), None))
+            .chain(shards.iter().map(|s| (s.group.handle(), Some(s))))
         {
             if let Some(e) = g.failure() {
                 return Err(format!(
@@ -265,8 +278,8 @@ impl Router {
     /// the data dir), with why: only a restart brings it back.
     pub fn failure(&self) -> Option<String> {
         let shards = self.shards();
-        std::iter::once(&self.meta)
-            .chain(shards.iter().map(|s| &s.group))
+        std::iter::once(self.meta.handle())
+            .chain(shards.iter().map(|s| s.group.handle()))
             .find_map(|g| g.failure().map(|e| format!("group {} stopped: {e}", g.id)))
     }
 

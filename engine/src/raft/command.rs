@@ -75,7 +75,7 @@ pub enum Command {
     /// Receive a moved tenant (no-op if it is already here).
     MoveIn(Box<MovedTenant>),
     /// The archive has taken these tenants' usage and audit as of the
-    /// given change counts (see `GroupState::unarchived`).
+    /// given change counts (see `ShardState::unarchived`).
     ArchiveSynced(Vec<(TenantId, u64)>),
     /// The tenant's move to `to_group` is complete (pinned there, and its
     /// state archived from there): drop the kept copy, remember only where

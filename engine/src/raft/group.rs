@@ -1,5 +1,6 @@
 use super::command::{Command, CommandResponse};
 use super::durable_snapshot::DurableSnapshot;
+use super::group_state::{ReplicatedState, ShardState};
 use super::log_store::LogStore;
 use super::network::{GroupNetwork, Peers};
 use super::snapshot_pacing::{self, SnapshotPacing};
@@ -39,15 +40,41 @@ impl Default for GroupConfig {
     }
 }
 
-/// A running Raft group: its handle and a read view of its state machine.
+/// A running Raft group, whatever its state: what leadership, membership
+/// and health need.
 #[derive(Clone)]
-pub struct Group {
+pub struct GroupHandle {
     pub id: u64,
     pub raft: Raft<TypeConfig>,
-    pub state: SharedState,
 }
 
-impl Group {
+/// A running Raft group: its handle and a read view of its state machine.
+pub struct Group<S: ReplicatedState = ShardState> {
+    handle: GroupHandle,
+    pub state: SharedState<S>,
+}
+
+impl<S: ReplicatedState> Clone for Group<S> {
+    fn clone(&self) -> Self {
+        Group {
+            handle: self.handle.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<S: ReplicatedState> std::ops::Deref for Group<S> {
+    type Target = GroupHandle;
+    fn deref(&self) -> &GroupHandle {
+        &self.handle
+    }
+}
+
+impl<S: ReplicatedState> Group<S> {
+    pub fn handle(&self) -> &GroupHandle {
+        &self.handle
+    }
+
     /// Open group `id` from the node's store, talking to peers over
     /// `peers`. Membership is the caller's business (see [`Group::start`]).
     pub async fn open(
@@ -56,7 +83,7 @@ impl Group {
         store: Store,
         config: &GroupConfig,
         peers: Peers,
-    ) -> Result<Group, EngineError> {
+    ) -> Result<Group<S>, EngineError> {
         let raft_config = Config {
             cluster_name: format!("quotad-group-{id}"),
             heartbeat_interval: config.heartbeat_ms,
@@ -75,7 +102,7 @@ impl Group {
         })?;
         let pacing = SnapshotPacing::new(0, 0);
         let durable = DurableSnapshot::new();
-        let sm = StateMachine::open(id, store.clone(), pacing.clone(), durable.clone())?;
+        let sm = StateMachine::<S>::open(id, store.clone(), pacing.clone(), durable.clone())?;
         let state = sm.state();
         let data_dir = store.dir().to_path_buf();
         let log = LogStore::new(id, store, pacing.clone(), durable);
@@ -104,7 +131,10 @@ impl Group {
             Ok::<_, EngineError>(raft)
         })
         .await?;
-        Ok(Group { id, raft, state })
+        Ok(Group {
+            handle: GroupHandle { id, raft },
+            state,
+        })
     }
 
     /// Start group `id` from the node's store; on first start it is
@@ -115,9 +145,10 @@ impl Group {
         id: u64,
         store: Store,
         config: &GroupConfig,
-    ) -> Result<Group, EngineError> {
-        let Group { raft, state, .. } =
-            Group::open(node_id, id, store, config, Peers::default()).await?;
+    ) -> Result<Group<S>, EngineError> {
+        let Group { handle, state } =
+            Group::<S>::open(node_id, id, store, config, Peers::default()).await?;
+        let raft = handle.raft;
         let fatal = |e: openraft::error::Fatal<NodeId>| EngineError::Raft {
             group: id,
             message: e.to_string(),
@@ -138,9 +169,32 @@ impl Group {
                 group: id,
                 message: format!("did not become leader: {e}"),
             })?;
-        Ok(Group { id, raft, state })
+        Ok(Group {
+            handle: GroupHandle { id, raft },
+            state,
+        })
     }
 
+    /// Append `cmd`, wait until it is committed and applied. A command of
+    /// the other kind of group is refused before it is logged.
+    pub async fn write(&self, cmd: Command) -> Result<CommandResponse, EngineError> {
+        if !S::accepts(&cmd) {
+            return Err(EngineError::Unexpected {
+                answer: format!(
+                    "a command for the other kind of group, sent to group {}",
+                    self.id
+                ),
+            });
+        }
+        self.raft
+            .client_write(cmd)
+            .await
+            .map(|r| r.data)
+            .map_err(|e| EngineError::from_write(self.id, e))
+    }
+}
+
+impl GroupHandle {
     /// Make this a new group whose voters are `members`; a no-op if it
     /// already has state (a restart).
     pub async fn initialize(
@@ -186,15 +240,6 @@ impl Group {
                 group: self.id,
                 message: format!("did not become leader: {e}"),
             })
-    }
-
-    /// Append `cmd`, wait until it is committed and applied.
-    pub async fn write(&self, cmd: Command) -> Result<CommandResponse, EngineError> {
-        self.raft
-            .client_write(cmd)
-            .await
-            .map(|r| r.data)
-            .map_err(|e| EngineError::from_write(self.id, e))
     }
 
     /// Why the group stopped, if it stopped on an error rather than being

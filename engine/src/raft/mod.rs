@@ -3,7 +3,8 @@
 //! # Layout
 //! - `type_config`: the openraft type configuration.
 //! - `command`: what a log entry carries ([`Command`]).
-//! - `group_state`: the replicated state of a group and its deterministic apply.
+//! - `group_state`: the replicated state of the meta group and of a shard
+//!   group, their deterministic apply, and their stored layout.
 //! - `state_machine`: openraft's state machine over `group_state`, with snapshots.
 //! - `log_store`: Raft log and vote in the node's redb store.
 //! - `network`: transport between replicas.
@@ -24,8 +25,11 @@ mod type_config;
 
 pub use audit_trail::TENANT_PURGED;
 pub use command::{ArchiveAck, Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
-pub use group::{Group, GroupConfig};
-pub use group_state::{Claim, Claims, GroupState, ORPHAN_CLAIM_AFTER_MS, Unarchived};
+pub use group::{Group, GroupConfig, GroupHandle};
+pub use group_state::{
+    Claim, Claims, GroupState, MetaState, ORPHAN_CLAIM_AFTER_MS, ReplicatedState, ShardState,
+    Unarchived,
+};
 pub(crate) use network::caused_by;
 pub use network::{GroupNetwork, MAX_MESSAGE_BYTES, Peers, TransportService};
 pub(crate) use state_machine::stored_snapshot;

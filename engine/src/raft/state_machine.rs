@@ -1,10 +1,11 @@
-//! openraft's state machine for a group: [`GroupState`] in memory, snapshots
+//! openraft's state machine for a group: its state (a [`ReplicatedState`]:
+//! the meta group's or a shard's) in memory, snapshots
 //! in the node's store. On start the latest snapshot is loaded and openraft
 //! replays the log after it, so restart time is bounded by the snapshot
 //! interval, not by the age of the data.
 use super::command::CommandResponse;
 use super::durable_snapshot::DurableSnapshot;
-use super::group_state::GroupState;
+use super::group_state::{ReplicatedState, ShardState};
 use super::snapshot_pacing::SnapshotPacing;
 use super::type_config::{NodeId, TypeConfig};
 use crate::storage::tables::SNAPSHOTS;
@@ -19,7 +20,7 @@ use std::io::Cursor;
 use std::sync::{Arc, RwLock};
 
 type RaftStorageError = StorageError<NodeId>;
-pub type SharedState = Arc<RwLock<GroupState>>;
+pub type SharedState<S = ShardState> = Arc<RwLock<S>>;
 
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
@@ -27,10 +28,10 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-pub struct StateMachine {
+pub struct StateMachine<S: ReplicatedState = ShardState> {
     group: u64,
     store: Store,
-    state: SharedState,
+    state: SharedState<S>,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     snapshots_built: u64,
@@ -50,7 +51,7 @@ fn corrupt(what: &'static str) -> impl Fn(postcard::Error) -> StoreError {
     move |source| StoreError::Corrupt { what, source }
 }
 
-impl StateMachine {
+impl<S: ReplicatedState> StateMachine<S> {
     /// Open the group's state machine from its latest snapshot.
     pub fn open(
         group: u64,
@@ -72,9 +73,9 @@ impl StateMachine {
             let snap: StoredSnapshot =
                 crate::format::decode(&bytes).map_err(corrupt("snapshot"))?;
             sm.pacing.snapshotted(snap.data.len() as u64);
-            let mut state: GroupState =
+            let mut state: S =
                 crate::format::decode(&snap.data).map_err(corrupt("snapshot data"))?;
-            state.share_policies();
+            state.loaded();
             *sm.state.write().expect("state lock") = state;
             sm.last_applied = snap.meta.last_log_id;
             sm.durable.stored(sm.last_applied.map(|l| l.index));
@@ -85,7 +86,7 @@ impl StateMachine {
         Ok(sm)
     }
 
-    pub fn state(&self) -> SharedState {
+    pub fn state(&self) -> SharedState<S> {
         self.state.clone()
     }
 
@@ -159,7 +160,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     }
 }
 
-impl RaftStateMachine<TypeConfig> for StateMachine {
+impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachine<S> {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(
@@ -184,7 +185,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied = Some(entry.log_id);
             out.push(match entry.payload {
                 EntryPayload::Blank => CommandResponse::Applied,
-                EntryPayload::Normal(cmd) => state.apply(&cmd),
+                EntryPayload::Normal(cmd) => ReplicatedState::apply(&mut *state, &cmd),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
                     CommandResponse::Applied
@@ -230,8 +231,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), RaftStorageError> {
         let data = snapshot.into_inner();
-        let mut state: GroupState = crate::format::decode(&data).map_err(sm_read_err)?;
-        state.share_policies();
+        let mut state: S = crate::format::decode(&data).map_err(sm_read_err)?;
+        state.loaded();
         let snap = StoredSnapshot {
             meta: meta.clone(),
             data,

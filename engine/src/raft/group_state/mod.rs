@@ -1,329 +1,46 @@
+//! The replicated state of a group, and how it is stored. The meta group
+//! holds the cluster's membership and the names tenants hold
+//! ([`MetaState`]); a shard group holds tenants ([`ShardState`]). Both are
+//! stored in one layout (`layout`), that of the single state they were
+//! before they were split.
 mod claims;
+mod layout;
+mod meta;
+mod shard;
 
-use super::audit_trail;
-use super::command::{Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
-use crate::audit::AuditLog;
-use crate::format::Since;
-use crate::model::TenantId;
-use crate::model::membership::Membership;
-use crate::quota::{OpOutcome, PolicyPool, TenantOp, TenantState};
-use crate::usage_history::UsageHistory;
 pub use claims::{Claim, Claims, ORPHAN_CLAIM_AFTER_MS};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+pub use layout::GroupState;
+pub use meta::MetaState;
+pub use shard::{ShardState, Unarchived};
 
-/// The replicated state of one group. Shard groups hold tenants; the meta
-/// group holds the slug index.
-/// Stored and replicated with postcard, which reads fields by position: a
-/// field is added only with a new format version (see `crate::format`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GroupState {
-    /// Boxed: a hash table keeps up to twice as many slots as entries, and
-    /// an empty slot then costs a pointer rather than a whole state.
-    #[serde(serialize_with = "crate::format::sorted_map")]
-    pub tenants: HashMap<TenantId, Box<TenantState>>,
-    pub slugs: Claims,
-    /// Custom domain -> the tenant that registered it (meta group).
-    pub domains: Claims,
-    /// Each tenant's audit chain.
-    #[serde(serialize_with = "crate::format::sorted_map")]
-    pub audit: HashMap<TenantId, AuditLog>,
-    /// Each tenant's usage history.
-    #[serde(serialize_with = "crate::format::sorted_map")]
-    pub usage: HashMap<TenantId, UsageHistory>,
-    /// Nodes and placement (meta group).
-    pub membership: Membership,
-    /// Tenants handed over to another group, kept until the move is done.
-    #[serde(serialize_with = "crate::format::sorted_map")]
-    pub moved: HashMap<TenantId, MovedTenant>,
-    /// Tenants whose usage history or audit chain changed since the
-    /// archive last took them. Replicated, so a new leader (or a restarted
-    /// node) syncs what its predecessor had not; bounded by the tenant
-    /// count however long the archive is away.
-    #[serde(serialize_with = "crate::format::sorted_map")]
-    pub unarchived: HashMap<TenantId, Unarchived>,
-    /// Tenants whose move is done -> the group they went to. Requests
-    /// still sent here (by a node yet to learn the pin) are told to retry.
-    #[serde(serialize_with = "crate::format::sorted_map")]
-    pub moved_to: HashMap<TenantId, u64>,
-    /// The quota policies its tenants hold, shared (memory only: never
-    /// serialized, and equal in any two states).
-    #[serde(skip)]
-    pub policies: PolicyPool,
-}
+use super::command::{Command, CommandResponse};
+use serde::{Serialize, de::DeserializeOwned};
 
-/// What the archive has yet to take from one tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unarchived {
-    /// Changes so far; the archive acknowledges a count, and changes after
-    /// it keep the tenant listed.
-    pub changes: u64,
-    /// Stamp of the earliest change not archived: usage buckets from its
-    /// hour (and day) on, and audit events from it on, are to be sent.
-    pub since_ms: i64,
-}
-
-impl GroupState {
-    /// Share the policies of every tenant through the pool: for a state
-    /// just decoded from a snapshot, whose policies are each a copy.
-    pub fn share_policies(&mut self) {
-        for t in self.tenants.values_mut() {
-            t.share_policies(&mut self.policies);
-        }
-    }
-
+/// The state a kind of group replicates: which commands it takes and how
+/// it applies them. A snapshot of it is its encoding (`crate::format`).
+pub trait ReplicatedState: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
+    /// Whether `cmd` is a command of this kind of group.
+    fn accepts(cmd: &Command) -> bool;
     /// Apply a committed command. Deterministic: uses only the command and
-    /// the state (time comes from each operation's stamp).
-    pub fn apply(&mut self, cmd: &Command) -> CommandResponse {
-        match cmd {
-            Command::Batch(ops) => {
-                CommandResponse::Batch(ops.iter().map(|op| self.apply_op(op)).collect())
-            }
-            Command::Meta(MetaOp::ClaimSlug {
-                slug,
-                tenant,
-                at_ms,
-                replacing,
-            }) => match self.slugs.claim(slug, *tenant, *at_ms, *replacing) {
-                Ok(()) => CommandResponse::SlugClaimed,
-                Err(owner) => CommandResponse::SlugTaken { owner },
-            },
-            Command::Meta(MetaOp::ClaimDomain {
-                domain,
-                tenant,
-                at_ms,
-                replacing,
-            }) => match self.domains.claim(domain, *tenant, *at_ms, *replacing) {
-                Ok(()) => CommandResponse::DomainClaimed,
-                Err(owner) => CommandResponse::DomainTaken { owner },
-            },
-            Command::Meta(MetaOp::ReleaseDomain { domain, tenant }) => {
-                self.domains.release(domain, *tenant);
-                CommandResponse::Applied
-            }
-            Command::MoveOut { tenant, to_group } => {
-                if let Some(m) = self.moved.get(tenant) {
-                    return CommandResponse::MovedOut(Box::new(m.clone()));
-                }
-                let Some(state) = self.tenants.remove(tenant) else {
-                    return CommandResponse::TenantNotHere;
-                };
-                // Its history travels with it; the new group archives it.
-                self.unarchived.remove(tenant);
-                let moved = MovedTenant {
-                    tenant: *tenant,
-                    to_group: *to_group,
-                    state: *state,
-                    audit: self.audit.remove(tenant),
-                    usage: self.usage.remove(tenant),
-                };
-                self.moved.insert(*tenant, moved.clone());
-                CommandResponse::MovedOut(Box::new(moved))
-            }
-            Command::ArchiveSynced(synced) => {
-                for (tenant, changes) in synced {
-                    if self
-                        .unarchived
-                        .get(tenant)
-                        .is_some_and(|u| u.changes == *changes)
-                    {
-                        self.unarchived.remove(tenant);
-                    }
-                }
-                CommandResponse::Applied
-            }
-            Command::ArchiveTaken(Since(acks)) => {
-                for ack in acks {
-                    let Some(u) = self.unarchived.get_mut(&ack.tenant) else {
-                        continue;
-                    };
-                    if u.changes == ack.changes {
-                        self.unarchived.remove(&ack.tenant);
-                    } else {
-                        // Changed while the round ran. What the copy held
-                        // is archived; a tenant's stamps never go back in
-                        // log order (its leader serves only once the whole
-                        // log is applied, and its actor continues from the
-                        // latest stamp), so every change it had not seen is
-                        // stamped at or after `upto_ms`.
-                        u.since_ms = u.since_ms.max(ack.upto_ms);
-                    }
-                }
-                CommandResponse::Applied
-            }
-            Command::MoveIn(m) => {
-                // Everything it brings is new to this group's sync.
-                self.mark_unarchived(m.tenant, i64::MIN);
-                if let std::collections::hash_map::Entry::Vacant(v) = self.tenants.entry(m.tenant) {
-                    let mut state = Box::new(m.state.clone());
-                    state.share_policies(&mut self.policies);
-                    v.insert(state);
-                    if let Some(a) = &m.audit {
-                        self.audit.insert(m.tenant, a.clone());
-                    }
-                    if let Some(u) = &m.usage {
-                        self.usage.insert(m.tenant, u.clone());
-                    }
-                }
-                // A tenant moving back here is here again.
-                self.moved.remove(&m.tenant);
-                self.moved_to.remove(&m.tenant);
-                CommandResponse::Applied
-            }
-            Command::MoveDone { tenant, to_group } => {
-                // Only the move it names: a copy kept for a later move
-                // elsewhere stays.
-                if self
-                    .moved
-                    .get(tenant)
-                    .is_some_and(|m| m.to_group == *to_group)
-                {
-                    self.moved.remove(tenant);
-                    self.moved_to.insert(*tenant, *to_group);
-                }
-                CommandResponse::Applied
-            }
-            Command::Meta(MetaOp::Membership(op)) => {
-                CommandResponse::Membership(self.membership.apply(op))
-            }
-            Command::Meta(MetaOp::ReleaseSlug { slug, tenant }) => {
-                self.slugs.release(slug, *tenant);
-                CommandResponse::Applied
-            }
-        }
-    }
+    /// the state.
+    fn apply(&mut self, cmd: &Command) -> CommandResponse;
+    /// Rebuild what a snapshot does not hold, once one is decoded.
+    fn loaded(&mut self) {}
+}
 
-    fn apply_op(&mut self, s: &StampedOp) -> Option<OpOutcome> {
-        let before = s
-            .audit
-            .as_ref()
-            .map(|_| audit_trail::part(&s.op, self.tenants.get(&s.tenant).map(|t| &**t)));
-        let settled_quota = match &s.op {
-            TenantOp::Settle { reservation_id, .. } => self
-                .tenants
-                .get(&s.tenant)
-                .and_then(|t| t.reservations.get(reservation_id))
-                .map(|r| r.quota.clone()),
-            _ => None,
-        };
-        let outcome = self.apply_tenant_op(s)?;
-        let mut archivable = self.record_usage(s, &outcome, settled_quota);
-        if let (Some(meta), Some(before)) = (&s.audit, before) {
-            archivable = true;
-            let after = self.tenants.get(&s.tenant).map(|t| &**t);
-            let entry = audit_trail::entry(&s.op, before, after, &outcome);
-            self.audit
-                .entry(s.tenant)
-                .or_default()
-                .append(meta, s.at_ms, entry);
-        }
-        if archivable {
-            self.mark_unarchived(s.tenant, s.at_ms);
-        }
-        if s.op == TenantOp::Purge {
-            // The tenant is gone; its audit chain stays.
-            self.tenants.remove(&s.tenant);
-        }
-        Some(outcome)
-    }
-
-    fn mark_unarchived(&mut self, tenant: TenantId, at_ms: i64) {
-        let u = self.unarchived.entry(tenant).or_insert(Unarchived {
-            changes: 0,
-            since_ms: at_ms,
-        });
-        // Compared for equality only ("did it move?"): wrapping keeps that
-        // true, where saturating would freeze it.
-        u.changes = u.changes.wrapping_add(1);
-        u.since_ms = u.since_ms.min(at_ms);
-    }
-
-    /// Consumption goes into the usage history: admitted increments, and
-    /// the actual cost of settled reservations (holds are not usage).
-    /// Returns whether anything was recorded.
-    fn record_usage(
-        &mut self,
-        s: &StampedOp,
-        outcome: &OpOutcome,
-        settled_quota: Option<String>,
-    ) -> bool {
-        let spent: Vec<(&str, u64)> = match (&s.op, outcome) {
-            (TenantOp::Increment { quota, amount, .. }, OpOutcome::Decision(d))
-                if d.allowed && !d.replayed && *amount > 0 =>
-            {
-                vec![(quota.as_str(), *amount as u64)]
-            }
-            (TenantOp::Settle { actual, .. }, OpOutcome::Decision(_)) if *actual > 0 => {
-                match &settled_quota {
-                    Some(q) => vec![(q.as_str(), *actual)],
-                    None => return false,
-                }
-            }
-            (TenantOp::IncrementAll(all), OpOutcome::AllDecided(decided))
-                if decided.0.admitted && !outcome.is_replay() =>
-            {
-                all.0
-                    .spends
-                    .iter()
-                    .zip(&decided.0.decisions)
-                    .filter(|(_, d)| d.is_some())
-                    .map(|(spend, _)| (spend.quota.as_str(), spend.amount))
-                    .collect()
-            }
-            _ => return false,
-        };
-        let Some(tz) = self.tenants.get(&s.tenant).map(|t| t.tenant.timezone) else {
-            return false;
-        };
-        if spent.is_empty() {
-            return false;
-        }
-        let history = self.usage.entry(s.tenant).or_default();
-        for (quota, amount) in spent {
-            history.record(quota, tz, s.at_ms, amount);
-        }
-        true
-    }
-
-    fn apply_tenant_op(&mut self, s: &StampedOp) -> Option<OpOutcome> {
-        match &s.op {
-            TenantOp::Create {
-                tenant,
-                quotas,
-                owner,
-            } => match self.tenants.entry(s.tenant) {
-                std::collections::hash_map::Entry::Occupied(_) => None,
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let mut state = Box::new(TenantState::create(
-                        tenant.clone(),
-                        quotas.clone(),
-                        owner.as_ref(),
-                        s.at_ms,
-                    ));
-                    state.share_policies(&mut self.policies);
-                    v.insert(state);
-                    Some(OpOutcome::Tenant)
-                }
-            },
-            op => {
-                // The leader logs only operations that succeeded on the same
-                // state, so this succeeds too; if it did not, it changed
-                // nothing (apply is all-or-nothing) and the leader is told.
-                let t = self.tenants.get_mut(&s.tenant)?;
-                match t.apply(op, s.at_ms) {
-                    Ok(applied) => {
-                        if op.sets_policies() {
-                            t.share_policies(&mut self.policies);
-                        }
-                        Some(applied.outcome)
-                    }
-                    Err(e) => {
-                        tracing::error!(tenant = %s.tenant, error = %e, "replicated operation failed on apply");
-                        None
-                    }
-                }
-            }
-        }
+/// A command handed to the other kind of group: a bug (every meta write
+/// goes through the meta group, every tenant write to its shard), and
+/// refused before it is logged (`Group::write`). Should one be logged all
+/// the same, applying it changes nothing, with an answer that says so.
+pub(crate) fn misrouted(group: &str, cmd: &Command) -> CommandResponse {
+    tracing::error!(
+        group,
+        "a command of the other kind of group; it changes nothing"
+    );
+    match cmd {
+        Command::Batch(ops) => CommandResponse::Batch(vec![None; ops.len()]),
+        Command::MoveOut { .. } => CommandResponse::TenantNotHere,
+        _ => CommandResponse::Applied,
     }
 }
 

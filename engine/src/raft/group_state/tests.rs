@@ -1,5 +1,8 @@
 //! Claims, moves, the archive position and entry formats, applied as data.
 use super::*;
+use crate::format::Since;
+use crate::quota::TenantOp;
+use crate::raft::command::{MetaOp, StampedOp};
 use uuid::Uuid;
 
 fn claim(slug: &str, tenant: u128, at_ms: i64, replacing: Option<u128>) -> Command {
@@ -40,7 +43,7 @@ fn slugs_are_unique_and_orphans_can_be_taken_over_late() {
         g.apply(&claim("acme", 2, ORPHAN_CLAIM_AFTER_MS + 5, Some(1))),
         CommandResponse::SlugClaimed
     );
-    assert_eq!(g.slugs["acme"].tenant, Uuid::from_u128(2));
+    assert_eq!(g.meta.slugs["acme"].tenant, Uuid::from_u128(2));
 }
 
 #[test]
@@ -67,7 +70,7 @@ fn domains_are_unique_and_orphaned_claims_can_be_taken_over_late() {
         g.apply(&claim(2, ORPHAN_CLAIM_AFTER_MS, Some(1))),
         CommandResponse::DomainClaimed
     );
-    assert_eq!(g.domains["quota.acme.test"].tenant, Uuid::from_u128(2));
+    assert_eq!(g.meta.domains["quota.acme.test"].tenant, Uuid::from_u128(2));
 }
 
 /// An active ENTERPRISE tenant created at `at_ms`.
@@ -92,7 +95,7 @@ fn enterprise_tenant(id: Uuid, at_ms: i64) -> crate::model::Tenant {
 fn a_finished_move_keeps_where_the_tenant_went_and_drops_its_copy() {
     let id = Uuid::from_u128(7);
     let tenant = enterprise_tenant(id, 0);
-    let mut g = GroupState::default();
+    let mut g = ShardState::default();
     g.tenants.insert(
         id,
         Box::new(crate::quota::TenantState::new(tenant, Default::default())),
@@ -153,7 +156,7 @@ fn apply_saturates_at_the_u64_ceiling_instead_of_overflowing() {
         QuotaPolicy::counter(Period::Monthly, None),
     )]
     .into();
-    let mut g = GroupState::default();
+    let mut g = ShardState::default();
     g.tenants
         .insert(id, Box::new(TenantState::new(tenant, quotas)));
     let ops: Vec<StampedOp> = (0..20_000)
@@ -196,13 +199,13 @@ fn apply_saturates_at_the_u64_ceiling_instead_of_overflowing() {
 fn the_archive_acknowledges_up_to_a_position() {
     use super::super::command::ArchiveAck;
     let (busy, quiet) = (Uuid::from_u128(1), Uuid::from_u128(2));
-    let mut g = GroupState::default();
+    let mut g = ShardState::default();
     for (t, n) in [(busy, 5u64), (quiet, 2)] {
         for i in 0..n {
             g.mark_unarchived(t, 1_000 + i as i64);
         }
     }
-    let copied = |t: Uuid, g: &GroupState, upto_ms: i64| ArchiveAck {
+    let copied = |t: Uuid, g: &ShardState, upto_ms: i64| ArchiveAck {
         tenant: t,
         changes: g.unarchived[&t].changes,
         upto_ms,
@@ -292,9 +295,9 @@ fn a_groups_tenants_share_their_policies_and_so_does_a_decoded_snapshot() {
         },
         audit: None,
     };
-    let mut g = GroupState::default();
+    let mut g = ShardState::default();
     g.apply(&Command::Batch(vec![create(1), create(2)]));
-    let policy = |g: &GroupState, n: u128| {
+    let policy = |g: &ShardState, n: u128| {
         g.tenants[&Uuid::from_u128(n)].quotas["api_requests"]
             .policy
             .clone()
@@ -312,9 +315,145 @@ fn a_groups_tenants_share_their_policies_and_so_does_a_decoded_snapshot() {
     assert!(policy(&g, 1).shares_with(&policy(&g, 3)));
     assert!(!policy(&g, 1).shares_with(&policy(&g, 2)));
     let bytes = crate::format::encode(&g).unwrap();
-    let mut decoded: GroupState = crate::format::decode(&bytes).unwrap();
+    let mut decoded: ShardState = crate::format::decode(&bytes).unwrap();
     assert!(!policy(&decoded, 1).shares_with(&policy(&decoded, 3)));
     decoded.share_policies();
     assert!(policy(&decoded, 1).shares_with(&policy(&decoded, 3)));
     assert_eq!(decoded, g);
+}
+
+/// A full state of both kinds, every one of the nine stored fields set.
+fn both_kinds() -> GroupState {
+    let id = Uuid::from_u128(7);
+    let mut g = GroupState::default();
+    g.apply(&claim("acme", 7, 1, None));
+    g.apply(&Command::Meta(MetaOp::ClaimDomain {
+        domain: "quota.acme.test".into(),
+        tenant: id,
+        at_ms: 1,
+        replacing: None,
+    }));
+    g.meta.membership.shards = 4;
+    g.meta.membership.pins.insert(id, 5);
+    g.shard.tenants.insert(
+        id,
+        Box::new(crate::quota::TenantState::new(
+            enterprise_tenant(id, 0),
+            Default::default(),
+        )),
+    );
+    g.apply(&Command::Batch(vec![StampedOp {
+        tenant: id,
+        at_ms: 10,
+        op: TenantOp::Audit {
+            action: "a".into(),
+            target: "t".into(),
+            detail: "d".into(),
+        },
+        audit: Some(crate::audit::AuditMeta::new("u", "r")),
+    }]));
+    let other = Uuid::from_u128(8);
+    g.shard.tenants.insert(
+        other,
+        Box::new(crate::quota::TenantState::new(
+            enterprise_tenant(other, 0),
+            Default::default(),
+        )),
+    );
+    g.apply(&Command::MoveOut {
+        tenant: other,
+        to_group: 9,
+    });
+    g.shard.moved_to.insert(Uuid::from_u128(9), 3);
+    g
+}
+
+/// The stored layout is the one the single state had before the split: a
+/// copy of its old derived definition encodes to the same bytes.
+#[test]
+fn the_split_states_write_the_bytes_the_single_state_wrote() {
+    use super::super::command::MovedTenant;
+    use crate::audit::AuditLog;
+    use crate::model::TenantId;
+    use crate::model::membership::Membership;
+    use crate::usage_history::UsageHistory;
+    use std::collections::HashMap;
+    #[derive(serde::Serialize)]
+    struct Before<'a> {
+        #[serde(serialize_with = "crate::format::sorted_map")]
+        tenants: &'a HashMap<TenantId, Box<crate::quota::TenantState>>,
+        slugs: &'a Claims,
+        domains: &'a Claims,
+        #[serde(serialize_with = "crate::format::sorted_map")]
+        audit: &'a HashMap<TenantId, AuditLog>,
+        #[serde(serialize_with = "crate::format::sorted_map")]
+        usage: &'a HashMap<TenantId, UsageHistory>,
+        membership: &'a Membership,
+        #[serde(serialize_with = "crate::format::sorted_map")]
+        moved: &'a HashMap<TenantId, MovedTenant>,
+        #[serde(serialize_with = "crate::format::sorted_map")]
+        unarchived: &'a HashMap<TenantId, Unarchived>,
+        #[serde(serialize_with = "crate::format::sorted_map")]
+        moved_to: &'a HashMap<TenantId, u64>,
+    }
+    let g = both_kinds();
+    assert!(!g.shard.moved.is_empty() && !g.shard.unarchived.is_empty());
+    assert!(!g.shard.audit.is_empty() && !g.meta.domains.is_empty());
+    let before = |meta: &MetaState, shard: &ShardState| {
+        crate::format::encode(&Before {
+            tenants: &shard.tenants,
+            slugs: &meta.slugs,
+            domains: &meta.domains,
+            audit: &shard.audit,
+            usage: &shard.usage,
+            membership: &meta.membership,
+            moved: &shard.moved,
+            unarchived: &shard.unarchived,
+            moved_to: &shard.moved_to,
+        })
+        .unwrap()
+    };
+    let bytes = crate::format::encode(&g).unwrap();
+    assert_eq!(bytes, before(&g.meta, &g.shard));
+    // Each kind writes the other's fields empty, as a group of that kind
+    // always had them.
+    assert_eq!(
+        crate::format::encode(&g.meta).unwrap(),
+        before(&g.meta, &ShardState::default())
+    );
+    assert_eq!(
+        crate::format::encode(&g.shard).unwrap(),
+        before(&MetaState::default(), &g.shard)
+    );
+    // And reads its own part of any snapshot.
+    let decoded: GroupState = crate::format::decode(&bytes).unwrap();
+    assert_eq!(decoded, g);
+    assert_eq!(crate::format::decode::<MetaState>(&bytes).unwrap(), g.meta);
+    assert_eq!(
+        crate::format::decode::<ShardState>(&bytes).unwrap(),
+        g.shard
+    );
+}
+
+#[test]
+fn each_kind_of_group_changes_nothing_on_the_others_commands() {
+    let g = both_kinds();
+    let (mut meta, mut shard) = (g.meta.clone(), g.shard.clone());
+    let batch = Command::Batch(vec![StampedOp {
+        tenant: Uuid::from_u128(7),
+        at_ms: 20,
+        op: TenantOp::Restore,
+        audit: None,
+    }]);
+    assert!(!MetaState::accepts(&batch) && ShardState::accepts(&batch));
+    assert_eq!(meta.apply(&batch), CommandResponse::Batch(vec![None]));
+    let out = Command::MoveOut {
+        tenant: Uuid::from_u128(7),
+        to_group: 3,
+    };
+    assert_eq!(meta.apply(&out), CommandResponse::TenantNotHere);
+    let slug = claim("other", 8, 30, None);
+    assert!(MetaState::accepts(&slug) && !ShardState::accepts(&slug));
+    assert_eq!(shard.apply(&slug), CommandResponse::Applied);
+    assert_eq!((meta, shard), (g.meta, g.shard), "nothing changed");
 }

@@ -1,0 +1,56 @@
+//! The meta group's replicated state: the cluster's nodes and placement,
+//! and the names (tenant slugs, custom domains) each held by one tenant.
+use super::{Claims, ReplicatedState, misrouted};
+use crate::model::membership::Membership;
+use crate::raft::command::{Command, CommandResponse, MetaOp};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetaState {
+    /// Nodes, groups and their placement, pins.
+    pub membership: Membership,
+    /// Tenant slug -> the tenant that holds it.
+    pub slugs: Claims,
+    /// Custom domain -> the tenant that registered it.
+    pub domains: Claims,
+}
+
+impl ReplicatedState for MetaState {
+    fn accepts(cmd: &Command) -> bool {
+        matches!(cmd, Command::Meta(_))
+    }
+
+    fn apply(&mut self, cmd: &Command) -> CommandResponse {
+        match cmd {
+            Command::Meta(MetaOp::ClaimSlug {
+                slug,
+                tenant,
+                at_ms,
+                replacing,
+            }) => match self.slugs.claim(slug, *tenant, *at_ms, *replacing) {
+                Ok(()) => CommandResponse::SlugClaimed,
+                Err(owner) => CommandResponse::SlugTaken { owner },
+            },
+            Command::Meta(MetaOp::ClaimDomain {
+                domain,
+                tenant,
+                at_ms,
+                replacing,
+            }) => match self.domains.claim(domain, *tenant, *at_ms, *replacing) {
+                Ok(()) => CommandResponse::DomainClaimed,
+                Err(owner) => CommandResponse::DomainTaken { owner },
+            },
+            Command::Meta(MetaOp::ReleaseDomain { domain, tenant }) => {
+                self.domains.release(domain, *tenant);
+                CommandResponse::Applied
+            }
+            Command::Meta(MetaOp::Membership(op)) => {
+                CommandResponse::Membership(self.membership.apply(op))
+            }
+            Command::Meta(MetaOp::ReleaseSlug { slug, tenant }) => {
+                self.slugs.release(slug, *tenant);
+                CommandResponse::Applied
+            }
+            other => misrouted("the meta group", other),
+        }
+    }
+}
