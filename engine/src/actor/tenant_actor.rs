@@ -33,7 +33,13 @@ pub fn spawner() -> SpawnActor {
 
 pub struct ActorState {
     tenant: TenantId,
-    state: Option<TenantState>,
+    /// The tenant as this actor decides it. `None` until its first change:
+    /// until then it is the group's committed state, read in place, so an
+    /// activation copies nothing (a tenant's state can be large: its
+    /// idempotency log holds up to a million keys). From its first change
+    /// on, its own copy, ahead of commit; `Some(None)` when there is no
+    /// such tenant (yet, or any more).
+    own: Option<Option<TenantState>>,
     /// Time never goes backwards for a tenant, whatever the clock does.
     last_now: i64,
     sync: Arc<TenantSync>,
@@ -49,18 +55,58 @@ impl ActorState {
         self.last_now
     }
 
-    fn state(&self) -> Result<&TenantState, EngineError> {
-        self.state
-            .as_ref()
-            .ok_or(EngineError::Quota(QuotaError::TenantNotFound {
-                tenant: self.tenant,
-            }))
+    fn not_found(&self) -> EngineError {
+        EngineError::Quota(QuotaError::TenantNotFound {
+            tenant: self.tenant,
+        })
+    }
+
+    fn poisoned(&self) -> EngineError {
+        EngineError::Raft {
+            group: self.shard.group.id,
+            message: "state lock poisoned".into(),
+        }
+    }
+
+    /// `f` of the tenant as this actor decides it.
+    fn with_state<R>(&self, f: impl FnOnce(&TenantState) -> R) -> Result<R, EngineError> {
+        match &self.own {
+            Some(Some(s)) => Ok(f(s)),
+            Some(None) => Err(self.not_found()),
+            // No change of this actor's yet, and none of a predecessor's
+            // pending (see `pre_start`): the committed state is the tenant.
+            None => {
+                let g = self.shard.group.state.read().map_err(|_| self.poisoned())?;
+                g.tenants
+                    .get(&self.tenant)
+                    .map(|t| f(t))
+                    .ok_or_else(|| self.not_found())
+            }
+        }
+    }
+
+    /// This actor's own copy, made from the committed state at its first
+    /// change.
+    fn own(&mut self) -> Result<&mut Option<TenantState>, EngineError> {
+        if self.own.is_none() {
+            let copy = self
+                .shard
+                .group
+                .state
+                .read()
+                .map_err(|_| self.poisoned())?
+                .tenants
+                .get(&self.tenant)
+                .map(|t| TenantState::clone(t));
+            self.own = Some(copy);
+        }
+        Ok(self.own.as_mut().expect("set above"))
     }
 
     fn check(&mut self, quota: &str, amount: i64) -> Result<Decision, EngineError> {
         let now = self.now();
-        self.state()
-            .and_then(|s| s.check(quota, amount, now).map_err(Into::into))
+        self.with_state(|s| s.check(quota, amount, now))?
+            .map_err(Into::into)
     }
 
     /// Decide every item in order, as if each had come alone; reply at once
@@ -130,6 +176,11 @@ impl ActorState {
         // could not be logged is refused with nothing changed, never
         // decided (and, in fast mode, answered) and then left unlogged.
         // A decision that turns out to change nothing gives its slot back.
+        // The actor's own copy of the tenant, made at its first change.
+        if let Err(e) = self.own() {
+            let _ = reply.send(Err(e));
+            return;
+        }
         let slot = match self.shard.batcher.try_reserve() {
             Ok(slot) => slot,
             Err(mpsc::error::TrySendError::Full(())) => {
@@ -147,7 +198,9 @@ impl ActorState {
             }
         };
         let admin = op.class() == OpClass::Admin;
-        let applied = match (&mut self.state, &op) {
+        let tenant = self.tenant;
+        let state = self.own.as_mut().expect("made before the slot was taken");
+        let applied = match (&mut *state, &op) {
             (
                 None,
                 TenantOp::Create {
@@ -156,7 +209,7 @@ impl ActorState {
                     owner,
                 },
             ) => {
-                self.state = Some(TenantState::create(
+                *state = Some(TenantState::create(
                     tenant.clone(),
                     quotas.clone(),
                     owner.as_ref(),
@@ -167,13 +220,11 @@ impl ActorState {
                     changed: true,
                 })
             }
-            (None, _) => Err(QuotaError::TenantNotFound {
-                tenant: self.tenant,
-            }),
-            (Some(state), op) => state.apply(op, now),
+            (None, _) => Err(QuotaError::TenantNotFound { tenant }),
+            (Some(s), op) => s.apply(op, now),
         };
         if applied.is_ok() && op == TenantOp::Purge {
-            self.state = None;
+            *state = None;
         }
         let applied = match applied {
             Ok(a) => a,
@@ -242,20 +293,26 @@ impl Actor for TenantActor {
             waited += 1;
         }
         sync.poisoned.store(false, Ordering::SeqCst);
-        let state = shard
+        // Its time, and whether it exists; its state is copied only when
+        // this actor first changes it (see `ActorState::own`).
+        let last_at_ms = shard
             .group
             .state
             .read()
             .map_err(|_| "state lock poisoned")?
             .tenants
             .get(&tenant)
-            .map(|t| TenantState::clone(t));
+            .map(|t| t.last_at_ms);
         let check_every = (shard.idle_after / 2).max(std::time::Duration::from_millis(10));
         myself.send_interval(check_every, || TenantMsg::IdleCheck);
         Ok(ActorState {
             tenant,
-            last_now: state.as_ref().map_or(i64::MIN, |s| s.last_at_ms),
-            state,
+            last_now: last_at_ms.unwrap_or(i64::MIN),
+            own: if last_at_ms.is_some() {
+                None
+            } else {
+                Some(None)
+            },
             sync,
             last_active_ms: shard.clock.now_ms(),
             shard,
@@ -294,9 +351,7 @@ impl Actor for TenantActor {
                 TenantCall::Batch(items) => st.batch(items, reply),
                 TenantCall::Read => {
                     let now = st.now();
-                    let answer = st
-                        .state()
-                        .map(|s| TenantAnswer::State(Box::new(s.view(now))));
+                    let answer = st.with_state(|s| TenantAnswer::State(Box::new(s.view(now))));
                     let _ = reply.send(answer);
                 }
             },
