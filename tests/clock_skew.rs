@@ -10,7 +10,6 @@ use common::{create_tenant, set_quota};
 use quotad_proto::cluster::ElectRequest;
 use quotad_proto::cluster::cluster_client::ClusterClient;
 use quotad_proto::v1 as pb;
-use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -34,9 +33,7 @@ async fn lead(c: &TestCluster, i: usize, group: u64) {
 /// Hold all 5 units of `quota` for 2 s through node `i`, retrying (with
 /// the same idempotency key) while a failover is under way.
 async fn hold_everything(c: &TestCluster, i: usize, tenant: &str, quota: &str) {
-    let mut client = QuotaServiceClient::connect(c.node(i).grpc.clone())
-        .await
-        .unwrap();
+    let mut client = common::grpc_at(&c.node(i).grpc).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let r = loop {
         let r = client
@@ -62,9 +59,7 @@ async fn hold_everything(c: &TestCluster, i: usize, tenant: &str, quota: &str) {
 /// expired), or `None` after 30 s.
 async fn hold_expires(c: &TestCluster, i: usize, tenant: &str, quota: &str) -> Option<f64> {
     let start = Instant::now();
-    let mut client = QuotaServiceClient::connect(c.node(i).grpc.clone())
-        .await
-        .unwrap();
+    let mut client = common::grpc_at(&c.node(i).grpc).await;
     while start.elapsed() < Duration::from_secs(30) {
         let r = client
             .check(pb::CheckRequest {

@@ -10,9 +10,7 @@ use common::cluster::TestCluster;
 use common::history::{History, Outcome, outcome};
 use common::load::{QUOTA, inc, tenant_with_limit, usage};
 use common::{create_tenant, http, set_quota, soak};
-use quotad_proto::client::QuotaClient;
 use quotad_proto::v1 as pb;
-use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,7 +35,7 @@ async fn kill_round(
     round: usize,
     kill_after: usize,
 ) -> Resumed {
-    let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let (group, _) = client.route(tenant);
     let history = Arc::new(History::default());
     let issued = Arc::new(AtomicUsize::new(0));
@@ -131,9 +129,7 @@ async fn kill_round(
     c.restart(victim);
     c.wait_settled(Duration::from_secs(60)).await;
     // The restarted node agrees (it serves or forwards the read).
-    let mut direct = QuotaServiceClient::connect(c.node(victim).grpc.clone())
-        .await
-        .unwrap();
+    let mut direct = common::grpc_at(&c.node(victim).grpc).await;
     let u = direct
         .get_usage(pb::GetUsageRequest {
             tenant_id: tenant.into(),
@@ -213,7 +209,7 @@ async fn restarting_the_whole_cluster_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let mut c = TestCluster::start(3, &["--shards", "2"]).await;
     let tenant = tenant_with_limit(c.node(0), "restart", 1_000).await;
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     for n in 0..120 {
         let d = client
             .increment(inc(&tenant, format!("k{n}")))
@@ -231,7 +227,7 @@ async fn restarting_the_whole_cluster_loses_nothing() {
         c.restart(i);
     }
     c.wait_settled(Duration::from_secs(60)).await;
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     assert_eq!(usage(&client, &tenant).await, before);
     // Replays still replay, and new increments count.
     let d = client.increment(inc(&tenant, "k7".into())).await.unwrap();
@@ -273,9 +269,7 @@ async fn hints_agree(c: &TestCluster, tenant: &str, leader: usize) -> bool {
             .headers()
             .get("x-quotad-leader")
             .map(|v| v.to_str().unwrap().to_string());
-        let mut direct = QuotaServiceClient::connect(c.node(i).grpc.clone())
-            .await
-            .unwrap();
+        let mut direct = common::grpc_at(&c.node(i).grpc).await;
         let resp = direct
             .increment(inc(tenant, format!("via-{i}")))
             .await
@@ -305,7 +299,7 @@ async fn a_partitioned_minority_refuses_strict_increments_and_nothing_is_over_ad
     let c = TestCluster::start(3, &["--shards", "1"]).await;
     let limit = 100;
     let tenant = tenant_with_limit(c.node(0), "partition", limit).await;
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     let history = History::default();
     for n in 0..30 {
         let key = format!("before-{n}");
@@ -316,9 +310,7 @@ async fn a_partitioned_minority_refuses_strict_increments_and_nothing_is_over_ad
     let (group, _) = client.route(&tenant);
     let minority = c.index_of(c.leader_of(group).await);
     c.isolate(minority);
-    let direct = QuotaServiceClient::connect(c.node(minority).grpc.clone())
-        .await
-        .unwrap();
+    let direct = common::grpc_at(&c.node(minority).grpc).await;
     let minority_side = async {
         let sends = (0..5).map(|n| {
             let mut direct = direct.clone();
@@ -344,7 +336,7 @@ async fn a_partitioned_minority_refuses_strict_increments_and_nothing_is_over_ad
         .map(|i| c.members[i].grpc_addr.clone())
         .collect();
     let majority_side = async {
-        let client = QuotaClient::connect(majority).await.unwrap();
+        let client = common::quota_client(majority).await;
         for n in 0..120 {
             let key = format!("majority-{n}");
             let r = client.increment(inc(&tenant, key.clone())).await;
@@ -355,7 +347,7 @@ async fn a_partitioned_minority_refuses_strict_increments_and_nothing_is_over_ad
     assert_eq!(answered, 0, "the minority acknowledged a strict increment");
     c.heal();
     c.wait_settled(Duration::from_secs(60)).await;
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     history.resolve(&client, &tenant, QUOTA).await;
     let used = usage(&client, &tenant).await;
     history.check(used, limit);
@@ -372,13 +364,11 @@ async fn a_forward_to_a_black_holed_leader_is_answered_within_a_bound() {
     let _serial = SERIAL.lock().await;
     let c = TestCluster::start(3, &["--shards", "1"]).await;
     let tenant = tenant_with_limit(c.node(0), "black-hole", 1_000).await;
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     let (group, _) = client.route(&tenant);
     let leader = c.index_of(c.leader_of(group).await);
     let via = (leader + 1) % 3;
-    let mut direct = QuotaServiceClient::connect(c.node(via).grpc.clone())
-        .await
-        .unwrap();
+    let mut direct = common::grpc_at(&c.node(via).grpc).await;
     // Forwarded from `via` to the leader: the connection between them is
     // open when the path goes silent.
     direct
@@ -472,7 +462,7 @@ async fn a_fourth_node_takes_replicas_and_leaders_under_load() {
     assert_eq!(ids.len(), tenants);
 
     // Load: strict increments on random tenants until told to stop.
-    let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let stop = Arc::new(AtomicBool::new(false));
     let admitted = Arc::new(AtomicUsize::new(0));
     let mut load = Vec::new();
@@ -580,7 +570,7 @@ async fn an_enterprise_tenant_moves_to_a_dedicated_group_under_load() {
         json!({"kind": "counter", "period": "never", "limit": limit, "action": "block"}),
     )
     .await;
-    let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let (from, _) = client.route(&tenant);
     let history = Arc::new(History::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -649,7 +639,7 @@ async fn an_enterprise_tenant_moves_to_a_dedicated_group_under_load() {
     );
 
     // Nothing acknowledged before, during or after the move was lost.
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     assert_eq!(client.route(&tenant).0, group);
     assert_ne!(from, group);
     history.resolve(&client, &tenant, QUOTA).await;
@@ -689,7 +679,7 @@ async fn a_removed_node_is_drained_first_and_nothing_is_lost() {
     let _serial = SERIAL.lock().await;
     let mut c = TestCluster::start(4, &["--shards", "4"]).await;
     let tenant = tenant_with_limit(c.node(0), "drain", 10_000).await;
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     for n in 0..50 {
         client
             .increment(inc(&tenant, format!("k{n}")))
@@ -730,7 +720,7 @@ async fn a_removed_node_is_drained_first_and_nothing_is_lost() {
         assert!(Instant::now() < deadline, "{status:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     assert_eq!(usage(&client, &tenant).await, 50);
     client
         .increment(inc(&tenant, "after".into()))

@@ -55,9 +55,13 @@ async fn should_rate_limit_answers_ok_then_over_limit_and_respects_hits_addend()
         json!({"limit": 5, "action": "block"}),
     )
     .await;
-    let mut rls = RateLimitServiceClient::connect(node.grpc.clone())
-        .await
-        .unwrap();
+    let mut rls = RateLimitServiceClient::new(
+        common::service_bearer().on(tonic::transport::Endpoint::from_shared(node.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()),
+    );
     let ask = |hits_addend: u32, descriptors: Vec<RateLimitDescriptor>| RateLimitRequest {
         domain: "gw".into(),
         descriptors,
@@ -169,9 +173,13 @@ async fn sub_limit_entries_spend_the_narrowed_quota_beside_the_parent() {
         json!({"limit": 2, "action": "block"}),
     )
     .await;
-    let mut rls = RateLimitServiceClient::connect(node.grpc.clone())
-        .await
-        .unwrap();
+    let mut rls = RateLimitServiceClient::new(
+        common::service_bearer().on(tonic::transport::Endpoint::from_shared(node.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()),
+    );
     let ask = |model: &str| RateLimitRequest {
         domain: "gw".into(),
         descriptors: vec![
@@ -265,9 +273,13 @@ async fn a_retried_request_with_a_request_id_is_decided_once() {
         json!({"limit": 100, "action": "block"}),
     )
     .await;
-    let mut rls = RateLimitServiceClient::connect(node.grpc.clone())
-        .await
-        .unwrap();
+    let mut rls = RateLimitServiceClient::new(
+        common::service_bearer().on(tonic::transport::Endpoint::from_shared(node.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()),
+    );
     let ask = |id: &str, tokens: u64| RateLimitRequest {
         domain: "gw".into(),
         descriptors: vec![

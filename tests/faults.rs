@@ -63,7 +63,7 @@ async fn wait_probe(node: &Node, path: &str, want: u16, timeout: Duration) -> (I
 /// A client that does not retry (the default keeps trying for 15 s), for
 /// phases where requests are meant to fail.
 async fn client_without_retries(seeds: Vec<String>) -> Arc<QuotaClient> {
-    let client = QuotaClient::connect(seeds).await.unwrap();
+    let client = common::quota_client(seeds).await;
     Arc::new(client.with_retry(RetryPolicy {
         budget: Duration::ZERO,
         first_backoff: Duration::from_millis(10),
@@ -82,7 +82,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// acknowledged lost, nothing counted twice, nothing over `limit`. The
 /// final usage.
 async fn check_history(c: &TestCluster, history: &History, tenant: &str, limit: u64) -> u64 {
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     history.resolve(&client, tenant, QUOTA).await;
     let used = usage(&client, tenant).await;
     history.check(used, limit);
@@ -161,7 +161,7 @@ async fn a_full_disk_stops_a_node_acknowledging_and_a_restart_recovers_it() {
     node.kill9();
     let node = Node::start_opts(&data_dir, &Node::local_args(), &options);
     wait_probe(&node, "/readyz", 200, Duration::from_secs(30)).await;
-    let client = QuotaClient::connect(vec![node.grpc.clone()]).await.unwrap();
+    let client = common::quota_client(vec![node.grpc.clone()]).await;
     history.resolve(&client, &tenant, QUOTA).await;
     let used = usage(&client, &tenant).await;
     history.check(used, limit);
@@ -177,11 +177,11 @@ async fn a_full_disk_stops_a_node_acknowledging_and_a_restart_recovers_it() {
 /// may be killed meanwhile: callers ignore its errors).
 fn direct_client(
     addr: String,
-) -> pb::quota_service_client::QuotaServiceClient<tonic::transport::Channel> {
+) -> pb::quota_service_client::QuotaServiceClient<quotad_proto::credential::AuthChannel> {
     pb::quota_service_client::QuotaServiceClient::new(
-        tonic::transport::Endpoint::from_shared(addr)
+        common::service_bearer().on(tonic::transport::Endpoint::from_shared(addr)
             .unwrap()
-            .connect_lazy(),
+            .connect_lazy()),
     )
 }
 
@@ -220,7 +220,7 @@ async fn a_full_disk_on_a_group_leader_fails_over_to_the_other_nodes() {
     let tenant = tenant_with_limit(c.node(0), "full-disk-leader", limit).await;
     // In the same (only) group: its entries fill the leader's store.
     let pressing = tenant_with_limit(c.node(0), "full-disk-press", 1_000_000_000).await;
-    let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let (group, _) = client.route(&tenant);
     let load = Load::start(client.clone(), &tenant, STRICT, 4, 50_000, "fo");
     load.wait_until(
@@ -293,7 +293,7 @@ struct Paused {
 /// strict load, then resume it. Every increment answered meanwhile must be
 /// admitted (the other two commit), and it catches up.
 async fn pause_round(c: &TestCluster, tenant: &str, pause: Duration, round: usize) -> Paused {
-    let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let (group, _) = client.route(tenant);
     let leader = c.index_of(c.leader_of(group).await);
     let follower = (0..c.members.len()).find(|i| *i != leader).unwrap();
@@ -524,7 +524,7 @@ async fn churn_until(
         let (stop, tenant) = (stop.clone(), tenant.to_string());
         let addrs = c.grpc_addrs();
         tokio::spawn(async move {
-            let client = QuotaClient::connect(addrs).await.unwrap();
+            let client = common::quota_client(addrs).await;
             let (_, leader) = client.route(&tenant);
             let mut direct = direct_client(format!("http://{leader}"));
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -572,7 +572,7 @@ async fn snapshot_round(
     install_delays: &[Duration],
     build_delay: Duration,
 ) -> SnapshotRound {
-    let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let (group, _) = client.route(tenant);
     assert_eq!(client.route(ballast_tenant).0, group);
     let leader = c.index_of(c.leader_of(group).await);
@@ -768,7 +768,7 @@ async fn admin_changes_and_a_leader_kill_during_load_lose_and_double_nothing() {
     let _serial = SERIAL.lock().await;
     let mut c = TestCluster::start(3, &["--shards", "2"]).await;
     let tenant = tenant_with_limit(c.node(0), "admin-race", 100_000).await;
-    let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let (from_group, _) = client.route(&tenant);
     let load = Load::start(client.clone(), &tenant, STRICT, 4, 1_000_000, "adm");
     load.wait_until(
@@ -857,7 +857,7 @@ async fn admin_changes_and_a_leader_kill_during_load_lose_and_double_nothing() {
     assert_eq!(doc["status"], "ACTIVE", "{doc}");
     let used = check_history(&c, &history, &tenant, limit).await;
     assert_eq!(used, limit, "the stream asked for more than the limit");
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     assert_eq!(client.route(&tenant).0, to_group);
     eprintln!(
         "admin race: {} increments answered ({} admitted after the kill); usage {used} = limit",
@@ -888,7 +888,7 @@ async fn fast_round(
     kill_after: usize,
     round: usize,
 ) -> FastLoss {
-    let client = Arc::new(QuotaClient::connect(c.grpc_addrs()).await.unwrap());
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let (group, _) = client.route(tenant);
     let total = limit as usize + 400;
     let load = Load::start(client.clone(), tenant, FAST, 4, total, &format!("f{round}"));
@@ -903,7 +903,7 @@ async fn fast_round(
     let killed_at = Instant::now();
     let (_, answers) = load.finish_within(Duration::from_secs(60)).await;
 
-    let client = QuotaClient::connect(c.grpc_addrs()).await.unwrap();
+    let client = common::quota_client(c.grpc_addrs()).await;
     let counted = usage(&client, tenant).await;
     assert!(
         counted <= limit,

@@ -756,7 +756,7 @@ async fn metrics_report_tenants_usage_refusals_and_latency() {
         "quota_exceeded_events{{tenant_id=\"{tenant}\"}} 1"
     ));
     has("cross_tenant_shares_total 0");
-    has("cross_tenant_access_denials_total 1");
+    has("cross_tenant_access_violations_total 1");
     has("grpc_request_duration_seconds_bucket{method=\"Increment\"");
     has(
         "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/tenants\",status=\"201\"",
@@ -791,9 +791,7 @@ async fn checked_tenant(
 ) -> (Node, quotad_proto::client::QuotaClient, String) {
     let node = Node::start(dir);
     let t = create_tenant(&node, "checked", "FREE").await;
-    let client = quotad_proto::client::QuotaClient::connect(vec![node.grpc.clone()])
-        .await
-        .unwrap();
+    let client = common::quota_client(vec![node.grpc.clone()]).await;
     (node, client, t)
 }
 

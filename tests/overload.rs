@@ -8,13 +8,13 @@ mod common;
 use common::cpu_limit::CpuLimit;
 use common::{Node, create_tenant, set_quota};
 use futures::StreamExt;
+use quotad_proto::credential::AuthChannel;
 use quotad_proto::v1 as pb;
 use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// How long the flood lasts...
 const LOAD: Duration = Duration::from_secs(6);
@@ -90,7 +90,7 @@ fn increment(tenant: &str, consistency: pb::Consistency) -> pb::IncrementRequest
 /// One stream: send until `deadline` or `PER_STREAM` requests, then close
 /// and read every answer.
 async fn stream(
-    mut client: QuotaServiceClient<Channel>,
+    mut client: QuotaServiceClient<AuthChannel>,
     tenant: String,
     consistency: pb::Consistency,
     deadline: Instant,
@@ -147,7 +147,7 @@ async fn stream(
 
 /// One caller of unary strict increments, one at a time, until `deadline`.
 async fn unary(
-    mut client: QuotaServiceClient<Channel>,
+    mut client: QuotaServiceClient<AuthChannel>,
     tenant: String,
     deadline: Instant,
     tally: Arc<Tally>,
@@ -180,7 +180,7 @@ async fn unary(
 /// One caller of Batches spreading their items over `tenants` (item `i`
 /// to tenant `i % n`), one Batch at a time, until `deadline`.
 async fn batches(
-    mut client: QuotaServiceClient<Channel>,
+    mut client: QuotaServiceClient<AuthChannel>,
     tenants: Vec<String>,
     consistency: pb::Consistency,
     deadline: Instant,
@@ -235,7 +235,7 @@ async fn batches(
 /// A strict increment once the load is over, retried while still shed
 /// (fast increments may still be filling the commit queues); once it is
 /// answered, everything sent before it for the tenant is applied.
-async fn barrier(client: &mut QuotaServiceClient<Channel>, tenant: &str) -> bool {
+async fn barrier(client: &mut QuotaServiceClient<AuthChannel>, tenant: &str) -> bool {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         match client

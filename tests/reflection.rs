@@ -110,7 +110,8 @@ async fn reflection_lists_exactly_the_client_port_services_for_v1_v1alpha_and_gr
         ),
     ];
     for (method, body, want) in calls {
-        let (ok, answer) = grpcurl(&["-plaintext", "-d", &body, &addr, method]);
+        let auth = format!("authorization: Bearer {}", common::service_token());
+        let (ok, answer) = grpcurl(&["-plaintext", "-H", &auth, "-d", &body, &addr, method]);
         assert!(ok && answer.contains(want), "{method}: {answer}");
     }
     assert_eq!(common::api_requests_used(&node, &t).await, 3);

@@ -238,3 +238,66 @@ pub struct AddMember {
 pub struct ChangeRole {
     pub role: String,
 }
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyDto {
+    pub id: String,
+    pub name: String,
+    /// check, increment, reserve, usage:read.
+    pub scopes: Vec<String>,
+    /// The key's last 4 characters.
+    pub last4: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub rotated_at: Option<String>,
+    /// After a rotation with a grace period: until when the previous
+    /// secret still works.
+    pub previous_valid_until: Option<String>,
+}
+
+impl From<&quotad_engine::model::ApiKey> for ApiKeyDto {
+    fn from(k: &quotad_engine::model::ApiKey) -> Self {
+        ApiKeyDto {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            scopes: k.scopes.names().into_iter().map(str::to_string).collect(),
+            last4: k.last4.clone(),
+            created_at: rfc3339(k.created_at_ms),
+            created_by: k.created_by.clone(),
+            expires_at: k.expires_at_ms.map(rfc3339),
+            rotated_at: k.rotated_at_ms.map(rfc3339),
+            previous_valid_until: k.previous.map(|(_, until)| rfc3339(until)),
+        }
+    }
+}
+
+/// A key as created or rotated: its text, shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedApiKeyDto {
+    /// The key, to send as `authorization: Bearer <key>`. Only its hash is
+    /// kept: it cannot be shown again.
+    pub key: String,
+    pub api_key: ApiKeyDto,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// 1 to 64 characters.
+    pub name: String,
+    /// Any of check, increment, reserve, usage:read.
+    pub scopes: Vec<String>,
+    /// RFC 3339; the key opens nothing from then on.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateApiKey {
+    /// How long the previous secret keeps working (0 to 604800) [default: 0].
+    #[serde(default)]
+    pub grace_seconds: i64,
+}

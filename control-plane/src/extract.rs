@@ -57,6 +57,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 impl JsonBody {
     /// Parse the body; errors name the field and say what was expected in
     /// JSON's terms.
+    /// Whether the request had no body at all.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if !self.json_content_type {
             return Err(ApiError::invalid(

@@ -12,6 +12,7 @@
 //! - `tenants`, `quotas`, `members`, [`audit`], [`usage`], `health`: the handlers.
 #![forbid(unsafe_code)]
 
+mod api_keys;
 pub mod audit;
 pub mod auth;
 mod domains;
@@ -45,7 +46,7 @@ pub const MAX_BODY_BYTES: usize = 256 << 10;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    pub auth: Arc<auth::AuthConfig>,
+    pub auth: Arc<auth::JwtKeys>,
     /// Renders `/metrics`; `None` when no recorder is installed.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -54,7 +55,7 @@ pub struct AppState {
 /// (see [`envelope::deadline`]).
 pub fn router(
     engine: Arc<Engine>,
-    auth: auth::AuthConfig,
+    auth: auth::JwtKeys,
     metrics: Option<PrometheusHandle>,
     request_timeout: Duration,
 ) -> Router {
@@ -85,6 +86,18 @@ pub fn router(
         .route(
             "/api/v1/tenants/{id}/members/{user}",
             put(members::change_role).delete(members::remove),
+        )
+        .route(
+            "/api/v1/tenants/{id}/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route(
+            "/api/v1/tenants/{id}/api-keys/{key}",
+            axum::routing::delete(api_keys::revoke),
+        )
+        .route(
+            "/api/v1/tenants/{id}/api-keys/{key}/rotate",
+            post(api_keys::rotate),
         )
         .route("/api/v1/tenants/{id}/audit", get(audit::list))
         .route(

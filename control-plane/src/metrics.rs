@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use quotad_engine::telemetry;
 
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
-pub const CROSS_TENANT_DENIALS: &str = "cross_tenant_access_denials_total";
 
 /// Histogram buckets (seconds) for request latencies.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -34,7 +33,7 @@ pub async fn scrape(State(s): State<AppState>) -> Response {
     }
     // Sharing policies come later; the series exists from the start.
     metrics::counter!(telemetry::CROSS_TENANT_SHARES).increment(0);
-    metrics::counter!(CROSS_TENANT_DENIALS).increment(0);
+    metrics::counter!(telemetry::CROSS_TENANT_VIOLATIONS).increment(0);
     (
         [(
             axum::http::header::CONTENT_TYPE,

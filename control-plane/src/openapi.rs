@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations and
 //! the DTOs, served at `/api/v1/openapi.json`.
 use crate::envelope::{ErrorBody, ErrorEnvelope};
-use crate::{audit, domains, dto, health, members, placement, quotas, tenants, usage};
+use crate::{api_keys, audit, domains, dto, health, members, placement, quotas, tenants, usage};
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -43,6 +43,10 @@ impl Modify for BearerAuth {
         members::add,
         members::change_role,
         members::remove,
+        api_keys::list,
+        api_keys::create,
+        api_keys::rotate,
+        api_keys::revoke,
         audit::list,
         domains::list,
         domains::add,
@@ -61,6 +65,7 @@ impl Modify for BearerAuth {
         (name = "tenants", description = "Tenant lifecycle and tiers"),
         (name = "quotas", description = "A tenant's quotas"),
         (name = "members", description = "Members and roles"),
+        (name = "api-keys", description = "The tenant's API keys for the data plane"),
         (name = "audit", description = "The tenant's hash-chained audit log"),
         (name = "domains", description = "Custom domains"),
         (name = "usage", description = "Usage history and statistics"),

@@ -56,6 +56,12 @@ pub enum EngineError {
     UnknownNode { node: NodeId },
     #[error("node {node} is the last active node; nothing could take its replicas")]
     LastActiveNode { node: NodeId },
+    /// No credential, or one that is not valid.
+    #[error("{reason}")]
+    Unauthenticated { reason: String },
+    /// A valid credential that does not allow this.
+    #[error("{reason}")]
+    Forbidden { reason: String },
     #[error("group {group} is not open on this node")]
     GroupNotHere { group: u64 },
     #[error("node {to} did not take over group {group}: {reason}")]
@@ -103,6 +109,8 @@ impl EngineError {
             | EngineError::JoinFailed { .. }
             | EngineError::HandOverFailed { .. } => ErrorCode::Unavailable,
             EngineError::UnknownNode { .. } => ErrorCode::NotFound,
+            EngineError::Unauthenticated { .. } => ErrorCode::Unauthenticated,
+            EngineError::Forbidden { .. } => ErrorCode::PermissionDenied,
             EngineError::LastActiveNode { .. }
             | EngineError::GroupNotHere { .. }
             | EngineError::AlreadyInGroup { .. } => ErrorCode::FailedPrecondition,

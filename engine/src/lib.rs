@@ -13,6 +13,7 @@
 //! - [`engine`]: the facade the APIs call.
 //! - [`shed`]: load shedding: the bounds on every queue before a decision.
 //! - [`audit`]: per-tenant hash-chained audit log.
+//! - [`auth`]: tokens, API keys, the data plane's authenticator.
 //! - [`usage_history`]: hourly and daily usage buckets, statistics.
 //! - [`grpc`]: the `quotad.v1.QuotaService` server.
 //! - [`clock`]: the injected time source.
@@ -24,6 +25,7 @@
 pub mod actor;
 pub mod archive;
 pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod clock_skew;
 pub mod cluster;

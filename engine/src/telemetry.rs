@@ -13,6 +13,13 @@ use std::sync::{Arc, OnceLock};
 pub const API_REQUESTS: &str = "tenant_api_requests_total";
 pub const QUOTA_EXCEEDED: &str = "quota_exceeded_events";
 pub const CROSS_TENANT_SHARES: &str = "cross_tenant_shares_total";
+/// Calls refused because a credential of one tenant named another, on the
+/// control plane (403) and the data plane (PERMISSION_DENIED).
+pub const CROSS_TENANT_VIOLATIONS: &str = "cross_tenant_access_violations_total";
+/// Data-plane calls refused before any work, by `reason`: missing,
+/// malformed, invalid (bad signature, unknown or revoked key), expired,
+/// no_grant (a token that grants no data-plane access).
+pub const AUTH_FAILURES: &str = "quotad_auth_failures_total";
 pub const GRPC_DURATION: &str = "grpc_request_duration_seconds";
 /// Tenants of a group with changes the archive has not taken yet.
 pub const ARCHIVE_PENDING: &str = "quotad_archive_pending_tenants";

@@ -11,8 +11,12 @@
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::format::{self, Since};
-use quotad_engine::model::{NewOwner, Period, QuotaPolicy, Role, Tenant, TenantStatus, Tier};
-use quotad_engine::quota::{AllOrNothing, PolicyPatch, QuotaPatch, Spend, TenantOp};
+use quotad_engine::model::{
+    NewOwner, Period, QuotaPolicy, Role, Scope, Scopes, Tenant, TenantStatus, Tier,
+};
+use quotad_engine::quota::{
+    AllOrNothing, ApiKeyRotation, NewApiKey, PolicyPatch, QuotaPatch, Spend, TenantOp,
+};
 use quotad_engine::raft::{
     Command, GroupState, MetaOp, MetaState, ShardState, StampedOp, TypeConfig,
 };
@@ -168,6 +172,40 @@ fn patch_quota(n: u128, at_ms: i64) -> StampedOp {
     )
 }
 
+/// API key changes (format 4): tenant `n` gets two keys, rotates one with a
+/// grace period and revokes the other.
+fn api_key_ops(n: u128, at_ms: i64) -> Vec<StampedOp> {
+    let id = tenant_id(n);
+    let new = |k: u8| NewApiKey {
+        id: format!("{n:08x}{k:08x}"),
+        name: format!("key {k}"),
+        scopes: Scopes::of([Scope::Check, Scope::Increment]),
+        hash: [k; 32],
+        last4: format!("{k:04}"),
+        created_by: "alice".into(),
+        expires_at_ms: Some(at_ms + 86_400_000),
+    };
+    vec![
+        stamped(id, at_ms, TenantOp::CreateApiKey(Since(new(1)))),
+        stamped(id, at_ms + 1, TenantOp::CreateApiKey(Since(new(2)))),
+        stamped(
+            id,
+            at_ms + 2,
+            TenantOp::RotateApiKey(Since(ApiKeyRotation {
+                id: format!("{n:08x}{:08x}", 1),
+                hash: [9; 32],
+                last4: "9999".into(),
+                grace_ms: 60_000,
+            })),
+        ),
+        stamped(
+            id,
+            at_ms + 3,
+            TenantOp::RevokeApiKey(Since(format!("{n:08x}{:08x}", 2))),
+        ),
+    ]
+}
+
 /// What a shard group of `tenants` tenants has logged: creations, members,
 /// keyed and keyless increments, an all-or-nothing spend, a reservation, a
 /// domain, an audit event, and the meta group's slug claims.
@@ -271,6 +309,28 @@ fn a_snapshot_decodes_from_its_golden_bytes() {
 }
 
 #[test]
+fn a_snapshot_with_api_keys_decodes_from_its_golden_bytes() {
+    let mut commands = history(3);
+    for n in 0..3 {
+        commands.push(Command::Batch(api_key_ops(n, T0 + 7_200_000)));
+    }
+    let state = replay(&commands);
+    let bytes = format::encode(&state).unwrap();
+    let stored = check_golden("snapshot-format4.bin", &bytes);
+    assert_eq!(format::split(&stored).unwrap().0, 4, "the format it is in");
+    let decoded: GroupState = format::decode(&stored).unwrap();
+    assert_eq!(decoded, state);
+    let keys = &decoded.shard.tenants[&tenant_id(1)].api_keys.0;
+    assert_eq!(keys.len(), 1, "one created key is revoked");
+    let rotated = &keys[&format!("{:08x}{:08x}", 1, 1)];
+    assert_eq!(
+        (rotated.hash, rotated.previous),
+        ([9; 32], Some(([1; 32], T0 + 7_200_000 + 2 + 60_000)))
+    );
+    // Without keys, the same tenants keep the format-2 bytes (the test above).
+}
+
+#[test]
 fn log_entries_decode_from_their_golden_bytes() {
     let entry = |index, command| Entry::<TypeConfig> {
         log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
@@ -298,6 +358,11 @@ fn log_entries_decode_from_their_golden_bytes() {
             "entry-format3.bin",
             3,
             entry(44, Command::Batch(vec![patch_quota(1, T0 + 6)])),
+        ),
+        (
+            "entry-format4.bin",
+            4,
+            entry(45, Command::Batch(api_key_ops(1, T0 + 8))),
         ),
         (
             "entry-meta-format0.bin",

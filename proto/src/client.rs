@@ -10,6 +10,7 @@
 //! (one is generated when the caller gives none), so a retry counts once.
 use crate::cluster::ShardMapRequest;
 use crate::cluster::cluster_client::ClusterClient;
+use crate::credential::{AuthChannel, Bearer};
 use crate::v1 as pb;
 use crate::v1::quota_service_client::QuotaServiceClient;
 use std::collections::HashMap;
@@ -54,6 +55,7 @@ pub struct QuotaClient {
     map: RwLock<RouteMap>,
     channels: Mutex<HashMap<String, Channel>>,
     retry: RetryPolicy,
+    bearer: Bearer,
 }
 
 fn url(addr: &str) -> String {
@@ -66,8 +68,8 @@ fn url(addr: &str) -> String {
 
 impl QuotaClient {
     /// Connect through any of `seeds` (client gRPC addresses of nodes) and
-    /// load the shard map.
-    pub async fn connect(seeds: Vec<String>) -> Result<QuotaClient, Status> {
+    /// load the shard map; every call carries `bearer`.
+    pub async fn connect(seeds: Vec<String>, bearer: Bearer) -> Result<QuotaClient, Status> {
         if seeds.is_empty() {
             return Err(Status::invalid_argument(
                 "seeds: give at least one node address",
@@ -79,6 +81,7 @@ impl QuotaClient {
             map: RwLock::new(RouteMap::default()),
             channels: Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
+            bearer,
         };
         client.refresh().await?;
         Ok(client)
@@ -89,7 +92,11 @@ impl QuotaClient {
         self
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, Status> {
+    fn channel(&self, addr: &str) -> Result<AuthChannel, Status> {
+        self.plain_channel(addr).map(|c| self.bearer.on(c))
+    }
+
+    fn plain_channel(&self, addr: &str) -> Result<Channel, Status> {
         let mut channels = self.channels.lock().expect("channel table");
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
@@ -179,7 +186,7 @@ impl QuotaClient {
     ) -> Result<Resp, Status>
     where
         Req: Clone,
-        F: Fn(QuotaServiceClient<Channel>, Req) -> Fut,
+        F: Fn(QuotaServiceClient<AuthChannel>, Req) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
         let deadline = Instant::now() + self.retry.budget;

@@ -5,6 +5,7 @@
 //! - [`raft`]: the node-to-node Raft transport.
 //! - [`cluster`]: membership, routing, status, internal forwarding.
 //! - [`client`]: a Rust client routing calls to group leaders.
+//! - [`credential`]: the bearer credential clients send.
 //! - [`routing`]: tenant -> shard group, shared with the engine.
 //! - [`FILE_DESCRIPTOR_SET`], [`ENVOY_RLS_DESCRIPTOR_SET`]: encoded
 //!   descriptors, for server reflection.
@@ -28,6 +29,7 @@ pub mod cluster {
 }
 
 pub mod client;
+pub mod credential;
 pub mod routing;
 
 /// Encoded `FileDescriptorSet` of every quotad .proto file.

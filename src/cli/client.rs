@@ -4,6 +4,7 @@ use super::table;
 use crate::cli::out::outln;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use quotad_proto::credential::{AuthChannel, Bearer};
 use quotad_proto::v1 as pb;
 use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use serde_json::{Value, json};
@@ -23,7 +24,7 @@ pub struct Conn {
     /// Print the raw JSON answer.
     #[arg(long)]
     json: bool,
-    /// Bearer token for the control plane (see `quotad token`) [env: QUOTAD_TOKEN]
+    /// Bearer token for the control plane and the gRPC port (see `quotad token`) [env: QUOTAD_TOKEN]
     #[arg(long, env = "QUOTAD_TOKEN", hide_env = true, hide_env_values = true)]
     token: Option<String>,
 }
@@ -40,7 +41,7 @@ pub struct ConnFlags {
     /// Print the raw JSON answer.
     #[arg(long = "json", global = true)]
     json: bool,
-    /// Bearer token for the control plane (see `quotad token`) [env: QUOTAD_TOKEN]
+    /// Bearer token for the control plane and the gRPC port (see `quotad token`) [env: QUOTAD_TOKEN]
     #[arg(long = "token", global = true)]
     token: Option<String>,
 }
@@ -68,6 +69,14 @@ impl Conn {
 
     pub fn http_url(&self) -> &str {
         self.http.as_deref().unwrap_or("http://127.0.0.1:8080")
+    }
+
+    /// The token for the gRPC ports' `authorization` metadata.
+    pub fn bearer(&self) -> anyhow::Result<Bearer> {
+        match &self.token {
+            Some(t) => Bearer::new(t).map_err(|s| anyhow::anyhow!("--token: {}", s.message())),
+            None => Ok(Bearer::none()),
+        }
     }
 
     /// Add the bearer token, if one is configured.
@@ -388,10 +397,13 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn grpc(conn: &Conn) -> anyhow::Result<QuotaServiceClient<tonic::transport::Channel>> {
-    QuotaServiceClient::connect(conn.grpc_url().to_string())
+async fn grpc(conn: &Conn) -> anyhow::Result<QuotaServiceClient<AuthChannel>> {
+    let channel = tonic::transport::Endpoint::from_shared(conn.grpc_url().to_string())
+        .with_context(|| format!("--grpc {:?}", conn.grpc_url()))?
+        .connect()
         .await
-        .with_context(|| format!("connecting to {}", conn.grpc_url()))
+        .with_context(|| format!("connecting to {}", conn.grpc_url()))?;
+    Ok(QuotaServiceClient::new(conn.bearer()?.on(channel)))
 }
 
 /// An error answer from the node, printed the same way whether it came

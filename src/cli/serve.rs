@@ -4,8 +4,8 @@ use crate::cli::out::outln;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use quotad_control_plane::auth::AuthConfig;
 use quotad_engine::archive::{ArchiveChoice, ScyllaConfig};
+use quotad_engine::auth::{Authenticator, DataPlaneAuth, jwt::JwtKeys};
 use quotad_engine::cluster::ClusterService;
 use quotad_engine::engine::Advertise;
 use quotad_engine::grpc::rls_config::RlsConfig;
@@ -133,6 +133,10 @@ pub struct ServeArgs {
     /// answer before it is answered UNAVAILABLE or OUTCOME_UNKNOWN [default: 6]
     #[arg(long, env = "QUOTAD_FORWARD_TIMEOUT_SECS")]
     forward_timeout_secs: Option<u64>,
+    /// Whether QuotaService and Envoy RLS calls must carry a credential
+    /// (`authorization: Bearer <token or API key>`): required or off [default: required]
+    #[arg(long, env = "QUOTAD_DATA_PLANE_AUTH")]
+    data_plane_auth: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -170,6 +174,7 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     grpc_max_streams: Option<u32>,
     forward_timeout_secs: Option<u64>,
+    data_plane_auth: Option<String>,
 }
 
 /// Validated settings of a node.
@@ -201,6 +206,7 @@ struct Settings {
     request_timeout: Duration,
     grpc_max_streams: u32,
     forward_timeout: Duration,
+    data_plane_auth: DataPlaneAuth,
 }
 
 /// The archive named by the settings, checked.
@@ -365,7 +371,14 @@ impl Settings {
             .or(file.grpc_max_streams)
             .unwrap_or(1_024);
         at_least_1("grpc_max_streams", grpc_max_streams as usize)?;
+        let data_plane_auth = match args.data_plane_auth.or(file.data_plane_auth) {
+            Some(v) => v
+                .parse::<DataPlaneAuth>()
+                .map_err(|e| anyhow::anyhow!("data_plane_auth: {e}"))?,
+            None => DataPlaneAuth::Required,
+        };
         Ok(Settings {
+            data_plane_auth,
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
@@ -603,7 +616,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let peer_task = tokio::spawn(peer_server);
 
     // JWT_SECRET, or a secret generated once into the data dir.
-    let mut auth = AuthConfig::hs256(&super::secret::resolve(&s.data_dir, true)?)?;
+    let mut auth = JwtKeys::hs256(&super::secret::resolve(&s.data_dir, true)?)?;
     if let Some(pem) = &s.jwt_public_key {
         let key = std::fs::read(pem)
             .with_context(|| format!("reading JWT public key {}", pem.display()))?;
@@ -644,15 +657,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    if s.data_plane_auth == DataPlaneAuth::Off {
+        tracing::warn!(
+            "--data-plane-auth off: every QuotaService and Envoy RLS call is allowed without a credential"
+        );
+    }
+    let data_auth = Authenticator::new(s.data_plane_auth, auth.clone(), engine.clone());
     let (reflection, reflection_v1alpha) = quotad_engine::grpc::reflection()?;
     let grpc_server = limits(
         tonic::transport::Server::builder(),
         s.request_timeout,
         s.grpc_max_streams,
     )
-    .add_service(quotad_engine::grpc::service(engine.clone()))
+    .add_service(quotad_engine::grpc::service(
+        engine.clone(),
+        data_auth.clone(),
+    ))
     .add_service(cluster.server())
-    .add_service(quotad_engine::grpc::envoy_rls::server(engine.clone(), rls))
+    .add_service(quotad_engine::grpc::envoy_rls::server(
+        engine.clone(),
+        data_auth,
+        rls,
+    ))
     .add_service(reflection)
     .add_service(reflection_v1alpha)
     .serve_with_incoming_shutdown(no_delay(grpc), shutdown_signal());

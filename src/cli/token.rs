@@ -13,7 +13,8 @@ pub struct TokenArgs {
     /// Scope the token to one tenant (`tenant_id`).
     #[arg(long)]
     tenant: Option<String>,
-    /// A role to put in `roles` (repeat): operator, owner, admin, member, viewer.
+    /// A role to put in `roles` (repeat): operator, service (the data plane
+    /// for every tenant), owner, admin, member, viewer.
     #[arg(long = "role")]
     roles: Vec<String>,
     /// Lifetime: seconds, or 30m, 12h, 7d.

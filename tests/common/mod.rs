@@ -12,6 +12,7 @@ pub mod tmpfs;
 #[allow(unused_imports)] // each test binary uses some of them
 pub use rest::{create_owned, grpcurl, rest_call};
 
+use quotad_proto::credential::{AuthChannel, Bearer};
 use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,46 @@ pub fn token_for(sub: &str, tenant: Option<&str>, roles: &[&str], lifetime_secs:
 
 pub fn operator() -> String {
     token_for("ops", None, &["operator"], 3600)
+}
+
+/// A platform service's token (role `service`): the data plane for every
+/// tenant.
+pub fn service_token() -> String {
+    token_for("gateway", None, &["service"], 3600)
+}
+
+/// The service token as gRPC clients send it.
+pub fn service_bearer() -> Bearer {
+    Bearer::new(&service_token()).expect("a token is ASCII")
+}
+
+/// A QuotaService client of `url` sending the service token.
+pub async fn grpc_at(url: &str) -> QuotaServiceClient<AuthChannel> {
+    grpc_with(url, service_bearer()).await
+}
+
+/// A QuotaService client of `url` sending `bearer`; waits up to 20 s for
+/// the port to accept.
+pub async fn grpc_with(url: &str, bearer: Bearer) -> QuotaServiceClient<AuthChannel> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tonic::transport::Endpoint::from_shared(url.to_string())
+            .expect("a node URL")
+            .connect()
+            .await
+        {
+            Ok(c) => return QuotaServiceClient::new(bearer.on(c)),
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {url}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// A routing client of the nodes at `seeds`, sending the service token.
+pub async fn quota_client(seeds: Vec<String>) -> quotad_proto::client::QuotaClient {
+    quotad_proto::client::QuotaClient::connect(seeds, service_bearer())
+        .await
+        .expect("connect a routing client")
 }
 
 /// An HTTP client that sends the operator's token.
@@ -243,17 +284,9 @@ impl Node {
         self.child.wait().expect("reap");
     }
 
-    pub async fn grpc(&self) -> QuotaServiceClient<tonic::transport::Channel> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match QuotaServiceClient::connect(self.grpc.clone()).await {
-                Ok(c) => return c,
-                Err(e) if Instant::now() > deadline => {
-                    panic!("cannot connect to {}: {e}", self.grpc)
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+    /// A QuotaService client of this node sending the service token.
+    pub async fn grpc(&self) -> QuotaServiceClient<AuthChannel> {
+        grpc_at(&self.grpc).await
     }
 
     pub fn url(&self, path: &str) -> String {

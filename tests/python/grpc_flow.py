@@ -36,12 +36,37 @@ def expect(cond, what):
     print(f"ok: {what}")
 
 
+class Bearer(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token):
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    def _with(self, details):
+        return grpc_call_details(details, tuple(details.metadata or ()) + self.metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with(details), request)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._with(details), requests)
+
+
+def grpc_call_details(d, metadata):
+    class Details(grpc.ClientCallDetails):
+        pass
+    out = Details()
+    out.method, out.timeout, out.metadata = d.method, d.timeout, metadata
+    out.credentials, out.wait_for_ready, out.compression = d.credentials, d.wait_for_ready, d.compression
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--grpc", required=True)
     ap.add_argument("--http", required=True)
     ap.add_argument("--proto-root", required=True)
-    ap.add_argument("--token", required=True, help="bearer token for the control plane")
+    ap.add_argument("--token", required=True, help="bearer token for the control plane and the gRPC port")
     a = ap.parse_args()
     global TOKEN
     TOKEN = a.token
@@ -55,7 +80,14 @@ def main():
     from quotad.v1 import quota_pb2_grpc as rpc
 
     channel = grpc.insecure_channel(a.grpc)
-    stub = rpc.QuotaServiceStub(channel)
+    # Every QuotaService call carries the credential, as grpcio clients add
+    # metadata: a client interceptor.
+    stub = rpc.QuotaServiceStub(grpc.intercept_channel(channel, Bearer(a.token)))
+    try:
+        rpc.QuotaServiceStub(channel).Check(pb.CheckRequest(tenant_id=str(uuid.uuid4()), quota="api_requests", amount=1))
+        expect(False, "a call without a credential should fail")
+    except grpc.RpcError as e:
+        expect(e.code() == grpc.StatusCode.UNAUTHENTICATED, f"no credential: {e.code()} ({e.details()})")
 
     # Server reflection (grpc.reflection.v1) lists the service. grpcio-reflection
     # ships the v1alpha messages, which are the same on the wire.

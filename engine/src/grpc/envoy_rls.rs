@@ -6,9 +6,10 @@
 //! different tenants are decided independently.
 use super::rls_config::RlsConfig;
 use crate::Engine;
+use crate::auth::Authenticator;
 use crate::error::EngineError;
 use crate::model::Consistency;
-use crate::model::TenantId;
+use crate::model::{Scope, TenantId};
 use crate::quota::{Decision, QuotaError, Spend, validate};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
@@ -24,13 +25,22 @@ use tonic::{Request, Response, Status};
 
 pub struct EnvoyRls {
     engine: Arc<Engine>,
+    auth: Arc<Authenticator>,
     config: RlsConfig,
 }
 
-pub fn server(engine: Arc<Engine>, config: RlsConfig) -> RateLimitServiceServer<EnvoyRls> {
-    RateLimitServiceServer::new(EnvoyRls { engine, config })
-        .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
+pub fn server(
+    engine: Arc<Engine>,
+    auth: Arc<Authenticator>,
+    config: RlsConfig,
+) -> RateLimitServiceServer<EnvoyRls> {
+    RateLimitServiceServer::new(EnvoyRls {
+        engine,
+        auth,
+        config,
+    })
+    .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
 }
 
 fn ok_status() -> DescriptorStatus {
@@ -73,6 +83,21 @@ impl RateLimitService for EnvoyRls {
         &self,
         req: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
+        // Who asks (Envoy's credential, in its `initial_metadata`), before
+        // any work.
+        let caller = self
+            .auth
+            .caller(super::quota_service::authorization(&req))
+            .await
+            .map_err(Status::from)?;
+        let request_tag = req
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(128)
+            .collect::<String>();
         let r = req.into_inner();
         let rule = self.config.domain(&r.domain).ok_or_else(|| {
             Status::from(EngineError::from(QuotaError::invalid(
@@ -140,6 +165,12 @@ impl RateLimitService for EnvoyRls {
                 Some((_, _, spends)) => spends.push((i, spend)),
                 None => by_tenant.push((target.tenant, target.consistency, vec![(i, spend)])),
             }
+        }
+        // Every tenant the request spends from, allowed before any spends.
+        for (tenant, ..) in &by_tenant {
+            self.auth
+                .authorize(&caller, tenant, Scope::Increment, &request_tag)
+                .map_err(Status::from)?;
         }
         let key = request_id.map(|(_, id)| id.to_string());
         // Tenants are decided independently and in parallel: one tenant's

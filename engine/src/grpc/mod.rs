@@ -8,6 +8,7 @@ pub mod rls_config;
 pub use quota_service::QuotaGrpc;
 
 use crate::Engine;
+use crate::auth::Authenticator;
 use quotad_proto::v1::quota_service_server::QuotaServiceServer;
 use std::sync::Arc;
 
@@ -21,8 +22,8 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 /// from tonic) before it is decoded.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
-pub fn service(engine: Arc<Engine>) -> QuotaServiceServer<QuotaGrpc> {
-    QuotaServiceServer::new(QuotaGrpc::new(engine))
+pub fn service(engine: Arc<Engine>, auth: Arc<Authenticator>) -> QuotaServiceServer<QuotaGrpc> {
+    QuotaServiceServer::new(QuotaGrpc::new(engine, auth))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }

@@ -1,7 +1,9 @@
 use super::convert;
 use crate::Engine;
+use crate::auth::Authenticator;
 use crate::error::EngineError;
 use crate::error_code::ErrorCode;
+use crate::model::{Caller, Scope, TenantId};
 use crate::quota::QuotaError;
 use quotad_proto::v1 as pb;
 use quotad_proto::v1::quota_service_server::QuotaService;
@@ -101,15 +103,67 @@ impl Drop for Call {
 
 pub struct QuotaGrpc {
     engine: Arc<Engine>,
+    auth: Arc<Authenticator>,
+}
+
+/// The credential a call carries (`authorization` metadata), as bytes.
+pub(crate) fn authorization<T>(req: &Request<T>) -> Option<&[u8]> {
+    req.metadata()
+        .get("authorization")
+        .map(tonic::metadata::MetadataValue::as_bytes)
 }
 
 impl QuotaGrpc {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        QuotaGrpc { engine }
+    pub fn new(engine: Arc<Engine>, auth: Arc<Authenticator>) -> Self {
+        QuotaGrpc { engine, auth }
     }
 
-    async fn check(&self, r: pb::CheckRequest) -> Result<pb::Decision, EngineError> {
-        let tenant = convert::tenant_id(&r.tenant_id)?;
+    /// The tenant a call names, if the caller may do `scope` to it.
+    fn allowed(
+        &self,
+        caller: &Caller,
+        raw: &str,
+        scope: Scope,
+        call: &Call,
+    ) -> Result<TenantId, EngineError> {
+        let tenant = convert::tenant_id(raw)?;
+        self.auth
+            .authorize(caller, &tenant, scope, &call.request_id)?;
+        Ok(tenant)
+    }
+
+    /// Every item of a batch the caller may not do, refused as a whole:
+    /// a call with one such item changes nothing.
+    fn allowed_items(
+        auth: &Arc<Authenticator>,
+        caller: &Caller,
+        items: &[pb::BatchItem],
+        request_id: &str,
+    ) -> Result<(), EngineError> {
+        if matches!(caller, Caller::Platform { .. } | Caller::Anonymous) {
+            return Ok(());
+        }
+        for item in items {
+            let (raw, scope) = match &item.item {
+                Some(pb::batch_item::Item::Check(c)) => (&c.tenant_id, Scope::Check),
+                Some(pb::batch_item::Item::Increment(i)) => (&i.tenant_id, Scope::Increment),
+                None => continue,
+            };
+            // An item whose tenant id does not parse fails alone, later.
+            if let Ok(tenant) = convert::tenant_id(raw) {
+                auth.authorize(caller, &tenant, scope, request_id)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn check(
+        &self,
+        r: pb::CheckRequest,
+        caller: &Caller,
+        call: &Call,
+    ) -> Result<pb::Decision, EngineError> {
+        let tenant = self.allowed(caller, &r.tenant_id, Scope::Check, call)?;
         let d = self
             .engine
             .check(tenant, convert::quota(&r.quota)?, r.amount)
@@ -120,14 +174,12 @@ impl QuotaGrpc {
     async fn increment(
         &self,
         r: pb::IncrementRequest,
-        default: i32,
+        caller: &Caller,
+        call: &Call,
     ) -> Result<pb::Decision, EngineError> {
-        let tenant = convert::tenant_id(&r.tenant_id)?;
+        let tenant = self.allowed(caller, &r.tenant_id, Scope::Increment, call)?;
         let quota = convert::quota(&r.quota)?;
-        let mut consistency = convert::consistency(r.consistency)?;
-        if consistency.is_none() {
-            consistency = convert::consistency(default)?;
-        }
+        let consistency = convert::consistency(r.consistency)?;
         let d = self
             .engine
             .increment(
@@ -182,6 +234,9 @@ const STREAM_IN_FLIGHT: u32 = 4096;
 /// (concurrently with the next read), send each answer with its id.
 async fn serve_stream(
     engine: Arc<Engine>,
+    auth: Arc<Authenticator>,
+    caller: Arc<Caller>,
+    request_id: String,
     mut inbound: tonic::Streaming<pb::StreamRequest>,
     out: tokio::sync::mpsc::Sender<Result<pb::StreamResponse, Status>>,
 ) {
@@ -215,6 +270,11 @@ async fn serve_stream(
                 }
                 None => break,
             }
+        }
+        let items: Vec<pb::BatchItem> = batch.iter().filter_map(|r| r.item.clone()).collect();
+        if let Err(e) = QuotaGrpc::allowed_items(&auth, &caller, &items, &request_id) {
+            let _ = out.send(Err(Status::from(e))).await;
+            break;
         }
         let Ok(permit) = in_flight
             .clone()
@@ -285,9 +345,13 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Check", &req);
+        let caller = match self.auth.caller(authorization(&req)).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
         let r = req.into_inner();
         let tenant = r.tenant_id.parse().ok();
-        call.reply_for(&self.engine, tenant, self.check(r).await)
+        call.reply_for(&self.engine, tenant, self.check(r, &caller, &call).await)
     }
 
     async fn increment(
@@ -295,9 +359,17 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Increment", &req);
+        let caller = match self.auth.caller(authorization(&req)).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
         let r = req.into_inner();
         let tenant = r.tenant_id.parse().ok();
-        call.reply_for(&self.engine, tenant, self.increment(r, 0).await)
+        call.reply_for(
+            &self.engine,
+            tenant,
+            self.increment(r, &caller, &call).await,
+        )
     }
 
     async fn batch(
@@ -305,6 +377,10 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchResponse>, Status> {
         let call = Call::start("Batch", &req);
+        let caller = match self.auth.caller(authorization(&req)).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
         let req = req.into_inner();
         if req.items.len() > super::MAX_BATCH_ITEMS {
             return call.reply(Err(QuotaError::invalid(
@@ -320,6 +396,9 @@ impl QuotaService for QuotaGrpc {
         if let Err(e) = convert::consistency(req.consistency) {
             return call.reply(Err(e));
         }
+        if let Err(e) = Self::allowed_items(&self.auth, &caller, &req.items, &call.request_id) {
+            return call.reply(Err(e));
+        }
         let results = decide(&self.engine, req.items, req.consistency).await;
         call.reply(Ok(pb::BatchResponse { results }))
     }
@@ -332,9 +411,20 @@ impl QuotaService for QuotaGrpc {
         &self,
         req: Request<tonic::Streaming<pb::StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        let _call = Call::start("Stream", &req);
+        let call = Call::start("Stream", &req);
+        let caller = match self.auth.caller(authorization(&req)).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_IN_FLIGHT as usize);
-        tokio::spawn(serve_stream(self.engine.clone(), req.into_inner(), tx));
+        tokio::spawn(serve_stream(
+            self.engine.clone(),
+            self.auth.clone(),
+            caller,
+            call.request_id.clone(),
+            req.into_inner(),
+            tx,
+        ));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
@@ -345,9 +435,13 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::ReserveRequest>,
     ) -> Result<Response<pb::ReserveResponse>, Status> {
         let call = Call::start("Reserve", &req);
+        let caller = match self.auth.caller(authorization(&req)).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
         let r = req.into_inner();
         let go = async {
-            let tenant = convert::tenant_id(&r.tenant_id)?;
+            let tenant = self.allowed(&caller, &r.tenant_id, Scope::Reserve, &call)?;
             let quota = convert::quota(&r.quota)?;
             let consistency = convert::consistency(r.consistency)?;
             let res = self
@@ -378,9 +472,13 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Settle", &req);
+        let caller = match self.auth.caller(authorization(&req)).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
         let r = req.into_inner();
         let go = async {
-            let tenant = convert::tenant_id(&r.tenant_id)?;
+            let tenant = self.allowed(&caller, &r.tenant_id, Scope::Reserve, &call)?;
             let id = convert::reservation_id(&r.reservation_id)?;
             let consistency = convert::consistency(r.consistency)?;
             let d = self
@@ -397,9 +495,13 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let call = Call::start("Release", &req);
+        let caller = match self.auth.caller(authorization(&req)).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
         let r = req.into_inner();
         let go = async {
-            let tenant = convert::tenant_id(&r.tenant_id)?;
+            let tenant = self.allowed(&caller, &r.tenant_id, Scope::Reserve, &call)?;
             let id = convert::reservation_id(&r.reservation_id)?;
             let consistency = convert::consistency(r.consistency)?;
             let released = self.engine.release(tenant, id, consistency).await?;
@@ -413,9 +515,13 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::GetUsageRequest>,
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
         let call = Call::start("GetUsage", &req);
+        let caller = match self.auth.caller(authorization(&req)).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
         let r = req.into_inner();
         let go = async {
-            let tenant = convert::tenant_id(&r.tenant_id)?;
+            let tenant = self.allowed(&caller, &r.tenant_id, Scope::UsageRead, &call)?;
             let state = self.engine.tenant(tenant).await?;
             let now = self.engine.now_ms();
             let tz = state.tenant.timezone;

@@ -1,6 +1,8 @@
-//! Plain data: tenants, tiers and quota policies, the consistency a
-//! caller asks for, and the cluster's membership as the meta group
+//! Plain data: tenants, tiers and quota policies, API keys and the
+//! data-plane callers they make, the consistency a caller asks for, and the cluster's membership as the meta group
 //! records it. No I/O, no time reads.
+mod api_key;
+mod caller;
 mod consistency;
 mod domain;
 mod member;
@@ -12,6 +14,8 @@ pub mod tier_error {
     pub use super::tier::UnknownTier;
 }
 
+pub use api_key::{ApiKey, ApiKeyView, ApiKeys, MAX_API_KEYS};
+pub use caller::{Caller, Refusal, Scope, Scopes, UnknownScope};
 pub use consistency::Consistency;
 pub use domain::Domain;
 pub use member::{Member, NewOwner, Role, UnknownRole};

@@ -42,6 +42,10 @@ pub enum QuotaError {
     /// A tenant admin asked for more than the tenant's tier grants.
     #[error("{reason}")]
     BeyondTier { reason: String },
+    #[error("tenant {tenant} has no API key {id:?}")]
+    ApiKeyNotFound { tenant: TenantId, id: String },
+    #[error("tenant {tenant} already holds {limit} API keys; revoke one first")]
+    TooManyApiKeys { tenant: TenantId, limit: usize },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
     GaugeUnderflow {
         quota: String,
@@ -65,7 +69,9 @@ impl QuotaError {
             }
             QuotaError::TenantNotFound { .. }
             | QuotaError::QuotaNotFound { .. }
-            | QuotaError::ReservationNotFound { .. } => ErrorCode::NotFound,
+            | QuotaError::ReservationNotFound { .. }
+            | QuotaError::ApiKeyNotFound { .. } => ErrorCode::NotFound,
+            QuotaError::TooManyApiKeys { .. } => ErrorCode::FailedPrecondition,
             QuotaError::TenantExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::IdempotencyKeyReused { .. } => ErrorCode::FailedPrecondition,
             QuotaError::TooManyIdempotencyKeys { .. } => ErrorCode::ResourceExhausted,
@@ -101,6 +107,8 @@ impl QuotaError {
             QuotaError::MemberExists { .. } | QuotaError::MemberNotFound { .. } => Some("userId"),
             QuotaError::LastOwner { .. } => Some("role"),
             QuotaError::QuotaExceeded { .. } => Some("quota"),
+            QuotaError::ApiKeyNotFound { .. } => Some("keyId"),
+            QuotaError::TooManyApiKeys { .. } => None,
             // About the policy as a whole, not one field of it.
             QuotaError::BeyondTier { .. } => None,
         }

@@ -20,7 +20,9 @@ mod tests;
 pub use all_or_nothing::{AllDecided, AllOrNothing, Spend};
 pub use decision::{Decision, Verdict};
 pub use error::QuotaError;
-pub use op::{Applied, OpClass, OpOutcome, QuotaPatch, TenantOp, TenantUpdate};
+pub use op::{
+    ApiKeyRotation, Applied, NewApiKey, OpClass, OpOutcome, QuotaPatch, TenantOp, TenantUpdate,
+};
 pub use policy_patch::PolicyPatch;
 pub use policy_pool::{PolicyPool, SharedPolicy};
 pub use quota_map::QuotaMap;

@@ -8,7 +8,7 @@ use super::error::QuotaError;
 use super::policy_patch::PolicyPatch;
 use super::validate;
 use crate::format::Since;
-use crate::model::{NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, Tier};
+use crate::model::{NewOwner, QuotaPolicy, Role, Scopes, Tenant, TenantStatus, Tier};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -103,6 +103,34 @@ pub enum TenantOp {
     /// Change a quota's policy as a caller asked, resolved against the
     /// tenant's tier when applied (format 3).
     PatchQuota(Since<3, QuotaPatch>),
+    /// Add an API key, whose secret the caller made and hashed (format 4).
+    CreateApiKey(Since<4, NewApiKey>),
+    /// Give a key a new secret (format 4).
+    RotateApiKey(Since<4, ApiKeyRotation>),
+    /// Remove a key: it opens nothing from the entry on (format 4).
+    RevokeApiKey(Since<4, String>),
+}
+
+/// What [`TenantOp::CreateApiKey`] carries: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub hash: [u8; 32],
+    pub last4: String,
+    pub created_by: String,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// What [`TenantOp::RotateApiKey`] carries: the new secret's hash, and how
+/// long the old secret keeps working (0: not at all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRotation {
+    pub id: String,
+    pub hash: [u8; 32],
+    pub last4: String,
+    pub grace_ms: i64,
 }
 
 /// What [`TenantOp::PatchQuota`] carries.
@@ -202,7 +230,10 @@ impl TenantOp {
             | TenantOp::Delete { .. }
             | TenantOp::Restore
             | TenantOp::Purge
-            | TenantOp::Audit { .. } => OpClass::Admin,
+            | TenantOp::Audit { .. }
+            | TenantOp::CreateApiKey(_)
+            | TenantOp::RotateApiKey(_)
+            | TenantOp::RevokeApiKey(_) => OpClass::Admin,
             TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -224,13 +255,16 @@ impl TenantOp {
             TenantOp::AddMember { user_id: id, .. } => validate::user_id(id),
             // The policy it makes is validated when it is resolved, in apply.
             TenantOp::PatchQuota(p) => validate::quota_name(&p.0.quota),
+            TenantOp::CreateApiKey(k) => validate::api_key_name(&k.0.name),
+            TenantOp::RotateApiKey(r) => validate::api_key_grace(r.0.grace_ms),
             TenantOp::ChangeTier { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }
             | TenantOp::VerifyDomain { .. }
             | TenantOp::Delete { .. }
             | TenantOp::Restore
-            | TenantOp::Audit { .. } => Ok(()),
+            | TenantOp::Audit { .. }
+            | TenantOp::RevokeApiKey(_) => Ok(()),
             TenantOp::Create { .. }
             | TenantOp::AddDomain { .. }
             | TenantOp::RemoveDomain { .. }
@@ -267,6 +301,9 @@ impl TenantOp {
             | TenantOp::Restore
             | TenantOp::Purge
             | TenantOp::Audit { .. }
+            | TenantOp::CreateApiKey(_)
+            | TenantOp::RotateApiKey(_)
+            | TenantOp::RevokeApiKey(_)
             | TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -304,7 +341,10 @@ impl TenantOp {
             | TenantOp::Delete { .. }
             | TenantOp::Restore
             | TenantOp::Purge
-            | TenantOp::Audit { .. } => false,
+            | TenantOp::Audit { .. }
+            | TenantOp::CreateApiKey(_)
+            | TenantOp::RotateApiKey(_)
+            | TenantOp::RevokeApiKey(_) => false,
         }
     }
 }

@@ -197,6 +197,30 @@ pub fn user_id(id: &str) -> Result<(), QuotaError> {
     Ok(())
 }
 
+/// An API key's name: 1-64 printable characters.
+pub fn api_key_name(name: &str) -> Result<(), QuotaError> {
+    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(QuotaError::invalid(
+            "name",
+            "an API key's name has 1 to 64 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Longest an old secret keeps working after a rotation.
+pub const MAX_ROTATION_GRACE_MS: i64 = 7 * 86_400_000;
+
+pub fn api_key_grace(grace_ms: i64) -> Result<(), QuotaError> {
+    if !(0..=MAX_ROTATION_GRACE_MS).contains(&grace_ms) {
+        return Err(QuotaError::invalid(
+            "graceSeconds",
+            "between 0 and 604800 (7 days)",
+        ));
+    }
+    Ok(())
+}
+
 /// A contact email address: `local@domain`, the domain a DNS name with a
 /// dot, at most 254 characters, no spaces or control characters. (Whether
 /// it receives mail is not ours to check.)

@@ -30,6 +30,9 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         TenantOp::AddDomain { domain, .. }
         | TenantOp::VerifyDomain { domain }
         | TenantOp::RemoveDomain { domain } => json(s.domains.get(domain)),
+        TenantOp::CreateApiKey(k) => json(s.api_keys.0.get(&k.0.id).map(|k| k.view()).as_ref()),
+        TenantOp::RotateApiKey(r) => json(s.api_keys.0.get(&r.0.id).map(|k| k.view()).as_ref()),
+        TenantOp::RevokeApiKey(id) => json(s.api_keys.0.get(&id.0).map(|k| k.view()).as_ref()),
         TenantOp::Audit { .. }
         | TenantOp::Increment { .. }
         | TenantOp::IncrementAll(_)
@@ -61,6 +64,9 @@ pub fn entry(
         TenantOp::AddMember { user_id, .. } => ("member.added", user_id.clone()),
         TenantOp::RemoveMember { user_id } => ("member.removed", user_id.clone()),
         TenantOp::ChangeRole { user_id, .. } => ("member.role_changed", user_id.clone()),
+        TenantOp::CreateApiKey(k) => ("api_key.created", k.0.id.clone()),
+        TenantOp::RotateApiKey(r) => ("api_key.rotated", r.0.id.clone()),
+        TenantOp::RevokeApiKey(id) => ("api_key.revoked", id.0.clone()),
         TenantOp::Audit {
             action,
             target,

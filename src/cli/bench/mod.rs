@@ -25,6 +25,7 @@ use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descri
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use quotad_proto::client::QuotaClient;
+use quotad_proto::credential::{AuthChannel, Bearer};
 use quotad_proto::v1 as pb;
 use quotad_proto::v1::quota_service_client::QuotaServiceClient;
 use report::{Report, histogram, open_loop_offset};
@@ -139,8 +140,8 @@ struct Load {
 #[derive(Clone)]
 enum Client {
     Routed(Arc<QuotaClient>),
-    Direct(QuotaServiceClient<Channel>),
-    Rls(RateLimitServiceClient<Channel>),
+    Direct(QuotaServiceClient<AuthChannel>),
+    Rls(RateLimitServiceClient<AuthChannel>),
 }
 
 fn channel(addr: &str) -> anyhow::Result<Channel> {
@@ -155,22 +156,31 @@ fn channel(addr: &str) -> anyhow::Result<Channel> {
         .connect_lazy())
 }
 
-async fn clients(load: &Load, nodes: &[String], routed: bool) -> anyhow::Result<Vec<Client>> {
+async fn clients(
+    load: &Load,
+    nodes: &[String],
+    routed: bool,
+    bearer: &Bearer,
+) -> anyhow::Result<Vec<Client>> {
     let mut out = Vec::with_capacity(load.connections);
     for c in 0..load.connections {
         // Spread the connections over the nodes, as several Envoys would.
         let addr = &nodes[c % nodes.len()];
         out.push(match load.op {
-            Op::Rls => Client::Rls(RateLimitServiceClient::new(channel(addr)?)),
+            Op::Rls => Client::Rls(RateLimitServiceClient::new(bearer.on(channel(addr)?))),
             // A batch or stream spans groups: it goes to one node, which
             // forwards.
-            Op::Batch | Op::Stream => Client::Direct(QuotaServiceClient::new(channel(addr)?)),
+            Op::Batch | Op::Stream => {
+                Client::Direct(QuotaServiceClient::new(bearer.on(channel(addr)?)))
+            }
             Op::Check | Op::Increment if routed => Client::Routed(Arc::new(
-                QuotaClient::connect(nodes.to_vec())
+                QuotaClient::connect(nodes.to_vec(), bearer.clone())
                     .await
                     .map_err(|s| anyhow::anyhow!("connecting: {}", s.message()))?,
             )),
-            Op::Check | Op::Increment => Client::Direct(QuotaServiceClient::new(channel(addr)?)),
+            Op::Check | Op::Increment => {
+                Client::Direct(QuotaServiceClient::new(bearer.on(channel(addr)?)))
+            }
         });
     }
     Ok(out)
@@ -560,15 +570,17 @@ pub async fn run(conn: &Conn, a: BenchArgs) -> anyhow::Result<()> {
         domain: a.rls_domain.clone(),
     });
     let routed = !a.direct && !a.synthetic_tenants;
+    // The ceiling gets the same credential, so both carry the same bytes.
+    let bearer = conn.bearer()?;
     let target = drive(
         load.clone(),
-        clients(&load, &nodes, routed).await?,
+        clients(&load, &nodes, routed, &bearer).await?,
         tenants.clone(),
     )
     .await;
     let ceiling = if a.ceiling {
         let server = CeilingServer::start().await?;
-        let c = clients(&load, std::slice::from_ref(&server.addr), false).await?;
+        let c = clients(&load, std::slice::from_ref(&server.addr), false, &bearer).await?;
         Some(drive(load.clone(), c, tenants).await)
     } else {
         None

@@ -5,6 +5,7 @@
 //! again on the committed entry with the same stamped time, reaching the same
 //! state. It reads no clock and does no I/O.
 mod admission;
+mod api_keys;
 mod domains;
 mod lifecycle;
 mod members;
@@ -19,7 +20,9 @@ use super::quota_map::QuotaMap;
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
 use crate::format::Since;
-use crate::model::{Domain, Member, NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, well_known};
+use crate::model::{
+    ApiKeys, Domain, Member, NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, well_known,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -47,6 +50,9 @@ pub struct TenantState {
     /// a new actor (after idleness or failover) continues from here even if
     /// its node's clock lags.
     pub last_at_ms: i64,
+    /// API keys by id (format 4; see [`ApiKeys`]).
+    #[serde(default)]
+    pub api_keys: ApiKeys,
 }
 
 impl TenantState {
@@ -62,6 +68,7 @@ impl TenantState {
             members: BTreeMap::new(),
             domains: BTreeMap::new(),
             last_at_ms: i64::MIN,
+            api_keys: ApiKeys::default(),
         }
     }
 
@@ -106,6 +113,7 @@ impl TenantState {
             members: self.members.clone(),
             domains: self.domains.clone(),
             last_at_ms: self.last_at_ms,
+            api_keys: self.api_keys.clone(),
         };
         view.advance(now_ms);
         view
@@ -251,6 +259,9 @@ impl TenantState {
             TenantOp::AddDomain { domain, token } => self.add_domain(domain, token, now_ms),
             TenantOp::VerifyDomain { domain } => self.verify_domain(domain),
             TenantOp::RemoveDomain { domain } => self.remove_domain(domain),
+            TenantOp::CreateApiKey(Since(k)) => self.create_api_key(k, now_ms),
+            TenantOp::RotateApiKey(Since(r)) => self.rotate_api_key(r, now_ms),
+            TenantOp::RevokeApiKey(Since(id)) => self.revoke_api_key(id),
         }
     }
 }

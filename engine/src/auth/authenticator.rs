@@ -1,0 +1,346 @@
+//! Who is calling the data plane: the credential in a call's
+//! `authorization` metadata, verified once and then cached, so a call
+//! pays a map lookup rather than a signature check or a read of the
+//! tenant's keys.
+//!
+//! A token's verification is cached until it expires. An API key's is
+//! cached for at most [`KEY_RECHECK`]: a revocation or rotation, a
+//! replicated change, stops the key on every node within that.
+use super::api_key;
+use super::jwt::{JwtKeys, OPERATOR, SERVICE};
+use crate::Engine;
+use crate::audit::AuditMeta;
+use crate::error::EngineError;
+use crate::error_code::ErrorCode;
+use crate::model::{Caller, Refusal, Scope, Scopes, TenantId};
+use crate::telemetry;
+use dashmap::DashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Whether the data plane asks callers for a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataPlaneAuth {
+    #[default]
+    Required,
+    /// Every call is allowed, as [`Caller::Anonymous`].
+    Off,
+}
+
+impl std::str::FromStr for DataPlaneAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "required" => Ok(DataPlaneAuth::Required),
+            "off" => Ok(DataPlaneAuth::Off),
+            other => Err(format!("{other:?} is neither \"required\" nor \"off\"")),
+        }
+    }
+}
+
+/// How long a verified API key is trusted before its record is read again.
+pub const KEY_RECHECK: Duration = Duration::from_millis(500);
+
+/// Verified credentials kept; past it the cache starts over (a flood of
+/// distinct credentials costs verifications, not memory).
+const CACHE_CAP: usize = 65_536;
+
+/// At most one audit event per caller and tenant in this long; the rest
+/// are counted only.
+const AUDIT_EVERY: Duration = Duration::from_secs(60);
+
+struct Verified {
+    caller: Arc<Caller>,
+    /// Trusted without another look until then.
+    fresh_until: Instant,
+    /// The credential's own end (a token's `exp`, a key's expiry), in
+    /// Unix milliseconds.
+    expires_at_ms: Option<i64>,
+}
+
+/// Why a credential was refused before any work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Missing,
+    Malformed,
+    Invalid,
+    Expired,
+    NoGrant,
+}
+
+impl Failure {
+    fn label(self) -> &'static str {
+        match self {
+            Failure::Missing => "missing",
+            Failure::Malformed => "malformed",
+            Failure::Invalid => "invalid",
+            Failure::Expired => "expired",
+            Failure::NoGrant => "no_grant",
+        }
+    }
+}
+
+pub struct Authenticator {
+    mode: DataPlaneAuth,
+    jwt: JwtKeys,
+    engine: Arc<Engine>,
+    cache: DashMap<Box<str>, Verified>,
+    audited: DashMap<(Box<str>, TenantId), Instant>,
+}
+
+impl Authenticator {
+    pub fn new(mode: DataPlaneAuth, jwt: JwtKeys, engine: Arc<Engine>) -> Arc<Authenticator> {
+        metrics::counter!(telemetry::CROSS_TENANT_VIOLATIONS).increment(0);
+        Arc::new(Authenticator {
+            mode,
+            jwt,
+            engine,
+            cache: DashMap::new(),
+            audited: DashMap::new(),
+        })
+    }
+
+    pub fn mode(&self) -> DataPlaneAuth {
+        self.mode
+    }
+
+    /// The caller of a call with this `authorization` metadata value.
+    pub async fn caller(&self, authorization: Option<&[u8]>) -> Result<Arc<Caller>, EngineError> {
+        if self.mode == DataPlaneAuth::Off {
+            return Ok(Arc::new(Caller::Anonymous));
+        }
+        let Some(raw) = authorization else {
+            return Err(fail(
+                Failure::Missing,
+                "missing authorization metadata: send \"Bearer <token or API key>\"",
+            ));
+        };
+        let credential = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                fail(
+                    Failure::Malformed,
+                    "authorization must be \"Bearer <token or API key>\"",
+                )
+            })?;
+        let now = Instant::now();
+        let now_ms = self.engine.now_ms();
+        if let Some(v) = self.cache.get(credential)
+            && now < v.fresh_until
+        {
+            if v.expires_at_ms.is_some_and(|at| now_ms >= at) {
+                return Err(fail(Failure::Expired, "the credential has expired"));
+            }
+            return Ok(v.caller.clone());
+        }
+        let verified = if api_key::is_api_key(credential) {
+            self.verify_key(credential, now, now_ms).await?
+        } else {
+            self.verify_token(credential, now)?
+        };
+        let caller = verified.caller.clone();
+        if self.cache.len() >= CACHE_CAP {
+            self.cache.clear();
+        }
+        self.cache.insert(credential.into(), verified);
+        Ok(caller)
+    }
+
+    fn verify_token(&self, token: &str, now: Instant) -> Result<Verified, EngineError> {
+        let claims = self.jwt.verify(token).map_err(|why| {
+            let failure = if why.contains("expired") {
+                Failure::Expired
+            } else if why.starts_with("malformed") {
+                Failure::Malformed
+            } else {
+                Failure::Invalid
+            };
+            fail(failure, why)
+        })?;
+        let platform = claims.roles.iter().any(|r| r == SERVICE || r == OPERATOR);
+        let caller = if platform {
+            Caller::Platform {
+                name: claims.sub.clone(),
+            }
+        } else if let Some(t) = &claims.tenant_id {
+            let tenant = t.parse::<TenantId>().map_err(|_| {
+                fail(
+                    Failure::Malformed,
+                    "the token's tenant_id is not a tenant id",
+                )
+            })?;
+            Caller::Tenant {
+                tenant,
+                name: claims.sub.clone(),
+                scopes: Scopes::ALL,
+            }
+        } else {
+            return Err(EngineError::Forbidden {
+                reason: format!(
+                    "the token of {:?} grants no data-plane access: it needs the service role or a tenant_id",
+                    short(&claims.sub)
+                ),
+            })
+            .inspect_err(|_| count(Failure::NoGrant));
+        };
+        Ok(Verified {
+            caller: Arc::new(caller),
+            fresh_until: now + Duration::from_secs(3600),
+            expires_at_ms: i64::try_from(claims.exp)
+                .ok()
+                .map(|s| s.saturating_mul(1000)),
+        })
+    }
+
+    async fn verify_key(
+        &self,
+        text: &str,
+        now: Instant,
+        now_ms: i64,
+    ) -> Result<Verified, EngineError> {
+        let invalid = || {
+            fail(
+                Failure::Invalid,
+                "the API key is not valid (unknown or revoked)",
+            )
+        };
+        let presented = api_key::parse(text)
+            .ok_or_else(|| fail(Failure::Malformed, "the API key is not in the form qdk_…"))?;
+        let state = match self.engine.tenant(presented.tenant).await {
+            Ok(s) => s,
+            Err(e) if e.code() == ErrorCode::NotFound => return Err(invalid()),
+            Err(e) => return Err(e),
+        };
+        let key = state.api_keys.0.get(&presented.id).ok_or_else(invalid)?;
+        if key.expires_at_ms.is_some_and(|at| now_ms >= at) {
+            return Err(fail(Failure::Expired, "the API key has expired"));
+        }
+        if !key.opens(&presented.hash, now_ms) {
+            return Err(invalid());
+        }
+        let until_ms = [
+            key.expires_at_ms,
+            key.previous
+                .filter(|(old, _)| *old == presented.hash)
+                .map(|(_, until)| until),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        Ok(Verified {
+            caller: Arc::new(Caller::Tenant {
+                tenant: presented.tenant,
+                name: format!("api-key:{}", key.id),
+                scopes: key.scopes,
+            }),
+            fresh_until: now + KEY_RECHECK,
+            expires_at_ms: until_ms,
+        })
+    }
+
+    /// Whether `caller` may do `scope` to `tenant`; a credential of another
+    /// tenant is counted and audited on both tenants.
+    pub fn authorize(
+        self: &Arc<Self>,
+        caller: &Caller,
+        tenant: &TenantId,
+        scope: Scope,
+        request_id: &str,
+    ) -> Result<(), EngineError> {
+        match caller.may(tenant, scope) {
+            Ok(()) => Ok(()),
+            Err(Refusal::Scope(s)) => Err(EngineError::Forbidden {
+                reason: format!("the credential lacks the {s} scope"),
+            }),
+            Err(Refusal::OtherTenant { own }) => {
+                self.violation(caller, own, *tenant, request_id);
+                Err(EngineError::Forbidden {
+                    reason: format!(
+                        "the credential is tenant {own}'s; it cannot act for tenant {tenant}"
+                    ),
+                })
+            }
+        }
+    }
+
+    fn violation(
+        self: &Arc<Self>,
+        caller: &Caller,
+        own: TenantId,
+        target: TenantId,
+        request_id: &str,
+    ) {
+        metrics::counter!(telemetry::CROSS_TENANT_VIOLATIONS).increment(1);
+        tracing::warn!(caller = caller.name(), own = %own, target = %target, request_id, "cross-tenant data-plane call refused");
+        let now = Instant::now();
+        let key = (Box::<str>::from(caller.name()), target);
+        if self
+            .audited
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < AUDIT_EVERY)
+        {
+            return;
+        }
+        if self.audited.len() >= CACHE_CAP {
+            self.audited.clear();
+        }
+        self.audited.insert(key, now);
+        let this = self.clone();
+        let meta = AuditMeta::new(caller.name(), request_id);
+        tokio::spawn(async move {
+            for (tenant, detail) in [
+                (
+                    target,
+                    serde_json::json!({"source": "data plane", "credentialOf": own.to_string()}),
+                ),
+                (
+                    own,
+                    serde_json::json!({"source": "data plane", "named": target.to_string()}),
+                ),
+            ] {
+                match this
+                    .engine
+                    .record_audit(
+                        tenant,
+                        &meta,
+                        "access.denied",
+                        "cross_tenant",
+                        detail.to_string(),
+                    )
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.code() == ErrorCode::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, %tenant, "could not audit a cross-tenant call")
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn count(failure: Failure) {
+    metrics::counter!(telemetry::AUTH_FAILURES, "reason" => failure.label()).increment(1);
+}
+
+fn fail(failure: Failure, reason: impl Into<String>) -> EngineError {
+    count(failure);
+    EngineError::Unauthenticated {
+        reason: reason.into(),
+    }
+}
+
+/// At most 32 characters of a value a caller chose, for an error message.
+pub(crate) fn short(s: &str) -> String {
+    match s.char_indices().nth(32) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}

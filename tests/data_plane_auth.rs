@@ -1,0 +1,562 @@
+//! The data plane's doors, through real sockets: every QuotaService method
+//! and Envoy's ShouldRateLimit, called with each kind of credential, get
+//! the gRPC code that credential must get, and a refused call changes
+//! nothing. Tenant API keys over REST: shown once, stored as a hash,
+//! scoped, rotated with a grace period, revoked within a second.
+mod common;
+
+use common::{Node, create_tenant, http, rest_call, token_for};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
+use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+use quotad_proto::credential::Bearer;
+use quotad_proto::v1 as pb;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rpc {
+    Check,
+    Increment,
+    Batch,
+    Stream,
+    Reserve,
+    Settle,
+    Release,
+    GetUsage,
+    ShouldRateLimit,
+}
+
+const RPCS: [Rpc; 9] = [
+    Rpc::Check,
+    Rpc::Increment,
+    Rpc::Batch,
+    Rpc::Stream,
+    Rpc::Reserve,
+    Rpc::Settle,
+    Rpc::Release,
+    Rpc::GetUsage,
+    Rpc::ShouldRateLimit,
+];
+
+impl Rpc {
+    /// The scope a tenant key needs for it.
+    fn scope(self) -> &'static str {
+        match self {
+            Rpc::Check => "check",
+            Rpc::Increment | Rpc::Batch | Rpc::Stream | Rpc::ShouldRateLimit => "increment",
+            Rpc::Reserve | Rpc::Settle | Rpc::Release => "reserve",
+            Rpc::GetUsage => "usage:read",
+        }
+    }
+}
+
+/// Make a key of `tenant` over REST (as the operator); its text.
+async fn make_key(node: &Node, tenant: &str, name: &str, scopes: &[&str]) -> (String, String) {
+    let (status, body) = rest_call(
+        node,
+        Some(&common::operator()),
+        &Method::POST,
+        &format!("/api/v1/tenants/{tenant}/api-keys"),
+        &Some(json!({"name": name, "scopes": scopes})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    (
+        body["data"]["key"].as_str().unwrap().to_string(),
+        body["data"]["apiKey"]["id"].as_str().unwrap().to_string(),
+    )
+}
+
+fn bearer(text: &str) -> Bearer {
+    Bearer::new(text).unwrap()
+}
+
+/// A reservation of one gpu hour, made by the platform service.
+async fn reservation(node: &Node, tenant: &str) -> String {
+    node.grpc()
+        .await
+        .reserve(pb::ReserveRequest {
+            tenant_id: tenant.into(),
+            quota: "gpu_hours".into(),
+            amount: 1,
+            ttl_ms: 600_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .reservation_id
+}
+
+/// Call `rpc` for `tenant` with `bearer`; its code (`Ok` when answered).
+async fn call(node: &Node, bearer: Bearer, rpc: Rpc, tenant: &str, reservation: &str) -> Code {
+    let mut c = common::grpc_with(&node.grpc, bearer.clone()).await;
+    let increment = pb::IncrementRequest {
+        tenant_id: tenant.into(),
+        quota: "api_requests".into(),
+        amount: 1,
+        ..Default::default()
+    };
+    let result = match rpc {
+        Rpc::Check => c
+            .check(pb::CheckRequest {
+                tenant_id: tenant.into(),
+                quota: "api_requests".into(),
+                amount: 1,
+            })
+            .await
+            .map(drop),
+        Rpc::Increment => c.increment(increment).await.map(drop),
+        Rpc::Batch => c
+            .batch(pb::BatchRequest {
+                items: vec![pb::BatchItem {
+                    item: Some(pb::batch_item::Item::Increment(increment)),
+                }],
+                consistency: 0,
+            })
+            .await
+            .map(|r| {
+                let r = r.into_inner();
+                assert!(matches!(
+                    r.results[0].result,
+                    Some(pb::batch_result::Result::Decision(_))
+                ));
+            }),
+        Rpc::Stream => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            tx.send(pb::StreamRequest {
+                id: 1,
+                item: Some(pb::BatchItem {
+                    item: Some(pb::batch_item::Item::Increment(increment)),
+                }),
+            })
+            .await
+            .unwrap();
+            match c
+                .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+            {
+                Ok(resp) => {
+                    let mut answers = resp.into_inner();
+                    let first = answers.message().await;
+                    drop(tx);
+                    first.map(|m| assert_eq!(m.expect("an answer").id, 1))
+                }
+                Err(s) => Err(s),
+            }
+        }
+        Rpc::Reserve => c
+            .reserve(pb::ReserveRequest {
+                tenant_id: tenant.into(),
+                quota: "gpu_hours".into(),
+                amount: 1,
+                ttl_ms: 600_000,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        Rpc::Settle => c
+            .settle(pb::SettleRequest {
+                tenant_id: tenant.into(),
+                reservation_id: reservation.into(),
+                actual: 1,
+                consistency: 0,
+            })
+            .await
+            .map(drop),
+        Rpc::Release => c
+            .release(pb::ReleaseRequest {
+                tenant_id: tenant.into(),
+                reservation_id: reservation.into(),
+                consistency: 0,
+            })
+            .await
+            .map(drop),
+        Rpc::GetUsage => c
+            .get_usage(pb::GetUsageRequest {
+                tenant_id: tenant.into(),
+                quota: String::new(),
+            })
+            .await
+            .map(drop),
+        Rpc::ShouldRateLimit => {
+            let channel = tonic::transport::Endpoint::from_shared(node.grpc.clone())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            RateLimitServiceClient::new(bearer.on(channel))
+                .should_rate_limit(RateLimitRequest {
+                    domain: "gw".into(),
+                    descriptors: vec![RateLimitDescriptor {
+                        entries: vec![
+                            Entry {
+                                key: "tenant_id".into(),
+                                value: tenant.into(),
+                            },
+                            Entry {
+                                key: "quota".into(),
+                                value: "api_requests".into(),
+                            },
+                        ],
+                        ..Default::default()
+                    }],
+                    hits_addend: 1,
+                })
+                .await
+                .map(drop)
+        }
+    };
+    match result {
+        Ok(()) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+/// What the tenant has spent, and whether its reservation is still held.
+async fn spent(node: &Node, tenant: &str) -> (u64, u64) {
+    let u = node
+        .grpc()
+        .await
+        .get_usage(pb::GetUsageRequest {
+            tenant_id: tenant.into(),
+            quota: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let used = |q: &str| u.quotas.iter().find(|x| x.quota == q).unwrap().used;
+    (used("api_requests"), used("gpu_hours"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_data_plane_call_gets_the_code_its_credential_must_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let a = create_tenant(&node, "victim-a", "ENTERPRISE").await;
+    let b = create_tenant(&node, "other-b", "ENTERPRISE").await;
+
+    let (own, _) = make_key(
+        &node,
+        &a,
+        "all",
+        &["check", "increment", "reserve", "usage:read"],
+    )
+    .await;
+    let (check_only, _) = make_key(&node, &a, "check only", &["check"]).await;
+    let (usage_only, _) = make_key(&node, &a, "usage only", &["usage:read"]).await;
+    let (revoked, revoked_id) = make_key(&node, &a, "to revoke", &["check", "increment"]).await;
+    let (status, _) = rest_call(
+        &node,
+        Some(&common::operator()),
+        &Method::DELETE,
+        &format!("/api/v1/tenants/{a}/api-keys/{revoked_id}"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (others, _) = make_key(
+        &node,
+        &b,
+        "b's",
+        &["check", "increment", "reserve", "usage:read"],
+    )
+    .await;
+    let expired = token_for("gateway", None, &["service"], -600);
+
+    // Refused credentials first: nothing may change.
+    let held = reservation(&node, &a).await;
+    let before = spent(&node, &a).await;
+    let refused: Vec<(&str, Option<Bearer>, Code)> = vec![
+        ("no credential", None, Code::Unauthenticated),
+        (
+            "malformed",
+            Some(bearer("not-a-token")),
+            Code::Unauthenticated,
+        ),
+        ("expired", Some(bearer(&expired)), Code::Unauthenticated),
+        ("revoked", Some(bearer(&revoked)), Code::Unauthenticated),
+        (
+            "other tenant's key",
+            Some(bearer(&others)),
+            Code::PermissionDenied,
+        ),
+        (
+            "a token with neither service role nor tenant",
+            Some(bearer(&token_for("mallory", None, &["admin"], 600))),
+            Code::PermissionDenied,
+        ),
+        (
+            "b's tenant token",
+            Some(bearer(&token_for("bob", Some(&b), &["owner"], 600))),
+            Code::PermissionDenied,
+        ),
+    ];
+    for (what, cred, want) in &refused {
+        for rpc in RPCS {
+            let got = call(&node, cred.clone().unwrap_or_default(), rpc, &a, &held).await;
+            assert_eq!(got, *want, "{rpc:?} with {what}");
+        }
+    }
+    for rpc in RPCS {
+        // A key of the tenant with some other scope than the call's.
+        let wrong = if rpc.scope() == "usage:read" {
+            &check_only
+        } else {
+            &usage_only
+        };
+        let got = call(&node, bearer(wrong), rpc, &a, &held).await;
+        assert_eq!(got, Code::PermissionDenied, "{rpc:?} without its scope");
+    }
+    assert_eq!(
+        spent(&node, &a).await,
+        before,
+        "a refused call changed usage"
+    );
+
+    // The tenant's own key, a service and an operator are answered.
+    let allowed = [
+        ("own key", bearer(&own)),
+        ("service", bearer(&common::service_token())),
+        ("operator", bearer(&common::operator())),
+        (
+            "a's tenant token",
+            bearer(&token_for("alice", Some(&a), &[], 600)),
+        ),
+    ];
+    for (what, cred) in &allowed {
+        for rpc in RPCS {
+            let reservation = reservation(&node, &a).await;
+            let got = call(&node, cred.clone(), rpc, &a, &reservation).await;
+            assert_eq!(got, Code::Ok, "{rpc:?} with {what}");
+        }
+    }
+    // The key of a scope does that scope.
+    assert_eq!(
+        call(&node, bearer(&check_only), Rpc::Check, &a, &held).await,
+        Code::Ok
+    );
+    // Each allowed credential spent 1 through each of the 4 calls that
+    // spend api_requests (Increment, Batch, Stream, ShouldRateLimit).
+    assert_eq!(
+        spent(&node, &a).await.0,
+        before.0 + 4 * allowed.len() as u64
+    );
+
+    // The violations were counted, and audited on both tenants.
+    let metrics = http()
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let violations: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cross_tenant_access_violations_total "))
+        .expect("the counter is exported")
+        .parse()
+        .unwrap();
+    assert!(violations >= 2.0 * RPCS.len() as f64, "{violations}");
+    for tenant in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let audit: Value = common::get_json(&node.url(&format!(
+                "/api/v1/tenants/{tenant}/audit?action=access.denied"
+            )))
+            .await;
+            let events = audit["data"]["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if events.iter().any(|e| e["target"] == "cross_tenant") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no audit event on {tenant}: {audit}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_shown_once_scoped_rotated_and_revoked_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let owner_tenant = common::create_owned(&node, "keys", "alice").await;
+    let t = &owner_tenant;
+    let alice = token_for("alice", Some(t), &[], 600);
+    let path = format!("/api/v1/tenants/{t}/api-keys");
+
+    // Bad input names the field, and leaves no key behind.
+    for (body, field) in [
+        (json!({"name": "", "scopes": ["check"]}), "name"),
+        (json!({"name": "k", "scopes": ["admin"]}), "scopes"),
+        (json!({"name": "k", "scopes": []}), "scopes"),
+        (
+            json!({"name": "k", "scopes": ["check"], "expiresAt": "2001-01-01T00:00:00Z"}),
+            "expiresAt",
+        ),
+        (json!({"scopes": ["check"]}), "name"),
+    ] {
+        let (status, resp) =
+            rest_call(&node, Some(&alice), &Method::POST, &path, &Some(body)).await;
+        assert_eq!(status, 400, "{resp}");
+        assert_eq!(resp["error"]["field"], field, "{resp}");
+    }
+    // A viewer may not make keys.
+    let (status, _) = rest_call(
+        &node,
+        Some(&common::operator()),
+        &Method::POST,
+        &format!("/api/v1/tenants/{t}/members"),
+        &Some(json!({"userId": "vic", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let vic = token_for("vic", Some(t), &[], 600);
+    let (status, _) = rest_call(
+        &node,
+        Some(&vic),
+        &Method::POST,
+        &path,
+        &Some(json!({"name": "k", "scopes": ["check"]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, listed) = rest_call(&node, Some(&alice), &Method::GET, &path, &None).await;
+    assert_eq!(listed["data"], json!([]));
+
+    // Created: the text once; listed without it.
+    let (status, made) = rest_call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &path,
+        &Some(json!({"name": "gateway", "scopes": ["increment", "usage:read"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let key = made["data"]["key"].as_str().unwrap().to_string();
+    let id = made["data"]["apiKey"]["id"].as_str().unwrap().to_string();
+    assert_eq!(made["data"]["apiKey"]["last4"], key[key.len() - 4..]);
+    let (_, listed) = rest_call(&node, Some(&alice), &Method::GET, &path, &None).await;
+    let text = listed.to_string();
+    assert!(
+        !text.contains(&key[4..]),
+        "the listing shows the key: {text}"
+    );
+    assert_eq!(
+        listed["data"][0]["scopes"],
+        json!(["increment", "usage:read"])
+    );
+    let audit: Value =
+        common::get_json(&node.url(&format!("/api/v1/tenants/{t}/audit?action=api_key.created")))
+            .await;
+    assert!(
+        !audit.to_string().contains(&key[4..]),
+        "the audit shows the key"
+    );
+    assert_eq!(
+        audit["data"]["events"].as_array().unwrap().len(),
+        1,
+        "{audit}"
+    );
+
+    let incr = |c: Bearer| {
+        let node_grpc = node.grpc.clone();
+        let t = t.clone();
+        async move {
+            common::grpc_with(&node_grpc, c)
+                .await
+                .increment(pb::IncrementRequest {
+                    tenant_id: t,
+                    quota: "api_requests".into(),
+                    amount: 1,
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code())
+        }
+    };
+    assert_eq!(incr(bearer(&key)).await, Ok(()));
+
+    // Rotated with a grace period: both secrets work until it ends.
+    let (status, rotated) = rest_call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &format!("{path}/{id}/rotate"),
+        &Some(json!({"graceSeconds": 3600})),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_key = rotated["data"]["key"].as_str().unwrap().to_string();
+    assert_ne!(new_key, key);
+    assert!(rotated["data"]["apiKey"]["previousValidUntil"].is_string());
+    assert_eq!(incr(bearer(&new_key)).await, Ok(()));
+    assert_eq!(incr(bearer(&key)).await, Ok(()));
+    // Rotated without one: the old secret stops.
+    let (_, again) = rest_call(
+        &node,
+        Some(&alice),
+        &Method::POST,
+        &format!("{path}/{id}/rotate"),
+        &None,
+    )
+    .await;
+    let newest = again["data"]["key"].as_str().unwrap().to_string();
+    let stopped = wait_refused(|| incr(bearer(&new_key))).await;
+    assert!(stopped < Duration::from_secs(1), "{stopped:?}");
+    assert_eq!(incr(bearer(&newest)).await, Ok(()));
+
+    // Revoked: refused within a second.
+    let (status, left) = rest_call(
+        &node,
+        Some(&alice),
+        &Method::DELETE,
+        &format!("{path}/{id}"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(left["data"], json!([]));
+    let stopped = wait_refused(|| incr(bearer(&newest))).await;
+    assert!(stopped < Duration::from_secs(1), "{stopped:?}");
+    let (status, resp) = rest_call(
+        &node,
+        Some(&alice),
+        &Method::DELETE,
+        &format!("{path}/{id}"),
+        &None,
+    )
+    .await;
+    assert_eq!(status, 404, "{resp}");
+}
+
+/// How long until calls with a credential are refused UNAUTHENTICATED.
+async fn wait_refused<F, Fut>(call: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), Code>>,
+{
+    let start = Instant::now();
+    loop {
+        match call().await {
+            Err(Code::Unauthenticated) => return start.elapsed(),
+            other => assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "still {other:?} after 5 s"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
