@@ -23,9 +23,9 @@ async fn lead(c: &TestCluster, i: usize, group: u64) {
             Instant::now() < deadline,
             "node {i} never led group {group}"
         );
-        if let Ok(mut client) = ClusterClient::connect(c.node(i).grpc.clone()).await {
-            let _ = client.elect(ElectRequest { group }).await;
-        }
+        // Elections are node-to-node: asked on the peer port, as a node.
+        let mut client = common::peer_client(c.node(i)).await;
+        let _ = client.elect(ElectRequest { group }).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -96,9 +96,12 @@ async fn a_leader_an_hour_off_does_not_freeze_tenants_time() {
         )
         .await;
     }
-    let shards = ClusterClient::connect(c.node(0).grpc.clone())
-        .await
+    let channel = tonic::transport::Endpoint::from_shared(c.node(0).grpc.clone())
         .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let shards = ClusterClient::new(common::service_bearer().on(channel))
         .shard_map(quotad_proto::cluster::ShardMapRequest {})
         .await
         .unwrap()

@@ -696,6 +696,7 @@ async fn a_removed_node_is_drained_first_and_nothing_is_lost() {
             &gone.to_string(),
         ])
         .args(["--timeout-secs", "120"])
+        .args(["--token", &common::operator()])
         .output()
         .unwrap();
     assert!(
@@ -730,9 +731,14 @@ async fn a_removed_node_is_drained_first_and_nothing_is_lost() {
     // `cluster status` prints the three remaining nodes.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_quotad"))
         .args(["--grpc", &c.node(0).grpc, "--json", "cluster", "status"])
+        .args(["--token", &common::service_token()])
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["nodes"].as_array().unwrap().len(), 3, "{s}");
 }
@@ -786,6 +792,7 @@ async fn dev_cluster_starts_three_nodes_and_stops_them() {
     loop {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_quotad"))
             .args(["--grpc", &grpc, "--json", "cluster", "status"])
+            .args(["--token", &common::operator()])
             .output()
             .unwrap();
         if out.status.success() {

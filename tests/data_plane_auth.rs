@@ -560,3 +560,182 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClusterRpc {
+    Join,
+    ShardMap,
+    Status,
+    RemoveNode,
+    Forward,
+    Elect,
+}
+
+const CLUSTER_RPCS: [ClusterRpc; 6] = [
+    ClusterRpc::Join,
+    ClusterRpc::ShardMap,
+    ClusterRpc::Status,
+    ClusterRpc::RemoveNode,
+    ClusterRpc::Forward,
+    ClusterRpc::Elect,
+];
+
+/// Call `rpc` of the `Cluster` service at `url` with `bearer` (and
+/// `join_token` metadata, if any); its code.
+async fn cluster_call(
+    url: &str,
+    bearer: Bearer,
+    join_token: Option<&str>,
+    rpc: ClusterRpc,
+    node_id: u64,
+) -> Code {
+    use quotad_proto::cluster as c;
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = c::cluster_client::ClusterClient::new(bearer.on(channel));
+    fn req<T>(m: T, join_token: Option<&str>) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(m);
+        if let Some(t) = join_token {
+            r.metadata_mut()
+                .insert("quotad-join-token", t.parse().unwrap());
+        }
+        r
+    }
+    let result = match rpc {
+        ClusterRpc::Join => client
+            .join(req(
+                c::JoinRequest {
+                    peer_addr: "127.0.0.9:1".into(),
+                    grpc_addr: "127.0.0.9:2".into(),
+                    http_addr: "127.0.0.9:3".into(),
+                },
+                join_token,
+            ))
+            .await
+            .map(drop),
+        ClusterRpc::ShardMap => client
+            .shard_map(req(c::ShardMapRequest {}, join_token))
+            .await
+            .map(drop),
+        ClusterRpc::Status => client
+            .status(req(c::StatusRequest {}, join_token))
+            .await
+            .map(drop),
+        ClusterRpc::RemoveNode => client
+            .remove_node(req(c::RemoveNodeRequest { node_id }, join_token))
+            .await
+            .map(drop),
+        ClusterRpc::Forward => client
+            .forward(req(
+                c::ForwardMessage {
+                    payload: vec![0, 1, 2],
+                },
+                join_token,
+            ))
+            .await
+            .map(drop),
+        ClusterRpc::Elect => client
+            .elect(req(c::ElectRequest { group: 1 }, join_token))
+            .await
+            .map(drop),
+    };
+    match result {
+        Ok(()) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_rpcs_are_closed_to_everyone_but_the_cluster_and_its_operators() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let a = create_tenant(&node, "cluster-a", "FREE").await;
+    let (key, _) = make_key(&node, &a, "k", &["check"]).await;
+    let peer_url = format!("http://{}", node.peer);
+    let expired = token_for("gateway", None, &["service"], -600);
+
+    // The client port: the shard map and status for any valid credential,
+    // node removal for operators, nothing node-to-node for anyone.
+    let invalid = [Bearer::none(), bearer("not-a-token"), bearer(&expired)];
+    let valid_non_operators = [
+        bearer(&key),
+        bearer(&common::service_token()),
+        bearer(&token_for("alice", Some(&a), &[], 600)),
+    ];
+    for rpc in CLUSTER_RPCS {
+        for cred in &invalid {
+            let got = cluster_call(&node.grpc, cred.clone(), None, rpc, node.node_id).await;
+            assert_eq!(
+                got,
+                Code::Unauthenticated,
+                "client port {rpc:?} with {cred:?}"
+            );
+        }
+        let for_valid = match rpc {
+            ClusterRpc::ShardMap | ClusterRpc::Status => Code::Ok,
+            _ => Code::PermissionDenied,
+        };
+        for cred in &valid_non_operators {
+            let got = cluster_call(&node.grpc, cred.clone(), None, rpc, node.node_id).await;
+            assert_eq!(got, for_valid, "client port {rpc:?}");
+        }
+        let for_operator = match rpc {
+            ClusterRpc::ShardMap | ClusterRpc::Status => Code::Ok,
+            // Removing the only node is refused for what it is.
+            ClusterRpc::RemoveNode => Code::FailedPrecondition,
+            _ => Code::PermissionDenied,
+        };
+        let got = cluster_call(
+            &node.grpc,
+            bearer(&common::operator()),
+            Some(common::JOIN_TOKEN),
+            rpc,
+            node.node_id,
+        )
+        .await;
+        assert_eq!(got, for_operator, "client port {rpc:?} as an operator");
+    }
+
+    // The peer port: only the cluster's nodes, whatever other credential a
+    // caller brings; this node (started without --join-token) admits no
+    // joins.
+    for rpc in CLUSTER_RPCS {
+        for cred in [
+            Bearer::none(),
+            bearer(&common::operator()),
+            bearer(&common::service_token()),
+            bearer(&key),
+        ] {
+            let got = cluster_call(&peer_url, cred, None, rpc, node.node_id).await;
+            let want = if rpc == ClusterRpc::Join {
+                Code::PermissionDenied
+            } else {
+                Code::Unauthenticated
+            };
+            assert_eq!(got, want, "peer port {rpc:?}");
+        }
+    }
+    let raft =
+        quotad_proto::raft::raft_transport_client::RaftTransportClient::connect(peer_url.clone())
+            .await
+            .unwrap()
+            .append_entries(quotad_proto::raft::RaftMessage {
+                group: 0,
+                payload: vec![0xFF; 64],
+            })
+            .await;
+    assert_eq!(raft.unwrap_err().code(), Code::Unauthenticated);
+
+    // Nothing a refused call asked for happened: still one node, unchanged.
+    let status = common::peer_client(&node)
+        .await
+        .status(quotad_proto::cluster::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.nodes.len(), 1, "{status:?}");
+    assert_eq!(status.nodes[0].state, "active");
+}

@@ -16,6 +16,7 @@
 //! - [`auth`]: tokens, API keys, the data plane's authenticator.
 //! - [`usage_history`]: hourly and daily usage buckets, statistics.
 //! - [`grpc`]: the `quotad.v1.QuotaService` server.
+//! - [`peer_auth`]: the cluster key, and who may use the peer port.
 //! - [`clock`]: the injected time source.
 //! - [`format`]: versioned encoding of stored and replicated bytes.
 //! - [`error`], [`error_code`], [`wire_error`]: the engine's errors and the one code type
@@ -37,6 +38,7 @@ pub mod grpc;
 #[cfg(test)]
 mod hostile_bytes;
 pub mod model;
+pub mod peer_auth;
 pub mod quota;
 pub mod raft;
 pub mod shard;

@@ -2,6 +2,7 @@
 //! its own tonic transport on 127.0.0.1: replication, and a new leader when
 //! the old one stops.
 use openraft::{BasicNode, ServerState};
+use quotad_engine::peer_auth::{ClusterKey, PeerAuth};
 use quotad_engine::raft::{
     Command, CommandResponse, Group, GroupConfig, GroupState, MetaOp, Peers, TransportService,
 };
@@ -19,6 +20,13 @@ struct TestNode {
     _dir: tempfile::TempDir,
 }
 
+/// The key every node of these tests shares (as a cluster's nodes do).
+fn cluster_key() -> std::sync::Arc<PeerAuth> {
+    static KEY: std::sync::OnceLock<std::sync::Arc<PeerAuth>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| std::sync::Arc::new(PeerAuth::with_key(ClusterKey::random())))
+        .clone()
+}
+
 async fn node(id: u64) -> (TestNode, tokio::task::JoinHandle<()>) {
     node_with(id, GroupConfig::default()).await
 }
@@ -28,10 +36,16 @@ async fn node_with(id: u64, config: GroupConfig) -> (TestNode, tokio::task::Join
     let store = Store::open(dir.path()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let group = Group::<GroupState>::open(id, GROUP, store, &config, Peers::default())
-        .await
-        .unwrap();
-    let transport = TransportService::default();
+    let group = Group::<GroupState>::open(
+        id,
+        GROUP,
+        store,
+        &config,
+        Peers::default().with_auth(cluster_key()),
+    )
+    .await
+    .unwrap();
+    let transport = TransportService::with_auth(cluster_key());
     transport.register(GROUP, group.raft.clone());
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()

@@ -42,6 +42,13 @@ pub async fn run(a: DevClusterArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the quotad binary")?;
     let port = |i: u16, k: u16| a.base_port + 10 * i + k;
     let mut children = Nodes(Vec::new());
+    // One token for this cluster's nodes: the first admits the others with it.
+    let join_token = format!("{:032x}", rand::random::<u128>());
+    // One JWT secret for all of them (node 1's, generated into its data
+    // dir unless JWT_SECRET is set), so one token works on every node.
+    let first = a.dir.join("node-1");
+    let jwt_secret = String::from_utf8(super::secret::resolve(&first, true)?)
+        .context("the JWT secret is not text")?;
     let mut rows = Vec::new();
     for i in 1..=a.nodes {
         let dir = a.dir.join(format!("node-{i}"));
@@ -54,6 +61,8 @@ pub async fn run(a: DevClusterArgs) -> anyhow::Result<()> {
             .args(["--http-addr", &format!("127.0.0.1:{}", port(i, 1))])
             .args(["--peer-addr", &format!("127.0.0.1:{}", port(i, 2))])
             .args(["--shards", &a.shards.to_string()])
+            .args(["--join-token", &join_token])
+            .env(super::secret::ENV, &jwt_secret)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if i > 1 {
@@ -77,8 +86,9 @@ pub async fn run(a: DevClusterArgs) -> anyhow::Result<()> {
         rows.push(i);
     }
     outln!(
-        "\n{} nodes up. Try:\n  quotad --grpc http://127.0.0.1:{} cluster status\nCtrl-C stops them all (data stays in {}).",
+        "\n{} nodes up. Try:\n  export QUOTAD_TOKEN=$(quotad token --data-dir {} --sub ops --role operator)\n  quotad --grpc http://127.0.0.1:{} cluster status\nCtrl-C stops them all (data stays in {}).",
         rows.len(),
+        first.display(),
         port(1, 0),
         a.dir.display()
     )?;

@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// Join the cluster of the node at this peer address (first start only).
     #[arg(long, env = "QUOTAD_JOIN")]
     join: Option<String>,
+    /// The secret that admits nodes to the cluster (at least 16 characters):
+    /// presented by a joining node, required by the node it joins through.
+    /// Without it a node admits no joins [env: QUOTAD_JOIN_TOKEN]
+    #[arg(long, env = "QUOTAD_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
     /// Replicas per shard group [default: 3]
     #[arg(long, env = "QUOTAD_REPLICATION")]
     replication: Option<usize>,
@@ -149,6 +154,7 @@ struct FileConfig {
     advertise_host: Option<String>,
     advertise_peer_addr: Option<String>,
     join: Option<String>,
+    join_token: Option<String>,
     replication: Option<usize>,
     shards: Option<u64>,
     consistency: Option<String>,
@@ -187,6 +193,7 @@ struct Settings {
     advertise_host: Option<String>,
     advertise_peer_addr: Option<String>,
     join: Option<String>,
+    join_token: Option<String>,
     replication: usize,
     shards: u64,
     consistency: Consistency,
@@ -304,6 +311,18 @@ impl Settings {
         {
             bail!("join: {j:?} is not a host:port peer address");
         }
+        let join_token = args.join_token.or(file.join_token);
+        if let Some(t) = &join_token
+            && t.trim().chars().count() < quotad_engine::peer_auth::MIN_JOIN_TOKEN_LEN
+        {
+            bail!(
+                "join_token: at least {} characters (it is all a stranger needs to join)",
+                quotad_engine::peer_auth::MIN_JOIN_TOKEN_LEN
+            );
+        }
+        if join.is_some() && join_token.is_none() {
+            bail!("join_token: required to join a cluster (--join-token or QUOTAD_JOIN_TOKEN)");
+        }
         let archive = archive_choice(
             args.archive.or(file.archive),
             args.archive_dir.or(file.archive_dir),
@@ -398,6 +417,7 @@ impl Settings {
             advertise_host: args.advertise_host.or(file.advertise_host),
             advertise_peer_addr: args.advertise_peer_addr.or(file.advertise_peer_addr),
             join,
+            join_token: join_token.map(|t| t.trim().to_string()),
             replication,
             shards,
             consistency,
@@ -598,7 +618,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The peer port serves Raft and the cluster service from now on: a
     // joining node must receive its groups' entries while it starts.
     let transport = TransportService::default();
-    let cluster = ClusterService::default();
+    let cluster = ClusterService::with_auth(transport.peer_auth().clone());
     // Peers multiplex Raft and every request they forward over one
     // connection: room for a peer's whole in-flight budget of forwards
     // plus Raft, so forwards never queue Raft heartbeats behind them.
@@ -632,6 +652,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         http: advertise(http_addr),
     };
     config.join = s.join.clone();
+    config.join_token = s.join_token.clone();
     config.transport = transport;
     // Connections to peers leave from the peer address's host, so a node
     // is recognisable by source address (firewall rules, partition tests).
@@ -673,7 +694,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         engine.clone(),
         data_auth.clone(),
     ))
-    .add_service(cluster.server())
+    .add_service(quotad_engine::grpc::cluster_port::server(
+        cluster,
+        data_auth.clone(),
+    ))
     .add_service(quotad_engine::grpc::envoy_rls::server(
         engine.clone(),
         data_auth,

@@ -128,6 +128,8 @@ impl TestCluster {
             "--advertise-peer-addr".into(),
             m.proxy.addr.to_string(),
         ];
+        // Every member admits joins with the same token, and presents it.
+        args.extend(["--join-token".into(), super::JOIN_TOKEN.into()]);
         if let Some(j) = join {
             args.extend(["--join".into(), j.to_string()]);
         }
@@ -210,9 +212,12 @@ impl TestCluster {
     /// within 2 s (a paused node accepts connections but never answers).
     pub async fn status_from(&self, i: usize) -> Option<ClusterStatus> {
         let ask = async {
-            let mut c = ClusterClient::connect(self.node(i).grpc.clone())
+            let channel = tonic::transport::Endpoint::from_shared(self.node(i).grpc.clone())
+                .ok()?
+                .connect()
                 .await
                 .ok()?;
+            let mut c = ClusterClient::new(super::service_bearer().on(channel));
             c.status(StatusRequest {})
                 .await
                 .ok()

@@ -22,6 +22,29 @@ use std::time::{Duration, Instant};
 /// The nodes' JWT secret in tests.
 pub const SECRET: &str = "test-secret-0123456789abcdef";
 
+/// The join token of test clusters.
+pub const JOIN_TOKEN: &str = "test-join-token-0123456789";
+
+/// A `Cluster` client of a node's peer port, authenticated as a node of
+/// its cluster with the key in its data dir (what only a node, or an
+/// operator with the node's disk, holds).
+pub async fn peer_client(
+    node: &Node,
+) -> quotad_proto::cluster::cluster_client::ClusterClient<AuthChannel> {
+    let key = quotad_engine::peer_auth::PeerAuth::at(&node.data_dir, None)
+        .expect("read the cluster key")
+        .key()
+        .expect("the node has a cluster key");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.peer))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the peer port");
+    quotad_proto::cluster::cluster_client::ClusterClient::new(
+        quotad_engine::peer_auth::bearer(&key).on(channel),
+    )
+}
+
 /// A token signed with the test secret, valid for an hour (or expired,
 /// with a negative lifetime).
 pub fn token_for(sub: &str, tenant: Option<&str>, roles: &[&str], lifetime_secs: i64) -> String {

@@ -163,10 +163,11 @@ impl Authenticator {
             };
             fail(failure, why)
         })?;
-        let platform = claims.roles.iter().any(|r| r == SERVICE || r == OPERATOR);
-        let caller = if platform {
+        let operator = claims.roles.iter().any(|r| r == OPERATOR);
+        let caller = if operator || claims.roles.iter().any(|r| r == SERVICE) {
             Caller::Platform {
                 name: claims.sub.clone(),
+                operator,
             }
         } else if let Some(t) = &claims.tenant_id {
             let tenant = t.parse::<TenantId>().map_err(|_| {

@@ -9,6 +9,7 @@ use crate::audit::AuditPage;
 use crate::audit::AuditQuery;
 use crate::error::EngineError;
 use crate::model::TenantId;
+use crate::peer_auth::PeerChannel;
 use crate::raft::{Command, CommandResponse, MovedTenant};
 use crate::raft::{MAX_MESSAGE_BYTES, caused_by};
 use crate::shard::{TenantAnswer, TenantCall};
@@ -18,7 +19,6 @@ use quotad_proto::cluster::ForwardMessage;
 use quotad_proto::cluster::cluster_client::ClusterClient;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use tonic::transport::Channel;
 
 impl ForwardRequest {
     /// Whether serving it may change state; else a lost one is merely
@@ -93,7 +93,7 @@ pub enum SendError {
 /// No answer by then (a leader that hangs, a black-holed path) is
 /// [`SendError::Lost`]: the request may have been received and applied.
 pub async fn send(
-    channel: Channel,
+    channel: PeerChannel,
     req: &ForwardRequest,
     timeout: Duration,
 ) -> Result<Result<ForwardReply, EngineError>, SendError> {

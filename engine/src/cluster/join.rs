@@ -2,6 +2,7 @@
 //! id and the cluster's shard count.
 use super::membership::NodeInfo;
 use crate::error::EngineError;
+use crate::peer_auth::{ClusterKey, JOIN_TOKEN_HEADER};
 use crate::quota::QuotaError;
 use crate::raft::NodeId;
 use quotad_proto::cluster::JoinRequest;
@@ -11,9 +12,24 @@ use std::time::{Duration, Instant};
 /// How long one join request waits for the seed's answer.
 const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Ask the member at `seed` (its peer address) to admit this node; returns
-/// the node's id and the cluster's shard count.
-pub async fn join(seed: &str, me: &NodeInfo) -> Result<(NodeId, u64), EngineError> {
+/// Ask the member at `seed` (its peer address) to admit this node,
+/// presenting `join_token`; returns the node's id, the cluster's shard
+/// count and its key.
+pub async fn join(
+    seed: &str,
+    me: &NodeInfo,
+    join_token: Option<&str>,
+) -> Result<(NodeId, u64, ClusterKey), EngineError> {
+    let Some(token) = join_token else {
+        return Err(QuotaError::invalid(
+            "join_token",
+            "joining a cluster needs its join token (--join-token or QUOTAD_JOIN_TOKEN)",
+        )
+        .into());
+    };
+    let token: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = token
+        .parse()
+        .map_err(|_| EngineError::from(QuotaError::invalid("join_token", "not printable ASCII")))?;
     if me.peer_addr.is_empty() {
         return Err(QuotaError::invalid(
             "advertise_peer_addr",
@@ -30,11 +46,14 @@ pub async fn join(seed: &str, me: &NodeInfo) -> Result<(NodeId, u64), EngineErro
             let mut client = ClusterClient::connect(endpoint)
                 .await
                 .map_err(|e| format!("cannot reach {seed}: {e}"))?;
-            let request = JoinRequest {
+            let mut request = tonic::Request::new(JoinRequest {
                 peer_addr: me.peer_addr.clone(),
                 grpc_addr: me.grpc_addr.clone(),
                 http_addr: me.http_addr.clone(),
-            };
+            });
+            request
+                .metadata_mut()
+                .insert(JOIN_TOKEN_HEADER, token.clone());
             // A seed that accepts but never answers costs one attempt, not
             // the whole start. It may be waiting out an election in the
             // meta group (up to its 10 s route timeout) before it answers.
@@ -50,7 +69,22 @@ pub async fn join(seed: &str, me: &NodeInfo) -> Result<(NodeId, u64), EngineErro
                 .map_err(|s| format!("{seed} refused the join: {}", s.message()))
         };
         match attempt.await {
-            Ok(r) => return Ok((r.node_id, r.shards)),
+            Ok(r) => {
+                let key = ClusterKey::from_bytes(&r.cluster_key).ok_or_else(|| {
+                    EngineError::JoinFailed {
+                        seed: seed.to_string(),
+                        reason: "the seed sent no cluster key (a node of an older release?)".into(),
+                    }
+                })?;
+                return Ok((r.node_id, r.shards, key));
+            }
+            // A wrong or missing token does not get better by retrying.
+            Err(reason) if reason.contains("join token") || reason.contains("--join-token") => {
+                return Err(EngineError::JoinFailed {
+                    seed: seed.to_string(),
+                    reason,
+                });
+            }
             Err(reason) if Instant::now() >= deadline => {
                 return Err(EngineError::JoinFailed {
                     seed: seed.to_string(),

@@ -39,6 +39,7 @@ pub struct RouterConfig {
     pub raft: GroupConfig,
     pub advertise: Advertise,
     pub join: Option<String>,
+    pub join_token: Option<String>,
     pub replication: usize,
     pub route_timeout: Duration,
     pub forward_timeout: Duration,
@@ -91,6 +92,13 @@ impl Router {
         // A node founds its cluster (and initializes the shard groups, again
         // after a crash half-way: initializing is idempotent) or joins one
         // (and its groups' leaders add it).
+        let auth = config.transport.peer_auth().clone();
+        let keep_key = |e: std::io::Error| {
+            EngineError::Storage(crate::storage::StorageError::ClusterKey {
+                path: crate::peer_auth::KEY_FILE.into(),
+                source: e,
+            })
+        };
         let (node_id, shards, founding) = match store.node_id()? {
             Some(id) if store.joined()? => (id, store.shard_count_stored()?, false),
             Some(id) => (id, store.shard_count(config.shards)?, true),
@@ -101,13 +109,30 @@ impl Router {
                     (config.node_id, shards, true)
                 }
                 Some(seed) => {
-                    let (id, shards) = super::join::join(seed, &me).await?;
+                    let (id, shards, key) =
+                        super::join::join(seed, &me, config.join_token.as_deref()).await?;
+                    // Kept before the identity: a node that has an identity
+                    // has its key.
+                    auth.adopt(key).map_err(keep_key)?;
                     store.set_identity(id, Some(shards))?;
                     (id, shards, false)
                 }
             },
         };
-        let peers = Peers::with_source_ip(config.peer_source_ip).with_clocks(peer_clocks);
+        if auth.key().is_none() {
+            // A founding node, or one whose data dir predates cluster keys.
+            if !founding && config.join_token.is_none() {
+                tracing::warn!(
+                    "this node has no cluster key and no join token to derive one from: its peers \
+                     will refuse it until it gets the cluster's (restart it with the cluster's \
+                     --join-token)"
+                );
+            }
+            auth.found().map_err(keep_key)?;
+        }
+        let peers = Peers::with_source_ip(config.peer_source_ip)
+            .with_clocks(peer_clocks)
+            .with_auth(auth);
         let open =
             |id| Group::<ShardState>::open(node_id, id, store.clone(), &config.raft, peers.clone());
         let meta = Group::<MetaState>::open(

@@ -1,12 +1,16 @@
-//! The `quotad.cluster.v1.Cluster` service: joins, the shard map for
-//! clients, status, node removal, forwarded requests and elections. It is
-//! served before the router exists (a joining node's peer port must be up
-//! while it joins), so it answers UNAVAILABLE until the router is set.
+//! The `quotad.cluster.v1.Cluster` service of the peer port: joins, the
+//! shard map, status, node removal, forwarded requests and elections, for
+//! the cluster's nodes only (a `Join` also for a node with the join token;
+//! see `crate::peer_auth`). It is served before the router exists (a
+//! joining node's peer port must be up while it joins), so it answers
+//! UNAVAILABLE until the router is set. The client port serves the part
+//! clients may use through `grpc::cluster_port`.
 use super::forward::{self, ForwardReply};
 use super::membership::{Membership, MembershipOp, MembershipReply, NodeInfo};
 use super::placement::META_GROUP;
 use super::router::Router;
 use crate::error::EngineError;
+use crate::peer_auth::PeerAuth;
 use crate::raft::{Command, CommandResponse, MetaOp};
 use quotad_proto::cluster::cluster_server::{Cluster, ClusterServer};
 use quotad_proto::cluster::*;
@@ -16,9 +20,23 @@ use tonic::{Request, Response, Status};
 #[derive(Clone, Default)]
 pub struct ClusterService {
     router: Arc<OnceLock<Arc<Router>>>,
+    auth: Arc<PeerAuth>,
 }
 
 impl ClusterService {
+    /// The service answering only callers `auth` accepts.
+    pub fn with_auth(auth: Arc<PeerAuth>) -> Self {
+        ClusterService {
+            router: Arc::default(),
+            auth,
+        }
+    }
+
+    /// The node's router, once it is open.
+    pub fn router(&self) -> Result<&Arc<Router>, Status> {
+        self.engine()
+    }
+
     pub fn set_router(&self, router: Arc<Router>) {
         let _ = self.router.set(router);
     }
@@ -211,7 +229,12 @@ impl Router {
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        self.auth.check_join(req.metadata())?;
         let e = self.engine()?;
+        let key = self
+            .auth
+            .key()
+            .ok_or_else(|| Status::unavailable("this node has no cluster key yet"))?;
         let r = req.into_inner();
         for (field, v) in [("peer_addr", &r.peer_addr), ("grpc_addr", &r.grpc_addr)] {
             if v.parse::<std::net::SocketAddr>().is_err() {
@@ -233,20 +256,20 @@ impl Cluster for ClusterService {
         Ok(Response::new(JoinReply {
             node_id,
             shards: e.map.count(),
+            cluster_key: key.as_bytes().to_vec(),
         }))
     }
 
     async fn shard_map(
         &self,
-        _req: Request<ShardMapRequest>,
+        req: Request<ShardMapRequest>,
     ) -> Result<Response<ShardMapReply>, Status> {
+        self.auth.check_peer(req.metadata())?;
         Ok(Response::new(self.engine()?.shard_map()))
     }
 
-    async fn status(
-        &self,
-        _req: Request<StatusRequest>,
-    ) -> Result<Response<ClusterStatus>, Status> {
+    async fn status(&self, req: Request<StatusRequest>) -> Result<Response<ClusterStatus>, Status> {
+        self.auth.check_peer(req.metadata())?;
         Ok(Response::new(self.engine()?.cluster_status()))
     }
 
@@ -254,6 +277,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<RemoveNodeRequest>,
     ) -> Result<Response<RemoveNodeReply>, Status> {
+        self.auth.check_peer(req.metadata())?;
         let left = self
             .engine()?
             .remove_node(req.into_inner().node_id)
@@ -269,6 +293,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<ForwardMessage>,
     ) -> Result<Response<ForwardMessage>, Status> {
+        self.auth.check_peer(req.metadata())?;
         let e = self.engine()?;
         let request = forward::decode_request(&req.into_inner().payload)?;
         let answer: Result<ForwardReply, EngineError> = e.serve_forward(request).await;
@@ -278,6 +303,7 @@ impl Cluster for ClusterService {
     }
 
     async fn elect(&self, req: Request<ElectRequest>) -> Result<Response<ElectReply>, Status> {
+        self.auth.check_peer(req.metadata())?;
         self.engine()?
             .elect(req.into_inner().group)
             .await

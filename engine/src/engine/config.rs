@@ -35,6 +35,10 @@ pub struct EngineConfig {
     pub advertise: Advertise,
     /// A member's peer address to join through, on first start.
     pub join: Option<String>,
+    /// The secret that admits nodes to the cluster: presented when this
+    /// node joins, and required of nodes joining through it (see
+    /// `crate::peer_auth`). `None`: this node admits no joins.
+    pub join_token: Option<String>,
     /// Replicas per shard group.
     pub replication: usize,
     /// A batch not committed by then is answered "outcome unknown" and the
@@ -78,6 +82,7 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             advertise: Advertise::default(),
             join: None,
+            join_token: None,
             replication: 3,
             commit_timeout: Duration::from_secs(5),
             route_timeout: Duration::from_secs(10),
@@ -101,6 +106,7 @@ impl EngineConfig {
             raft: self.raft.clone(),
             advertise: self.advertise.clone(),
             join: self.join.clone(),
+            join_token: self.join_token.clone(),
             replication: self.replication,
             route_timeout: self.route_timeout,
             forward_timeout: self.forward_timeout,

@@ -88,6 +88,20 @@ impl Engine {
             ));
         }
         let store = Store::open(&config.data_dir)?;
+        config
+            .transport
+            .peer_auth()
+            .configure(&config.data_dir, config.join_token.clone())
+            .map_err(|e| {
+                EngineError::Storage(crate::storage::StorageError::ClusterKey {
+                    path: config
+                        .data_dir
+                        .join(crate::peer_auth::KEY_FILE)
+                        .display()
+                        .to_string(),
+                    source: e,
+                })
+            })?;
         let archive = Arc::new(ArchiveHandle::new(
             config.archive.clone(),
             config.data_dir.clone(),

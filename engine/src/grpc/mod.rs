@@ -1,5 +1,7 @@
-//! The gRPC servers over the engine: `quotad.v1.QuotaService`, and Envoy's
-//! rate limit service (`envoy_rls`, mapped by `rls_config`).
+//! The gRPC servers over the engine: `quotad.v1.QuotaService`, Envoy's
+//! rate limit service (`envoy_rls`, mapped by `rls_config`), and the
+//! client port's view of the `Cluster` service (`cluster_port`).
+pub mod cluster_port;
 mod convert;
 pub mod envoy_rls;
 mod quota_service;

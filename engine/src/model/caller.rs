@@ -101,8 +101,9 @@ impl fmt::Debug for Scopes {
 pub enum Caller {
     /// A platform service or operator (a token with the `service` or
     /// `operator` role, or a client certificate registered as a service):
-    /// acts for every tenant. `name` is who, for logs and audit.
-    Platform { name: String },
+    /// acts for every tenant. `name` is who, for logs and audit;
+    /// `operator` whether it may also run the cluster (remove nodes).
+    Platform { name: String, operator: bool },
     /// A credential of one tenant (an API key, or a token scoped to the
     /// tenant): acts for that tenant only, within `scopes`.
     Tenant {
@@ -148,7 +149,7 @@ impl Caller {
     /// Who, for logs and the audit chain.
     pub fn name(&self) -> &str {
         match self {
-            Caller::Platform { name } | Caller::Tenant { name, .. } => name,
+            Caller::Platform { name, .. } | Caller::Tenant { name, .. } => name,
             Caller::Anonymous => "anonymous",
         }
     }
@@ -190,6 +191,7 @@ mod tests {
         );
         let service = Caller::Platform {
             name: "billing".into(),
+            operator: false,
         };
         assert_eq!(service.may(&b, Scope::Reserve), Ok(()));
     }

@@ -26,6 +26,7 @@
 use super::type_config::{NodeId, TypeConfig};
 use crate::clock::SharedClock;
 use crate::clock_skew::{CLOCK_HEADER, PeerClocks};
+use crate::peer_auth::{PeerAuth, PeerChannel};
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
     Unreachable,
@@ -70,6 +71,8 @@ pub struct Peers {
     source_ip: Option<std::net::IpAddr>,
     /// Where round trips report the peers' clocks (see `clock_skew`).
     clocks: Option<Arc<PeerClocks>>,
+    /// This node's peer credential, added to every call.
+    auth: Arc<PeerAuth>,
 }
 
 impl Peers {
@@ -87,7 +90,20 @@ impl Peers {
         self
     }
 
-    pub(crate) fn channel(&self, addr: &str) -> Result<Channel, String> {
+    /// Send `auth`'s credential with every call.
+    pub fn with_auth(mut self, auth: Arc<PeerAuth>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// A connection to the peer at `addr` whose calls carry this node's
+    /// peer credential.
+    pub(crate) fn channel(&self, addr: &str) -> Result<PeerChannel, String> {
+        self.plain_channel(addr)
+            .map(|c| tonic::service::interceptor::InterceptedService::new(c, self.auth.outgoing()))
+    }
+
+    fn plain_channel(&self, addr: &str) -> Result<Channel, String> {
         if let Some(c) = self
             .channels
             .read()
@@ -140,7 +156,7 @@ pub struct PeerClient {
     group: u64,
     me: NodeId,
     target: NodeId,
-    channel: Result<Channel, String>,
+    channel: Result<PeerChannel, String>,
     clocks: Option<Arc<PeerClocks>>,
 }
 
@@ -327,15 +343,31 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 }
 
-/// The receiving side: hands each message to the node's group it names.
+/// The receiving side: hands each message to the node's group it names,
+/// if it comes from a node of the cluster.
 #[derive(Clone, Default)]
 pub struct TransportService {
     groups: Arc<RwLock<HashMap<u64, Raft<TypeConfig>>>>,
     /// This node's clock, sent back with every reply (see `clock_skew`).
     clock: Arc<std::sync::OnceLock<SharedClock>>,
+    /// Who may call: the cluster's nodes (shared with the node's
+    /// `Cluster` service and its outgoing `Peers`).
+    auth: Arc<PeerAuth>,
 }
 
 impl TransportService {
+    /// A transport answering only callers `auth` accepts.
+    pub fn with_auth(auth: Arc<PeerAuth>) -> Self {
+        TransportService {
+            auth,
+            ..Default::default()
+        }
+    }
+
+    pub fn peer_auth(&self) -> &Arc<PeerAuth> {
+        &self.auth
+    }
+
     pub fn register(&self, group: u64, raft: Raft<TypeConfig>) {
         if let Ok(mut g) = self.groups.write() {
             g.insert(group, raft);
@@ -391,6 +423,7 @@ impl RaftTransport for TransportService {
         &self,
         req: tonic::Request<RaftMessage>,
     ) -> Result<tonic::Response<RaftMessage>, tonic::Status> {
+        self.auth.check_peer(req.metadata())?;
         let m = req.into_inner();
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&m.payload)?;
         let reply = self.group(m.group)?.append_entries(rpc).await;
@@ -401,6 +434,7 @@ impl RaftTransport for TransportService {
         &self,
         req: tonic::Request<RaftMessage>,
     ) -> Result<tonic::Response<RaftMessage>, tonic::Status> {
+        self.auth.check_peer(req.metadata())?;
         let m = req.into_inner();
         let rpc: VoteRequest<NodeId> = decode(&m.payload)?;
         let reply = self.group(m.group)?.vote(rpc).await;
@@ -411,6 +445,7 @@ impl RaftTransport for TransportService {
         &self,
         req: tonic::Request<RaftMessage>,
     ) -> Result<tonic::Response<RaftMessage>, tonic::Status> {
+        self.auth.check_peer(req.metadata())?;
         let m = req.into_inner();
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&m.payload)?;
         let reply = self.group(m.group)?.install_snapshot(rpc).await;
@@ -449,11 +484,18 @@ mod tests {
         }
     }
 
+    /// The cluster key of these tests' sender and receivers.
+    fn test_key() -> Arc<PeerAuth> {
+        static KEY: std::sync::OnceLock<Arc<PeerAuth>> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| Arc::new(PeerAuth::with_key(crate::peer_auth::ClusterKey::random())))
+            .clone()
+    }
+
     async fn client_to(addr: &str) -> PeerClient {
         let mut net = GroupNetwork {
             group: GROUP,
             me: 1,
-            peers: Peers::default(),
+            peers: Peers::default().with_auth(test_key()),
         };
         net.new_client(2, &BasicNode::new(addr)).await
     }
@@ -465,7 +507,7 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(TransportService::default().server())
+                .add_service(TransportService::with_auth(test_key()).server())
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         addr

@@ -15,6 +15,12 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read or write the cluster key {path}: {source}")]
+    ClusterKey {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("data store I/O failed: {0}")]
     Io(#[from] redb::Error),
     /// One commit of the log writer failed; every group with entries in it

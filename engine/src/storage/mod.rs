@@ -9,6 +9,7 @@
 mod error;
 mod first_failure;
 mod log_appender;
+pub mod private_file;
 mod store;
 pub(crate) mod tables;
 
