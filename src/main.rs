@@ -8,6 +8,9 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
+    // One TLS crypto provider for the process (ring): rustls needs it chosen
+    // when more than one could be.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

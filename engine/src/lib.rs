@@ -17,6 +17,7 @@
 //! - [`usage_history`]: hourly and daily usage buckets, statistics.
 //! - [`grpc`]: the `quotad.v1.QuotaService` server.
 //! - [`peer_auth`]: the cluster key, and who may use the peer port.
+//! - [`tls`]: rustls for the node's ports, reloaded when files change.
 //! - [`clock`]: the injected time source.
 //! - [`format`]: versioned encoding of stored and replicated bytes.
 //! - [`error`], [`error_code`], [`wire_error`]: the engine's errors and the one code type
@@ -45,6 +46,7 @@ pub mod shard;
 pub mod shed;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 pub mod usage_history;
 pub mod wire_error;
 

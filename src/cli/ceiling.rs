@@ -144,8 +144,8 @@ pub async fn run(a: CeilingArgs) -> anyhow::Result<()> {
         .add_service(RateLimitServiceServer::new(Empty))
         .add_service(QuotaServiceServer::new(Empty))
         .serve_with_incoming_shutdown(
-            super::serve::no_delay(listener),
-            super::serve::shutdown_signal(),
+            super::listen::no_delay(listener),
+            super::listen::shutdown_signal(),
         )
         .await?;
     Ok(())

@@ -27,6 +27,15 @@ pub struct Conn {
     /// Bearer token for the control plane and the gRPC port (see `quotad token`) [env: QUOTAD_TOKEN]
     #[arg(long, env = "QUOTAD_TOKEN", hide_env = true, hide_env_values = true)]
     token: Option<String>,
+    /// PEM CA to trust for a node's gRPC port over TLS (https:// URLs) [env: QUOTAD_CA_CERT]
+    #[arg(long, env = "QUOTAD_CA_CERT", hide_env = true)]
+    ca_cert: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a port that requires one (mutual TLS) [env: QUOTAD_CLIENT_CERT]
+    #[arg(long, env = "QUOTAD_CLIENT_CERT", hide_env = true)]
+    client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --client-cert [env: QUOTAD_CLIENT_KEY]
+    #[arg(long, env = "QUOTAD_CLIENT_KEY", hide_env = true)]
+    client_key: Option<std::path::PathBuf>,
 }
 
 /// The same flags after a client subcommand: they win over those before it.
@@ -54,6 +63,9 @@ impl Conn {
             grpc: f.grpc.or(self.grpc),
             json: f.json || self.json,
             token: f.token.or(self.token),
+            ca_cert: self.ca_cert,
+            client_cert: self.client_cert,
+            client_key: self.client_key,
         }
     }
 }
@@ -69,6 +81,40 @@ impl Conn {
 
     pub fn http_url(&self) -> &str {
         self.http.as_deref().unwrap_or("http://127.0.0.1:8080")
+    }
+
+    /// An endpoint for the gRPC port at `url`: over TLS for an https://
+    /// URL, trusting --ca-cert and presenting --client-cert when given.
+    pub fn endpoint(&self, url: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+        let url = if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_string()
+        } else if self.ca_cert.is_some() {
+            format!("https://{url}")
+        } else {
+            format!("http://{url}")
+        };
+        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .with_context(|| format!("--grpc {url:?}"))?;
+        if !url.starts_with("https://") {
+            return Ok(endpoint);
+        }
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+        };
+        let mut tls = tonic::transport::ClientTlsConfig::new();
+        if let Some(ca) = &self.ca_cert {
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        match (&self.client_cert, &self.client_key) {
+            (Some(c), Some(k)) => {
+                tls = tls.identity(tonic::transport::Identity::from_pem(read(c)?, read(k)?));
+            }
+            (None, None) => {}
+            _ => bail!("--client-cert and --client-key go together"),
+        }
+        endpoint
+            .tls_config(tls)
+            .with_context(|| format!("TLS for {url}"))
     }
 
     /// The token for the gRPC ports' `authorization` metadata.
@@ -398,8 +444,8 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
 }
 
 async fn grpc(conn: &Conn) -> anyhow::Result<QuotaServiceClient<AuthChannel>> {
-    let channel = tonic::transport::Endpoint::from_shared(conn.grpc_url().to_string())
-        .with_context(|| format!("--grpc {:?}", conn.grpc_url()))?
+    let channel = conn
+        .endpoint(conn.grpc_url())?
         .connect()
         .await
         .with_context(|| format!("connecting to {}", conn.grpc_url()))?;

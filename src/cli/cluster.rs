@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use quotad_proto::cluster::cluster_client::ClusterClient;
 use quotad_proto::cluster::{ClusterStatus, GroupStatus, RemoveNodeRequest, StatusRequest};
-use quotad_proto::credential::{AuthChannel, Bearer};
+use quotad_proto::credential::AuthChannel;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,24 +25,25 @@ pub enum ClusterCmd {
     },
 }
 
-async fn client(addr: &str, bearer: &Bearer) -> anyhow::Result<ClusterClient<AuthChannel>> {
-    let url = if addr.starts_with("http") {
+async fn client(conn: &Conn, addr: &str) -> anyhow::Result<ClusterClient<AuthChannel>> {
+    // A node's advertised address has no scheme: the same as `conn`'s.
+    let url = if addr.contains("://") || !conn.grpc_url().starts_with("https://") {
         addr.to_string()
     } else {
-        format!("http://{addr}")
+        format!("https://{addr}")
     };
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .with_context(|| format!("address {addr:?}"))?
+    let channel = conn
+        .endpoint(&url)?
         .connect()
         .await
         .with_context(|| format!("connecting to {url}"))?;
-    Ok(ClusterClient::new(bearer.on(channel)))
+    Ok(ClusterClient::new(conn.bearer()?.on(channel)))
 }
 
 /// Status from `conn`'s node, with each group's figures taken from the
 /// node that leads it (only a leader knows its followers' lag).
-pub async fn gather(grpc: &str, bearer: &Bearer) -> anyhow::Result<ClusterStatus> {
-    let mut status = client(grpc, bearer)
+pub async fn gather(conn: &Conn) -> anyhow::Result<ClusterStatus> {
+    let mut status = client(conn, conn.grpc_url())
         .await?
         .status(StatusRequest {})
         .await
@@ -50,7 +51,7 @@ pub async fn gather(grpc: &str, bearer: &Bearer) -> anyhow::Result<ClusterStatus
         .into_inner();
     let mut best: BTreeMap<u64, GroupStatus> = BTreeMap::new();
     for n in &status.nodes {
-        let Ok(mut c) = client(&n.grpc_addr, bearer).await else {
+        let Ok(mut c) = client(conn, &n.grpc_addr).await else {
             continue;
         };
         let Ok(s) = c.status(StatusRequest {}).await else {
@@ -80,7 +81,7 @@ pub async fn gather(grpc: &str, bearer: &Bearer) -> anyhow::Result<ClusterStatus
 pub async fn run(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
     match cmd {
         ClusterCmd::Status => {
-            let s = gather(conn.grpc_url(), &conn.bearer()?).await?;
+            let s = gather(conn).await?;
             if conn.json_output() {
                 let nodes: Vec<_> = s.nodes.iter().map(|n| json!({"id": n.id, "peerAddr": n.peer_addr, "grpcAddr": n.grpc_addr, "httpAddr": n.http_addr, "state": n.state, "replicas": n.replicas, "leaders": n.leaders})).collect();
                 let groups: Vec<_> = s.groups.iter().map(|g| json!({"group": g.group, "replicas": g.replicas, "voters": g.voters, "learners": g.learners, "leader": g.leader, "term": g.term, "lastLogIndex": g.last_log_index, "appliedIndex": g.applied_index, "lag": g.lag, "dedicatedTenant": g.dedicated_tenant})).collect();
@@ -158,7 +159,7 @@ pub async fn run(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ClusterCmd::Remove { node, timeout_secs } => {
-            let mut c = client(conn.grpc_url(), &conn.bearer()?).await?;
+            let mut c = client(conn, conn.grpc_url()).await?;
             let deadline = Instant::now() + Duration::from_secs(timeout_secs);
             loop {
                 let r = c

@@ -1,9 +1,11 @@
 //! Command line: `serve` runs a node; the other subcommands are clients.
 mod bench;
 mod ceiling;
+mod certs;
 mod client;
 mod cluster;
 mod dev_cluster;
+mod listen;
 pub(crate) mod out;
 mod secret;
 mod serve;
@@ -64,6 +66,9 @@ enum Command {
     DevCluster(dev_cluster::DevClusterArgs),
     /// Mint a bearer token (HS256) for the control plane.
     Token(token::TokenArgs),
+    /// Development certificates for TLS (`certs dev`).
+    #[command(subcommand)]
+    Certs(certs::CertsCmd),
     /// Manage tenants (REST control plane).
     Tenant {
         #[command(subcommand)]
@@ -127,6 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { args, conn } => bench::run(&base.with(conn), args).await,
         Command::Ceiling(args) => ceiling::run(args).await,
         Command::Token(args) => token::run(args),
+        Command::Certs(cmd) => certs::run(cmd),
         Command::Tenant { cmd, conn } => client::tenant(&base.with(conn), cmd).await,
         Command::Quota { cmd, conn } => client::quota(&base.with(conn), cmd).await,
         Command::Check { args, conn } => client::check(&base.with(conn), args).await,

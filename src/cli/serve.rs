@@ -1,5 +1,6 @@
 //! `quotad serve`: configuration (flags > env > file > defaults), then the
 //! engine, the gRPC server and the REST control plane.
+use super::listen::{PortsTls, serve_grpc, serve_http};
 use crate::cli::out::outln;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -13,6 +14,7 @@ use quotad_engine::model::Consistency;
 use quotad_engine::quota::TierCatalog;
 use quotad_engine::raft::TransportService;
 use quotad_engine::shed::Limits;
+use quotad_engine::tls::TlsFiles;
 use quotad_engine::{Engine, EngineConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -138,6 +140,22 @@ pub struct ServeArgs {
     /// answer before it is answered UNAVAILABLE or OUTCOME_UNKNOWN [default: 6]
     #[arg(long, env = "QUOTAD_FORWARD_TIMEOUT_SECS")]
     forward_timeout_secs: Option<u64>,
+    /// PEM certificate chain: serve TLS on the gRPC, REST and peer ports
+    /// (with --tls-key). Reloaded when the file changes.
+    #[arg(long, env = "QUOTAD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "QUOTAD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates: require client certificates signed by them on
+    /// the gRPC and peer ports (mutual TLS); nodes trust each other through
+    /// it (required for a cluster of more than one node with TLS).
+    #[arg(long, env = "QUOTAD_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve without TLS on an address other hosts can reach (refused
+    /// otherwise).
+    #[arg(long, env = "QUOTAD_ALLOW_PLAINTEXT")]
+    allow_plaintext: bool,
     /// Whether QuotaService and Envoy RLS calls must carry a credential
     /// (`authorization: Bearer <token or API key>`): required or off [default: required]
     #[arg(long, env = "QUOTAD_DATA_PLANE_AUTH")]
@@ -181,6 +199,10 @@ struct FileConfig {
     grpc_max_streams: Option<u32>,
     forward_timeout_secs: Option<u64>,
     data_plane_auth: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    allow_plaintext: Option<bool>,
 }
 
 /// Validated settings of a node.
@@ -214,6 +236,7 @@ struct Settings {
     grpc_max_streams: u32,
     forward_timeout: Duration,
     data_plane_auth: DataPlaneAuth,
+    tls: Option<TlsFiles>,
 }
 
 /// The archive named by the settings, checked.
@@ -323,6 +346,32 @@ impl Settings {
         if join.is_some() && join_token.is_none() {
             bail!("join_token: required to join a cluster (--join-token or QUOTAD_JOIN_TOKEN)");
         }
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            args.tls_client_ca.or(file.tls_client_ca),
+        ) {
+            (Some(cert), Some(key), client_ca) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (Some(_), None, _) => bail!("tls_key: required with tls_cert"),
+            (None, Some(_), _) => bail!("tls_cert: required with tls_key"),
+            (None, None, Some(_)) => {
+                bail!("tls_client_ca: client certificates need TLS: give tls_cert and tls_key")
+            }
+            (None, None, None) => None,
+        };
+        if let Some(t) = &tls
+            && t.client_ca.is_none()
+            && join.is_some()
+        {
+            bail!(
+                "tls_client_ca: the nodes of a TLS cluster reach each other over mutual TLS; give the cluster's CA"
+            );
+        }
+        let allow_plaintext = args.allow_plaintext || file.allow_plaintext.unwrap_or(false);
         let archive = archive_choice(
             args.archive.or(file.archive),
             args.archive_dir.or(file.archive_dir),
@@ -396,24 +445,42 @@ impl Settings {
                 .map_err(|e| anyhow::anyhow!("data_plane_auth: {e}"))?,
             None => DataPlaneAuth::Required,
         };
+        let grpc_addr = args
+            .grpc_addr
+            .or(file.grpc_addr)
+            .unwrap_or_else(|| "127.0.0.1:50051".parse().expect("valid address"));
+        let http_addr = args
+            .http_addr
+            .or(file.http_addr)
+            .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address"));
+        let peer_addr = args
+            .peer_addr
+            .or(file.peer_addr)
+            .unwrap_or_else(|| "127.0.0.1:7947".parse().expect("valid address"));
+        if tls.is_none() && !allow_plaintext {
+            for (name, addr) in [
+                ("grpc_addr", grpc_addr),
+                ("http_addr", http_addr),
+                ("peer_addr", peer_addr),
+            ] {
+                if !quotad_engine::tls::is_loopback(&addr) {
+                    bail!(
+                        "{name}: {addr} is reachable from other hosts and TLS is off: give \
+                         --tls-cert and --tls-key, or --allow-plaintext to serve it in the clear"
+                    );
+                }
+            }
+        }
         Ok(Settings {
             data_plane_auth,
+            tls,
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./quotad-data")),
-            grpc_addr: args
-                .grpc_addr
-                .or(file.grpc_addr)
-                .unwrap_or_else(|| "127.0.0.1:50051".parse().expect("valid address")),
-            http_addr: args
-                .http_addr
-                .or(file.http_addr)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
-            peer_addr: args
-                .peer_addr
-                .or(file.peer_addr)
-                .unwrap_or_else(|| "127.0.0.1:7947".parse().expect("valid address")),
+            grpc_addr,
+            http_addr,
+            peer_addr,
             advertise_host: args.advertise_host.or(file.advertise_host),
             advertise_peer_addr: args.advertise_peer_addr.or(file.advertise_peer_addr),
             join,
@@ -625,15 +692,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let peer_streams = u32::try_from(s.limits.max_in_flight)
         .unwrap_or(u32::MAX)
         .saturating_add(1_024);
-    let peer_server = limits(
+    // TLS on every port when configured (files checked now: a wrong one
+    // stops the start with its name).
+    let tls = match &s.tls {
+        Some(files) => Some(PortsTls::load(files).context("loading the TLS files")?),
+        None => None,
+    };
+    let peer_router = limits(
         tonic::transport::Server::builder(),
         PEER_TIMEOUT,
         peer_streams,
     )
     .add_service(transport.clone().server())
-    .add_service(cluster.clone().server())
-    .serve_with_incoming_shutdown(no_delay(peer), shutdown_signal());
-    let peer_task = tokio::spawn(peer_server);
+    .add_service(cluster.clone().server());
+    let peer_task = serve_grpc(peer_router, peer, tls.as_ref().map(|t| &t.peer));
 
     // JWT_SECRET, or a secret generated once into the data dir.
     let mut auth = JwtKeys::hs256(&super::secret::resolve(&s.data_dir, true)?)?;
@@ -653,6 +725,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     config.join = s.join.clone();
     config.join_token = s.join_token.clone();
+    config.peer_tls = match &s.tls {
+        Some(files) if files.client_ca.is_some() => Some(files.peer_client()?),
+        _ => None,
+    };
     config.transport = transport;
     // Connections to peers leave from the peer address's host, so a node
     // is recognisable by source address (firewall rules, partition tests).
@@ -704,23 +780,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         rls,
     ))
     .add_service(reflection)
-    .add_service(reflection_v1alpha)
-    .serve_with_incoming_shutdown(no_delay(grpc), shutdown_signal());
-    let http_server = axum::serve(
-        http,
+    .add_service(reflection_v1alpha);
+    let grpc_task = serve_grpc(grpc_server, grpc, tls.as_ref().map(|t| &t.grpc));
+    let http_task = serve_http(
         quotad_control_plane::router(engine.clone(), auth, Some(metrics), s.request_timeout),
-    )
-    .with_graceful_shutdown(shutdown_signal());
+        http,
+        tls.as_ref().map(|t| &t.http),
+    );
 
     let node = engine.node_id();
     tracing::info!(node, %grpc_addr, %http_addr, %peer_addr, data_dir = %s.data_dir.display(), "quotad serving");
     // One line on stdout, for scripts and tests that start with port 0.
     outln!("quotad listening grpc={grpc_addr} http={http_addr} peer={peer_addr} node={node}")?;
 
-    let (g, h) = tokio::join!(grpc_server, async { http_server.await });
+    let (g, h) = tokio::join!(grpc_task, http_task);
     engine.shutdown().await;
-    g.context("gRPC server")?;
-    h.context("HTTP server")?;
+    g?.context("gRPC server")?;
+    h?.context("HTTP server")?;
     peer_task.await?.context("peer server")?;
     Ok(())
 }
@@ -751,42 +827,6 @@ fn limits(
         .max_concurrent_streams(max_streams)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-}
-
-/// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY
-/// only on listeners it binds itself; without it, the last partial segment
-/// of an answer waits for the client's delayed ACK (40 ms on Linux), which
-/// is where the 40-50 ms p99.9 of every earlier load run came from.
-pub(crate) fn no_delay(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        // A socket that refuses the option still works, only slower.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        Ok(stream)
-    })
-}
-
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return ctrl_c.await.unwrap_or(()),
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await.unwrap_or(());
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub async fn join(
     seed: &str,
     me: &NodeInfo,
     join_token: Option<&str>,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
 ) -> Result<(NodeId, u64, ClusterKey), EngineError> {
     let Some(token) = join_token else {
         return Err(QuotaError::invalid(
@@ -40,9 +41,16 @@ pub async fn join(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let attempt = async {
-            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{seed}"))
-                .map_err(|e| format!("bad seed address {seed:?}: {e}"))?
-                .connect_timeout(Duration::from_secs(2));
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let mut endpoint =
+                tonic::transport::Endpoint::from_shared(format!("{scheme}://{seed}"))
+                    .map_err(|e| format!("bad seed address {seed:?}: {e}"))?
+                    .connect_timeout(Duration::from_secs(2));
+            if let Some(tls) = tls {
+                endpoint = endpoint
+                    .tls_config(tls.clone())
+                    .map_err(|e| format!("TLS to {seed}: {e}"))?;
+            }
             let mut client = ClusterClient::connect(endpoint)
                 .await
                 .map_err(|e| format!("cannot reach {seed}: {e}"))?;

@@ -40,6 +40,7 @@ pub struct RouterConfig {
     pub advertise: Advertise,
     pub join: Option<String>,
     pub join_token: Option<String>,
+    pub peer_tls: Option<tonic::transport::ClientTlsConfig>,
     pub replication: usize,
     pub route_timeout: Duration,
     pub forward_timeout: Duration,
@@ -109,8 +110,13 @@ impl Router {
                     (config.node_id, shards, true)
                 }
                 Some(seed) => {
-                    let (id, shards, key) =
-                        super::join::join(seed, &me, config.join_token.as_deref()).await?;
+                    let (id, shards, key) = super::join::join(
+                        seed,
+                        &me,
+                        config.join_token.as_deref(),
+                        config.peer_tls.as_ref(),
+                    )
+                    .await?;
                     // Kept before the identity: a node that has an identity
                     // has its key.
                     auth.adopt(key).map_err(keep_key)?;
@@ -132,7 +138,8 @@ impl Router {
         }
         let peers = Peers::with_source_ip(config.peer_source_ip)
             .with_clocks(peer_clocks)
-            .with_auth(auth);
+            .with_auth(auth)
+            .with_tls(config.peer_tls.clone());
         let open =
             |id| Group::<ShardState>::open(node_id, id, store.clone(), &config.raft, peers.clone());
         let meta = Group::<MetaState>::open(

@@ -39,6 +39,9 @@ pub struct EngineConfig {
     /// node joins, and required of nodes joining through it (see
     /// `crate::peer_auth`). `None`: this node admits no joins.
     pub join_token: Option<String>,
+    /// Mutual TLS to peers (see `crate::tls::TlsFiles::peer_client`);
+    /// `None`: plaintext.
+    pub peer_tls: Option<tonic::transport::ClientTlsConfig>,
     /// Replicas per shard group.
     pub replication: usize,
     /// A batch not committed by then is answered "outcome unknown" and the
@@ -83,6 +86,7 @@ impl EngineConfig {
             advertise: Advertise::default(),
             join: None,
             join_token: None,
+            peer_tls: None,
             replication: 3,
             commit_timeout: Duration::from_secs(5),
             route_timeout: Duration::from_secs(10),
@@ -107,6 +111,7 @@ impl EngineConfig {
             advertise: self.advertise.clone(),
             join: self.join.clone(),
             join_token: self.join_token.clone(),
+            peer_tls: self.peer_tls.clone(),
             replication: self.replication,
             route_timeout: self.route_timeout,
             forward_timeout: self.forward_timeout,

@@ -73,6 +73,8 @@ pub struct Peers {
     clocks: Option<Arc<PeerClocks>>,
     /// This node's peer credential, added to every call.
     auth: Arc<PeerAuth>,
+    /// Mutual TLS to peers, when the cluster runs it.
+    tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Peers {
@@ -87,6 +89,12 @@ impl Peers {
     /// Measure peers' clocks over every RPC (see `clock_skew`).
     pub fn with_clocks(mut self, clocks: Arc<PeerClocks>) -> Self {
         self.clocks = Some(clocks);
+        self
+    }
+
+    /// Reach peers over TLS with `tls` (`None`: plaintext).
+    pub fn with_tls(mut self, tls: Option<tonic::transport::ClientTlsConfig>) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -112,8 +120,15 @@ impl Peers {
         {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("bad peer address {addr:?}: {e}"))?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| format!("bad peer address {addr:?}: {e}"))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| format!("TLS to {addr}: {e}"))?;
+        }
+        let endpoint = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
