@@ -8,6 +8,10 @@ use quotad_engine::model::Tier;
 use quotad_engine::{Engine, EngineConfig, NewTenant};
 use std::hint::black_box;
 
+/// Who the bench acts as: in process, a platform service.
+static BY: std::sync::LazyLock<quotad_engine::model::Principal> =
+    std::sync::LazyLock::new(|| quotad_engine::model::Principal::platform("bench"));
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -35,14 +39,22 @@ fn bench(c: &mut Criterion) {
         (engine, t.tenant.id)
     });
     c.bench_function("actor round trip: check", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(engine.check(tenant, "api_requests", 1).await.unwrap()) })
+        b.to_async(&rt).iter(|| async {
+            black_box(engine.check(&BY, tenant, "api_requests", 1).await.unwrap())
+        })
     });
     c.bench_function("actor round trip: increment, fast", |b| {
         b.to_async(&rt).iter(|| async {
             black_box(
                 engine
-                    .increment(tenant, "api_requests", 1, None, Some(Consistency::Fast))
+                    .increment(
+                        &BY,
+                        tenant,
+                        "api_requests",
+                        1,
+                        None,
+                        Some(Consistency::Fast),
+                    )
                     .await
                     .unwrap(),
             )
@@ -54,7 +66,14 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async {
                 black_box(
                     engine
-                        .increment(tenant, "api_requests", 1, None, Some(Consistency::Strict))
+                        .increment(
+                            &BY,
+                            tenant,
+                            "api_requests",
+                            1,
+                            None,
+                            Some(Consistency::Strict),
+                        )
                         .await
                         .unwrap(),
                 )
@@ -68,7 +87,14 @@ fn bench(c: &mut Criterion) {
     group.bench_function("256 concurrent strict increments", |b| {
         b.to_async(&rt).iter(|| async {
             let calls = (0..256).map(|_| {
-                engine.increment(tenant, "api_requests", 1, None, Some(Consistency::Strict))
+                engine.increment(
+                    &BY,
+                    tenant,
+                    "api_requests",
+                    1,
+                    None,
+                    Some(Consistency::Strict),
+                )
             });
             for d in futures::future::join_all(calls).await {
                 black_box(d.unwrap());

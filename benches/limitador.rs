@@ -32,6 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use zipf::{KeyDist, Rng};
 
+/// Who the bench acts as: in process, a platform service.
+static BY: std::sync::LazyLock<quotad_engine::model::Principal> =
+    std::sync::LazyLock::new(|| quotad_engine::model::Principal::platform("bench"));
+
 const LIMIT: u64 = 1_000_000_000_000;
 const WINDOW_SECS: u64 = 3600;
 
@@ -209,7 +213,7 @@ async fn quotad_decisions(
         async move {
             let tenant = tenants[dist.sample(rng.unit())];
             let r = engine
-                .increment(tenant, "api_requests", 1, None, Some(consistency))
+                .increment(&BY, tenant, "api_requests", 1, None, Some(consistency))
                 .await
                 .unwrap();
             assert!(r.allowed, "the limit is out of reach");
@@ -249,7 +253,7 @@ async fn quotad_batch(
                 })
                 .collect();
             let mut n = 0;
-            for r in engine.batch(items).await {
+            for r in engine.batch(&BY, items).await {
                 assert!(r.unwrap().allowed, "the limit is out of reach");
                 n += 1;
             }

@@ -23,6 +23,10 @@ use quotad_engine::{Engine, EngineConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Who the bench acts as: in process, a platform service.
+static BY: std::sync::LazyLock<quotad_engine::model::Principal> =
+    std::sync::LazyLock::new(|| quotad_engine::model::Principal::platform("bench"));
+
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -68,10 +72,10 @@ fn main() {
     rt.block_on(async {
         for t in &sample {
             let at = Instant::now();
-            engine.check(*t, "api_requests", 1).await.unwrap();
+            engine.check(&BY, *t, "api_requests", 1).await.unwrap();
             cold.push(at.elapsed());
             let at = Instant::now();
-            engine.check(*t, "api_requests", 1).await.unwrap();
+            engine.check(&BY, *t, "api_requests", 1).await.unwrap();
             warm.push(at.elapsed());
         }
     });

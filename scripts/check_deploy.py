@@ -154,7 +154,13 @@ def compose():
     prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     nodes = {name for name in services if name.startswith("quotad-")}
-    if targets != {f"{n}:8080" for n in nodes}:
+    metrics_port = {
+        services[n]["environment"].get("QUOTAD_METRICS_ADDR", ":8080").rsplit(":", 1)[1]
+        for n in nodes
+    }
+    if len(metrics_port) != 1:
+        fail(path, f"the nodes serve metrics on different ports: {sorted(metrics_port)}")
+    if targets != {f"{n}:{p}" for n in nodes for p in metrics_port}:
         fail(DEPLOY / "prometheus" / "prometheus.yml", f"scrapes {sorted(targets)}, not every quotad node")
     for sub in ("datasources", "dashboards"):
         for f in (DEPLOY / "grafana" / "provisioning" / sub).glob("*.yaml"):

@@ -199,7 +199,7 @@ async fn every_endpoint_refuses_bad_tokens_other_tenants_and_viewer_writes() {
         let want = if *write { 403 } else { 200 };
         assert_eq!(status, want, "viewer: {method} {path}: {v}");
         // X-Tenant-ID naming another tenant than the path.
-        let mut r = reqwest::Client::new()
+        let mut r = common::client()
             .request(method.clone(), node.url(path))
             .bearer_auth(&header_mismatch)
             .header("x-tenant-id", &_b);
@@ -787,7 +787,7 @@ async fn a_verified_custom_domain_sets_the_tenant_context() {
     assert_eq!(status, 400);
 
     let with_host = |token: &str, tenant: &str| {
-        reqwest::Client::new()
+        common::client()
             .get(node.url(&format!("/api/v1/tenants/{tenant}")))
             .bearer_auth(token)
             .header("host", "quota.acme.test")

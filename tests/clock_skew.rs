@@ -117,12 +117,7 @@ async fn a_leader_an_hour_off_does_not_freeze_tenants_time() {
     c.wait_settled(Duration::from_secs(90)).await;
     lead(&c, 1, group).await;
     hold_everything(&c, 1, &tenant, "stamped").await;
-    let metrics = reqwest::get(c.node(1).url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(c.node(1)).await;
     let offset = metric(&metrics, "quotad_clock_offset_seconds").unwrap();
     assert!(
         (3000.0..4000.0).contains(&offset),

@@ -158,6 +158,23 @@ async fn killing_a_shard_leader_loses_no_acknowledged_increment() {
     // resume. How fast is measured, not asserted (BENCHMARKS.md, Failover).
 }
 
+/// The same over mutual TLS on every port, nodes joined with the token:
+/// the new leader's election, the forwards and the restarted node's catch-up
+/// all go through TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_a_shard_leader_over_mutual_tls_loses_no_acknowledged_increment() {
+    let _serial = SERIAL.lock().await;
+    let mut c = TestCluster::start_tls(3, &["--shards", "2"]).await;
+    assert!(c.node(0).grpc.starts_with("https://"));
+    let tenant = tenant_with_limit(c.node(0), "failover-tls", 120).await;
+    let r = kill_round(&mut c, &tenant, 120, 0, 50).await;
+    eprintln!(
+        "over TLS, after the kill: checks answered again in {} ms, strict increments in {} ms",
+        r.checks.as_millis(),
+        r.increments.as_millis()
+    );
+}
+
 /// Many rounds with random kill points. Bounded by rounds and by time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "soak: run with --ignored (see the file's header)"]

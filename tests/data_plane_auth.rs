@@ -5,7 +5,7 @@
 //! scoped, rotated with a grace period, revoked within a second.
 mod common;
 
-use common::{Node, create_tenant, http, rest_call, token_for};
+use common::{Node, create_tenant, rest_call, token_for};
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
@@ -348,14 +348,7 @@ async fn every_data_plane_call_gets_the_code_its_credential_must_get() {
     );
 
     // The violations were counted, and audited on both tenants.
-    let metrics = http()
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&node).await;
     let violations: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("cross_tenant_access_violations_total "))
@@ -738,4 +731,147 @@ async fn cluster_rpcs_are_closed_to_everyone_but_the_cluster_and_its_operators()
         .into_inner();
     assert_eq!(status.nodes.len(), 1, "{status:?}");
     assert_eq!(status.nodes[0].state, "active");
+}
+
+/// A `Forward` to `node`'s peer port with the cluster's credential, on
+/// behalf of `by` (raw header bytes, or none): the engine's answer's code.
+async fn forward_as(
+    node: &Node,
+    by: Option<Vec<u8>>,
+    req: &quotad_engine::cluster::ForwardRequest,
+) -> Code {
+    use quotad_engine::cluster::{ForwardReply, principal};
+    use quotad_engine::wire_error::WireError;
+    let mut request = tonic::Request::new(quotad_proto::cluster::ForwardMessage {
+        payload: quotad_engine::format::encode(req).unwrap(),
+    });
+    if let Some(bytes) = by {
+        request.metadata_mut().insert_bin(
+            principal::HEADER,
+            tonic::metadata::BinaryMetadataValue::from_bytes(&bytes),
+        );
+    }
+    let reply = match common::peer_client(node).await.forward(request).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => return s.code(),
+    };
+    let answer: Result<ForwardReply, WireError> =
+        quotad_engine::format::decode(&reply.payload).unwrap();
+    match answer {
+        Ok(_) => Code::Ok,
+        Err(e) => {
+            let e = quotad_engine::EngineError::from(e);
+            tonic::Status::from(e).code()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_caller_is_checked_again_by_the_leader() {
+    use quotad_engine::cluster::ForwardRequest;
+    use quotad_engine::model::{Caller, KeyProof, Principal, Scope, Scopes};
+    use quotad_engine::quota::TenantOp;
+    use quotad_engine::shard::TenantCall;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let a = create_tenant(&node, "forwarded-a", "FREE").await;
+    let b = create_tenant(&node, "forwarded-b", "FREE").await;
+    let (key, key_id) = make_key(&node, &a, "k", &["check", "increment"]).await;
+    let (ta, tb) = (a.parse().unwrap(), b.parse().unwrap());
+    // What the node a call arrived at made of the key.
+    let hash = quotad_engine::auth::api_key::hash(&key);
+    let as_key = |scopes| Principal {
+        caller: Caller::Tenant {
+            tenant: ta,
+            name: format!("api-key:{key_id}"),
+            scopes,
+        },
+        expires_at_ms: None,
+        key: Some(KeyProof {
+            id: key_id.clone(),
+            hash,
+        }),
+    };
+    let header = |p: &Principal| Some(quotad_engine::format::encode(p).unwrap());
+    let increment = |tenant| ForwardRequest::Tenant {
+        tenant,
+        call: TenantCall::Apply {
+            op: TenantOp::Increment {
+                quota: "api_requests".into(),
+                amount: 1,
+                idempotency_key: None,
+            },
+            audit: None,
+            consistency: quotad_engine::model::Consistency::Strict,
+        },
+    };
+    let key_principal = as_key(Scopes::of([Scope::Check, Scope::Increment]));
+    assert_eq!(
+        forward_as(&node, header(&key_principal), &increment(ta)).await,
+        Code::Ok
+    );
+    // Another tenant, a scope the key lacks, an admin change: refused on
+    // the leader whatever the forwarding node claims.
+    assert_eq!(
+        forward_as(&node, header(&key_principal), &increment(tb)).await,
+        Code::PermissionDenied
+    );
+    let check_only = as_key(Scopes::of([Scope::Check]));
+    assert_eq!(
+        forward_as(&node, header(&check_only), &increment(ta)).await,
+        Code::PermissionDenied
+    );
+    let delete = ForwardRequest::Tenant {
+        tenant: tb,
+        call: TenantCall::Apply {
+            op: TenantOp::Delete { retention_ms: 0 },
+            audit: None,
+            consistency: quotad_engine::model::Consistency::Strict,
+        },
+    };
+    let service = Principal::platform("gateway");
+    assert_eq!(
+        forward_as(&node, header(&service), &delete).await,
+        Code::PermissionDenied
+    );
+    let expired = Principal {
+        expires_at_ms: Some(1),
+        ..service.clone()
+    };
+    assert_eq!(
+        forward_as(&node, header(&expired), &increment(tb)).await,
+        Code::Unauthenticated
+    );
+    // Another secret under the key's id does not open it.
+    let mut forged = key_principal.clone();
+    forged.key.as_mut().unwrap().hash = [0; 32];
+    assert_eq!(
+        forward_as(&node, header(&forged), &increment(ta)).await,
+        Code::Unauthenticated
+    );
+    // Garbage in the header is the caller's error, not the node's.
+    assert_eq!(
+        forward_as(&node, Some(vec![0xFF, 7, 7]), &increment(ta)).await,
+        Code::InvalidArgument
+    );
+
+    // Revoked: refused by the leader at once, with no cache in between.
+    let (status, body) = rest_call(
+        &node,
+        Some(&common::operator()),
+        &Method::DELETE,
+        &format!("/api/v1/tenants/{a}/api-keys/{key_id}"),
+        &None,
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    assert_eq!(
+        forward_as(&node, header(&key_principal), &increment(ta)).await,
+        Code::Unauthenticated
+    );
+    // Only the first increment was spent, on a and nothing on b.
+    assert_eq!(spent(&node, &a).await.0, 1);
+    assert_eq!(spent(&node, &b).await.0, 0);
+    // A forward without a principal is the node's own work (REST).
+    assert_eq!(forward_as(&node, None, &increment(tb)).await, Code::Ok);
 }

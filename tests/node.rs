@@ -426,7 +426,7 @@ async fn batch_answers_each_item_and_health_endpoints_answer() {
     assert!(matches!(&results[4], R::Decision(d) if !d.allowed && d.usage == 3));
 
     for path in ["/healthz", "/readyz"] {
-        let r = reqwest::get(node.url(path)).await.unwrap();
+        let r = common::client().get(node.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
 }
@@ -725,7 +725,7 @@ async fn metrics_report_tenants_usage_refusals_and_latency() {
     }
     // A cross-tenant attempt.
     let other = common::token_for("eve", Some(&uuid::Uuid::new_v4().to_string()), &[], 600);
-    let r = reqwest::Client::new()
+    let r = common::client()
         .get(node.url(&format!("/api/v1/tenants/{tenant}")))
         .bearer_auth(other)
         .send()
@@ -733,12 +733,7 @@ async fn metrics_report_tenants_usage_refusals_and_latency() {
         .unwrap();
     assert_eq!(r.status(), 403);
 
-    let text = reqwest::get(node.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics_text(&node).await;
     let has = |needle: &str| {
         assert!(
             text.lines().any(|l| l.starts_with(needle)),

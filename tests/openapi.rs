@@ -9,7 +9,9 @@ use std::process::Command;
 async fn openapi_document_covers_every_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
-    let doc: serde_json::Value = reqwest::get(node.url("/api/v1/openapi.json"))
+    let doc: serde_json::Value = common::client()
+        .get(node.url("/api/v1/openapi.json"))
+        .send()
         .await
         .unwrap()
         .json()

@@ -409,12 +409,7 @@ async fn overload_is_shed_with_bounded_memory_and_nothing_acknowledged_lost() {
     );
 
     // Every refusal was counted, by the bound that refused it.
-    let text = reqwest::get(node.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics_text(&node).await;
     let (metric, lines) = shed_metric(&text);
     assert_eq!(metric, shed as f64, "{lines:?}");
 
@@ -439,6 +434,10 @@ async fn overload_is_shed_with_bounded_memory_and_nothing_acknowledged_lost() {
             .into_inner();
         assert!(d.allowed);
     }
-    let ready = reqwest::get(node.url("/readyz")).await.unwrap();
+    let ready = common::client()
+        .get(node.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
 }

@@ -571,7 +571,7 @@ async fn product_readme_examples_work_verbatim() {
 
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
-    let client = reqwest::Client::new();
+    let client = common::client();
     let mut run = Run {
         table: &table,
         answers: HashMap::new(),

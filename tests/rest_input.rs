@@ -312,7 +312,7 @@ async fn body_errors_name_the_field_in_json_terms() {
     );
     assert_eq!(v["error"]["message"], "limit must be a whole number");
     for (method, path, body, field, words) in cases {
-        let resp = reqwest::Client::new()
+        let resp = common::client()
             .request(method, node.url(&path))
             .bearer_auth(&alice)
             .header("content-type", "application/json")

@@ -12,6 +12,10 @@ use quotad_engine::model::Tier;
 use quotad_engine::{Engine, EngineConfig, NewTenant};
 use std::process::Command;
 
+/// Who the test acts as: in process, a platform service.
+static BY: std::sync::LazyLock<quotad_engine::model::Principal> =
+    std::sync::LazyLock::new(|| quotad_engine::model::Principal::platform("test"));
+
 fn quotad(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_quotad"))
         .args(args)
@@ -55,20 +59,20 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         engine.dedicate_tenant(big, &by).await.unwrap();
         for _ in 0..3 {
             engine
-                .increment(big, "api_requests", 1, None, Some(Consistency::Strict))
+                .increment(&BY, big, "api_requests", 1, None, Some(Consistency::Strict))
                 .await
                 .unwrap();
         }
         for _ in 0..5 {
             engine
-                .increment(t, "api_requests", 1, None, Some(Consistency::Strict))
+                .increment(&BY, t, "api_requests", 1, None, Some(Consistency::Strict))
                 .await
                 .unwrap();
         }
         engine.backup_to_archive().await.unwrap();
         for _ in 0..2 {
             engine
-                .increment(t, "api_requests", 1, None, Some(Consistency::Strict))
+                .increment(&BY, t, "api_requests", 1, None, Some(Consistency::Strict))
                 .await
                 .unwrap();
         }

@@ -147,8 +147,8 @@ async fn tls_lets_in_the_dev_cas_clients_only_and_a_replaced_certificate_is_serv
     std::fs::create_dir_all(&live).unwrap();
     copy_set(&a, &live);
     let node = Node::start_with(&dir.path().join("data"), &tls_args(&live));
-    let grpc = node.grpc.trim_start_matches("http://").to_string();
-    let http = node.http.trim_start_matches("http://").to_string();
+    let host_port = |url: &str| url.split_once("://").map_or(url, |(_, hp)| hp).to_string();
+    let (grpc, http) = (host_port(&node.grpc), host_port(&node.http));
 
     // The dev CA's client, with its certificate: answered.
     call(
@@ -198,6 +198,55 @@ async fn tls_lets_in_the_dev_cas_clients_only_and_a_replaced_certificate_is_serv
     assert_eq!(rest_healthz(&http, Some(&a)), Ok(200));
     assert!(rest_healthz(&http, None).is_err());
     assert!(rest_healthz(&http, Some(&b)).is_err());
+
+    // The CLI over both ports: REST and gRPC over TLS with the dev CA and
+    // client certificate; an https:// URL without --ca-cert is refused by
+    // name.
+    let cli = |extra: &[&str], cmd: &[&str]| {
+        let pem = |f: &str| a.join(f).display().to_string();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_quotad"));
+        c.args(["--http", &node.http, "--grpc", &node.grpc])
+            .args(["--token", &common::operator()])
+            .args(extra);
+        if extra.is_empty() {
+            c.args(["--ca-cert", &pem("ca.pem")])
+                .args(["--client-cert", &pem("client.pem")])
+                .args(["--client-key", &pem("client-key.pem")]);
+        }
+        c.args(cmd).output().unwrap()
+    };
+    let out = cli(
+        &[],
+        &[
+            "--json",
+            "tenant",
+            "create",
+            "--slug",
+            "cli-tls",
+            "--name",
+            "CLI over TLS",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tenant = created["data"]["id"]
+        .as_str()
+        .or(created["id"].as_str())
+        .unwrap_or_else(|| panic!("no id in {created}"))
+        .to_string();
+    let out = cli(&[], &["increment", &tenant, "api_requests"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["--json"], &["tenant", "get", &tenant]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--ca-cert"), "{err}");
 
     // Replace the files: the new certificate (and client CA) is served
     // within a few seconds, with no restart.

@@ -49,6 +49,17 @@ pub struct AppState {
     pub auth: Arc<auth::JwtKeys>,
     /// Renders `/metrics`; `None` when no recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Who may read `/metrics` on the REST port.
+    pub metrics_auth: metrics::MetricsAuth,
+}
+
+/// `/metrics` alone, without a credential, for `--metrics-addr`: an
+/// address only the platform's Prometheus reaches.
+pub fn metrics_router(engine: Arc<Engine>, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape_open))
+        .fallback(envelope::not_found)
+        .with_state((engine, metrics))
 }
 
 /// The REST API; a request not answered within `request_timeout` gets 503
@@ -57,12 +68,14 @@ pub fn router(
     engine: Arc<Engine>,
     auth: auth::JwtKeys,
     metrics: Option<PrometheusHandle>,
+    metrics_auth: metrics::MetricsAuth,
     request_timeout: Duration,
 ) -> Router {
     let state = AppState {
         engine,
         auth: Arc::new(auth),
         metrics,
+        metrics_auth,
     };
     Router::new()
         .route("/api/v1/tenants", post(tenants::create))
@@ -125,7 +138,7 @@ pub fn router(
         ))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::scrape))
+        .route("/metrics", get(metrics::scrape_authorized))
         .route("/readyz", get(health::readyz))
         .fallback(envelope::not_found)
         .route_layer(axum::middleware::from_fn(metrics::time_requests))

@@ -1,8 +1,11 @@
 //! `/metrics` in the Prometheus text format, and request timing for REST.
 use crate::AppState;
+use crate::envelope::ApiError;
 use axum::extract::{MatchedPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
+use quotad_engine::error_code::ErrorCode;
 use quotad_engine::telemetry;
 
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
@@ -13,17 +16,89 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     1.0, 2.5,
 ];
 
-/// Gauges come from the engine's state at scrape time; counters and
-/// histograms were recorded as things happened.
-pub async fn scrape(State(s): State<AppState>) -> Response {
-    let Some(handle) = &s.metrics else {
-        return (
+/// Who may read `/metrics` on the REST port. The page names every tenant
+/// with its usage, so by default only the platform may: an operator or
+/// service token. `--metrics-addr` serves it without a credential on an
+/// address of its own (for a Prometheus on a private network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricsAuth {
+    #[default]
+    Required,
+    Off,
+}
+
+impl std::str::FromStr for MetricsAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "required" => Ok(MetricsAuth::Required),
+            "off" => Ok(MetricsAuth::Off),
+            other => Err(format!("{other:?} is neither \"required\" nor \"off\"")),
+        }
+    }
+}
+
+/// `/metrics` on the REST port: for an operator or service token unless
+/// `--metrics-auth off`.
+pub async fn scrape_authorized(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if s.metrics_auth == MetricsAuth::Required
+        && let Err(e) = platform_token(&s, &headers)
+    {
+        return e.into_response();
+    }
+    match &s.metrics {
+        Some(handle) => render(&s.engine, handle),
+        None => (
             StatusCode::NOT_FOUND,
             "metrics are not enabled on this node\n",
         )
-            .into_response();
-    };
-    let snap = s.engine.metrics_snapshot();
+            .into_response(),
+    }
+}
+
+/// `/metrics` for whoever reaches `--metrics-addr`.
+pub async fn scrape_open(
+    State((engine, handle)): State<(std::sync::Arc<quotad_engine::Engine>, PrometheusHandle)>,
+) -> Response {
+    render(&engine, &handle)
+}
+
+fn platform_token(s: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let unauthenticated = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m);
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .ok_or_else(|| {
+            unauthenticated(
+                "/metrics needs Authorization: Bearer <operator or service token> (or scrape --metrics-addr)",
+            )
+        })?;
+    let claims = s
+        .auth
+        .verify(token.trim())
+        .map_err(|e| ApiError::new(ErrorCode::Unauthenticated, e))?;
+    if claims
+        .roles
+        .iter()
+        .any(|r| r == crate::auth::OPERATOR || r == quotad_engine::auth::jwt::SERVICE)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "/metrics lists every tenant: it needs an operator or service token",
+        ))
+    }
+}
+
+/// The page. Gauges come from the engine's state at scrape time; counters
+/// and histograms were recorded as things happened.
+fn render(engine: &quotad_engine::Engine, handle: &PrometheusHandle) -> Response {
+    let snap = engine.metrics_snapshot();
     for (tier, n) in snap.tenants_by_tier {
         metrics::gauge!("tenant_count", "tier" => tier.as_str()).set(n as f64);
     }

@@ -76,6 +76,22 @@ fn seeds_forward() -> Vec<u8> {
     .unwrap()
 }
 
+fn seed_principal() -> Vec<u8> {
+    encode(&crate::model::Principal {
+        caller: crate::model::Caller::Tenant {
+            tenant: Uuid::from_u128(7),
+            name: "api-key:0123456789abcdef".into(),
+            scopes: crate::model::Scopes::ALL,
+        },
+        expires_at_ms: Some(1_790_000_000_000),
+        key: Some(crate::model::KeyProof {
+            id: "0123456789abcdef".into(),
+            hash: [3; 32],
+        }),
+    })
+    .unwrap()
+}
+
 fn seed_append() -> Vec<u8> {
     let entries = (1..4)
         .map(|i| Entry::<TypeConfig> {
@@ -166,6 +182,19 @@ proptest! {
         let _ = decode_request(&bytes);
     }
 
+    /// The caller a forwarded call carries, which the leader then checks.
+    #[test]
+    fn the_principal_decoder_never_panics(bytes in hostile(seed_principal())) {
+        let mut meta = tonic::metadata::MetadataMap::new();
+        meta.insert_bin(
+            crate::cluster::principal::HEADER,
+            tonic::metadata::BinaryMetadataValue::from_bytes(&bytes),
+        );
+        if let Ok(Some(p)) = crate::cluster::principal::from_metadata(&meta) {
+            let _ = crate::cluster::principal::allows(&p, &Uuid::from_u128(7), &TenantCall::Read, 0);
+        }
+    }
+
     #[test]
     fn raft_message_decoders_never_panic(
         append in hostile(seed_append()),
@@ -207,6 +236,7 @@ proptest! {
 #[test]
 fn the_seeds_decode_as_themselves() {
     assert!(decode_request(&seeds_forward()).is_ok());
+    assert!(decode::<crate::model::Principal>(&seed_principal()).is_ok());
     assert!(decode::<AppendEntriesRequest<TypeConfig>>(&seed_append()).is_ok());
     assert!(decode::<InstallSnapshotRequest<TypeConfig>>(&seed_install()).is_ok());
     assert!(decode::<GroupState>(&seed_snapshot_state()).is_ok());

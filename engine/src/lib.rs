@@ -38,6 +38,7 @@ pub mod format;
 pub mod grpc;
 #[cfg(test)]
 mod hostile_bytes;
+pub mod idle;
 pub mod model;
 pub mod peer_auth;
 pub mod quota;

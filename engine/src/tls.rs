@@ -6,6 +6,7 @@
 //! Handshakes run on their own tasks with a deadline: a client that opens
 //! a connection and never finishes its handshake holds neither the accept
 //! loop nor anyone else's connection.
+use crate::idle::Idle;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -219,7 +220,8 @@ impl ServerTls {
     pub fn incoming(
         self: &Arc<Self>,
         listener: TcpListener,
-    ) -> tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)> {
+        idle: Duration,
+    ) -> tokio::sync::mpsc::Receiver<(TlsStream<Idle<TcpStream>>, std::net::SocketAddr)> {
         let (tx, rx) = tokio::sync::mpsc::channel(MAX_HANDSHAKES);
         let this = self.clone();
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
@@ -242,6 +244,7 @@ impl ServerTls {
                 };
                 let (acceptor, tx, port) = (this.acceptor(), tx.clone(), this.port);
                 tokio::spawn(async move {
+                    let stream = Idle::new(stream, idle);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             drop(permit);

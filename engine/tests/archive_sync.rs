@@ -13,6 +13,10 @@ use quotad_engine::{Engine, EngineConfig, EngineError, NewTenant};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Who the test acts as: in process, a platform service.
+static BY: std::sync::LazyLock<quotad_engine::model::Principal> =
+    std::sync::LazyLock::new(|| quotad_engine::model::Principal::platform("test"));
+
 const T0: i64 = 1_790_000_000_000;
 const HOUR: i64 = 3_600_000;
 
@@ -55,7 +59,7 @@ async fn tenant_of_tier(engine: &Engine, slug: &str, tier: Tier) -> uuid::Uuid {
 async fn increments(engine: &Engine, t: uuid::Uuid, n: usize) {
     for _ in 0..n {
         let d = engine
-            .increment(t, "api_requests", 1, None, Some(Consistency::Strict))
+            .increment(&BY, t, "api_requests", 1, None, Some(Consistency::Strict))
             .await
             .unwrap();
         assert!(d.allowed);
@@ -570,7 +574,14 @@ async fn a_tenant_busy_through_every_round_is_archived_up_to_each_round() {
             // Bounded: at most 20,000 increments, or until told to stop.
             while n < 20_000 && !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let d = engine
-                    .increment(busy, "api_requests", 1, None, Some(Consistency::Strict))
+                    .increment(
+                        &BY,
+                        busy,
+                        "api_requests",
+                        1,
+                        None,
+                        Some(Consistency::Strict),
+                    )
                     .await
                     .unwrap();
                 assert!(d.allowed);

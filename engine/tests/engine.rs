@@ -3,12 +3,17 @@
 use chrono::TimeZone;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::clock::{Clock, ManualClock};
+use quotad_engine::engine::Hold;
 use quotad_engine::model::Consistency;
 use quotad_engine::model::{Action, Period, QuotaPolicy, Tier};
 use quotad_engine::quota::{TenantOp, Verdict};
 use quotad_engine::{Engine, EngineConfig, EngineError, NewTenant};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Who the test acts as: in process, a platform service.
+static BY: std::sync::LazyLock<quotad_engine::model::Principal> =
+    std::sync::LazyLock::new(|| quotad_engine::model::Principal::platform("test"));
 
 const T0: i64 = 1_790_000_000_000;
 
@@ -92,7 +97,7 @@ async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
             Consistency::Fast
         };
         tasks.push(tokio::spawn(async move {
-            e.increment(id, "api_requests", 1, None, Some(mode))
+            e.increment(&BY, id, "api_requests", 1, None, Some(mode))
                 .await
                 .unwrap()
                 .allowed
@@ -105,7 +110,7 @@ async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
     assert_eq!(allowed, 100);
     // A strict write after the fast ones orders after them in the log.
     let d = engine
-        .increment(id, "api_requests", 1, Some("k".into()), None)
+        .increment(&BY, id, "api_requests", 1, Some("k".into()), None)
         .await
         .unwrap();
     assert_eq!((d.allowed, d.usage), (false, 100));
@@ -119,7 +124,7 @@ async fn concurrent_increments_admit_exactly_the_limit_and_survive_restart() {
     assert_eq!(state.quotas["api_requests"].used, 100);
     // The idempotency key survived too.
     let d = engine
-        .increment(id, "api_requests", 1, Some("k".into()), None)
+        .increment(&BY, id, "api_requests", 1, Some("k".into()), None)
         .await
         .unwrap();
     assert!(d.replayed);
@@ -142,7 +147,7 @@ async fn snapshots_and_log_compaction_keep_everything() {
     // Strict and sequential: one entry each, several snapshots' worth.
     for _ in 0..300 {
         engine
-            .increment(id, "llm_tokens", 3, None, None)
+            .increment(&BY, id, "llm_tokens", 3, None, None)
             .await
             .unwrap();
     }
@@ -179,24 +184,34 @@ async fn reservation_flow_and_expiry_with_injected_clock() {
     let id = tenant_with_quota(&engine, "gpu", chrono_tz::UTC, "gpu_hours", 100).await;
 
     let r = engine
-        .reserve(id, "gpu_hours", 50, 60_000, None, None)
+        .reserve(
+            &BY,
+            id,
+            "gpu_hours",
+            Hold {
+                amount: 50,
+                ttl_ms: 60_000,
+            },
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert!(r.decision.allowed);
     let d = engine
-        .settle(id, r.reservation_id.unwrap(), 30, None)
+        .settle(&BY, id, r.reservation_id.unwrap(), 30, None)
         .await
         .unwrap();
     assert_eq!(d.usage, 30);
     assert!(
         engine
-            .increment(id, "gpu_hours", 70, None, None)
+            .increment(&BY, id, "gpu_hours", 70, None, None)
             .await
             .unwrap()
             .allowed
     );
     let d = engine
-        .increment(id, "gpu_hours", 1, None, None)
+        .increment(&BY, id, "gpu_hours", 1, None, None)
         .await
         .unwrap();
     assert_eq!((d.allowed, d.verdict), (false, Verdict::Denied));
@@ -204,14 +219,36 @@ async fn reservation_flow_and_expiry_with_injected_clock() {
     // Expiry: a hold that is never settled comes back after its TTL.
     let id2 = tenant_with_quota(&engine, "gpu2", chrono_tz::UTC, "gpu_hours", 100).await;
     let r = engine
-        .reserve(id2, "gpu_hours", 80, 10_000, None, None)
+        .reserve(
+            &BY,
+            id2,
+            "gpu_hours",
+            Hold {
+                amount: 80,
+                ttl_ms: 10_000,
+            },
+            None,
+            None,
+        )
         .await
         .unwrap();
-    assert!(!engine.check(id2, "gpu_hours", 21).await.unwrap().allowed);
+    assert!(
+        !engine
+            .check(&BY, id2, "gpu_hours", 21)
+            .await
+            .unwrap()
+            .allowed
+    );
     clock.advance(10_000);
-    assert!(engine.check(id2, "gpu_hours", 100).await.unwrap().allowed);
+    assert!(
+        engine
+            .check(&BY, id2, "gpu_hours", 100)
+            .await
+            .unwrap()
+            .allowed
+    );
     let err = engine
-        .settle(id2, r.reservation_id.unwrap(), 5, None)
+        .settle(&BY, id2, r.reservation_id.unwrap(), 5, None)
         .await
         .unwrap_err();
     assert_eq!(err.code().as_str(), "NOT_FOUND");
@@ -232,21 +269,21 @@ async fn monthly_reset_at_new_york_midnight_through_the_engine() {
         .unwrap();
     let id = tenant_with_quota(&engine, "nyc", tz, "api_requests", 10).await;
     let d = engine
-        .increment(id, "api_requests", 10, None, None)
+        .increment(&BY, id, "api_requests", 10, None, None)
         .await
         .unwrap();
     assert_eq!(d.reset_at_ms, Some(midnight));
     clock.set(midnight - 1);
     assert!(
         !engine
-            .increment(id, "api_requests", 1, None, None)
+            .increment(&BY, id, "api_requests", 1, None, None)
             .await
             .unwrap()
             .allowed
     );
     clock.set(midnight);
     let d = engine
-        .increment(id, "api_requests", 1, None, None)
+        .increment(&BY, id, "api_requests", 1, None, None)
         .await
         .unwrap();
     assert!(d.allowed);
@@ -268,7 +305,7 @@ async fn idle_actors_stop_and_reactivate_from_committed_state() {
         .tenant
         .id;
     engine
-        .increment(id, "api_requests", 5, None, Some(Consistency::Fast))
+        .increment(&BY, id, "api_requests", 5, None, Some(Consistency::Fast))
         .await
         .unwrap();
     // Idleness is measured on the engine's clock: however long the idle
@@ -304,30 +341,32 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let before = engine.tenant(id).await.unwrap();
     let cases: Vec<(Result<_, EngineError>, &str, &str)> = vec![
         (
-            engine.increment(id, "api_requests", 0, None, None).await,
-            "INVALID_ARGUMENT",
-            "amount",
-        ),
-        (
             engine
-                .increment(id, "api_requests", i64::MAX, None, None)
+                .increment(&BY, id, "api_requests", 0, None, None)
                 .await,
             "INVALID_ARGUMENT",
             "amount",
         ),
         (
-            engine.increment(id, "nope", 1, None, None).await,
+            engine
+                .increment(&BY, id, "api_requests", i64::MAX, None, None)
+                .await,
+            "INVALID_ARGUMENT",
+            "amount",
+        ),
+        (
+            engine.increment(&BY, id, "nope", 1, None, None).await,
             "NOT_FOUND",
             "quota",
         ),
         (
-            engine.increment(id, "Bad Name", 1, None, None).await,
+            engine.increment(&BY, id, "Bad Name", 1, None, None).await,
             "INVALID_ARGUMENT",
             "quota",
         ),
         (
             engine
-                .increment(uuid::Uuid::new_v4(), "api_requests", 1, None, None)
+                .increment(&BY, uuid::Uuid::new_v4(), "api_requests", 1, None, None)
                 .await,
             "NOT_FOUND",
             "tenant_id",
@@ -359,7 +398,7 @@ async fn trial_expiry_suspension_and_deletion_change_verdicts() {
     let mut trial = new_tenant("trial", chrono_tz::UTC);
     trial.trial_days = Some(14);
     let id = engine.create_tenant(trial, &by()).await.unwrap().tenant.id;
-    let spend = || engine.increment(id, "api_requests", 1, None, None);
+    let spend = || engine.increment(&BY, id, "api_requests", 1, None, None);
 
     assert!(spend().await.unwrap().allowed);
     clock.set(T0 + 14 * DAY - 1);
@@ -370,7 +409,13 @@ async fn trial_expiry_suspension_and_deletion_change_verdicts() {
         (d.allowed, d.reason.as_deref()),
         (false, Some("tenant trial has expired"))
     );
-    assert!(!engine.check(id, "api_requests", 1).await.unwrap().allowed);
+    assert!(
+        !engine
+            .check(&BY, id, "api_requests", 1)
+            .await
+            .unwrap()
+            .allowed
+    );
 
     // Choosing a tier ends the trial.
     engine.change_tier(id, Tier::Starter, &by()).await.unwrap();
@@ -468,7 +513,7 @@ async fn a_scripted_day_of_usage_sums_to_the_counter() {
             clock.set(day + h * HOUR + k * 60_000);
             assert!(
                 engine
-                    .increment(id, "llm_tokens", 10, None, None)
+                    .increment(&BY, id, "llm_tokens", 10, None, None)
                     .await
                     .unwrap()
                     .allowed
@@ -476,17 +521,27 @@ async fn a_scripted_day_of_usage_sums_to_the_counter() {
         }
         if h == 12 {
             let r = engine
-                .reserve(id, "llm_tokens", 100, 60_000, None, None)
+                .reserve(
+                    &BY,
+                    id,
+                    "llm_tokens",
+                    Hold {
+                        amount: 100,
+                        ttl_ms: 60_000,
+                    },
+                    None,
+                    None,
+                )
                 .await
                 .unwrap();
             engine
-                .settle(id, r.reservation_id.unwrap(), 25, None)
+                .settle(&BY, id, r.reservation_id.unwrap(), 25, None)
                 .await
                 .unwrap();
         }
     }
     let denied = engine
-        .increment(id, "llm_tokens", 999_999, None, None)
+        .increment(&BY, id, "llm_tokens", 999_999, None, None)
         .await
         .unwrap();
     assert!(!denied.allowed);
@@ -553,7 +608,7 @@ async fn flood(
         .map(|i| {
             let e = engine.clone();
             tokio::spawn(async move {
-                e.increment(id, "api_requests", 1, None, Some(mode(i)))
+                e.increment(&BY, id, "api_requests", 1, None, Some(mode(i)))
                     .await
             })
         })
@@ -575,7 +630,7 @@ async fn flood(
 async fn strict_barrier(engine: &Engine, id: uuid::Uuid) -> quotad_engine::quota::Decision {
     for _ in 0..500 {
         match engine
-            .increment(id, "api_requests", 1, None, Some(Consistency::Strict))
+            .increment(&BY, id, "api_requests", 1, None, Some(Consistency::Strict))
             .await
         {
             Err(EngineError::Overloaded { .. }) => {

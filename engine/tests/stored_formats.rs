@@ -12,7 +12,8 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::format::{self, Since};
 use quotad_engine::model::{
-    NewOwner, Period, QuotaPolicy, Role, Scope, Scopes, Tenant, TenantStatus, Tier,
+    Caller, KeyProof, NewOwner, Period, Principal, QuotaPolicy, Role, Scope, Scopes, Tenant,
+    TenantStatus, Tier,
 };
 use quotad_engine::quota::{
     AllOrNothing, ApiKeyRotation, NewApiKey, PolicyPatch, QuotaPatch, Spend, TenantOp,
@@ -384,4 +385,49 @@ fn log_entries_decode_from_their_golden_bytes() {
         let decoded: Entry<TypeConfig> = format::decode(&stored).unwrap();
         assert_eq!(decoded, e, "{name}");
     }
+}
+
+#[test]
+fn a_forwarded_principal_decodes_from_its_golden_bytes() {
+    // The `quotad-principal-bin` metadata of a forwarded call, of each kind
+    // of caller.
+    let principals = vec![
+        Principal {
+            caller: Caller::Tenant {
+                tenant: tenant_id(1),
+                name: "api-key:0123456789abcdef".into(),
+                scopes: Scopes::of([Scope::Check, Scope::Increment]),
+            },
+            expires_at_ms: Some(T0 + 86_400_000),
+            key: Some(KeyProof {
+                id: "0123456789abcdef".into(),
+                hash: [5; 32],
+            }),
+        },
+        Principal {
+            caller: Caller::Tenant {
+                tenant: tenant_id(2),
+                name: "user-7".into(),
+                scopes: Scopes::ALL,
+            },
+            expires_at_ms: Some(T0),
+            key: None,
+        },
+        Principal {
+            caller: Caller::Platform {
+                name: "gateway".into(),
+                operator: true,
+            },
+            expires_at_ms: None,
+            key: None,
+        },
+        Principal::anonymous(),
+    ];
+    let bytes = format::encode(&principals).unwrap();
+    let stored = check_golden("principal-format0.bin", &bytes);
+    assert_eq!(format::split(&stored).unwrap().0, 0, "the format it is in");
+    assert_eq!(
+        format::decode::<Vec<Principal>>(&stored).unwrap(),
+        principals
+    );
 }

@@ -16,7 +16,7 @@ use crate::v1::quota_service_client::QuotaServiceClient;
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 /// Response metadata naming the gRPC address of the group's leader.
@@ -56,11 +56,15 @@ pub struct QuotaClient {
     channels: Mutex<HashMap<String, Channel>>,
     retry: RetryPolicy,
     bearer: Bearer,
+    /// TLS for every node (the shard map names them by host:port).
+    tls: Option<ClientTlsConfig>,
 }
 
-fn url(addr: &str) -> String {
+fn url(addr: &str, tls: bool) -> String {
     if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
+    } else if tls {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     }
@@ -70,6 +74,16 @@ impl QuotaClient {
     /// Connect through any of `seeds` (client gRPC addresses of nodes) and
     /// load the shard map; every call carries `bearer`.
     pub async fn connect(seeds: Vec<String>, bearer: Bearer) -> Result<QuotaClient, Status> {
+        QuotaClient::connect_tls(seeds, bearer, None).await
+    }
+
+    /// [`QuotaClient::connect`] to nodes serving TLS: `tls` says whom to
+    /// trust and, where client certificates are required, which to present.
+    pub async fn connect_tls(
+        seeds: Vec<String>,
+        bearer: Bearer,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<QuotaClient, Status> {
         if seeds.is_empty() {
             return Err(Status::invalid_argument(
                 "seeds: give at least one node address",
@@ -82,6 +96,7 @@ impl QuotaClient {
             channels: Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
             bearer,
+            tls,
         };
         client.refresh().await?;
         Ok(client)
@@ -101,11 +116,16 @@ impl QuotaClient {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let c = Endpoint::from_shared(url(addr))
+        let mut endpoint = Endpoint::from_shared(url(addr, self.tls.is_some()))
             .map_err(|e| Status::invalid_argument(format!("address {addr:?}: {e}")))?
             .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| Status::invalid_argument(format!("TLS for {addr:?}: {e}")))?;
+        }
+        let c = endpoint.connect_lazy();
         channels.insert(addr.to_string(), c.clone());
         Ok(c)
     }

@@ -144,7 +144,7 @@ pub async fn run(a: CeilingArgs) -> anyhow::Result<()> {
         .add_service(RateLimitServiceServer::new(Empty))
         .add_service(QuotaServiceServer::new(Empty))
         .serve_with_incoming_shutdown(
-            super::listen::no_delay(listener),
+            super::listen::no_delay(listener, quotad_engine::idle::DEFAULT_IDLE),
             super::listen::shutdown_signal(),
         )
         .await?;

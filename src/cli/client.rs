@@ -27,7 +27,7 @@ pub struct Conn {
     /// Bearer token for the control plane and the gRPC port (see `quotad token`) [env: QUOTAD_TOKEN]
     #[arg(long, env = "QUOTAD_TOKEN", hide_env = true, hide_env_values = true)]
     token: Option<String>,
-    /// PEM CA to trust for a node's gRPC port over TLS (https:// URLs) [env: QUOTAD_CA_CERT]
+    /// PEM CA to trust for a node's gRPC and REST ports over TLS (https:// URLs) [env: QUOTAD_CA_CERT]
     #[arg(long, env = "QUOTAD_CA_CERT", hide_env = true)]
     ca_cert: Option<std::path::PathBuf>,
     /// PEM client certificate, for a port that requires one (mutual TLS) [env: QUOTAD_CLIENT_CERT]
@@ -115,6 +115,56 @@ impl Conn {
         endpoint
             .tls_config(tls)
             .with_context(|| format!("TLS for {url}"))
+    }
+
+    /// A client for the REST port: over TLS for an https:// URL, trusting
+    /// --ca-cert and presenting --client-cert when given.
+    pub fn http_client(&self) -> anyhow::Result<reqwest::Client> {
+        let builder = reqwest::Client::builder();
+        if !self.http_url().starts_with("https://") {
+            return Ok(builder.build()?);
+        }
+        let Some(ca) = &self.ca_cert else {
+            bail!(
+                "--http {} is https://: give --ca-cert, the CA that signed the node's certificate",
+                self.http_url()
+            );
+        };
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+        };
+        let certs = |p: &std::path::Path| -> anyhow::Result<Vec<CertificateDer<'static>>> {
+            let pem = read(p)?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("{}: not PEM certificates", p.display()))?;
+            if certs.is_empty() {
+                bail!("{}: holds no certificate", p.display());
+            }
+            Ok(certs)
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs(ca)? {
+            roots
+                .add(c)
+                .with_context(|| format!("--ca-cert {}", ca.display()))?;
+        }
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let config = match (&self.client_cert, &self.client_key) {
+            (Some(c), Some(k)) => {
+                let key = PrivateKeyDer::from_pem_slice(&read(k)?).with_context(|| {
+                    format!("--client-key {}: not a PEM private key", k.display())
+                })?;
+                config
+                    .with_client_auth_cert(certs(c)?, key)
+                    .context("--client-cert and --client-key do not make a pair")?
+            }
+            (None, None) => config.with_no_client_auth(),
+            _ => bail!("--client-cert and --client-key go together"),
+        };
+        Ok(builder.tls_backend_preconfigured(config).build()?)
     }
 
     /// The token for the gRPC ports' `authorization` metadata.
@@ -207,7 +257,7 @@ async fn rest(
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
     let url = format!("{}{}", conn.http_url().trim_end_matches('/'), path);
-    let mut req = reqwest::Client::new().request(method, &url);
+    let mut req = conn.http_client()?.request(method, &url);
     if let Some(t) = &conn.token {
         req = req.bearer_auth(t);
     }

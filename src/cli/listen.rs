@@ -1,8 +1,11 @@
 //! How a node's ports accept connections: plain TCP (Nagle off) or TLS,
-//! and the shutdown signal they all stop on.
+//! closed when idle (`quotad_engine::idle`), and the shutdown signal they
+//! all stop on.
 use axum::serve::Listener;
+use quotad_engine::idle::Idle;
 use quotad_engine::tls::{ServerTls, TlsError, TlsFiles};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_stream::StreamExt;
@@ -13,14 +16,15 @@ use tokio_stream::StreamExt;
 /// is where the 40-50 ms p99.9 of every earlier load run came from.
 pub(crate) fn no_delay(
     listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+    idle: Duration,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Idle<tokio::net::TcpStream>>> {
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |accepted| {
         let stream = accepted?;
         // A socket that refuses the option still works, only slower.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        Ok(stream)
+        Ok(Idle::new(stream, idle))
     })
 }
 
@@ -69,37 +73,40 @@ impl PortsTls {
     }
 }
 
-/// Serve `router` on `listener`, over TLS when `tls` is given, until the
-/// shutdown signal.
+/// Serve `router` on `listener`, over TLS when `tls` is given, closing
+/// connections idle for `idle`, until the shutdown signal.
 pub(crate) fn serve_grpc(
-    router: tonic::transport::server::Router,
+    router: tonic::transport::server::Router<super::malformed::Layered>,
     listener: TcpListener,
     tls: Option<&Arc<ServerTls>>,
+    idle: Duration,
 ) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
     match tls {
         Some(tls) => {
-            let incoming = tokio_stream::wrappers::ReceiverStream::new(tls.incoming(listener))
-                .map(|(s, _)| Ok::<_, std::io::Error>(s));
+            let incoming =
+                tokio_stream::wrappers::ReceiverStream::new(tls.incoming(listener, idle))
+                    .map(|(s, _)| Ok::<_, std::io::Error>(s));
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown_signal()))
         }
-        None => {
-            tokio::spawn(router.serve_with_incoming_shutdown(no_delay(listener), shutdown_signal()))
-        }
+        None => tokio::spawn(
+            router.serve_with_incoming_shutdown(no_delay(listener, idle), shutdown_signal()),
+        ),
     }
 }
 
 /// Serve the REST `app` on `listener`, over TLS when `tls` is given,
-/// until the shutdown signal.
+/// closing connections idle for `idle`, until the shutdown signal.
 pub(crate) fn serve_http(
     app: axum::Router,
     listener: TcpListener,
     tls: Option<&Arc<ServerTls>>,
+    idle: Duration,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
     match tls {
         Some(tls) => {
             let listener = TlsListener {
                 local: listener.local_addr(),
-                incoming: tls.incoming(listener),
+                incoming: tls.incoming(listener, idle),
             };
             tokio::spawn(async move {
                 axum::serve(listener, app)
@@ -108,21 +115,50 @@ pub(crate) fn serve_http(
             })
         }
         None => tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(IdleListener { listener, idle }, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }),
     }
 }
 
+/// Plain connections, each closed when idle, for axum.
+struct IdleListener {
+    listener: TcpListener,
+    idle: Duration,
+}
+
+impl Listener for IdleListener {
+    type Io = Idle<TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => return (Idle::new(stream, self.idle), addr),
+                // Out of descriptors and the like: pass, as axum's own
+                // listener does, rather than spin.
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
 /// TLS connections whose handshake completed, for axum.
 struct TlsListener {
     local: std::io::Result<std::net::SocketAddr>,
-    incoming: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)>,
+    incoming: tokio::sync::mpsc::Receiver<(TlsStream<Idle<TcpStream>>, std::net::SocketAddr)>,
 }
 
 impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsStream<Idle<TcpStream>>;
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

@@ -5,6 +5,7 @@ use crate::cli::out::outln;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use quotad_control_plane::metrics::MetricsAuth;
 use quotad_engine::archive::{ArchiveChoice, ScyllaConfig};
 use quotad_engine::auth::{Authenticator, DataPlaneAuth, jwt::JwtKeys};
 use quotad_engine::cluster::ClusterService;
@@ -160,6 +161,18 @@ pub struct ServeArgs {
     /// (`authorization: Bearer <token or API key>`): required or off [default: required]
     #[arg(long, env = "QUOTAD_DATA_PLANE_AUTH")]
     data_plane_auth: Option<String>,
+    /// Whether /metrics on the REST port needs an operator or service token
+    /// (it lists every tenant's usage): required or off [default: required]
+    #[arg(long, env = "QUOTAD_METRICS_AUTH")]
+    metrics_auth: Option<String>,
+    /// Also serve /metrics, without a credential, on this address (for a
+    /// Prometheus on a private network)
+    #[arg(long, env = "QUOTAD_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Close a connection (any port) that moves no byte for this long
+    /// [default: 300]
+    #[arg(long, env = "QUOTAD_IDLE_TIMEOUT_SECS")]
+    idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -199,6 +212,9 @@ struct FileConfig {
     grpc_max_streams: Option<u32>,
     forward_timeout_secs: Option<u64>,
     data_plane_auth: Option<String>,
+    metrics_auth: Option<String>,
+    metrics_addr: Option<SocketAddr>,
+    idle_timeout_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
@@ -236,6 +252,9 @@ struct Settings {
     grpc_max_streams: u32,
     forward_timeout: Duration,
     data_plane_auth: DataPlaneAuth,
+    metrics_auth: MetricsAuth,
+    metrics_addr: Option<SocketAddr>,
+    idle_timeout: Duration,
     tls: Option<TlsFiles>,
 }
 
@@ -445,6 +464,18 @@ impl Settings {
                 .map_err(|e| anyhow::anyhow!("data_plane_auth: {e}"))?,
             None => DataPlaneAuth::Required,
         };
+        let metrics_auth = match args.metrics_auth.or(file.metrics_auth) {
+            Some(v) => v
+                .parse::<MetricsAuth>()
+                .map_err(|e| anyhow::anyhow!("metrics_auth: {e}"))?,
+            None => MetricsAuth::Required,
+        };
+        let metrics_addr = args.metrics_addr.or(file.metrics_addr);
+        let idle_timeout_secs = args
+            .idle_timeout_secs
+            .or(file.idle_timeout_secs)
+            .unwrap_or(quotad_engine::idle::DEFAULT_IDLE.as_secs());
+        at_least_1("idle_timeout_secs", idle_timeout_secs as usize)?;
         let grpc_addr = args
             .grpc_addr
             .or(file.grpc_addr)
@@ -459,10 +490,14 @@ impl Settings {
             .unwrap_or_else(|| "127.0.0.1:7947".parse().expect("valid address"));
         if tls.is_none() && !allow_plaintext {
             for (name, addr) in [
-                ("grpc_addr", grpc_addr),
-                ("http_addr", http_addr),
-                ("peer_addr", peer_addr),
-            ] {
+                ("grpc_addr", Some(grpc_addr)),
+                ("http_addr", Some(http_addr)),
+                ("peer_addr", Some(peer_addr)),
+                ("metrics_addr", metrics_addr),
+            ]
+            .into_iter()
+            .filter_map(|(name, addr)| Some((name, addr?)))
+            {
                 if !quotad_engine::tls::is_loopback(&addr) {
                     bail!(
                         "{name}: {addr} is reachable from other hosts and TLS is off: give \
@@ -473,6 +508,9 @@ impl Settings {
         }
         Ok(Settings {
             data_plane_auth,
+            metrics_auth,
+            metrics_addr,
+            idle_timeout: Duration::from_secs(idle_timeout_secs),
             tls,
             data_dir: args
                 .data_dir
@@ -655,6 +693,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let peer = tokio::net::TcpListener::bind(s.peer_addr)
         .await
         .with_context(|| format!("binding peer address {}", s.peer_addr))?;
+    let metrics_listener = match s.metrics_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding metrics address {a}"))?,
+        ),
+        None => None,
+    };
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
     let peer_addr = peer.local_addr()?;
@@ -705,7 +751,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .add_service(transport.clone().server())
     .add_service(cluster.clone().server());
-    let peer_task = serve_grpc(peer_router, peer, tls.as_ref().map(|t| &t.peer));
+    let peer_task = serve_grpc(
+        peer_router,
+        peer,
+        tls.as_ref().map(|t| &t.peer),
+        s.idle_timeout,
+    );
 
     // JWT_SECRET, or a secret generated once into the data dir.
     let mut auth = JwtKeys::hs256(&super::secret::resolve(&s.data_dir, true)?)?;
@@ -781,17 +832,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ))
     .add_service(reflection)
     .add_service(reflection_v1alpha);
-    let grpc_task = serve_grpc(grpc_server, grpc, tls.as_ref().map(|t| &t.grpc));
+    let grpc_task = serve_grpc(
+        grpc_server,
+        grpc,
+        tls.as_ref().map(|t| &t.grpc),
+        s.idle_timeout,
+    );
     let http_task = serve_http(
-        quotad_control_plane::router(engine.clone(), auth, Some(metrics), s.request_timeout),
+        quotad_control_plane::router(
+            engine.clone(),
+            auth,
+            Some(metrics.clone()),
+            s.metrics_auth,
+            s.request_timeout,
+        ),
         http,
         tls.as_ref().map(|t| &t.http),
+        s.idle_timeout,
     );
+    let metrics_addr = match metrics_listener {
+        Some(l) => {
+            let addr = l.local_addr()?;
+            // Over TLS like the REST port when TLS is on; its own task,
+            // which ends with the others at the shutdown signal.
+            serve_http(
+                quotad_control_plane::metrics_router(engine.clone(), metrics),
+                l,
+                tls.as_ref().map(|t| &t.http),
+                s.idle_timeout,
+            );
+            format!(" metrics={addr}")
+        }
+        None => String::new(),
+    };
 
     let node = engine.node_id();
     tracing::info!(node, %grpc_addr, %http_addr, %peer_addr, data_dir = %s.data_dir.display(), "quotad serving");
     // One line on stdout, for scripts and tests that start with port 0.
-    outln!("quotad listening grpc={grpc_addr} http={http_addr} peer={peer_addr} node={node}")?;
+    outln!(
+        "quotad listening grpc={grpc_addr} http={http_addr} peer={peer_addr} node={node}{metrics_addr}"
+    )?;
 
     let (g, h) = tokio::join!(grpc_task, http_task);
     engine.shutdown().await;
@@ -813,13 +893,14 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Server-wide limits of a gRPC port. Message sizes are per service (see
+/// Server-wide limits of a gRPC port, and malformed requests answered
+/// INVALID_ARGUMENT. Message sizes are per service (see
 /// `quotad_engine::grpc::MAX_MESSAGE_BYTES` and the peer services).
 fn limits(
     builder: tonic::transport::Server,
     timeout: Duration,
     max_streams: u32,
-) -> tonic::transport::Server {
+) -> tonic::transport::Server<super::malformed::Layered> {
     builder
         // Per call, until its answer (headers) is ready: a Stream's later
         // answers are not cut. A client's shorter grpc-timeout wins.
@@ -827,6 +908,7 @@ fn limits(
         .max_concurrent_streams(max_streams)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(super::malformed::layer())
 }
 
 #[cfg(test)]

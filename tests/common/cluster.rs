@@ -41,6 +41,13 @@ fn source_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + i as u8))
 }
 
+/// `host:port` of a node's `http://` or `https://` URL.
+fn host_port(url: &str) -> String {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .to_string()
+}
+
 fn free_port(ip: IpAddr) -> u16 {
     std::net::TcpListener::bind((ip, 0))
         .unwrap()
@@ -64,11 +71,38 @@ impl TestCluster {
         extra_args: &[&str],
         prepare: impl Fn(usize, &mut NodeSetup),
     ) -> TestCluster {
+        TestCluster::start_inner(n, extra_args, prepare, false).await
+    }
+
+    /// [`TestCluster::start`] with TLS on every port of every node, client
+    /// certificates required (mutual TLS between nodes), from a development
+    /// CA that this test's clients then use too (see [`super::tls`]).
+    pub async fn start_tls(n: usize, extra_args: &[&str]) -> TestCluster {
+        TestCluster::start_inner(n, extra_args, |_, _| {}, true).await
+    }
+
+    async fn start_inner(
+        n: usize,
+        extra_args: &[&str],
+        prepare: impl Fn(usize, &mut NodeSetup),
+        tls: bool,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        if tls {
+            let certs = dir.path().join("tls");
+            // Every address a node of this harness listens on or is
+            // reached by.
+            let ips: Vec<String> = (0..16).map(|i| source_ip(i).to_string()).collect();
+            let mut hosts = vec!["127.0.0.1", "localhost"];
+            hosts.extend(ips.iter().map(String::as_str));
+            super::tls::enable(&certs, &hosts);
+            args.extend(super::tls::serve_args(&certs));
+        }
         let mut c = TestCluster {
             _dir: dir,
             members: Vec::new(),
-            args: extra_args.iter().map(|s| s.to_string()).collect(),
+            args,
         };
         for _ in 0..n {
             c.add_node_with(&prepare).await;
@@ -109,8 +143,8 @@ impl TestCluster {
         };
         let join = self.members.first().map(|f| f.proxy.addr.to_string());
         let node = self.spawn(&m, join.as_deref(), &[]);
-        m.grpc_addr = node.grpc.trim_start_matches("http://").to_string();
-        m.http_addr = node.http.trim_start_matches("http://").to_string();
+        m.grpc_addr = host_port(&node.grpc);
+        m.http_addr = host_port(&node.http);
         m.id = node.node_id;
         m.node = Some(node);
         self.members.push(m);
@@ -150,11 +184,18 @@ impl TestCluster {
             .unwrap_or_else(|| panic!("no node {id}"))
     }
 
+    /// The running nodes' gRPC ports (as `https://` URLs over TLS).
     pub fn grpc_addrs(&self) -> Vec<String> {
         self.members
             .iter()
-            .filter(|m| m.node.is_some())
-            .map(|m| m.grpc_addr.clone())
+            .filter_map(|m| m.node.as_ref())
+            .map(|n| {
+                if n.grpc.starts_with("https://") {
+                    n.grpc.clone()
+                } else {
+                    host_port(&n.grpc)
+                }
+            })
             .collect()
     }
 
@@ -212,11 +253,12 @@ impl TestCluster {
     /// within 2 s (a paused node accepts connections but never answers).
     pub async fn status_from(&self, i: usize) -> Option<ClusterStatus> {
         let ask = async {
-            let channel = tonic::transport::Endpoint::from_shared(self.node(i).grpc.clone())
-                .ok()?
-                .connect()
-                .await
-                .ok()?;
+            let url = self.node(i).grpc.clone();
+            let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone()).ok()?;
+            if url.starts_with("https://") {
+                endpoint = endpoint.tls_config(super::tls::grpc_client()).ok()?;
+            }
+            let channel = endpoint.connect().await.ok()?;
             let mut c = ClusterClient::new(super::service_bearer().on(channel));
             c.status(StatusRequest {})
                 .await

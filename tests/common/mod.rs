@@ -7,6 +7,7 @@ pub mod load;
 pub mod proxy;
 mod rest;
 pub mod soak;
+pub mod tls;
 pub mod tmpfs;
 
 #[allow(unused_imports)] // each test binary uses some of them
@@ -43,6 +44,19 @@ pub async fn peer_client(
     quotad_proto::cluster::cluster_client::ClusterClient::new(
         quotad_engine::peer_auth::bearer(&key).on(channel),
     )
+}
+
+/// The node's `/metrics` page, read as Prometheus would with a service
+/// token.
+pub async fn metrics_text(node: &Node) -> String {
+    let r = http()
+        .get(node.url("/metrics"))
+        .bearer_auth(service_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "/metrics");
+    r.text().await.unwrap()
 }
 
 /// A token signed with the test secret, valid for an hour (or expired,
@@ -87,11 +101,12 @@ pub async fn grpc_at(url: &str) -> QuotaServiceClient<AuthChannel> {
 pub async fn grpc_with(url: &str, bearer: Bearer) -> QuotaServiceClient<AuthChannel> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match tonic::transport::Endpoint::from_shared(url.to_string())
-            .expect("a node URL")
-            .connect()
-            .await
-        {
+        let mut endpoint =
+            tonic::transport::Endpoint::from_shared(url.to_string()).expect("a node URL");
+        if url.starts_with("https://") {
+            endpoint = endpoint.tls_config(tls::grpc_client()).expect("TLS");
+        }
+        match endpoint.connect().await {
             Ok(c) => return QuotaServiceClient::new(bearer.on(c)),
             Err(e) if Instant::now() > deadline => panic!("cannot connect to {url}: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -101,7 +116,12 @@ pub async fn grpc_with(url: &str, bearer: Bearer) -> QuotaServiceClient<AuthChan
 
 /// A routing client of the nodes at `seeds`, sending the service token.
 pub async fn quota_client(seeds: Vec<String>) -> quotad_proto::client::QuotaClient {
-    quotad_proto::client::QuotaClient::connect(seeds, service_bearer())
+    // Over TLS to nodes that serve it (their https:// URLs).
+    let tls = seeds
+        .iter()
+        .any(|s| s.starts_with("https://"))
+        .then(tls::grpc_client);
+    quotad_proto::client::QuotaClient::connect_tls(seeds, service_bearer(), tls)
         .await
         .expect("connect a routing client")
 }
@@ -113,10 +133,24 @@ pub fn http() -> reqwest::Client {
         reqwest::header::AUTHORIZATION,
         format!("Bearer {}", operator()).parse().unwrap(),
     );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
+    builder().default_headers(headers).build().unwrap()
+}
+
+/// An HTTP client that sends no credential of its own.
+pub fn client() -> reqwest::Client {
+    builder().build().unwrap()
+}
+
+/// Trusting the test's development CA for `https://` URLs, once TLS is on
+/// (see [`tls`]).
+fn builder() -> reqwest::ClientBuilder {
+    // reqwest's rustls comes without a provider: the node's (ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let b = reqwest::Client::builder();
+    match tls::dir() {
+        Some(_) => b.tls_backend_preconfigured(tls::rest_client()),
+        None => b,
+    }
 }
 
 /// `GET` a JSON document with the operator's token.
@@ -134,6 +168,8 @@ pub struct Node {
     pub data_dir: PathBuf,
     /// Where its log goes, when captured (see [`NodeOptions`]).
     pub log_file: Option<PathBuf>,
+    /// `http://` address of `--metrics-addr`, when given.
+    pub metrics: Option<String>,
 }
 
 /// How a node's process is started, beyond its arguments.
@@ -266,13 +302,23 @@ impl Node {
                 .unwrap_or_else(|| panic!("no {key} in {line:?}"))
                 .to_string()
         };
+        // Over TLS when the node serves it.
+        let scheme = if args.iter().any(|a| a == "--tls-cert") {
+            "https"
+        } else {
+            "http"
+        };
         Node {
-            grpc: format!("http://{}", addr("grpc=")),
-            http: format!("http://{}", addr("http=")),
+            grpc: format!("{scheme}://{}", addr("grpc=")),
+            http: format!("{scheme}://{}", addr("http=")),
             peer: addr("peer="),
             node_id: addr("node=").parse().expect("node id"),
             data_dir: data_dir.to_path_buf(),
             log_file: options.log_file.clone(),
+            metrics: line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("metrics="))
+                .map(|a| format!("http://{a}")),
             child,
         }
     }

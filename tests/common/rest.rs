@@ -14,7 +14,7 @@ pub async fn rest_call(
     path: &str,
     body: &Option<Value>,
 ) -> (u16, Value) {
-    let mut r = reqwest::Client::new().request(method.clone(), node.url(path));
+    let mut r = super::client().request(method.clone(), node.url(path));
     if let Some(t) = token {
         r = r.bearer_auth(t);
     }

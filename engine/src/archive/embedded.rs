@@ -130,6 +130,14 @@ impl EmbeddedArchive {
                 field: "data_dir",
                 message: format!("cannot open {}: {e}", path.display()),
             })?;
+        // Tenant data, as private as the data dir it usually lives in (the
+        // file only: its directory may be one the operator shares).
+        crate::storage::private_file::tighten(path, &mut Vec::new()).map_err(|e| {
+            ArchiveError::Config {
+                field: "data_dir",
+                message: format!("cannot make {} private: {e}", path.display()),
+            }
+        })?;
         Ok(Arc::new(EmbeddedArchive {
             db: Arc::new(db),
             dir: dir.to_path_buf(),

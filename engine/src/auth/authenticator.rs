@@ -12,7 +12,7 @@ use crate::Engine;
 use crate::audit::AuditMeta;
 use crate::error::EngineError;
 use crate::error_code::ErrorCode;
-use crate::model::{Caller, Refusal, Scope, Scopes, TenantId};
+use crate::model::{Caller, KeyProof, Principal, Refusal, Scope, Scopes, TenantId};
 use crate::telemetry;
 use dashmap::DashMap;
 use std::sync::Arc;
@@ -50,12 +50,11 @@ const CACHE_CAP: usize = 65_536;
 const AUDIT_EVERY: Duration = Duration::from_secs(60);
 
 struct Verified {
-    caller: Arc<Caller>,
+    /// The caller, with the credential's own end (a token's `exp`, a key's
+    /// expiry) and the key it presented.
+    principal: Arc<Principal>,
     /// Trusted without another look until then.
     fresh_until: Instant,
-    /// The credential's own end (a token's `exp`, a key's expiry), in
-    /// Unix milliseconds.
-    expires_at_ms: Option<i64>,
 }
 
 /// Why a credential was refused before any work.
@@ -85,6 +84,7 @@ pub struct Authenticator {
     jwt: JwtKeys,
     engine: Arc<Engine>,
     cache: DashMap<Box<str>, Verified>,
+    anonymous: Arc<Principal>,
     audited: DashMap<(Box<str>, TenantId), Instant>,
 }
 
@@ -96,6 +96,7 @@ impl Authenticator {
             jwt,
             engine,
             cache: DashMap::new(),
+            anonymous: Arc::new(Principal::anonymous()),
             audited: DashMap::new(),
         })
     }
@@ -105,9 +106,12 @@ impl Authenticator {
     }
 
     /// The caller of a call with this `authorization` metadata value.
-    pub async fn caller(&self, authorization: Option<&[u8]>) -> Result<Arc<Caller>, EngineError> {
+    pub async fn caller(
+        &self,
+        authorization: Option<&[u8]>,
+    ) -> Result<Arc<Principal>, EngineError> {
         if self.mode == DataPlaneAuth::Off {
-            return Ok(Arc::new(Caller::Anonymous));
+            return Ok(self.anonymous.clone());
         }
         let Some(raw) = authorization else {
             return Err(fail(
@@ -134,22 +138,22 @@ impl Authenticator {
         if let Some(v) = self.cache.get(credential)
             && now < v.fresh_until
         {
-            if v.expires_at_ms.is_some_and(|at| now_ms >= at) {
+            if v.principal.expires_at_ms.is_some_and(|at| now_ms >= at) {
                 return Err(fail(Failure::Expired, "the credential has expired"));
             }
-            return Ok(v.caller.clone());
+            return Ok(v.principal.clone());
         }
         let verified = if api_key::is_api_key(credential) {
             self.verify_key(credential, now, now_ms).await?
         } else {
             self.verify_token(credential, now)?
         };
-        let caller = verified.caller.clone();
+        let principal = verified.principal.clone();
         if self.cache.len() >= CACHE_CAP {
             self.cache.clear();
         }
         self.cache.insert(credential.into(), verified);
-        Ok(caller)
+        Ok(principal)
     }
 
     fn verify_token(&self, token: &str, now: Instant) -> Result<Verified, EngineError> {
@@ -191,11 +195,14 @@ impl Authenticator {
             .inspect_err(|_| count(Failure::NoGrant));
         };
         Ok(Verified {
-            caller: Arc::new(caller),
+            principal: Arc::new(Principal {
+                caller,
+                expires_at_ms: i64::try_from(claims.exp)
+                    .ok()
+                    .map(|s| s.saturating_mul(1000)),
+                key: None,
+            }),
             fresh_until: now + Duration::from_secs(3600),
-            expires_at_ms: i64::try_from(claims.exp)
-                .ok()
-                .map(|s| s.saturating_mul(1000)),
         })
     }
 
@@ -235,13 +242,19 @@ impl Authenticator {
         .flatten()
         .min();
         Ok(Verified {
-            caller: Arc::new(Caller::Tenant {
-                tenant: presented.tenant,
-                name: format!("api-key:{}", key.id),
-                scopes: key.scopes,
+            principal: Arc::new(Principal {
+                caller: Caller::Tenant {
+                    tenant: presented.tenant,
+                    name: format!("api-key:{}", key.id),
+                    scopes: key.scopes,
+                },
+                expires_at_ms: until_ms,
+                key: Some(KeyProof {
+                    id: key.id.clone(),
+                    hash: presented.hash,
+                }),
             }),
             fresh_until: now + KEY_RECHECK,
-            expires_at_ms: until_ms,
         })
     }
 

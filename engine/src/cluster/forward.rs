@@ -8,7 +8,7 @@
 use crate::audit::AuditPage;
 use crate::audit::AuditQuery;
 use crate::error::EngineError;
-use crate::model::TenantId;
+use crate::model::{Principal, TenantId};
 use crate::peer_auth::PeerChannel;
 use crate::raft::{Command, CommandResponse, MovedTenant};
 use crate::raft::{MAX_MESSAGE_BYTES, caused_by};
@@ -89,18 +89,27 @@ pub enum SendError {
     Lost(String),
 }
 
-/// Send `req` over `channel` and wait for its answer, at most `timeout`.
+/// Send `req` over `channel`, on behalf of `by` (the verified caller of a
+/// data-plane call, which the leader checks again; see
+/// [`super::principal`]), and wait for its answer, at most `timeout`.
 /// No answer by then (a leader that hangs, a black-holed path) is
 /// [`SendError::Lost`]: the request may have been received and applied.
 pub async fn send(
     channel: PeerChannel,
     req: &ForwardRequest,
+    by: Option<&Principal>,
     timeout: Duration,
 ) -> Result<Result<ForwardReply, EngineError>, SendError> {
     let payload = crate::format::encode(req)
         .map_err(|e| SendError::NotSent(format!("cannot encode request: {e}")))?;
     let mut client = ClusterClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut request = tonic::Request::new(ForwardMessage { payload });
+    if let Some(p) = by {
+        let value = super::principal::to_metadata(p).map_err(SendError::NotSent)?;
+        request
+            .metadata_mut()
+            .insert_bin(super::principal::HEADER, value);
+    }
     // The receiver stops working on it too once the sender has given up.
     request.set_timeout(timeout);
     let no_answer = || SendError::Lost(format!("no answer within {} ms", timeout.as_millis()));
@@ -164,10 +173,13 @@ mod tests {
     /// instead of hanging it.
     async fn send_to(addr: &str, timeout: Duration) -> Result<(), SendError> {
         let channel = Peers::default().channel(addr).unwrap();
-        tokio::time::timeout(Duration::from_secs(20), send(channel, &read(1), timeout))
-            .await
-            .expect("the forward returned")
-            .map(|_| ())
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            send(channel, &read(1), None, timeout),
+        )
+        .await
+        .expect("the forward returned")
+        .map(|_| ())
     }
 
     #[tokio::test]

@@ -16,6 +16,8 @@
 //! - [`Router`]: the node's groups and peers, opened together.
 //! - `routing`: serve locally or forward to the group's leader.
 //! - [`forward`]: the forwarded request and reply types.
+//! - [`principal`]: the caller a forwarded call carries, checked again on
+//!   the leader.
 //! - `dedicate`: moving an ENTERPRISE tenant to a group of its own.
 //! - `driver`: the per-node loops (plan, reconcile, hand over, report).
 //! - [`service`]: the `Cluster` gRPC service.
@@ -23,6 +25,7 @@ mod dedicate;
 mod driver;
 pub mod forward;
 mod join;
+pub mod principal;
 pub use crate::model::membership;
 pub mod placement;
 mod router;

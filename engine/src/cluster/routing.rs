@@ -8,9 +8,10 @@
 //! OUTCOME_UNKNOWN.
 use super::forward::{self, ForwardReply, ForwardRequest, SendError};
 use super::placement::META_GROUP;
+use super::principal;
 use super::router::Router;
 use crate::error::EngineError;
-use crate::model::TenantId;
+use crate::model::{Principal, TenantId};
 use crate::quota::{QuotaError, TenantOp};
 use crate::raft::{Command, CommandResponse, NodeId};
 use crate::shard::{Shard, TenantAnswer, TenantCall};
@@ -129,12 +130,23 @@ impl Router {
         tenant: TenantId,
         call: TenantCall,
     ) -> Result<TenantAnswer, EngineError> {
+        self.call_tenant_as(None, tenant, call).await
+    }
+
+    /// [`Router::call_tenant`] for a data-plane caller, `by`, whom the
+    /// leader checks again if the call is forwarded.
+    pub(crate) async fn call_tenant_as(
+        &self,
+        by: Option<&Principal>,
+        tenant: TenantId,
+        call: TenantCall,
+    ) -> Result<TenantAnswer, EngineError> {
         // Held while the call waits, here or on the leader it is forwarded
         // to (who admits it again against its own bound).
         let _in_flight = self.shedder.admit(call.weight())?;
         let safe = call.retry_safe();
         match self
-            .dispatch_tenant(tenant, ForwardRequest::Tenant { tenant, call }, safe)
+            .dispatch_tenant(tenant, ForwardRequest::Tenant { tenant, call }, by, safe)
             .await?
         {
             ForwardReply::Tenant(a) => Ok(a),
@@ -148,6 +160,7 @@ impl Router {
         &self,
         tenant: TenantId,
         req: ForwardRequest,
+        by: Option<&Principal>,
         safe: bool,
     ) -> Result<ForwardReply, EngineError> {
         let deadline = Instant::now() + self.config.route_timeout;
@@ -155,7 +168,7 @@ impl Router {
             // Re-read each time: a moving tenant is pinned to its new group
             // once the move completes.
             let group = self.group_of(&tenant);
-            match self.dispatch(group, req.clone(), safe).await {
+            match self.dispatch(group, req.clone(), by, safe).await {
                 Ok(answer) => return Ok(answer),
                 Err(EngineError::TenantMoving { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -171,12 +184,14 @@ impl Router {
     }
 
     /// Serve `req` here if this node leads `group`, else forward it to the
-    /// leader; retry while the group has no reachable leader. A request
-    /// that may have reached a leader is sent again only if `retry_safe`.
+    /// leader, on behalf of `by`; retry while the group has no reachable
+    /// leader. A request that may have reached a leader is sent again only
+    /// if `retry_safe`.
     pub(crate) async fn dispatch(
         &self,
         group: u64,
         req: ForwardRequest,
+        by: Option<&Principal>,
         retry_safe: bool,
     ) -> Result<ForwardReply, EngineError> {
         let deadline = Instant::now() + self.config.route_timeout;
@@ -196,7 +211,7 @@ impl Router {
                         reason,
                     };
                     let channel = self.peers.channel(&addr).map_err(unreachable)?;
-                    match forward::send(channel, &req, self.config.forward_timeout).await {
+                    match forward::send(channel, &req, by, self.config.forward_timeout).await {
                         // The receiver places the tenant in another group
                         // (a pin this node has not seen yet): re-route.
                         Ok(Err(e @ EngineError::NotLeader { group: g, .. })) if g != group => {
@@ -275,9 +290,14 @@ impl Router {
         )
     }
 
-    /// A request forwarded by another node: served only if this node leads
-    /// the group, never forwarded again.
-    pub async fn serve_forward(&self, req: ForwardRequest) -> Result<ForwardReply, EngineError> {
+    /// A request forwarded by another node, on behalf of `by` if it is a
+    /// data-plane caller's: served only if this node leads the group and
+    /// `by` still allows it here, never forwarded again.
+    pub async fn serve_forward(
+        &self,
+        req: ForwardRequest,
+        by: Option<Principal>,
+    ) -> Result<ForwardReply, EngineError> {
         let group = match &req {
             ForwardRequest::Meta(cmd) => {
                 return self.meta.write(cmd.clone()).await.map(ForwardReply::Meta);
@@ -293,12 +313,43 @@ impl Router {
             _ => None,
         };
         match self.local_shard(group) {
-            Some(shard) if shard.serving() => self.serve_local(&shard, &req).await,
+            Some(shard) if shard.serving() => {
+                if let Some(by) = &by {
+                    self.recheck(&shard, by, &req)?;
+                }
+                self.serve_local(&shard, &req).await
+            }
             _ => Err(EngineError::NotLeader {
                 group,
                 leader: self.leader_of(group),
             }),
         }
+    }
+
+    /// The leader's second look at a forwarded data-plane caller (see
+    /// [`super::principal`]).
+    fn recheck(
+        &self,
+        shard: &Shard,
+        by: &Principal,
+        req: &ForwardRequest,
+    ) -> Result<(), EngineError> {
+        let ForwardRequest::Tenant { tenant, call } = req else {
+            return Err(EngineError::Forbidden {
+                reason: "a data-plane caller can only make tenant calls".into(),
+            });
+        };
+        let now_ms = self.config.clock.now_ms();
+        principal::allows(by, tenant, call, now_ms)?;
+        if let Some(proof) = &by.key {
+            let state = shard.group.state.read().map_err(|_| EngineError::Raft {
+                group: shard.group.id,
+                message: "the group's state lock is poisoned".into(),
+            })?;
+            let keys = state.tenants.get(tenant).map(|t| &t.api_keys);
+            principal::key_still_opens(proof, keys, now_ms)?;
+        }
+        Ok(())
     }
 
     async fn serve_local(
@@ -369,7 +420,7 @@ impl Router {
                 };
                 let channel = self.peers.channel(&addr).map_err(unreachable)?;
                 let req = ForwardRequest::Meta(cmd.clone());
-                match forward::send(channel, &req, self.config.forward_timeout).await {
+                match forward::send(channel, &req, None, self.config.forward_timeout).await {
                     Ok(Ok(ForwardReply::Meta(r))) => return Ok(r),
                     Ok(Ok(other)) => {
                         return Err(crate::cluster::forward::unexpected(other));

@@ -295,8 +295,9 @@ impl Cluster for ClusterService {
     ) -> Result<Response<ForwardMessage>, Status> {
         self.auth.check_peer(req.metadata())?;
         let e = self.engine()?;
+        let by = super::principal::from_metadata(req.metadata())?;
         let request = forward::decode_request(&req.into_inner().payload)?;
-        let answer: Result<ForwardReply, EngineError> = e.serve_forward(request).await;
+        let answer: Result<ForwardReply, EngineError> = e.serve_forward(request, by).await;
         Ok(Response::new(ForwardMessage {
             payload: forward::encode_reply(&answer)?,
         }))

@@ -4,7 +4,7 @@ use super::Engine;
 use crate::cluster::forward;
 use crate::error::EngineError;
 use crate::format::Since;
-use crate::model::{Consistency, TenantId};
+use crate::model::{Consistency, Principal, TenantId};
 use crate::quota::{
     AllDecided, AllOrNothing, Decision, OpOutcome, QuotaError, Spend, TenantOp, validate,
 };
@@ -19,6 +19,14 @@ pub struct Reserved {
     pub decision: Decision,
     pub reservation_id: Option<Uuid>,
     pub expires_at_ms: Option<i64>,
+}
+
+/// What [`Engine::reserve`] holds: `amount` for `ttl_ms` unless settled or
+/// released before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub amount: i64,
+    pub ttl_ms: u64,
 }
 
 /// One item of [`Engine::batch`].
@@ -39,6 +47,7 @@ pub enum BatchOp {
 impl Engine {
     pub async fn check(
         &self,
+        by: &Principal,
         tenant: TenantId,
         quota: &str,
         amount: i64,
@@ -49,7 +58,7 @@ impl Engine {
             quota: quota.to_string(),
             amount,
         };
-        let d = match self.router.call_tenant(tenant, call).await? {
+        let d = match self.router.call_tenant_as(Some(by), tenant, call).await? {
             TenantAnswer::Decision(d) => d,
             other => return Err(forward::unexpected(other)),
         };
@@ -59,6 +68,7 @@ impl Engine {
 
     pub async fn increment(
         &self,
+        by: &Principal,
         tenant: TenantId,
         quota: &str,
         amount: i64,
@@ -73,7 +83,7 @@ impl Engine {
             amount,
             idempotency_key,
         };
-        let d = decision(self.apply(tenant, op, None, consistency).await?)?;
+        let d = decision(self.admit(by, tenant, op, consistency).await?)?;
         telemetry::decision(&self.labels, &tenant, d.allowed);
         Ok(d)
     }
@@ -83,6 +93,7 @@ impl Engine {
     /// An optional spend whose quota the tenant lacks limits nothing.
     pub async fn increment_all(
         &self,
+        by: &Principal,
         tenant: TenantId,
         spends: Vec<Spend>,
         idempotency_key: Option<String>,
@@ -100,7 +111,7 @@ impl Engine {
             spends,
             idempotency_key,
         }));
-        let decided = match self.apply(tenant, op, None, consistency).await? {
+        let decided = match self.admit(by, tenant, op, consistency).await? {
             OpOutcome::AllDecided(Since(all)) => all,
             other => return Err(unexpected(other)),
         };
@@ -116,6 +127,7 @@ impl Engine {
     /// a bad item fails alone.
     pub async fn batch(
         &self,
+        by: &Principal,
         items: Vec<(TenantId, BatchOp)>,
     ) -> Vec<Result<Decision, EngineError>> {
         let mut results: Vec<Option<Result<Decision, EngineError>>> =
@@ -136,7 +148,7 @@ impl Engine {
             |(tenant, (indexes, items))| async move {
                 let answer = self
                     .router
-                    .call_tenant(tenant, TenantCall::Batch(items))
+                    .call_tenant_as(Some(by), tenant, TenantCall::Batch(items))
                     .await;
                 (tenant, indexes, answer)
             },
@@ -202,16 +214,16 @@ impl Engine {
 
     pub async fn reserve(
         &self,
+        by: &Principal,
         tenant: TenantId,
         quota: &str,
-        amount: i64,
-        ttl_ms: u64,
+        hold: Hold,
         idempotency_key: Option<String>,
         consistency: Option<Consistency>,
     ) -> Result<Reserved, EngineError> {
         validate::quota_name(quota)?;
-        let amount = validate::positive_amount("amount", amount)?;
-        let ttl_ms = validate::ttl_ms(ttl_ms)?;
+        let amount = validate::positive_amount("amount", hold.amount)?;
+        let ttl_ms = validate::ttl_ms(hold.ttl_ms)?;
         idempotency_key_ok(&idempotency_key)?;
         let op = TenantOp::Reserve {
             quota: quota.to_string(),
@@ -220,7 +232,7 @@ impl Engine {
             reservation_id: Uuid::new_v4(),
             idempotency_key,
         };
-        match self.apply(tenant, op, None, consistency).await? {
+        match self.admit(by, tenant, op, consistency).await? {
             OpOutcome::Reserved {
                 decision,
                 reservation_id,
@@ -239,6 +251,7 @@ impl Engine {
 
     pub async fn settle(
         &self,
+        by: &Principal,
         tenant: TenantId,
         reservation: Uuid,
         actual: i64,
@@ -261,12 +274,13 @@ impl Engine {
             reservation_id: reservation,
             actual: actual as u64,
         };
-        decision(self.apply(tenant, op, None, consistency).await?)
+        decision(self.admit(by, tenant, op, consistency).await?)
     }
 
     /// Returns the amount released.
     pub async fn release(
         &self,
+        by: &Principal,
         tenant: TenantId,
         reservation: Uuid,
         consistency: Option<Consistency>,
@@ -274,9 +288,47 @@ impl Engine {
         let op = TenantOp::Release {
             reservation_id: reservation,
         };
-        match self.apply(tenant, op, None, consistency).await? {
+        match self.admit(by, tenant, op, consistency).await? {
             OpOutcome::Released { amount } => Ok(amount),
             other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl Engine {
+    /// Ask a tenant's actor to admit `op` for `by`, on whichever node
+    /// leads its group.
+    async fn admit(
+        &self,
+        by: &Principal,
+        tenant: TenantId,
+        op: TenantOp,
+        consistency: Option<Consistency>,
+    ) -> Result<OpOutcome, EngineError> {
+        let call = TenantCall::Apply {
+            op,
+            audit: None,
+            consistency: consistency.unwrap_or(self.default_consistency),
+        };
+        match self.router.call_tenant_as(Some(by), tenant, call).await? {
+            TenantAnswer::Outcome(o) => Ok(o),
+            other => Err(forward::unexpected(other)),
+        }
+    }
+
+    /// A tenant's state as a data-plane caller, `by`, reads it.
+    pub async fn tenant_as(
+        &self,
+        by: &Principal,
+        tenant: TenantId,
+    ) -> Result<crate::quota::TenantState, EngineError> {
+        match self
+            .router
+            .call_tenant_as(Some(by), tenant, TenantCall::Read)
+            .await?
+        {
+            TenantAnswer::State(s) => Ok(*s),
+            other => Err(forward::unexpected(other)),
         }
     }
 }

@@ -40,7 +40,7 @@ impl Engine {
             tenant,
             query: query.clone(),
         };
-        match self.router.dispatch_tenant(tenant, req, true).await? {
+        match self.router.dispatch_tenant(tenant, req, None, true).await? {
             ForwardReply::Audit(page) => Ok(page),
             other => Err(forward::unexpected(other)),
         }

@@ -60,6 +60,7 @@ impl Engine {
                         tenant,
                         to_group: group,
                     },
+                    None,
                     true,
                 )
                 .await?

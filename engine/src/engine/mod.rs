@@ -39,7 +39,7 @@ mod restore;
 mod tenants;
 mod usage;
 
-pub use admission::{BatchOp, Reserved};
+pub use admission::{BatchOp, Hold, Reserved};
 pub use config::{Advertise, EngineConfig};
 pub use health::MetricsSnapshot;
 pub use tenants::NewTenant;

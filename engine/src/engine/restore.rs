@@ -173,7 +173,7 @@ impl Engine {
             group,
             cmd: Command::MoveIn(Box::new(moved.clone())),
         };
-        self.router.dispatch(group, write, true).await?;
+        self.router.dispatch(group, write, None, true).await?;
         Ok(())
     }
 }

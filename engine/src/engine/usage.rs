@@ -28,7 +28,7 @@ impl Engine {
             from_ms,
             to_ms,
         };
-        match self.router.dispatch_tenant(tenant, req, true).await? {
+        match self.router.dispatch_tenant(tenant, req, None, true).await? {
             ForwardReply::Usage(points, stats) => Ok((points, stats)),
             other => Err(forward::unexpected(other)),
         }

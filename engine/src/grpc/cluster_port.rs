@@ -7,7 +7,7 @@ use super::quota_service::authorization;
 use crate::auth::Authenticator;
 use crate::cluster::ClusterService;
 use crate::error::EngineError;
-use crate::model::Caller;
+use crate::model::{Caller, Principal};
 use quotad_proto::cluster::cluster_server::{Cluster, ClusterServer};
 use quotad_proto::cluster::*;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub fn server(inner: ClusterService, auth: Arc<Authenticator>) -> ClusterServer<
 }
 
 impl ClientCluster {
-    async fn caller<T>(&self, req: &Request<T>) -> Result<Arc<Caller>, Status> {
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Arc<Principal>, Status> {
         self.auth
             .caller(authorization(req))
             .await
@@ -68,7 +68,7 @@ impl Cluster for ClientCluster {
         &self,
         req: Request<RemoveNodeRequest>,
     ) -> Result<Response<RemoveNodeReply>, Status> {
-        match &*self.caller(&req).await? {
+        match &self.caller(&req).await?.caller {
             Caller::Platform { operator: true, .. } | Caller::Anonymous => {
                 let left = self
                     .inner

@@ -169,7 +169,7 @@ impl RateLimitService for EnvoyRls {
         // Every tenant the request spends from, allowed before any spends.
         for (tenant, ..) in &by_tenant {
             self.auth
-                .authorize(&caller, tenant, Scope::Increment, &request_tag)
+                .authorize(&caller.caller, tenant, Scope::Increment, &request_tag)
                 .map_err(Status::from)?;
         }
         let key = request_id.map(|(_, id)| id.to_string());
@@ -178,13 +178,13 @@ impl RateLimitService for EnvoyRls {
         // admitted); the request id makes a retry spend nothing twice.
         let decided = futures::future::join_all(by_tenant.into_iter().map(
             |(tenant, consistency, spends)| {
-                let key = key.clone();
+                let (key, caller) = (key.clone(), &caller);
                 async move {
                     let (indexes, spends): (Vec<usize>, Vec<Spend>) = spends.into_iter().unzip();
                     let quotas: Vec<String> = spends.iter().map(|s| s.quota.clone()).collect();
                     let all = self
                         .engine
-                        .increment_all(tenant, spends, key, consistency)
+                        .increment_all(caller, tenant, spends, key, consistency)
                         .await;
                     (indexes, quotas, all)
                 }

@@ -3,7 +3,7 @@ use crate::Engine;
 use crate::auth::Authenticator;
 use crate::error::EngineError;
 use crate::error_code::ErrorCode;
-use crate::model::{Caller, Scope, TenantId};
+use crate::model::{Caller, Principal, Scope, TenantId};
 use crate::quota::QuotaError;
 use quotad_proto::v1 as pb;
 use quotad_proto::v1::quota_service_server::QuotaService;
@@ -160,13 +160,13 @@ impl QuotaGrpc {
     async fn check(
         &self,
         r: pb::CheckRequest,
-        caller: &Caller,
+        by: &Principal,
         call: &Call,
     ) -> Result<pb::Decision, EngineError> {
-        let tenant = self.allowed(caller, &r.tenant_id, Scope::Check, call)?;
+        let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Check, call)?;
         let d = self
             .engine
-            .check(tenant, convert::quota(&r.quota)?, r.amount)
+            .check(by, tenant, convert::quota(&r.quota)?, r.amount)
             .await?;
         Ok(convert::decision(d))
     }
@@ -174,15 +174,16 @@ impl QuotaGrpc {
     async fn increment(
         &self,
         r: pb::IncrementRequest,
-        caller: &Caller,
+        by: &Principal,
         call: &Call,
     ) -> Result<pb::Decision, EngineError> {
-        let tenant = self.allowed(caller, &r.tenant_id, Scope::Increment, call)?;
+        let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Increment, call)?;
         let quota = convert::quota(&r.quota)?;
         let consistency = convert::consistency(r.consistency)?;
         let d = self
             .engine
             .increment(
+                by,
                 tenant,
                 quota,
                 r.amount,
@@ -197,7 +198,12 @@ impl QuotaGrpc {
 /// Decide `items` as one batch: items that do not parse fail alone; the rest
 /// go to the engine, which hands each tenant's items to its actor in one
 /// message. One result per item, in item order.
-async fn decide(engine: &Engine, items: Vec<pb::BatchItem>, default: i32) -> Vec<pb::BatchResult> {
+async fn decide(
+    engine: &Engine,
+    by: &Principal,
+    items: Vec<pb::BatchItem>,
+    default: i32,
+) -> Vec<pb::BatchResult> {
     let n = items.len();
     let mut results: Vec<Option<Result<pb::Decision, EngineError>>> =
         (0..n).map(|_| None).collect();
@@ -212,7 +218,7 @@ async fn decide(engine: &Engine, items: Vec<pb::BatchItem>, default: i32) -> Vec
             Err(e) => results[i] = Some(Err(e)),
         }
     }
-    for (i, d) in indexes.into_iter().zip(engine.batch(ops).await) {
+    for (i, d) in indexes.into_iter().zip(engine.batch(by, ops).await) {
         results[i] = Some(d.map(convert::decision));
     }
     results
@@ -235,7 +241,7 @@ const STREAM_IN_FLIGHT: u32 = 4096;
 async fn serve_stream(
     engine: Arc<Engine>,
     auth: Arc<Authenticator>,
-    caller: Arc<Caller>,
+    by: Arc<Principal>,
     request_id: String,
     mut inbound: tonic::Streaming<pb::StreamRequest>,
     out: tokio::sync::mpsc::Sender<Result<pb::StreamResponse, Status>>,
@@ -248,7 +254,7 @@ async fn serve_stream(
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(s) => {
-                let _ = out.send(Err(s)).await;
+                let _ = out.send(Err(malformed_is_invalid(s))).await;
                 break;
             }
         };
@@ -264,7 +270,7 @@ async fn serve_stream(
                     break;
                 }
                 Some(Err(s)) => {
-                    let _ = out.send(Err(s)).await;
+                    let _ = out.send(Err(malformed_is_invalid(s))).await;
                     open = false;
                     break;
                 }
@@ -272,7 +278,7 @@ async fn serve_stream(
             }
         }
         let items: Vec<pb::BatchItem> = batch.iter().filter_map(|r| r.item.clone()).collect();
-        if let Err(e) = QuotaGrpc::allowed_items(&auth, &caller, &items, &request_id) {
+        if let Err(e) = QuotaGrpc::allowed_items(&auth, &by.caller, &items, &request_id) {
             let _ = out.send(Err(Status::from(e))).await;
             break;
         }
@@ -283,13 +289,13 @@ async fn serve_stream(
         else {
             break;
         };
-        let (engine, out) = (engine.clone(), out.clone());
+        let (engine, out, by) = (engine.clone(), out.clone(), by.clone());
         tokio::spawn(async move {
             let (ids, items): (Vec<u64>, Vec<pb::BatchItem>) = batch
                 .into_iter()
                 .map(|r| (r.id, r.item.unwrap_or(pb::BatchItem { item: None })))
                 .unzip();
-            let results = decide(&engine, items, 0).await;
+            let results = decide(&engine, &by, items, 0).await;
             for (id, result) in ids.into_iter().zip(results) {
                 let answer = pb::StreamResponse {
                     id,
@@ -301,6 +307,17 @@ async fn serve_stream(
             }
             drop(permit);
         });
+    }
+}
+
+/// A stream message that is not a `StreamRequest` is the caller's error:
+/// tonic's codec calls it INTERNAL (the node's layer turns unary answers
+/// into INVALID_ARGUMENT; a stream's status is ours to set).
+fn malformed_is_invalid(s: Status) -> Status {
+    if s.code() == tonic::Code::Internal && s.message().starts_with("failed to decode Protobuf") {
+        Status::invalid_argument(s.message().to_string())
+    } else {
+        s
     }
 }
 
@@ -345,13 +362,13 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Check", &req);
-        let caller = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller(authorization(&req)).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
         let r = req.into_inner();
         let tenant = r.tenant_id.parse().ok();
-        call.reply_for(&self.engine, tenant, self.check(r, &caller, &call).await)
+        call.reply_for(&self.engine, tenant, self.check(r, &by, &call).await)
     }
 
     async fn increment(
@@ -359,17 +376,13 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Increment", &req);
-        let caller = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller(authorization(&req)).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
         let r = req.into_inner();
         let tenant = r.tenant_id.parse().ok();
-        call.reply_for(
-            &self.engine,
-            tenant,
-            self.increment(r, &caller, &call).await,
-        )
+        call.reply_for(&self.engine, tenant, self.increment(r, &by, &call).await)
     }
 
     async fn batch(
@@ -377,7 +390,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchResponse>, Status> {
         let call = Call::start("Batch", &req);
-        let caller = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller(authorization(&req)).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -396,10 +409,10 @@ impl QuotaService for QuotaGrpc {
         if let Err(e) = convert::consistency(req.consistency) {
             return call.reply(Err(e));
         }
-        if let Err(e) = Self::allowed_items(&self.auth, &caller, &req.items, &call.request_id) {
+        if let Err(e) = Self::allowed_items(&self.auth, &by.caller, &req.items, &call.request_id) {
             return call.reply(Err(e));
         }
-        let results = decide(&self.engine, req.items, req.consistency).await;
+        let results = decide(&self.engine, &by, req.items, req.consistency).await;
         call.reply(Ok(pb::BatchResponse { results }))
     }
 
@@ -412,7 +425,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<tonic::Streaming<pb::StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         let call = Call::start("Stream", &req);
-        let caller = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller(authorization(&req)).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -420,7 +433,7 @@ impl QuotaService for QuotaGrpc {
         tokio::spawn(serve_stream(
             self.engine.clone(),
             self.auth.clone(),
-            caller,
+            by,
             call.request_id.clone(),
             req.into_inner(),
             tx,
@@ -435,22 +448,25 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::ReserveRequest>,
     ) -> Result<Response<pb::ReserveResponse>, Status> {
         let call = Call::start("Reserve", &req);
-        let caller = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller(authorization(&req)).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
         let r = req.into_inner();
         let go = async {
-            let tenant = self.allowed(&caller, &r.tenant_id, Scope::Reserve, &call)?;
+            let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Reserve, &call)?;
             let quota = convert::quota(&r.quota)?;
             let consistency = convert::consistency(r.consistency)?;
             let res = self
                 .engine
                 .reserve(
+                    &by,
                     tenant,
                     quota,
-                    r.amount,
-                    r.ttl_ms,
+                    crate::engine::Hold {
+                        amount: r.amount,
+                        ttl_ms: r.ttl_ms,
+                    },
                     convert::key(r.idempotency_key.clone()),
                     consistency,
                 )
@@ -472,18 +488,18 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Settle", &req);
-        let caller = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller(authorization(&req)).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
         let r = req.into_inner();
         let go = async {
-            let tenant = self.allowed(&caller, &r.tenant_id, Scope::Reserve, &call)?;
+            let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Reserve, &call)?;
             let id = convert::reservation_id(&r.reservation_id)?;
             let consistency = convert::consistency(r.consistency)?;
             let d = self
                 .engine
-                .settle(tenant, id, r.actual, consistency)
+                .settle(&by, tenant, id, r.actual, consistency)
                 .await?;
             Ok::<_, EngineError>(convert::decision(d))
         };
@@ -495,16 +511,16 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let call = Call::start("Release", &req);
-        let caller = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller(authorization(&req)).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
         let r = req.into_inner();
         let go = async {
-            let tenant = self.allowed(&caller, &r.tenant_id, Scope::Reserve, &call)?;
+            let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Reserve, &call)?;
             let id = convert::reservation_id(&r.reservation_id)?;
             let consistency = convert::consistency(r.consistency)?;
-            let released = self.engine.release(tenant, id, consistency).await?;
+            let released = self.engine.release(&by, tenant, id, consistency).await?;
             Ok::<_, EngineError>(pb::ReleaseResponse { released })
         };
         call.reply_for(&self.engine, r.tenant_id.parse().ok(), go.await)
@@ -515,14 +531,14 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::GetUsageRequest>,
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
         let call = Call::start("GetUsage", &req);
-        let caller = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller(authorization(&req)).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
         let r = req.into_inner();
         let go = async {
-            let tenant = self.allowed(&caller, &r.tenant_id, Scope::UsageRead, &call)?;
-            let state = self.engine.tenant(tenant).await?;
+            let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::UsageRead, &call)?;
+            let state = self.engine.tenant_as(&by, tenant).await?;
             let now = self.engine.now_ms();
             let tz = state.tenant.timezone;
             let quotas = if r.quota.is_empty() {

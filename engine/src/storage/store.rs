@@ -65,12 +65,22 @@ fn open_shared(path: &Path) -> Result<Arc<Database>, StorageError> {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
+        let private = |source| StorageError::DataDir {
             path: dir.display().to_string(),
             source,
-        })?;
+        };
+        // Before anything is read from it, and again once the database file
+        // exists (redb creates it with the process's umask). Only what was
+        // there before is worth a word.
+        let existed = dir.exists();
+        for p in super::private_file::make_private(dir).map_err(private)? {
+            if existed {
+                tracing::warn!(path = %p.display(), "was readable by others: made private to quotad's user");
+            }
+        }
         let path = dir.join("quotad.redb");
         let db = open_shared(&path)?;
+        super::private_file::make_private(dir).map_err(private)?;
         let failure = FirstFailure::default();
         let store = Store {
             appender: Arc::new(LogAppender::start(db.clone(), failure.clone())),

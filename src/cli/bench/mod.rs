@@ -439,7 +439,7 @@ async fn drive(load: Arc<Load>, clients: Vec<Client>, tenants: Arc<Vec<String>>)
 
 async fn create_tenants(conn: &Conn, n: usize) -> anyhow::Result<Vec<String>> {
     use futures::StreamExt;
-    let http = reqwest::Client::new();
+    let http = conn.http_client()?;
     let run = std::process::id();
     let mut ids = Vec::with_capacity(n);
     let mut pending = futures::stream::FuturesUnordered::new();
