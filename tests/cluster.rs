@@ -650,9 +650,26 @@ async fn an_enterprise_tenant_moves_to_a_dedicated_group_under_load() {
         .json()
         .await
         .unwrap();
+    let p = &placement["data"];
     assert_eq!(
-        placement["data"],
-        json!({"group": group, "dedicated": true})
+        (&p["group"], &p["dedicated"], &p["level"], &p["pool"]),
+        (
+            &json!(group),
+            &json!(true),
+            &json!("dedicated_group"),
+            &json!(null)
+        ),
+        "{p}"
+    );
+    let replicas = p["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 3, "{p}");
+    assert_eq!(
+        replicas
+            .iter()
+            .filter(|r| r["leader"] == json!(true))
+            .count(),
+        1,
+        "{p}"
     );
 
     // Nothing acknowledged before, during or after the move was lost.
@@ -764,13 +781,15 @@ async fn a_removed_node_is_drained_first_and_nothing_is_lost() {
 async fn dev_cluster_starts_three_nodes_and_stops_them() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    // A base port from a free one, with room for three nodes above it.
-    let base = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .clamp(20_000, 60_000);
+    // A base port below the kernel's ephemeral range (where other tests'
+    // port-0 sockets land), with the 30 ports above it free now.
+    let free = |base: u16| {
+        (base..base + 30).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+    };
+    let base = (0..200u32)
+        .map(|i| 20_000 + ((std::process::id() + i * 7_919) % 12_000) as u16)
+        .find(|b| free(*b))
+        .expect("30 free ports below 32000");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quotad"))
         .args([
             "dev-cluster",

@@ -604,6 +604,7 @@ async fn cluster_call(
                     peer_addr: "127.0.0.9:1".into(),
                     grpc_addr: "127.0.0.9:2".into(),
                     http_addr: "127.0.0.9:3".into(),
+                    ..Default::default()
                 },
                 join_token,
             ))

@@ -56,7 +56,7 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
         };
         let t = engine.create_tenant(new, &by).await.unwrap().tenant.id;
         let big = engine.create_tenant(big, &by).await.unwrap().tenant.id;
-        engine.dedicate_tenant(big, &by).await.unwrap();
+        engine.dedicate_tenant(big, None, &by).await.unwrap();
         for _ in 0..3 {
             engine
                 .increment(&BY, big, "api_requests", 1, None, Some(Consistency::Strict))

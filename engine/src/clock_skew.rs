@@ -63,6 +63,16 @@ impl PeerClocks {
             .set(-(self.median_ms.load(Ordering::Relaxed) as f64) / 1000.0);
     }
 
+    /// Whether `peer` answered a call within `d`: a learner that stopped
+    /// answering is not promoted however far its log got.
+    pub fn heard_within(&self, peer: u64, d: Duration) -> bool {
+        self.offsets
+            .lock()
+            .ok()
+            .and_then(|o| o.get(&peer).map(|(_, seen)| seen.elapsed() < d))
+            .unwrap_or(false)
+    }
+
     /// The cluster's median clock minus this node's, ms.
     pub fn median_offset_ms(&self) -> i64 {
         self.median_ms.load(Ordering::Relaxed)

@@ -26,6 +26,7 @@
 //! | 2 | `TenantOp::IncrementAll` and its outcome (one atomic decision over several quotas: Envoy RLS), `Command::ArchiveTaken` (the archive acknowledges up to a position) |
 //! | 3 | `TenantOp::PatchQuota` (a quota change resolved against the tier in apply) |
 //! | 4 | a tenant's API keys (`TenantState.api_keys`, `TenantOp::{CreateApiKey, RotateApiKey, RevokeApiKey}`) |
+//! | 5 | node labels and pools (`NodeInfo.{labels, reserved}`, `GroupPlacement.{learners, pool}`, `MembershipOp::{Members, DedicateIn}`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -36,7 +37,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 4;
+pub const CURRENT: u8 = 5;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

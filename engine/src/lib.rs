@@ -43,6 +43,7 @@ pub mod model;
 pub mod peer_auth;
 pub mod quota;
 pub mod raft;
+pub mod repeats;
 pub mod shard;
 pub mod shed;
 pub mod storage;

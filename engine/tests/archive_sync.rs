@@ -365,7 +365,7 @@ async fn a_dedicated_tenant_is_archived_apart_and_restored_into_a_dedicated_grou
         engine.backup_to_archive().await.unwrap();
         assert_eq!(archived_total(&archive, big, Granularity::Hour).await, 4);
 
-        let group = engine.dedicate_tenant(big, &by).await.unwrap();
+        let group = engine.dedicate_tenant(big, None, &by).await.unwrap();
         assert_eq!(engine.placement_of(&big), (group, true));
         clock.advance(HOUR);
         increments(&engine, big, 3).await;

@@ -10,6 +10,8 @@
 //! stored_formats`.
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use quotad_engine::audit::AuditMeta;
+use quotad_engine::cluster::membership::{DedicateIn, MembersReport};
+use quotad_engine::cluster::{Membership, MembershipOp, NodeInfo};
 use quotad_engine::format::{self, Since};
 use quotad_engine::model::{
     Caller, KeyProof, NewOwner, Period, Principal, QuotaPolicy, Role, Scope, Scopes, Tenant,
@@ -429,5 +431,134 @@ fn a_forwarded_principal_decodes_from_its_golden_bytes() {
     assert_eq!(
         format::decode::<Vec<Principal>>(&stored).unwrap(),
         principals
+    );
+}
+
+/// A cluster map with format-5 parts: labelled and reserved nodes, a
+/// group with a learner, a dedicated group in a node pool.
+fn pooled_membership() -> Membership {
+    let node = |port: u16, labels: &[(&str, &str)], reserved: bool| NodeInfo {
+        peer_addr: format!("127.0.0.1:{port}"),
+        grpc_addr: format!("127.0.0.1:{}", port + 1),
+        http_addr: format!("127.0.0.1:{}", port + 2),
+        draining: false,
+        joined_at_ms: T0,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        reserved,
+    };
+    let mut m = Membership::default();
+    m.apply(&MembershipOp::Bootstrap {
+        node: 1,
+        info: node(7000, &[("zone", "a")], false),
+        shards: 2,
+    });
+    m.apply(&MembershipOp::AddNode {
+        info: node(7010, &[("pool", "acme"), ("zone", "b")], true),
+    });
+    m.apply(&MembershipOp::Members(Since(MembersReport {
+        group: 0,
+        voters: vec![1],
+        learners: vec![2],
+        leader: 1,
+        term: 3,
+    })));
+    m.apply(&MembershipOp::DedicateIn(Since(DedicateIn {
+        tenant: tenant_id(3),
+        replication: 3,
+        pool: Some("acme".into()),
+    })));
+    m
+}
+
+#[test]
+fn a_cluster_map_with_pools_and_learners_decodes_from_its_golden_bytes() {
+    let meta = MetaState {
+        membership: pooled_membership(),
+        ..MetaState::default()
+    };
+    assert_eq!(meta.membership.groups[&3].pool.as_deref(), Some("acme"));
+    let stored = check_golden("meta-snapshot-format5.bin", &format::encode(&meta).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 5, "the format it is in");
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), meta);
+
+    // The ops that carry them, as log entries.
+    let entry = |index, op| Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
+        payload: EntryPayload::Normal(Command::Meta(MetaOp::Membership(op))),
+    };
+    let ops = [
+        (
+            "entry-meta-members-format5.bin",
+            entry(
+                50,
+                MembershipOp::Members(Since(MembersReport {
+                    group: 1,
+                    voters: vec![1, 2, 3],
+                    learners: vec![4],
+                    leader: 2,
+                    term: 7,
+                })),
+            ),
+        ),
+        (
+            "entry-meta-dedicate-in-format5.bin",
+            entry(
+                51,
+                MembershipOp::DedicateIn(Since(DedicateIn {
+                    tenant: tenant_id(4),
+                    replication: 3,
+                    pool: Some("acme".into()),
+                })),
+            ),
+        ),
+        (
+            "entry-meta-add-labelled-node-format5.bin",
+            entry(
+                52,
+                MembershipOp::AddNode {
+                    info: pooled_membership().nodes[&2].clone(),
+                },
+            ),
+        ),
+    ];
+    for (name, e) in ops {
+        let stored = check_golden(name, &format::encode(&e).unwrap());
+        assert_eq!(format::split(&stored).unwrap().0, 5, "{name}");
+        assert_eq!(
+            format::decode::<Entry<TypeConfig>>(&stored).unwrap(),
+            e,
+            "{name}"
+        );
+    }
+
+    // A map without labels, learners or pools keeps its old bytes: a
+    // cluster mid-upgrade reads it.
+    let mut plain = pooled_membership();
+    for n in plain.nodes.values_mut() {
+        n.labels.clear();
+        n.reserved = false;
+    }
+    for g in plain.groups.values_mut() {
+        g.learners.clear();
+        g.pool = None;
+    }
+    let old = MetaState {
+        membership: plain,
+        ..MetaState::default()
+    };
+    assert_eq!(format::split(&format::encode(&old).unwrap()).unwrap().0, 0);
+    let legacy = entry(
+        53,
+        MembershipOp::Dedicate {
+            tenant: tenant_id(5),
+            replication: 3,
+        },
+    );
+    assert_eq!(
+        format::split(&format::encode(&legacy).unwrap()).unwrap().0,
+        0
     );
 }

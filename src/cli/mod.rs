@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod dev_cluster;
 mod listen;
+mod logs;
 mod malformed;
 pub(crate) mod out;
 mod secret;

@@ -55,6 +55,15 @@ pub struct ServeArgs {
     /// Without it a node admits no joins [env: QUOTAD_JOIN_TOKEN]
     #[arg(long, env = "QUOTAD_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
+    /// Labels placement reads, key=value, repeated or comma-separated:
+    /// `pool` names the node pool, `zone` the failure domain replicas are
+    /// spread over (e.g. --node-label pool=acme,zone=a) [env: QUOTAD_NODE_LABELS]
+    #[arg(long = "node-label", env = "QUOTAD_NODE_LABELS", value_delimiter = ',')]
+    node_labels: Vec<String>,
+    /// Reserve this node for its pool: only groups pinned to that pool are
+    /// placed here [env: QUOTAD_RESERVED]
+    #[arg(long, env = "QUOTAD_RESERVED")]
+    reserved: bool,
     /// Replicas per shard group [default: 3]
     #[arg(long, env = "QUOTAD_REPLICATION")]
     replication: Option<usize>,
@@ -186,6 +195,8 @@ struct FileConfig {
     advertise_peer_addr: Option<String>,
     join: Option<String>,
     join_token: Option<String>,
+    node_labels: Option<std::collections::BTreeMap<String, String>>,
+    reserved: Option<bool>,
     replication: Option<usize>,
     shards: Option<u64>,
     consistency: Option<String>,
@@ -232,6 +243,8 @@ struct Settings {
     advertise_peer_addr: Option<String>,
     join: Option<String>,
     join_token: Option<String>,
+    node_labels: std::collections::BTreeMap<String, String>,
+    reserved: bool,
     replication: usize,
     shards: u64,
     consistency: Consistency,
@@ -364,6 +377,13 @@ impl Settings {
         }
         if join.is_some() && join_token.is_none() {
             bail!("join_token: required to join a cluster (--join-token or QUOTAD_JOIN_TOKEN)");
+        }
+        let node_labels = node_labels(&args.node_labels, file.node_labels)?;
+        let reserved = args.reserved || file.reserved.unwrap_or(false);
+        if reserved && !node_labels.contains_key(quotad_engine::model::membership::POOL_LABEL) {
+            bail!(
+                "reserved: a node is reserved for its pool; give it one (--node-label pool=NAME)"
+            );
         }
         let tls = match (
             args.tls_cert.or(file.tls_cert),
@@ -523,6 +543,8 @@ impl Settings {
             advertise_peer_addr: args.advertise_peer_addr.or(file.advertise_peer_addr),
             join,
             join_token: join_token.map(|t| t.trim().to_string()),
+            node_labels,
+            reserved,
             replication,
             shards,
             consistency,
@@ -565,19 +587,6 @@ fn at_least_1(name: &str, n: usize) -> Result<usize> {
         bail!("{name}: must be at least 1");
     }
     Ok(n)
-}
-
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 /// The engine settings a node's `Settings` give, before its addresses.
@@ -626,7 +635,7 @@ pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
         bail!("restore: --from-archive is required (the archive is the only source)");
     }
     let s = Settings::resolve(args)?;
-    init_logs(s.json_logs);
+    super::logs::init(s.json_logs);
     if s.join.is_some() {
         bail!("join: a restore founds its cluster; join the other nodes to it afterwards");
     }
@@ -639,6 +648,8 @@ pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
         peer,
         grpc: s.grpc_addr.to_string(),
         http: s.http_addr.to_string(),
+        labels: s.node_labels.clone(),
+        reserved: s.reserved,
     };
     let engine = Engine::open(config)
         .await
@@ -671,7 +682,7 @@ pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let s = Settings::resolve(args)?;
-    init_logs(s.json_logs);
+    super::logs::init(s.json_logs);
 
     let mut config = engine_config(&s)?;
     let rls = match &s.envoy_config {
@@ -773,6 +784,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| advertise(peer_addr)),
         grpc: advertise(grpc_addr),
         http: advertise(http_addr),
+        labels: s.node_labels.clone(),
+        reserved: s.reserved,
     };
     config.join = s.join.clone();
     config.join_token = s.join_token.clone();
@@ -911,6 +924,29 @@ fn limits(
         .layer(super::malformed::layer())
 }
 
+/// `--node-label key=value` flags (they win, key by key, over the file's
+/// `node_labels` table), checked as the cluster checks them.
+fn node_labels(
+    flags: &[String],
+    file: Option<std::collections::BTreeMap<String, String>>,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use quotad_engine::model::membership::{MAX_LABELS, check_label};
+    let mut labels = file.unwrap_or_default();
+    for flag in flags.iter().map(|f| f.trim()).filter(|f| !f.is_empty()) {
+        let Some((k, v)) = flag.split_once('=') else {
+            bail!("node_labels: {flag:?} is not key=value");
+        };
+        labels.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    for (k, v) in &labels {
+        check_label(k, v).map_err(|m| anyhow::anyhow!("node_labels: {m}"))?;
+    }
+    if labels.len() > MAX_LABELS {
+        bail!("node_labels: at most {MAX_LABELS} labels");
+    }
+    Ok(labels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -975,6 +1011,27 @@ mod tests {
             (s.shards, s.consistency, s.json_logs),
             (4, Consistency::Strict, false)
         );
+    }
+
+    #[test]
+    fn node_labels_are_checked_and_flags_win_over_the_file() {
+        let file: std::collections::BTreeMap<String, String> = [
+            ("pool".to_string(), "a".to_string()),
+            ("zone".to_string(), "x".to_string()),
+        ]
+        .into();
+        let labels = node_labels(&["pool=acme".into()], Some(file)).unwrap();
+        assert_eq!(labels["pool"], "acme");
+        assert_eq!(labels["zone"], "x");
+        let err = node_labels(&["pool=ACME".into()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("node_labels: label value \"ACME\""),
+            "{err}"
+        );
+        let err = node_labels(&["pool".into()], None).unwrap_err().to_string();
+        assert_eq!(err, "node_labels: \"pool\" is not key=value");
     }
 
     #[test]

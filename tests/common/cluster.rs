@@ -21,6 +21,8 @@ pub struct Member {
     pub id: u64,
     /// Log capture and filter, for every start of the node.
     pub options: NodeOptions,
+    /// Arguments of this node alone (labels, say), for every start.
+    pub extra: Vec<String>,
 }
 
 /// Where a member keeps its data and its log, chosen before its first
@@ -121,7 +123,22 @@ impl TestCluster {
         self.add_node_with(|_, _| {}).await
     }
 
+    /// Start one more node with arguments of its own (kept for restarts),
+    /// joining through node 0.
+    pub async fn add_node_args(&mut self, extra: &[&str]) -> usize {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        self.add_node_inner(|_, _| {}, extra).await
+    }
+
     async fn add_node_with(&mut self, prepare: impl Fn(usize, &mut NodeSetup)) -> usize {
+        self.add_node_inner(prepare, Vec::new()).await
+    }
+
+    async fn add_node_inner(
+        &mut self,
+        prepare: impl Fn(usize, &mut NodeSetup),
+        extra: Vec<String>,
+    ) -> usize {
         let i = self.members.len();
         let ip = source_ip(i);
         let listen_peer = SocketAddr::new(ip, free_port(ip));
@@ -140,6 +157,7 @@ impl TestCluster {
             http_addr: "127.0.0.1:0".into(),
             id: 0,
             options: setup.options,
+            extra,
         };
         let join = self.members.first().map(|f| f.proxy.addr.to_string());
         let node = self.spawn(&m, join.as_deref(), &[]);
@@ -168,6 +186,7 @@ impl TestCluster {
             args.extend(["--join".into(), j.to_string()]);
         }
         args.extend(self.args.iter().cloned());
+        args.extend(m.extra.iter().cloned());
         args.extend(extra.iter().map(|a| a.to_string()));
         Node::start_opts(&m.data_dir, &args, &m.options)
     }
@@ -283,8 +302,9 @@ impl TestCluster {
         None
     }
 
-    /// Wait until every group's voters are its placement, at
-    /// min(3, nodes) replicas, and it has a leader.
+    /// Wait until every group holds its placement, at min(3, nodes)
+    /// replicas (the meta group on every node), the largest odd number of
+    /// them voting and the rest learners, and it has a leader.
     pub async fn wait_settled(&self, timeout: Duration) -> ClusterStatus {
         let deadline = Instant::now() + timeout;
         let running = self.members.iter().filter(|m| m.node.is_some()).count();
@@ -294,12 +314,16 @@ impl TestCluster {
             if let Some(s) = self.status().await {
                 let settled = s.nodes.len() >= running
                     && s.groups.iter().all(|g| {
-                        let mut v = g.voters.clone();
+                        let mut members: Vec<u64> =
+                            g.voters.iter().chain(&g.learners).copied().collect();
                         let mut r = g.replicas.clone();
-                        v.sort_unstable();
+                        members.sort_unstable();
                         r.sort_unstable();
                         let size = if g.group == 0 { running } else { want };
-                        v == r && v.len() == size && g.leader != 0
+                        members == r
+                            && r.len() == size
+                            && g.voters.len() == size - (1 - size % 2)
+                            && g.leader != 0
                     });
                 if settled {
                     return s;

@@ -11,9 +11,10 @@
 //! coordinator dies after MoveOut, the source group's leader finishes the
 //! move from the kept state (see [`Router::finish_moves`]).
 use super::forward::{ForwardReply, ForwardRequest};
-use super::membership::{MembershipOp, MembershipReply};
+use super::membership::{DedicateIn, MembershipOp, MembershipReply};
 use super::router::Router;
 use crate::error::EngineError;
+use crate::format::Since;
 use crate::model::TenantId;
 use crate::quota::QuotaError;
 use crate::raft::{Command, CommandResponse, MetaOp, MovedTenant};
@@ -22,16 +23,35 @@ use std::sync::Arc;
 
 impl Router {
     /// The tenant's dedicated group, created (and placed) if it has none.
-    pub(crate) async fn dedicated_group(&self, tenant: TenantId) -> Result<u64, EngineError> {
-        let op = MembershipOp::Dedicate {
-            tenant,
-            replication: self.config.replication,
+    /// `pool`: `Some` pins the group to a node pool (`Some(None)`: to
+    /// none); `None` leaves an existing group where it is.
+    pub(crate) async fn dedicated_group(
+        &self,
+        tenant: TenantId,
+        pool: Option<Option<String>>,
+    ) -> Result<u64, EngineError> {
+        let replication = self.config.replication;
+        let op = match pool {
+            // Without a pool the op keeps its oldest format, so a cluster
+            // mid-upgrade still dedicates groups.
+            None => MembershipOp::Dedicate {
+                tenant,
+                replication,
+            },
+            Some(pool) => MembershipOp::DedicateIn(Since(DedicateIn {
+                tenant,
+                replication,
+                pool,
+            })),
         };
         match self
             .meta_write(Command::Meta(MetaOp::Membership(op)))
             .await?
         {
             CommandResponse::Membership(MembershipReply::Dedicated { group }) => Ok(group),
+            CommandResponse::Membership(MembershipReply::Refused { reason }) => {
+                Err(QuotaError::invalid("pool", reason).into())
+            }
             other => Err(EngineError::unexpected(other)),
         }
     }

@@ -5,11 +5,15 @@
 //!   leadership over when asked, and reports voters and leader back;
 //! - every node announces its addresses and opens groups created later
 //!   (dedicated groups).
-use super::membership::{GroupPlacement, MembershipOp, MembershipReply, NodeInfo};
+use super::membership::{
+    GroupPlacement, MembersReport, MembershipOp, MembershipReply, NodeInfo, voters_for,
+};
 use super::placement::{META_GROUP, plan};
 use super::router::Router;
 use crate::error::EngineError;
+use crate::format::Since;
 use crate::raft::{Command, Group, GroupHandle, MetaOp, NodeId, ShardState};
+use crate::repeats::Repeats;
 use dashmap::DashSet;
 use openraft::BasicNode;
 use quotad_proto::cluster::ElectRequest;
@@ -29,21 +33,39 @@ pub fn spawn_loops(router: &Arc<Router>) {
 }
 
 async fn run(router: Weak<Router>) {
-    // Groups with a membership change or leader transfer under way.
-    let busy: Arc<DashSet<u64>> = Arc::new(DashSet::new());
+    // Upkeep under way: a group's membership change or leader transfer
+    // (`lead/G`), a tenant move out of a group (`move/G`).
+    let busy: Arc<DashSet<String>> = Arc::new(DashSet::new());
+    // Retried failures, logged once with a count.
+    let repeats = Arc::new(Repeats::default());
     loop {
         tokio::time::sleep(TICK).await;
         let Some(e) = router.upgrade() else { return };
         if e.is_closing() {
             return;
         }
-        if let Err(err) = tick(&e, &busy).await {
-            tracing::warn!(error = %err, "cluster upkeep failed; retrying");
+        match tick(&e, &busy, &repeats).await {
+            Err(err) => crate::log_repeated!(
+                tracing::Level::WARN,
+                repeats,
+                "upkeep",
+                err,
+                "cluster upkeep failed; retrying"
+            ),
+            Ok(()) => {
+                if let Some(n) = repeats.recovered("upkeep").filter(|n| *n > 0) {
+                    tracing::info!(repeated = n, "cluster upkeep recovered");
+                }
+            }
         }
     }
 }
 
-async fn tick(e: &Arc<Router>, busy: &Arc<DashSet<u64>>) -> Result<(), EngineError> {
+async fn tick(
+    e: &Arc<Router>,
+    busy: &Arc<DashSet<String>>,
+    repeats: &Arc<Repeats>,
+) -> Result<(), EngineError> {
     let membership = e.membership();
     if membership.nodes.is_empty() {
         // Not bootstrapped yet, or this node has not received the meta
@@ -59,10 +81,30 @@ async fn tick(e: &Arc<Router>, busy: &Arc<DashSet<u64>>) -> Result<(), EngineErr
             e.meta_write(place(group, placement)).await?;
         }
     }
+    // Moves finish on their own tasks: one waits for its destination
+    // group, whose replicas may need this very loop to place them.
     for shard in e.served() {
-        if let Err(err) = e.finish_moves(&shard).await {
-            tracing::info!(group = shard.group.id, error = %err, "tenant move not finished yet");
+        let key = format!("move/{}", shard.group.id);
+        if !busy.insert(key.clone()) {
+            continue;
         }
+        let (e, busy, repeats) = (e.clone(), busy.clone(), repeats.clone());
+        tokio::spawn(async move {
+            match e.finish_moves(&shard).await {
+                Err(err) => crate::log_repeated!(
+                    tracing::Level::INFO,
+                    repeats,
+                    key,
+                    err,
+                    "tenant move not finished yet",
+                    group = shard.group.id
+                ),
+                Ok(()) => {
+                    repeats.recovered(&key);
+                }
+            }
+            busy.remove(&key);
+        });
     }
     let mut groups: Vec<GroupHandle> = vec![e.meta.handle().clone()];
     if let Ok(g) = e.groups.read() {
@@ -76,15 +118,26 @@ async fn tick(e: &Arc<Router>, busy: &Arc<DashSet<u64>>) -> Result<(), EngineErr
         let Some(placement) = membership.groups.get(&group.id).cloned() else {
             continue;
         };
-        if !busy.insert(group.id) {
+        let key = format!("lead/{}", group.id);
+        if !busy.insert(key.clone()) {
             continue;
         }
-        let (e, busy) = (e.clone(), busy.clone());
+        let (e, busy, repeats) = (e.clone(), busy.clone(), repeats.clone());
         tokio::spawn(async move {
-            if let Err(err) = lead(&e, &group, &placement).await {
-                tracing::info!(group = group.id, error = %err, "group upkeep; will retry");
+            match lead(&e, &group, &placement).await {
+                Err(err) => crate::log_repeated!(
+                    tracing::Level::INFO,
+                    repeats,
+                    key,
+                    err,
+                    "group upkeep; will retry",
+                    group = group.id
+                ),
+                Ok(()) => {
+                    repeats.recovered(&key);
+                }
             }
-            busy.remove(&group.id);
+            busy.remove(&key);
         });
     }
     Ok(())
@@ -101,9 +154,13 @@ async fn announce(e: &Router, nodes: &BTreeMap<NodeId, NodeInfo>) -> Result<(), 
         return Ok(());
     }
     let known = nodes.get(&e.node_id);
-    if known
-        .is_some_and(|n| n.peer_addr == a.peer && n.grpc_addr == a.grpc && n.http_addr == a.http)
-    {
+    if known.is_some_and(|n| {
+        n.peer_addr == a.peer
+            && n.grpc_addr == a.grpc
+            && n.http_addr == a.http
+            && n.labels == a.labels
+            && n.reserved == a.reserved
+    }) {
         return Ok(());
     }
     let Some(known) = known else {
@@ -114,6 +171,8 @@ async fn announce(e: &Router, nodes: &BTreeMap<NodeId, NodeInfo>) -> Result<(), 
         peer_addr: a.peer.clone(),
         grpc_addr: a.grpc.clone(),
         http_addr: a.http.clone(),
+        labels: a.labels.clone(),
+        reserved: a.reserved,
         ..known.clone()
     };
     let op = MembershipOp::UpdateNode {
@@ -181,8 +240,10 @@ async fn lead(
     let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
     let desired: BTreeSet<NodeId> = placement.replicas.iter().copied().collect();
     let joint = membership.get_joint_config().len() > 1;
-    if desired != voters && !joint && !desired.is_empty() {
+    if !desired.is_empty() && !joint {
         let nodes = e.membership().nodes;
+        // New replicas join as learners; the leader streams them the log
+        // (or a snapshot) in the background.
         for n in desired.difference(&voters) {
             if learners.contains(n) {
                 continue;
@@ -192,21 +253,34 @@ async fn lead(
                 .map(|i| i.peer_addr.clone())
                 .ok_or_else(|| err(format!("node {n} has no address")))?;
             tracing::info!(group = group.id, node = n, "adding learner");
-            // Blocking: returns once the learner has caught up.
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                group.raft.add_learner(*n, BasicNode::new(addr), true),
-            )
-            .await
-            .map_err(|_| err(format!("learner {n} did not catch up within 60 s")))?
-            .map_err(|x| err(x.to_string()))?;
+            group
+                .raft
+                .add_learner(*n, BasicNode::new(addr), false)
+                .await
+                .map_err(|x| err(x.to_string()))?;
         }
-        tracing::info!(group = group.id, voters = ?desired, "changing voters");
-        group
-            .raft
-            .change_membership(desired.clone(), false)
-            .await
-            .map_err(|x| err(x.to_string()))?;
+        // Learners no longer placed here (a node removed before it ever
+        // caught up) leave without a vote.
+        let gone: BTreeSet<NodeId> = learners.difference(&desired).copied().collect();
+        if !gone.is_empty() {
+            tracing::info!(group = group.id, nodes = ?gone, "removing learners");
+            group
+                .raft
+                .change_membership(openraft::ChangeMembers::RemoveNodes(gone), false)
+                .await
+                .map_err(|x| err(x.to_string()))?;
+        }
+        let next = next_voters(e.node_id, &placement.replicas, &voters, |n| {
+            caught_up(e, &m, n)
+        });
+        if let Some(next) = next.filter(|n| *n != voters) {
+            tracing::info!(group = group.id, voters = ?next, "changing voters");
+            group
+                .raft
+                .change_membership(next, true)
+                .await
+                .map_err(|x| err(x.to_string()))?;
+        }
     }
     let m = group.raft.metrics().borrow().clone();
     if m.current_leader != Some(e.node_id) {
@@ -233,13 +307,23 @@ async fn lead(
             .map_err(|x| err(x.to_string()))?;
     }
     let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-    if placement.voters != voters || placement.led_by != Some((e.node_id, m.current_term)) {
-        let report = MembershipOp::Report {
+    let learners: Vec<NodeId> = m
+        .membership_config
+        .membership()
+        .learner_ids()
+        .filter(|n| placement.replicas.contains(n) && caught_up(e, &m, *n))
+        .collect();
+    if placement.voters != voters
+        || placement.learners != learners
+        || placement.led_by != Some((e.node_id, m.current_term))
+    {
+        let report = MembershipOp::Members(Since(MembersReport {
             group: group.id,
             voters: voters.clone(),
+            learners,
             leader: e.node_id,
             term: m.current_term,
-        };
+        }));
         if let crate::raft::CommandResponse::Membership(MembershipReply::Refused { reason }) = e
             .meta_write(Command::Meta(MetaOp::Membership(report)))
             .await?
@@ -253,6 +337,55 @@ async fn lead(
         }
         _ => Ok(()),
     }
+}
+
+/// How far behind the leader's log a learner may be and still count as
+/// caught up.
+const CAUGHT_UP_LAG: u64 = 64;
+
+/// How recently a learner must have answered to count as caught up.
+const ANSWERED_WITHIN: Duration = Duration::from_secs(3);
+
+/// Whether `node` has (nearly) all of the leader's log and answers.
+fn caught_up(e: &Router, m: &openraft::RaftMetrics<NodeId, BasicNode>, node: NodeId) -> bool {
+    let Some(matched) = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&node))
+        .and_then(|l| l.as_ref())
+        .map(|l| l.index)
+    else {
+        return false;
+    };
+    let last = m.last_log_index.unwrap_or(0);
+    matched + CAUGHT_UP_LAG >= last && e.peers.heard_from(node, ANSWERED_WITHIN)
+}
+
+/// The voters a group should move to, if it can move now: the largest
+/// odd number of its replicas, keeping current voters (this leader first)
+/// and adding caught-up learners. `None` while too few are ready: a voter
+/// being replaced stays until its replacement has caught up.
+pub(crate) fn next_voters(
+    me: NodeId,
+    replicas: &[NodeId],
+    voters: &BTreeSet<NodeId>,
+    caught_up: impl Fn(NodeId) -> bool,
+) -> Option<BTreeSet<NodeId>> {
+    let want = voters_for(replicas.len());
+    let mut order: Vec<NodeId> = Vec::new();
+    if replicas.contains(&me) && voters.contains(&me) {
+        order.push(me);
+    }
+    order.extend(replicas.iter().filter(|r| **r != me && voters.contains(r)));
+    order.extend(
+        replicas
+            .iter()
+            .filter(|r| !voters.contains(r) && caught_up(**r)),
+    );
+    if order.len() < want || want == 0 {
+        return None;
+    }
+    Some(order.into_iter().take(want).collect())
 }
 
 /// Hand leadership of `group` to `to`. openraft 0.9 has no transfer call,

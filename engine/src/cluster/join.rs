@@ -58,6 +58,8 @@ pub async fn join(
                 peer_addr: me.peer_addr.clone(),
                 grpc_addr: me.grpc_addr.clone(),
                 http_addr: me.http_addr.clone(),
+                labels: me.labels.clone().into_iter().collect(),
+                reserved: me.reserved,
             });
             request
                 .metadata_mut()

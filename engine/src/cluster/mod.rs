@@ -38,4 +38,5 @@ pub use join::join;
 pub use membership::{GroupPlacement, Membership, MembershipOp, MembershipReply, NodeInfo};
 pub use placement::{META_GROUP, plan};
 pub use router::{Advertise, Router, RouterConfig};
+pub use routing::{IsolationLevel, PlacementView, ReplicaRole, ReplicaView};
 pub use service::ClusterService;

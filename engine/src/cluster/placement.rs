@@ -8,12 +8,17 @@
 //! time, then balance leaders.
 use super::membership::{GroupPlacement, Membership};
 use crate::raft::NodeId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The meta group is on every active node, so each node has the cluster map.
 pub const META_GROUP: u64 = 0;
 
 /// Proposed placements for the groups that should change now.
+///
+/// A node is brought into one group at a time: while it is a replica of a
+/// group that has not reported it caught up, no other group takes it. So a
+/// node that joins and dies holds up one group's move, never the quorum of
+/// every group at once (and as a learner, not even that one's quorum).
 pub fn plan(m: &Membership, replication: usize) -> Vec<(u64, GroupPlacement)> {
     let active: Vec<NodeId> = m
         .nodes
@@ -24,13 +29,6 @@ pub fn plan(m: &Membership, replication: usize) -> Vec<(u64, GroupPlacement)> {
     if active.is_empty() {
         return Vec::new();
     }
-    let settled = |g: &GroupPlacement| {
-        let mut a = g.voters.clone();
-        let mut b = g.replicas.clone();
-        a.sort_unstable();
-        b.sort_unstable();
-        a == b
-    };
     let mut load: BTreeMap<NodeId, usize> = active.iter().map(|n| (*n, 0)).collect();
     for (id, g) in &m.groups {
         if *id == META_GROUP {
@@ -42,28 +40,71 @@ pub fn plan(m: &Membership, replication: usize) -> Vec<(u64, GroupPlacement)> {
             }
         }
     }
+    let mut incoming: BTreeSet<NodeId> = m
+        .groups
+        .values()
+        .flat_map(|g| {
+            g.replicas
+                .iter()
+                .filter(|r| !g.voters.contains(r) && !g.learners.contains(r))
+        })
+        .copied()
+        .collect();
     let mut out = Vec::new();
     let mut all_settled = true;
     for (id, g) in &m.groups {
-        if !settled(g) {
+        let eligible = if *id == META_GROUP {
+            active.clone()
+        } else {
+            m.eligible(g.pool.as_deref())
+        };
+        if !g.settled() {
             all_settled = false;
+            // A replica that never caught up, on a node being removed or no
+            // longer eligible: dropping it needs no vote, so it goes now
+            // (an operator can remove a node that never came up).
+            let keep: Vec<NodeId> = g
+                .replicas
+                .iter()
+                .filter(|r| eligible.contains(r) || g.voters.contains(r) || g.learners.contains(r))
+                .copied()
+                .collect();
+            if keep.len() < g.replicas.len() && !keep.is_empty() {
+                out.push((
+                    *id,
+                    GroupPlacement {
+                        replicas: keep,
+                        ..g.clone()
+                    },
+                ));
+            }
             continue;
         }
         let target = if *id == META_GROUP {
             active.len()
         } else {
-            replication.min(active.len())
+            replication.min(eligible.len())
         };
+        if target == 0 {
+            continue;
+        }
         let mut replicas = g.replicas.clone();
-        let gone = replicas.iter().position(|r| !active.contains(r));
-        let spare = least_loaded(&load, &replicas);
+        let gone = replicas.iter().position(|r| !eligible.contains(r));
+        let candidates: Vec<NodeId> = eligible
+            .iter()
+            .filter(|n| !incoming.contains(n))
+            .copied()
+            .collect();
+        let spare = spare(m, &load, &candidates, &replicas);
         let changed = if let Some(i) = gone {
-            // One member change at a time: swap a draining replica for a
-            // spare node, or drop it if the group is over its size anyway.
+            // One member change at a time: swap a draining (or no longer
+            // eligible) replica for a spare node, or drop it if the group
+            // is over its size anyway.
             match spare {
                 Some(n) if replicas.len() <= target => {
                     replicas[i] = n;
                     bump(&mut load, n, 1);
+                    incoming.insert(n);
                 }
                 _ if replicas.len() > 1 => {
                     replicas.remove(i);
@@ -75,6 +116,7 @@ pub fn plan(m: &Membership, replication: usize) -> Vec<(u64, GroupPlacement)> {
             let Some(n) = spare else { continue };
             replicas.push(n);
             bump(&mut load, n, 1);
+            incoming.insert(n);
             true
         } else if replicas.len() > target {
             let i = most_loaded_index(&load, &replicas);
@@ -111,11 +153,25 @@ fn bump(load: &mut BTreeMap<NodeId, usize>, n: NodeId, by: isize) {
     }
 }
 
-fn least_loaded(load: &BTreeMap<NodeId, usize>, exclude: &[NodeId]) -> Option<NodeId> {
-    load.iter()
-        .filter(|(n, _)| !exclude.contains(n))
-        .min_by_key(|(n, l)| (**l, **n))
-        .map(|(n, _)| *n)
+/// The node to add to a group holding `replicas`: among `candidates`, the
+/// least loaded in a zone the group does not cover yet, else the least
+/// loaded.
+fn spare(
+    m: &Membership,
+    load: &BTreeMap<NodeId, usize>,
+    candidates: &[NodeId],
+    replicas: &[NodeId],
+) -> Option<NodeId> {
+    let zone = |n: &NodeId| m.nodes.get(n).and_then(|i| i.zone());
+    let covered: BTreeSet<&str> = replicas.iter().filter_map(zone).collect();
+    candidates
+        .iter()
+        .filter(|n| !replicas.contains(n))
+        .min_by_key(|n| {
+            let new_zone = zone(n).is_some_and(|z| !covered.contains(z));
+            (!new_zone, load.get(n).copied().unwrap_or(usize::MAX), **n)
+        })
+        .copied()
 }
 
 fn most_loaded_index(load: &BTreeMap<NodeId, usize>, replicas: &[NodeId]) -> usize {
@@ -124,31 +180,51 @@ fn most_loaded_index(load: &BTreeMap<NodeId, usize>, replicas: &[NodeId]) -> usi
         .unwrap_or(0)
 }
 
-/// Move one replica from the most to the least loaded node, if their loads
-/// differ by more than one.
+/// Move one replica from a more to a less loaded node the group may use,
+/// where their loads differ by more than one (the largest such gap), without
+/// leaving a zone the group covered uncovered.
 fn balance_replicas(
     m: &Membership,
     load: &BTreeMap<NodeId, usize>,
 ) -> Option<(u64, GroupPlacement)> {
-    let (max_node, max) = load
-        .iter()
-        .max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))?;
-    let (min_node, min) = load.iter().min_by_key(|(n, l)| (**l, **n))?;
-    if max - min <= 1 {
-        return None;
-    }
-    let (id, g) = m.groups.iter().find(|(id, g)| {
-        **id != META_GROUP && g.replicas.contains(max_node) && !g.replicas.contains(min_node)
-    })?;
-    let mut replicas = g.replicas.clone();
-    for r in replicas.iter_mut() {
-        if r == max_node {
-            *r = *min_node;
+    let zone = |n: &NodeId| m.nodes.get(n).and_then(|i| i.zone());
+    let mut best: Option<(usize, u64, NodeId, NodeId)> = None;
+    for (id, g) in &m.groups {
+        if *id == META_GROUP {
+            continue;
+        }
+        let eligible = m.eligible(g.pool.as_deref());
+        for from in &g.replicas {
+            let Some(high) = load.get(from) else { continue };
+            for to in eligible.iter().filter(|n| !g.replicas.contains(n)) {
+                let low = load.get(to).copied().unwrap_or(usize::MAX);
+                if high.saturating_sub(low) <= 1 {
+                    continue;
+                }
+                let keeps_zones = zone(from).is_none_or(|z| {
+                    zone(to) == Some(z)
+                        || g.replicas.iter().any(|r| r != from && zone(r) == Some(z))
+                });
+                if !keeps_zones {
+                    continue;
+                }
+                let gap = high - low;
+                if best.is_none_or(|(b, ..)| gap > b) {
+                    best = Some((gap, *id, *from, *to));
+                }
+            }
         }
     }
-    let leader = g.leader.filter(|l| l != max_node);
+    let (_, id, from, to) = best?;
+    let g = &m.groups[&id];
+    let replicas = g
+        .replicas
+        .iter()
+        .map(|r| if *r == from { to } else { *r })
+        .collect();
+    let leader = g.leader.filter(|l| *l != from);
     Some((
-        *id,
+        id,
         GroupPlacement {
             replicas,
             leader,
@@ -168,7 +244,7 @@ fn balance_leaders(m: &Membership, active: &[NodeId]) -> Vec<(u64, GroupPlacemen
     // A transfer already asked for and not yet done: wait for it.
     if shard_groups.iter().any(|(_, g)| {
         g.leader
-            .is_some_and(|l| active.contains(&l) && g.replicas.contains(&l))
+            .is_some_and(|l| active.contains(&l) && g.voters.contains(&l))
             && g.leader != g.led_by.map(|(n, _)| n)
     }) {
         return Vec::new();
@@ -190,9 +266,9 @@ fn balance_leaders(m: &Membership, active: &[NodeId]) -> Vec<(u64, GroupPlacemen
             continue;
         }
         let to = g
-            .replicas
+            .voters
             .iter()
-            .filter(|r| **r != leader && leads.contains_key(r))
+            .filter(|r| **r != leader && leads.contains_key(r) && g.replicas.contains(r))
             .min_by_key(|r| (leads[r], **r));
         if let Some(to) = to
             && leads[to] + 1 < leads[&leader]
@@ -212,7 +288,10 @@ fn balance_leaders(m: &Membership, active: &[NodeId]) -> Vec<(u64, GroupPlacemen
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::membership::{MembershipOp, MembershipReply, NodeInfo};
+    use crate::cluster::membership::{
+        DedicateIn, MembersReport, MembershipOp, MembershipReply, NodeInfo, voters_for,
+    };
+    use crate::format::Since;
 
     fn info(port: u16) -> NodeInfo {
         NodeInfo::at_port(port)
@@ -234,20 +313,43 @@ mod tests {
                     }),
                     MembershipReply::Done
                 ));
-                let leader = placement
-                    .leader
-                    .filter(|l| placement.replicas.contains(l))
-                    .unwrap_or(placement.replicas[0]);
-                let term = m.groups[&group].led_by.map_or(1, |(_, t)| t + 1);
-                m.apply(&MembershipOp::Report {
-                    group,
-                    voters: placement.replicas.clone(),
-                    leader,
-                    term,
-                });
+                report_as_leader(m, group, &placement);
             }
         }
         panic!("placement did not converge");
+    }
+
+    /// What the group's leader reports once it has carried `placement`
+    /// out: the largest odd number of replicas vote (the old voters first),
+    /// the rest are caught-up learners.
+    fn report_as_leader(m: &mut Membership, group: u64, placement: &GroupPlacement) {
+        let before = &m.groups[&group];
+        let mut order: Vec<NodeId> = placement
+            .replicas
+            .iter()
+            .filter(|r| before.voters.contains(r))
+            .copied()
+            .collect();
+        order.extend(
+            placement
+                .replicas
+                .iter()
+                .filter(|r| !before.voters.contains(r)),
+        );
+        let k = voters_for(order.len());
+        let learners = order.split_off(k);
+        let leader = placement
+            .leader
+            .filter(|l| order.contains(l))
+            .unwrap_or(order[0]);
+        let term = before.led_by.map_or(1, |(_, t)| t + 1);
+        m.apply(&MembershipOp::Members(Since(MembersReport {
+            group,
+            voters: order,
+            learners,
+            leader,
+            term,
+        })));
     }
 
     fn cluster(nodes: u16, shards: u64) -> Membership {
@@ -351,5 +453,184 @@ mod tests {
         }
         // Nobody reported the change yet: no further step for those groups.
         assert!(plan(&m, 3).is_empty());
+    }
+
+    fn labelled(port: u16, labels: &[(&str, &str)], reserved: bool) -> NodeInfo {
+        NodeInfo {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            reserved,
+            ..NodeInfo::at_port(port)
+        }
+    }
+
+    #[test]
+    fn a_second_node_follows_as_a_learner_and_a_third_makes_three_voters() {
+        let mut m = cluster(2, 2);
+        converge(&mut m, 3);
+        for (id, g) in &m.groups {
+            assert_eq!((&g.voters, &g.learners), (&vec![1], &vec![2]), "group {id}");
+        }
+        m.apply(&MembershipOp::AddNode { info: info(3) });
+        converge(&mut m, 3);
+        for (id, g) in &m.groups {
+            assert_eq!(g.voters.len(), 3, "group {id}");
+            assert!(g.learners.is_empty(), "group {id}");
+        }
+    }
+
+    #[test]
+    fn a_new_node_is_brought_into_one_group_at_a_time() {
+        let mut m = cluster(3, 4);
+        let mut rounds = 0;
+        loop {
+            let moves = plan(&m, 3);
+            if moves.is_empty() {
+                break;
+            }
+            rounds += 1;
+            for (group, placement) in &moves {
+                m.apply(&MembershipOp::Place {
+                    group: *group,
+                    placement: placement.clone(),
+                });
+            }
+            // No node is new to two groups at once.
+            for n in [2, 3] {
+                let new_in = m
+                    .groups
+                    .values()
+                    .filter(|g| {
+                        g.replicas.contains(&n)
+                            && !g.voters.contains(&n)
+                            && !g.learners.contains(&n)
+                    })
+                    .count();
+                assert!(new_in <= 1, "node {n} enters {new_in} groups at once");
+            }
+            for (group, placement) in moves {
+                report_as_leader(&mut m, group, &placement);
+            }
+        }
+        assert!(rounds >= 5, "5 groups, one at a time per node: {rounds}");
+        assert!(m.groups.values().all(|g| g.voters.len() == 3));
+    }
+
+    #[test]
+    fn a_node_that_never_caught_up_is_dropped_when_removed() {
+        let mut m = cluster(2, 2);
+        let moves = plan(&m, 3);
+        assert_eq!(moves.len(), 1, "{moves:?}");
+        for (group, placement) in moves {
+            m.apply(&MembershipOp::Place { group, placement });
+        }
+        // Node 2 never answers: nobody reports it. The operator removes it.
+        m.apply(&MembershipOp::SetDraining {
+            node: 2,
+            draining: true,
+        });
+        for (group, placement) in plan(&m, 3) {
+            assert_eq!(placement.replicas, vec![1], "group {group}");
+            m.apply(&MembershipOp::Place { group, placement });
+        }
+        assert_eq!(m.replicas_on(2), 0);
+        assert_eq!(
+            m.apply(&MembershipOp::ForgetNode { node: 2 }),
+            MembershipReply::Done
+        );
+    }
+
+    #[test]
+    fn a_pool_holds_its_groups_and_nothing_else() {
+        let mut m = Membership::default();
+        m.apply(&MembershipOp::Bootstrap {
+            node: 1,
+            info: info(1),
+            shards: 4,
+        });
+        for g in 0..=4 {
+            let p = m.groups[&g].clone();
+            report_as_leader(&mut m, g, &p);
+        }
+        m.apply(&MembershipOp::AddNode { info: info(2) });
+        for p in [3, 4, 5] {
+            m.apply(&MembershipOp::AddNode {
+                info: labelled(p, &[("pool", "acme")], true),
+            });
+        }
+        converge(&mut m, 3);
+        let tenant = uuid::Uuid::from_u128(7);
+        let reply = m.apply(&MembershipOp::DedicateIn(Since(DedicateIn {
+            tenant,
+            replication: 3,
+            pool: Some("acme".into()),
+        })));
+        let MembershipReply::Dedicated { group } = reply else {
+            panic!("{reply:?}")
+        };
+        let p = m.groups[&group].clone();
+        report_as_leader(&mut m, group, &p);
+        converge(&mut m, 3);
+        let pool = [3, 4, 5];
+        let mut in_pool: Vec<NodeId> = m.groups[&group].replicas.clone();
+        in_pool.sort_unstable();
+        assert_eq!(in_pool, pool);
+        for (id, g) in &m.groups {
+            if *id != group && *id != META_GROUP {
+                assert!(
+                    g.replicas.iter().all(|r| !pool.contains(r)),
+                    "group {id} on a reserved node: {:?}",
+                    g.replicas
+                );
+            }
+        }
+        // A pool with no node is refused by name.
+        let reply = m.apply(&MembershipOp::DedicateIn(Since(DedicateIn {
+            tenant: uuid::Uuid::from_u128(8),
+            replication: 3,
+            pool: Some("nowhere".into()),
+        })));
+        assert!(
+            matches!(&reply, MembershipReply::Refused { reason } if reason.contains("nowhere")),
+            "{reply:?}"
+        );
+        // Out of the pool again: its replicas leave the reserved nodes.
+        m.apply(&MembershipOp::DedicateIn(Since(DedicateIn {
+            tenant,
+            replication: 3,
+            pool: None,
+        })));
+        converge(&mut m, 3);
+        assert!(m.groups[&group].replicas.iter().all(|r| !pool.contains(r)));
+    }
+
+    #[test]
+    fn zones_spread_a_groups_replicas() {
+        let mut m = Membership::default();
+        m.apply(&MembershipOp::Bootstrap {
+            node: 1,
+            info: labelled(1, &[("zone", "a")], false),
+            shards: 6,
+        });
+        for g in 0..=6 {
+            let p = m.groups[&g].clone();
+            report_as_leader(&mut m, g, &p);
+        }
+        for (p, z) in [(2, "a"), (3, "b"), (4, "b")] {
+            m.apply(&MembershipOp::AddNode {
+                info: labelled(p, &[("zone", z)], false),
+            });
+        }
+        converge(&mut m, 2);
+        let zone = |n: &NodeId| m.nodes[n].zone().unwrap().to_string();
+        for (id, g) in &m.groups {
+            if *id == META_GROUP {
+                continue;
+            }
+            let zones: BTreeSet<String> = g.replicas.iter().map(zone).collect();
+            assert_eq!(zones.len(), 2, "group {id}: {:?}", g.replicas);
+        }
     }
 }

@@ -22,12 +22,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// Addresses a node announces.
+/// What a node announces of itself: its addresses, and the labels and
+/// reservation placement reads (see `NodeInfo`).
 #[derive(Debug, Clone, Default)]
 pub struct Advertise {
     pub peer: String,
     pub grpc: String,
     pub http: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub reserved: bool,
 }
 
 /// What the router needs of the node's configuration (see
@@ -89,6 +92,8 @@ impl Router {
             http_addr: config.advertise.http.clone(),
             draining: false,
             joined_at_ms: config.clock.now_ms(),
+            labels: config.advertise.labels.clone(),
+            reserved: config.advertise.reserved,
         };
         // A node founds its cluster (and initializes the shard groups, again
         // after a crash half-way: initializing is idempotent) or joins one

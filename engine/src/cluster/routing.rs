@@ -49,6 +49,48 @@ impl Router {
         (group, dedicated)
     }
 
+    /// Where `tenant` lives, replica by replica (see [`PlacementView`]).
+    pub fn placement_view(&self, tenant: &TenantId) -> PlacementView {
+        let (group, dedicated) = self.placement_of(tenant);
+        let m = self.membership();
+        let g = m.groups.get(&group).cloned().unwrap_or_default();
+        let leader = self.leader_of(group);
+        let pool = g.pool.clone();
+        let level = match (&pool, dedicated) {
+            (Some(_), true) => IsolationLevel::DedicatedInstance,
+            (None, true) => IsolationLevel::DedicatedGroup,
+            _ => IsolationLevel::Shared,
+        };
+        let replicas = g
+            .replicas
+            .iter()
+            .map(|n| {
+                let info = m.nodes.get(n);
+                ReplicaView {
+                    node: *n,
+                    role: if g.voters.contains(n) {
+                        ReplicaRole::Voter
+                    } else if g.learners.contains(n) {
+                        ReplicaRole::Learner
+                    } else {
+                        ReplicaRole::Joining
+                    },
+                    leader: leader == Some(*n),
+                    peer_addr: info.map(|i| i.peer_addr.clone()).unwrap_or_default(),
+                    labels: info.map(|i| i.labels.clone()).unwrap_or_default(),
+                    reserved: info.is_some_and(|i| i.reserved),
+                }
+            })
+            .collect();
+        PlacementView {
+            group,
+            dedicated,
+            level,
+            pool,
+            replicas,
+        }
+    }
+
     pub(crate) fn local_shard(&self, group: u64) -> Option<Arc<Shard>> {
         self.groups.read().ok()?.get(&group).cloned()
     }
@@ -439,4 +481,46 @@ impl Router {
             delay = (delay * 2).min(Duration::from_millis(100));
         }
     }
+}
+
+/// How isolated a tenant's state is: the product's three levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationLevel {
+    /// A hash shard's group, shared with other tenants.
+    Shared,
+    /// A Raft group of its own, on nodes shared with other groups.
+    DedicatedGroup,
+    /// A group of its own on a node pool's nodes (reserved nodes hold
+    /// nothing else).
+    DedicatedInstance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaRole {
+    Voter,
+    /// A caught-up copy that does not vote (see `membership::voters_for`).
+    Learner,
+    /// Placed here, not caught up (or not reported) yet.
+    Joining,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaView {
+    pub node: NodeId,
+    pub role: ReplicaRole,
+    pub leader: bool,
+    pub peer_addr: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub reserved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacementView {
+    pub group: u64,
+    pub dedicated: bool,
+    pub level: IsolationLevel,
+    pub pool: Option<String>,
+    pub replicas: Vec<ReplicaView>,
 }

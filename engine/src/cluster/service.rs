@@ -250,6 +250,8 @@ impl Cluster for ClusterService {
                 http_addr: r.http_addr,
                 draining: false,
                 joined_at_ms: e.config.clock.now_ms(),
+                labels: checked_labels(r.labels)?,
+                reserved: r.reserved,
             })
             .await
             .map_err(Status::from)?;
@@ -311,4 +313,22 @@ impl Cluster for ClusterService {
             .map_err(Status::from)?;
         Ok(Response::new(ElectReply {}))
     }
+}
+
+/// A joining node's labels, as `--node-label` checks them.
+fn checked_labels(
+    labels: std::collections::HashMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, Status> {
+    if labels.len() > crate::model::membership::MAX_LABELS {
+        return Err(Status::invalid_argument(format!(
+            "labels: at most {} labels",
+            crate::model::membership::MAX_LABELS
+        )));
+    }
+    let labels: std::collections::BTreeMap<String, String> = labels.into_iter().collect();
+    for (k, v) in &labels {
+        crate::model::membership::check_label(k, v)
+            .map_err(|m| Status::invalid_argument(format!("labels: {m}")))?;
+    }
+    Ok(labels)
 }

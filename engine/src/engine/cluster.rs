@@ -15,6 +15,11 @@ impl Engine {
         &self.router
     }
 
+    /// Where the tenant lives, replica by replica.
+    pub fn placement_view(&self, tenant: &TenantId) -> crate::cluster::PlacementView {
+        self.router.placement_view(tenant)
+    }
+
     /// The tenant's group, and whether it is dedicated to the tenant.
     pub fn placement_of(&self, tenant: &TenantId) -> (u64, bool) {
         self.router.placement_of(tenant)
@@ -33,9 +38,14 @@ impl Engine {
 
     /// Give an ENTERPRISE tenant a group of its own; returns the group. A
     /// tenant already dedicated gets its group back.
+    ///
+    /// `pool`: `Some(Some(p))` pins the group to node pool `p` (placement
+    /// then keeps its replicas on that pool's nodes), `Some(None)` takes it
+    /// out of its pool, `None` leaves it where it is.
     pub async fn dedicate_tenant(
         &self,
         tenant: TenantId,
+        pool: Option<Option<String>>,
         by: &AuditMeta,
     ) -> Result<u64, EngineError> {
         let state = self.tenant(tenant).await?;
@@ -49,7 +59,7 @@ impl Engine {
             )
             .into());
         }
-        let group = self.router.dedicated_group(tenant).await?;
+        let group = self.router.dedicated_group(tenant, pool.clone()).await?;
         let from = self.router.group_of(&tenant);
         if from != group {
             let moved = match self
@@ -70,12 +80,22 @@ impl Engine {
             };
             self.router.move_in(*moved).await?;
         }
+        let mut what = if from != group {
+            format!("moved from group {from} to its own group {group}")
+        } else {
+            format!("its own group {group}")
+        };
+        match &pool {
+            Some(Some(p)) => what.push_str(&format!(", in node pool {p}")),
+            Some(None) => what.push_str(", in no node pool"),
+            None => {}
+        }
         self.record_audit(
             tenant,
             by,
             "tenant.dedicated",
             &format!("group {group}"),
-            format!("moved from group {from} to its own group {group}"),
+            what,
         )
         .await?;
         Ok(group)

@@ -164,7 +164,7 @@ impl Engine {
             self.router.meta_write(claim).await?;
         }
         if dedicated {
-            moved.to_group = self.router.dedicated_group(tenant).await?;
+            moved.to_group = self.router.dedicated_group(tenant, None).await?;
             return self.router.move_in(moved.clone()).await;
         }
         let group = self.router.group_of(&tenant);

@@ -86,6 +86,12 @@ impl Peers {
         }
     }
 
+    /// Whether `node` answered a Raft call within `d` (always, when this
+    /// node does not measure its peers).
+    pub fn heard_from(&self, node: u64, d: std::time::Duration) -> bool {
+        self.clocks.as_ref().is_none_or(|c| c.heard_within(node, d))
+    }
+
     /// Measure peers' clocks over every RPC (see `clock_skew`).
     pub fn with_clocks(mut self, clocks: Arc<PeerClocks>) -> Self {
         self.clocks = Some(clocks);
@@ -290,6 +296,14 @@ impl PeerClient {
             .map_err(|_| timeout())?
             .map_err(|s| match s.code() {
                 tonic::Code::Unavailable => unreachable(self.target, s.message()),
+                // The connection broke (the peer died mid-call): as
+                // unreachable, so openraft backs off instead of retrying
+                // (and logging) at once, thousands of times a second.
+                _ if caused_by::<tonic::transport::Error>(&s)
+                    || caused_by::<std::io::Error>(&s) =>
+                {
+                    unreachable(self.target, s.message())
+                }
                 _ if caused_by::<tonic::TimeoutExpired>(&s) => timeout(),
                 _ => RPCError::Network(NetworkError::new(&std::io::Error::other(s.to_string()))),
             })?;
@@ -308,6 +322,17 @@ impl PeerClient {
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
+    /// After an unreachable peer: wait 100 ms, doubling to 3 s, between
+    /// tries (openraft drops the backoff at the first success), so a dead
+    /// peer costs a few calls a second per group, not a busy loop.
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(
+            (0..)
+                .map(|i: u32| Duration::from_millis(100u64.saturating_mul(1 << i.min(5))))
+                .map(|d| d.min(Duration::from_secs(3))),
+        )
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
