@@ -47,6 +47,15 @@ struct Client<'a> {
 /// A call through the gRPC port: `Ok` once the service answered (here
 /// NOT_FOUND for a tenant that does not exist), else why not.
 async fn call(port: &str, c: Client<'_>) -> Result<(), String> {
+    call_as(port, c, common::service_bearer()).await
+}
+
+/// [`call`] with `bearer` as the call's credential.
+async fn call_as(
+    port: &str,
+    c: Client<'_>,
+    bearer: quotad_proto::credential::Bearer,
+) -> Result<(), String> {
     let scheme = if c.trust.is_some() { "https" } else { "http" };
     let mut endpoint = Endpoint::from_shared(format!("{scheme}://{port}"))
         .unwrap()
@@ -67,7 +76,7 @@ async fn call(port: &str, c: Client<'_>) -> Result<(), String> {
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| format!("connect: {e:?}"))?;
-    let mut client = QuotaServiceClient::new(common::service_bearer().on(channel));
+    let mut client = QuotaServiceClient::new(bearer.on(channel));
     let r = tokio::time::timeout(
         Duration::from_secs(10),
         client.check(pb::CheckRequest {
@@ -325,4 +334,77 @@ fn listening_beyond_loopback_without_tls_is_refused_unless_allowed() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tls_key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_registered_as_a_service_acts_for_any_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = dir.path().join("gateway");
+    // Certificates whose client is named gateway.platform.
+    let r = Command::new(env!("CARGO_BIN_EXE_quotad"))
+        .args(["certs", "dev", "--hosts", "127.0.0.1"])
+        .args(["--client-name", "gateway.platform", "--out"])
+        .arg(&gateway)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mut args = tls_args(&gateway);
+    args.extend(["--tls-service-identity".into(), "gateway.platform".into()]);
+    let node = Node::start_with(&dir.path().join("data"), &args);
+    let grpc = node.grpc.split_once("://").unwrap().1.to_string();
+    let none = quotad_proto::credential::Bearer::none();
+    // Registered certificate, no authorization metadata: a service.
+    call_as(
+        &grpc,
+        Client {
+            trust: Some(&gateway),
+            identity: Some(&gateway),
+        },
+        none.clone(),
+    )
+    .await
+    .expect("the registered certificate acts as a service");
+    // The same certificate where another name is registered: it is no
+    // credential, and the call needs a bearer.
+    drop(node);
+    let mut args = tls_args(&gateway);
+    args.extend(["--tls-service-identity".into(), "billing.platform".into()]);
+    let node = Node::start_with(&dir.path().join("data2"), &args);
+    let grpc = node.grpc.split_once("://").unwrap().1.to_string();
+    let r = call_as(
+        &grpc,
+        Client {
+            trust: Some(&gateway),
+            identity: Some(&gateway),
+        },
+        none.clone(),
+    )
+    .await;
+    assert!(
+        r.as_ref().is_err_and(|e| e.contains("Unauthenticated")),
+        "{r:?}"
+    );
+    // With its bearer, the same call goes through.
+    call(
+        &grpc,
+        Client {
+            trust: Some(&gateway),
+            identity: Some(&gateway),
+        },
+    )
+    .await
+    .expect("a service token");
+    // Registering a name needs client certificates to be verified.
+    let out = Command::new(env!("CARGO_BIN_EXE_quotad"))
+        .args(["serve", "--tls-service-identity", "gateway.platform"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data3"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tls_service_identities"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -162,6 +162,16 @@ pub struct ServeArgs {
     /// it (required for a cluster of more than one node with TLS).
     #[arg(long, env = "QUOTAD_TLS_CLIENT_CA")]
     tls_client_ca: Option<PathBuf>,
+    /// Client certificate names (DNS names in their subject alternative
+    /// names) registered as platform services: a gRPC call over mutual TLS
+    /// with such a certificate and no authorization metadata acts as a
+    /// service, for any tenant. Comma-separated or repeated [env: QUOTAD_TLS_SERVICE_IDENTITIES]
+    #[arg(
+        long = "tls-service-identity",
+        env = "QUOTAD_TLS_SERVICE_IDENTITIES",
+        value_delimiter = ','
+    )]
+    tls_service_identities: Vec<String>,
     /// Serve without TLS on an address other hosts can reach (refused
     /// otherwise).
     #[arg(long, env = "QUOTAD_ALLOW_PLAINTEXT")]
@@ -229,6 +239,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    tls_service_identities: Option<Vec<String>>,
     allow_plaintext: Option<bool>,
 }
 
@@ -269,6 +280,7 @@ struct Settings {
     metrics_addr: Option<SocketAddr>,
     idle_timeout: Duration,
     tls: Option<TlsFiles>,
+    tls_service_identities: Vec<String>,
 }
 
 /// The archive named by the settings, checked.
@@ -410,6 +422,26 @@ impl Settings {
                 "tls_client_ca: the nodes of a TLS cluster reach each other over mutual TLS; give the cluster's CA"
             );
         }
+        let tls_service_identities: Vec<String> = if args.tls_service_identities.is_empty() {
+            file.tls_service_identities.unwrap_or_default()
+        } else {
+            args.tls_service_identities
+        }
+        .into_iter()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+        if !tls_service_identities.is_empty() && tls.as_ref().is_none_or(|t| t.client_ca.is_none())
+        {
+            bail!(
+                "tls_service_identities: services are recognised by client certificates; give tls_client_ca (and tls_cert, tls_key)"
+            );
+        }
+        for n in &tls_service_identities {
+            if rustls::pki_types::DnsName::try_from(n.as_str()).is_err() {
+                bail!("tls_service_identities: {n:?} is not a DNS name");
+            }
+        }
         let allow_plaintext = args.allow_plaintext || file.allow_plaintext.unwrap_or(false);
         let archive = archive_choice(
             args.archive.or(file.archive),
@@ -532,6 +564,7 @@ impl Settings {
             metrics_addr,
             idle_timeout: Duration::from_secs(idle_timeout_secs),
             tls,
+            tls_service_identities,
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
@@ -823,7 +856,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "--data-plane-auth off: every QuotaService and Envoy RLS call is allowed without a credential"
         );
     }
-    let data_auth = Authenticator::new(s.data_plane_auth, auth.clone(), engine.clone());
+    let data_auth = Authenticator::new(s.data_plane_auth, auth.clone(), engine.clone())
+        .with_service_identities(s.tls_service_identities.clone());
     let (reflection, reflection_v1alpha) = quotad_engine::grpc::reflection()?;
     let grpc_server = limits(
         tonic::transport::Server::builder(),

@@ -86,6 +86,10 @@ pub struct Authenticator {
     cache: DashMap<Box<str>, Verified>,
     anonymous: Arc<Principal>,
     audited: DashMap<(Box<str>, TenantId), Instant>,
+    /// Client certificate names registered as platform services.
+    services: Vec<String>,
+    /// Client certificates (DER) seen, and the service each one is.
+    certs: DashMap<Box<[u8]>, Option<Arc<Principal>>>,
 }
 
 impl Authenticator {
@@ -98,7 +102,72 @@ impl Authenticator {
             cache: DashMap::new(),
             anonymous: Arc::new(Principal::anonymous()),
             audited: DashMap::new(),
+            services: Vec::new(),
+            certs: DashMap::new(),
         })
+    }
+
+    /// Register client certificate names (DNS names of their subject
+    /// alternative names) as platform services: see [`Self::caller_of`].
+    pub fn with_service_identities(mut self: Arc<Self>, names: Vec<String>) -> Arc<Self> {
+        Arc::get_mut(&mut self)
+            .expect("configured before it is shared")
+            .services = names;
+        self
+    }
+
+    /// The caller of a gRPC call: its `authorization` metadata or, without
+    /// any, the client certificate it presented over mutual TLS when that
+    /// certificate's name is registered as a service (the TLS handshake has
+    /// already checked it against the client CA).
+    pub async fn caller_of<T>(
+        &self,
+        req: &tonic::Request<T>,
+    ) -> Result<Arc<Principal>, EngineError> {
+        let authorization = req
+            .metadata()
+            .get("authorization")
+            .map(tonic::metadata::MetadataValue::as_bytes);
+        if authorization.is_none()
+            && self.mode == DataPlaneAuth::Required
+            && !self.services.is_empty()
+            && let Some(leaf) = req.peer_certs().as_ref().and_then(|c| c.first().cloned())
+            && let Some(service) = self.service_of(leaf.as_ref())
+        {
+            return Ok(service);
+        }
+        self.caller(authorization).await
+    }
+
+    /// The service a client certificate identifies, if registered.
+    fn service_of(&self, der: &[u8]) -> Option<Arc<Principal>> {
+        if let Some(known) = self.certs.get(der) {
+            return known.clone();
+        }
+        let service =
+            webpki::EndEntityCert::try_from(&rustls::pki_types::CertificateDer::from(der))
+                .ok()
+                .and_then(|cert| {
+                    self.services.iter().find(|name| {
+                        rustls::pki_types::ServerName::try_from(name.as_str())
+                            .is_ok_and(|n| cert.verify_is_valid_for_subject_name(&n).is_ok())
+                    })
+                })
+                .map(|name| {
+                    Arc::new(Principal {
+                        caller: Caller::Platform {
+                            name: format!("mtls:{name}"),
+                            operator: false,
+                        },
+                        expires_at_ms: None,
+                        key: None,
+                    })
+                });
+        if self.certs.len() >= CACHE_CAP {
+            self.certs.clear();
+        }
+        self.certs.insert(der.into(), service.clone());
+        service
     }
 
     pub fn mode(&self) -> DataPlaneAuth {

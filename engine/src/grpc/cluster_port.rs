@@ -3,7 +3,6 @@
 //! operators, and nothing node-to-node. `Join`, `Forward` and `Elect` are
 //! served only on the peer port, to the cluster's own nodes: on this port
 //! they are refused with PERMISSION_DENIED whoever asks.
-use super::quota_service::authorization;
 use crate::auth::Authenticator;
 use crate::cluster::ClusterService;
 use crate::error::EngineError;
@@ -27,10 +26,7 @@ pub fn server(inner: ClusterService, auth: Arc<Authenticator>) -> ClusterServer<
 
 impl ClientCluster {
     async fn caller<T>(&self, req: &Request<T>) -> Result<Arc<Principal>, Status> {
-        self.auth
-            .caller(authorization(req))
-            .await
-            .map_err(Status::from)
+        self.auth.caller_of(req).await.map_err(Status::from)
     }
 
     /// A node-to-node call on the client port: refused once the caller is

@@ -83,13 +83,9 @@ impl RateLimitService for EnvoyRls {
         &self,
         req: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
-        // Who asks (Envoy's credential, in its `initial_metadata`), before
-        // any work.
-        let caller = self
-            .auth
-            .caller(super::quota_service::authorization(&req))
-            .await
-            .map_err(Status::from)?;
+        // Who asks (Envoy's credential, in its `initial_metadata`, or its
+        // client certificate), before any work.
+        let caller = self.auth.caller_of(&req).await.map_err(Status::from)?;
         let request_tag = req
             .metadata()
             .get("x-request-id")

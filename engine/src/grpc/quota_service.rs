@@ -106,13 +106,6 @@ pub struct QuotaGrpc {
     auth: Arc<Authenticator>,
 }
 
-/// The credential a call carries (`authorization` metadata), as bytes.
-pub(crate) fn authorization<T>(req: &Request<T>) -> Option<&[u8]> {
-    req.metadata()
-        .get("authorization")
-        .map(tonic::metadata::MetadataValue::as_bytes)
-}
-
 impl QuotaGrpc {
     pub fn new(engine: Arc<Engine>, auth: Arc<Authenticator>) -> Self {
         QuotaGrpc { engine, auth }
@@ -362,7 +355,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Check", &req);
-        let by = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller_of(&req).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -376,7 +369,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Increment", &req);
-        let by = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller_of(&req).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -390,7 +383,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchResponse>, Status> {
         let call = Call::start("Batch", &req);
-        let by = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller_of(&req).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -425,7 +418,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<tonic::Streaming<pb::StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         let call = Call::start("Stream", &req);
-        let by = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller_of(&req).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -448,7 +441,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::ReserveRequest>,
     ) -> Result<Response<pb::ReserveResponse>, Status> {
         let call = Call::start("Reserve", &req);
-        let by = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller_of(&req).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -488,7 +481,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::SettleRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let call = Call::start("Settle", &req);
-        let by = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller_of(&req).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -511,7 +504,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let call = Call::start("Release", &req);
-        let by = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller_of(&req).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
@@ -531,7 +524,7 @@ impl QuotaService for QuotaGrpc {
         req: Request<pb::GetUsageRequest>,
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
         let call = Call::start("GetUsage", &req);
-        let by = match self.auth.caller(authorization(&req)).await {
+        let by = match self.auth.caller_of(&req).await {
             Ok(c) => c,
             Err(e) => return call.reply(Err(e)),
         };
