@@ -98,6 +98,13 @@ impl Conn {
         if !url.starts_with("https://") {
             return Ok(endpoint);
         }
+        endpoint
+            .tls_config(self.grpc_tls()?)
+            .with_context(|| format!("TLS for {url}"))
+    }
+
+    /// TLS for gRPC ports: trust --ca-cert, present --client-cert.
+    pub fn grpc_tls(&self) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
         let read = |p: &std::path::Path| {
             std::fs::read(p).with_context(|| format!("reading {}", p.display()))
         };
@@ -112,9 +119,7 @@ impl Conn {
             (None, None) => {}
             _ => bail!("--client-cert and --client-key go together"),
         }
-        endpoint
-            .tls_config(tls)
-            .with_context(|| format!("TLS for {url}"))
+        Ok(tls)
     }
 
     /// A client for the REST port: over TLS for an https:// URL, trusting

@@ -144,16 +144,22 @@ enum Client {
     Rls(RateLimitServiceClient<AuthChannel>),
 }
 
-fn channel(addr: &str) -> anyhow::Result<Channel> {
-    let url = if addr.starts_with("http") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
+/// A channel to `addr`: as `conn` reaches nodes (TLS for https:// or with
+/// --ca-cert), or in plaintext (the ceiling server).
+fn channel(addr: &str, conn: Option<&Conn>) -> anyhow::Result<Channel> {
+    let endpoint = match conn {
+        Some(conn) => conn.endpoint(addr)?,
+        None => {
+            let url = if addr.starts_with("http") {
+                addr.to_string()
+            } else {
+                format!("http://{addr}")
+            };
+            tonic::transport::Endpoint::from_shared(url)
+                .with_context(|| format!("address {addr:?}"))?
+        }
     };
-    Ok(tonic::transport::Endpoint::from_shared(url)
-        .with_context(|| format!("address {addr:?}"))?
-        .tcp_nodelay(true)
-        .connect_lazy())
+    Ok(endpoint.tcp_nodelay(true).connect_lazy())
 }
 
 async fn clients(
@@ -161,7 +167,9 @@ async fn clients(
     nodes: &[String],
     routed: bool,
     bearer: &Bearer,
+    conn: Option<&Conn>,
 ) -> anyhow::Result<Vec<Client>> {
+    let channel = |addr: &str| channel(addr, conn);
     let mut out = Vec::with_capacity(load.connections);
     for c in 0..load.connections {
         // Spread the connections over the nodes, as several Envoys would.
@@ -173,11 +181,19 @@ async fn clients(
             Op::Batch | Op::Stream => {
                 Client::Direct(QuotaServiceClient::new(bearer.on(channel(addr)?)))
             }
-            Op::Check | Op::Increment if routed => Client::Routed(Arc::new(
-                QuotaClient::connect(nodes.to_vec(), bearer.clone())
-                    .await
-                    .map_err(|s| anyhow::anyhow!("connecting: {}", s.message()))?,
-            )),
+            Op::Check | Op::Increment if routed => {
+                let tls = match conn {
+                    Some(c) if nodes.iter().any(|n| n.starts_with("https://")) => {
+                        Some(c.grpc_tls()?)
+                    }
+                    _ => None,
+                };
+                Client::Routed(Arc::new(
+                    QuotaClient::connect_tls(nodes.to_vec(), bearer.clone(), tls)
+                        .await
+                        .map_err(|s| anyhow::anyhow!("connecting: {}", s.message()))?,
+                ))
+            }
             Op::Check | Op::Increment => {
                 Client::Direct(QuotaServiceClient::new(bearer.on(channel(addr)?)))
             }
@@ -574,13 +590,20 @@ pub async fn run(conn: &Conn, a: BenchArgs) -> anyhow::Result<()> {
     let bearer = conn.bearer()?;
     let target = drive(
         load.clone(),
-        clients(&load, &nodes, routed, &bearer).await?,
+        clients(&load, &nodes, routed, &bearer, Some(conn)).await?,
         tenants.clone(),
     )
     .await;
     let ceiling = if a.ceiling {
         let server = CeilingServer::start().await?;
-        let c = clients(&load, std::slice::from_ref(&server.addr), false, &bearer).await?;
+        let c = clients(
+            &load,
+            std::slice::from_ref(&server.addr),
+            false,
+            &bearer,
+            None,
+        )
+        .await?;
         Some(drive(load.clone(), c, tenants).await)
     } else {
         None
