@@ -159,12 +159,85 @@ async fn placement(c: &TestCluster, tenant: &str) -> Value {
     v["data"].clone()
 }
 
+/// Wait until the meta group is on `n` nodes.
+async fn meta_on(c: &TestCluster, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = c.status_from(0).await.unwrap();
+        let meta = s.groups.iter().find(|g| g.group == 0).unwrap();
+        if meta.voters.len() + meta.learners.len() == n && meta.replicas.len() == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "meta not on {n} nodes: {meta:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Wait until `group` is held by exactly `pool` (with `voters` of them
+/// voting) and no other group but the meta group has a copy there.
+async fn pinned(c: &TestCluster, group: u64, pool: &[u64], voters: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = c.status_from(0).await.unwrap();
+        let mine = s.groups.iter().find(|g| g.group == group);
+        let mut members: Vec<u64> = mine
+            .map(|g| g.voters.iter().chain(&g.learners).copied().collect())
+            .unwrap_or_default();
+        members.sort_unstable();
+        let others_clear = s.groups.iter().all(|g| {
+            g.group == group
+                || g.group == 0
+                || g.replicas
+                    .iter()
+                    .chain(&g.voters)
+                    .chain(&g.learners)
+                    .all(|n| !pool.contains(n))
+        });
+        if members == pool
+            && mine.is_some_and(|g| g.voters.len() == voters && g.replicas.len() == pool.len())
+            && others_clear
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not settled: {s:#?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Strict increments until `want` are acknowledged in all, each retried
+/// with its key until answered (a retry counts once); the count.
+async fn spend_until(
+    client: &quotad_proto::client::QuotaClient,
+    tenant: &str,
+    from: u64,
+    want: u64,
+    prefix: &str,
+) -> u64 {
+    let until = Instant::now() + Duration::from_secs(40);
+    let mut acknowledged = from;
+    while acknowledged < want {
+        assert!(
+            Instant::now() < until,
+            "{acknowledged} of {want} acknowledged in 40 s"
+        );
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.increment(inc(tenant, format!("{prefix}-{acknowledged}"))),
+        )
+        .await;
+        if let Ok(Ok(_)) = r {
+            acknowledged += 1;
+        }
+    }
+    acknowledged
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenant_pinned_to_a_node_pool_lives_only_there_and_survives_a_kill_9() {
     let _serial = SERIAL.lock().await;
-    // Two shared nodes, three reserved for pool "acme" in three zones.
+    // Four nodes: two shared, two reserved for pool "acme" (zones a, b).
     let mut c = TestCluster::start(2, &["--shards", "2"]).await;
-    for zone in ["a", "b", "c"] {
+    for zone in ["a", "b"] {
         c.add_node_args(&[
             "--node-label",
             &format!("pool=acme,zone={zone}"),
@@ -172,21 +245,8 @@ async fn a_tenant_pinned_to_a_node_pool_lives_only_there_and_survives_a_kill_9()
         ])
         .await;
     }
-    let pool: Vec<u64> = (2..5).map(|i| id(&c, i)).collect();
-    // Every node holds the meta group (one node at a time).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = c.status_from(0).await.unwrap();
-        let meta = s.groups.iter().find(|g| g.group == 0).unwrap();
-        if meta.voters.len() + meta.learners.len() == 5 && meta.voters.len() == 5 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "meta not on every node: {meta:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut pool: Vec<u64> = (2..4).map(|i| id(&c, i)).collect();
+    meta_on(&c, 4).await;
     let tenant = create_tenant(c.node(0), "pooled", "ENTERPRISE").await;
     common::set_quota(
         c.node(0),
@@ -196,12 +256,7 @@ async fn a_tenant_pinned_to_a_node_pool_lives_only_there_and_survives_a_kill_9()
     )
     .await;
     let client = common::quota_client(c.grpc_addrs()).await;
-    for k in 0..20 {
-        client
-            .increment(inc(&tenant, format!("pre-{k}")))
-            .await
-            .unwrap();
-    }
+    let mut acknowledged = spend_until(&client, &tenant, 0, 20, "pre").await;
 
     // Pinning to a pool nobody is in is refused by name.
     let r = http()
@@ -232,66 +287,44 @@ async fn a_tenant_pinned_to_a_node_pool_lives_only_there_and_survives_a_kill_9()
     let group = body["data"]["group"].as_u64().unwrap();
     assert_eq!(body["data"]["level"], "dedicated_instance", "{body}");
 
-    // Placement settles: the pool's three nodes vote in the tenant's
-    // group, and no other group keeps a replica on them.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = c.status_from(0).await.unwrap();
-        let mine = s.groups.iter().find(|g| g.group == group);
-        let mut voters = mine.map(|g| g.voters.clone()).unwrap_or_default();
-        voters.sort_unstable();
-        let others_clear = s.groups.iter().all(|g| {
-            g.group == group
-                || g.group == 0
-                || g.replicas
-                    .iter()
-                    .chain(&g.voters)
-                    .chain(&g.learners)
-                    .all(|n| !pool.contains(n))
-        });
-        if voters == pool && mine.is_some_and(|g| g.replicas.len() == 3) && others_clear {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not settled: {s:#?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // Its replicas only on the two pool nodes (one votes, one follows as a
+    // learner), and no other group's there.
+    pinned(&c, group, &pool, 1).await;
     let p = placement(&c, &tenant).await;
-    assert_eq!(p["level"], "dedicated_instance", "{p}");
-    assert_eq!(p["pool"], "acme", "{p}");
+    assert_eq!(
+        (&p["level"], &p["pool"]),
+        (&json!("dedicated_instance"), &json!("acme")),
+        "{p}"
+    );
     let replicas = p["replicas"].as_array().unwrap();
     let zones: std::collections::BTreeSet<&str> = replicas
         .iter()
         .map(|r| r["labels"]["zone"].as_str().unwrap())
         .collect();
-    assert_eq!(zones.len(), 3, "one replica per zone: {p}");
-    assert!(
-        replicas
-            .iter()
-            .all(|r| r["role"] == "voter" && r["reserved"] == true)
-    );
+    assert_eq!(zones.len(), 2, "one replica per zone: {p}");
+    assert!(replicas.iter().all(|r| r["reserved"] == true), "{p}");
 
-    // Kill -9 the pool node that leads the group; the tenant keeps
-    // answering, and nothing acknowledged is lost.
+    // Kill -9 the pool node that does not vote: the tenant keeps answering.
+    let s = c.status_from(0).await.unwrap();
+    let learner = s.groups.iter().find(|g| g.group == group).unwrap().learners[0];
+    let learner_i = c.index_of(learner);
+    c.kill9(learner_i);
+    acknowledged = spend_until(&client, &tenant, acknowledged, acknowledged + 30, "two").await;
+    assert_eq!(usage(&client, &tenant).await, acknowledged);
+    c.restart(learner_i);
+
+    // A third pool node: three voters, one per zone; kill -9 the one that
+    // leads, and the tenant keeps answering with nothing lost.
+    let third = c
+        .add_node_args(&["--node-label", "pool=acme,zone=c", "--reserved"])
+        .await;
+    pool.push(id(&c, third));
+    pool.sort_unstable();
+    meta_on(&c, 5).await;
+    pinned(&c, group, &pool, 3).await;
     let leader = c.leader_of(group).await;
     c.kill9(c.index_of(leader));
-    let mut acknowledged = 20;
-    let until = Instant::now() + Duration::from_secs(30);
-    let mut k = 0;
-    while acknowledged < 70 {
-        assert!(
-            Instant::now() < until,
-            "{acknowledged} acknowledged in 30 s"
-        );
-        let r = tokio::time::timeout(
-            Duration::from_secs(10),
-            client.increment(inc(&tenant, format!("post-{k}"))),
-        )
-        .await;
-        if let Ok(Ok(_)) = r {
-            acknowledged += 1;
-            k += 1;
-        }
-    }
+    acknowledged = spend_until(&client, &tenant, acknowledged, acknowledged + 30, "three").await;
     assert_eq!(usage(&client, &tenant).await, acknowledged);
     let s = c.status_from(0).await.unwrap();
     let g = s.groups.iter().find(|g| g.group == group).unwrap();

@@ -155,6 +155,7 @@ impl Router {
                 group: *id,
                 replicas: placement.replicas.clone(),
                 voters: placement.voters.clone(),
+                learners: placement.learners.clone(),
                 leader: placement.led_by.map_or(0, |(n, _)| n),
                 term: placement.led_by.map_or(0, |(_, t)| t),
                 dedicated_tenant: placement
