@@ -221,3 +221,82 @@ async fn a_silent_connection_is_closed_on_every_port() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A long bad value is quoted by a short prefix at most: an error never
+/// echoes a caller's megabyte back (gRPC and REST).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_quote_at_most_a_short_prefix_of_a_bad_value() {
+    use quotad_proto::v1 as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = create_tenant(&node, "long-values", "FREE").await;
+    let long = "x".repeat(100_000);
+    let mut grpc = node.grpc().await;
+    let mut answers = Vec::new();
+    answers.push(
+        grpc.check(pb::CheckRequest {
+            tenant_id: long.clone(),
+            quota: "api_requests".into(),
+            amount: 1,
+        })
+        .await
+        .unwrap_err(),
+    );
+    answers.push(
+        grpc.check(pb::CheckRequest {
+            tenant_id: tenant.clone(),
+            quota: long.clone(),
+            amount: 1,
+        })
+        .await
+        .unwrap_err(),
+    );
+    answers.push(
+        grpc.settle(pb::SettleRequest {
+            tenant_id: tenant.clone(),
+            reservation_id: long.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
+    );
+    for status in &answers {
+        assert!(
+            status.message().len() < 400,
+            "{:?}: {} bytes: {}…",
+            status.code(),
+            status.message().len(),
+            &status.message()[..200.min(status.message().len())]
+        );
+    }
+    // REST: a long quota name and a long tenant id (as long as a URL may be).
+    let long = "x".repeat(5_000);
+    for path in [
+        format!("/api/v1/tenants/{tenant}/quotas/{long}"),
+        format!("/api/v1/tenants/{long}"),
+    ] {
+        let r = common::http().get(node.url(&path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert!((400..500).contains(&status), "{status}");
+        assert!(body.len() < 600, "{status}: {} bytes", body.len());
+    }
+    // Bodies: a long slug, tier, timezone, owner email.
+    for body in [
+        serde_json::json!({"name": "n", "slug": long, "tier": "FREE"}),
+        serde_json::json!({"name": "n", "slug": "fine-slug", "tier": long}),
+        serde_json::json!({"name": "n", "slug": "fine-slug-2", "tier": "FREE", "timezone": long}),
+        serde_json::json!({"name": "n", "slug": "fine-slug-3", "tier": "FREE", "ownerEmail": long}),
+    ] {
+        let r = common::http()
+            .post(node.url("/api/v1/tenants"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 400, "{}", &text[..text.len().min(300)]);
+        assert!(text.len() < 600, "{} bytes", text.len());
+    }
+}

@@ -2,6 +2,7 @@
 use crate::envelope::ApiError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use quotad_engine::excerpt::short;
 use quotad_engine::model::TenantId;
 use serde::de::DeserializeOwned;
 
@@ -187,7 +188,7 @@ fn data_error(path: &str, raw: &str) -> (String, String) {
             .unwrap_or_default();
         return (
             field.clone(),
-            format!("{field}: unknown value {value:?}{expected}"),
+            format!("{field}: unknown value {:?}{expected}", short(value)),
         );
     }
     if let Some(problem) = [
@@ -298,7 +299,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 /// A tenant id from the path.
 pub fn tenant_id(id: &str) -> Result<TenantId, ApiError> {
     TenantId::parse_str(id)
-        .map_err(|_| ApiError::invalid("id", format!("tenant id {id:?} is not a UUID")))
+        .map_err(|_| ApiError::invalid("id", format!("tenant id {:?} is not a UUID", short(id))))
 }
 
 /// A request's query string, parsed only after the handler authorized the
@@ -350,7 +351,10 @@ pub fn time_param(field: &str, value: &str) -> Result<i64, ApiError> {
         .map_err(|_| {
             ApiError::invalid(
                 field,
-                format!("{value:?} is not an RFC 3339 time (e.g. 2026-11-27T00:00:00Z)"),
+                format!(
+                    "{:?} is not an RFC 3339 time (e.g. 2026-11-27T00:00:00Z)",
+                    short(value)
+                ),
             )
         })
 }

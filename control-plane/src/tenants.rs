@@ -44,7 +44,11 @@ fn settings(
             {
                 return Err(ApiError::invalid(
                     "settings.timezone",
-                    format!("{tz:?} contradicts timezone {top:?}; give one of them"),
+                    format!(
+                        "{:?} contradicts timezone {:?}; give one of them",
+                        quotad_engine::excerpt::short(&tz),
+                        quotad_engine::excerpt::short(top)
+                    ),
                 ));
             }
             Some(
@@ -203,7 +207,10 @@ pub async fn update(
             _ => {
                 return Err(ApiError::invalid(
                     "status",
-                    format!("unknown status {raw:?}: expected ACTIVE, TRIAL or SUSPENDED"),
+                    format!(
+                        "unknown status {:?}: expected ACTIVE, TRIAL or SUSPENDED",
+                        quotad_engine::excerpt::short(raw)
+                    ),
                 ));
             }
         }),

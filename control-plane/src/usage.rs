@@ -72,7 +72,10 @@ pub async fn history(
         other => {
             return Err(ApiError::invalid(
                 "granularity",
-                format!("{other:?} is neither \"hour\" nor \"day\""),
+                format!(
+                    "{:?} is neither \"hour\" nor \"day\"",
+                    quotad_engine::excerpt::short(other)
+                ),
             ));
         }
     };

@@ -34,6 +34,7 @@ pub mod cluster;
 pub mod engine;
 pub mod error;
 pub mod error_code;
+pub mod excerpt;
 pub mod format;
 pub mod grpc;
 #[cfg(test)]

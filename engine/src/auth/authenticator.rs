@@ -420,10 +420,4 @@ fn fail(failure: Failure, reason: impl Into<String>) -> EngineError {
     }
 }
 
-/// At most 32 characters of a value a caller chose, for an error message.
-pub(crate) fn short(s: &str) -> String {
-    match s.char_indices().nth(32) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
-}
+pub(crate) use crate::excerpt::short;

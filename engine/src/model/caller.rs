@@ -48,7 +48,10 @@ impl fmt::Display for Scope {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?}: expected check, increment, reserve or usage:read")]
+#[error(
+    "unknown scope {:?}: expected check, increment, reserve or usage:read",
+    crate::excerpt::short(.0)
+)]
 pub struct UnknownScope(pub String);
 
 impl FromStr for Scope {

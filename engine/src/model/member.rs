@@ -34,7 +34,10 @@ impl Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}: expected owner, admin, member or viewer")]
+#[error(
+    "unknown role {:?}: expected owner, admin, member or viewer",
+    crate::excerpt::short(.0)
+)]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

@@ -38,7 +38,10 @@ impl std::fmt::Display for Tier {
 
 /// The text of a tier name that is not one of the four.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown tier {0:?}: expected one of FREE, STARTER, PROFESSIONAL, ENTERPRISE")]
+#[error(
+    "unknown tier {:?}: expected one of FREE, STARTER, PROFESSIONAL, ENTERPRISE",
+    crate::excerpt::short(.0)
+)]
 pub struct UnknownTier(pub String);
 
 impl FromStr for Tier {

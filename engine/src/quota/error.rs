@@ -11,7 +11,7 @@ pub enum QuotaError {
     TenantNotFound { tenant: TenantId },
     #[error("tenant {tenant} already exists")]
     TenantExists { tenant: TenantId },
-    #[error("tenant {tenant} has no quota {quota:?}")]
+    #[error("tenant {tenant} has no quota {:?}", crate::excerpt::short(quota))]
     QuotaNotFound { tenant: TenantId, quota: String },
     #[error(
         "reservation {reservation} of tenant {tenant} not found (settled, released or expired)"

@@ -12,6 +12,8 @@ pub const MAX_LIMIT: u64 = 1_000_000_000_000_000_000;
 pub const MAX_TTL_MS: u64 = 24 * 3_600_000;
 pub const DEFAULT_TTL_MS: u64 = 60_000;
 
+pub use crate::excerpt::short;
+
 /// Quota names: lowercase letter first, then lowercase letters, digits, `_`;
 /// at most 64 characters.
 pub fn quota_name(name: &str) -> Result<(), QuotaError> {
@@ -27,7 +29,8 @@ pub fn quota_name(name: &str) -> Result<(), QuotaError> {
         Err(QuotaError::invalid(
             "quota",
             format!(
-                "{name:?} is not a quota name (lowercase letters, digits and '_', starting with a letter, at most 64 characters)"
+                "{:?} is not a quota name (lowercase letters, digits and '_', starting with a letter, at most 64 characters)",
+                short(name)
             ),
         ))
     }
@@ -150,7 +153,8 @@ pub fn slug(slug: &str) -> Result<(), QuotaError> {
         Err(QuotaError::invalid(
             "slug",
             format!(
-                "{slug:?} is not a slug (1-63 of a-z, 0-9 and '-', not starting or ending with '-')"
+                "{:?} is not a slug (1-63 of a-z, 0-9 and '-', not starting or ending with '-')",
+                short(slug)
             ),
         ))
     }
@@ -170,19 +174,23 @@ pub fn timezone(tz: &str) -> Result<chrono_tz::Tz, QuotaError> {
     tz.parse::<chrono_tz::Tz>().map_err(|_| {
         QuotaError::invalid(
             "timezone",
-            format!("{tz:?} is not an IANA timezone (e.g. \"America/New_York\", \"UTC\")"),
+            format!(
+                "{:?} is not an IANA timezone (e.g. \"America/New_York\", \"UTC\")",
+                short(tz)
+            ),
         )
     })
 }
 
 pub fn tenant_id(id: &str) -> Result<uuid::Uuid, QuotaError> {
     uuid::Uuid::parse_str(id)
-        .map_err(|_| QuotaError::invalid("tenant_id", format!("{id:?} is not a UUID")))
+        .map_err(|_| QuotaError::invalid("tenant_id", format!("{:?} is not a UUID", short(id))))
 }
 
 pub fn reservation_id(id: &str) -> Result<uuid::Uuid, QuotaError> {
-    uuid::Uuid::parse_str(id)
-        .map_err(|_| QuotaError::invalid("reservation_id", format!("{id:?} is not a UUID")))
+    uuid::Uuid::parse_str(id).map_err(|_| {
+        QuotaError::invalid("reservation_id", format!("{:?} is not a UUID", short(id)))
+    })
 }
 
 /// User ids come from the identity provider (a token's `sub`): 1-128
@@ -228,7 +236,7 @@ pub fn email(field: &'static str, email: &str) -> Result<(), QuotaError> {
     let bad = |why: &str| {
         Err(QuotaError::invalid(
             field,
-            format!("{email:?} is not an email address: {why}"),
+            format!("{:?} is not an email address: {why}", short(email)),
         ))
     };
     if email.len() > 254 {
@@ -274,7 +282,10 @@ pub fn domain(d: &str) -> Result<(), QuotaError> {
     if d.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) || !tld_alpha {
         return Err(QuotaError::invalid(
             "domain",
-            format!("{d:?} is not a domain name (lowercase, like \"quota.example.com\")"),
+            format!(
+                "{:?} is not a domain name (lowercase, like \"quota.example.com\")",
+                short(d)
+            ),
         ));
     }
     Ok(())
