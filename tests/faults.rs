@@ -659,6 +659,32 @@ async fn snapshot_round(
     }
 }
 
+/// The nodes' logs in `dir`, printed (their last lines) if the test fails:
+/// the temp dir and what the nodes said go away with the test otherwise.
+struct LogsOnFailure<'a>(&'a std::path::Path);
+
+impl Drop for LogsOnFailure<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(self.0) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "---- last lines of {} ----",
+                entry.file_name().to_string_lossy()
+            );
+            for line in &lines[lines.len().saturating_sub(80)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 async fn snapshot_cluster(logs: &std::path::Path) -> TestCluster {
     TestCluster::start_with(
         3,
@@ -675,6 +701,7 @@ async fn snapshot_cluster(logs: &std::path::Path) -> TestCluster {
 async fn kill_9_during_snapshot_install_and_snapshot_build_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let logs = tempfile::tempdir().unwrap();
+    let _dump = LogsOnFailure(logs.path());
     let mut c = snapshot_cluster(logs.path()).await;
     let tenant = tenant_with_limit(c.node(0), "snapshots", 1_000_000).await;
     let ballast_tenant = tenant_with_limit(c.node(0), "ballast", 1_000_000_000).await;
