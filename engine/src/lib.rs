@@ -46,6 +46,7 @@ pub mod quota;
 pub mod raft;
 pub mod repeats;
 pub mod shard;
+pub mod sharing;
 pub mod shed;
 pub mod storage;
 pub mod telemetry;
