@@ -2,5 +2,10 @@
 //! their resources, consumers' grants, metered cross-tenant usage and
 //! statements. Pure rules here; the engine and the control plane use them.
 pub mod money;
+pub mod policy;
 
 pub use money::{Amount, Currency, MoneyError};
+pub use policy::{
+    Approval, Conditions, Permission, PolicySpec, Pricing, ResourceType, RevenueShare, UsageCap,
+    Visibility,
+};
