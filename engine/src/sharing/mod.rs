@@ -4,7 +4,7 @@
 pub mod money;
 pub mod policy;
 
-pub use money::{Amount, Currency, MoneyError};
+pub use money::{Amount, Currency, JsonAmount, MoneyError};
 pub use policy::{
     Approval, Conditions, Permission, PolicySpec, Pricing, ResourceType, RevenueShare, UsageCap,
     Visibility,

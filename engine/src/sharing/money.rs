@@ -140,6 +140,36 @@ impl fmt::Display for Amount {
     }
 }
 
+/// An [`Amount`] read from JSON exactly: a number (`0.001`) from its text,
+/// never through `f64`, or a string holding one (`"0.001"`). Needs
+/// serde_json's own deserializer underneath (wrappers that forward to it,
+/// as serde_path_to_error does, are fine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonAmount(pub Amount);
+
+impl<'de> Deserialize<'de> for JsonAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(d)?;
+        let text = raw.get().trim();
+        let text = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(inner) => inner,
+            None if text.starts_with(['-', '+'])
+                || text.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                text
+            }
+            None => {
+                return Err(serde::de::Error::custom(
+                    "expected a decimal number (e.g. 0.001)",
+                ));
+            }
+        };
+        Amount::parse(text)
+            .map(JsonAmount)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// An ISO 4217 currency code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Currency([u8; 3]);
@@ -242,6 +272,41 @@ mod tests {
         // A third of a pico-unit rounds down in the fee, up in the net.
         let odd = Amount::from_picos(10);
         assert_eq!(odd.share(3_333).unwrap().picos(), 3);
+    }
+
+    #[test]
+    fn json_numbers_are_read_from_their_text() {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Pricing {
+            usage_price: JsonAmount,
+        }
+        for (body, want) in [
+            (r#"{"usagePrice": 0.001}"#, "0.001"),
+            (r#"{"usagePrice": 0.1}"#, "0.1"),
+            (r#"{"usagePrice": 1e-7}"#, "0.0000001"),
+            (r#"{"usagePrice": "0.30"}"#, "0.3"),
+        ] {
+            let mut de = serde_json::Deserializer::from_str(body);
+            let p: Pricing = serde_path_to_error::deserialize(&mut de).unwrap();
+            assert_eq!(p.usage_price.0.to_string(), want, "{body}");
+        }
+        // 0.1 + 0.2 is 0.3 here, as money must be.
+        let sum = Amount::parse("0.1")
+            .unwrap()
+            .checked_add(Amount::parse("0.2").unwrap())
+            .unwrap();
+        assert_eq!(sum, Amount::parse("0.3").unwrap());
+        for bad in [
+            r#"{"usagePrice": true}"#,
+            r#"{"usagePrice": "a lot"}"#,
+            r#"{"usagePrice": 1e-13}"#,
+        ] {
+            let mut de = serde_json::Deserializer::from_str(bad);
+            let r: Result<Pricing, _> = serde_path_to_error::deserialize(&mut de);
+            let e = r.err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(e.path().to_string(), "usagePrice", "{bad}");
+        }
     }
 
     #[test]
