@@ -145,17 +145,11 @@ fn id(c: &TestCluster, i: usize) -> u64 {
 
 /// `GET …/placement` as the operator.
 async fn placement(c: &TestCluster, tenant: &str) -> Value {
-    let v: Value = http()
-        .get(
-            c.node(0)
-                .url(&format!("/api/v1/tenants/{tenant}/placement")),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = common::get_json(
+        &c.node(0)
+            .url(&format!("/api/v1/tenants/{tenant}/placement")),
+    )
+    .await;
     v["data"].clone()
 }
 

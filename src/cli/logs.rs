@@ -204,8 +204,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_repeated_error_is_written_once_and_others_pass() {
+    /// What `f` logs through a `Dedup` layer (text, notes included).
+    fn logged(f: impl FnOnce()) -> String {
         let buf = Buf::default();
         let (out, notes_buf) = (buf.clone(), buf.clone());
         let notes = move || notes_buf.clone();
@@ -213,7 +213,13 @@ mod tests {
             .with_writer(move || out.clone())
             .with_ansi(false);
         let subscriber = tracing_subscriber::registry().with(Dedup::new(fmt, notes, false));
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_repeated_error_is_written_once_and_others_pass() {
+        let text = logged(|| {
             for _ in 0..1000 {
                 tracing::error!(err = "broken pipe", "RPCError");
             }
@@ -222,7 +228,6 @@ mod tests {
             }
             tracing::error!(err = "refused", "RPCError");
         });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines.iter().filter(|l| l.contains("broken pipe")).count(),
@@ -236,20 +241,12 @@ mod tests {
 
     #[test]
     fn a_changed_error_says_how_often_the_last_one_repeated() {
-        let buf = Buf::default();
-        let (out, notes_buf) = (buf.clone(), buf.clone());
-        let notes = move || notes_buf.clone();
-        let fmt = tracing_subscriber::fmt::layer()
-            .with_writer(move || out.clone())
-            .with_ansi(false);
-        let subscriber = tracing_subscriber::registry().with(Dedup::new(fmt, notes, false));
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged(|| {
             for i in 0..12 {
                 let err = if i < 10 { "broken pipe" } else { "refused" };
                 tracing::error!(err, "RPCError");
             }
         });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("repeated 9 more times"), "{text}");
         assert_eq!(text.lines().filter(|l| l.contains("refused")).count(), 1);
     }
