@@ -80,6 +80,7 @@ impl Engine {
             };
             self.router.move_in(*moved).await?;
         }
+        self.router.await_pinned(tenant, group).await;
         let mut what = if from != group {
             format!("moved from group {from} to its own group {group}")
         } else {
