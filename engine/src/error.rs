@@ -10,6 +10,8 @@ use openraft::error::{ClientWriteError, RaftError};
 pub enum EngineError {
     #[error(transparent)]
     Quota(#[from] QuotaError),
+    #[error(transparent)]
+    Sharing(#[from] crate::sharing::SharingError),
     #[error("tenant slug {slug:?} is already taken")]
     SlugTaken { slug: String },
     #[error("domain {domain:?} is already registered by another tenant")]
@@ -96,6 +98,7 @@ impl EngineError {
     pub fn code(&self) -> ErrorCode {
         match self {
             EngineError::Quota(q) => q.code(),
+            EngineError::Sharing(s) => s.code,
             EngineError::SlugTaken { .. } | EngineError::DomainTaken { .. } => {
                 ErrorCode::AlreadyExists
             }
@@ -132,6 +135,7 @@ impl EngineError {
     pub fn field(&self) -> Option<&str> {
         match self {
             EngineError::Quota(q) => q.field(),
+            EngineError::Sharing(s) => s.field.as_deref(),
             EngineError::Remote { field, .. } => field.as_deref(),
             EngineError::SlugTaken { .. } => Some("slug"),
             EngineError::DomainTaken { .. } => Some("domain"),

@@ -27,6 +27,7 @@
 //! | 3 | `TenantOp::PatchQuota` (a quota change resolved against the tier in apply) |
 //! | 4 | a tenant's API keys (`TenantState.api_keys`, `TenantOp::{CreateApiKey, RotateApiKey, RevokeApiKey}`) |
 //! | 5 | node labels and pools (`NodeInfo.{labels, reserved}`, `GroupPlacement.{learners, pool}`, `MembershipOp::{Members, DedicateIn}`) |
+//! | 6 | cross-tenant sharing: the meta group's catalog (`MetaState.sharing`, `MetaOp::Sharing`, `CommandResponse::Sharing`), the grants a consumer holds (`TenantState.grants`, `TenantOp::{HoldGrant, DropGrant}`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -37,7 +38,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 5;
+pub const CURRENT: u8 = 6;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];
@@ -113,6 +114,52 @@ impl<'de, const V: u8, T: Deserialize<'de>> Deserialize<'de> for Since<V, T> {
             )));
         }
         T::deserialize(d).map(Since)
+    }
+}
+
+/// A struct field added in format version `V`. Written in an older
+/// version, its default value takes no bytes at all (so a value that does
+/// not use the field keeps the bytes it always had) and any other value
+/// asks [`encode`] for a newer version; read from an older payload, it is
+/// the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Added<const V: u8, T>(pub T);
+
+impl<const V: u8, T> std::ops::Deref for Added<V, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<const V: u8, T> std::ops::DerefMut for Added<V, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<const V: u8, T: Serialize + Default + PartialEq> Serialize for Added<V, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() && encoding_version() < V {
+            if self.0 == T::default() {
+                return s.serialize_unit();
+            }
+            needs_newer_version();
+            return Err(serde::ser::Error::custom(format!(
+                "this field needs format version {V}"
+            )));
+        }
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, const V: u8, T: Deserialize<'de> + Default> Deserialize<'de> for Added<V, T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() && decoding_version() < V {
+            <()>::deserialize(d)?;
+            return Ok(Added(T::default()));
+        }
+        T::deserialize(d).map(Added)
     }
 }
 
@@ -219,5 +266,21 @@ mod tests {
         let claimed_v1 = [MAGIC.as_slice(), &[1, 1, 7]].concat();
         assert!(decode::<Option<Since<2, u8>>>(&claimed_v1).is_err());
         assert!(decode::<Option<Since<2, u8>>>(&[1, 7]).is_err());
+    }
+
+    /// A field added in version 6: absent (default) it takes no bytes and
+    /// the value keeps its old encoding; set, it is written in version 6.
+    #[test]
+    fn an_added_field_costs_nothing_until_it_is_used() {
+        let plain: (u8, Added<6, Vec<u8>>) = (7, Added(vec![]));
+        assert_eq!(encode(&plain).unwrap(), [7]);
+        assert_eq!(decode::<(u8, Added<6, Vec<u8>>)>(&[7]).unwrap(), plain);
+        let used: (u8, Added<6, Vec<u8>>) = (7, Added(vec![1]));
+        let bytes = encode(&used).unwrap();
+        assert_eq!(bytes, [MAGIC.as_slice(), &[6, 7, 1, 1]].concat());
+        assert_eq!(decode::<(u8, Added<6, Vec<u8>>)>(&bytes).unwrap(), used);
+        // An older payload that claims to hold it is read without it.
+        let v5 = [MAGIC.as_slice(), &[5, 7]].concat();
+        assert_eq!(decode::<(u8, Added<6, Vec<u8>>)>(&v5).unwrap(), plain);
     }
 }

@@ -23,6 +23,7 @@ use quotad_engine::quota::{
 use quotad_engine::raft::{
     Command, GroupState, MetaOp, MetaState, ShardState, StampedOp, TypeConfig,
 };
+use quotad_engine::sharing::SharingOp;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use uuid::Uuid;
@@ -561,4 +562,168 @@ fn a_cluster_map_with_pools_and_learners_decodes_from_its_golden_bytes() {
         format::split(&format::encode(&legacy).unwrap()).unwrap().0,
         0
     );
+}
+
+/// The sharing catalog's ops: a marketplace policy with every condition,
+/// a consumer's automatic request, a revocation.
+fn sharing_ops() -> Vec<SharingOp> {
+    use quotad_engine::sharing::*;
+    let provider = tenant_id(1);
+    let spec = PolicySpec {
+        resource_id: "llama-70b".into(),
+        resource_type: ResourceType::Model,
+        visibility: Visibility::Marketplace,
+        permissions: [Permission::Read, Permission::Execute].into(),
+        pricing: Pricing::UsageBased {
+            price: Amount::parse("0.001").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            unit_quota: "llm_tokens".into(),
+        },
+        revenue_share: RevenueShare {
+            platform_fee_bp: 1_500,
+            provider_share_bp: 8_500,
+        },
+        conditions: Conditions {
+            allowed_tenants: Default::default(),
+            denied_tenants: [tenant_id(3)].into(),
+            min_consumer_tier: Some(Tier::Starter),
+            max_consumers: Some(10),
+            expires_at_ms: Some(T0 + 86_400_000 * 365),
+            usage_cap: Some(UsageCap {
+                units: 50_000,
+                period: Period::Daily,
+            }),
+            justification_required: true,
+            approval: Approval::Automatic,
+        },
+    };
+    let policy = Uuid::from_u128(0x9001);
+    vec![
+        SharingOp::Publish {
+            policy: Policy {
+                id: policy,
+                provider,
+                spec,
+                created_at_ms: T0,
+                updated_at_ms: T0,
+            },
+            max_policies: Some(25),
+        },
+        SharingOp::Request {
+            request: AccessRequest {
+                id: Uuid::from_u128(0x9002),
+                policy,
+                provider,
+                consumer: tenant_id(2),
+                justification: "Need this service for our ML pipeline".into(),
+                permissions: [Permission::Execute].into(),
+                state: RequestState::Pending,
+                reason: None,
+                grant: None,
+                requested_at_ms: T0 + 10,
+                decided_at_ms: None,
+                decided_by: None,
+            },
+            grant: Uuid::from_u128(0x9003),
+            consumer_tier: Tier::Professional,
+        },
+    ]
+}
+
+#[test]
+fn a_sharing_catalog_and_held_grants_decode_from_their_golden_bytes() {
+    use quotad_engine::raft::{CommandResponse, ReplicatedState};
+    use quotad_engine::sharing::{SharingOp as Op, SharingReply};
+    let mut meta = MetaState {
+        membership: pooled_membership(),
+        ..MetaState::default()
+    };
+    let mut grant = None;
+    for op in sharing_ops() {
+        let r = meta.apply(&Command::Meta(MetaOp::Sharing(Since(Box::new(op)))));
+        if let CommandResponse::Sharing(Since(r)) = r
+            && let SharingReply::Request { grant: Some(g), .. } = *r
+        {
+            grant = Some(g);
+        }
+    }
+    let grant = grant.expect("the automatic request was granted");
+    assert_eq!(meta.sharing.grants.len(), 1);
+    let stored = check_golden("meta-snapshot-format6.bin", &format::encode(&meta).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 6, "the format it is in");
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), meta);
+
+    // The consumer holds it (a tenant snapshot), and it ends.
+    let mut commands = history(3);
+    commands.push(Command::Batch(vec![stamped(
+        tenant_id(2),
+        T0 + 7_200_000,
+        TenantOp::HoldGrant(Since(Box::new(grant.clone()))),
+    )]));
+    let state = replay(&commands);
+    let held = &state.shard.tenants[&tenant_id(2)].grants[&grant.policy];
+    assert_eq!(held.grant, grant);
+    let stored = check_golden("snapshot-format6.bin", &format::encode(&state).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 6, "the format it is in");
+    assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);
+
+    let entry = |index, command| Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
+        payload: EntryPayload::Normal(command),
+    };
+    let mut ended = grant.clone();
+    ended.ended = Some(quotad_engine::sharing::GrantEnd {
+        at_ms: T0 + 9,
+        reason: "revoked by the provider".into(),
+        by: Some(tenant_id(1)),
+    });
+    let revoke = Op::Revoke {
+        grant: grant.id,
+        by: tenant_id(1),
+        reason: "revoked by the provider".into(),
+        at_ms: T0 + 9,
+    };
+    let entries = [
+        (
+            "entry-meta-sharing-publish-format6.bin",
+            entry(
+                60,
+                Command::Meta(MetaOp::Sharing(Since(Box::new(sharing_ops()[0].clone())))),
+            ),
+        ),
+        (
+            "entry-meta-sharing-request-format6.bin",
+            entry(
+                61,
+                Command::Meta(MetaOp::Sharing(Since(Box::new(sharing_ops()[1].clone())))),
+            ),
+        ),
+        (
+            "entry-meta-sharing-revoke-format6.bin",
+            entry(62, Command::Meta(MetaOp::Sharing(Since(Box::new(revoke))))),
+        ),
+        (
+            "entry-hold-grant-format6.bin",
+            entry(
+                63,
+                Command::Batch(vec![stamped(
+                    tenant_id(2),
+                    T0 + 9,
+                    TenantOp::HoldGrant(Since(Box::new(ended))),
+                )]),
+            ),
+        ),
+    ];
+    for (name, e) in entries {
+        let stored = check_golden(name, &format::encode(&e).unwrap());
+        assert_eq!(format::split(&stored).unwrap().0, 6, "{name}");
+        assert_eq!(
+            format::decode::<Entry<TypeConfig>>(&stored).unwrap(),
+            e,
+            "{name}"
+        );
+    }
+    // Without sharing, the same map keeps its format-5 bytes.
+    meta.sharing = Default::default();
+    assert_eq!(format::split(&format::encode(&meta).unwrap()).unwrap().0, 5);
 }

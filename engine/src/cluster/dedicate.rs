@@ -126,20 +126,6 @@ impl Router {
         }
     }
 
-    /// Wait until this node's copy of the meta state routes `tenant` to
-    /// its dedicated `group`. The pin is committed through the meta leader,
-    /// which may be another node; without the wait, an answer built from
-    /// this node's view right after a move could still show the old group.
-    pub(crate) async fn await_pinned(&self, tenant: TenantId, group: u64) {
-        let deadline = std::time::Instant::now() + self.config.route_timeout;
-        while self.placement_of(&tenant) != (group, true)
-            && std::time::Instant::now() < deadline
-            && !self.is_closing()
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    }
-
     /// Finish moves whose coordinator stopped after the hand-over, and
     /// drop the kept copies of moves that are done: run by the source
     /// group's leader.

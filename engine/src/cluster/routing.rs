@@ -443,6 +443,21 @@ impl Router {
         }
     }
 
+    /// Wait (up to the route timeout) until this node's copy of the meta
+    /// state shows a change just written: a write commits through the meta
+    /// leader, which may be another node, and reads on this node that follow
+    /// it must see it.
+    pub(crate) async fn await_meta(&self, seen: impl Fn(&crate::raft::MetaState) -> bool) {
+        let deadline = Instant::now() + self.config.route_timeout;
+        loop {
+            let done = self.meta.state.read().map(|s| seen(&s)).unwrap_or(true);
+            if done || Instant::now() >= deadline || self.is_closing() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Write to the meta group through its leader. Meta operations are
     /// idempotent, so they are retried across leader changes.
     pub(crate) async fn meta_write(&self, cmd: Command) -> Result<CommandResponse, EngineError> {

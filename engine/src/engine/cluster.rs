@@ -80,7 +80,10 @@ impl Engine {
             };
             self.router.move_in(*moved).await?;
         }
-        self.router.await_pinned(tenant, group).await;
+        // Answered from this node's view: wait for it to show the pin.
+        self.router
+            .await_meta(|m| m.membership.pins.get(&tenant) == Some(&group))
+            .await;
         let mut what = if from != group {
             format!("moved from group {from} to its own group {group}")
         } else {

@@ -36,6 +36,7 @@ mod config;
 mod domains;
 mod health;
 mod restore;
+mod sharing;
 mod tenants;
 mod usage;
 

@@ -192,6 +192,8 @@ impl Engine {
         };
         self.apply(tenant, op, Some(by), Some(Consistency::Strict))
             .await?;
+        // Its policies are withdrawn and the grants it gave or held end.
+        self.sharing_tenant_gone(tenant, by).await?;
         self.tenant(tenant).await
     }
 
@@ -201,6 +203,7 @@ impl Engine {
         let slug = state.tenant.slug;
         self.apply(tenant, TenantOp::Purge, Some(by), Some(Consistency::Strict))
             .await?;
+        self.sharing_tenant_gone(tenant, by).await?;
         for domain in state.domains.into_keys() {
             self.router
                 .meta_write(Command::Meta(MetaOp::ReleaseDomain { domain, tenant }))

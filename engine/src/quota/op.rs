@@ -109,6 +109,9 @@ pub enum TenantOp {
     RotateApiKey(Since<4, ApiKeyRotation>),
     /// Remove a key: it opens nothing from the entry on (format 4).
     RevokeApiKey(Since<4, String>),
+    /// Hold a sharing grant as the catalog decided it: new, with new
+    /// terms, or ended (format 6). Applying it again changes nothing.
+    HoldGrant(Since<6, Box<crate::sharing::Grant>>),
 }
 
 /// What [`TenantOp::CreateApiKey`] carries: everything but the secret.
@@ -233,7 +236,8 @@ impl TenantOp {
             | TenantOp::Audit { .. }
             | TenantOp::CreateApiKey(_)
             | TenantOp::RotateApiKey(_)
-            | TenantOp::RevokeApiKey(_) => OpClass::Admin,
+            | TenantOp::RevokeApiKey(_)
+            | TenantOp::HoldGrant(_) => OpClass::Admin,
             TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -264,7 +268,8 @@ impl TenantOp {
             | TenantOp::Delete { .. }
             | TenantOp::Restore
             | TenantOp::Audit { .. }
-            | TenantOp::RevokeApiKey(_) => Ok(()),
+            | TenantOp::RevokeApiKey(_)
+            | TenantOp::HoldGrant(_) => Ok(()),
             TenantOp::Create { .. }
             | TenantOp::AddDomain { .. }
             | TenantOp::RemoveDomain { .. }
@@ -304,6 +309,7 @@ impl TenantOp {
             | TenantOp::CreateApiKey(_)
             | TenantOp::RotateApiKey(_)
             | TenantOp::RevokeApiKey(_)
+            | TenantOp::HoldGrant(_)
             | TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -324,7 +330,10 @@ impl TenantOp {
                 idempotency_key, ..
             } => idempotency_key.is_some(),
             TenantOp::IncrementAll(all) => all.0.idempotency_key.is_some(),
-            TenantOp::Settle { .. } | TenantOp::Release { .. } | TenantOp::Create { .. } => true,
+            TenantOp::Settle { .. }
+            | TenantOp::Release { .. }
+            | TenantOp::Create { .. }
+            | TenantOp::HoldGrant(_) => true,
             // Applying one twice changes twice (an update's timestamp, a
             // second audit event) or fails the second time where the first
             // succeeded: not retried blindly.

@@ -1,4 +1,5 @@
-//! The tier catalog: each tier's default quotas, read from TOML.
+//! The tier catalog: each tier's default quotas, and its limits on what
+//! a tenant may hold (`[limits.TIER]`), read from TOML.
 use super::validate;
 use crate::model::{QuotaPolicy, Tier};
 use std::collections::BTreeMap;
@@ -9,6 +10,16 @@ pub const BUILTIN_CATALOG: &str = include_str!("../../tiers.toml");
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierCatalog {
     tiers: BTreeMap<Tier, BTreeMap<String, QuotaPolicy>>,
+    limits: BTreeMap<Tier, TierLimits>,
+}
+
+/// What a tier allows a tenant to hold, beyond its quotas. A limit left
+/// out is no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierLimits {
+    /// Sharing policies a tenant publishes.
+    pub sharing_policies: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +44,15 @@ impl TierCatalog {
     }
 
     pub fn parse(text: &str) -> Result<Self, CatalogError> {
-        let raw: BTreeMap<String, BTreeMap<String, QuotaPolicy>> = toml::from_str(text)?;
+        let mut table: toml::Table = toml::from_str(text)?;
+        let mut limits = BTreeMap::new();
+        if let Some(raw) = table.remove("limits") {
+            let raw: BTreeMap<String, TierLimits> = raw.try_into()?;
+            for (name, l) in raw {
+                limits.insert(name.parse::<Tier>()?, l);
+            }
+        }
+        let raw: BTreeMap<String, BTreeMap<String, QuotaPolicy>> = table.try_into()?;
         let mut tiers = BTreeMap::new();
         for (name, quotas) in raw {
             let tier: Tier = name.parse()?;
@@ -53,11 +72,16 @@ impl TierCatalog {
                 return Err(CatalogError::MissingTier(tier));
             }
         }
-        Ok(TierCatalog { tiers })
+        Ok(TierCatalog { tiers, limits })
     }
 
     pub fn defaults(&self, tier: Tier) -> &BTreeMap<String, QuotaPolicy> {
         &self.tiers[&tier]
+    }
+
+    /// How many sharing policies a tenant of `tier` may publish.
+    pub fn sharing_policies(&self, tier: Tier) -> Option<u32> {
+        self.limits.get(&tier).and_then(|l| l.sharing_policies)
     }
 }
 
@@ -122,5 +146,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("period"), "{err}");
+        let err = TierCatalog::parse(
+            &BUILTIN_CATALOG.replace("sharing_policies = 1", "sharing_polices = 1"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("sharing_polices"), "{err}");
+    }
+
+    #[test]
+    fn tier_limits_come_from_the_catalog() {
+        let cat = TierCatalog::builtin();
+        assert_eq!(cat.sharing_policies(Tier::Free), Some(1));
+        assert_eq!(cat.sharing_policies(Tier::Professional), Some(25));
+        assert_eq!(cat.sharing_policies(Tier::Enterprise), None);
+        let mut text = BUILTIN_CATALOG.replace("[limits.FREE]", "[limits.IGNORED]");
+        text = text.replace("[limits.IGNORED]\nsharing_policies = 1", "");
+        let cat = TierCatalog::parse(&text).unwrap();
+        assert_eq!(cat.sharing_policies(Tier::Free), None, "left out: no limit");
     }
 }

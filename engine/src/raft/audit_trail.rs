@@ -33,6 +33,7 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         TenantOp::CreateApiKey(k) => json(s.api_keys.0.get(&k.0.id).map(|k| k.view()).as_ref()),
         TenantOp::RotateApiKey(r) => json(s.api_keys.0.get(&r.0.id).map(|k| k.view()).as_ref()),
         TenantOp::RevokeApiKey(id) => json(s.api_keys.0.get(&id.0).map(|k| k.view()).as_ref()),
+        TenantOp::HoldGrant(g) => json(s.grants.get(&g.0.policy).map(|h| &h.grant)),
         TenantOp::Audit { .. }
         | TenantOp::Increment { .. }
         | TenantOp::IncrementAll(_)
@@ -67,6 +68,10 @@ pub fn entry(
         TenantOp::CreateApiKey(k) => ("api_key.created", k.0.id.clone()),
         TenantOp::RotateApiKey(r) => ("api_key.rotated", r.0.id.clone()),
         TenantOp::RevokeApiKey(id) => ("api_key.revoked", id.0.clone()),
+        TenantOp::HoldGrant(g) if g.0.ended.is_some() => {
+            ("sharing.grant_ended", g.0.id.to_string())
+        }
+        TenantOp::HoldGrant(g) => ("sharing.grant_held", g.0.id.to_string()),
         TenantOp::Audit {
             action,
             target,

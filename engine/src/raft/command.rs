@@ -48,6 +48,8 @@ pub enum MetaOp {
     },
     /// Nodes, placement, pins.
     Membership(MembershipOp),
+    /// The sharing catalog: policies, requests, grants (format 6).
+    Sharing(Since<6, Box<crate::sharing::SharingOp>>),
 }
 
 /// A tenant's whole state in transit to another group.
@@ -119,4 +121,6 @@ pub enum CommandResponse {
     Membership(MembershipReply),
     MovedOut(Box<MovedTenant>),
     TenantNotHere,
+    /// What a [`MetaOp::Sharing`] did (format 6).
+    Sharing(Since<6, Box<crate::sharing::SharingReply>>),
 }

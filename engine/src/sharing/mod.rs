@@ -1,9 +1,18 @@
-//! Cross-tenant sharing (issue 19, being built): providers' policies on
-//! their resources, consumers' grants, metered cross-tenant usage and
-//! statements. Pure rules here; the engine and the control plane use them.
+//! Cross-tenant sharing: providers' policies on their resources, the
+//! meta group's catalog of policies, requests and grants, and the grants a
+//! consumer holds in its own state. Pure rules here; the engine and the
+//! control plane use them.
+pub mod catalog;
+pub mod error;
+pub mod held;
 pub mod money;
 pub mod policy;
 
+pub use catalog::{
+    AccessRequest, Grant, GrantEnd, Policy, RequestState, SharingCatalog, SharingOp, SharingReply,
+};
+pub use error::SharingError;
+pub use held::{HeldGrant, HeldGrants, UseRefused};
 pub use money::{Amount, Currency, JsonAmount, MoneyError};
 pub use policy::{
     Approval, Conditions, Permission, PolicySpec, Pricing, ResourceType, RevenueShare, UsageCap,

@@ -10,6 +10,7 @@ mod domains;
 mod lifecycle;
 mod members;
 mod reservations;
+mod sharing;
 
 use super::decision::Decision;
 use super::error::QuotaError;
@@ -19,10 +20,11 @@ use super::policy_pool::PolicyPool;
 use super::quota_map::QuotaMap;
 use super::quota_state::{QuotaState, Use};
 use super::validate::positive_amount as valid_amount;
-use crate::format::Since;
+use crate::format::{Added, Since};
 use crate::model::{
     ApiKeys, Domain, Member, NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, well_known,
 };
+use crate::sharing::HeldGrants;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -53,6 +55,9 @@ pub struct TenantState {
     /// API keys by id (format 4; see [`ApiKeys`]).
     #[serde(default)]
     pub api_keys: ApiKeys,
+    /// The sharing grants it holds as a consumer, by policy id (format 6).
+    #[serde(default)]
+    pub grants: Added<6, HeldGrants>,
 }
 
 impl TenantState {
@@ -69,6 +74,7 @@ impl TenantState {
             domains: BTreeMap::new(),
             last_at_ms: i64::MIN,
             api_keys: ApiKeys::default(),
+            grants: Added::default(),
         }
     }
 
@@ -114,6 +120,7 @@ impl TenantState {
             domains: self.domains.clone(),
             last_at_ms: self.last_at_ms,
             api_keys: self.api_keys.clone(),
+            grants: self.grants.clone(),
         };
         view.advance(now_ms);
         view
@@ -262,6 +269,7 @@ impl TenantState {
             TenantOp::CreateApiKey(Since(k)) => self.create_api_key(k, now_ms),
             TenantOp::RotateApiKey(Since(r)) => self.rotate_api_key(r, now_ms),
             TenantOp::RevokeApiKey(Since(id)) => self.revoke_api_key(id),
+            TenantOp::HoldGrant(Since(g)) => self.hold_grant(g),
         }
     }
 }

@@ -3,13 +3,16 @@
 //! that order (postcard reads fields by position). A meta group writes the
 //! shard fields empty and a shard group the meta fields, so each writes the
 //! very bytes it wrote before the split: data dirs, archives and nodes of
-//! earlier releases read them, and they read those.
+//! earlier releases read them, and they read those. Fields added since
+//! (the sharing catalog, format 6) come last and take no bytes while empty.
 use super::{Claims, MetaState, ReplicatedState, ShardState, Unarchived};
 use crate::audit::AuditLog;
+use crate::format::Added;
 use crate::model::TenantId;
 use crate::model::membership::Membership;
 use crate::quota::TenantState;
 use crate::raft::command::{Command, CommandResponse, MovedTenant};
+use crate::sharing::SharingCatalog;
 use crate::usage_history::UsageHistory;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -70,7 +73,7 @@ impl<K: Ord + Serialize, V: Serialize> Serialize for Sorted<'_, K, V> {
 
 impl Serialize for Layout<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("GroupState", 9)?;
+        let mut st = s.serialize_struct("GroupState", 10)?;
         st.serialize_field("tenants", &Sorted(&self.shard.tenants))?;
         st.serialize_field("slugs", &self.meta.slugs)?;
         st.serialize_field("domains", &self.meta.domains)?;
@@ -80,6 +83,7 @@ impl Serialize for Layout<'_> {
         st.serialize_field("moved", &Sorted(&self.shard.moved))?;
         st.serialize_field("unarchived", &Sorted(&self.shard.unarchived))?;
         st.serialize_field("moved_to", &Sorted(&self.shard.moved_to))?;
+        st.serialize_field("sharing", &self.meta.sharing)?;
         st.end()
     }
 }
@@ -97,6 +101,7 @@ struct Stored {
     moved: HashMap<TenantId, MovedTenant>,
     unarchived: HashMap<TenantId, Unarchived>,
     moved_to: HashMap<TenantId, u64>,
+    sharing: Added<6, SharingCatalog>,
 }
 
 impl From<Stored> for GroupState {
@@ -106,6 +111,7 @@ impl From<Stored> for GroupState {
                 membership: s.membership,
                 slugs: s.slugs,
                 domains: s.domains,
+                sharing: s.sharing,
             },
             shard: ShardState {
                 tenants: s.tenants,

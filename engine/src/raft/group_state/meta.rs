@@ -1,8 +1,10 @@
 //! The meta group's replicated state: the cluster's nodes and placement,
 //! and the names (tenant slugs, custom domains) each held by one tenant.
 use super::{Claims, ReplicatedState, misrouted};
+use crate::format::{Added, Since};
 use crate::model::membership::Membership;
 use crate::raft::command::{Command, CommandResponse, MetaOp};
+use crate::sharing::SharingCatalog;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetaState {
@@ -12,6 +14,8 @@ pub struct MetaState {
     pub slugs: Claims,
     /// Custom domain -> the tenant that registered it.
     pub domains: Claims,
+    /// Sharing policies, access requests and grants (format 6).
+    pub sharing: Added<6, SharingCatalog>,
 }
 
 impl ReplicatedState for MetaState {
@@ -49,6 +53,9 @@ impl ReplicatedState for MetaState {
             Command::Meta(MetaOp::ReleaseSlug { slug, tenant }) => {
                 self.slugs.release(slug, *tenant);
                 CommandResponse::Applied
+            }
+            Command::Meta(MetaOp::Sharing(Since(op))) => {
+                CommandResponse::Sharing(Since(Box::new(self.sharing.apply(op))))
             }
             other => misrouted("the meta group", other),
         }
