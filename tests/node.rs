@@ -750,7 +750,8 @@ async fn metrics_report_tenants_usage_refusals_and_latency() {
     has(&format!(
         "quota_exceeded_events{{tenant_id=\"{tenant}\"}} 1"
     ));
-    has("cross_tenant_shares_total 0");
+    has("cross_tenant_shares_total{resource_type=\"model\"} 0");
+    has("sharing_access_requests{state=\"pending\"} 0");
     has("cross_tenant_access_violations_total 1");
     has("grpc_request_duration_seconds_bucket{method=\"Increment\"");
     has(

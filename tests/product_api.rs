@@ -1,9 +1,10 @@
 //! Black-box: the product README's HTTP examples ("API Endpoints": tenant,
 //! quota and member management) sent as written to a real node, in the
-//! README's order, from the table in `tests/product_api/examples.json`.
+//! README's order, from the table in `tests/product_api/examples.json`,
+//! sharing policies and request access included.
 //!
-//! The table is data: a newly documented example (sharing policies,
-//! request access) is a new entry there, with what its answer must hold.
+//! The table is data: a newly documented example is a new entry there,
+//! with what its answer must hold.
 //! Code changes only for a new kind of placeholder source or a check that
 //! needs another request (see [`follow_up`]).
 mod common;
@@ -19,7 +20,7 @@ const TABLE: &str = include_str!("product_api/examples.json");
 
 /// The examples the product README documents today, in its order. Each one
 /// must stay in the table: deleting one from the JSON fails the test.
-const README_EXAMPLES: [&str; 8] = [
+const README_EXAMPLES: [&str; 10] = [
     "Create Tenant",
     "Get Tenant",
     "Update Tenant",
@@ -28,6 +29,8 @@ const README_EXAMPLES: [&str; 8] = [
     "Update Quota",
     "Add Member",
     "Remove Member",
+    "Create Sharing Policy",
+    "Request Access",
 ];
 
 /// The example whose body names the owner the whole table acts as.

@@ -21,11 +21,14 @@ pub mod envelope;
 pub mod extract;
 mod health;
 pub mod leader_hint;
+mod marketplace;
 mod members;
 pub mod metrics;
 pub mod openapi;
 mod placement;
 mod quotas;
+mod sharing;
+mod sharing_dto;
 mod tenants;
 pub mod usage;
 
@@ -128,6 +131,36 @@ pub fn router(
         .route("/api/v1/tenants/{id}/usage", get(usage::history))
         .route("/api/v1/tenants/{id}/placement", get(placement::get))
         .route("/api/v1/tenants/{id}/dedicated", post(placement::dedicate))
+        .route(
+            "/api/v1/sharing/policies",
+            post(sharing::create).get(sharing::list),
+        )
+        .route(
+            "/api/v1/sharing/policies/{id}",
+            get(sharing::get)
+                .put(sharing::replace)
+                .delete(sharing::delete),
+        )
+        .route(
+            "/api/v1/sharing/policies/{id}/request-access",
+            post(sharing::request_access),
+        )
+        .route(
+            "/api/v1/sharing/policies/{id}/requests",
+            get(sharing::policy_requests),
+        )
+        .route("/api/v1/sharing/requests", get(sharing::requests))
+        .route(
+            "/api/v1/sharing/requests/{rid}/approve",
+            post(sharing::approve),
+        )
+        .route("/api/v1/sharing/requests/{rid}/deny", post(sharing::deny))
+        .route("/api/v1/sharing/grants", get(sharing::grants))
+        .route(
+            "/api/v1/sharing/grants/{gid}",
+            axum::routing::delete(sharing::revoke),
+        )
+        .route("/api/v1/marketplace", get(marketplace::list))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -106,8 +106,27 @@ fn render(engine: &quotad_engine::Engine, handle: &PrometheusHandle) -> Response
         metrics::gauge!("tenant_quota_usage", "tenant_id" => tenant, "quota_type" => quota)
             .set(usage as f64);
     }
-    // Sharing policies come later; the series exists from the start.
-    metrics::counter!(telemetry::CROSS_TENANT_SHARES).increment(0);
+    let now = engine.now_ms();
+    let (grants, requests) = engine.with_catalog(|c| {
+        let mut grants = std::collections::BTreeMap::new();
+        for g in c.grants.values().filter(|g| g.is_active(now)) {
+            *grants.entry(g.resource_type).or_insert(0usize) += 1;
+        }
+        let mut requests = std::collections::BTreeMap::new();
+        for r in c.requests.values() {
+            *requests.entry(r.state).or_insert(0usize) += 1;
+        }
+        (grants, requests)
+    });
+    for t in quotad_engine::sharing::ResourceType::ALL {
+        let n = grants.get(&t).copied().unwrap_or(0);
+        metrics::gauge!(telemetry::CROSS_TENANT_SHARES, "resource_type" => t.as_str())
+            .set(n as f64);
+    }
+    for st in quotad_engine::sharing::RequestState::ALL {
+        let n = requests.get(&st).copied().unwrap_or(0);
+        metrics::gauge!(telemetry::SHARING_ACCESS_REQUESTS, "state" => st.as_str()).set(n as f64);
+    }
     metrics::counter!(telemetry::CROSS_TENANT_VIOLATIONS).increment(0);
     (
         [(

@@ -1,7 +1,10 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations and
 //! the DTOs, served at `/api/v1/openapi.json`.
 use crate::envelope::{ErrorBody, ErrorEnvelope};
-use crate::{api_keys, audit, domains, dto, health, members, placement, quotas, tenants, usage};
+use crate::{
+    api_keys, audit, domains, dto, health, marketplace, members, placement, quotas, sharing,
+    tenants, usage,
+};
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -27,7 +30,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "quotad control plane",
-        description = "Tenants, tiers, members, quotas, usage history and audit of a quotad deployment."
+        description = "Tenants, tiers, members, quotas, usage history, audit and cross-tenant sharing of a quotad deployment."
     ),
     paths(
         tenants::create,
@@ -55,6 +58,19 @@ impl Modify for BearerAuth {
         usage::history,
         placement::get,
         placement::dedicate,
+        sharing::create,
+        sharing::list,
+        sharing::get,
+        sharing::replace,
+        sharing::delete,
+        sharing::request_access,
+        sharing::policy_requests,
+        sharing::requests,
+        sharing::approve,
+        sharing::deny,
+        sharing::grants,
+        sharing::revoke,
+        marketplace::list,
         health::healthz,
         health::readyz,
     ),
@@ -70,6 +86,7 @@ impl Modify for BearerAuth {
         (name = "domains", description = "Custom domains"),
         (name = "usage", description = "Usage history and statistics"),
         (name = "placement", description = "Where a tenant's state lives; dedicated groups"),
+        (name = "sharing", description = "Sharing policies, access requests, grants and the marketplace"),
         (name = "health", description = "Probes")
     )
 )]

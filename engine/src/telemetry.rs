@@ -12,7 +12,11 @@ use std::sync::{Arc, OnceLock};
 
 pub const API_REQUESTS: &str = "tenant_api_requests_total";
 pub const QUOTA_EXCEEDED: &str = "quota_exceeded_events";
+/// Active sharing grants, by `resource_type` (a gauge, named as the
+/// product names it).
 pub const CROSS_TENANT_SHARES: &str = "cross_tenant_shares_total";
+/// Access requests in the sharing catalog, by `state`.
+pub const SHARING_ACCESS_REQUESTS: &str = "sharing_access_requests";
 /// Calls refused because a credential of one tenant named another, on the
 /// control plane (403) and the data plane (PERMISSION_DENIED).
 pub const CROSS_TENANT_VIOLATIONS: &str = "cross_tenant_access_violations_total";

@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Days a soft-deleted tenant can be restored before it is purged [default: 30]
     #[arg(long, env = "QUOTAD_DELETION_RETENTION_DAYS")]
     deletion_retention_days: Option<u64>,
+    /// The platform's fee on shared resources, in percent with up to two
+    /// decimals; an operator may set another per policy [default: 15]
+    #[arg(long, env = "QUOTAD_PLATFORM_FEE_PERCENT")]
+    platform_fee_percent: Option<String>,
     /// PEM RSA public key accepting RS256 tokens too.
     #[arg(long, env = "JWT_PUBLIC_KEY")]
     jwt_public_key: Option<PathBuf>,
@@ -216,6 +220,7 @@ struct FileConfig {
     log_format: Option<String>,
     jwt_public_key: Option<PathBuf>,
     deletion_retention_days: Option<u64>,
+    platform_fee_percent: Option<String>,
     metrics_max_tenants: Option<usize>,
     envoy_config: Option<PathBuf>,
     archive: Option<String>,
@@ -265,6 +270,7 @@ struct Settings {
     json_logs: bool,
     jwt_public_key: Option<PathBuf>,
     deletion_retention: Duration,
+    platform_fee_bp: u32,
     metrics_max_tenants: usize,
     envoy_config: Option<PathBuf>,
     archive: ArchiveChoice,
@@ -611,6 +617,12 @@ impl Settings {
                     .unwrap_or(30)
                     * 86_400,
             ),
+            platform_fee_bp: match args.platform_fee_percent.or(file.platform_fee_percent) {
+                Some(text) => {
+                    quotad_engine::sharing::policy::percent_bp("--platform-fee-percent", &text)?
+                }
+                None => quotad_engine::sharing::DEFAULT_PLATFORM_FEE_BP,
+            },
         })
     }
 }
@@ -639,6 +651,7 @@ fn engine_config(s: &Settings) -> Result<EngineConfig> {
     config.idle_after = s.actor_idle;
     config.raft.snapshot_every = s.snapshot_every;
     config.deletion_retention = s.deletion_retention;
+    config.platform_fee_bp = s.platform_fee_bp;
     config.metrics_max_tenants = s.metrics_max_tenants;
     config.archive = s.archive.clone();
     config.sync_interval = s.sync_interval;

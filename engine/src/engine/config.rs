@@ -25,6 +25,9 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// How long a soft-deleted tenant can be restored before it is purged.
     pub deletion_retention: Duration,
+    /// The platform's fee on shared resources, in basis points: what a
+    /// policy gets unless an operator sets another.
+    pub platform_fee_bp: u32,
     /// Tenants with their own label in per-tenant metrics; the rest are
     /// reported as `other`.
     pub metrics_max_tenants: usize,
@@ -80,6 +83,7 @@ impl EngineConfig {
             idle_after: Duration::from_secs(300),
             max_batch: 4096,
             deletion_retention: Duration::from_secs(30 * 86_400),
+            platform_fee_bp: crate::sharing::DEFAULT_PLATFORM_FEE_BP,
             metrics_max_tenants: 1_000,
             catalog: TierCatalog::builtin(),
             clock: Arc::new(SystemClock),

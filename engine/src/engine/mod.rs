@@ -67,6 +67,7 @@ pub struct Engine {
     clock: SharedClock,
     default_consistency: Consistency,
     deletion_retention: Duration,
+    platform_fee_bp: u32,
     labels: TenantLabels,
 }
 
@@ -125,6 +126,7 @@ impl Engine {
             clock: config.clock.clone(),
             default_consistency: config.default_consistency,
             deletion_retention: config.deletion_retention,
+            platform_fee_bp: config.platform_fee_bp,
             labels: TenantLabels::new(config.metrics_max_tenants),
         });
         archive::spawn_sync(Arc::downgrade(&engine), config.sync_interval);
@@ -133,6 +135,12 @@ impl Engine {
 
     pub fn node_id(&self) -> NodeId {
         self.router.node_id()
+    }
+
+    /// The platform's fee on shared resources, in basis points, unless an
+    /// operator sets another for a policy.
+    pub fn platform_fee_bp(&self) -> u32 {
+        self.platform_fee_bp
     }
 
     pub fn catalog(&self) -> &TierCatalog {

@@ -2,6 +2,9 @@
 //! meta group's catalog of policies, requests and grants, and the grants a
 //! consumer holds in its own state. Pure rules here; the engine and the
 //! control plane use them.
+/// The platform's fee unless configured (`--platform-fee-percent`): 15%.
+pub const DEFAULT_PLATFORM_FEE_BP: u32 = 1_500;
+
 pub mod catalog;
 pub mod error;
 pub mod held;

@@ -18,6 +18,15 @@ pub enum ResourceType {
     Agent,
 }
 
+impl ResourceType {
+    pub const ALL: [ResourceType; 4] = [
+        ResourceType::Service,
+        ResourceType::Model,
+        ResourceType::Dataset,
+        ResourceType::Agent,
+    ];
+}
+
 /// Who can see a policy (and so ask for access).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Visibility {
