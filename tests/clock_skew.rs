@@ -66,6 +66,7 @@ async fn hold_expires(c: &TestCluster, i: usize, tenant: &str, quota: &str) -> O
                 tenant_id: tenant.into(),
                 quota: quota.into(),
                 amount: 1,
+                ..Default::default()
             })
             .await;
         if r.is_ok_and(|r| r.into_inner().allowed) {

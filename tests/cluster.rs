@@ -82,6 +82,7 @@ async fn kill_round(
                         tenant_id: tenant.clone(),
                         quota: QUOTA.into(),
                         amount: 1,
+                        ..Default::default()
                     })
                     .await
                     .is_ok();
@@ -497,6 +498,7 @@ async fn a_fourth_node_takes_replicas_and_leaders_under_load() {
                     amount: 1,
                     idempotency_key: format!("w{w}-{n}"),
                     consistency: pb::Consistency::Strict as i32,
+                    ..Default::default()
                 };
                 match client.increment(req).await {
                     Ok(d) if d.allowed => {

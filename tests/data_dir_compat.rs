@@ -118,6 +118,7 @@ fn increment(
         amount: 1,
         idempotency_key: key.into(),
         consistency: consistency as i32,
+        ..Default::default()
     }
 }
 

@@ -107,6 +107,7 @@ async fn call(node: &Node, bearer: Bearer, rpc: Rpc, tenant: &str, reservation: 
                 tenant_id: tenant.into(),
                 quota: "api_requests".into(),
                 amount: 1,
+                ..Default::default()
             })
             .await
             .map(drop),

@@ -488,6 +488,7 @@ fn batch_of(tenant: &str, prefix: Option<&str>) -> pb::BatchRequest {
                 amount: 1,
                 idempotency_key: prefix.map(|p| format!("{p}-{i}")).unwrap_or_default(),
                 consistency: FAST as i32,
+                ..Default::default()
             })),
         })
         .collect();

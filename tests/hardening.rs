@@ -238,6 +238,7 @@ async fn errors_quote_at_most_a_short_prefix_of_a_bad_value() {
             tenant_id: long.clone(),
             quota: "api_requests".into(),
             amount: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err(),
@@ -247,6 +248,7 @@ async fn errors_quote_at_most_a_short_prefix_of_a_bad_value() {
             tenant_id: tenant.clone(),
             quota: long.clone(),
             amount: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err(),

@@ -12,6 +12,7 @@ fn inc(tenant: &str, key: &str) -> pb::IncrementRequest {
         amount: 1,
         idempotency_key: key.into(),
         consistency: pb::Consistency::Strict as i32,
+        ..Default::default()
     }
 }
 
@@ -175,6 +176,7 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
             tenant_id: tenant.clone(),
             quota: "api_requests".into(),
             amount: 0,
+            ..Default::default()
         })
         .await,
     );
@@ -400,6 +402,7 @@ async fn batch_answers_each_item_and_health_endpoints_answer() {
             tenant_id: tenant.clone(),
             quota: "api_requests".into(),
             amount: 1,
+            ..Default::default()
         })),
     };
     let resp = c

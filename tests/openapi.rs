@@ -50,6 +50,8 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/sharing/grants", vec!["get"]),
         ("/api/v1/sharing/grants/{gid}", vec!["delete"]),
         ("/api/v1/marketplace", vec!["get"]),
+        ("/api/v1/sharing/statements", vec!["get"]),
+        ("/api/v1/platform/statements", vec!["get"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
     ];

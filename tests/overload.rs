@@ -84,6 +84,7 @@ fn increment(tenant: &str, consistency: pb::Consistency) -> pb::IncrementRequest
         amount: 1,
         idempotency_key: String::new(),
         consistency: consistency as i32,
+        ..Default::default()
     }
 }
 

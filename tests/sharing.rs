@@ -659,3 +659,73 @@ async fn bad_sharing_input_names_its_field_and_writes_nothing() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 }
+
+/// The whole flow with third-party clients: REST with tenant JWTs, grpcio
+/// for the hot path (see `tests/python/sharing_flow.py`).
+#[test]
+fn python_grpcio_uses_a_shared_model_until_revoked_and_statements_add_up() {
+    let python = std::env::var("QUOTAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_grpc = std::process::Command::new(&python)
+        .args(["-c", "import grpc, grpc_tools"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        has_grpc,
+        "{python} cannot import grpc and grpc_tools: run the README's test command \
+         (scripts/test.sh), which installs them, or set QUOTAD_TEST_PYTHON"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let (provider, consumer) = rt.block_on(async {
+        (
+            tenant(&node, "model-house", "PROFESSIONAL", "pam").await,
+            tenant(&node, "app-shop", "STARTER", "carl").await,
+        )
+    });
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(&python)
+        .arg(format!("{root}/tests/python/sharing_flow.py"))
+        .args(["--grpc", node.grpc.trim_start_matches("http://")])
+        .args(["--http", &node.http])
+        .args(["--proto-root", &format!("{root}/proto")])
+        .args(["--operator", &common::operator()])
+        .args(["--provider", &provider])
+        .args([
+            "--provider-token",
+            &token_for("pam", Some(&provider), &[], 3600),
+        ])
+        .args(["--consumer", &consumer])
+        .args([
+            "--consumer-token",
+            &token_for("carl", Some(&consumer), &[], 3600),
+        ])
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "python sharing flow failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("python sharing flow: all good"));
+    // Refusals were counted and audited on both sides.
+    let metrics = rt.block_on(metrics_text(&node));
+    let violations: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cross_tenant_access_violations_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(violations >= 2.0, "{violations}");
+    assert!(metrics.contains("cross_tenant_usage_total{resource_type=\"model\"} 465"));
+    for t in [&provider, &consumer] {
+        let actions = rt.block_on(audit_actions(&node, t));
+        assert!(
+            actions.contains(&"sharing.use_refused".to_string()),
+            "{t}: {actions:?}"
+        );
+    }
+}

@@ -83,6 +83,7 @@ async fn call_as(
             tenant_id: uuid::Uuid::new_v4().to_string(),
             quota: "api_requests".into(),
             amount: 1,
+            ..Default::default()
         }),
     )
     .await

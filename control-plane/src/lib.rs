@@ -29,6 +29,7 @@ mod placement;
 mod quotas;
 mod sharing;
 mod sharing_dto;
+mod statements;
 mod tenants;
 pub mod usage;
 
@@ -161,6 +162,8 @@ pub fn router(
             axum::routing::delete(sharing::revoke),
         )
         .route("/api/v1/marketplace", get(marketplace::list))
+        .route("/api/v1/sharing/statements", get(statements::tenant))
+        .route("/api/v1/platform/statements", get(statements::platform))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

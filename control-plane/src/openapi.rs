@@ -3,7 +3,7 @@
 use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{
     api_keys, audit, domains, dto, health, marketplace, members, placement, quotas, sharing,
-    tenants, usage,
+    statements, tenants, usage,
 };
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -71,6 +71,8 @@ impl Modify for BearerAuth {
         sharing::grants,
         sharing::revoke,
         marketplace::list,
+        statements::tenant,
+        statements::platform,
         health::healthz,
         health::readyz,
     ),

@@ -27,7 +27,8 @@
 //! | 3 | `TenantOp::PatchQuota` (a quota change resolved against the tier in apply) |
 //! | 4 | a tenant's API keys (`TenantState.api_keys`, `TenantOp::{CreateApiKey, RotateApiKey, RevokeApiKey}`) |
 //! | 5 | node labels and pools (`NodeInfo.{labels, reserved}`, `GroupPlacement.{learners, pool}`, `MembershipOp::{Members, DedicateIn}`) |
-//! | 6 | cross-tenant sharing: the meta group's catalog (`MetaState.sharing`, `MetaOp::Sharing`, `CommandResponse::Sharing`), the grants a consumer holds (`TenantState.grants`, `TenantOp::{HoldGrant, DropGrant}`) |
+//! | 6 | cross-tenant sharing: the meta group's catalog (`MetaState.sharing`, `MetaOp::Sharing`, `CommandResponse::Sharing`), the grants a consumer holds (`TenantState.grants`, `TenantOp::HoldGrant`) |
+//! | 7 | shared use and its usage records (`TenantOp::SharedUse`, `TenantState.shared`, the transfer ops `TenantOp::{SealTransfer, ReceiveUsage, AckTransfer}`, `TenantCall::SharedCheck`, `BatchItem::SharedCheck`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -38,7 +39,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 6;
+pub const CURRENT: u8 = 7;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

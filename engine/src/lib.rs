@@ -55,5 +55,5 @@ pub mod usage_history;
 pub mod wire_error;
 
 pub use audit::AuditPage;
-pub use engine::{BatchOp, Engine, EngineConfig, MetricsSnapshot, NewTenant, Reserved};
+pub use engine::{BatchOp, Engine, EngineConfig, MetricsSnapshot, NewTenant, Reserved, Via};
 pub use error::EngineError;

@@ -15,6 +15,8 @@ pub const QUOTA_EXCEEDED: &str = "quota_exceeded_events";
 /// Active sharing grants, by `resource_type` (a gauge, named as the
 /// product names it).
 pub const CROSS_TENANT_SHARES: &str = "cross_tenant_shares_total";
+/// Units used through sharing grants, by `resource_type`.
+pub const CROSS_TENANT_USAGE: &str = "cross_tenant_usage_total";
 /// Access requests in the sharing catalog, by `state`.
 pub const SHARING_ACCESS_REQUESTS: &str = "sharing_access_requests";
 /// Calls refused because a credential of one tenant named another, on the

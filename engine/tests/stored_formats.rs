@@ -727,3 +727,140 @@ fn a_sharing_catalog_and_held_grants_decode_from_their_golden_bytes() {
     meta.sharing = Default::default();
     assert_eq!(format::split(&format::encode(&meta).unwrap()).unwrap().0, 5);
 }
+
+/// Format 7: a use through a grant, its usage records on both sides, the
+/// transfer ops, and a forwarded check through a grant.
+#[test]
+fn shared_use_and_its_transfers_decode_from_their_golden_bytes() {
+    use quotad_engine::cluster::ForwardRequest;
+    use quotad_engine::quota::{Received, SharedUse};
+    use quotad_engine::raft::{CommandResponse, ReplicatedState};
+    use quotad_engine::shard::{BatchItem, SharedCheck, TenantCall};
+    use quotad_engine::sharing::{Permission, SharingReply};
+    let (provider, consumer) = (tenant_id(1), tenant_id(2));
+    let mut meta = MetaState::default();
+    let mut grant = None;
+    for op in sharing_ops() {
+        if let CommandResponse::Sharing(Since(r)) =
+            meta.apply(&Command::Meta(MetaOp::Sharing(Since(Box::new(op)))))
+            && let SharingReply::Request { grant: Some(g), .. } = *r
+        {
+            grant = Some(g);
+        }
+    }
+    let grant = grant.unwrap();
+    let policy = grant.policy;
+    let at = T0 + 7_200_000;
+    let use_op = |n: i64| {
+        TenantOp::SharedUse(Since(SharedUse {
+            quota: "llm_tokens".into(),
+            amount: 1_000 * n,
+            idempotency_key: Some(format!("use-{n}")),
+            policy,
+            permission: Permission::Execute,
+        }))
+    };
+    let mut commands = history(3);
+    commands.push(Command::Batch(vec![
+        stamped(consumer, at, TenantOp::HoldGrant(Since(Box::new(grant)))),
+        StampedOp {
+            audit: None,
+            ..stamped(consumer, at + 1, use_op(1))
+        },
+        StampedOp {
+            audit: None,
+            ..stamped(consumer, at + 2, use_op(2))
+        },
+        StampedOp {
+            audit: None,
+            ..stamped(consumer, at + 3, TenantOp::SealTransfer(Since(provider)))
+        },
+    ]));
+    let sealed = replay(&commands).shard.tenants[&consumer].shared.outbox[&provider]
+        .sending
+        .clone()
+        .expect("sealed");
+    assert_eq!(sealed.lines.iter().map(|(_, u)| u).sum::<u64>(), 3_000);
+    commands.push(Command::Batch(vec![
+        StampedOp {
+            audit: None,
+            ..stamped(
+                provider,
+                at + 4,
+                TenantOp::ReceiveUsage(Since(Box::new(Received {
+                    consumer,
+                    transfer: sealed.clone(),
+                }))),
+            )
+        },
+        StampedOp {
+            audit: None,
+            ..stamped(
+                consumer,
+                at + 5,
+                TenantOp::AckTransfer(Since((provider, sealed.seq))),
+            )
+        },
+        StampedOp {
+            audit: None,
+            ..stamped(consumer, at + 6, use_op(3))
+        },
+    ]));
+    let state = replay(&commands);
+    let (c, p) = (
+        &state.shard.tenants[&consumer].shared,
+        &state.shard.tenants[&provider].shared,
+    );
+    assert_eq!(c.used.values().sum::<u64>(), 6_000);
+    assert_eq!(p.received.values().sum::<u64>(), 3_000, "the sealed part");
+    assert_eq!(c.outbox[&provider].pending.values().sum::<u64>(), 3_000);
+    let stored = check_golden("snapshot-format7.bin", &format::encode(&state).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 7, "the format it is in");
+    assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);
+
+    let entry = |index, command| Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
+        payload: EntryPayload::Normal(command),
+    };
+    let entries = [
+        (
+            "entry-shared-use-format7.bin",
+            entry(70, commands[commands.len() - 2].clone()),
+        ),
+        (
+            "entry-transfer-format7.bin",
+            entry(71, commands[commands.len() - 1].clone()),
+        ),
+    ];
+    for (name, e) in entries {
+        let stored = check_golden(name, &format::encode(&e).unwrap());
+        assert_eq!(format::split(&stored).unwrap().0, 7, "{name}");
+        assert_eq!(
+            format::decode::<Entry<TypeConfig>>(&stored).unwrap(),
+            e,
+            "{name}"
+        );
+    }
+    // A check through a grant, forwarded to the consumer's leader.
+    let check = SharedCheck {
+        quota: "llm_tokens".into(),
+        amount: 5,
+        policy,
+        permission: Permission::Read,
+    };
+    let forwarded = vec![
+        ForwardRequest::Tenant {
+            tenant: consumer,
+            call: TenantCall::SharedCheck(Since(check.clone())),
+        },
+        ForwardRequest::Tenant {
+            tenant: consumer,
+            call: TenantCall::Batch(vec![BatchItem::SharedCheck(Since(check))]),
+        },
+    ];
+    let bytes = format::encode(&forwarded).unwrap();
+    let stored = check_golden("forward-shared-check-format7.bin", &bytes);
+    assert_eq!(format::split(&stored).unwrap().0, 7);
+    let decoded: Vec<ForwardRequest> = format::decode(&stored).unwrap();
+    assert!(format::encode(&decoded).unwrap() == bytes);
+}

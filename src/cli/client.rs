@@ -253,6 +253,13 @@ pub struct SpendArgs {
     quota: String,
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     amount: i64,
+    /// Use another tenant's resource through this sharing policy's grant
+    /// (the tenant is the consumer).
+    #[arg(long)]
+    sharing_policy_id: Option<String>,
+    /// The grant permission the use needs [default: execute].
+    #[arg(long, requires = "sharing_policy_id")]
+    permission: Option<String>,
 }
 
 async fn rest(
@@ -636,6 +643,8 @@ pub async fn check(conn: &Conn, a: SpendArgs) -> anyhow::Result<()> {
             tenant_id: a.tenant,
             quota: a.quota,
             amount: a.amount,
+            sharing_policy_id: a.sharing_policy_id.unwrap_or_default(),
+            permission: a.permission.unwrap_or_default(),
         })
         .await
         .map_err(status_err)?
@@ -662,6 +671,8 @@ pub async fn increment(
             amount: a.amount,
             idempotency_key: key.unwrap_or_default(),
             consistency: consistency as i32,
+            sharing_policy_id: a.sharing_policy_id.unwrap_or_default(),
+            permission: a.permission.unwrap_or_default(),
         })
         .await
         .map_err(status_err)?

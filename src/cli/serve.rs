@@ -864,6 +864,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    // Move cross-tenant usage records to their providers' totals.
+    let mover = engine.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            every.tick().await;
+            if let Err(e) = mover.transfer_shared_usage().await {
+                tracing::debug!(error = %e, "usage transfers not done; retrying");
+            }
+        }
+    });
+
     if s.data_plane_auth == DataPlaneAuth::Off {
         tracing::warn!(
             "--data-plane-auth off: every QuotaService and Envoy RLS call is allowed without a credential"

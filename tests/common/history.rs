@@ -109,6 +109,7 @@ impl History {
                 amount: 1,
                 idempotency_key: key.clone(),
                 consistency: pb::Consistency::Strict as i32,
+                ..Default::default()
             };
             let deadline = Instant::now() + Duration::from_secs(30);
             let answer = loop {

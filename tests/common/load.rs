@@ -39,6 +39,7 @@ pub fn inc_in(tenant: &str, key: String, consistency: pb::Consistency) -> pb::In
         amount: 1,
         idempotency_key: key,
         consistency: consistency as i32,
+        ..Default::default()
     }
 }
 

@@ -1,11 +1,13 @@
 use crate::audit::AuditMeta;
 use crate::error::EngineError;
+use crate::format::Since;
 use crate::model::Consistency;
 use crate::model::TenantId;
 use crate::quota::{Decision, OpClass, OpOutcome, QuotaError, TenantOp, TenantState};
 use crate::raft::StampedOp;
 use crate::shard::{
-    BatchItem, PendingWrite, Shard, SpawnActor, TenantAnswer, TenantCall, TenantMsg, TenantSync,
+    BatchItem, PendingWrite, Shard, SharedCheck, SpawnActor, TenantAnswer, TenantCall, TenantMsg,
+    TenantSync,
 };
 use crate::shed::Shed;
 use crate::wire_error::WireError;
@@ -109,6 +111,12 @@ impl ActorState {
             .map_err(Into::into)
     }
 
+    fn shared_check(&mut self, c: &SharedCheck) -> Result<Decision, EngineError> {
+        let now = self.now();
+        self.with_state(|s| s.check_shared(&c.quota, c.amount, c.policy, c.permission, now))?
+            .map_err(Into::into)
+    }
+
     /// Decide every item in order, as if each had come alone; reply at once
     /// when none waits for a commit, else once the last commit is in.
     fn batch(&mut self, items: Vec<BatchItem>, reply: Reply) {
@@ -118,6 +126,9 @@ impl ActorState {
             match item {
                 BatchItem::Check { quota, amount } => {
                     answers.push(Some(self.check(&quota, amount)));
+                }
+                BatchItem::SharedCheck(Since(c)) => {
+                    answers.push(Some(self.shared_check(&c)));
                 }
                 BatchItem::Apply { op, consistency } => {
                     let (port, mut answer) = ractor::concurrency::oneshot();
@@ -349,6 +360,9 @@ impl Actor for TenantActor {
                     let _ = reply.send(st.check(&quota, amount).map(TenantAnswer::Decision));
                 }
                 TenantCall::Batch(items) => st.batch(items, reply),
+                TenantCall::SharedCheck(Since(c)) => {
+                    let _ = reply.send(st.shared_check(&c).map(TenantAnswer::Decision));
+                }
                 TenantCall::Read => {
                     let now = st.now();
                     let answer = st.with_state(|s| TenantAnswer::State(Box::new(s.view(now))));

@@ -352,6 +352,66 @@ impl Authenticator {
         }
     }
 
+    /// A use through a sharing grant that the grant does not allow: counted
+    /// as a cross-tenant access violation, and audited on the consumer and
+    /// the provider (once a minute per consumer and policy, like other
+    /// violations: a client retrying a refused call must not fill the
+    /// audit chains).
+    pub fn sharing_refused(
+        self: &Arc<Self>,
+        caller: &Caller,
+        consumer: TenantId,
+        policy: uuid::Uuid,
+        reason: &str,
+        request_id: &str,
+    ) {
+        metrics::counter!(telemetry::CROSS_TENANT_VIOLATIONS).increment(1);
+        tracing::info!(caller = caller.name(), %consumer, %policy, reason, request_id, "shared use refused");
+        let now = Instant::now();
+        let key = (Box::<str>::from(format!("sharing:{policy}")), consumer);
+        if self
+            .audited
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < AUDIT_EVERY)
+        {
+            return;
+        }
+        if self.audited.len() >= CACHE_CAP {
+            self.audited.clear();
+        }
+        self.audited.insert(key, now);
+        let this = self.clone();
+        let meta = AuditMeta::new(caller.name(), request_id);
+        let provider = self.engine.provider_of(policy);
+        let detail = serde_json::json!({
+            "policy": policy.to_string(),
+            "consumer": consumer.to_string(),
+            "reason": reason,
+        })
+        .to_string();
+        tokio::spawn(async move {
+            for tenant in std::iter::once(consumer).chain(provider) {
+                match this
+                    .engine
+                    .record_audit(
+                        tenant,
+                        &meta,
+                        "sharing.use_refused",
+                        &policy.to_string(),
+                        detail.clone(),
+                    )
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.code() == ErrorCode::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, %tenant, "could not audit a refused shared use")
+                    }
+                }
+            }
+        });
+    }
+
     fn violation(
         self: &Arc<Self>,
         caller: &Caller,

@@ -51,7 +51,9 @@ pub fn from_metadata(meta: &MetadataMap) -> Result<Option<Principal>, tonic::Sta
 /// may make.
 pub fn scopes_needed(call: &TenantCall) -> Result<Scopes, EngineError> {
     let of_op = |op: &TenantOp| match op {
-        TenantOp::Increment { .. } | TenantOp::IncrementAll(_) => Ok(Scope::Increment),
+        TenantOp::Increment { .. } | TenantOp::IncrementAll(_) | TenantOp::SharedUse(_) => {
+            Ok(Scope::Increment)
+        }
         TenantOp::Reserve { .. } | TenantOp::Settle { .. } | TenantOp::Release { .. } => {
             Ok(Scope::Reserve)
         }
@@ -60,14 +62,14 @@ pub fn scopes_needed(call: &TenantCall) -> Result<Scopes, EngineError> {
         }),
     };
     Ok(match call {
-        TenantCall::Check { .. } => Scopes::of([Scope::Check]),
+        TenantCall::Check { .. } | TenantCall::SharedCheck(_) => Scopes::of([Scope::Check]),
         TenantCall::Read => Scopes::of([Scope::UsageRead]),
         TenantCall::Apply { op, .. } => Scopes::of([of_op(op)?]),
         TenantCall::Batch(items) => {
             let mut needed = Vec::with_capacity(2);
             for item in items {
                 needed.push(match item {
-                    BatchItem::Check { .. } => Scope::Check,
+                    BatchItem::Check { .. } | BatchItem::SharedCheck(_) => Scope::Check,
                     BatchItem::Apply { op, .. } => of_op(op)?,
                 });
             }

@@ -42,6 +42,20 @@ pub enum BatchOp {
         idempotency_key: Option<String>,
         consistency: Option<Consistency>,
     },
+    /// A check through a sharing grant.
+    SharedCheck {
+        quota: String,
+        amount: i64,
+        via: crate::sharing::Via,
+    },
+    /// An increment through a sharing grant.
+    SharedIncrement {
+        quota: String,
+        amount: i64,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+        via: crate::sharing::Via,
+    },
 }
 
 impl Engine {
@@ -209,6 +223,9 @@ impl Engine {
                     consistency: consistency.unwrap_or(self.default_consistency),
                 }
             }
+            shared @ (BatchOp::SharedCheck { .. } | BatchOp::SharedIncrement { .. }) => {
+                self.shared_batch_item(shared)?
+            }
         })
     }
 
@@ -298,7 +315,7 @@ impl Engine {
 impl Engine {
     /// Ask a tenant's actor to admit `op` for `by`, on whichever node
     /// leads its group.
-    async fn admit(
+    pub(super) async fn admit(
         &self,
         by: &Principal,
         tenant: TenantId,
@@ -333,7 +350,7 @@ impl Engine {
     }
 }
 
-fn idempotency_key_ok(key: &Option<String>) -> Result<(), QuotaError> {
+pub(super) fn idempotency_key_ok(key: &Option<String>) -> Result<(), QuotaError> {
     match key {
         Some(k) if k.len() > 256 => {
             Err(QuotaError::invalid("idempotency_key", "at most 256 bytes"))
@@ -349,7 +366,7 @@ fn decision(outcome: OpOutcome) -> Result<Decision, EngineError> {
     }
 }
 
-fn unexpected(outcome: OpOutcome) -> EngineError {
+pub(super) fn unexpected(outcome: OpOutcome) -> EngineError {
     EngineError::Raft {
         group: 0,
         message: format!("unexpected outcome {outcome:?}"),

@@ -36,10 +36,13 @@ mod config;
 mod domains;
 mod health;
 mod restore;
+mod shared_use;
 mod sharing;
 mod tenants;
+mod transfers;
 mod usage;
 
+pub use crate::sharing::Via;
 pub use admission::{BatchOp, Hold, Reserved};
 pub use config::{Advertise, EngineConfig};
 pub use health::MetricsSnapshot;

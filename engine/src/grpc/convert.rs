@@ -45,6 +45,30 @@ pub fn consistency(raw: i32) -> Result<Option<Consistency>, EngineError> {
     }
 }
 
+/// The grant a call uses, when it names a sharing policy.
+pub fn via(policy: &str, permission: &str) -> Result<Option<crate::Via>, EngineError> {
+    if policy.is_empty() {
+        if !permission.is_empty() {
+            return Err(QuotaError::invalid(
+                "permission",
+                "only a call through a sharing grant (sharing_policy_id) names a permission",
+            )
+            .into());
+        }
+        return Ok(None);
+    }
+    let policy = Uuid::parse_str(policy)
+        .map_err(|_| QuotaError::invalid("sharing_policy_id", "not a UUID"))?;
+    let permission = if permission.is_empty() {
+        crate::sharing::Permission::Execute
+    } else {
+        permission
+            .parse()
+            .map_err(|e: QuotaError| QuotaError::invalid("permission", e.reason()))?
+    };
+    Ok(Some(crate::Via { policy, permission }))
+}
+
 pub fn key(k: String) -> Option<String> {
     (!k.is_empty()).then_some(k)
 }

@@ -106,6 +106,8 @@ impl RateLimitService for EnvoyRls {
         let mut statuses: Vec<Option<DescriptorStatus>> = vec![None; r.descriptors.len()];
         let mut by_tenant: Vec<(TenantId, Option<Consistency>, Vec<(usize, Spend)>)> = Vec::new();
         let mut request_id: Option<(usize, &str)> = None;
+        // Descriptors through sharing grants, each decided on its own.
+        let mut shared = Vec::new();
         for (i, desc) in r.descriptors.iter().enumerate() {
             let entries = desc
                 .entries
@@ -152,6 +154,17 @@ impl RateLimitService for EnvoyRls {
                     validate::MAX_AMOUNT
                 )));
             }
+            if let Some(via) = target.via {
+                shared.push((
+                    i,
+                    target.tenant,
+                    target.consistency,
+                    target.quota,
+                    amount,
+                    via,
+                ));
+                continue;
+            }
             let spend = Spend {
                 quota: target.quota,
                 amount,
@@ -163,6 +176,11 @@ impl RateLimitService for EnvoyRls {
             }
         }
         // Every tenant the request spends from, allowed before any spends.
+        for (_, tenant, ..) in &shared {
+            self.auth
+                .authorize(&caller.caller, tenant, Scope::Increment, &request_tag)
+                .map_err(Status::from)?;
+        }
         for (tenant, ..) in &by_tenant {
             self.auth
                 .authorize(&caller.caller, tenant, Scope::Increment, &request_tag)
@@ -206,6 +224,48 @@ impl RateLimitService for EnvoyRls {
                 }
                 statuses[i] = Some(s);
             }
+        }
+        for (i, tenant, consistency, quota, amount, via) in shared {
+            // With the request's id, a retry spends nothing again.
+            let key = key.as_ref().map(|k| format!("{k}:{i}"));
+            let d = self
+                .engine
+                .increment_shared(
+                    &caller,
+                    tenant,
+                    &quota,
+                    amount as i64,
+                    key,
+                    consistency,
+                    via,
+                )
+                .await;
+            let d = match d {
+                Ok(d) => d,
+                Err(e) => {
+                    if e.code() == crate::error_code::ErrorCode::PermissionDenied
+                        && e.field() == Some("sharing_policy_id")
+                    {
+                        self.auth.sharing_refused(
+                            &caller.caller,
+                            tenant,
+                            via.policy,
+                            &e.to_string(),
+                            &request_tag,
+                        );
+                    }
+                    return Err(Status::from(e));
+                }
+            };
+            let s = self.descriptor_status(&d, &quota);
+            if s.current_limit.is_some()
+                && tightest
+                    .as_ref()
+                    .is_none_or(|t| s.limit_remaining < t.limit_remaining)
+            {
+                tightest = Some(s.clone());
+            }
+            statuses[i] = Some(s);
         }
         let statuses: Vec<DescriptorStatus> = statuses
             .into_iter()

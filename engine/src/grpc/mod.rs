@@ -19,10 +19,10 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 
 /// The largest message the client port decodes or encodes. The largest
 /// valid request, a Batch of [`MAX_BATCH_ITEMS`] increments each with a
-/// 64-byte quota name and a 256-byte idempotency key, encodes to 3.82 MB;
-/// its answer is smaller. A larger message is refused (RESOURCE_EXHAUSTED
-/// from tonic) before it is decoded.
-pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// 64-byte quota name, a 256-byte idempotency key and a sharing policy id
+/// and permission, encodes to 4.31 MB; its answer is smaller. A larger
+/// message is refused (RESOURCE_EXHAUSTED from tonic) before it is decoded.
+pub const MAX_MESSAGE_BYTES: usize = 5 << 20;
 
 pub fn service(engine: Arc<Engine>, auth: Arc<Authenticator>) -> QuotaServiceServer<QuotaGrpc> {
     QuotaServiceServer::new(QuotaGrpc::new(engine, auth))
@@ -87,6 +87,8 @@ mod tests {
                 amount: -(crate::quota::validate::MAX_AMOUNT as i64),
                 idempotency_key: "k".repeat(256),
                 consistency: pb::Consistency::Strict as i32,
+                sharing_policy_id: uuid::Uuid::new_v4().to_string(),
+                permission: "fine_tune".into(),
             })),
         };
         let batch = pb::BatchRequest {

@@ -157,11 +157,42 @@ impl QuotaGrpc {
         call: &Call,
     ) -> Result<pb::Decision, EngineError> {
         let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Check, call)?;
-        let d = self
-            .engine
-            .check(by, tenant, convert::quota(&r.quota)?, r.amount)
-            .await?;
+        let quota = convert::quota(&r.quota)?;
+        let d = match convert::via(&r.sharing_policy_id, &r.permission)? {
+            None => self.engine.check(by, tenant, quota, r.amount).await?,
+            Some(via) => {
+                let d = self
+                    .engine
+                    .check_shared(by, tenant, quota, r.amount, via)
+                    .await;
+                self.account(by, tenant, via, call, d)?
+            }
+        };
         Ok(convert::decision(d))
+    }
+
+    /// Count and audit a use its grant refused (see
+    /// [`Authenticator::sharing_refused`]); pass the answer on.
+    fn account<T>(
+        &self,
+        by: &Principal,
+        consumer: TenantId,
+        via: crate::Via,
+        call: &Call,
+        answer: Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        if let Err(e) = &answer
+            && refused_by_grant(e)
+        {
+            self.auth.sharing_refused(
+                &by.caller,
+                consumer,
+                via.policy,
+                &e.to_string(),
+                &call.request_id,
+            );
+        }
+        answer
     }
 
     async fn increment(
@@ -173,19 +204,29 @@ impl QuotaGrpc {
         let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Increment, call)?;
         let quota = convert::quota(&r.quota)?;
         let consistency = convert::consistency(r.consistency)?;
-        let d = self
-            .engine
-            .increment(
-                by,
-                tenant,
-                quota,
-                r.amount,
-                convert::key(r.idempotency_key),
-                consistency,
-            )
-            .await?;
+        let key = convert::key(r.idempotency_key);
+        let d = match convert::via(&r.sharing_policy_id, &r.permission)? {
+            None => {
+                self.engine
+                    .increment(by, tenant, quota, r.amount, key, consistency)
+                    .await?
+            }
+            Some(via) => {
+                let d = self
+                    .engine
+                    .increment_shared(by, tenant, quota, r.amount, key, consistency, via)
+                    .await;
+                self.account(by, tenant, via, call, d)?
+            }
+        };
         Ok(convert::decision(d))
     }
+}
+
+/// Whether `e` is a refusal by the consumer's grant (none, ended, expired,
+/// a permission it lacks), here or on the node that decided.
+fn refused_by_grant(e: &EngineError) -> bool {
+    e.code() == ErrorCode::PermissionDenied && e.field() == Some("sharing_policy_id")
 }
 
 /// Decide `items` as one batch: items that do not parse fail alone; the rest
@@ -193,7 +234,9 @@ impl QuotaGrpc {
 /// message. One result per item, in item order.
 async fn decide(
     engine: &Engine,
+    auth: &Arc<Authenticator>,
     by: &Principal,
+    request_id: &str,
     items: Vec<pb::BatchItem>,
     default: i32,
 ) -> Vec<pb::BatchResult> {
@@ -211,7 +254,25 @@ async fn decide(
             Err(e) => results[i] = Some(Err(e)),
         }
     }
-    for (i, d) in indexes.into_iter().zip(engine.batch(by, ops).await) {
+    // Uses through grants, for accounting their refusals.
+    let vias: Vec<Option<(TenantId, crate::Via)>> = ops
+        .iter()
+        .map(|(tenant, op)| match op {
+            crate::BatchOp::SharedCheck { via, .. }
+            | crate::BatchOp::SharedIncrement { via, .. } => Some((*tenant, *via)),
+            _ => None,
+        })
+        .collect();
+    for ((i, d), via) in indexes
+        .into_iter()
+        .zip(engine.batch(by, ops).await)
+        .zip(vias)
+    {
+        if let (Err(e), Some((consumer, via))) = (&d, via)
+            && refused_by_grant(e)
+        {
+            auth.sharing_refused(&by.caller, consumer, via.policy, &e.to_string(), request_id);
+        }
         results[i] = Some(d.map(convert::decision));
     }
     results
@@ -282,13 +343,19 @@ async fn serve_stream(
         else {
             break;
         };
-        let (engine, out, by) = (engine.clone(), out.clone(), by.clone());
+        let (engine, out, by, auth, request_id) = (
+            engine.clone(),
+            out.clone(),
+            by.clone(),
+            auth.clone(),
+            request_id.clone(),
+        );
         tokio::spawn(async move {
             let (ids, items): (Vec<u64>, Vec<pb::BatchItem>) = batch
                 .into_iter()
                 .map(|r| (r.id, r.item.unwrap_or(pb::BatchItem { item: None })))
                 .unzip();
-            let results = decide(&engine, &by, items, 0).await;
+            let results = decide(&engine, &auth, &by, &request_id, items, 0).await;
             for (id, result) in ids.into_iter().zip(results) {
                 let answer = pb::StreamResponse {
                     id,
@@ -320,13 +387,22 @@ fn batch_op(
     default: i32,
 ) -> Result<(crate::model::TenantId, crate::BatchOp), EngineError> {
     match item.item {
-        Some(pb::batch_item::Item::Check(c)) => Ok((
-            convert::tenant_id(&c.tenant_id)?,
-            crate::BatchOp::Check {
-                quota: convert::quota(&c.quota)?.to_string(),
-                amount: c.amount,
-            },
-        )),
+        Some(pb::batch_item::Item::Check(c)) => {
+            let tenant = convert::tenant_id(&c.tenant_id)?;
+            let quota = convert::quota(&c.quota)?.to_string();
+            let op = match convert::via(&c.sharing_policy_id, &c.permission)? {
+                None => crate::BatchOp::Check {
+                    quota,
+                    amount: c.amount,
+                },
+                Some(via) => crate::BatchOp::SharedCheck {
+                    quota,
+                    amount: c.amount,
+                    via,
+                },
+            };
+            Ok((tenant, op))
+        }
         Some(pb::batch_item::Item::Increment(r)) => {
             let tenant = convert::tenant_id(&r.tenant_id)?;
             convert::quota(&r.quota)?;
@@ -334,15 +410,23 @@ fn batch_op(
             if consistency.is_none() {
                 consistency = convert::consistency(default)?;
             }
-            Ok((
-                tenant,
-                crate::BatchOp::Increment {
+            let idempotency_key = convert::key(r.idempotency_key);
+            let op = match convert::via(&r.sharing_policy_id, &r.permission)? {
+                None => crate::BatchOp::Increment {
                     quota: r.quota,
                     amount: r.amount,
-                    idempotency_key: convert::key(r.idempotency_key),
+                    idempotency_key,
                     consistency,
                 },
-            ))
+                Some(via) => crate::BatchOp::SharedIncrement {
+                    quota: r.quota,
+                    amount: r.amount,
+                    idempotency_key,
+                    consistency,
+                    via,
+                },
+            };
+            Ok((tenant, op))
         }
         None => Err(QuotaError::invalid("items", "an item is neither check nor increment").into()),
     }
@@ -405,7 +489,15 @@ impl QuotaService for QuotaGrpc {
         if let Err(e) = Self::allowed_items(&self.auth, &by.caller, &req.items, &call.request_id) {
             return call.reply(Err(e));
         }
-        let results = decide(&self.engine, &by, req.items, req.consistency).await;
+        let results = decide(
+            &self.engine,
+            &self.auth,
+            &by,
+            &call.request_id,
+            req.items,
+            req.consistency,
+        )
+        .await;
         call.reply(Ok(pb::BatchResponse { results }))
     }
 

@@ -21,6 +21,14 @@
 //! by quotad (answered OK), as Envoy's reference service does for
 //! descriptors it has no rule for.
 //!
+//! **Shared resources.** A descriptor that carries `sharing_policy_key`
+//! (default `sharing_policy_id`) is the tenant's use of another tenant's
+//! resource through that policy's grant, needing the permission in
+//! `permission_key` (default `permission`; else `execute`). It is decided on
+//! its own, like a gRPC Increment with `sharing_policy_id`: refused with
+//! PERMISSION_DENIED when the grant does not allow it, OVER_LIMIT when the
+//! tenant's quota or the grant's cap is full.
+//!
 //! **One decision per tenant.** All descriptors of one request that name
 //! the same tenant are decided together: all spent, or none. An entry named
 //! `request_id_key` (default `request_id`; Envoy fills it from the
@@ -55,6 +63,18 @@ pub struct RlsDomain {
     pub sub_limit_keys: Vec<String>,
     #[serde(default = "request_id_key")]
     pub request_id_key: String,
+    #[serde(default = "sharing_policy_key")]
+    pub sharing_policy_key: String,
+    #[serde(default = "permission_key")]
+    pub permission_key: String,
+}
+
+fn sharing_policy_key() -> String {
+    "sharing_policy_id".into()
+}
+
+fn permission_key() -> String {
+    "permission".into()
 }
 
 fn request_id_key() -> String {
@@ -77,6 +97,8 @@ impl Default for RlsConfig {
                 domain: "*".into(),
                 tenant_key: tenant_key(),
                 quota_key: quota_key(),
+                sharing_policy_key: sharing_policy_key(),
+                permission_key: permission_key(),
                 default_quota: None,
                 consistency: None,
                 sub_limit_keys: Vec::new(),
@@ -94,6 +116,8 @@ pub struct Target {
     pub consistency: Option<Consistency>,
     /// Named by sub-limit entries: the tenant may not define it.
     pub sub_limit: bool,
+    /// A use of another tenant's resource through a sharing grant.
+    pub via: Option<crate::Via>,
 }
 
 impl RlsConfig {
@@ -170,11 +194,34 @@ impl RlsDomain {
             Some(_) => Some(Consistency::Strict),
             None => None,
         };
+        let via = match value(&self.sharing_policy_key) {
+            None => None,
+            Some(policy) => {
+                let bad = |what: &str, v: &str| {
+                    QuotaError::invalid(
+                        "descriptors",
+                        format!(
+                            "entry {what:?}: {:?} {}",
+                            crate::excerpt::short(v),
+                            "is not valid"
+                        ),
+                    )
+                };
+                let policy = uuid::Uuid::parse_str(policy)
+                    .map_err(|_| bad(&self.sharing_policy_key, policy))?;
+                let permission = match value(&self.permission_key) {
+                    None => crate::sharing::Permission::Execute,
+                    Some(p) => p.parse().map_err(|_| bad(&self.permission_key, p))?,
+                };
+                Some(crate::Via { policy, permission })
+            }
+        };
         Ok(Some(Target {
             tenant,
             quota,
             consistency,
             sub_limit,
+            via,
         }))
     }
 }

@@ -46,6 +46,10 @@ pub enum QuotaError {
     ApiKeyNotFound { tenant: TenantId, id: String },
     #[error("tenant {tenant} already holds {limit} API keys; revoke one first")]
     TooManyApiKeys { tenant: TenantId, limit: usize },
+    /// A shared use the consumer's grant does not allow (no grant, an
+    /// ended or expired one, a permission it lacks).
+    #[error("sharing policy {policy}: {reason}")]
+    SharingDenied { policy: uuid::Uuid, reason: String },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
     GaugeUnderflow {
         quota: String,
@@ -79,7 +83,9 @@ impl QuotaError {
             QuotaError::MemberExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::MemberNotFound { .. } => ErrorCode::NotFound,
             QuotaError::LastOwner { .. } => ErrorCode::FailedPrecondition,
-            QuotaError::BeyondTier { .. } => ErrorCode::PermissionDenied,
+            QuotaError::BeyondTier { .. } | QuotaError::SharingDenied { .. } => {
+                ErrorCode::PermissionDenied
+            }
         }
     }
 
@@ -111,6 +117,7 @@ impl QuotaError {
             QuotaError::TooManyApiKeys { .. } => None,
             // About the policy as a whole, not one field of it.
             QuotaError::BeyondTier { .. } => None,
+            QuotaError::SharingDenied { .. } => Some("sharing_policy_id"),
         }
     }
 }

@@ -8,7 +8,7 @@ use super::error::QuotaError;
 use super::policy_patch::PolicyPatch;
 use super::validate;
 use crate::format::Since;
-use crate::model::{NewOwner, QuotaPolicy, Role, Scopes, Tenant, TenantStatus, Tier};
+use crate::model::{NewOwner, QuotaPolicy, Role, Scopes, Tenant, TenantId, TenantStatus, Tier};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -112,6 +112,33 @@ pub enum TenantOp {
     /// Hold a sharing grant as the catalog decided it: new, with new
     /// terms, or ended (format 6). Applying it again changes nothing.
     HoldGrant(Since<6, Box<crate::sharing::Grant>>),
+    /// Spend on a quota through a sharing grant: the grant must allow it,
+    /// and the use is recorded for the provider (format 7).
+    SharedUse(Since<7, SharedUse>),
+    /// Seal what the tenant owes a provider's totals into a transfer
+    /// (format 7; see `crate::sharing::ledger`).
+    SealTransfer(Since<7, TenantId>),
+    /// As the provider: take a consumer's transfer, once (format 7).
+    ReceiveUsage(Since<7, Box<Received>>),
+    /// The provider took the transfer with this sequence (format 7).
+    AckTransfer(Since<7, (TenantId, u64)>),
+}
+
+/// What [`TenantOp::SharedUse`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedUse {
+    pub quota: String,
+    pub amount: i64,
+    pub idempotency_key: Option<String>,
+    pub policy: Uuid,
+    pub permission: crate::sharing::Permission,
+}
+
+/// What [`TenantOp::ReceiveUsage`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    pub consumer: TenantId,
+    pub transfer: crate::sharing::Transfer,
 }
 
 /// What [`TenantOp::CreateApiKey`] carries: everything but the secret.
@@ -242,7 +269,11 @@ impl TenantOp {
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
             | TenantOp::Settle { .. }
-            | TenantOp::Release { .. } => OpClass::Admission,
+            | TenantOp::Release { .. }
+            | TenantOp::SharedUse(_)
+            | TenantOp::SealTransfer(_)
+            | TenantOp::ReceiveUsage(_)
+            | TenantOp::AckTransfer(_) => OpClass::Admission,
         }
     }
 
@@ -281,7 +312,11 @@ impl TenantOp {
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
             | TenantOp::Settle { .. }
-            | TenantOp::Release { .. } => Err(QuotaError::invalid(
+            | TenantOp::Release { .. }
+            | TenantOp::SharedUse(_)
+            | TenantOp::SealTransfer(_)
+            | TenantOp::ReceiveUsage(_)
+            | TenantOp::AckTransfer(_) => Err(QuotaError::invalid(
                 "operation",
                 "a spend is not an admin change",
             )),
@@ -314,7 +349,11 @@ impl TenantOp {
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
             | TenantOp::Settle { .. }
-            | TenantOp::Release { .. } => false,
+            | TenantOp::Release { .. }
+            | TenantOp::SharedUse(_)
+            | TenantOp::SealTransfer(_)
+            | TenantOp::ReceiveUsage(_)
+            | TenantOp::AckTransfer(_) => false,
         }
     }
 
@@ -330,6 +369,11 @@ impl TenantOp {
                 idempotency_key, ..
             } => idempotency_key.is_some(),
             TenantOp::IncrementAll(all) => all.0.idempotency_key.is_some(),
+            TenantOp::SharedUse(u) => u.0.idempotency_key.is_some(),
+            // Each is applied once whatever the repeats (sequence numbers).
+            TenantOp::SealTransfer(_) | TenantOp::ReceiveUsage(_) | TenantOp::AckTransfer(_) => {
+                true
+            }
             TenantOp::Settle { .. }
             | TenantOp::Release { .. }
             | TenantOp::Create { .. }

@@ -39,7 +39,11 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         | TenantOp::IncrementAll(_)
         | TenantOp::Reserve { .. }
         | TenantOp::Settle { .. }
-        | TenantOp::Release { .. } => String::new(),
+        | TenantOp::Release { .. }
+        | TenantOp::SharedUse(_)
+        | TenantOp::SealTransfer(_)
+        | TenantOp::ReceiveUsage(_)
+        | TenantOp::AckTransfer(_) => String::new(),
     }
 }
 
@@ -96,6 +100,10 @@ pub fn entry(
                 .collect::<Vec<_>>()
                 .join(","),
         ),
+        TenantOp::SharedUse(u) => ("sharing.used", u.0.policy.to_string()),
+        TenantOp::SealTransfer(p) => ("sharing.transfer_sealed", p.0.to_string()),
+        TenantOp::ReceiveUsage(r) => ("sharing.usage_received", r.0.consumer.to_string()),
+        TenantOp::AckTransfer(a) => ("sharing.transfer_acknowledged", a.0.0.to_string()),
         TenantOp::Settle { .. } => ("reservation.settled", String::new()),
         TenantOp::Release { .. } => ("reservation.released", String::new()),
     };

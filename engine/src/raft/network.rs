@@ -20,7 +20,7 @@
 //! - one entry is always sent on its own, whatever its size. A group-commit
 //!   entry holds at most max(1 MiB, one operation) (see `shard::batcher`),
 //!   and one operation at most about what one client request can carry
-//!   (4 MiB of gRPC, 2 MiB of REST body): far below the receiver's limit.
+//!   (5 MiB of gRPC, 2 MiB of REST body): far below the receiver's limit.
 //!   Not bounded here: a `MoveIn` entry carries a whole tenant (its
 //!   idempotency keys, audit log and usage history), as large as that is.
 use super::type_config::{NodeId, TypeConfig};

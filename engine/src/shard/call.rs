@@ -3,6 +3,7 @@
 //! actor: a [`TenantCall`] asked, a [`TenantAnswer`] answered.
 use crate::audit::AuditMeta;
 use crate::error::EngineError;
+use crate::format::Since;
 use crate::model::Consistency;
 use crate::quota::{Decision, OpOutcome, TenantOp, TenantState};
 use crate::wire_error::WireError;
@@ -27,6 +28,18 @@ pub enum TenantCall {
     /// Checks and increments of one Batch request for this tenant, decided
     /// in order by one actor message.
     Batch(Vec<BatchItem>),
+    /// A check through a sharing grant (format 7).
+    SharedCheck(Since<7, SharedCheck>),
+}
+
+/// A check of a use through a sharing grant: the grant's permission and
+/// cap, and the consumer's quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedCheck {
+    pub quota: String,
+    pub amount: i64,
+    pub policy: uuid::Uuid,
+    pub permission: crate::sharing::Permission,
 }
 
 impl TenantCall {
@@ -43,9 +56,9 @@ impl TenantCall {
     /// would replay rather than repeat.
     pub fn retry_safe(&self) -> bool {
         match self {
-            TenantCall::Read | TenantCall::Check { .. } => true,
+            TenantCall::Read | TenantCall::Check { .. } | TenantCall::SharedCheck(_) => true,
             TenantCall::Batch(items) => items.iter().all(|i| match i {
-                BatchItem::Check { .. } => true,
+                BatchItem::Check { .. } | BatchItem::SharedCheck(_) => true,
                 BatchItem::Apply { op, .. } => op.retry_safe(),
             }),
             TenantCall::Apply { op, .. } => op.retry_safe(),
@@ -56,7 +69,7 @@ impl TenantCall {
     /// unanswered, never of unknown outcome.
     pub fn changes_state(&self) -> bool {
         match self {
-            TenantCall::Read | TenantCall::Check { .. } => false,
+            TenantCall::Read | TenantCall::Check { .. } | TenantCall::SharedCheck(_) => false,
             TenantCall::Batch(items) => items.iter().any(|i| matches!(i, BatchItem::Apply { .. })),
             TenantCall::Apply { .. } => true,
         }
@@ -83,6 +96,8 @@ pub enum BatchItem {
         op: TenantOp,
         consistency: Consistency,
     },
+    /// A check through a sharing grant (format 7).
+    SharedCheck(Since<7, SharedCheck>),
 }
 
 /// A message to a tenant's actor.

@@ -11,6 +11,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// Which grant a call uses, and for what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    pub policy: Uuid,
+    /// `execute` unless the call names another.
+    pub permission: Permission,
+}
+
 /// A grant in its consumer's state, with its use in the cap's period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldGrant {

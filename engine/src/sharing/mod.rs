@@ -8,6 +8,7 @@ pub const DEFAULT_PLATFORM_FEE_BP: u32 = 1_500;
 pub mod catalog;
 pub mod error;
 pub mod held;
+pub mod ledger;
 pub mod money;
 pub mod policy;
 
@@ -15,7 +16,8 @@ pub use catalog::{
     AccessRequest, Grant, GrantEnd, Policy, RequestState, SharingCatalog, SharingOp, SharingReply,
 };
 pub use error::SharingError;
-pub use held::{HeldGrant, HeldGrants, UseRefused};
+pub use held::{HeldGrant, HeldGrants, UseRefused, Via};
+pub use ledger::{SharedUsage, Transfer, UsageKey};
 pub use money::{Amount, Currency, JsonAmount, MoneyError};
 pub use policy::{
     Approval, Conditions, Permission, PolicySpec, Pricing, ResourceType, RevenueShare, UsageCap,

@@ -217,6 +217,7 @@ fn increment(tenant: &str, mode: Mode) -> pb::IncrementRequest {
         amount: 1,
         idempotency_key: String::new(),
         consistency: consistency(mode),
+        ..Default::default()
     }
 }
 
@@ -225,6 +226,7 @@ fn check(tenant: &str) -> pb::CheckRequest {
         tenant_id: tenant.to_string(),
         quota: "api_requests".into(),
         amount: 1,
+        ..Default::default()
     }
 }
 

@@ -24,7 +24,7 @@ use crate::format::{Added, Since};
 use crate::model::{
     ApiKeys, Domain, Member, NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, well_known,
 };
-use crate::sharing::HeldGrants;
+use crate::sharing::{HeldGrants, SharedUsage};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -58,6 +58,9 @@ pub struct TenantState {
     /// The sharing grants it holds as a consumer, by policy id (format 6).
     #[serde(default)]
     pub grants: Added<6, HeldGrants>,
+    /// Its cross-tenant usage, as consumer and as provider (format 7).
+    #[serde(default)]
+    pub shared: Added<7, SharedUsage>,
 }
 
 impl TenantState {
@@ -75,6 +78,7 @@ impl TenantState {
             last_at_ms: i64::MIN,
             api_keys: ApiKeys::default(),
             grants: Added::default(),
+            shared: Added::default(),
         }
     }
 
@@ -121,6 +125,7 @@ impl TenantState {
             last_at_ms: self.last_at_ms,
             api_keys: self.api_keys.clone(),
             grants: self.grants.clone(),
+            shared: self.shared.clone(),
         };
         view.advance(now_ms);
         view
@@ -270,6 +275,10 @@ impl TenantState {
             TenantOp::RotateApiKey(Since(r)) => self.rotate_api_key(r, now_ms),
             TenantOp::RevokeApiKey(Since(id)) => self.revoke_api_key(id),
             TenantOp::HoldGrant(Since(g)) => self.hold_grant(g),
+            TenantOp::SharedUse(Since(u)) => self.shared_use(u, now_ms),
+            TenantOp::SealTransfer(Since(provider)) => Ok(self.seal_transfer(*provider)),
+            TenantOp::ReceiveUsage(Since(r)) => self.receive_usage(r),
+            TenantOp::AckTransfer(Since((provider, seq))) => Ok(self.ack_transfer(*provider, *seq)),
         }
     }
 }

@@ -1,8 +1,14 @@
-//! The sharing grants a tenant holds as a consumer (see `crate::sharing`).
+//! The sharing grants a tenant holds as a consumer, its uses through them,
+//! and the transfers of its usage records to providers (see
+//! `crate::sharing`).
 use super::TenantState;
+use crate::model::TenantId;
+use crate::quota::decision::Decision;
 use crate::quota::error::QuotaError;
-use crate::quota::op::{Applied, OpOutcome};
-use crate::sharing::{Grant, HeldGrant};
+use crate::quota::op::{Applied, OpOutcome, Received, SharedUse};
+use crate::quota::quota_state::Use;
+use crate::sharing::{Grant, HeldGrant, Permission, Pricing, UsageKey, UseRefused};
+use uuid::Uuid;
 
 impl TenantState {
     /// Hold `grant` as the catalog decided it. A grant already held takes
@@ -31,5 +37,131 @@ impl TenantState {
             }
         }
         Ok(Applied::changed(OpOutcome::Tenant))
+    }
+}
+
+impl TenantState {
+    /// The held grant for `policy`, if it allows `permission` for `amount`
+    /// now; `Ok(Err(reason))` when only its cap is reached (a denial like a
+    /// full quota's, not an error).
+    fn grant_for(
+        &self,
+        policy: Uuid,
+        permission: Permission,
+        quota: &str,
+        amount: u64,
+        now_ms: i64,
+    ) -> Result<Result<(), String>, QuotaError> {
+        let denied = |reason: String| QuotaError::SharingDenied { policy, reason };
+        let held = self
+            .grants
+            .get(&policy)
+            .ok_or_else(|| denied(UseRefused::NoGrant.to_string()))?;
+        if let Pricing::UsageBased { unit_quota, .. } = &held.grant.pricing
+            && unit_quota != quota
+        {
+            return Err(QuotaError::invalid(
+                "quota",
+                format!(
+                    "this sharing policy is priced per unit of {unit_quota}; spend on that quota"
+                ),
+            ));
+        }
+        match held.check(permission, amount, self.tenant.timezone, now_ms) {
+            Ok(()) => Ok(Ok(())),
+            Err(cap @ UseRefused::CapReached { .. }) => Ok(Err(cap.to_string())),
+            Err(other) => Err(denied(other.to_string())),
+        }
+    }
+
+    /// Decision only, as of `now_ms`, for a use through a grant.
+    pub fn check_shared(
+        &self,
+        quota: &str,
+        amount: i64,
+        policy: Uuid,
+        permission: Permission,
+        now_ms: i64,
+    ) -> Result<Decision, QuotaError> {
+        let units = super::positive_amount(amount)?;
+        let q = self.quota(quota)?;
+        match self.grant_for(policy, permission, quota, units, now_ms)? {
+            Ok(()) => self.check(quota, amount, now_ms),
+            Err(cap) => Ok(q.refused(self.tenant.timezone, now_ms, cap)),
+        }
+    }
+
+    /// Spend through a grant: charged to this tenant's quota and the
+    /// grant's cap, and recorded for the provider, all or nothing.
+    pub(super) fn shared_use(&mut self, u: &SharedUse, now_ms: i64) -> Result<Applied, QuotaError> {
+        let tz = self.tenant.timezone;
+        let fingerprint = || {
+            format!(
+                "shared:{}:{}:{}:{}",
+                u.policy,
+                u.permission.as_str(),
+                u.quota,
+                u.amount
+            )
+        };
+        if let Some(replay) = self.replay(u.idempotency_key.as_deref(), fingerprint)? {
+            return Ok(replay);
+        }
+        let units = super::positive_amount(u.amount)?;
+        let refusal = self.refusal(now_ms);
+        self.quota(&u.quota)?;
+        let cap = self.grant_for(u.policy, u.permission, &u.quota, units, now_ms)?;
+        let q = self.quota_mut(&u.quota)?;
+        let decision = match (refusal, cap) {
+            (Some(reason), _) | (None, Err(reason)) => q.refused(tz, now_ms, reason),
+            (None, Ok(())) => q.admit(tz, now_ms, units, Use::Consume),
+        };
+        if decision.allowed {
+            let held = self.grants.get_mut(&u.policy).expect("checked above");
+            held.record(units, tz, now_ms);
+            let key = UsageKey::of(&held.grant, now_ms);
+            self.shared.record(key, units);
+        }
+        Ok(self.finish(
+            &u.idempotency_key,
+            fingerprint,
+            OpOutcome::Decision(decision),
+            now_ms,
+        ))
+    }
+
+    pub(super) fn seal_transfer(&mut self, provider: TenantId) -> Applied {
+        let before = self.shared.outbox.get(&provider).cloned();
+        self.shared.seal(provider);
+        Applied {
+            outcome: OpOutcome::Tenant,
+            changed: self.shared.outbox.get(&provider) != before.as_ref(),
+        }
+    }
+
+    pub(super) fn receive_usage(&mut self, r: &Received) -> Result<Applied, QuotaError> {
+        if r.transfer
+            .lines
+            .iter()
+            .any(|(k, _)| k.provider != self.tenant.id)
+        {
+            return Err(QuotaError::invalid(
+                "transfer",
+                "holds usage of another provider",
+            ));
+        }
+        let new = self.shared.receive(r.consumer, &r.transfer);
+        Ok(Applied {
+            outcome: OpOutcome::Tenant,
+            changed: new,
+        })
+    }
+
+    pub(super) fn ack_transfer(&mut self, provider: TenantId, seq: u64) -> Applied {
+        let done = self.shared.acknowledge(provider, seq);
+        Applied {
+            outcome: OpOutcome::Tenant,
+            changed: done,
+        }
     }
 }

@@ -1,0 +1,242 @@
+//! Revenue statements of cross-tenant usage, per calendar month (UTC):
+//! one line per policy and counterpart, with units, gross (units times the
+//! price in force when each unit was used), the platform's fee and the
+//! provider's net, which add up to the gross exactly. A provider's lines
+//! come from the usage its consumers' groups transferred to it; a
+//! consumer's from its own records. JSON, or CSV with `Accept: text/csv`.
+use crate::AppState;
+use crate::auth::{Need, Principal, access};
+use crate::envelope::{ApiError, ok};
+use crate::extract::RawQuery;
+use crate::sharing::acting_raw;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use quotad_engine::error_code::ErrorCode;
+use quotad_engine::model::{Role, TenantId};
+use quotad_engine::sharing::ledger::{PeriodKey, parse_period, period_of, period_text};
+use quotad_engine::sharing::{Amount, UsageKey};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatementParams {
+    /// provider or consumer [default: provider].
+    #[serde(rename = "as")]
+    pub side: Option<String>,
+    /// yyyy-mm (UTC) [default: the current month].
+    pub period: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlatformStatementParams {
+    /// yyyy-mm (UTC) [default: the current month].
+    pub period: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatementLine {
+    #[schema(value_type = String, format = Uuid)]
+    pub policy_id: uuid::Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub provider_tenant_id: TenantId,
+    #[schema(value_type = String, format = Uuid)]
+    pub consumer_tenant_id: TenantId,
+    pub units: u64,
+    /// Decimal strings, exact.
+    pub gross: String,
+    pub platform_fee: String,
+    pub provider_net: String,
+    /// ISO 4217; empty for free use.
+    pub currency: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatementDto {
+    pub period: String,
+    /// provider, consumer or platform.
+    #[serde(rename = "as")]
+    pub side: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub tenant_id: Option<TenantId>,
+    pub lines: Vec<StatementLine>,
+}
+
+fn period(raw: &Option<String>, now_ms: i64) -> Result<PeriodKey, ApiError> {
+    match raw {
+        None => Ok(period_of(now_ms)),
+        Some(p) => parse_period(p)
+            .ok_or_else(|| ApiError::invalid("period", "a month as yyyy-mm, e.g. 2026-11")),
+    }
+}
+
+fn overflow() -> ApiError {
+    ApiError::new(ErrorCode::Internal, "a statement amount overflowed")
+}
+
+/// Lines per policy, provider, consumer and currency from usage lines
+/// (one per price): gross, fee and net summed line by line.
+fn lines<'a>(
+    usage: impl Iterator<Item = (&'a UsageKey, &'a u64)>,
+    period: PeriodKey,
+) -> Result<Vec<StatementLine>, ApiError> {
+    type Sums = (u64, Amount, Amount, Amount);
+    let mut by: BTreeMap<(uuid::Uuid, TenantId, TenantId, String), Sums> = BTreeMap::new();
+    for (k, units) in usage.filter(|(k, _)| k.period == period) {
+        let gross = k.price.times(*units).ok_or_else(overflow)?;
+        let fee = gross.share(k.fee_bp).ok_or_else(overflow)?;
+        let net = gross.checked_sub(fee).ok_or_else(overflow)?;
+        let currency = k.currency.map(|c| c.to_string()).unwrap_or_default();
+        let s = by
+            .entry((k.policy, k.provider, k.consumer, currency))
+            .or_insert((0, Amount::ZERO, Amount::ZERO, Amount::ZERO));
+        s.0 = s.0.saturating_add(*units);
+        s.1 = s.1.checked_add(gross).ok_or_else(overflow)?;
+        s.2 = s.2.checked_add(fee).ok_or_else(overflow)?;
+        s.3 = s.3.checked_add(net).ok_or_else(overflow)?;
+    }
+    Ok(by
+        .into_iter()
+        .map(
+            |((policy, provider, consumer, currency), (units, gross, fee, net))| StatementLine {
+                policy_id: policy,
+                provider_tenant_id: provider,
+                consumer_tenant_id: consumer,
+                units,
+                gross: gross.to_string(),
+                platform_fee: fee.to_string(),
+                provider_net: net.to_string(),
+                currency,
+            },
+        )
+        .collect())
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/csv")))
+}
+
+fn csv(s: &StatementDto) -> Response {
+    let mut out = String::from(
+        "period,policy_id,provider_tenant_id,consumer_tenant_id,units,gross,platform_fee,provider_net,currency\n",
+    );
+    for l in &s.lines {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            s.period,
+            l.policy_id,
+            l.provider_tenant_id,
+            l.consumer_tenant_id,
+            l.units,
+            l.gross,
+            l.platform_fee,
+            l.provider_net,
+            l.currency
+        ));
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}
+
+fn answer(s: StatementDto, headers: &HeaderMap) -> Response {
+    if wants_csv(headers) {
+        csv(&s)
+    } else {
+        ok(s).into_response()
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/sharing/statements", tag = "sharing", params(StatementParams, ("X-Tenant-ID" = Option<uuid::Uuid>, Header, description = "The tenant (else the token's)")), responses((status = 200, description = "The month's statement (JSON, or CSV with Accept: text/csv)", body = crate::envelope::Envelope<StatementDto>), crate::envelope::ApiErrors))]
+pub async fn tenant(
+    State(s): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Result<Response, ApiError> {
+    let raw = acting_raw(&p).ok_or_else(|| {
+        ApiError::invalid(
+            "X-Tenant-ID",
+            "name the tenant (X-Tenant-ID), or use a token scoped to one tenant",
+        )
+    })?;
+    let (id, state, _) = access(&s, &p, raw, Need::Role(Role::Admin)).await?;
+    let q: StatementParams = query.parse()?;
+    let period = period(&q.period, s.engine.now_ms())?;
+    let (side, lines) = match q.side.as_deref() {
+        None | Some("provider") => ("provider", lines(state.shared.received.iter(), period)?),
+        Some("consumer") => ("consumer", lines(state.shared.used.iter(), period)?),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "as",
+                format!(
+                    "unknown value {:?}: expected provider, consumer",
+                    quotad_engine::excerpt::short(other)
+                ),
+            ));
+        }
+    };
+    Ok(answer(
+        StatementDto {
+            period: period_text(period),
+            side,
+            tenant_id: Some(id),
+            lines,
+        },
+        &headers,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/platform/statements", tag = "sharing", params(PlatformStatementParams), responses((status = 200, description = "Every provider's lines of the month (operators)", body = crate::envelope::Envelope<StatementDto>), crate::envelope::ApiErrors))]
+pub async fn platform(
+    State(s): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Result<Response, ApiError> {
+    if !p.is_operator() {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "platform statements are for operators",
+        ));
+    }
+    let q: PlatformStatementParams = query.parse()?;
+    let period = period(&q.period, s.engine.now_ms())?;
+    // Every tenant that ever provided: its policies' and grants' providers.
+    let providers: BTreeSet<TenantId> = s.engine.with_catalog(|c| {
+        c.policies
+            .values()
+            .map(|p| p.provider)
+            .chain(c.grants.values().map(|g| g.provider))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for provider in providers {
+        match s.engine.tenant(provider).await {
+            Ok(state) => all.extend(lines(state.shared.received.iter(), period)?),
+            Err(e) if e.code() == ErrorCode::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(answer(
+        StatementDto {
+            period: period_text(period),
+            side: "platform",
+            tenant_id: None,
+            lines: all,
+        },
+        &headers,
+    ))
+}

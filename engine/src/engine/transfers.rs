@@ -1,0 +1,79 @@
+//! Moving cross-tenant usage records from consumers to providers' totals,
+//! exactly once (see `crate::sharing::ledger` for why each step is safe to
+//! repeat). Each node runs it for the groups it leads.
+use super::Engine;
+use crate::error::EngineError;
+use crate::format::Since;
+use crate::model::{Consistency, TenantId};
+use crate::quota::{Received, TenantOp};
+
+impl Engine {
+    /// One round: every consumer of the groups this node leads that owes a
+    /// provider seals what it owes, the provider takes it, the consumer
+    /// notes that it was taken. Returns how many transfers were completed.
+    pub async fn transfer_shared_usage(&self) -> Result<usize, EngineError> {
+        let mut owed: Vec<(TenantId, TenantId)> = Vec::new();
+        for shard in self.router.served() {
+            if let Ok(state) = shard.group.state.read() {
+                for t in state.tenants.values() {
+                    owed.extend(t.shared.owed().map(|p| (t.tenant.id, p)));
+                }
+            }
+        }
+        let mut done = 0;
+        let mut first_error = None;
+        for (consumer, provider) in owed {
+            match self.transfer(consumer, provider).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(%consumer, %provider, error = %e, "usage transfer not done; retried next round");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if done == 0 => Err(e),
+            _ => Ok(done),
+        }
+    }
+
+    async fn transfer(&self, consumer: TenantId, provider: TenantId) -> Result<bool, EngineError> {
+        let strict = Some(Consistency::Strict);
+        self.apply(
+            consumer,
+            TenantOp::SealTransfer(Since(provider)),
+            None,
+            strict,
+        )
+        .await?;
+        let state = self.tenant(consumer).await?;
+        let Some(transfer) = state
+            .shared
+            .outbox
+            .get(&provider)
+            .and_then(|o| o.sending.clone())
+        else {
+            return Ok(false);
+        };
+        let seq = transfer.seq;
+        let received = TenantOp::ReceiveUsage(Since(Box::new(Received { consumer, transfer })));
+        match self.apply(provider, received, None, strict).await {
+            Ok(_) => {}
+            // A provider that no longer exists takes nothing; the consumer's
+            // own lines (its statement) stay, and nothing is owed.
+            Err(e) if e.code() == crate::error_code::ErrorCode::NotFound => {
+                tracing::warn!(%consumer, %provider, "usage owed to a provider that is gone; dropped from the outbox");
+            }
+            Err(e) => return Err(e),
+        }
+        self.apply(
+            consumer,
+            TenantOp::AckTransfer(Since((provider, seq))),
+            None,
+            strict,
+        )
+        .await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,263 @@
+//! Cross-tenant usage, exactly once across shards.
+//!
+//! A consumer's shared use is recorded in the consumer's own state, in the
+//! same Raft entry as its charge ([`SharedUsage::record`]): one line per
+//! statement period, policy and price, so a price change mid-period is a
+//! new line. The provider's totals are fed from there by transfers, one
+//! provider at a time:
+//!
+//! ```text
+//!  consumer: seal    pending -> sending (seq n)      (nothing new is sealed until n is acknowledged)
+//!  provider: receive sending n, unless seq <= the last taken from this consumer
+//!  consumer: ack n   sending -> gone
+//! ```
+//!
+//! Every step is a replicated operation and idempotent, so a retry, a
+//! node kill or a leader change between any two of them neither loses nor
+//! doubles a unit: a sealed transfer is sent again until acknowledged, and
+//! the provider takes each sequence number once.
+use super::catalog::Grant;
+use super::money::{Amount, Currency};
+use super::policy::Pricing;
+use crate::model::TenantId;
+use chrono::{Datelike, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A statement period: a calendar month in UTC, as `yyyymm`.
+pub type PeriodKey = u32;
+
+/// The month (UTC) that `at_ms` falls in.
+pub fn period_of(at_ms: i64) -> PeriodKey {
+    let t = Utc.timestamp_millis_opt(at_ms).single().unwrap_or_default();
+    t.year() as u32 * 100 + t.month()
+}
+
+/// `2026-11` -> 202611.
+pub fn parse_period(text: &str) -> Option<PeriodKey> {
+    let (y, m) = text.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let (y, m): (u32, u32) = (y.parse().ok()?, m.parse().ok()?);
+    (1970..=9999).contains(&y).then_some(())?;
+    (1..=12).contains(&m).then_some(y * 100 + m)
+}
+
+pub fn period_text(p: PeriodKey) -> String {
+    format!("{:04}-{:02}", p / 100, p % 100)
+}
+
+/// What one line of usage is about: who used whose resource, when, at what
+/// price per unit (zero when free), and the platform's fee then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UsageKey {
+    pub period: PeriodKey,
+    pub policy: Uuid,
+    pub provider: TenantId,
+    pub consumer: TenantId,
+    pub price: Amount,
+    pub currency: Option<Currency>,
+    pub fee_bp: u32,
+}
+
+impl UsageKey {
+    /// The line a use of `grant` at `at_ms` goes on.
+    pub fn of(grant: &Grant, at_ms: i64) -> UsageKey {
+        let (price, currency) = match &grant.pricing {
+            Pricing::UsageBased {
+                price, currency, ..
+            } => (*price, Some(*currency)),
+            // A subscription is billed per period, not per unit.
+            Pricing::Subscription { currency, .. } => (Amount::ZERO, Some(*currency)),
+            Pricing::Free => (Amount::ZERO, None),
+        };
+        UsageKey {
+            period: period_of(at_ms),
+            policy: grant.policy,
+            provider: grant.provider,
+            consumer: grant.consumer,
+            price,
+            currency,
+            fee_bp: grant.platform_fee_bp,
+        }
+    }
+}
+
+/// A sealed batch of lines on its way to one provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub seq: u64,
+    pub lines: Vec<(UsageKey, u64)>,
+}
+
+/// What a consumer owes one provider's totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbox {
+    /// The sequence number the next sealed transfer gets (from 1).
+    pub next_seq: u64,
+    /// Recorded, not sealed yet.
+    pub pending: BTreeMap<UsageKey, u64>,
+    /// Sealed, not acknowledged yet.
+    pub sending: Option<Transfer>,
+}
+
+impl Outbox {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.sending.is_none()
+    }
+}
+
+/// A tenant's cross-tenant usage, as consumer and as provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedUsage {
+    /// What it used of others' resources (its consumer statements).
+    pub used: BTreeMap<UsageKey, u64>,
+    /// By provider: what the provider's totals have not taken yet.
+    pub outbox: BTreeMap<TenantId, Outbox>,
+    /// What consumers used of its resources (its provider statements).
+    pub received: BTreeMap<UsageKey, u64>,
+    /// By consumer: the last transfer taken.
+    pub received_seq: BTreeMap<TenantId, u64>,
+}
+
+impl SharedUsage {
+    /// Record `units` used on `key`'s line.
+    pub fn record(&mut self, key: UsageKey, units: u64) {
+        let used = self.used.entry(key).or_insert(0);
+        *used = used.saturating_add(units);
+        let out = self.outbox.entry(key.provider).or_default();
+        let pending = out.pending.entry(key).or_insert(0);
+        *pending = pending.saturating_add(units);
+    }
+
+    /// Seal what `provider` has pending, unless a transfer to it is still
+    /// unacknowledged. Returns the transfer to send (the sealed one, new or
+    /// not), or `None` when nothing is owed.
+    pub fn seal(&mut self, provider: TenantId) -> Option<Transfer> {
+        let out = self.outbox.get_mut(&provider)?;
+        if out.sending.is_none() && !out.pending.is_empty() {
+            out.next_seq = out.next_seq.max(1);
+            out.sending = Some(Transfer {
+                seq: out.next_seq,
+                lines: std::mem::take(&mut out.pending).into_iter().collect(),
+            });
+            out.next_seq += 1;
+        }
+        out.sending.clone()
+    }
+
+    /// The provider took transfer `seq`. Returns whether it was the one
+    /// being sent.
+    pub fn acknowledge(&mut self, provider: TenantId, seq: u64) -> bool {
+        let Some(out) = self.outbox.get_mut(&provider) else {
+            return false;
+        };
+        if out.sending.as_ref().is_some_and(|t| t.seq == seq) {
+            // The outbox itself stays: its sequence continues from here.
+            out.sending = None;
+            return true;
+        }
+        false
+    }
+
+    /// As the provider: take `transfer` from `consumer`, unless taken
+    /// before. Returns whether it was new.
+    pub fn receive(&mut self, consumer: TenantId, transfer: &Transfer) -> bool {
+        let last = self.received_seq.entry(consumer).or_insert(0);
+        if transfer.seq <= *last {
+            return false;
+        }
+        *last = transfer.seq;
+        for (key, units) in &transfer.lines {
+            let total = self.received.entry(*key).or_insert(0);
+            *total = total.saturating_add(*units);
+        }
+        true
+    }
+
+    /// Providers with something pending or unacknowledged.
+    pub fn owed(&self) -> impl Iterator<Item = TenantId> + '_ {
+        self.outbox
+            .iter()
+            .filter(|(_, o)| !o.is_empty())
+            .map(|(p, _)| *p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u128, price: &str) -> UsageKey {
+        UsageKey {
+            period: 202611,
+            policy: Uuid::from_u128(n),
+            provider: Uuid::from_u128(0xa),
+            consumer: Uuid::from_u128(0xc),
+            price: Amount::parse(price).unwrap(),
+            currency: Some(Currency::parse("USD").unwrap()),
+            fee_bp: 1_500,
+        }
+    }
+
+    #[test]
+    fn periods_are_utc_months() {
+        assert_eq!(period_of(1_764_547_200_000), 202512, "2025-12-01T00:00Z");
+        assert_eq!(period_of(1_764_547_199_999), 202511);
+        assert_eq!(parse_period("2026-11"), Some(202611));
+        for bad in ["2026-13", "2026-1", "26-11", "2026/11", "x"] {
+            assert_eq!(parse_period(bad), None, "{bad}");
+        }
+        assert_eq!(period_text(202611), "2026-11");
+    }
+
+    /// Whatever happens between the steps (a step repeated, a step lost and
+    /// done again), the provider takes each unit exactly once.
+    #[test]
+    fn transfers_take_every_unit_once_through_repeats_and_losses() {
+        let provider = Uuid::from_u128(0xa);
+        let consumer = Uuid::from_u128(0xc);
+        let (mut c, mut p) = (SharedUsage::default(), SharedUsage::default());
+        let mut recorded = 0u64;
+        let mut taken = 0u64;
+        for round in 0..50u64 {
+            let units = round % 7 + 1;
+            c.record(
+                key(
+                    round as u128 % 3,
+                    if round < 25 { "0.001" } else { "0.002" },
+                ),
+                units,
+            );
+            recorded += units;
+            let Some(t) = c.seal(provider) else { continue };
+            // Round 3k: the provider's answer is lost; the transfer is
+            // sealed again (the same one) and sent twice.
+            // Taken the first time it arrives, never again.
+            assert_eq!(p.receive(consumer, &t), t.seq > taken);
+            taken = taken.max(t.seq);
+            if round % 3 == 0 {
+                let again = c.seal(provider).unwrap();
+                assert_eq!(again, t, "an unacknowledged transfer is sent as it was");
+                assert!(!p.receive(consumer, &again), "taken once");
+            }
+            if round % 5 != 0 {
+                assert!(c.acknowledge(provider, t.seq));
+                assert!(!c.acknowledge(provider, t.seq), "acknowledged once");
+            }
+        }
+        // Drain.
+        while let Some(t) = c.seal(provider) {
+            p.receive(consumer, &t);
+            c.acknowledge(provider, t.seq);
+        }
+        assert_eq!(p.received.values().sum::<u64>(), recorded);
+        assert_eq!(
+            p.received, c.used,
+            "the provider's lines are the consumer's"
+        );
+        assert!(c.owed().next().is_none());
+    }
+}
