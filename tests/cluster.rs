@@ -861,3 +861,192 @@ async fn dev_cluster_starts_three_nodes_and_stops_them() {
         );
     }
 }
+
+/// Provider and consumer in different groups; the consumer's group leader
+/// is killed during a stream of shared increments. Afterwards the
+/// provider's totals, the consumer's records and its quota all hold
+/// exactly the acknowledged units: nothing lost, nothing doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_leader_kill_during_shared_use_loses_and_doubles_nothing() {
+    let _serial = SERIAL.lock().await;
+    let mut c = TestCluster::start(3, &["--shards", "2"]).await;
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
+    let provider = create_tenant(c.node(0), "provider-co", "PROFESSIONAL").await;
+    let provider_group = client.route(&provider).0;
+    let mut consumer = None;
+    for n in 0..32 {
+        let t = create_tenant(c.node(0), &format!("consumer-{n}"), "STARTER").await;
+        if client.route(&t).0 != provider_group {
+            consumer = Some(t);
+            break;
+        }
+    }
+    let consumer = consumer.expect("a consumer in the other group");
+    let consumer_group = client.route(&consumer).0;
+    set_quota(
+        c.node(0),
+        &consumer,
+        QUOTA,
+        json!({"kind": "counter", "period": "never", "limit": 1_000_000, "action": "block"}),
+    )
+    .await;
+    let acting = |tenant: &str, path: &str| {
+        http()
+            .post(c.node(1).url(path))
+            .header("X-Tenant-ID", tenant.to_string())
+    };
+    let r = acting(&provider, "/api/v1/sharing/policies")
+        .json(&json!({
+            "resourceId": "llama-70b",
+            "resourceType": "model",
+            "visibility": "marketplace",
+            "permissions": ["execute"],
+            "pricing": {"type": "usage_based", "usagePrice": "0.0025", "currency": "EUR", "unitQuota": QUOTA},
+            "conditions": {"approval": "automatic"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let policy: serde_json::Value = r.json().await.unwrap();
+    let policy = policy["data"]["id"].as_str().unwrap().to_string();
+    let r = acting(
+        &consumer,
+        &format!("/api/v1/sharing/policies/{policy}/request-access"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let shared = {
+        let (consumer, policy) = (consumer.clone(), policy.clone());
+        move |key: String| pb::IncrementRequest {
+            tenant_id: consumer.clone(),
+            quota: QUOTA.into(),
+            amount: 3,
+            idempotency_key: key,
+            consistency: pb::Consistency::Strict as i32,
+            sharing_policy_id: policy.clone(),
+            ..Default::default()
+        }
+    };
+    let answered = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (client, answered, stop, shared) = (
+            client.clone(),
+            answered.clone(),
+            stop.clone(),
+            shared.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 2_000 {
+                let key = format!("w{w}-{n}");
+                let r = client.increment(shared(key.clone())).await;
+                outcomes.push((key, r.map(|d| d.allowed).map_err(|s| s.code())));
+                answered.fetch_add(1, Ordering::SeqCst);
+                n += 1;
+            }
+            outcomes
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::SeqCst) < 80 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leader = c.leader_of(consumer_group).await;
+    let killed = c.index_of(leader);
+    c.kill9(killed);
+    let resumed_after = answered.load(Ordering::SeqCst) + 80;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::SeqCst) < resumed_after && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for w in workers {
+        outcomes.extend(w.await.unwrap());
+    }
+    c.restart(killed);
+    // Calls without an answer are sent again with their key until answered:
+    // each then says whether it was admitted, once.
+    let mut admitted = 0u64;
+    let mut refused = 0;
+    for (key, r) in outcomes {
+        let allowed = match r {
+            Ok(allowed) => allowed,
+            Err(_) => {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    match client.increment(shared(key.clone())).await {
+                        Ok(d) => break d.allowed,
+                        Err(s) if Instant::now() < deadline => {
+                            let _ = s;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(s) => panic!("{key} never answered: {s}"),
+                    }
+                }
+            }
+        };
+        if allowed {
+            admitted += 3;
+        } else {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 0, "nothing was over any limit");
+    assert!(admitted > 0);
+    assert_eq!(
+        usage(&client, &consumer).await,
+        admitted,
+        "charged once each"
+    );
+    // The provider's totals catch up with the consumer's records.
+    let statement = |tenant: String, side: &'static str| {
+        let url = c
+            .node(2)
+            .url(&format!("/api/v1/sharing/statements?as={side}"));
+        async move {
+            let v: serde_json::Value = http()
+                .get(url)
+                .header("X-Tenant-ID", tenant)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"]["lines"].clone()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let provider_lines = loop {
+        let lines = statement(provider.clone(), "provider").await;
+        if lines[0]["units"] == json!(admitted) || Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        provider_lines[0]["units"],
+        json!(admitted),
+        "{provider_lines}"
+    );
+    assert_eq!(provider_lines.as_array().unwrap().len(), 1);
+    let consumer_lines = statement(consumer.clone(), "consumer").await;
+    assert_eq!(consumer_lines, provider_lines);
+    let gross: f64 = provider_lines[0]["gross"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((gross - admitted as f64 * 0.0025).abs() < 1e-9, "{gross}");
+    eprintln!(
+        "shared use through a consumer leader kill: {admitted} units admitted, all at the provider once"
+    );
+}

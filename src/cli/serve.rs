@@ -220,6 +220,8 @@ struct FileConfig {
     log_format: Option<String>,
     jwt_public_key: Option<PathBuf>,
     deletion_retention_days: Option<u64>,
+    /// A number (`15`, `12.5`) or a string of one.
+    #[serde(default, deserialize_with = "number_text")]
     platform_fee_percent: Option<String>,
     metrics_max_tenants: Option<usize>,
     envoy_config: Option<PathBuf>,
@@ -624,6 +626,20 @@ impl Settings {
                 None => quotad_engine::sharing::DEFAULT_PLATFORM_FEE_BP,
             },
         })
+    }
+}
+
+/// A TOML number or string, as its text (read exactly later).
+fn number_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<toml::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s)),
+        Some(toml::Value::Integer(i)) => Ok(Some(i.to_string())),
+        Some(toml::Value::Float(f)) => Ok(Some(f.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a percentage, found {}",
+            other.type_str()
+        ))),
     }
 }
 
