@@ -44,6 +44,7 @@ async fn hold_everything(c: &TestCluster, i: usize, tenant: &str, quota: &str) {
                 ttl_ms: 2_000,
                 idempotency_key: format!("hold-{quota}"),
                 consistency: pb::Consistency::Strict as i32,
+                ..Default::default()
             })
             .await;
         match r {

@@ -729,3 +729,118 @@ fn python_grpcio_uses_a_shared_model_until_revoked_and_statements_add_up() {
         );
     }
 }
+
+/// A grant's usage cap is enforced like a blocking quota, reservations
+/// through the grant included: holds count against it until settled or
+/// released, and what is settled is recorded for the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grants_cap_blocks_like_a_quota_and_reservations_through_it_settle_to_the_provider() {
+    use quotad_proto::v1 as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let provider = tenant(&node, "capped-lab", "PROFESSIONAL", "pam").await;
+    let consumer = tenant(&node, "capped-app", "STARTER", "carl").await;
+    let mut body = product_policy();
+    body["conditions"] = json!({
+        "approval": "automatic",
+        "usageCap": {"units": 100, "period": "daily"},
+    });
+    let (status, created) = as_tenant(
+        &node,
+        &provider,
+        "pam",
+        Method::POST,
+        "/api/v1/sharing/policies",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let policy = created["data"]["id"].as_str().unwrap().to_string();
+    let (status, r) = as_tenant(
+        &node,
+        &consumer,
+        "carl",
+        Method::POST,
+        &format!("/api/v1/sharing/policies/{policy}/request-access"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &r["data"]["status"]),
+        (201, &json!("approved")),
+        "{r}"
+    );
+
+    let mut grpc = node.grpc().await;
+    let reserve = |amount: i64| pb::ReserveRequest {
+        tenant_id: consumer.clone(),
+        quota: "api_requests".into(),
+        amount,
+        ttl_ms: 60_000,
+        sharing_policy_id: policy.clone(),
+        ..Default::default()
+    };
+    let increment = |amount: i64| pb::IncrementRequest {
+        tenant_id: consumer.clone(),
+        quota: "api_requests".into(),
+        amount,
+        sharing_policy_id: policy.clone(),
+        ..Default::default()
+    };
+    let held = grpc.reserve(reserve(60)).await.unwrap().into_inner();
+    assert!(held.decision.as_ref().unwrap().allowed);
+    let refused = grpc.reserve(reserve(50)).await.unwrap().into_inner();
+    let d = refused.decision.unwrap();
+    assert!(!d.allowed);
+    assert!(d.reason.contains("usage cap"), "{}", d.reason);
+    assert!(held.reservation_id.len() > 10);
+    grpc.settle(pb::SettleRequest {
+        tenant_id: consumer.clone(),
+        reservation_id: held.reservation_id.clone(),
+        actual: 30,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let d = grpc.increment(increment(70)).await.unwrap().into_inner();
+    assert!(d.allowed, "{}", d.reason);
+    let d = grpc.increment(increment(1)).await.unwrap().into_inner();
+    assert!(!d.allowed, "the cap is full");
+    assert!(d.reason.contains("100 of 100"), "{}", d.reason);
+    // A hold released gives its part of the cap back (nothing is charged).
+    let check = grpc
+        .check(pb::CheckRequest {
+            tenant_id: consumer.clone(),
+            quota: "api_requests".into(),
+            amount: 1,
+            sharing_policy_id: policy.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!check.allowed);
+
+    // The provider's statement: the settled 30 and the 70.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, st) = as_tenant(
+            &node,
+            &provider,
+            "pam",
+            Method::GET,
+            "/api/v1/sharing/statements",
+            None,
+        )
+        .await;
+        let units = st["data"]["lines"][0]["units"].as_u64().unwrap_or(0);
+        if units == 100 {
+            assert_eq!(st["data"]["lines"][0]["gross"], "0.1", "{st}");
+            assert_eq!(st["data"]["lines"][0]["platformFee"], "0.015", "{st}");
+            assert_eq!(st["data"]["lines"][0]["providerNet"], "0.085", "{st}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{st}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

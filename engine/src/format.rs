@@ -29,6 +29,7 @@
 //! | 5 | node labels and pools (`NodeInfo.{labels, reserved}`, `GroupPlacement.{learners, pool}`, `MembershipOp::{Members, DedicateIn}`) |
 //! | 6 | cross-tenant sharing: the meta group's catalog (`MetaState.sharing`, `MetaOp::Sharing`, `CommandResponse::Sharing`), the grants a consumer holds (`TenantState.grants`, `TenantOp::HoldGrant`) |
 //! | 7 | shared use and its usage records (`TenantOp::SharedUse`, `TenantState.shared`, the transfer ops `TenantOp::{SealTransfer, ReceiveUsage, AckTransfer}`, `TenantCall::SharedCheck`, `BatchItem::SharedCheck`) |
+//! | 8 | reservations through a sharing grant (`TenantOp::SharedReserve`, `Reservation.via`, `HeldGrant.cap_held`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -39,7 +40,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 7;
+pub const CURRENT: u8 = 8;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

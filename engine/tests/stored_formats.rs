@@ -864,3 +864,68 @@ fn shared_use_and_its_transfers_decode_from_their_golden_bytes() {
     let decoded: Vec<ForwardRequest> = format::decode(&stored).unwrap();
     assert!(format::encode(&decoded).unwrap() == bytes);
 }
+
+/// Format 8: a reservation through a grant (it holds part of the cap).
+#[test]
+fn a_reservation_through_a_grant_decodes_from_its_golden_bytes() {
+    use quotad_engine::quota::SharedReserve;
+    use quotad_engine::raft::{CommandResponse, ReplicatedState};
+    use quotad_engine::sharing::{Permission, SharingReply, Via};
+    let consumer = tenant_id(2);
+    let mut meta = MetaState::default();
+    let mut grant = None;
+    for op in sharing_ops() {
+        if let CommandResponse::Sharing(Since(r)) =
+            meta.apply(&Command::Meta(MetaOp::Sharing(Since(Box::new(op)))))
+            && let SharingReply::Request { grant: Some(g), .. } = *r
+        {
+            grant = Some(g);
+        }
+    }
+    let grant = grant.unwrap();
+    let at = T0 + 7_200_000;
+    let reserve = StampedOp {
+        audit: None,
+        ..stamped(
+            consumer,
+            at + 1,
+            TenantOp::SharedReserve(Since(Box::new(SharedReserve {
+                quota: "llm_tokens".into(),
+                amount: 700,
+                ttl_ms: 60_000,
+                reservation_id: Uuid::from_u128(0x7e5),
+                idempotency_key: Some("hold-1".into()),
+                via: Via {
+                    policy: grant.policy,
+                    permission: Permission::Execute,
+                },
+            }))),
+        )
+    };
+    let mut commands = history(3);
+    commands.push(Command::Batch(vec![
+        stamped(
+            consumer,
+            at,
+            TenantOp::HoldGrant(Since(Box::new(grant.clone()))),
+        ),
+        reserve.clone(),
+    ]));
+    let state = replay(&commands);
+    let t = &state.shard.tenants[&consumer];
+    assert_eq!(*t.grants[&grant.policy].cap_held, 700);
+    assert!(t.reservations[&Uuid::from_u128(0x7e5)].via.is_some());
+    let stored = check_golden("snapshot-format8.bin", &format::encode(&state).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 8, "the format it is in");
+    assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 80),
+        payload: EntryPayload::Normal(Command::Batch(vec![reserve])),
+    };
+    let stored = check_golden(
+        "entry-shared-reserve-format8.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 8);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}

@@ -54,9 +54,10 @@ pub fn scopes_needed(call: &TenantCall) -> Result<Scopes, EngineError> {
         TenantOp::Increment { .. } | TenantOp::IncrementAll(_) | TenantOp::SharedUse(_) => {
             Ok(Scope::Increment)
         }
-        TenantOp::Reserve { .. } | TenantOp::Settle { .. } | TenantOp::Release { .. } => {
-            Ok(Scope::Reserve)
-        }
+        TenantOp::Reserve { .. }
+        | TenantOp::Settle { .. }
+        | TenantOp::Release { .. }
+        | TenantOp::SharedReserve(_) => Ok(Scope::Reserve),
         _ => Err(EngineError::Forbidden {
             reason: "a data-plane credential cannot make admin changes".into(),
         }),

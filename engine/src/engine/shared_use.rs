@@ -9,7 +9,7 @@ use crate::cluster::forward;
 use crate::error::EngineError;
 use crate::format::Since;
 use crate::model::{Consistency, Principal, TenantId};
-use crate::quota::{Decision, OpOutcome, SharedUse, TenantOp, validate};
+use crate::quota::{Decision, OpOutcome, SharedReserve, SharedUse, TenantOp, validate};
 use crate::shard::{SharedCheck, TenantAnswer, TenantCall};
 use crate::sharing::Via;
 use crate::telemetry;
@@ -71,6 +71,48 @@ impl Engine {
                 .increment(amount as u64);
         }
         Ok(d)
+    }
+
+    /// Hold an amount through a grant; settle or release it as any
+    /// reservation (the settlement is recorded for the provider).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reserve_shared(
+        &self,
+        by: &Principal,
+        consumer: TenantId,
+        quota: &str,
+        hold: super::Hold,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+        via: Via,
+    ) -> Result<super::Reserved, EngineError> {
+        validate::quota_name(quota)?;
+        let amount = validate::positive_amount("amount", hold.amount)?;
+        let ttl_ms = validate::ttl_ms(hold.ttl_ms)?;
+        super::admission::idempotency_key_ok(&idempotency_key)?;
+        let op = TenantOp::SharedReserve(Since(Box::new(SharedReserve {
+            quota: quota.to_string(),
+            amount,
+            ttl_ms,
+            reservation_id: Uuid::new_v4(),
+            idempotency_key,
+            via,
+        })));
+        match self.admit(by, consumer, op, consistency).await? {
+            OpOutcome::Reserved {
+                decision,
+                reservation_id,
+                expires_at_ms,
+            } => {
+                telemetry::decision(&self.labels, &consumer, decision.allowed);
+                Ok(super::Reserved {
+                    decision,
+                    reservation_id,
+                    expires_at_ms,
+                })
+            }
+            other => Err(super::admission::unexpected(other)),
+        }
     }
 
     /// The provider of `policy`, as this node's catalog knows it.

@@ -542,20 +542,25 @@ impl QuotaService for QuotaGrpc {
             let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Reserve, &call)?;
             let quota = convert::quota(&r.quota)?;
             let consistency = convert::consistency(r.consistency)?;
-            let res = self
-                .engine
-                .reserve(
-                    &by,
-                    tenant,
-                    quota,
-                    crate::engine::Hold {
-                        amount: r.amount,
-                        ttl_ms: r.ttl_ms,
-                    },
-                    convert::key(r.idempotency_key.clone()),
-                    consistency,
-                )
-                .await?;
+            let hold = crate::engine::Hold {
+                amount: r.amount,
+                ttl_ms: r.ttl_ms,
+            };
+            let key = convert::key(r.idempotency_key.clone());
+            let res = match convert::via(&r.sharing_policy_id, &r.permission)? {
+                None => {
+                    self.engine
+                        .reserve(&by, tenant, quota, hold, key, consistency)
+                        .await?
+                }
+                Some(via) => {
+                    let res = self
+                        .engine
+                        .reserve_shared(&by, tenant, quota, hold, key, consistency, via)
+                        .await;
+                    self.account(&by, tenant, via, &call, res)?
+                }
+            };
             Ok::<_, EngineError>(pb::ReserveResponse {
                 decision: Some(convert::decision(res.decision)),
                 reservation_id: res

@@ -122,6 +122,20 @@ pub enum TenantOp {
     ReceiveUsage(Since<7, Box<Received>>),
     /// The provider took the transfer with this sequence (format 7).
     AckTransfer(Since<7, (TenantId, u64)>),
+    /// Hold an amount through a sharing grant; its settlement is recorded
+    /// for the provider (format 8).
+    SharedReserve(Since<8, Box<SharedReserve>>),
+}
+
+/// What [`TenantOp::SharedReserve`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedReserve {
+    pub quota: String,
+    pub amount: u64,
+    pub ttl_ms: u64,
+    pub reservation_id: Uuid,
+    pub idempotency_key: Option<String>,
+    pub via: crate::sharing::Via,
 }
 
 /// What [`TenantOp::SharedUse`] carries.
@@ -273,7 +287,8 @@ impl TenantOp {
             | TenantOp::SharedUse(_)
             | TenantOp::SealTransfer(_)
             | TenantOp::ReceiveUsage(_)
-            | TenantOp::AckTransfer(_) => OpClass::Admission,
+            | TenantOp::AckTransfer(_)
+            | TenantOp::SharedReserve(_) => OpClass::Admission,
         }
     }
 
@@ -316,7 +331,8 @@ impl TenantOp {
             | TenantOp::SharedUse(_)
             | TenantOp::SealTransfer(_)
             | TenantOp::ReceiveUsage(_)
-            | TenantOp::AckTransfer(_) => Err(QuotaError::invalid(
+            | TenantOp::AckTransfer(_)
+            | TenantOp::SharedReserve(_) => Err(QuotaError::invalid(
                 "operation",
                 "a spend is not an admin change",
             )),
@@ -353,7 +369,8 @@ impl TenantOp {
             | TenantOp::SharedUse(_)
             | TenantOp::SealTransfer(_)
             | TenantOp::ReceiveUsage(_)
-            | TenantOp::AckTransfer(_) => false,
+            | TenantOp::AckTransfer(_)
+            | TenantOp::SharedReserve(_) => false,
         }
     }
 
@@ -370,6 +387,7 @@ impl TenantOp {
             } => idempotency_key.is_some(),
             TenantOp::IncrementAll(all) => all.0.idempotency_key.is_some(),
             TenantOp::SharedUse(u) => u.0.idempotency_key.is_some(),
+            TenantOp::SharedReserve(r) => r.0.idempotency_key.is_some(),
             // Each is applied once whatever the repeats (sequence numbers).
             TenantOp::SealTransfer(_) | TenantOp::ReceiveUsage(_) | TenantOp::AckTransfer(_) => {
                 true

@@ -5,6 +5,7 @@
 //! against the grant's cap.
 use super::catalog::{Grant, GrantEnd};
 use super::policy::Permission;
+use crate::format::Added;
 use crate::quota::period::window;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Which grant a call uses, and for what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Via {
     pub policy: Uuid,
     /// `execute` unless the call names another.
@@ -27,6 +28,10 @@ pub struct HeldGrant {
     pub cap_used: u64,
     /// The start of that period (UTC-aligned windows in the tenant's zone).
     pub cap_window_start_ms: i64,
+    /// Units held by open reservations through the grant: they count
+    /// against the cap until settled or released (format 8).
+    #[serde(default)]
+    pub cap_held: Added<8, u64>,
 }
 
 /// The consumer's grants by policy id (a consumer holds at most one active
@@ -70,6 +75,7 @@ impl HeldGrant {
             grant,
             cap_used: 0,
             cap_window_start_ms: i64::MIN,
+            cap_held: Added(0),
         }
     }
 
@@ -111,14 +117,25 @@ impl HeldGrant {
         if let Some(cap) = self.grant.cap {
             let mut probe = self.clone();
             probe.roll(tz, now_ms);
-            if probe.cap_used.saturating_add(amount) > cap.units {
+            let used = probe.cap_used.saturating_add(*probe.cap_held);
+            if used.saturating_add(amount) > cap.units {
                 return Err(UseRefused::CapReached {
                     units: cap.units,
-                    used: probe.cap_used,
+                    used,
                 });
             }
         }
         Ok(())
+    }
+
+    /// Hold `amount` units of the cap for a reservation.
+    pub fn hold(&mut self, amount: u64) {
+        *self.cap_held = self.cap_held.saturating_add(amount);
+    }
+
+    /// Give back a reservation's hold.
+    pub fn unhold(&mut self, amount: u64) {
+        *self.cap_held = self.cap_held.saturating_sub(amount);
     }
 
     /// Count `amount` units used at `now_ms` (after [`HeldGrant::check`]).
@@ -175,6 +192,23 @@ mod tests {
         assert_eq!(g.check(Permission::Execute, 10, tz, 6 * HOUR), Ok(()));
         g.record(1, tz, 6 * HOUR);
         assert_eq!(g.cap_used, 1, "a new hour, a new count");
+    }
+
+    #[test]
+    fn reservations_hold_the_cap_until_settled_or_released() {
+        let tz = chrono_tz::UTC;
+        let mut g = grant(Some(UsageCap {
+            units: 10,
+            period: Period::Never,
+        }));
+        g.hold(6);
+        assert_eq!(
+            g.check(Permission::Execute, 5, tz, 1),
+            Err(UseRefused::CapReached { units: 10, used: 6 })
+        );
+        g.unhold(6);
+        g.record(4, tz, 1);
+        assert_eq!(g.check(Permission::Execute, 6, tz, 2), Ok(()));
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct Reservation {
     pub quota: String,
     pub amount: u64,
     pub expires_at_ms: i64,
+    /// The sharing grant it was made through, if any (format 8): its
+    /// settlement is recorded for the provider.
+    #[serde(default)]
+    pub via: Added<8, Option<crate::sharing::Via>>,
 }
 
 /// Stored and replicated with postcard, which reads fields by position: a
@@ -160,10 +164,11 @@ impl TenantState {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(r) = self.reservations.remove(&id)
-                && let Some(q) = self.quotas.get_mut(&r.quota)
-            {
-                q.release(r.amount);
+            if let Some(r) = self.reservations.remove(&id) {
+                self.unhold_grant(&r);
+                if let Some(q) = self.quotas.get_mut(&r.quota) {
+                    q.release(r.amount);
+                }
             }
         }
         self.idempotency.expire(now_ms);
@@ -279,6 +284,7 @@ impl TenantState {
             TenantOp::SealTransfer(Since(provider)) => Ok(self.seal_transfer(*provider)),
             TenantOp::ReceiveUsage(Since(r)) => self.receive_usage(r),
             TenantOp::AckTransfer(Since((provider, seq))) => Ok(self.ack_transfer(*provider, *seq)),
+            TenantOp::SharedReserve(Since(r)) => self.shared_reserve(r, now_ms),
         }
     }
 }

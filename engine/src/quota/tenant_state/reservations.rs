@@ -45,6 +45,7 @@ impl TenantState {
                     quota: quota.clone(),
                     amount: *amount,
                     expires_at_ms,
+                    via: Default::default(),
                 },
             );
             OpOutcome::Reserved {
@@ -72,11 +73,15 @@ impl TenantState {
         let r = self.take_reservation(reservation_id)?;
         let q = self.quota_mut(&r.quota)?;
         let decision = q.settle(tz, now_ms, r.amount, *actual);
+        // Through a grant: the hold leaves the cap, the use is recorded.
+        self.unhold_grant(&r);
+        self.record_shared(&r, *actual, now_ms);
         Ok(Applied::changed(OpOutcome::Decision(decision)))
     }
 
     pub(super) fn release(&mut self, reservation_id: &Uuid) -> Result<Applied, QuotaError> {
         let r = self.take_reservation(reservation_id)?;
+        self.unhold_grant(&r);
         if let Some(q) = self.quotas.get_mut(&r.quota) {
             q.release(r.amount);
         }

@@ -2,11 +2,13 @@
 //! and the transfers of its usage records to providers (see
 //! `crate::sharing`).
 use super::TenantState;
+use crate::format::Added;
 use crate::model::TenantId;
 use crate::quota::decision::Decision;
 use crate::quota::error::QuotaError;
-use crate::quota::op::{Applied, OpOutcome, Received, SharedUse};
+use crate::quota::op::{Applied, OpOutcome, Received, SharedReserve, SharedUse};
 use crate::quota::quota_state::Use;
+use crate::quota::tenant_state::Reservation;
 use crate::sharing::{Grant, HeldGrant, Permission, Pricing, UsageKey, UseRefused};
 use uuid::Uuid;
 
@@ -162,6 +164,96 @@ impl TenantState {
         Applied {
             outcome: OpOutcome::Tenant,
             changed: done,
+        }
+    }
+}
+
+impl TenantState {
+    /// Hold an amount through a grant: on the tenant's quota and the
+    /// grant's cap, all or nothing.
+    pub(super) fn shared_reserve(
+        &mut self,
+        r: &SharedReserve,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
+        let tz = self.tenant.timezone;
+        let fingerprint = || format!("shared-reserve:{}:{}:{}", r.via.policy, r.quota, r.amount);
+        if let Some(replay) = self.replay(r.idempotency_key.as_deref(), fingerprint)? {
+            return Ok(replay);
+        }
+        if self.reservations.contains_key(&r.reservation_id) {
+            return Err(QuotaError::invalid("reservation_id", "already in use"));
+        }
+        let amount = super::positive_amount(i64::try_from(r.amount).unwrap_or(i64::MAX))?;
+        let refusal = self.refusal(now_ms);
+        let q = self.quota(&r.quota)?;
+        if q.policy.kind == crate::model::QuotaKind::Rate {
+            return Err(QuotaError::invalid(
+                "quota",
+                format!(
+                    "{:?} is a rate; reservations need a counter or a gauge",
+                    r.quota
+                ),
+            ));
+        }
+        let cap = self.grant_for(r.via.policy, r.via.permission, &r.quota, amount, now_ms)?;
+        let q = self.quota_mut(&r.quota)?;
+        let decision = match (refusal, cap) {
+            (Some(reason), _) | (None, Err(reason)) => q.refused(tz, now_ms, reason),
+            (None, Ok(())) => q.admit(tz, now_ms, amount, Use::Hold),
+        };
+        let expires_at_ms = now_ms.saturating_add(r.ttl_ms as i64);
+        let outcome = if decision.allowed {
+            if let Some(held) = self.grants.get_mut(&r.via.policy) {
+                held.hold(amount);
+            }
+            self.reservations.insert(
+                r.reservation_id,
+                Reservation {
+                    quota: r.quota.clone(),
+                    amount,
+                    expires_at_ms,
+                    via: Added(Some(r.via)),
+                },
+            );
+            OpOutcome::Reserved {
+                decision,
+                reservation_id: Some(r.reservation_id),
+                expires_at_ms: Some(expires_at_ms),
+            }
+        } else {
+            OpOutcome::Reserved {
+                decision,
+                reservation_id: None,
+                expires_at_ms: None,
+            }
+        };
+        Ok(self.finish(&r.idempotency_key, fingerprint, outcome, now_ms))
+    }
+
+    /// A reservation through a grant leaves the grant's cap (settled,
+    /// released or expired).
+    pub(super) fn unhold_grant(&mut self, r: &Reservation) {
+        if let Some(via) = *r.via
+            && let Some(held) = self.grants.get_mut(&via.policy)
+        {
+            held.unhold(r.amount);
+        }
+    }
+
+    /// Record `units` of a settled reservation through a grant: on the
+    /// grant's cap and in the usage records, at the grant's terms now.
+    pub(super) fn record_shared(&mut self, r: &Reservation, units: u64, now_ms: i64) {
+        let tz = self.tenant.timezone;
+        if units == 0 {
+            return;
+        }
+        if let Some(via) = *r.via
+            && let Some(held) = self.grants.get_mut(&via.policy)
+        {
+            held.record(units, tz, now_ms);
+            let key = UsageKey::of(&held.grant, now_ms);
+            self.shared.record(key, units);
         }
     }
 }
