@@ -149,10 +149,14 @@ fn main() {
                 plain.push(p);
                 shared.push(s);
             }
+            let ratios: Vec<f64> = shared.iter().zip(&plain).map(|(s, p)| s / p).collect();
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+            let ratio = median(ratios);
             let (p, s) = (median(plain), median(shared));
             println!(
-                "{consistency:?} increments, {IN_FLIGHT} in flight, median of {rounds} rounds of {ops}: plain {p:.0}/s, with sharing_policy_id {s:.0}/s, ratio {:.3}",
-                s / p
+                "{consistency:?} increments, {IN_FLIGHT} in flight, {rounds} rounds of {ops}: median plain {p:.0}/s, with sharing_policy_id {s:.0}/s; shared/plain per round: median {ratio:.3} (from {lo:.3} to {hi:.3})"
             );
         }
         engine.shutdown().await;

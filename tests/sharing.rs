@@ -844,3 +844,113 @@ async fn a_grants_cap_blocks_like_a_quota_and_reservations_through_it_settle_to_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A subscription grant is charged once a month: prorated from the day it
+/// is granted, in full in the months after (the node's clock is moved into
+/// the next month with `--clock-offset-ms`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_is_billed_prorated_then_monthly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = Node::local_args();
+    let node = Node::start_with(dir.path(), &args);
+    let provider = tenant(&node, "sub-lab", "PROFESSIONAL", "pam").await;
+    let consumer = tenant(&node, "sub-app", "STARTER", "carl").await;
+    let mut body = product_policy();
+    body["pricing"] =
+        json!({"type": "subscription", "subscriptionPrice": 49.99, "currency": "EUR"});
+    body["conditions"] = json!({"approval": "automatic"});
+    let (status, created) = as_tenant(
+        &node,
+        &provider,
+        "pam",
+        Method::POST,
+        "/api/v1/sharing/policies",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["data"]["pricing"]["subscriptionPrice"],
+        json!(49.99)
+    );
+    let policy = created["data"]["id"].as_str().unwrap().to_string();
+    let (status, r) = as_tenant(
+        &node,
+        &consumer,
+        "carl",
+        Method::POST,
+        &format!("/api/v1/sharing/policies/{policy}/request-access"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    let granted_at =
+        chrono::DateTime::parse_from_rfc3339(r["data"]["grant"]["createdAt"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+    // The first month, prorated: 49.99 x the share of the month left,
+    // rounded down to 10^-12.
+    let start = |y: i32, m: u32| {
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, y, m, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp_millis()
+    };
+    let now = chrono::DateTime::from_timestamp_millis(granted_at).unwrap();
+    let (y, m) = (chrono::Datelike::year(&now), chrono::Datelike::month(&now));
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    let (from, to) = (start(y, m), start(ny, nm));
+    let picos = 49_990_000_000_000i128 * i128::from(to - granted_at) / i128::from(to - from);
+    let first = quotad_engine::sharing::Amount::from_picos(picos).to_string();
+    let this_month = format!("{y:04}-{m:02}");
+    let next_month = format!("{ny:04}-{nm:02}");
+    wait_for_subscription(&node, &provider, &this_month, &first).await;
+    // Into the next month: charged the full price, once.
+    drop(node);
+    let ahead = to - chrono::Utc::now().timestamp_millis() + 86_400_000;
+    args.extend(["--clock-offset-ms".to_string(), ahead.to_string()]);
+    let node = Node::start_with(dir.path(), &args);
+    wait_for_subscription(&node, &provider, &next_month, "49.99").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let lines = provider_lines(&node, &provider, &next_month).await;
+    assert_eq!(lines.as_array().unwrap().len(), 1, "billed once: {lines}");
+    wait_for_subscription(&node, &provider, &this_month, &first).await;
+}
+
+/// The provider's statement lines of `period`.
+async fn provider_lines(node: &Node, provider: &str, period: &str) -> Value {
+    let (_, v) = as_tenant(
+        node,
+        provider,
+        "pam",
+        Method::GET,
+        &format!("/api/v1/sharing/statements?as=provider&period={period}"),
+        None,
+    )
+    .await;
+    v["data"]["lines"].clone()
+}
+
+/// Wait for the provider's subscription line of `period`: one month, `gross`.
+async fn wait_for_subscription(node: &Node, provider: &str, period: &str, gross: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let lines = provider_lines(node, provider, period).await;
+        let sub = lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["kind"] == "subscription")
+            .cloned();
+        if let Some(l) = sub {
+            assert_eq!(
+                (&l["units"], &l["gross"]),
+                (&json!(1), &json!(gross)),
+                "{lines}"
+            );
+            assert_eq!(l["currency"], "EUR");
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{period}: {lines}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

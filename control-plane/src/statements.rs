@@ -54,6 +54,8 @@ pub struct StatementLine {
     pub provider_net: String,
     /// ISO 4217; empty for free use.
     pub currency: String,
+    /// usage (units used) or subscription (units: months charged).
+    pub kind: &'static str,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -88,14 +90,15 @@ fn lines<'a>(
     period: PeriodKey,
 ) -> Result<Vec<StatementLine>, ApiError> {
     type Sums = (u64, Amount, Amount, Amount);
-    let mut by: BTreeMap<(uuid::Uuid, TenantId, TenantId, String), Sums> = BTreeMap::new();
+    type Line = (uuid::Uuid, TenantId, TenantId, String, &'static str);
+    let mut by: BTreeMap<Line, Sums> = BTreeMap::new();
     for (k, units) in usage.filter(|(k, _)| k.period == period) {
         let gross = k.price.times(*units).ok_or_else(overflow)?;
         let fee = gross.share(k.fee_bp).ok_or_else(overflow)?;
         let net = gross.checked_sub(fee).ok_or_else(overflow)?;
         let currency = k.currency.map(|c| c.to_string()).unwrap_or_default();
         let s = by
-            .entry((k.policy, k.provider, k.consumer, currency))
+            .entry((k.policy, k.provider, k.consumer, currency, k.kind.as_str()))
             .or_insert((0, Amount::ZERO, Amount::ZERO, Amount::ZERO));
         s.0 = s.0.saturating_add(*units);
         s.1 = s.1.checked_add(gross).ok_or_else(overflow)?;
@@ -105,15 +108,18 @@ fn lines<'a>(
     Ok(by
         .into_iter()
         .map(
-            |((policy, provider, consumer, currency), (units, gross, fee, net))| StatementLine {
-                policy_id: policy,
-                provider_tenant_id: provider,
-                consumer_tenant_id: consumer,
-                units,
-                gross: gross.to_string(),
-                platform_fee: fee.to_string(),
-                provider_net: net.to_string(),
-                currency,
+            |((policy, provider, consumer, currency, kind), (units, gross, fee, net))| {
+                StatementLine {
+                    policy_id: policy,
+                    provider_tenant_id: provider,
+                    consumer_tenant_id: consumer,
+                    units,
+                    gross: gross.to_string(),
+                    platform_fee: fee.to_string(),
+                    provider_net: net.to_string(),
+                    currency,
+                    kind,
+                }
             },
         )
         .collect())
@@ -128,15 +134,16 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 
 fn csv(s: &StatementDto) -> Response {
     let mut out = String::from(
-        "period,policy_id,provider_tenant_id,consumer_tenant_id,units,gross,platform_fee,provider_net,currency\n",
+        "period,policy_id,provider_tenant_id,consumer_tenant_id,kind,units,gross,platform_fee,provider_net,currency\n",
     );
     for l in &s.lines {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             s.period,
             l.policy_id,
             l.provider_tenant_id,
             l.consumer_tenant_id,
+            l.kind,
             l.units,
             l.gross,
             l.platform_fee,

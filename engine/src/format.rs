@@ -30,6 +30,7 @@
 //! | 6 | cross-tenant sharing: the meta group's catalog (`MetaState.sharing`, `MetaOp::Sharing`, `CommandResponse::Sharing`), the grants a consumer holds (`TenantState.grants`, `TenantOp::HoldGrant`) |
 //! | 7 | shared use and its usage records (`TenantOp::SharedUse`, `TenantState.shared`, the transfer ops `TenantOp::{SealTransfer, ReceiveUsage, AckTransfer}`, `TenantCall::SharedCheck`, `BatchItem::SharedCheck`) |
 //! | 8 | reservations through a sharing grant (`TenantOp::SharedReserve`, `Reservation.via`, `HeldGrant.cap_held`) |
+//! | 9 | subscription billing (`UsageKey.kind`, `HeldGrant.billed_period`, `TenantOp::BillSubscriptions`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -40,7 +41,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 8;
+pub const CURRENT: u8 = 9;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];
@@ -124,7 +125,7 @@ impl<'de, const V: u8, T: Deserialize<'de>> Deserialize<'de> for Since<V, T> {
 /// not use the field keeps the bytes it always had) and any other value
 /// asks [`encode`] for a newer version; read from an older payload, it is
 /// the default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Added<const V: u8, T>(pub T);
 
 impl<const V: u8, T> std::ops::Deref for Added<V, T> {

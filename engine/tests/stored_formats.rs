@@ -929,3 +929,66 @@ fn a_reservation_through_a_grant_decodes_from_its_golden_bytes() {
     assert_eq!(format::split(&stored).unwrap().0, 8);
     assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
 }
+
+/// Format 9: a subscription grant, billed (its line and the month billed).
+#[test]
+fn a_billed_subscription_decodes_from_its_golden_bytes() {
+    use quotad_engine::sharing::{Amount, Currency, Pricing};
+    let consumer = tenant_id(2);
+    let mut meta = MetaState::default();
+    let mut grant = None;
+    for op in sharing_ops() {
+        use quotad_engine::raft::{CommandResponse, ReplicatedState};
+        use quotad_engine::sharing::SharingReply;
+        if let CommandResponse::Sharing(Since(r)) =
+            meta.apply(&Command::Meta(MetaOp::Sharing(Since(Box::new(op)))))
+            && let SharingReply::Request { grant: Some(g), .. } = *r
+        {
+            grant = Some(g);
+        }
+    }
+    let mut grant = grant.unwrap();
+    grant.pricing = Pricing::Subscription {
+        price: Amount::parse("49.99").unwrap(),
+        currency: Currency::parse("EUR").unwrap(),
+    };
+    let at = T0 + 7_200_000;
+    let bill = StampedOp {
+        audit: None,
+        ..stamped(
+            consumer,
+            at + 40 * 86_400_000,
+            TenantOp::BillSubscriptions(Since(())),
+        )
+    };
+    let mut commands = history(3);
+    commands.push(Command::Batch(vec![
+        stamped(
+            consumer,
+            at,
+            TenantOp::HoldGrant(Since(Box::new(grant.clone()))),
+        ),
+        bill.clone(),
+    ]));
+    let state = replay(&commands);
+    let t = &state.shard.tenants[&consumer];
+    assert_eq!(
+        t.shared.used.len(),
+        2,
+        "the first month prorated, the next in full"
+    );
+    assert!(*t.grants[&grant.policy].billed_period > 0);
+    let stored = check_golden("snapshot-format9.bin", &format::encode(&state).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 9, "the format it is in");
+    assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 90),
+        payload: EntryPayload::Normal(Command::Batch(vec![bill])),
+    };
+    let stored = check_golden(
+        "entry-bill-subscriptions-format9.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 9);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}

@@ -162,7 +162,7 @@ def main():
     s, text = rest(a.http, pam, "GET", "/api/v1/sharing/statements?as=provider",
                    accept="text/csv")
     rows = text.strip().split("\n")
-    expect(s == 200 and len(rows) == 2 and rows[1].split(",")[5] == line["gross"],
+    expect(s == 200 and len(rows) == 2 and rows[1].split(",")[6] == line["gross"],
            "the statement as CSV")
     s, plat = rest(a.http, op, "GET", "/api/v1/platform/statements")
     expect(s == 200 and plat["data"]["lines"] == lines, "the platform statement")

@@ -1,6 +1,7 @@
 //! Moving cross-tenant usage records from consumers to providers' totals,
 //! exactly once (see `crate::sharing::ledger` for why each step is safe to
-//! repeat). Each node runs it for the groups it leads.
+//! repeat), and charging subscription grants when a month begins. Each
+//! node runs it for the groups it leads.
 use super::Engine;
 use crate::error::EngineError;
 use crate::format::Since;
@@ -12,16 +13,32 @@ impl Engine {
     /// provider seals what it owes, the provider takes it, the consumer
     /// notes that it was taken. Returns how many transfers were completed.
     pub async fn transfer_shared_usage(&self) -> Result<usize, EngineError> {
+        let now = self.clock.now_ms();
         let mut owed: Vec<(TenantId, TenantId)> = Vec::new();
+        let mut billing: Vec<TenantId> = Vec::new();
         for shard in self.router.served() {
             if let Ok(state) = shard.group.state.read() {
                 for t in state.tenants.values() {
                     owed.extend(t.shared.owed().map(|p| (t.tenant.id, p)));
+                    if t.grants.values().any(|g| g.billing_due(now)) {
+                        billing.push(t.tenant.id);
+                    }
                 }
             }
         }
-        let mut done = 0;
         let mut first_error = None;
+        // A new month's subscription charges, recorded before they are sent.
+        for consumer in billing {
+            let op = TenantOp::BillSubscriptions(Since(()));
+            if let Err(e) = self
+                .apply(consumer, op, None, Some(Consistency::Strict))
+                .await
+            {
+                tracing::debug!(%consumer, error = %e, "subscriptions not billed; retried next round");
+                first_error.get_or_insert(e);
+            }
+        }
+        let mut done = 0;
         for (consumer, provider) in owed {
             match self.transfer(consumer, provider).await {
                 Ok(true) => done += 1,

@@ -125,6 +125,9 @@ pub enum TenantOp {
     /// Hold an amount through a sharing grant; its settlement is recorded
     /// for the provider (format 8).
     SharedReserve(Since<8, Box<SharedReserve>>),
+    /// Charge the subscription grants the tenant holds for every month
+    /// not billed yet, through the current one (format 9).
+    BillSubscriptions(Since<9, ()>),
 }
 
 /// What [`TenantOp::SharedReserve`] carries.
@@ -288,7 +291,8 @@ impl TenantOp {
             | TenantOp::SealTransfer(_)
             | TenantOp::ReceiveUsage(_)
             | TenantOp::AckTransfer(_)
-            | TenantOp::SharedReserve(_) => OpClass::Admission,
+            | TenantOp::SharedReserve(_)
+            | TenantOp::BillSubscriptions(_) => OpClass::Admission,
         }
     }
 
@@ -332,7 +336,8 @@ impl TenantOp {
             | TenantOp::SealTransfer(_)
             | TenantOp::ReceiveUsage(_)
             | TenantOp::AckTransfer(_)
-            | TenantOp::SharedReserve(_) => Err(QuotaError::invalid(
+            | TenantOp::SharedReserve(_)
+            | TenantOp::BillSubscriptions(_) => Err(QuotaError::invalid(
                 "operation",
                 "a spend is not an admin change",
             )),
@@ -370,7 +375,8 @@ impl TenantOp {
             | TenantOp::SealTransfer(_)
             | TenantOp::ReceiveUsage(_)
             | TenantOp::AckTransfer(_)
-            | TenantOp::SharedReserve(_) => false,
+            | TenantOp::SharedReserve(_)
+            | TenantOp::BillSubscriptions(_) => false,
         }
     }
 
@@ -389,9 +395,10 @@ impl TenantOp {
             TenantOp::SharedUse(u) => u.0.idempotency_key.is_some(),
             TenantOp::SharedReserve(r) => r.0.idempotency_key.is_some(),
             // Each is applied once whatever the repeats (sequence numbers).
-            TenantOp::SealTransfer(_) | TenantOp::ReceiveUsage(_) | TenantOp::AckTransfer(_) => {
-                true
-            }
+            TenantOp::SealTransfer(_)
+            | TenantOp::ReceiveUsage(_)
+            | TenantOp::AckTransfer(_)
+            | TenantOp::BillSubscriptions(_) => true,
             TenantOp::Settle { .. }
             | TenantOp::Release { .. }
             | TenantOp::Create { .. }

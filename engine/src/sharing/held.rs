@@ -4,7 +4,8 @@
 //! grant is held, re-held with new terms, or dropped) and counts the use
 //! against the grant's cap.
 use super::catalog::{Grant, GrantEnd};
-use super::policy::Permission;
+use super::ledger::{next_period, period_of, subscription_charge};
+use super::policy::{Permission, Pricing};
 use crate::format::Added;
 use crate::quota::period::window;
 use chrono_tz::Tz;
@@ -32,6 +33,10 @@ pub struct HeldGrant {
     /// against the cap until settled or released (format 8).
     #[serde(default)]
     pub cap_held: Added<8, u64>,
+    /// The last month (UTC, `yyyymm`) a subscription grant was billed for;
+    /// 0 before its first (format 9).
+    #[serde(default)]
+    pub billed_period: Added<9, u32>,
 }
 
 /// The consumer's grants by policy id (a consumer holds at most one active
@@ -76,6 +81,7 @@ impl HeldGrant {
             cap_used: 0,
             cap_window_start_ms: i64::MIN,
             cap_held: Added(0),
+            billed_period: Added(0),
         }
     }
 
@@ -126,6 +132,39 @@ impl HeldGrant {
             }
         }
         Ok(())
+    }
+
+    /// The subscription charges due at `now_ms`: one per month from the
+    /// grant's start (prorated) or the month after the last billed, through
+    /// the current month, while the grant is active. Marks them billed.
+    pub fn bill(&mut self, now_ms: i64) -> Vec<(u32, super::Amount)> {
+        let Pricing::Subscription { price, .. } = self.grant.pricing else {
+            return Vec::new();
+        };
+        if !self.grant.is_active(now_ms) {
+            return Vec::new();
+        }
+        let now = period_of(now_ms);
+        let since = self.grant.created_at_ms;
+        let mut period = if *self.billed_period == 0 {
+            period_of(since)
+        } else {
+            next_period(*self.billed_period)
+        };
+        let mut due = Vec::new();
+        while period <= now {
+            due.push((period, subscription_charge(price, period, since)));
+            *self.billed_period = period;
+            period = next_period(period);
+        }
+        due
+    }
+
+    /// Whether [`HeldGrant::bill`] would charge anything at `now_ms`.
+    pub fn billing_due(&self, now_ms: i64) -> bool {
+        matches!(self.grant.pricing, Pricing::Subscription { .. })
+            && self.grant.is_active(now_ms)
+            && *self.billed_period < period_of(now_ms)
     }
 
     /// Hold `amount` units of the cap for a reservation.
@@ -192,6 +231,42 @@ mod tests {
         assert_eq!(g.check(Permission::Execute, 10, tz, 6 * HOUR), Ok(()));
         g.record(1, tz, 6 * HOUR);
         assert_eq!(g.cap_used, 1, "a new hour, a new count");
+    }
+
+    #[test]
+    fn a_subscription_bills_each_month_once_while_active() {
+        use crate::sharing::ledger::period_start_ms;
+        use crate::sharing::{Amount, Currency};
+        let mut g = grant(None);
+        let day = 86_400_000;
+        let nov = period_start_ms(202611);
+        g.grant.pricing = Pricing::Subscription {
+            price: Amount::parse("30").unwrap(),
+            currency: Currency::parse("EUR").unwrap(),
+        };
+        g.grant.created_at_ms = nov + 20 * day;
+        g.grant.expires_at_ms = None;
+        assert!(g.billing_due(nov + 20 * day));
+        let first = g.bill(nov + 20 * day);
+        assert_eq!(first, vec![(202611, Amount::parse("10").unwrap())]);
+        assert!(g.bill(nov + 25 * day).is_empty(), "once a month");
+        assert!(!g.billing_due(nov + 25 * day));
+        // Two months later (the node was down over a month's start): each
+        // month is charged, in full.
+        let jan = period_start_ms(202701) + day;
+        assert_eq!(
+            g.bill(jan),
+            vec![
+                (202612, Amount::parse("30").unwrap()),
+                (202701, Amount::parse("30").unwrap())
+            ]
+        );
+        g.end(GrantEnd {
+            at_ms: jan,
+            reason: "revoked".into(),
+            by: None,
+        });
+        assert!(g.bill(period_start_ms(202702)).is_empty(), "ended: no more");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 use super::catalog::Grant;
 use super::money::{Amount, Currency};
 use super::policy::Pricing;
+use crate::format::Added;
 use crate::model::TenantId;
 use chrono::{Datelike, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,63 @@ pub struct UsageKey {
     pub price: Amount,
     pub currency: Option<Currency>,
     pub fee_bp: u32,
+    /// Units used, or a subscription's charge for the period (format 9).
+    #[serde(default)]
+    pub kind: Added<9, LineKind>,
+}
+
+/// What a line counts.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum LineKind {
+    /// Units used, each at `price`.
+    #[default]
+    Usage,
+    /// One period of a subscription, at `price` (prorated in the first).
+    Subscription,
+}
+
+impl LineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineKind::Usage => "usage",
+            LineKind::Subscription => "subscription",
+        }
+    }
+}
+
+/// The start of the calendar month (UTC) `period` names, in ms.
+pub fn period_start_ms(period: PeriodKey) -> i64 {
+    let (y, m) = ((period / 100) as i32, period % 100);
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .map_or(0, |t| t.timestamp_millis())
+}
+
+/// The month after `period`.
+pub fn next_period(period: PeriodKey) -> PeriodKey {
+    if period % 100 == 12 {
+        (period / 100 + 1) * 100 + 1
+    } else {
+        period + 1
+    }
+}
+
+/// A subscription's charge for `period` when it started at `since_ms`:
+/// the whole price for a month it covers entirely, else the share of the
+/// month left after `since_ms`, rounded down to 10^-12.
+pub fn subscription_charge(price: Amount, period: PeriodKey, since_ms: i64) -> Amount {
+    let (start, end) = (
+        period_start_ms(period),
+        period_start_ms(next_period(period)),
+    );
+    if since_ms <= start {
+        return price;
+    }
+    let left = i128::from(end.saturating_sub(since_ms).max(0));
+    let month = i128::from(end - start).max(1);
+    Amount::from_picos(price.picos().saturating_mul(left).div_euclid(month))
 }
 
 impl UsageKey {
@@ -81,6 +139,27 @@ impl UsageKey {
             price,
             currency,
             fee_bp: grant.platform_fee_bp,
+            kind: Added(LineKind::Usage),
+        }
+    }
+
+    /// The line of `grant`'s subscription charge for `period`.
+    pub fn subscription(grant: &Grant, period: PeriodKey, charge: Amount) -> UsageKey {
+        let currency = match &grant.pricing {
+            Pricing::Subscription { currency, .. } | Pricing::UsageBased { currency, .. } => {
+                Some(*currency)
+            }
+            Pricing::Free => None,
+        };
+        UsageKey {
+            period,
+            policy: grant.policy,
+            provider: grant.provider,
+            consumer: grant.consumer,
+            price: charge,
+            currency,
+            fee_bp: grant.platform_fee_bp,
+            kind: Added(LineKind::Subscription),
         }
     }
 }
@@ -199,7 +278,28 @@ mod tests {
             price: Amount::parse(price).unwrap(),
             currency: Some(Currency::parse("USD").unwrap()),
             fee_bp: 1_500,
+            kind: Added(LineKind::Usage),
         }
+    }
+
+    #[test]
+    fn a_subscription_is_prorated_in_its_first_month_only() {
+        let price = Amount::parse("30").unwrap();
+        let nov = 202611;
+        assert_eq!(period_start_ms(nov), 1_793_491_200_000, "2026-11-01T00:00Z");
+        assert_eq!(next_period(202612), 202701);
+        // November has 30 days: from the 21st, 10 days are left.
+        let day = 86_400_000;
+        let since = period_start_ms(nov) + 20 * day;
+        assert_eq!(
+            subscription_charge(price, nov, since),
+            Amount::parse("10").unwrap()
+        );
+        assert_eq!(subscription_charge(price, 202612, since), price);
+        assert_eq!(subscription_charge(price, nov, period_start_ms(nov)), price);
+        // A third of a cent is rounded down to 10^-12.
+        let odd = subscription_charge(Amount::parse("0.01").unwrap(), nov, since);
+        assert_eq!(odd, Amount::parse("0.003333333333").unwrap());
     }
 
     #[test]

@@ -279,12 +279,13 @@ impl TenantState {
             TenantOp::CreateApiKey(Since(k)) => self.create_api_key(k, now_ms),
             TenantOp::RotateApiKey(Since(r)) => self.rotate_api_key(r, now_ms),
             TenantOp::RevokeApiKey(Since(id)) => self.revoke_api_key(id),
-            TenantOp::HoldGrant(Since(g)) => self.hold_grant(g),
+            TenantOp::HoldGrant(Since(g)) => self.hold_grant(g, now_ms),
             TenantOp::SharedUse(Since(u)) => self.shared_use(u, now_ms),
             TenantOp::SealTransfer(Since(provider)) => Ok(self.seal_transfer(*provider)),
             TenantOp::ReceiveUsage(Since(r)) => self.receive_usage(r),
             TenantOp::AckTransfer(Since((provider, seq))) => Ok(self.ack_transfer(*provider, *seq)),
             TenantOp::SharedReserve(Since(r)) => self.shared_reserve(r, now_ms),
+            TenantOp::BillSubscriptions(_) => Ok(self.bill_subscriptions(now_ms)),
         }
     }
 }

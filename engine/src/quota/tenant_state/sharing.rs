@@ -16,7 +16,7 @@ impl TenantState {
     /// Hold `grant` as the catalog decided it. A grant already held takes
     /// the new terms and keeps its use; another grant for the same policy
     /// (an ended one, kept to explain refusals) is replaced.
-    pub(super) fn hold_grant(&mut self, grant: &Grant) -> Result<Applied, QuotaError> {
+    pub(super) fn hold_grant(&mut self, grant: &Grant, now_ms: i64) -> Result<Applied, QuotaError> {
         if grant.consumer != self.tenant.id {
             return Err(QuotaError::invalid(
                 "grant",
@@ -38,7 +38,28 @@ impl TenantState {
                     .insert(grant.policy, HeldGrant::new(grant.clone()));
             }
         }
+        // A subscription is charged from the day it is granted.
+        self.bill_subscriptions(now_ms);
         Ok(Applied::changed(OpOutcome::Tenant))
+    }
+
+    /// Charge every subscription grant for the months due (see
+    /// [`HeldGrant::bill`]), as lines of one unit at the month's charge.
+    pub(super) fn bill_subscriptions(&mut self, now_ms: i64) -> Applied {
+        let mut charged = Vec::new();
+        for held in self.grants.values_mut() {
+            for (period, charge) in held.bill(now_ms) {
+                charged.push(UsageKey::subscription(&held.grant, period, charge));
+            }
+        }
+        let changed = !charged.is_empty();
+        for key in charged {
+            self.shared.record(key, 1);
+        }
+        Applied {
+            outcome: OpOutcome::Tenant,
+            changed,
+        }
     }
 }
 
