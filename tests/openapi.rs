@@ -52,6 +52,8 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/marketplace", vec!["get"]),
         ("/api/v1/sharing/statements", vec!["get"]),
         ("/api/v1/platform/statements", vec!["get"]),
+        ("/api/v1/platform/periods", vec!["get"]),
+        ("/api/v1/platform/periods/{period}/close", vec!["post"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
     ];

@@ -914,6 +914,41 @@ async fn a_subscription_is_billed_prorated_then_monthly() {
     let lines = provider_lines(&node, &provider, &next_month).await;
     assert_eq!(lines.as_array().unwrap().len(), 1, "billed once: {lines}");
     wait_for_subscription(&node, &provider, &this_month, &first).await;
+
+    // The operator closes the past month: its statements are final.
+    let close = |period: &str| {
+        common::http()
+            .post(node.url(&format!("/api/v1/platform/periods/{period}/close")))
+            .send()
+    };
+    let r = close(&next_month).await.unwrap();
+    assert_eq!(r.status(), 409, "the current month has not ended");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["field"], "period");
+    let r = common::client()
+        .post(node.url(&format!("/api/v1/platform/periods/{this_month}/close")))
+        .bearer_auth(token_for("pam", Some(&provider), &[], 3600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "operators close periods");
+    let r = close(&this_month).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let before = provider_lines(&node, &provider, &this_month).await;
+    let (_, st) = as_tenant(
+        &node,
+        &provider,
+        "pam",
+        Method::GET,
+        &format!("/api/v1/sharing/statements?period={this_month}"),
+        None,
+    )
+    .await;
+    assert_eq!(st["data"]["closed"], true, "{st}");
+    assert_eq!(st["data"]["lines"], before);
+    assert_eq!(st["data"]["adjustments"], json!([]));
+    let periods = common::get_json(&node.url("/api/v1/platform/periods")).await;
+    assert_eq!(periods["data"][0]["period"], this_month.as_str());
 }
 
 /// The provider's statement lines of `period`.

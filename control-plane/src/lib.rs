@@ -164,6 +164,11 @@ pub fn router(
         .route("/api/v1/marketplace", get(marketplace::list))
         .route("/api/v1/sharing/statements", get(statements::tenant))
         .route("/api/v1/platform/statements", get(statements::platform))
+        .route("/api/v1/platform/periods", get(statements::closed))
+        .route(
+            "/api/v1/platform/periods/{period}/close",
+            post(statements::close),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -73,6 +73,8 @@ impl Modify for BearerAuth {
         marketplace::list,
         statements::tenant,
         statements::platform,
+        statements::closed,
+        statements::close,
         health::healthz,
         health::readyz,
     ),

@@ -68,7 +68,12 @@ pub struct StatementDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub tenant_id: Option<TenantId>,
+    /// Closed periods' lines are final; usage that arrived after the close
+    /// is in `adjustments`.
+    pub closed: bool,
+    pub closed_at: Option<String>,
     pub lines: Vec<StatementLine>,
+    pub adjustments: Vec<StatementLine>,
 }
 
 fn period(raw: &Option<String>, now_ms: i64) -> Result<PeriodKey, ApiError> {
@@ -182,9 +187,23 @@ pub async fn tenant(
     let (id, state, _) = access(&s, &p, raw, Need::Role(Role::Admin)).await?;
     let q: StatementParams = query.parse()?;
     let period = period(&q.period, s.engine.now_ms())?;
-    let (side, lines) = match q.side.as_deref() {
-        None | Some("provider") => ("provider", lines(state.shared.received.iter(), period)?),
-        Some("consumer") => ("consumer", lines(state.shared.used.iter(), period)?),
+    let adjusted = |mine: fn(&UsageKey, TenantId) -> bool| {
+        lines(
+            state.shared.adjustments.iter().filter(|(k, _)| mine(k, id)),
+            period,
+        )
+    };
+    let (side, lines, adjustments) = match q.side.as_deref() {
+        None | Some("provider") => (
+            "provider",
+            lines(state.shared.received.iter(), period)?,
+            adjusted(|k, id| k.provider == id)?,
+        ),
+        Some("consumer") => (
+            "consumer",
+            lines(state.shared.used.iter(), period)?,
+            adjusted(|k, id| k.consumer == id)?,
+        ),
         Some(other) => {
             return Err(ApiError::invalid(
                 "as",
@@ -195,12 +214,16 @@ pub async fn tenant(
             ));
         }
     };
+    let closed_at = state.shared.closed.get(&period).copied();
     Ok(answer(
         StatementDto {
             period: period_text(period),
             side,
             tenant_id: Some(id),
+            closed: closed_at.is_some(),
+            closed_at: closed_at.map(crate::dto::rfc3339),
             lines,
+            adjustments,
         },
         &headers,
     ))
@@ -229,21 +252,84 @@ pub async fn platform(
             .chain(c.grants.values().map(|g| g.provider))
             .collect()
     });
-    let mut all = Vec::new();
+    let (mut all, mut adjustments) = (Vec::new(), Vec::new());
     for provider in providers {
         match s.engine.tenant(provider).await {
-            Ok(state) => all.extend(lines(state.shared.received.iter(), period)?),
+            Ok(state) => {
+                all.extend(lines(state.shared.received.iter(), period)?);
+                adjustments.extend(lines(
+                    state
+                        .shared
+                        .adjustments
+                        .iter()
+                        .filter(|(k, _)| k.provider == provider),
+                    period,
+                )?);
+            }
             Err(e) if e.code() == ErrorCode::NotFound => {}
             Err(e) => return Err(e.into()),
         }
     }
+    let closed_at = s.engine.with_catalog(|c| c.closed.get(&period).copied());
     Ok(answer(
         StatementDto {
             period: period_text(period),
             side: "platform",
             tenant_id: None,
+            closed: closed_at.is_some(),
+            closed_at: closed_at.map(crate::dto::rfc3339),
             lines: all,
+            adjustments,
         },
         &headers,
     ))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClosedPeriodDto {
+    pub period: String,
+    pub closed_at: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/platform/periods/{period}/close", tag = "sharing", params(("period" = String, Path, description = "A past month, yyyy-mm (UTC)")), responses((status = 200, description = "Closed: its statements are final; later usage for it is listed as adjustments", body = crate::envelope::Envelope<ClosedPeriodDto>), crate::envelope::ApiErrors))]
+pub async fn close(
+    State(s): State<AppState>,
+    p: Principal,
+    crate::extract::ApiPath(raw): crate::extract::ApiPath<String>,
+) -> crate::envelope::ApiResult<ClosedPeriodDto> {
+    if !p.is_operator() {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "closing a period is for operators",
+        ));
+    }
+    let period = period(&Some(raw), s.engine.now_ms())?;
+    let at = s.engine.close_period(period, &p.audit()).await?;
+    Ok(ok(ClosedPeriodDto {
+        period: period_text(period),
+        closed_at: crate::dto::rfc3339(at),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/platform/periods", tag = "sharing", responses((status = 200, description = "The closed periods", body = crate::envelope::Envelope<Vec<ClosedPeriodDto>>), crate::envelope::ApiErrors))]
+pub async fn closed(
+    State(s): State<AppState>,
+    p: Principal,
+) -> crate::envelope::ApiResult<Vec<ClosedPeriodDto>> {
+    if !p.is_operator() {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "the periods are for operators",
+        ));
+    }
+    Ok(ok(s.engine.with_catalog(|c| {
+        c.closed
+            .iter()
+            .map(|(p, at)| ClosedPeriodDto {
+                period: period_text(*p),
+                closed_at: crate::dto::rfc3339(*at),
+            })
+            .collect()
+    })))
 }

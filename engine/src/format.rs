@@ -31,6 +31,7 @@
 //! | 7 | shared use and its usage records (`TenantOp::SharedUse`, `TenantState.shared`, the transfer ops `TenantOp::{SealTransfer, ReceiveUsage, AckTransfer}`, `TenantCall::SharedCheck`, `BatchItem::SharedCheck`) |
 //! | 8 | reservations through a sharing grant (`TenantOp::SharedReserve`, `Reservation.via`, `HeldGrant.cap_held`) |
 //! | 9 | subscription billing (`UsageKey.kind`, `HeldGrant.billed_period`, `TenantOp::BillSubscriptions`) |
+//! | 10 | closed statement periods (`SharingCatalog.closed`, `SharingOp::ClosePeriod`, `SharedUsage.{closed, adjustments}`, `TenantOp::ClosePeriod`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -41,7 +42,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 9;
+pub const CURRENT: u8 = 10;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

@@ -992,3 +992,90 @@ fn a_billed_subscription_decodes_from_its_golden_bytes() {
     assert_eq!(format::split(&stored).unwrap().0, 9);
     assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
 }
+
+/// Format 10: a closed period, in the catalog and in a tenant's usage,
+/// with an adjustment that arrived after it closed.
+#[test]
+fn a_closed_period_decodes_from_its_golden_bytes() {
+    use quotad_engine::quota::Received;
+    use quotad_engine::raft::ReplicatedState;
+    use quotad_engine::sharing::catalog::ClosePeriod;
+    use quotad_engine::sharing::ledger::{LineKind, period_of};
+    use quotad_engine::sharing::{Amount, Currency, Transfer, UsageKey};
+    let (provider, consumer) = (tenant_id(1), tenant_id(2));
+    let mut meta = MetaState::default();
+    let period = period_of(T0);
+    let close = Command::Meta(MetaOp::Sharing(Since(Box::new(SharingOp::ClosePeriod(
+        Since(ClosePeriod {
+            period,
+            at_ms: T0 + 40 * 86_400_000,
+        }),
+    )))));
+    meta.apply(&close);
+    assert!(meta.sharing.closed.contains_key(&period));
+    let stored = check_golden(
+        "meta-snapshot-format10.bin",
+        &format::encode(&meta).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 10);
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), meta);
+
+    let key = UsageKey {
+        period,
+        policy: Uuid::from_u128(0x9001),
+        provider,
+        consumer,
+        price: Amount::parse("0.001").unwrap(),
+        currency: Some(Currency::parse("USD").unwrap()),
+        fee_bp: 1_500,
+        kind: format::Added(LineKind::Usage),
+    };
+    let at = T0 + 40 * 86_400_000;
+    let mut commands = history(3);
+    commands.push(Command::Batch(vec![
+        StampedOp {
+            audit: None,
+            ..stamped(provider, at, TenantOp::ClosePeriod(Since((period, at))))
+        },
+        StampedOp {
+            audit: None,
+            ..stamped(
+                provider,
+                at + 1,
+                TenantOp::ReceiveUsage(Since(Box::new(Received {
+                    consumer,
+                    transfer: Transfer {
+                        seq: 1,
+                        lines: vec![(key, 42)],
+                    },
+                }))),
+            )
+        },
+    ]));
+    let state = replay(&commands);
+    let shared = &state.shard.tenants[&provider].shared;
+    assert!(shared.received.is_empty(), "late: an adjustment");
+    assert_eq!(shared.adjustments[&key], 42);
+    let stored = check_golden("snapshot-format10.bin", &format::encode(&state).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 10);
+    assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);
+    for (name, e) in [
+        ("entry-meta-close-period-format10.bin", close),
+        (
+            "entry-close-period-format10.bin",
+            commands[commands.len() - 1].clone(),
+        ),
+    ] {
+        let e = Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(3, 1), 100),
+            payload: EntryPayload::Normal(e),
+        };
+        let stored = check_golden(name, &format::encode(&e).unwrap());
+        assert_eq!(format::split(&stored).unwrap().0, 10, "{name}");
+        assert_eq!(
+            format::decode::<Entry<TypeConfig>>(&stored).unwrap(),
+            e,
+            "{name}"
+        );
+    }
+}

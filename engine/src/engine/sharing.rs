@@ -378,6 +378,49 @@ impl Engine {
         Ok(g)
     }
 
+    /// Close a past statement period: from then on each tenant's lines of
+    /// it are final, and what arrives for it later is an adjustment. The
+    /// tenants involved are closed here; any left (a failure on the way)
+    /// are closed by the transfer rounds before they take more usage.
+    pub async fn close_period(
+        &self,
+        period: crate::sharing::ledger::PeriodKey,
+        by: &AuditMeta,
+    ) -> Result<i64, EngineError> {
+        let now = self.clock.now_ms();
+        let op = SharingOp::ClosePeriod(Since(crate::sharing::catalog::ClosePeriod {
+            period,
+            at_ms: now,
+        }));
+        let reply = self
+            .sharing_write(op, |m| m.sharing.closed.contains_key(&period))
+            .await?;
+        let SharingReply::Closed(Since((_, at))) = reply else {
+            return Err(EngineError::unexpected(reply));
+        };
+        let tenants: BTreeSet<TenantId> = self.with_catalog(|c| {
+            c.policies
+                .values()
+                .map(|p| p.provider)
+                .chain(c.grants.values().flat_map(|g| [g.provider, g.consumer]))
+                .collect()
+        });
+        for tenant in tenants {
+            let op = TenantOp::ClosePeriod(Since((period, at)));
+            match self
+                .apply(tenant, op, Some(by), Some(Consistency::Strict))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code() == crate::error_code::ErrorCode::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "period not closed for a tenant yet; the transfer rounds retry")
+                }
+            }
+        }
+        Ok(at)
+    }
+
     /// A deleted tenant's policies are withdrawn and the grants it gave or
     /// held end.
     pub(crate) async fn sharing_tenant_gone(

@@ -16,6 +16,8 @@ impl Engine {
         let now = self.clock.now_ms();
         let mut owed: Vec<(TenantId, TenantId)> = Vec::new();
         let mut billing: Vec<TenantId> = Vec::new();
+        let closed = self.with_catalog(|c| c.closed.0.clone());
+        let mut closing: Vec<(TenantId, u32, i64)> = Vec::new();
         for shard in self.router.served() {
             if let Ok(state) = shard.group.state.read() {
                 for t in state.tenants.values() {
@@ -23,10 +25,31 @@ impl Engine {
                     if t.grants.values().any(|g| g.billing_due(now)) {
                         billing.push(t.tenant.id);
                     }
+                    let involved = !t.grants.is_empty()
+                        || !t.shared.received.is_empty()
+                        || !t.shared.received_seq.is_empty();
+                    if involved {
+                        closing.extend(
+                            closed
+                                .iter()
+                                .filter(|(p, _)| !t.shared.closed.contains_key(p))
+                                .map(|(p, at)| (t.tenant.id, *p, *at)),
+                        );
+                    }
                 }
             }
         }
         let mut first_error = None;
+        // Periods the platform closed, before more usage is taken.
+        for (tenant, period, at) in closing {
+            let op = TenantOp::ClosePeriod(Since((period, at)));
+            if let Err(e) = self
+                .apply(tenant, op, None, Some(Consistency::Strict))
+                .await
+            {
+                first_error.get_or_insert(e);
+            }
+        }
         // A new month's subscription charges, recorded before they are sent.
         for consumer in billing {
             let op = TenantOp::BillSubscriptions(Since(()));

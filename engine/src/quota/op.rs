@@ -128,6 +128,9 @@ pub enum TenantOp {
     /// Charge the subscription grants the tenant holds for every month
     /// not billed yet, through the current one (format 9).
     BillSubscriptions(Since<9, ()>),
+    /// Close a statement period for this tenant: its lines are final from
+    /// here (format 10).
+    ClosePeriod(Since<10, (u32, i64)>),
 }
 
 /// What [`TenantOp::SharedReserve`] carries.
@@ -292,7 +295,8 @@ impl TenantOp {
             | TenantOp::ReceiveUsage(_)
             | TenantOp::AckTransfer(_)
             | TenantOp::SharedReserve(_)
-            | TenantOp::BillSubscriptions(_) => OpClass::Admission,
+            | TenantOp::BillSubscriptions(_)
+            | TenantOp::ClosePeriod(_) => OpClass::Admission,
         }
     }
 
@@ -337,7 +341,8 @@ impl TenantOp {
             | TenantOp::ReceiveUsage(_)
             | TenantOp::AckTransfer(_)
             | TenantOp::SharedReserve(_)
-            | TenantOp::BillSubscriptions(_) => Err(QuotaError::invalid(
+            | TenantOp::BillSubscriptions(_)
+            | TenantOp::ClosePeriod(_) => Err(QuotaError::invalid(
                 "operation",
                 "a spend is not an admin change",
             )),
@@ -376,7 +381,8 @@ impl TenantOp {
             | TenantOp::ReceiveUsage(_)
             | TenantOp::AckTransfer(_)
             | TenantOp::SharedReserve(_)
-            | TenantOp::BillSubscriptions(_) => false,
+            | TenantOp::BillSubscriptions(_)
+            | TenantOp::ClosePeriod(_) => false,
         }
     }
 
@@ -398,7 +404,8 @@ impl TenantOp {
             TenantOp::SealTransfer(_)
             | TenantOp::ReceiveUsage(_)
             | TenantOp::AckTransfer(_)
-            | TenantOp::BillSubscriptions(_) => true,
+            | TenantOp::BillSubscriptions(_)
+            | TenantOp::ClosePeriod(_) => true,
             TenantOp::Settle { .. }
             | TenantOp::Release { .. }
             | TenantOp::Create { .. }

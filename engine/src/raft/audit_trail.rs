@@ -45,7 +45,8 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         | TenantOp::ReceiveUsage(_)
         | TenantOp::AckTransfer(_)
         | TenantOp::SharedReserve(_)
-        | TenantOp::BillSubscriptions(_) => String::new(),
+        | TenantOp::BillSubscriptions(_)
+        | TenantOp::ClosePeriod(_) => String::new(),
     }
 }
 
@@ -105,6 +106,10 @@ pub fn entry(
         TenantOp::SharedUse(u) => ("sharing.used", u.0.policy.to_string()),
         TenantOp::SharedReserve(r) => ("sharing.reserved", r.0.via.policy.to_string()),
         TenantOp::BillSubscriptions(_) => ("sharing.subscriptions_billed", String::new()),
+        TenantOp::ClosePeriod(c) => (
+            "sharing.period_closed",
+            crate::sharing::ledger::period_text(c.0.0),
+        ),
         TenantOp::SealTransfer(p) => ("sharing.transfer_sealed", p.0.to_string()),
         TenantOp::ReceiveUsage(r) => ("sharing.usage_received", r.0.consumer.to_string()),
         TenantOp::AckTransfer(a) => ("sharing.transfer_acknowledged", a.0.0.to_string()),

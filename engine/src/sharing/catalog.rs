@@ -11,6 +11,7 @@ use super::error::SharingError;
 use super::policy::{
     Approval, Permission, PolicySpec, Pricing, ResourceType, UsageCap, Visibility,
 };
+use crate::format::{Added, Since};
 use crate::model::{TenantId, Tier};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -187,6 +188,15 @@ pub enum SharingOp {
     /// The tenant is gone: its policies are withdrawn, the grants it holds
     /// or gave end, its pending requests are denied.
     TenantGone { tenant: TenantId, at_ms: i64 },
+    /// Close a past statement period (format 10).
+    ClosePeriod(Since<10, ClosePeriod>),
+}
+
+/// What [`SharingOp::ClosePeriod`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosePeriod {
+    pub period: super::period::PeriodKey,
+    pub at_ms: i64,
 }
 
 /// What applying a [`SharingOp`] answers.
@@ -207,6 +217,8 @@ pub enum SharingReply {
     },
     /// Grants that ended.
     Ended(Vec<Grant>),
+    /// The period is closed, since then (format 10).
+    Closed(Since<10, (super::period::PeriodKey, i64)>),
     Refused(SharingError),
 }
 
@@ -215,6 +227,9 @@ pub struct SharingCatalog {
     pub policies: BTreeMap<Uuid, Policy>,
     pub requests: BTreeMap<Uuid, AccessRequest>,
     pub grants: BTreeMap<Uuid, Grant>,
+    /// Statement periods the platform closed, and when (format 10).
+    #[serde(default)]
+    pub closed: Added<10, BTreeMap<super::period::PeriodKey, i64>>,
 }
 
 /// What a caller may know of a policy it is not the provider of.
@@ -283,6 +298,7 @@ impl SharingCatalog {
                 at_ms,
             } => self.revoke(*grant, *by, reason, *at_ms),
             SharingOp::TenantGone { tenant, at_ms } => Ok(self.tenant_gone(*tenant, *at_ms)),
+            SharingOp::ClosePeriod(Since(c)) => self.close_period(c.period, c.at_ms),
         };
         answer.unwrap_or_else(SharingReply::Refused)
     }
@@ -582,6 +598,24 @@ impl SharingCatalog {
             at_ms,
         );
         SharingReply::Ended(ended)
+    }
+
+    fn close_period(
+        &mut self,
+        period: super::period::PeriodKey,
+        at_ms: i64,
+    ) -> Result<SharingReply, SharingError> {
+        if period >= super::period::period_of(at_ms) {
+            return Err(SharingError::conflict(
+                Some("period"),
+                format!(
+                    "{} has not ended yet; only a past month can be closed",
+                    super::period::period_text(period)
+                ),
+            ));
+        }
+        let at = *self.closed.entry(period).or_insert(at_ms);
+        Ok(SharingReply::Closed(Since((period, at))))
     }
 
     fn holds(&self, policy: Uuid, consumer: TenantId, now_ms: i64) -> bool {

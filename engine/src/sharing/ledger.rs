@@ -18,37 +18,16 @@
 //! the provider takes each sequence number once.
 use super::catalog::Grant;
 use super::money::{Amount, Currency};
+pub use super::period::{
+    PeriodKey, next_period, parse_period, period_of, period_start_ms, period_text,
+    subscription_charge,
+};
 use super::policy::Pricing;
 use crate::format::Added;
 use crate::model::TenantId;
-use chrono::{Datelike, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-
-/// A statement period: a calendar month in UTC, as `yyyymm`.
-pub type PeriodKey = u32;
-
-/// The month (UTC) that `at_ms` falls in.
-pub fn period_of(at_ms: i64) -> PeriodKey {
-    let t = Utc.timestamp_millis_opt(at_ms).single().unwrap_or_default();
-    t.year() as u32 * 100 + t.month()
-}
-
-/// `2026-11` -> 202611.
-pub fn parse_period(text: &str) -> Option<PeriodKey> {
-    let (y, m) = text.split_once('-')?;
-    if y.len() != 4 || m.len() != 2 {
-        return None;
-    }
-    let (y, m): (u32, u32) = (y.parse().ok()?, m.parse().ok()?);
-    (1970..=9999).contains(&y).then_some(())?;
-    (1..=12).contains(&m).then_some(y * 100 + m)
-}
-
-pub fn period_text(p: PeriodKey) -> String {
-    format!("{:04}-{:02}", p / 100, p % 100)
-}
 
 /// What one line of usage is about: who used whose resource, when, at what
 /// price per unit (zero when free), and the platform's fee then.
@@ -85,39 +64,6 @@ impl LineKind {
             LineKind::Subscription => "subscription",
         }
     }
-}
-
-/// The start of the calendar month (UTC) `period` names, in ms.
-pub fn period_start_ms(period: PeriodKey) -> i64 {
-    let (y, m) = ((period / 100) as i32, period % 100);
-    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
-        .single()
-        .map_or(0, |t| t.timestamp_millis())
-}
-
-/// The month after `period`.
-pub fn next_period(period: PeriodKey) -> PeriodKey {
-    if period % 100 == 12 {
-        (period / 100 + 1) * 100 + 1
-    } else {
-        period + 1
-    }
-}
-
-/// A subscription's charge for `period` when it started at `since_ms`:
-/// the whole price for a month it covers entirely, else the share of the
-/// month left after `since_ms`, rounded down to 10^-12.
-pub fn subscription_charge(price: Amount, period: PeriodKey, since_ms: i64) -> Amount {
-    let (start, end) = (
-        period_start_ms(period),
-        period_start_ms(next_period(period)),
-    );
-    if since_ms <= start {
-        return price;
-    }
-    let left = i128::from(end.saturating_sub(since_ms).max(0));
-    let month = i128::from(end - start).max(1);
-    Amount::from_picos(price.picos().saturating_mul(left).div_euclid(month))
 }
 
 impl UsageKey {
@@ -199,12 +145,25 @@ pub struct SharedUsage {
     pub received: BTreeMap<UsageKey, u64>,
     /// By consumer: the last transfer taken.
     pub received_seq: BTreeMap<TenantId, u64>,
+    /// Statement periods closed for this tenant, and when (format 10):
+    /// their lines no longer change.
+    #[serde(default)]
+    pub closed: Added<10, BTreeMap<PeriodKey, i64>>,
+    /// Lines of a closed period recorded after it closed: its
+    /// statement's adjustments (format 10).
+    #[serde(default)]
+    pub adjustments: Added<10, BTreeMap<UsageKey, u64>>,
 }
 
 impl SharedUsage {
     /// Record `units` used on `key`'s line.
     pub fn record(&mut self, key: UsageKey, units: u64) {
-        let used = self.used.entry(key).or_insert(0);
+        let lines = if self.closed.contains_key(&key.period) {
+            &mut self.adjustments.0
+        } else {
+            &mut self.used
+        };
+        let used = lines.entry(key).or_insert(0);
         *used = used.saturating_add(units);
         let out = self.outbox.entry(key.provider).or_default();
         let pending = out.pending.entry(key).or_insert(0);
@@ -250,9 +209,24 @@ impl SharedUsage {
         }
         *last = transfer.seq;
         for (key, units) in &transfer.lines {
-            let total = self.received.entry(*key).or_insert(0);
+            let lines = if self.closed.contains_key(&key.period) {
+                &mut self.adjustments.0
+            } else {
+                &mut self.received
+            };
+            let total = lines.entry(*key).or_insert(0);
             *total = total.saturating_add(*units);
         }
+        true
+    }
+
+    /// Close `period` at `at_ms`: its lines are final; what arrives for it
+    /// later is an adjustment. Returns whether it was open.
+    pub fn close(&mut self, period: PeriodKey, at_ms: i64) -> bool {
+        if self.closed.contains_key(&period) {
+            return false;
+        }
+        self.closed.insert(period, at_ms);
         true
     }
 
@@ -359,5 +333,31 @@ mod tests {
             "the provider's lines are the consumer's"
         );
         assert!(c.owed().next().is_none());
+    }
+
+    /// A closed period's lines stay as they were; what arrives for it
+    /// later is kept apart, as adjustments.
+    #[test]
+    fn a_closed_period_keeps_its_lines_and_late_units_are_adjustments() {
+        let (provider, consumer) = (Uuid::from_u128(0xa), Uuid::from_u128(0xc));
+        let (mut c, mut p) = (SharedUsage::default(), SharedUsage::default());
+        c.record(key(1, "0.001"), 5);
+        let t = c.seal(provider).unwrap();
+        c.record(key(1, "0.001"), 2); // late in the month, still in it
+        assert!(p.receive(consumer, &t));
+        assert!(p.close(202611, 99));
+        assert!(!p.close(202611, 100), "closed once");
+        let frozen = p.received.clone();
+        c.acknowledge(provider, t.seq);
+        let late = c.seal(provider).unwrap();
+        assert!(p.receive(consumer, &late));
+        assert_eq!(p.received, frozen, "the closed statement does not move");
+        assert_eq!(p.adjustments.values().sum::<u64>(), 2);
+        // The consumer closes too: a record for the closed month (a
+        // settlement stamped in it) is an adjustment there as well.
+        c.close(202611, 99);
+        c.record(key(2, "0.001"), 4);
+        assert_eq!(c.adjustments.values().sum::<u64>(), 4);
+        assert_eq!(c.used.values().sum::<u64>(), 7);
     }
 }

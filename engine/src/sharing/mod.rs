@@ -10,6 +10,7 @@ pub mod error;
 pub mod held;
 pub mod ledger;
 pub mod money;
+pub mod period;
 pub mod policy;
 
 pub use catalog::{

@@ -286,6 +286,10 @@ impl TenantState {
             TenantOp::AckTransfer(Since((provider, seq))) => Ok(self.ack_transfer(*provider, *seq)),
             TenantOp::SharedReserve(Since(r)) => self.shared_reserve(r, now_ms),
             TenantOp::BillSubscriptions(_) => Ok(self.bill_subscriptions(now_ms)),
+            TenantOp::ClosePeriod(Since((period, at_ms))) => Ok(Applied {
+                outcome: OpOutcome::Tenant,
+                changed: self.shared.close(*period, *at_ms),
+            }),
         }
     }
 }
