@@ -173,3 +173,165 @@ async fn a_lost_data_dir_is_restored_from_the_archive_and_served() {
     assert!(actions.contains(&"tenant.dedicated"), "{actions:?}");
     assert_eq!(page["data"]["chain"]["valid"], true, "{page}");
 }
+
+/// Sharing comes back with a restore: the provider's policy, the
+/// consumer's grant (in the catalog and in the consumer's own state), and
+/// the usage records on both sides; shared use goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_brings_back_policies_grants_and_shared_usage() {
+    use quotad_engine::sharing::{
+        Amount, Approval, Conditions, Currency, Permission, PolicySpec, Pricing, ResourceType,
+        RevenueShare, Via, Visibility,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (lost, restored, archive_dir) = (
+        dir.path().join("lost"),
+        dir.path().join("restored"),
+        dir.path().join("archive"),
+    );
+    let (provider, consumer, policy) = {
+        let mut config = EngineConfig::new(&lost);
+        config.archive = ArchiveChoice::EmbeddedAt(archive_dir.clone());
+        config.sync_interval = std::time::Duration::from_secs(3600);
+        let engine = Engine::open(config).await.unwrap();
+        let by = AuditMeta::new("ops", "req-1");
+        let new = |slug: &str, tier| NewTenant {
+            slug: slug.into(),
+            name: slug.into(),
+            tier,
+            timezone: chrono_tz::UTC,
+            trial_days: None,
+            settings_json: "{}".into(),
+            owner: None,
+        };
+        let provider = engine
+            .create_tenant(new("lab", Tier::Professional), &by)
+            .await
+            .unwrap()
+            .tenant
+            .id;
+        let consumer = engine
+            .create_tenant(new("app", Tier::Starter), &by)
+            .await
+            .unwrap()
+            .tenant
+            .id;
+        let policy = engine
+            .publish_policy(
+                provider,
+                PolicySpec {
+                    resource_id: "llama".into(),
+                    resource_type: ResourceType::Model,
+                    visibility: Visibility::Marketplace,
+                    permissions: [Permission::Execute].into(),
+                    pricing: Pricing::UsageBased {
+                        price: Amount::parse("0.5").unwrap(),
+                        currency: Currency::parse("USD").unwrap(),
+                        unit_quota: "api_requests".into(),
+                    },
+                    revenue_share: RevenueShare {
+                        platform_fee_bp: 1_500,
+                        provider_share_bp: 8_500,
+                    },
+                    conditions: Conditions {
+                        approval: Approval::Automatic,
+                        ..Conditions::default()
+                    },
+                },
+                &by,
+            )
+            .await
+            .unwrap()
+            .id;
+        engine
+            .request_access(consumer, policy, "pipeline".into(), None, &by)
+            .await
+            .unwrap();
+        let via = Via {
+            policy,
+            permission: Permission::Execute,
+        };
+        for _ in 0..4 {
+            let d = engine
+                .increment_shared(
+                    &BY,
+                    consumer,
+                    "api_requests",
+                    2,
+                    None,
+                    Some(Consistency::Strict),
+                    via,
+                )
+                .await
+                .unwrap();
+            assert!(d.allowed);
+        }
+        assert_eq!(engine.transfer_shared_usage().await.unwrap(), 1);
+        engine.backup_to_archive().await.unwrap();
+        engine.shutdown().await;
+        (provider, consumer, policy)
+    };
+    std::fs::remove_dir_all(&lost).unwrap();
+    let (restored_s, archive_s) = (restored.to_str().unwrap(), archive_dir.to_str().unwrap());
+    let out = quotad(&[
+        "restore",
+        "--from-archive",
+        "--data-dir",
+        restored_s,
+        "--archive-dir",
+        archive_s,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("restored 1 sharing policies"), "{stdout}");
+
+    let mut args = Node::local_args();
+    args.extend(["--archive-dir".to_string(), archive_s.to_string()]);
+    let node = Node::start_with(&restored, &args);
+    let as_tenant = |tenant: uuid::Uuid, path: &str| {
+        common::http()
+            .get(node.url(path))
+            .header("X-Tenant-ID", tenant.to_string())
+            .send()
+    };
+    let v: serde_json::Value = as_tenant(consumer, &format!("/api/v1/sharing/policies/{policy}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["resourceId"], "llama", "{v}");
+    let v: serde_json::Value = as_tenant(consumer, "/api/v1/sharing/grants")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"][0]["status"], "active", "{v}");
+    let v: serde_json::Value = as_tenant(provider, "/api/v1/sharing/statements")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["lines"][0]["units"], 8, "{v}");
+    assert_eq!(v["data"]["lines"][0]["gross"], "4", "{v}");
+    // Shared use goes on through the restored grant.
+    let mut grpc = node.grpc().await;
+    let d = grpc
+        .increment(quotad_proto::v1::IncrementRequest {
+            tenant_id: consumer.to_string(),
+            quota: "api_requests".into(),
+            amount: 1,
+            sharing_policy_id: policy.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(d.allowed);
+}

@@ -1079,3 +1079,32 @@ fn a_closed_period_decodes_from_its_golden_bytes() {
         );
     }
 }
+
+/// Format 11: the catalog brought back by a restore.
+#[test]
+fn a_restored_catalog_decodes_from_its_golden_bytes() {
+    use quotad_engine::raft::ReplicatedState;
+    let mut meta = MetaState::default();
+    for op in sharing_ops() {
+        meta.apply(&Command::Meta(MetaOp::Sharing(Since(Box::new(op)))));
+    }
+    let op = SharingOp::Restore(Since(Box::new(meta.sharing.0.clone())));
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 110),
+        payload: EntryPayload::Normal(Command::Meta(MetaOp::Sharing(Since(Box::new(op))))),
+    };
+    let stored = check_golden(
+        "entry-meta-sharing-restore-format11.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 11);
+    let decoded: Entry<TypeConfig> = format::decode(&stored).unwrap();
+    assert_eq!(decoded, e);
+    // Applied to an empty catalog, it is the archived one.
+    let mut fresh = MetaState::default();
+    let EntryPayload::Normal(cmd) = decoded.payload else {
+        panic!("a normal entry")
+    };
+    fresh.apply(&cmd);
+    assert_eq!(fresh.sharing, meta.sharing);
+}

@@ -739,6 +739,12 @@ pub async fn restore(from_archive: bool, args: ServeArgs) -> Result<()> {
         report.audit_added,
         s.data_dir.display()
     )?;
+    if report.sharing_policies > 0 {
+        outln!(
+            "restored {} sharing policies with their access requests and grants",
+            report.sharing_policies
+        )?;
+    }
     Ok(())
 }
 

@@ -64,6 +64,15 @@ pub(crate) async fn newest_snapshot(
 }
 
 pub(crate) fn decode(snap: &SnapshotRecord) -> Result<ShardState, EngineError> {
+    decode_as(snap)
+}
+
+/// An archived snapshot's meta part (the meta group's own snapshots).
+pub(crate) fn decode_meta(snap: &SnapshotRecord) -> Result<crate::raft::MetaState, EngineError> {
+    decode_as(snap)
+}
+
+fn decode_as<T: serde::de::DeserializeOwned>(snap: &SnapshotRecord) -> Result<T, EngineError> {
     crate::format::decode(&snap.data).map_err(|e| {
         super::ArchiveError::Corrupt {
             what: "snapshot",

@@ -43,6 +43,8 @@ pub struct RestoreReport {
     pub dedicated: usize,
     /// Tenants found in a snapshot but purged after it: left out.
     pub purged: usize,
+    /// Sharing policies brought back (with their requests and grants).
+    pub sharing_policies: usize,
 }
 
 /// Where archived usage that may postdate a tenant's snapshot starts: the

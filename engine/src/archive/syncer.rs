@@ -73,6 +73,39 @@ impl Syncer {
         self.sync(groups).await
     }
 
+    /// Archive `data`, a group's state as of log index `index`, as its
+    /// snapshot, unless that index is archived already.
+    pub async fn archive_state(
+        &self,
+        group: u64,
+        index: u64,
+        term: u64,
+        data: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let done = self
+            .archived_snapshots
+            .lock()
+            .map(|m| m.get(&group) == Some(&index))
+            .unwrap_or(false);
+        if done {
+            return Ok(());
+        }
+        let archive = self.archive.get().await?;
+        archive
+            .put_snapshot(&super::SnapshotRecord {
+                group,
+                last_index: index,
+                last_term: term,
+                taken_at_ms: self.clock.now_ms(),
+                data,
+            })
+            .await?;
+        if let Ok(mut m) = self.archived_snapshots.lock() {
+            m.insert(group, index);
+        }
+        Ok(())
+    }
+
     /// One sync round for every group this node leads: their unarchived
     /// usage and audit, and newer snapshots, go to the archive (a dedicated
     /// group's to its tenant's own schema). Runs every `sync_interval` on

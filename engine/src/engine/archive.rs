@@ -16,7 +16,9 @@ impl Engine {
     /// then holds the groups' whole state as of this moment (a backup before
     /// maintenance, or for a restore drill).
     pub async fn backup_to_archive(&self) -> Result<Vec<SyncRound>, EngineError> {
-        self.syncer.backup(self.sync_targets()).await
+        let rounds = self.syncer.backup(self.sync_targets()).await?;
+        self.archive_catalog().await?;
+        Ok(rounds)
     }
 
     /// One sync round for every group this node leads: their unarchived
@@ -25,7 +27,47 @@ impl Engine {
     /// its own; callable at any time. A group that fails does not hold the
     /// others back; the first failure is returned after all were tried.
     pub async fn sync_archive(&self) -> Result<Vec<SyncRound>, EngineError> {
-        self.syncer.sync(self.sync_targets()).await
+        let rounds = self.syncer.sync(self.sync_targets()).await;
+        // The sharing catalog lives in the meta group: its leader archives it.
+        let catalog = self.archive_catalog().await;
+        let rounds = rounds?;
+        catalog?;
+        Ok(rounds)
+    }
+
+    /// Put the meta group's state (the sharing catalog is what a restore
+    /// reads of it) in the archive as the meta group's snapshot, when this
+    /// node leads the meta group and it changed since last archived.
+    async fn archive_catalog(&self) -> Result<(), EngineError> {
+        use crate::cluster::META_GROUP;
+        if self.router.leader_of(META_GROUP) != Some(self.node_id()) {
+            return Ok(());
+        }
+        let applied = self.router.meta.raft.metrics().borrow().last_applied;
+        let Some(applied) = applied else {
+            return Ok(());
+        };
+        let data = {
+            let state = self
+                .router
+                .meta
+                .state
+                .read()
+                .map_err(|_| EngineError::Raft {
+                    group: META_GROUP,
+                    message: "state lock poisoned".into(),
+                })?;
+            if state.sharing.policies.is_empty() && state.sharing.grants.is_empty() {
+                return Ok(());
+            }
+            crate::format::encode(&*state).map_err(|e| EngineError::Raft {
+                group: META_GROUP,
+                message: format!("encoding the meta state: {e}"),
+            })?
+        };
+        self.syncer
+            .archive_state(META_GROUP, applied.index, applied.leader_id.term, data)
+            .await
     }
 
     fn sync_targets(&self) -> Vec<SyncTarget> {

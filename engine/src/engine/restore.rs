@@ -46,11 +46,17 @@ impl Engine {
             own.insert(schema.tenant, theirs);
         }
         let (mut restored, mut left_out) = (HashSet::new(), HashSet::new());
+        let mut catalog = None;
         for group in archive.snapshot_groups().await? {
             let Some(snap) = records::newest_snapshot(archive, group).await? else {
                 continue;
             };
             report.snapshots.push((group, snap.last_index));
+            if group == crate::cluster::META_GROUP {
+                // The meta group's: the sharing catalog, brought back below.
+                catalog = Some(records::decode_meta(&snap)?.sharing.0);
+                continue;
+            }
             let mut state = records::decode(&snap)?;
             for moved in live_tenants(&mut state) {
                 if own.contains_key(&moved.tenant) {
@@ -87,14 +93,27 @@ impl Engine {
             if let Some(theirs) = own.get(&tenant) {
                 sources.push(theirs.as_ref());
             }
-            if !self
+            if self
                 .restore_archived(&sources, found.moved, true, &mut report)
                 .await?
             {
+                restored.insert(tenant);
+            } else {
                 left_out.insert(tenant);
             }
         }
         report.purged = left_out.len();
+        // Policies, requests and grants among the tenants that came back.
+        if let Some(catalog) = catalog {
+            let kept = catalog.only(&restored);
+            report.sharing_policies = kept.policies.len();
+            let op = crate::sharing::SharingOp::Restore(crate::format::Since(Box::new(kept)));
+            self.router
+                .meta_write(Command::Meta(MetaOp::Sharing(crate::format::Since(
+                    Box::new(op),
+                ))))
+                .await?;
+        }
         Ok(report)
     }
 

@@ -190,6 +190,10 @@ pub enum SharingOp {
     TenantGone { tenant: TenantId, at_ms: i64 },
     /// Close a past statement period (format 10).
     ClosePeriod(Since<10, ClosePeriod>),
+    /// Bring back archived policies, requests, grants and closed periods
+    /// (a restore): what the catalog lacks is added, nothing is replaced
+    /// (format 11).
+    Restore(Since<11, Box<SharingCatalog>>),
 }
 
 /// What [`SharingOp::ClosePeriod`] carries.
@@ -299,6 +303,7 @@ impl SharingCatalog {
             } => self.revoke(*grant, *by, reason, *at_ms),
             SharingOp::TenantGone { tenant, at_ms } => Ok(self.tenant_gone(*tenant, *at_ms)),
             SharingOp::ClosePeriod(Since(c)) => self.close_period(c.period, c.at_ms),
+            SharingOp::Restore(Since(archived)) => Ok(self.restore(archived)),
         };
         answer.unwrap_or_else(SharingReply::Refused)
     }
@@ -616,6 +621,48 @@ impl SharingCatalog {
         }
         let at = *self.closed.entry(period).or_insert(at_ms);
         Ok(SharingReply::Closed(Since((period, at))))
+    }
+
+    fn restore(&mut self, archived: &SharingCatalog) -> SharingReply {
+        for (id, p) in &archived.policies {
+            self.policies.entry(*id).or_insert_with(|| p.clone());
+        }
+        for (id, r) in &archived.requests {
+            self.requests.entry(*id).or_insert_with(|| r.clone());
+        }
+        for (id, g) in &archived.grants {
+            self.grants.entry(*id).or_insert_with(|| g.clone());
+        }
+        for (period, at) in archived.closed.iter() {
+            self.closed.entry(*period).or_insert(*at);
+        }
+        SharingReply::Ended(Vec::new())
+    }
+
+    /// The part of the catalog about `tenants` only: policies they
+    /// provide, requests and grants between two of them.
+    pub fn only(&self, tenants: &std::collections::HashSet<TenantId>) -> SharingCatalog {
+        SharingCatalog {
+            policies: self
+                .policies
+                .iter()
+                .filter(|(_, p)| tenants.contains(&p.provider))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            requests: self
+                .requests
+                .iter()
+                .filter(|(_, r)| tenants.contains(&r.provider) && tenants.contains(&r.consumer))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            grants: self
+                .grants
+                .iter()
+                .filter(|(_, g)| tenants.contains(&g.provider) && tenants.contains(&g.consumer))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            closed: self.closed.clone(),
+        }
     }
 
     fn holds(&self, policy: Uuid, consumer: TenantId, now_ms: i64) -> bool {
