@@ -108,7 +108,7 @@ fn main() {
                 provider,
                 PolicySpec {
                     resource_id: "model".into(),
-                    resource_type: ResourceType::Model,
+                    resource_type: ResourceType::model(),
                     visibility: Visibility::Marketplace,
                     permissions: [Permission::Execute].into(),
                     pricing: Pricing::UsageBased {

@@ -221,7 +221,7 @@ async fn a_restore_brings_back_policies_grants_and_shared_usage() {
                 provider,
                 PolicySpec {
                     resource_id: "llama".into(),
-                    resource_type: ResourceType::Model,
+                    resource_type: ResourceType::model(),
                     visibility: Visibility::Marketplace,
                     permissions: [Permission::Execute].into(),
                     pricing: Pricing::UsageBased {

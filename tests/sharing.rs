@@ -989,3 +989,60 @@ async fn wait_for_subscription(node: &Node, provider: &str, period: &str, gross:
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Resource types come from the tier catalog: a configured one can be
+/// shared, one it does not list cannot (the error lists those it does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_types_are_the_catalogs() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("tiers.toml");
+    let builtin = quotad_engine::quota::BUILTIN_CATALOG.replace(
+        "resource_types = [\"service\", \"model\", \"dataset\", \"agent\"]",
+        "resource_types = [\"model\", \"prompt_pack\"]",
+    );
+    std::fs::write(&catalog, builtin).unwrap();
+    let mut args = Node::local_args();
+    args.extend([
+        "--tier-catalog".to_string(),
+        catalog.to_str().unwrap().to_string(),
+    ]);
+    let node = Node::start_with(&dir.path().join("data"), &args);
+    let provider = tenant(&node, "prompts", "PROFESSIONAL", "pam").await;
+    let mut body = product_policy();
+    body["resourceType"] = json!("prompt_pack");
+    let (status, r) = as_tenant(
+        &node,
+        &provider,
+        "pam",
+        Method::POST,
+        "/api/v1/sharing/policies",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["data"]["resourceType"], "prompt_pack");
+    body["resourceType"] = json!("service");
+    let (status, r) = as_tenant(
+        &node,
+        &provider,
+        "pam",
+        Method::POST,
+        "/api/v1/sharing/policies",
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        (status, &r["error"]["field"]),
+        (400, &json!("resourceType")),
+        "{r}"
+    );
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model, prompt_pack"),
+        "{r}"
+    );
+    let metrics = metrics_text(&node).await;
+    assert!(metrics.contains("cross_tenant_shares_total{resource_type=\"prompt_pack\"} 0"));
+}

@@ -10,7 +10,7 @@ use crate::extract::RawQuery;
 use crate::sharing::acting_raw;
 use crate::sharing_dto::PolicyDto;
 use quotad_engine::model::{Role, TenantId};
-use quotad_engine::sharing::{Amount, Policy, Pricing, ResourceType, Visibility};
+use quotad_engine::sharing::{Amount, Policy, Pricing, Visibility};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -107,7 +107,7 @@ pub async fn list(
     let resource_type = q
         .resource_type
         .as_deref()
-        .map(|t| t.parse::<ResourceType>().map_err(ApiError::from))
+        .map(|t| s.engine.catalog().resource_type(t).map_err(ApiError::from))
         .transpose()?;
     let (min, max) = (
         amount("minPrice", &q.min_price)?,
@@ -163,7 +163,11 @@ pub async fn list(
                 Visibility::Private => false,
             })
             .filter(|p| p.spec.conditions.expires_at_ms.is_none_or(|at| now < at))
-            .filter(|p| resource_type.is_none_or(|t| p.spec.resource_type == t))
+            .filter(|p| {
+                resource_type
+                    .as_ref()
+                    .is_none_or(|t| p.spec.resource_type == *t)
+            })
             .filter(|p| q.provider.is_none_or(|id| p.provider == id))
             .filter(|p| min.is_none_or(|m| price(p) >= m))
             .filter(|p| max.is_none_or(|m| price(p) <= m))

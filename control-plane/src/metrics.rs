@@ -110,7 +110,7 @@ fn render(engine: &quotad_engine::Engine, handle: &PrometheusHandle) -> Response
     let (grants, requests) = engine.with_catalog(|c| {
         let mut grants = std::collections::BTreeMap::new();
         for g in c.grants.values().filter(|g| g.is_active(now)) {
-            *grants.entry(g.resource_type).or_insert(0usize) += 1;
+            *grants.entry(g.resource_type.to_string()).or_insert(0usize) += 1;
         }
         let mut requests = std::collections::BTreeMap::new();
         for r in c.requests.values() {
@@ -118,10 +118,17 @@ fn render(engine: &quotad_engine::Engine, handle: &PrometheusHandle) -> Response
         }
         (grants, requests)
     });
-    for t in quotad_engine::sharing::ResourceType::ALL {
+    let types = engine
+        .catalog()
+        .resource_types()
+        .iter()
+        .map(|t| t.to_string());
+    // Configured types (0 when none is granted), and any type still held by
+    // grants made before the catalog changed.
+    let names: std::collections::BTreeSet<String> = types.chain(grants.keys().cloned()).collect();
+    for t in names {
         let n = grants.get(&t).copied().unwrap_or(0);
-        metrics::gauge!(telemetry::CROSS_TENANT_SHARES, "resource_type" => t.as_str())
-            .set(n as f64);
+        metrics::gauge!(telemetry::CROSS_TENANT_SHARES, "resource_type" => t).set(n as f64);
     }
     for st in quotad_engine::sharing::RequestState::ALL {
         let n = requests.get(&st).copied().unwrap_or(0);

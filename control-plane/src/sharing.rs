@@ -82,7 +82,11 @@ pub async fn create(
 ) -> ApiResult<PolicyDto> {
     let provider = acting(&s, &p, Need::Role(Role::Admin)).await?;
     let body: PolicyBody = body.parse()?;
-    let spec = body.spec(s.engine.platform_fee_bp(), p.is_operator())?;
+    let spec = body.spec(
+        s.engine.catalog(),
+        s.engine.platform_fee_bp(),
+        p.is_operator(),
+    )?;
     let policy = s.engine.publish_policy(provider, spec, &p.audit()).await?;
     let now = s.engine.now_ms();
     Ok(created(
@@ -145,7 +149,11 @@ pub async fn replace(
     let id = policy_id(&id)?;
     owned(&s, provider, id)?;
     let body: PolicyBody = body.parse()?;
-    let spec = body.spec(s.engine.platform_fee_bp(), p.is_operator())?;
+    let spec = body.spec(
+        s.engine.catalog(),
+        s.engine.platform_fee_bp(),
+        p.is_operator(),
+    )?;
     let policy = s
         .engine
         .replace_policy(provider, id, spec, &p.audit())

@@ -11,7 +11,7 @@ use quotad_engine::model::{Period, TenantId, Tier};
 use quotad_engine::sharing::policy::percent_bp;
 use quotad_engine::sharing::{
     AccessRequest, Amount, Approval, Conditions, Currency, Grant, JsonAmount, Permission, Policy,
-    PolicySpec, Pricing, ResourceType, RevenueShare, UsageCap, Visibility,
+    PolicySpec, Pricing, RevenueShare, UsageCap, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -25,7 +25,8 @@ pub const DEFAULT_UNIT_QUOTA: &str = "api_requests";
 pub struct PolicyBody {
     /// The provider's id of the resource (1 to 128 characters).
     pub resource_id: String,
-    /// service, model, dataset or agent.
+    /// One of the catalog's resource types (service, model, dataset, agent
+    /// unless configured).
     pub resource_type: String,
     /// private, tenant, marketplace or public.
     pub visibility: String,
@@ -114,8 +115,15 @@ fn percent(field: &'static str, a: JsonAmount) -> Result<u32, ApiError> {
 impl PolicyBody {
     /// The spec this body asks for. `platform_fee_bp`: the platform's
     /// default; only an operator may set another.
-    pub fn spec(self, platform_fee_bp: u32, operator: bool) -> Result<PolicySpec, ApiError> {
-        let resource_type: ResourceType = self.resource_type.parse().map_err(from_quota)?;
+    pub fn spec(
+        self,
+        catalog: &quotad_engine::quota::TierCatalog,
+        platform_fee_bp: u32,
+        operator: bool,
+    ) -> Result<PolicySpec, ApiError> {
+        let resource_type = catalog
+            .resource_type(&self.resource_type)
+            .map_err(from_quota)?;
         let visibility: Visibility = self.visibility.parse().map_err(from_quota)?;
         let permissions = self
             .permissions
@@ -389,7 +397,7 @@ pub struct PolicyDto {
     #[schema(value_type = String, format = Uuid)]
     pub provider_tenant_id: TenantId,
     pub resource_id: String,
-    pub resource_type: &'static str,
+    pub resource_type: String,
     pub visibility: &'static str,
     pub permissions: Vec<&'static str>,
     pub pricing: PricingDto,
@@ -418,7 +426,7 @@ impl PolicyDto {
             id: p.id,
             provider_tenant_id: p.provider,
             resource_id: s.resource_id.clone(),
-            resource_type: s.resource_type.as_str(),
+            resource_type: s.resource_type.to_string(),
             visibility: s.visibility.as_str(),
             permissions: s.permissions.iter().map(|p| p.as_str()).collect(),
             pricing: PricingDto::from(&s.pricing),
@@ -476,7 +484,7 @@ pub struct GrantDto {
     pub provider_tenant_id: TenantId,
     #[schema(value_type = String, format = Uuid)]
     pub consumer_tenant_id: TenantId,
-    pub resource_type: &'static str,
+    pub resource_type: String,
     pub resource_id: String,
     pub permissions: Vec<&'static str>,
     pub expires_at: Option<String>,
@@ -501,7 +509,7 @@ impl GrantDto {
             policy_id: g.policy,
             provider_tenant_id: g.provider,
             consumer_tenant_id: g.consumer,
-            resource_type: g.resource_type.as_str(),
+            resource_type: g.resource_type.to_string(),
             resource_id: g.resource_id.clone(),
             permissions: g.permissions.iter().map(|p| p.as_str()).collect(),
             expires_at: g.expires_at_ms.map(rfc3339),

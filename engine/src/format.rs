@@ -33,6 +33,7 @@
 //! | 9 | subscription billing (`UsageKey.kind`, `HeldGrant.billed_period`, `TenantOp::BillSubscriptions`) |
 //! | 10 | closed statement periods (`SharingCatalog.closed`, `SharingOp::ClosePeriod`, `SharedUsage.{closed, adjustments}`, `TenantOp::ClosePeriod`) |
 //! | 11 | the sharing catalog brought back by a restore (`SharingOp::Restore`) |
+//! | 12 | resource types named in the tier catalog beyond the four built in (`ResourceType` as its name) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -43,7 +44,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 11;
+pub const CURRENT: u8 = 12;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

@@ -571,7 +571,7 @@ fn sharing_ops() -> Vec<SharingOp> {
     let provider = tenant_id(1);
     let spec = PolicySpec {
         resource_id: "llama-70b".into(),
-        resource_type: ResourceType::Model,
+        resource_type: ResourceType::model(),
         visibility: Visibility::Marketplace,
         permissions: [Permission::Read, Permission::Execute].into(),
         pricing: Pricing::UsageBased {
@@ -1107,4 +1107,29 @@ fn a_restored_catalog_decodes_from_its_golden_bytes() {
     };
     fresh.apply(&cmd);
     assert_eq!(fresh.sharing, meta.sharing);
+}
+
+/// Format 12: a policy of a resource type the catalog configured (the
+/// built-in four keep their old bytes, see the format 6 files).
+#[test]
+fn a_configured_resource_type_decodes_from_its_golden_bytes() {
+    use quotad_engine::raft::ReplicatedState;
+    use quotad_engine::sharing::ResourceType;
+    let mut ops = sharing_ops();
+    if let SharingOp::Publish { policy, .. } = &mut ops[0] {
+        policy.spec.resource_type = ResourceType::named("prompt_pack").unwrap();
+    }
+    let mut meta = MetaState::default();
+    for op in ops {
+        meta.apply(&Command::Meta(MetaOp::Sharing(Since(Box::new(op)))));
+    }
+    let stored = check_golden(
+        "meta-snapshot-format12.bin",
+        &format::encode(&meta).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 12);
+    let decoded = format::decode::<MetaState>(&stored).unwrap();
+    assert_eq!(decoded, meta);
+    let p = decoded.sharing.policies.values().next().unwrap();
+    assert_eq!(p.spec.resource_type.as_str(), "prompt_pack");
 }

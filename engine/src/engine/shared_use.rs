@@ -120,11 +120,12 @@ impl Engine {
         self.with_catalog(|c| c.policies.get(&policy).map(|p| p.provider))
     }
 
-    fn resource_type_of(&self, policy: Uuid) -> &'static str {
+    fn resource_type_of(&self, policy: Uuid) -> String {
         self.with_catalog(|c| {
-            c.policies
-                .get(&policy)
-                .map_or("unknown", |p| p.spec.resource_type.as_str())
+            c.policies.get(&policy).map_or_else(
+                || "unknown".to_string(),
+                |p| p.spec.resource_type.to_string(),
+            )
         })
     }
 

@@ -1,5 +1,6 @@
 //! The tier catalog: each tier's default quotas, and its limits on what
 //! a tenant may hold (`[limits.TIER]`), read from TOML.
+use super::QuotaError;
 use super::validate;
 use crate::model::{QuotaPolicy, Tier};
 use std::collections::BTreeMap;
@@ -11,6 +12,15 @@ pub const BUILTIN_CATALOG: &str = include_str!("../../tiers.toml");
 pub struct TierCatalog {
     tiers: BTreeMap<Tier, BTreeMap<String, QuotaPolicy>>,
     limits: BTreeMap<Tier, TierLimits>,
+    /// What providers may share (`[sharing] resource_types`).
+    resource_types: Vec<crate::sharing::ResourceType>,
+}
+
+/// The catalog's `[sharing]` table.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharingTable {
+    resource_types: Option<Vec<String>>,
 }
 
 /// What a tier allows a tenant to hold, beyond its quotas. A limit left
@@ -28,13 +38,15 @@ pub enum CatalogError {
     Parse(#[from] toml::de::Error),
     #[error("tier catalog: {0}")]
     UnknownTier(#[from] crate::model::tier_error::UnknownTier),
+    #[error("tier catalog, [sharing]: {0}")]
+    Sharing(String),
     #[error("tier catalog has no tier {0}")]
     MissingTier(Tier),
     #[error("tier catalog, {tier}.{quota}: {source}")]
     Invalid {
         tier: Tier,
         quota: String,
-        source: super::QuotaError,
+        source: QuotaError,
     },
 }
 
@@ -45,6 +57,30 @@ impl TierCatalog {
 
     pub fn parse(text: &str) -> Result<Self, CatalogError> {
         let mut table: toml::Table = toml::from_str(text)?;
+        let sharing: SharingTable = match table.remove("sharing") {
+            Some(raw) => raw.try_into()?,
+            None => SharingTable::default(),
+        };
+        let names = sharing.resource_types.unwrap_or_else(|| {
+            crate::sharing::ResourceType::BUILTIN
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        let mut resource_types = Vec::new();
+        for name in &names {
+            let t = crate::sharing::ResourceType::named(name)
+                .map_err(|e| CatalogError::Sharing(e.reason()))?;
+            if resource_types.contains(&t) {
+                return Err(CatalogError::Sharing(format!(
+                    "resource type {name:?} is listed twice"
+                )));
+            }
+            resource_types.push(t);
+        }
+        if resource_types.is_empty() {
+            return Err(CatalogError::Sharing("resource_types lists none".into()));
+        }
         let mut limits = BTreeMap::new();
         if let Some(raw) = table.remove("limits") {
             let raw: BTreeMap<String, TierLimits> = raw.try_into()?;
@@ -72,11 +108,42 @@ impl TierCatalog {
                 return Err(CatalogError::MissingTier(tier));
             }
         }
-        Ok(TierCatalog { tiers, limits })
+        Ok(TierCatalog {
+            tiers,
+            limits,
+            resource_types,
+        })
     }
 
     pub fn defaults(&self, tier: Tier) -> &BTreeMap<String, QuotaPolicy> {
         &self.tiers[&tier]
+    }
+
+    /// The resource types providers may share.
+    pub fn resource_types(&self) -> &[crate::sharing::ResourceType] {
+        &self.resource_types
+    }
+
+    /// `raw` as one of the catalog's resource types (field `resourceType`).
+    pub fn resource_type(&self, raw: &str) -> Result<crate::sharing::ResourceType, QuotaError> {
+        self.resource_types
+            .iter()
+            .find(|t| t.as_str() == raw)
+            .cloned()
+            .ok_or_else(|| {
+                QuotaError::invalid(
+                    "resourceType",
+                    format!(
+                        "unknown value {:?}: expected {}",
+                        crate::excerpt::short(raw),
+                        self.resource_types
+                            .iter()
+                            .map(|t| t.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
     }
 
     /// How many sharing policies a tenant of `tier` may publish.
@@ -151,6 +218,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("sharing_polices"), "{err}");
+    }
+
+    #[test]
+    fn resource_types_come_from_the_catalog() {
+        let cat = TierCatalog::builtin();
+        let names: Vec<&str> = cat.resource_types().iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, ["service", "model", "dataset", "agent"]);
+        assert!(cat.resource_type("spaceship").is_err());
+        let with = |types: &str| {
+            BUILTIN_CATALOG.replace(
+                "resource_types = [\"service\", \"model\", \"dataset\", \"agent\"]",
+                &format!("resource_types = {types}"),
+            )
+        };
+        let cat = TierCatalog::parse(&with("[\"model\", \"prompt_pack\"]")).unwrap();
+        assert_eq!(
+            cat.resource_type("prompt_pack").unwrap().as_str(),
+            "prompt_pack"
+        );
+        let e = cat.resource_type("service").unwrap_err();
+        assert!(e.to_string().contains("model, prompt_pack"), "{e}");
+        for bad in ["[\"Model\"]", "[\"model\", \"model\"]", "[]"] {
+            assert!(TierCatalog::parse(&with(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl Grant {
     /// asked for within what the policy now offers.
     fn follow(&mut self, policy: &Policy) {
         let spec = &policy.spec;
-        self.resource_type = spec.resource_type;
+        self.resource_type = spec.resource_type.clone();
         self.resource_id = spec.resource_id.clone();
         self.permissions = self
             .permissions
@@ -698,7 +698,7 @@ impl SharingCatalog {
             policy: policy.id,
             provider: policy.provider,
             consumer: request.consumer,
-            resource_type: spec.resource_type,
+            resource_type: spec.resource_type.clone(),
             resource_id: spec.resource_id.clone(),
             permissions: request.permissions.clone(),
             expires_at_ms: spec.conditions.expires_at_ms,
@@ -806,7 +806,7 @@ mod tests {
     fn spec(conditions: Conditions) -> PolicySpec {
         PolicySpec {
             resource_id: "model-7".into(),
-            resource_type: ResourceType::Model,
+            resource_type: ResourceType::model(),
             visibility: Visibility::Marketplace,
             permissions: [Permission::Read, Permission::Execute].into(),
             pricing: Pricing::UsageBased {

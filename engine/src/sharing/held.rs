@@ -196,7 +196,7 @@ mod tests {
             policy: Uuid::from_u128(2),
             provider: Uuid::from_u128(3),
             consumer: Uuid::from_u128(4),
-            resource_type: ResourceType::Model,
+            resource_type: ResourceType::model(),
             resource_id: "m".into(),
             permissions: [Permission::Execute].into(),
             expires_at_ms: Some(10_000_000_000),

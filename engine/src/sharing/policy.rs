@@ -9,22 +9,110 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-/// What a provider shares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ResourceType {
-    Service,
-    Model,
-    Dataset,
-    Agent,
-}
+/// What a provider shares: one of the resource types of the catalog
+/// (`[sharing] resource_types` in the tier catalog; service, model, dataset
+/// and agent unless configured).
+///
+/// Stored as the index of one of the four built-in types, as it was when
+/// those were all there were; a configured type's name needs format 12.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceType(String);
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 4] = [
-        ResourceType::Service,
-        ResourceType::Model,
-        ResourceType::Dataset,
-        ResourceType::Agent,
-    ];
+    /// The built-in types, in the order of their stored index.
+    pub const BUILTIN: [&'static str; 4] = ["service", "model", "dataset", "agent"];
+
+    /// A type named `name`: 1 to 32 lowercase letters, digits and `_`,
+    /// starting with a letter.
+    pub fn named(name: &str) -> Result<ResourceType, QuotaError> {
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(ResourceType(name.to_string()))
+        } else {
+            Err(QuotaError::invalid(
+                "resourceType",
+                format!(
+                    "{:?} is not a resource type name: 1 to 32 lowercase letters, digits and _",
+                    crate::excerpt::short(name)
+                ),
+            ))
+        }
+    }
+
+    pub fn model() -> ResourceType {
+        ResourceType("model".into())
+    }
+
+    pub fn service() -> ResourceType {
+        ResourceType("service".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn builtin_index(&self) -> Option<u32> {
+        Self::BUILTIN
+            .iter()
+            .position(|b| *b == self.0)
+            .map(|i| i as u32)
+    }
+}
+
+impl std::fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for ResourceType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            // As the enum it was wrote the built-in ones (the state machine
+            // writes this into audit events: replicas of two releases must
+            // write the same bytes).
+            return match self.builtin_index() {
+                Some(i) => s.serialize_str(["Service", "Model", "Dataset", "Agent"][i as usize]),
+                None => s.serialize_str(&self.0),
+            };
+        }
+        if crate::format::encoding_version() < 12 {
+            // The bytes of the enum it was: its variant index.
+            return match self.builtin_index() {
+                Some(i) => s.serialize_u32(i),
+                None => {
+                    crate::format::needs_newer_version();
+                    Err(serde::ser::Error::custom(
+                        "a configured resource type needs format version 12",
+                    ))
+                }
+            };
+        }
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() && crate::format::decoding_version() < 12 {
+            let i = u32::deserialize(d)?;
+            return ResourceType::BUILTIN
+                .get(i as usize)
+                .map(|n| ResourceType(n.to_string()))
+                .ok_or_else(|| serde::de::Error::custom(format!("resource type index {i}")));
+        }
+        let name = String::deserialize(d)?;
+        let name = match name.as_str() {
+            "Service" | "Model" | "Dataset" | "Agent" => name.to_ascii_lowercase(),
+            _ => name,
+        };
+        ResourceType::named(&name).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Who can see a policy (and so ask for access).
@@ -251,12 +339,6 @@ macro_rules! words {
     };
 }
 
-words!(ResourceType, "resourceType",
-    "service" => Service,
-    "model" => Model,
-    "dataset" => Dataset,
-    "agent" => Agent,
-);
 words!(Visibility, "visibility",
     "private" => Private,
     "tenant" => Tenant,
@@ -302,7 +384,7 @@ mod tests {
     fn spec() -> PolicySpec {
         PolicySpec {
             resource_id: "service-123".into(),
-            resource_type: ResourceType::Service,
+            resource_type: ResourceType::service(),
             visibility: Visibility::Marketplace,
             permissions: [Permission::Read, Permission::Execute].into(),
             pricing: Pricing::UsageBased {
