@@ -54,6 +54,7 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/platform/statements", vec!["get"]),
         ("/api/v1/platform/periods", vec!["get"]),
         ("/api/v1/platform/periods/{period}/close", vec!["post"]),
+        ("/api/v1/platform/sharing/settings", vec!["get", "put"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
     ];

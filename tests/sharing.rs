@@ -1046,3 +1046,93 @@ async fn resource_types_are_the_catalogs() {
     let metrics = metrics_text(&node).await;
     assert!(metrics.contains("cross_tenant_shares_total{resource_type=\"prompt_pack\"} 0"));
 }
+
+/// Statement months are UTC unless the platform configures a zone; a grant
+/// counts in the zone it was made in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_months_follow_the_configured_zone() {
+    use quotad_proto::v1 as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let settings = node.url("/api/v1/platform/sharing/settings");
+    let v = common::get_json(&settings).await;
+    assert_eq!(v["data"]["statementTimezone"], "UTC", "{v}");
+    let r = http()
+        .put(&settings)
+        .json(&json!({"statementTimezone": "Mars/Olympus"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let zone = "Pacific/Kiritimati";
+    let r = http()
+        .put(&settings)
+        .json(&json!({"statementTimezone": zone}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let provider = tenant(&node, "zone-lab", "PROFESSIONAL", "pam").await;
+    let consumer = tenant(&node, "zone-app", "STARTER", "carl").await;
+    let r = common::client()
+        .put(&settings)
+        .bearer_auth(token_for("pam", Some(&provider), &[], 3600))
+        .json(&json!({"statementTimezone": "UTC"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "operators only");
+    let mut body = product_policy();
+    body["conditions"] = json!({"approval": "automatic"});
+    let (_, created) = as_tenant(
+        &node,
+        &provider,
+        "pam",
+        Method::POST,
+        "/api/v1/sharing/policies",
+        Some(body),
+    )
+    .await;
+    let policy = created["data"]["id"].as_str().unwrap().to_string();
+    let (status, r) = as_tenant(
+        &node,
+        &consumer,
+        "carl",
+        Method::POST,
+        &format!("/api/v1/sharing/policies/{policy}/request-access"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["data"]["grant"]["statementTimezone"], zone, "{r}");
+    let mut grpc = node.grpc().await;
+    let d = grpc
+        .increment(pb::IncrementRequest {
+            tenant_id: consumer.clone(),
+            quota: "api_requests".into(),
+            amount: 3,
+            sharing_policy_id: policy.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(d.allowed);
+    let tz: chrono_tz::Tz = zone.parse().unwrap();
+    let local = chrono::Utc::now().with_timezone(&tz);
+    let month = format!(
+        "{:04}-{:02}",
+        chrono::Datelike::year(&local),
+        chrono::Datelike::month(&local)
+    );
+    let (_, st) = as_tenant(
+        &node,
+        &consumer,
+        "carl",
+        Method::GET,
+        &format!("/api/v1/sharing/statements?as=consumer&period={month}"),
+        None,
+    )
+    .await;
+    assert_eq!(st["data"]["lines"][0]["units"], 3, "{month}: {st}");
+}

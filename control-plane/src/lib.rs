@@ -166,6 +166,10 @@ pub fn router(
         .route("/api/v1/platform/statements", get(statements::platform))
         .route("/api/v1/platform/periods", get(statements::closed))
         .route(
+            "/api/v1/platform/sharing/settings",
+            get(statements::settings).put(statements::set_settings),
+        )
+        .route(
             "/api/v1/platform/periods/{period}/close",
             post(statements::close),
         )

@@ -75,6 +75,8 @@ impl Modify for BearerAuth {
         statements::platform,
         statements::closed,
         statements::close,
+        statements::settings,
+        statements::set_settings,
         health::healthz,
         health::readyz,
     ),

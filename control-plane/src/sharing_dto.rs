@@ -495,6 +495,8 @@ pub struct GrantDto {
     pub ended_at: Option<String>,
     pub ended_reason: Option<String>,
     pub created_at: String,
+    /// The zone its usage is counted in statement months by.
+    pub statement_timezone: String,
 }
 
 impl GrantDto {
@@ -522,6 +524,7 @@ impl GrantDto {
             ended_at: g.ended.as_ref().map(|e| rfc3339(e.at_ms)),
             ended_reason: g.ended.as_ref().map(|e| e.reason.clone()),
             created_at: rfc3339(g.created_at_ms),
+            statement_timezone: g.zone().name().to_string(),
         }
     }
 }

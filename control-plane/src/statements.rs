@@ -333,3 +333,59 @@ pub async fn closed(
             .collect()
     })))
 }
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SharingSettingsDto {
+    /// IANA zone statement months are counted in for grants made from now
+    /// on (each grant keeps the zone it was made in) [default: UTC].
+    pub statement_timezone: String,
+}
+
+fn operator_only(p: &Principal) -> Result<(), ApiError> {
+    if p.is_operator() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "the platform's sharing settings are for operators",
+        ))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/platform/sharing/settings", tag = "sharing", responses((status = 200, description = "The platform's sharing settings", body = crate::envelope::Envelope<SharingSettingsDto>), crate::envelope::ApiErrors))]
+pub async fn settings(
+    State(s): State<AppState>,
+    p: Principal,
+) -> crate::envelope::ApiResult<SharingSettingsDto> {
+    operator_only(&p)?;
+    let zone = s
+        .engine
+        .with_catalog(|c| c.statement_zone.unwrap_or(chrono_tz::UTC));
+    Ok(ok(SharingSettingsDto {
+        statement_timezone: zone.name().to_string(),
+    }))
+}
+
+#[utoipa::path(put, path = "/api/v1/platform/sharing/settings", tag = "sharing", request_body = SharingSettingsDto, responses((status = 200, description = "Changed: grants made from now on count statement months in this zone", body = crate::envelope::Envelope<SharingSettingsDto>), crate::envelope::ApiErrors))]
+pub async fn set_settings(
+    State(s): State<AppState>,
+    p: Principal,
+    body: crate::extract::JsonBody,
+) -> crate::envelope::ApiResult<SharingSettingsDto> {
+    operator_only(&p)?;
+    let body: SharingSettingsDto = body.parse()?;
+    let zone: chrono_tz::Tz = body.statement_timezone.parse().map_err(|_| {
+        ApiError::invalid(
+            "statementTimezone",
+            format!(
+                "{:?} is not an IANA time zone (e.g. Europe/Berlin)",
+                quotad_engine::excerpt::short(&body.statement_timezone)
+            ),
+        )
+    })?;
+    s.engine.set_statement_zone(zone).await?;
+    Ok(ok(SharingSettingsDto {
+        statement_timezone: zone.name().to_string(),
+    }))
+}

@@ -1133,3 +1133,35 @@ fn a_configured_resource_type_decodes_from_its_golden_bytes() {
     let p = decoded.sharing.policies.values().next().unwrap();
     assert_eq!(p.spec.resource_type.as_str(), "prompt_pack");
 }
+
+/// Format 13: the platform's statement zone, and a grant made in it.
+#[test]
+fn a_statement_zone_decodes_from_its_golden_bytes() {
+    use quotad_engine::raft::ReplicatedState;
+    let mut meta = MetaState::default();
+    let zone = Command::Meta(MetaOp::Sharing(Since(Box::new(
+        SharingOp::SetStatementZone(Since(chrono_tz::Pacific::Kiritimati)),
+    ))));
+    meta.apply(&zone);
+    for op in sharing_ops() {
+        meta.apply(&Command::Meta(MetaOp::Sharing(Since(Box::new(op)))));
+    }
+    let g = meta.sharing.grants.values().next().unwrap();
+    assert_eq!(g.zone(), chrono_tz::Pacific::Kiritimati);
+    let stored = check_golden(
+        "meta-snapshot-format13.bin",
+        &format::encode(&meta).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 13);
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), meta);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 130),
+        payload: EntryPayload::Normal(zone),
+    };
+    let stored = check_golden(
+        "entry-meta-statement-zone-format13.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 13);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}

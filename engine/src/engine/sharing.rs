@@ -421,6 +421,16 @@ impl Engine {
         Ok(at)
     }
 
+    /// The zone statement months are counted in for grants made from now
+    /// on (UTC unless set). Grants keep the zone they were made in.
+    pub async fn set_statement_zone(&self, zone: chrono_tz::Tz) -> Result<(), EngineError> {
+        let op = SharingOp::SetStatementZone(Since(zone));
+        let want = (zone != chrono_tz::UTC).then_some(zone);
+        self.sharing_write(op, |m| m.sharing.statement_zone.0 == want)
+            .await?;
+        Ok(())
+    }
+
     /// A deleted tenant's policies are withdrawn and the grants it gave or
     /// held end.
     pub(crate) async fn sharing_tenant_gone(

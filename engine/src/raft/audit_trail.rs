@@ -12,6 +12,52 @@ fn json<T: serde::Serialize>(v: Option<&T>) -> String {
         .unwrap_or_default()
 }
 
+/// A grant as its audit events show it. Every replica writes these bytes
+/// into the chain, so they are fixed here field by field: a field added to
+/// `Grant` later shows only when set, and events of older releases' grants
+/// stay the same.
+#[derive(serde::Serialize)]
+struct GrantPart<'a> {
+    id: &'a uuid::Uuid,
+    policy: &'a uuid::Uuid,
+    provider: &'a crate::model::TenantId,
+    consumer: &'a crate::model::TenantId,
+    resource_type: &'a crate::sharing::ResourceType,
+    resource_id: &'a str,
+    permissions: &'a std::collections::BTreeSet<crate::sharing::Permission>,
+    expires_at_ms: &'a Option<i64>,
+    cap: &'a Option<crate::sharing::UsageCap>,
+    pricing: &'a crate::sharing::Pricing,
+    platform_fee_bp: u32,
+    consumer_tier: crate::model::Tier,
+    created_at_ms: i64,
+    ended: &'a Option<crate::sharing::GrantEnd>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statement_zone: Option<&'a str>,
+}
+
+impl<'a> GrantPart<'a> {
+    fn of(g: &'a crate::sharing::Grant) -> Self {
+        GrantPart {
+            id: &g.id,
+            policy: &g.policy,
+            provider: &g.provider,
+            consumer: &g.consumer,
+            resource_type: &g.resource_type,
+            resource_id: &g.resource_id,
+            permissions: &g.permissions,
+            expires_at_ms: &g.expires_at_ms,
+            cap: &g.cap,
+            pricing: &g.pricing,
+            platform_fee_bp: g.platform_fee_bp,
+            consumer_tier: g.consumer_tier,
+            created_at_ms: g.created_at_ms,
+            ended: &g.ended,
+            statement_zone: g.statement_zone.map(|z| z.name()),
+        }
+    }
+}
+
 /// The part of `state` that `op` is about, as JSON ("" if absent).
 pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
     let Some(s) = state else { return String::new() };
@@ -33,7 +79,12 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         TenantOp::CreateApiKey(k) => json(s.api_keys.0.get(&k.0.id).map(|k| k.view()).as_ref()),
         TenantOp::RotateApiKey(r) => json(s.api_keys.0.get(&r.0.id).map(|k| k.view()).as_ref()),
         TenantOp::RevokeApiKey(id) => json(s.api_keys.0.get(&id.0).map(|k| k.view()).as_ref()),
-        TenantOp::HoldGrant(g) => json(s.grants.get(&g.0.policy).map(|h| &h.grant)),
+        TenantOp::HoldGrant(g) => json(
+            s.grants
+                .get(&g.0.policy)
+                .map(|h| GrantPart::of(&h.grant))
+                .as_ref(),
+        ),
         TenantOp::Audit { .. }
         | TenantOp::Increment { .. }
         | TenantOp::IncrementAll(_)

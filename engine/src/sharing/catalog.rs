@@ -100,9 +100,18 @@ pub struct Grant {
     pub consumer_tier: Tier,
     pub created_at_ms: i64,
     pub ended: Option<GrantEnd>,
+    /// The zone its usage is placed in statement months by (UTC when
+    /// none): the platform's setting when it was made (format 13).
+    #[serde(default)]
+    pub statement_zone: Added<13, Option<chrono_tz::Tz>>,
 }
 
 impl Grant {
+    /// The zone of its statement months.
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.statement_zone.unwrap_or(chrono_tz::UTC)
+    }
+
     /// Admits use at `now_ms`: not ended, not expired.
     pub fn is_active(&self, now_ms: i64) -> bool {
         self.ended.is_none() && self.expires_at_ms.is_none_or(|at| now_ms < at)
@@ -194,6 +203,8 @@ pub enum SharingOp {
     /// (a restore): what the catalog lacks is added, nothing is replaced
     /// (format 11).
     Restore(Since<11, Box<SharingCatalog>>),
+    /// The zone of statement months for grants made from now on (format 13).
+    SetStatementZone(Since<13, chrono_tz::Tz>),
 }
 
 /// What [`SharingOp::ClosePeriod`] carries.
@@ -234,6 +245,10 @@ pub struct SharingCatalog {
     /// Statement periods the platform closed, and when (format 10).
     #[serde(default)]
     pub closed: Added<10, BTreeMap<super::period::PeriodKey, i64>>,
+    /// The zone of statement months for grants made from now on (UTC
+    /// when none; format 13).
+    #[serde(default)]
+    pub statement_zone: Added<13, Option<chrono_tz::Tz>>,
 }
 
 /// What a caller may know of a policy it is not the provider of.
@@ -304,6 +319,10 @@ impl SharingCatalog {
             SharingOp::TenantGone { tenant, at_ms } => Ok(self.tenant_gone(*tenant, *at_ms)),
             SharingOp::ClosePeriod(Since(c)) => self.close_period(c.period, c.at_ms),
             SharingOp::Restore(Since(archived)) => Ok(self.restore(archived)),
+            SharingOp::SetStatementZone(Since(zone)) => {
+                self.statement_zone = Added((*zone != chrono_tz::UTC).then_some(*zone));
+                Ok(SharingReply::Ended(Vec::new()))
+            }
         };
         answer.unwrap_or_else(SharingReply::Refused)
     }
@@ -610,7 +629,10 @@ impl SharingCatalog {
         period: super::period::PeriodKey,
         at_ms: i64,
     ) -> Result<SharingReply, SharingError> {
-        if period >= super::period::period_of(at_ms) {
+        // Ended in UTC and in the zone of grants made now.
+        let zone = self.statement_zone.unwrap_or(chrono_tz::UTC);
+        let current = super::period::period_of(at_ms).min(super::period::period_in(at_ms, zone));
+        if period >= current {
             return Err(SharingError::conflict(
                 Some("period"),
                 format!(
@@ -635,6 +657,9 @@ impl SharingCatalog {
         }
         for (period, at) in archived.closed.iter() {
             self.closed.entry(*period).or_insert(*at);
+        }
+        if self.statement_zone.is_none() {
+            self.statement_zone = archived.statement_zone;
         }
         SharingReply::Ended(Vec::new())
     }
@@ -662,6 +687,7 @@ impl SharingCatalog {
                 .map(|(k, v)| (*k, v.clone()))
                 .collect(),
             closed: self.closed.clone(),
+            statement_zone: self.statement_zone,
         }
     }
 
@@ -708,6 +734,7 @@ impl SharingCatalog {
             consumer_tier,
             created_at_ms: at_ms,
             ended: None,
+            statement_zone: self.statement_zone,
         };
         self.grants.insert(id, g.clone());
         g

@@ -4,7 +4,7 @@
 //! grant is held, re-held with new terms, or dropped) and counts the use
 //! against the grant's cap.
 use super::catalog::{Grant, GrantEnd};
-use super::ledger::{next_period, period_of, subscription_charge};
+use super::period::{next_period, period_in, subscription_charge_in};
 use super::policy::{Permission, Pricing};
 use crate::format::Added;
 use crate::quota::period::window;
@@ -144,16 +144,17 @@ impl HeldGrant {
         if !self.grant.is_active(now_ms) {
             return Vec::new();
         }
-        let now = period_of(now_ms);
+        let zone = self.grant.zone();
+        let now = period_in(now_ms, zone);
         let since = self.grant.created_at_ms;
         let mut period = if *self.billed_period == 0 {
-            period_of(since)
+            period_in(since, zone)
         } else {
             next_period(*self.billed_period)
         };
         let mut due = Vec::new();
         while period <= now {
-            due.push((period, subscription_charge(price, period, since)));
+            due.push((period, subscription_charge_in(price, period, since, zone)));
             *self.billed_period = period;
             period = next_period(period);
         }
@@ -164,7 +165,7 @@ impl HeldGrant {
     pub fn billing_due(&self, now_ms: i64) -> bool {
         matches!(self.grant.pricing, Pricing::Subscription { .. })
             && self.grant.is_active(now_ms)
-            && *self.billed_period < period_of(now_ms)
+            && *self.billed_period < period_in(now_ms, self.grant.zone())
     }
 
     /// Hold `amount` units of the cap for a reservation.
@@ -206,6 +207,7 @@ mod tests {
             consumer_tier: Tier::Free,
             created_at_ms: 0,
             ended: None,
+            statement_zone: Default::default(),
         })
     }
 

@@ -78,7 +78,7 @@ impl UsageKey {
             Pricing::Free => (Amount::ZERO, None),
         };
         UsageKey {
-            period: period_of(at_ms),
+            period: super::period::period_in(at_ms, grant.zone()),
             policy: grant.policy,
             provider: grant.provider,
             consumer: grant.consumer,
