@@ -1136,3 +1136,75 @@ async fn statement_months_follow_the_configured_zone() {
     .await;
     assert_eq!(st["data"]["lines"][0]["units"], 3, "{month}: {st}");
 }
+
+/// A provider that may not share (suspended) pauses its grants: the
+/// consumer's next use is refused with the reason; reactivated, they admit
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_providers_grants_admit_nothing_until_it_is_reactivated() {
+    use quotad_proto::v1 as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let provider = tenant(&node, "paused-lab", "PROFESSIONAL", "pam").await;
+    let consumer = tenant(&node, "paused-app", "STARTER", "carl").await;
+    let mut body = product_policy();
+    body["conditions"] = json!({"approval": "automatic"});
+    let (_, created) = as_tenant(
+        &node,
+        &provider,
+        "pam",
+        Method::POST,
+        "/api/v1/sharing/policies",
+        Some(body),
+    )
+    .await;
+    let policy = created["data"]["id"].as_str().unwrap().to_string();
+    let (status, _) = as_tenant(
+        &node,
+        &consumer,
+        "carl",
+        Method::POST,
+        &format!("/api/v1/sharing/policies/{policy}/request-access"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let mut grpc = node.grpc().await;
+    let use_it = || pb::IncrementRequest {
+        tenant_id: consumer.clone(),
+        quota: "api_requests".into(),
+        amount: 1,
+        sharing_policy_id: policy.clone(),
+        ..Default::default()
+    };
+    assert!(grpc.increment(use_it()).await.unwrap().into_inner().allowed);
+    let status_to = |status: &str| {
+        http()
+            .put(node.url(&format!("/api/v1/tenants/{provider}")))
+            .json(&json!({"status": status}))
+            .send()
+    };
+    assert_eq!(status_to("SUSPENDED").await.unwrap().status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        match grpc.increment(use_it()).await {
+            Err(s) => break s,
+            Ok(_) => {
+                assert!(std::time::Instant::now() < deadline, "still admitted");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused.message().contains("suspended"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(status_to("ACTIVE").await.unwrap().status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while grpc.increment(use_it()).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "not resumed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -35,6 +35,7 @@
 //! | 11 | the sharing catalog brought back by a restore (`SharingOp::Restore`) |
 //! | 12 | resource types named in the tier catalog beyond the four built in (`ResourceType` as its name) |
 //! | 13 | statements in a configured zone (`SharingCatalog.statement_zone`, `SharingOp::SetStatementZone`, `Grant.statement_zone`) |
+//! | 14 | grants paused while their provider may not share (`Grant.paused`, `SharingOp::ProviderStanding`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -45,7 +46,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 13;
+pub const CURRENT: u8 = 14;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

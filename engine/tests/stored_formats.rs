@@ -1165,3 +1165,39 @@ fn a_statement_zone_decodes_from_its_golden_bytes() {
     assert_eq!(format::split(&stored).unwrap().0, 13);
     assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
 }
+
+/// Format 14: grants paused while their provider may not share.
+#[test]
+fn a_paused_grant_decodes_from_its_golden_bytes() {
+    use quotad_engine::raft::ReplicatedState;
+    use quotad_engine::sharing::catalog::ProviderStanding;
+    let mut meta = MetaState::default();
+    for op in sharing_ops() {
+        meta.apply(&Command::Meta(MetaOp::Sharing(Since(Box::new(op)))));
+    }
+    let pause = Command::Meta(MetaOp::Sharing(Since(Box::new(
+        SharingOp::ProviderStanding(Since(ProviderStanding {
+            provider: tenant_id(1),
+            paused: Some("tenant is suspended".into()),
+        })),
+    ))));
+    meta.apply(&pause);
+    let g = meta.sharing.grants.values().next().unwrap();
+    assert!(!g.admits(T0 + 20));
+    let stored = check_golden(
+        "meta-snapshot-format14.bin",
+        &format::encode(&meta).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 14);
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), meta);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 140),
+        payload: EntryPayload::Normal(pause),
+    };
+    let stored = check_golden(
+        "entry-meta-provider-standing-format14.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 14);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}

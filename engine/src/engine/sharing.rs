@@ -431,6 +431,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Pause the grants `provider` gave while it may not share (`paused`:
+    /// why), or resume them; the consumers' copies follow at once.
+    pub(crate) async fn set_provider_standing(
+        &self,
+        provider: TenantId,
+        paused: Option<String>,
+    ) -> Result<(), EngineError> {
+        let op = SharingOp::ProviderStanding(Since(crate::sharing::catalog::ProviderStanding {
+            provider,
+            paused: paused.clone(),
+        }));
+        let reply = self
+            .sharing_write(op, |m| {
+                !m.sharing
+                    .grants
+                    .values()
+                    .any(|g| g.provider == provider && g.ended.is_none() && *g.paused != paused)
+            })
+            .await?;
+        let SharingReply::Ended(changed) = reply else {
+            return Err(EngineError::unexpected(reply));
+        };
+        let by = AuditMeta::new("system", "provider-standing");
+        for g in &changed {
+            self.hold(g, &by).await?;
+        }
+        Ok(())
+    }
+
     /// A deleted tenant's policies are withdrawn and the grants it gave or
     /// held end.
     pub(crate) async fn sharing_tenant_gone(

@@ -18,12 +18,30 @@ impl Engine {
         let mut billing: Vec<TenantId> = Vec::new();
         let closed = self.with_catalog(|c| c.closed.0.clone());
         let mut closing: Vec<(TenantId, u32, i64)> = Vec::new();
+        // Providers whose standing (may they share now?) differs from what
+        // their grants say.
+        let mut standing: Vec<(TenantId, Option<String>)> = Vec::new();
+        let given: std::collections::HashMap<TenantId, Vec<Option<String>>> =
+            self.with_catalog(|c| {
+                let mut m: std::collections::HashMap<TenantId, Vec<Option<String>>> =
+                    std::collections::HashMap::new();
+                for g in c.grants.values().filter(|g| g.ended.is_none()) {
+                    m.entry(g.provider).or_default().push(g.paused.0.clone());
+                }
+                m
+            });
         for shard in self.router.served() {
             if let Ok(state) = shard.group.state.read() {
                 for t in state.tenants.values() {
                     owed.extend(t.shared.owed().map(|p| (t.tenant.id, p)));
                     if t.grants.values().any(|g| g.billing_due(now)) {
                         billing.push(t.tenant.id);
+                    }
+                    if let Some(paused) = given.get(&t.tenant.id) {
+                        let should = t.refusal(now);
+                        if paused.iter().any(|p| *p != should) {
+                            standing.push((t.tenant.id, should));
+                        }
                     }
                     let involved = !t.grants.is_empty()
                         || !t.shared.received.is_empty()
@@ -40,6 +58,11 @@ impl Engine {
             }
         }
         let mut first_error = None;
+        for (provider, paused) in standing {
+            if let Err(e) = self.set_provider_standing(provider, paused).await {
+                first_error.get_or_insert(e);
+            }
+        }
         // Periods the platform closed, before more usage is taken.
         for (tenant, period, at) in closing {
             let op = TenantOp::ClosePeriod(Since((period, at)));

@@ -34,6 +34,8 @@ struct GrantPart<'a> {
     ended: &'a Option<crate::sharing::GrantEnd>,
     #[serde(skip_serializing_if = "Option::is_none")]
     statement_zone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused: Option<&'a str>,
 }
 
 impl<'a> GrantPart<'a> {
@@ -54,6 +56,7 @@ impl<'a> GrantPart<'a> {
             created_at_ms: g.created_at_ms,
             ended: &g.ended,
             statement_zone: g.statement_zone.map(|z| z.name()),
+            paused: g.paused.as_deref(),
         }
     }
 }

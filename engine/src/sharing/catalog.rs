@@ -104,6 +104,10 @@ pub struct Grant {
     /// none): the platform's setting when it was made (format 13).
     #[serde(default)]
     pub statement_zone: Added<13, Option<chrono_tz::Tz>>,
+    /// Why its provider may not share now (suspended, deleted, trial over):
+    /// it admits nothing until the provider may again (format 14).
+    #[serde(default)]
+    pub paused: Added<14, Option<String>>,
 }
 
 impl Grant {
@@ -117,6 +121,11 @@ impl Grant {
         self.ended.is_none() && self.expires_at_ms.is_none_or(|at| now_ms < at)
     }
 
+    /// Admits use at `now_ms`: active, and its provider may share.
+    pub fn admits(&self, now_ms: i64) -> bool {
+        self.is_active(now_ms) && self.paused.is_none()
+    }
+
     /// Why it admits nothing at `now_ms`, if it does not.
     pub fn inactive_reason(&self, now_ms: i64) -> Option<String> {
         if let Some(end) = &self.ended {
@@ -124,6 +133,9 @@ impl Grant {
         }
         if self.expires_at_ms.is_some_and(|at| now_ms >= at) {
             return Some("the grant has expired".into());
+        }
+        if let Some(why) = self.paused.as_ref() {
+            return Some(format!("the provider may not share now: {why}"));
         }
         None
     }
@@ -205,6 +217,17 @@ pub enum SharingOp {
     Restore(Since<11, Box<SharingCatalog>>),
     /// The zone of statement months for grants made from now on (format 13).
     SetStatementZone(Since<13, chrono_tz::Tz>),
+    /// Pause (with the reason) or resume the grants `provider` gave, as it
+    /// may or may not share (format 14).
+    ProviderStanding(Since<14, ProviderStanding>),
+}
+
+/// What [`SharingOp::ProviderStanding`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderStanding {
+    pub provider: TenantId,
+    /// Why it may not share; `None`: it may again.
+    pub paused: Option<String>,
 }
 
 /// What [`SharingOp::ClosePeriod`] carries.
@@ -319,6 +342,16 @@ impl SharingCatalog {
             SharingOp::TenantGone { tenant, at_ms } => Ok(self.tenant_gone(*tenant, *at_ms)),
             SharingOp::ClosePeriod(Since(c)) => self.close_period(c.period, c.at_ms),
             SharingOp::Restore(Since(archived)) => Ok(self.restore(archived)),
+            SharingOp::ProviderStanding(Since(s)) => {
+                let mut changed = Vec::new();
+                for g in self.grants.values_mut() {
+                    if g.provider == s.provider && g.ended.is_none() && *g.paused != s.paused {
+                        g.paused = Added(s.paused.clone());
+                        changed.push(g.clone());
+                    }
+                }
+                Ok(SharingReply::Ended(changed))
+            }
             SharingOp::SetStatementZone(Since(zone)) => {
                 self.statement_zone = Added((*zone != chrono_tz::UTC).then_some(*zone));
                 Ok(SharingReply::Ended(Vec::new()))
@@ -735,6 +768,7 @@ impl SharingCatalog {
             created_at_ms: at_ms,
             ended: None,
             statement_zone: self.statement_zone,
+            paused: Added(None),
         };
         self.grants.insert(id, g.clone());
         g

@@ -141,7 +141,7 @@ impl HeldGrant {
         let Pricing::Subscription { price, .. } = self.grant.pricing else {
             return Vec::new();
         };
-        if !self.grant.is_active(now_ms) {
+        if !self.grant.admits(now_ms) {
             return Vec::new();
         }
         let zone = self.grant.zone();
@@ -164,7 +164,7 @@ impl HeldGrant {
     /// Whether [`HeldGrant::bill`] would charge anything at `now_ms`.
     pub fn billing_due(&self, now_ms: i64) -> bool {
         matches!(self.grant.pricing, Pricing::Subscription { .. })
-            && self.grant.is_active(now_ms)
+            && self.grant.admits(now_ms)
             && *self.billed_period < period_in(now_ms, self.grant.zone())
     }
 
@@ -208,6 +208,7 @@ mod tests {
             created_at_ms: 0,
             ended: None,
             statement_zone: Default::default(),
+            paused: Default::default(),
         })
     }
 
