@@ -367,49 +367,20 @@ impl Authenticator {
     ) {
         metrics::counter!(telemetry::CROSS_TENANT_VIOLATIONS).increment(1);
         tracing::info!(caller = caller.name(), %consumer, %policy, reason, request_id, "shared use refused");
-        let now = Instant::now();
-        let key = (Box::<str>::from(format!("sharing:{policy}")), consumer);
-        if self
-            .audited
-            .get(&key)
-            .is_some_and(|at| now.duration_since(*at) < AUDIT_EVERY)
-        {
+        if !self.first_in_a_while(format!("sharing:{policy}").into(), consumer) {
             return;
         }
-        if self.audited.len() >= CACHE_CAP {
-            self.audited.clear();
-        }
-        self.audited.insert(key, now);
-        let this = self.clone();
-        let meta = AuditMeta::new(caller.name(), request_id);
-        let provider = self.engine.provider_of(policy);
         let detail = serde_json::json!({
             "policy": policy.to_string(),
             "consumer": consumer.to_string(),
             "reason": reason,
         })
         .to_string();
-        tokio::spawn(async move {
-            for tenant in std::iter::once(consumer).chain(provider) {
-                match this
-                    .engine
-                    .record_audit(
-                        tenant,
-                        &meta,
-                        "sharing.use_refused",
-                        &policy.to_string(),
-                        detail.clone(),
-                    )
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(e) if e.code() == ErrorCode::NotFound => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, %tenant, "could not audit a refused shared use")
-                    }
-                }
-            }
-        });
+        let tenants = std::iter::once(consumer).chain(self.engine.provider_of(policy));
+        let events = tenants
+            .map(|t| (t, "sharing.use_refused", policy.to_string(), detail.clone()))
+            .collect();
+        self.audit_in_background(AuditMeta::new(caller.name(), request_id), events);
     }
 
     fn violation(
@@ -421,47 +392,68 @@ impl Authenticator {
     ) {
         metrics::counter!(telemetry::CROSS_TENANT_VIOLATIONS).increment(1);
         tracing::warn!(caller = caller.name(), own = %own, target = %target, request_id, "cross-tenant data-plane call refused");
+        if !self.first_in_a_while(caller.name().into(), target) {
+            return;
+        }
+        let event = |tenant, detail: serde_json::Value| {
+            (
+                tenant,
+                "access.denied",
+                "cross_tenant".to_string(),
+                detail.to_string(),
+            )
+        };
+        let events = vec![
+            event(
+                target,
+                serde_json::json!({"source": "data plane", "credentialOf": own.to_string()}),
+            ),
+            event(
+                own,
+                serde_json::json!({"source": "data plane", "named": target.to_string()}),
+            ),
+        ];
+        self.audit_in_background(AuditMeta::new(caller.name(), request_id), events);
+    }
+
+    /// Whether `(what, tenant)` was not audited in the last [`AUDIT_EVERY`]
+    /// (and note that it is now).
+    fn first_in_a_while(&self, what: Box<str>, tenant: TenantId) -> bool {
         let now = Instant::now();
-        let key = (Box::<str>::from(caller.name()), target);
+        let key = (what, tenant);
         if self
             .audited
             .get(&key)
             .is_some_and(|at| now.duration_since(*at) < AUDIT_EVERY)
         {
-            return;
+            return false;
         }
         if self.audited.len() >= CACHE_CAP {
             self.audited.clear();
         }
         self.audited.insert(key, now);
+        true
+    }
+
+    /// Record `(tenant, action, target, detail)` events without holding up
+    /// the call that caused them; a tenant that does not exist gets none.
+    fn audit_in_background(
+        self: &Arc<Self>,
+        meta: AuditMeta,
+        events: Vec<(TenantId, &'static str, String, String)>,
+    ) {
         let this = self.clone();
-        let meta = AuditMeta::new(caller.name(), request_id);
         tokio::spawn(async move {
-            for (tenant, detail) in [
-                (
-                    target,
-                    serde_json::json!({"source": "data plane", "credentialOf": own.to_string()}),
-                ),
-                (
-                    own,
-                    serde_json::json!({"source": "data plane", "named": target.to_string()}),
-                ),
-            ] {
+            for (tenant, action, target, detail) in events {
                 match this
                     .engine
-                    .record_audit(
-                        tenant,
-                        &meta,
-                        "access.denied",
-                        "cross_tenant",
-                        detail.to_string(),
-                    )
+                    .record_audit(tenant, &meta, action, &target, detail)
                     .await
                 {
                     Ok(()) => {}
                     Err(e) if e.code() == ErrorCode::NotFound => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, %tenant, "could not audit a cross-tenant call")
+                        tracing::warn!(error = %e, %tenant, action, "could not audit a refusal")
                     }
                 }
             }
