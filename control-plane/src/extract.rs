@@ -56,6 +56,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 }
 
 impl JsonBody {
+    /// A body made in process (the console posts forms through the same
+    /// handlers as the REST API, as the JSON they would have sent).
+    pub fn json(value: &serde_json::Value) -> JsonBody {
+        JsonBody {
+            json_content_type: true,
+            bytes: serde_json::to_vec(value)
+                .expect("a JSON value serializes")
+                .into(),
+        }
+    }
+
     /// Parse the body; errors name the field and say what was expected in
     /// JSON's terms.
     /// Whether the request had no body at all.
@@ -87,6 +98,13 @@ impl JsonBody {
 
 /// `JsonBody` parsed at once, for handlers that are not about one tenant.
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> ApiJson<T> {
+    /// Parse a body made in process (see [`JsonBody::json`]).
+    pub fn of(value: &serde_json::Value) -> Result<ApiJson<T>, ApiError> {
+        JsonBody::json(value).parse().map(ApiJson)
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
@@ -315,12 +333,38 @@ impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
 }
 
 impl RawQuery {
+    /// Parameters made in process (see [`JsonBody::json`]).
+    pub fn of(pairs: &[(&str, String)]) -> RawQuery {
+        let query: String = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode_component(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        RawQuery(
+            format!("/?{query}")
+                .parse()
+                .unwrap_or_else(|_| axum::http::Uri::from_static("/")),
+        )
+    }
+
     /// Parse the parameters; errors name the parameter.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         axum::extract::Query::<T>::try_from_uri(&self.0)
             .map(|axum::extract::Query(v)| v)
             .map_err(|e| query_error(&e.body_text()))
     }
+}
+
+/// Percent-encode everything but unreserved characters.
+fn encode_component(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn query_error(text: &str) -> ApiError {

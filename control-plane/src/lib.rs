@@ -15,6 +15,7 @@
 mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod console;
 mod domains;
 pub mod dto;
 pub mod envelope;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Who may read `/metrics` on the REST port.
     pub metrics_auth: metrics::MetricsAuth,
+    /// How the console signs its sessions.
+    pub console: console::ConsoleConfig,
 }
 
 /// `/metrics` alone, without a credential, for `--metrics-addr`: an
@@ -74,12 +77,14 @@ pub fn router(
     metrics: Option<PrometheusHandle>,
     metrics_auth: metrics::MetricsAuth,
     request_timeout: Duration,
+    console: console::ConsoleConfig,
 ) -> Router {
     let state = AppState {
         engine,
         auth: Arc::new(auth),
         metrics,
         metrics_auth,
+        console,
     };
     Router::new()
         .route("/api/v1/tenants", post(tenants::create))
@@ -181,6 +186,7 @@ pub fn router(
             state.clone(),
             leader_hint::annotate,
         ))
+        .merge(console::router())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape_authorized))

@@ -10,6 +10,16 @@ use quotad_engine::telemetry;
 
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 
+/// Console requests refused before any handler ran, by `reason`: a session
+/// cookie that is `malformed`, has a `bad_signature`, has `expired`, was
+/// `signed_out` or whose API key is gone (`key_gone`); a form without its
+/// `csrf` token; a `signin` with a wrong credential.
+pub const CONSOLE_REFUSALS: &str = "quotad_console_refusals_total";
+
+pub fn count_console_refusal(reason: &'static str) {
+    metrics::counter!(CONSOLE_REFUSALS, "reason" => reason).increment(1);
+}
+
 /// Histogram buckets (seconds) for request latencies.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,

@@ -36,6 +36,7 @@
 //! | 12 | resource types named in the tier catalog beyond the four built in (`ResourceType` as its name) |
 //! | 13 | statements in a configured zone (`SharingCatalog.statement_zone`, `SharingOp::SetStatementZone`, `Grant.statement_zone`) |
 //! | 14 | grants paused while their provider may not share (`Grant.paused`, `SharingOp::ProviderStanding`) |
+//! | 15 | console sessions signed out before they expire (`MetaState.signed_out`, `MetaOp::SignOut`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -46,7 +47,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 14;
+pub const CURRENT: u8 = 15;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

@@ -1201,3 +1201,33 @@ fn a_paused_grant_decodes_from_its_golden_bytes() {
     assert_eq!(format::split(&stored).unwrap().0, 14);
     assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
 }
+
+/// Format 15: a console session signed out before it expires.
+#[test]
+fn a_signed_out_console_session_decodes_from_its_golden_bytes() {
+    use quotad_engine::raft::{ReplicatedState, SignOut};
+    let mut meta = MetaState::default();
+    let sign_out = Command::Meta(MetaOp::SignOut(Since(SignOut {
+        session: [7; 16],
+        until_ms: T0 + 3_600_000,
+        at_ms: T0,
+    })));
+    meta.apply(&sign_out);
+    assert!(meta.signed_out.contains(&[7; 16]));
+    let stored = check_golden(
+        "meta-snapshot-format15.bin",
+        &format::encode(&meta).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 15);
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), meta);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 150),
+        payload: EntryPayload::Normal(sign_out),
+    };
+    let stored = check_golden(
+        "entry-meta-sign-out-format15.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 15);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}

@@ -196,6 +196,10 @@ pub struct ServeArgs {
     /// [default: 300]
     #[arg(long, env = "QUOTAD_IDLE_TIMEOUT_SECS")]
     idle_timeout_secs: Option<u64>,
+    /// How long a console session lasts before signing in again (at most
+    /// as long as the token or API key it was opened with) [default: 60]
+    #[arg(long, env = "QUOTAD_CONSOLE_SESSION_MINS")]
+    console_session_mins: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -243,6 +247,7 @@ struct FileConfig {
     metrics_auth: Option<String>,
     metrics_addr: Option<SocketAddr>,
     idle_timeout_secs: Option<u64>,
+    console_session_mins: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
@@ -287,6 +292,7 @@ struct Settings {
     metrics_auth: MetricsAuth,
     metrics_addr: Option<SocketAddr>,
     idle_timeout: Duration,
+    console_session: Duration,
     tls: Option<TlsFiles>,
     tls_service_identities: Vec<String>,
 }
@@ -536,6 +542,11 @@ impl Settings {
             .or(file.idle_timeout_secs)
             .unwrap_or(quotad_engine::idle::DEFAULT_IDLE.as_secs());
         at_least_1("idle_timeout_secs", idle_timeout_secs as usize)?;
+        let console_session_mins = args
+            .console_session_mins
+            .or(file.console_session_mins)
+            .unwrap_or(60);
+        at_least_1("console_session_mins", console_session_mins as usize)?;
         let grpc_addr = args
             .grpc_addr
             .or(file.grpc_addr)
@@ -571,6 +582,7 @@ impl Settings {
             metrics_auth,
             metrics_addr,
             idle_timeout: Duration::from_secs(idle_timeout_secs),
+            console_session: Duration::from_secs(console_session_mins.saturating_mul(60)),
             tls,
             tls_service_identities,
             data_dir: args
@@ -838,7 +850,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     // JWT_SECRET, or a secret generated once into the data dir.
-    let mut auth = JwtKeys::hs256(&super::secret::resolve(&s.data_dir, true)?)?;
+    let jwt_secret = super::secret::resolve(&s.data_dir, true)?;
+    let mut auth = JwtKeys::hs256(&jwt_secret)?;
+    // Console sessions are signed with a key derived from the same
+    // secret: every node of the deployment accepts them.
+    let console = quotad_control_plane::console::ConsoleConfig {
+        key: quotad_control_plane::console::session::SessionKey::derive(&jwt_secret),
+        secure: s.tls.is_some(),
+        session_ttl: s.console_session,
+    };
     if let Some(pem) = &s.jwt_public_key {
         let key = std::fs::read(pem)
             .with_context(|| format!("reading JWT public key {}", pem.display()))?;
@@ -939,6 +959,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(metrics.clone()),
             s.metrics_auth,
             s.request_timeout,
+            console,
         ),
         http,
         tls.as_ref().map(|t| &t.http),

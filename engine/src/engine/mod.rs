@@ -15,6 +15,10 @@
 //!   [`Engine::tenant`], [`Engine::admin`] (every audited change that is one
 //!   `TenantOp`), [`Engine::change_tier`], [`Engine::delete_tenant`],
 //!   [`Engine::purge_tenant`], [`Engine::purge_expired`].
+//! - `directory.rs`: [`Engine::tenant_directory`] (every tenant, for
+//!   operators).
+//! - `sessions.rs`: [`Engine::sign_out_session`],
+//!   [`Engine::session_signed_out`] (console sign-outs).
 //! - `domains.rs`: [`Engine::add_domain`], [`Engine::remove_domain`],
 //!   [`Engine::tenant_for_host`].
 //! - `usage.rs`: [`Engine::usage_history`].
@@ -33,9 +37,11 @@ mod archive;
 mod audit;
 mod cluster;
 mod config;
+mod directory;
 mod domains;
 mod health;
 mod restore;
+mod sessions;
 mod shared_use;
 mod sharing;
 mod tenants;

@@ -9,6 +9,7 @@ mod member;
 pub mod membership;
 mod principal;
 mod quota_policy;
+mod signed_out;
 mod tenant;
 mod tier;
 pub mod tier_error {
@@ -23,5 +24,6 @@ pub use member::{Member, NewOwner, Role, UnknownRole};
 pub use membership::NodeId;
 pub use principal::{KeyProof, Principal};
 pub use quota_policy::{Action, Period, QuotaKind, QuotaPolicy, well_known};
+pub use signed_out::{SessionId, SignedOut};
 pub use tenant::{Deletion, Tenant, TenantId, TenantStatus};
 pub use tier::Tier;

@@ -50,6 +50,19 @@ pub enum MetaOp {
     Membership(MembershipOp),
     /// The sharing catalog: policies, requests, grants (format 6).
     Sharing(Since<6, Box<crate::sharing::SharingOp>>),
+    /// A console session signed out before it expires (format 15).
+    SignOut(Since<15, SignOut>),
+}
+
+/// See [`MetaOp::SignOut`] and [`crate::model::SignedOut`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOut {
+    pub session: crate::model::SessionId,
+    /// When the session would have expired.
+    pub until_ms: i64,
+    /// When the sign-out was proposed: sessions expired by then are
+    /// forgotten, alike on every replica.
+    pub at_ms: i64,
 }
 
 /// A tenant's whole state in transit to another group.

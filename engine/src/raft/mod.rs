@@ -24,7 +24,7 @@ mod state_machine;
 mod type_config;
 
 pub use audit_trail::TENANT_PURGED;
-pub use command::{ArchiveAck, Command, CommandResponse, MetaOp, MovedTenant, StampedOp};
+pub use command::{ArchiveAck, Command, CommandResponse, MetaOp, MovedTenant, SignOut, StampedOp};
 pub use group::{Group, GroupConfig, GroupHandle};
 pub use group_state::{
     Claim, Claims, GroupState, MetaState, ORPHAN_CLAIM_AFTER_MS, ReplicatedState, ShardState,

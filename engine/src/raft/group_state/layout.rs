@@ -4,12 +4,12 @@
 //! shard fields empty and a shard group the meta fields, so each writes the
 //! very bytes it wrote before the split: data dirs, archives and nodes of
 //! earlier releases read them, and they read those. Fields added since
-//! (the sharing catalog, format 6) come last and take no bytes while empty.
+//! (the sharing catalog, format 6; console sign-outs, format 15) come last and take no bytes while empty.
 use super::{Claims, MetaState, ReplicatedState, ShardState, Unarchived};
 use crate::audit::AuditLog;
 use crate::format::Added;
-use crate::model::TenantId;
 use crate::model::membership::Membership;
+use crate::model::{SignedOut, TenantId};
 use crate::quota::TenantState;
 use crate::raft::command::{Command, CommandResponse, MovedTenant};
 use crate::sharing::SharingCatalog;
@@ -73,7 +73,7 @@ impl<K: Ord + Serialize, V: Serialize> Serialize for Sorted<'_, K, V> {
 
 impl Serialize for Layout<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("GroupState", 10)?;
+        let mut st = s.serialize_struct("GroupState", 11)?;
         st.serialize_field("tenants", &Sorted(&self.shard.tenants))?;
         st.serialize_field("slugs", &self.meta.slugs)?;
         st.serialize_field("domains", &self.meta.domains)?;
@@ -84,6 +84,7 @@ impl Serialize for Layout<'_> {
         st.serialize_field("unarchived", &Sorted(&self.shard.unarchived))?;
         st.serialize_field("moved_to", &Sorted(&self.shard.moved_to))?;
         st.serialize_field("sharing", &self.meta.sharing)?;
+        st.serialize_field("signed_out", &self.meta.signed_out)?;
         st.end()
     }
 }
@@ -102,6 +103,7 @@ struct Stored {
     unarchived: HashMap<TenantId, Unarchived>,
     moved_to: HashMap<TenantId, u64>,
     sharing: Added<6, SharingCatalog>,
+    signed_out: Added<15, SignedOut>,
 }
 
 impl From<Stored> for GroupState {
@@ -112,6 +114,7 @@ impl From<Stored> for GroupState {
                 slugs: s.slugs,
                 domains: s.domains,
                 sharing: s.sharing,
+                signed_out: s.signed_out,
             },
             shard: ShardState {
                 tenants: s.tenants,

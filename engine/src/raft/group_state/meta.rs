@@ -2,6 +2,7 @@
 //! and the names (tenant slugs, custom domains) each held by one tenant.
 use super::{Claims, ReplicatedState, misrouted};
 use crate::format::{Added, Since};
+use crate::model::SignedOut;
 use crate::model::membership::Membership;
 use crate::raft::command::{Command, CommandResponse, MetaOp};
 use crate::sharing::SharingCatalog;
@@ -16,6 +17,8 @@ pub struct MetaState {
     pub domains: Claims,
     /// Sharing policies, access requests and grants (format 6).
     pub sharing: Added<6, SharingCatalog>,
+    /// Console sessions signed out before they expire (format 15).
+    pub signed_out: Added<15, SignedOut>,
 }
 
 impl ReplicatedState for MetaState {
@@ -56,6 +59,10 @@ impl ReplicatedState for MetaState {
             }
             Command::Meta(MetaOp::Sharing(Since(op))) => {
                 CommandResponse::Sharing(Since(Box::new(self.sharing.apply(op))))
+            }
+            Command::Meta(MetaOp::SignOut(Since(op))) => {
+                self.signed_out.sign_out(op.session, op.until_ms, op.at_ms);
+                CommandResponse::Applied
             }
             other => misrouted("the meta group", other),
         }

@@ -1,0 +1,110 @@
+//! The page shell: head (stylesheet, htmx), the header with the caller and
+//! sign-out, the navigation, and `main`.
+use super::guard::Ctx;
+use maud::{DOCTYPE, Markup, html};
+use quotad_engine::model::Role;
+
+/// htmx's settings: no `eval`, no inline scripts, no injected indicator
+/// `<style>` (the CSP forbids all three).
+const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"includeIndicatorStyles":false,"selfRequestsOnly":true}"#;
+
+/// The tenant a page is about, for the navigation.
+pub struct TenantNav<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    /// The caller's role in it; `None` for an operator.
+    pub role: Option<Role>,
+}
+
+/// Which navigation entry is the current page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Tenants,
+    Overview,
+    Members,
+    Audit,
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="htmx-config" content=(HTMX_CONFIG);
+            title { (title) " · quotad console" }
+            link rel="stylesheet" href=(super::assets::CSS_PATH);
+            script src=(super::assets::HTMX_PATH) defer {}
+        }
+    }
+}
+
+/// A page without a session (sign-in, errors).
+pub fn bare(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                header.top {
+                    span.brand { "quotad console" }
+                }
+                main #main .narrow { (body) }
+            }
+        }
+    }
+}
+
+fn link(href: &str, label: &str, current: bool) -> Markup {
+    html! {
+        @if current {
+            a href=(href) aria-current="page" { (label) }
+        } @else {
+            a href=(href) { (label) }
+        }
+    }
+}
+
+/// A signed-in page.
+pub fn page(
+    ctx: &Ctx,
+    title: &str,
+    tenant: Option<&TenantNav>,
+    section: Section,
+    body: Markup,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/console" { "quotad console" }
+                    nav aria-label="Platform" {
+                        @if ctx.is_operator() {
+                            (link("/console/tenants", "Tenants", section == Section::Tenants))
+                        }
+                    }
+                    div.who {
+                        span { "Signed in as " strong { (ctx.principal.user) } }
+                        form method="post" action="/console/signout" {
+                            input type="hidden" name="_csrf" value=(ctx.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                @if let Some(t) = tenant {
+                    nav.tenant aria-label="Tenant" {
+                        span.tenant-name { (t.name) }
+                        (link(&format!("/console/tenants/{}", t.id), "Overview", section == Section::Overview))
+                        (link(&format!("/console/tenants/{}/members", t.id), "Members", section == Section::Members))
+                        @if t.role.is_none_or(|r| r >= Role::Admin) {
+                            (link(&format!("/console/tenants/{}/audit", t.id), "Audit", section == Section::Audit))
+                        }
+                    }
+                }
+                main #main { (body) }
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The web console (`/console`) against real nodes: in headless Chromium
+//! (Debian's, driven by Playwright for Python; `tests/python/console_browser.py`)
+//! and, for what needs no browser, over HTTP with reqwest.
+//!
+//! `scripts/test.sh` installs Chromium, Playwright and axe-core and points
+//! `QUOTAD_TEST_PYTHON`, `QUOTAD_TEST_CHROMIUM` and `QUOTAD_TEST_AXE` at
+//! them. Screenshots go to `target/console-screenshots/` (not kept in the
+//! repository).
+mod common;
+
+use common::cluster::TestCluster;
+use common::{Node, SECRET, http, operator, service_token, token_for};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn python() -> String {
+    std::env::var("QUOTAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn chromium() -> String {
+    std::env::var("QUOTAD_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+fn axe() -> String {
+    std::env::var("QUOTAD_TEST_AXE").unwrap_or_else(|_| {
+        format!(
+            "{}/tests/browser/node_modules/axe-core/axe.min.js",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    })
+}
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots")
+}
+
+/// The browser tools must be there: the test command installs them.
+fn require_browser() {
+    let playwright = Command::new(python())
+        .args(["-c", "import playwright.sync_api, grpc, grpc_tools"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        playwright,
+        "{} cannot import playwright, grpc and grpc_tools: run the README's test command \
+         (scripts/test.sh), which installs them, or set QUOTAD_TEST_PYTHON",
+        python()
+    );
+    assert!(
+        std::path::Path::new(&chromium()).exists(),
+        "no Chromium at {}: scripts/test.sh installs Debian's chromium, or set QUOTAD_TEST_CHROMIUM",
+        chromium()
+    );
+}
+
+/// Run one scenario of the browser script; panics with its output if it
+/// fails.
+fn browse(scenario: &str, args: &[(&str, String)]) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut cmd = Command::new(python());
+    cmd.arg(format!("{root}/tests/python/console_browser.py"))
+        .args(["--scenario", scenario])
+        .args(["--proto-root", &format!("{root}/proto")])
+        .args(["--chromium", &chromium()])
+        .args(["--operator", &operator()])
+        .args(["--service", &service_token()]);
+    for (flag, value) in args {
+        cmd.arg(format!("--{flag}")).arg(value);
+    }
+    let out = cmd.output().expect("run the browser script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "console {scenario} scenario failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(&format!("console {scenario}: all good")));
+}
+
+/// A tenant named `name`, owned by alice, with viewer vic and an
+/// `llm_tokens` quota of 1,000 a month; its id.
+async fn acme(node: &Node, name: &str, slug: &str) -> String {
+    let r = http()
+        .post(node.url("/api/v1/tenants"))
+        .json(&json!({"name": name, "slug": slug, "tier": "PROFESSIONAL", "ownerUserId": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    let r = http()
+        .post(node.url(&format!("/api/v1/tenants/{id}/members")))
+        .json(&json!({"userId": "vic", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    common::set_quota(
+        node,
+        &id,
+        "llm_tokens",
+        json!({"limit": 1000, "period": "monthly", "kind": "counter", "action": "block", "alertThresholds": [80, 90, 95]}),
+    )
+    .await;
+    id
+}
+
+/// Other tenants, so that a search has something to leave out.
+async fn others(node: &Node) {
+    for (name, slug) in [
+        ("Globex", "globex"),
+        ("Initech", "initech"),
+        ("Umbrella Labs", "umbrella"),
+    ] {
+        let r = http()
+            .post(node.url("/api/v1/tenants"))
+            .json(&json!({"name": name, "slug": slug}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_finds_a_tenant_and_watches_its_quota_fill_live_then_edits_it() {
+    require_browser();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    others(&node).await;
+    let tenant = acme(&node, "Acme Corp", "acme-corp").await;
+    let grpc = node.grpc.trim_start_matches("http://").to_string();
+    tokio::task::spawn_blocking(move || {
+        browse(
+            "operator",
+            &[
+                ("http", node.http.clone()),
+                ("grpc", grpc),
+                ("tenant", tenant),
+                ("tenant-name", "Acme Corp".into()),
+                ("shots", shots().display().to_string()),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_sees_no_edit_controls_and_forged_or_tokenless_posts_are_refused() {
+    require_browser();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = acme(&node, "Acme Corp", "acme-corp").await;
+    let viewer = token_for("vic", Some(&tenant), &[], 3600);
+    let owner = token_for("alice", Some(&tenant), &[], 3600);
+    tokio::task::spawn_blocking(move || {
+        browse(
+            "viewer",
+            &[
+                ("http", node.http.clone()),
+                ("tenant", tenant),
+                ("viewer", viewer),
+                ("owner", owner),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_works_on_every_node_and_forged_foreign_or_signed_out_ones_do_not() {
+    require_browser();
+    let cluster = TestCluster::start(2, &[]).await;
+    let tenant = acme(cluster.node(0), "Acme Corp", "acme-corp").await;
+    // Another deployment: its own data dir and a secret of its own.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Node::start_without_secret(other_dir.path(), &Node::local_args());
+    let secret = std::fs::read_to_string(other_dir.path().join("jwt-secret")).unwrap();
+    assert_ne!(secret.trim(), SECRET);
+    let other_operator = other_token(secret.trim());
+    let a = cluster.node(0).http.clone();
+    let b = cluster.node(1).http.clone();
+    let other_http = other.http.clone();
+    tokio::task::spawn_blocking(move || {
+        browse(
+            "cluster",
+            &[
+                ("http", a),
+                ("http", b),
+                ("tenant", tenant),
+                ("other", other_http),
+                ("other-operator", other_operator),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    drop(other);
+}
+
+fn other_token(secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = quotad_control_plane::auth::Claims {
+        sub: "their-ops".into(),
+        tenant_id: None,
+        roles: vec!["operator".into()],
+        exp: now + 3600,
+        iat: Some(now),
+    };
+    quotad_control_plane::auth::mint(secret.as_bytes(), &claims).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_passes_axe_at_desktop_and_phone_width_with_screenshots() {
+    require_browser();
+    assert!(
+        std::path::Path::new(&axe()).exists(),
+        "no axe-core at {}: scripts/test.sh installs it from npm, or set QUOTAD_TEST_AXE",
+        axe()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    others(&node).await;
+    let tenant = acme(&node, "Acme Corp", "acme-corp").await;
+    let mut grpc = node.grpc().await;
+    grpc.increment(quotad_proto::v1::IncrementRequest {
+        tenant_id: tenant.clone(),
+        quota: "llm_tokens".into(),
+        amount: 870,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    tokio::task::spawn_blocking(move || {
+        browse(
+            "pages",
+            &[
+                ("http", node.http.clone()),
+                ("tenant", tenant),
+                ("axe", axe()),
+                ("shots", shots().display().to_string()),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+}
+
+// ------------------------------------------------------------ over HTTP
+
+/// A client that keeps no cookies and follows no redirects: each test
+/// says which cookie it presents.
+fn bare() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Sign in with `credential`: the session cookie's value, and its whole
+/// `Set-Cookie` line.
+async fn sign_in(node: &Node, credential: &str) -> (String, String) {
+    let c = bare();
+    let form = c.get(node.url("/console/signin")).send().await.unwrap();
+    let nonce_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("quotad_signin="))
+        .unwrap();
+    let nonce = nonce_cookie
+        .trim_start_matches("quotad_signin=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = c
+        .post(node.url("/console/signin"))
+        .header("cookie", format!("quotad_signin={nonce}"))
+        .form(&[
+            ("_csrf", nonce.as_str()),
+            ("credential", credential),
+            ("next", "/console"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "sign-in answers a redirect");
+    let line = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("quotad_session="))
+        .expect("a session cookie");
+    let value = line
+        .trim_start_matches("quotad_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    (value, line)
+}
+
+async fn get(node: &Node, path: &str, session: &str) -> reqwest::Response {
+    bare()
+        .get(node.url(path))
+        .header("cookie", format!("quotad_session={session}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn console_answers_carry_strict_security_headers_and_sessions_end_with_their_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = acme(&node, "Acme Corp", "acme-corp").await;
+
+    let (session, line) = sign_in(&node, &operator()).await;
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(line.contains(attr), "{attr} in {line}");
+    }
+    assert!(
+        !line.contains("Secure"),
+        "no Secure flag without TLS: {line}"
+    );
+    let r = get(&node, &format!("/console/tenants/{tenant}"), &session).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "same-origin");
+    assert_eq!(h["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains(" style="),
+        "no inline script or style"
+    );
+    assert!(html.contains("Acme Corp"));
+
+    // A session lasts no longer than the token it was opened with.
+    let short = token_for("ops", None, &["operator"], 2);
+    let (brief, _) = sign_in(&node, &short).await;
+    assert_eq!(get(&node, "/console/tenants", &brief).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let r = get(&node, "/console/tenants", &brief).await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).contains("expired"), "{}", location(&r));
+
+    // An API key signs in as a viewer of its tenant, until it is revoked.
+    let r = http()
+        .post(node.url(&format!("/api/v1/tenants/{tenant}/api-keys")))
+        .json(&json!({"name": "console", "scopes": ["check"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let key = v["data"]["key"].as_str().unwrap().to_string();
+    let key_id = v["data"]["apiKey"]["id"].as_str().unwrap().to_string();
+    let (by_key, _) = sign_in(&node, &key).await;
+    let r = get(&node, "/console", &by_key).await;
+    assert_eq!(location(&r), format!("/console/tenants/{tenant}"));
+    let r = get(&node, &format!("/console/tenants/{tenant}"), &by_key).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("llm_tokens") && !html.contains("class=\"edit\""));
+    let r = get(&node, "/console/tenants", &by_key).await;
+    assert_eq!(r.status(), 403, "an API key is no operator");
+    let r = http()
+        .delete(node.url(&format!("/api/v1/tenants/{tenant}/api-keys/{key_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get(&node, &format!("/console/tenants/{tenant}"), &by_key).await;
+    assert_eq!(r.status(), 303, "a revoked key's session ends");
+
+    // A wrong credential is told so, and counted.
+    let c = bare();
+    let r = c
+        .post(node.url("/console/signin"))
+        .header("cookie", "quotad_signin=n1")
+        .form(&[("_csrf", "n1"), ("credential", "not-a-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("Not signed in"));
+    // The sign-in form itself needs its token (login CSRF).
+    let r = c
+        .post(node.url("/console/signin"))
+        .form(&[("credential", operator().as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let metrics = common::metrics_text(&node).await;
+    for reason in ["expired", "key_gone", "signin", "csrf"] {
+        assert!(
+            metrics.contains(&format!(
+                "quotad_console_refusals_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason} counted"
+        );
+    }
+    // The console never sends a visitor elsewhere after sign-in.
+    let c = bare();
+    let form = c.get(node.url("/console/signin")).send().await.unwrap();
+    let nonce = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|v| {
+            v.to_str()
+                .unwrap()
+                .strip_prefix("quotad_signin=")
+                .map(|v| v.split(';').next().unwrap().to_string())
+        })
+        .unwrap();
+    let r = c
+        .post(node.url("/console/signin"))
+        .header("cookie", format!("quotad_signin={nonce}"))
+        .form(&[
+            ("_csrf", nonce.as_str()),
+            ("credential", operator().as_str()),
+            ("next", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/console");
+}
