@@ -221,6 +221,62 @@ fn other_token(secret: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_asks_for_a_marketplace_policy_and_the_provider_approves_it() {
+    require_browser();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let provider = acme(&node, "Acme Corp", "acme-corp").await;
+    let r = http()
+        .post(node.url("/api/v1/tenants"))
+        .json(
+            &json!({"name": "Globex", "slug": "globex", "tier": "STARTER", "ownerUserId": "gina"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let consumer = v["data"]["id"].as_str().unwrap().to_string();
+    publish(&node, &provider).await;
+    let owner = token_for("alice", Some(&provider), &[], 3600);
+    let consumer_owner = token_for("gina", Some(&consumer), &[], 3600);
+    tokio::task::spawn_blocking(move || {
+        browse(
+            "sharing",
+            &[
+                ("http", node.http.clone()),
+                ("tenant", provider),
+                ("owner", owner),
+                ("consumer", consumer),
+                ("consumer-owner", consumer_owner),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+}
+
+/// The product README's policy, asking for approval, published by Acme's
+/// owner.
+async fn publish(node: &Node, provider: &str) {
+    let r = http()
+        .post(node.url("/api/v1/sharing/policies"))
+        .bearer_auth(token_for("alice", Some(provider), &[], 3600))
+        .json(&json!({
+            "resourceId": "service-123",
+            "resourceType": "service",
+            "visibility": "marketplace",
+            "permissions": ["read", "execute"],
+            "pricing": {"type": "usage_based", "usagePrice": 0.001, "currency": "USD"},
+            "conditions": {"approval": "request"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_page_passes_axe_at_desktop_and_phone_width_with_screenshots() {
     require_browser();
     assert!(
@@ -232,6 +288,14 @@ async fn every_page_passes_axe_at_desktop_and_phone_width_with_screenshots() {
     let node = Node::start(dir.path());
     others(&node).await;
     let tenant = acme(&node, "Acme Corp", "acme-corp").await;
+    publish(&node, &tenant).await;
+    let r = http()
+        .post(node.url(&format!("/api/v1/tenants/{tenant}/domains")))
+        .json(&json!({"domain": "quota.acme.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let mut grpc = node.grpc().await;
     grpc.increment(quotad_proto::v1::IncrementRequest {
         tenant_id: tenant.clone(),

@@ -5,7 +5,8 @@ Scenarios (--scenario), each against nodes the Rust test started and
 data it set up:
   operator  sign in, search, open a tenant, watch a quota bar fill live
             from gRPC increments, a bad edit shows its field error and
-            changes nothing, a good edit is in the audit page
+            changes nothing, a good edit is in the audit page, the usage
+            chart's points and CSV, settings with a field error
   viewer    a viewer sees no edit controls; a forged post with the viewer's
             session and CSRF token is 403 (and audited); a post without the
             token is 403 even for the owner
@@ -13,6 +14,9 @@ data it set up:
             from another deployment and a signed-out one are refused
   pages     every page at desktop and phone widths: axe-core finds no
             serious or critical violation; a screenshot of each
+  sharing   a consumer finds a policy in the marketplace and asks for it;
+            the provider approves it; both see the grant; the statement
+            exports as CSV
 
 Exits non-zero on the first failed expectation. Every page load is also
 checked for Content-Security-Policy violations (the console has no inline
@@ -192,6 +196,92 @@ def operator(p):
     page.wait_for_load_state()
     actions = set(page.locator("li.event").evaluate_all("els => els.map(e => e.dataset.action)"))
     expect(actions == {"quota.updated"}, f"the action filter keeps only quota.updated ({actions})")
+
+    # Usage: the chart's points are the spends, with the limit line.
+    page.get_by_role("link", name="Usage").click()
+    page.wait_for_load_state()
+    page.select_option("#u-quota", "llm_tokens")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state()
+    amounts = page.locator("svg.chart rect.point").evaluate_all("els => els.map(e => Number(e.dataset.amount))")
+    expect(len(amounts) >= 24 and sum(amounts) == 920 and max(amounts) > 0,
+           f"the hourly chart has a point per hour holding the 920 spent ({len(amounts)} points, sum {sum(amounts)})")
+    heights = page.locator("svg.chart rect.point").evaluate_all("els => els.map(e => e.getBBox().height)")
+    expect(max(heights) > 10, f"the bars are drawn ({max(heights):.1f} px at most)")
+    expect(page.locator("svg.chart line.limit").get_attribute("data-limit") == "2000", "the limit line is at 2,000")
+    expect(page.locator("svg.chart polyline.total").count() == 1, "the period's running total is drawn")
+    expect("Projected exhaustion" in page.inner_text("#stats"), "the statistics show the projected exhaustion")
+    shot(page, "operator-usage")
+    href = page.get_by_role("link", name="Download the series (CSV)").get_attribute("href")
+    r = page.request.get(base + href)
+    lines = r.text().strip().splitlines()
+    expect(r.status == 200 and r.headers["content-type"].startswith("text/csv"), f"the CSV downloads ({r.status})")
+    expect(lines[0] == "start,start_local,amount,used_in_period" and
+           sum(int(l.split(",")[2]) for l in lines[1:]) == 920, f"the CSV holds the series ({lines[0]}, {len(lines) - 1} rows)")
+    page.select_option("#u-granularity", "day")
+    page.select_option("#u-range", "30d")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state()
+    days = page.locator("svg.chart rect.point").evaluate_all("els => els.map(e => Number(e.dataset.amount))")
+    expect(len(days) == 30 and sum(days) == 920, f"the daily chart over 30 days holds it too ({len(days)} points)")
+
+    # Settings: a bad timezone is shown next to its field, a good name saved.
+    page.get_by_role("link", name="Settings").click()
+    page.wait_for_load_state()
+    page.fill("#s-timezone", "Mars/Olympus")
+    page.click("form.edit button[type=submit]")
+    page.wait_for_load_state()
+    expect(page.locator("#s-timezone-error").count() == 1, f"the timezone's error is next to it ({page.locator('.error').all_inner_texts()})")
+    page.fill("#s-timezone", "Europe/Paris")
+    page.fill("#s-name", A.tenant_name + " SAS")
+    page.click("form.edit button[type=submit]")
+    page.wait_for_load_state()
+    status, body = rest("GET", f"/api/v1/tenants/{A.tenant}")
+    expect(body["data"]["name"] == A.tenant_name + " SAS" and body["data"]["timezone"] == "Europe/Paris",
+           "the settings are saved")
+    csp_ok()
+    browser.close()
+
+
+# ------------------------------------------------------------------ sharing
+
+def sharing(p):
+    """Globex (consumer) finds Acme's policy in the marketplace and asks;
+    Acme (provider) approves it in its console; both see the grant."""
+    browser = launch(p)
+    consumer = browser.new_context(viewport=DESKTOP).new_page()
+    csp_ok = watch_csp(consumer, "the sharing pages")
+    sign_in(consumer, A.http[0], A.consumer_owner)
+    consumer.goto(A.http[0] + f"/console/tenants/{A.consumer}/sharing")
+    consumer.fill("#m-q", "service-123")
+    consumer.click("form[role=search] button[type=submit]")
+    consumer.wait_for_load_state()
+    row = consumer.locator("table.policies tr", has_text="service-123").first
+    expect(row.count() == 1 and "0.001 USD" in row.inner_text(), f"the marketplace finds the policy with its price")
+    row.locator("input[name=justification]").fill("our chat app needs it")
+    row.get_by_role("button", name=re.compile("Request access")).click()
+    consumer.wait_for_load_state()
+    expect("Access was requested" in consumer.inner_text("main"), "the request is made")
+
+    provider = browser.new_context(viewport=DESKTOP).new_page()
+    sign_in(provider, A.http[0], A.owner)
+    provider.goto(A.http[0] + f"/console/tenants/{A.tenant}/sharing")
+    req = provider.locator("ul.requests li").first
+    expect("our chat app needs it" in req.inner_text(), "the provider sees the request with its justification")
+    req.get_by_role("button", name="Approve").click()
+    provider.wait_for_load_state()
+    expect("approved" in provider.inner_text("main"), "approved in the console")
+    given = provider.locator("table.grants tr", has_text="service-123")
+    expect(given.count() == 1 and "active" in given.inner_text(), "the provider's grants list it as active")
+    st = provider.locator("#statement-period")
+    expect(st.count() == 1, "the provider sees this month's statement")
+    href = provider.get_by_role("link", name="Download the statement (CSV)").get_attribute("href")
+    r = provider.request.get(A.http[0] + href)
+    expect(r.status == 200 and r.headers["content-type"].startswith("text/csv"), f"the statement exports as CSV ({r.status})")
+
+    consumer.goto(A.http[0] + f"/console/tenants/{A.consumer}/sharing")
+    used = consumer.locator("table.grants tr", has_text="service-123")
+    expect(used.count() == 1 and "active" in used.inner_text(), "the consumer's grants list it as active")
     csp_ok()
     browser.close()
 
@@ -372,12 +462,16 @@ def pages(p):
         ("quota-edit", f"/console/tenants/{t}/quotas/llm_tokens"),
         ("members", f"/console/tenants/{t}/members"),
         ("audit", f"/console/tenants/{t}/audit"),
+        ("usage", f"/console/tenants/{t}/usage?quota=llm_tokens"),
+        ("sharing", f"/console/tenants/{t}/sharing"),
+        ("settings", f"/console/tenants/{t}/settings"),
+        ("cluster", "/console/cluster"),
     ]
     for name, path in routes:
         for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
             page.set_viewport_size(size)
             page.goto(A.http[0] + path)
-            expect(page.url.endswith(path), f"{name} opens at {size['width']} px")
+            expect(page.url.endswith(path) and page.locator("h1").count() == 1, f"{name} opens at {size['width']} px")
             # Nothing wider than the screen (the page scrolls down, not sideways).
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             expect(overflow <= 0, f"{name} fits {size['width']} px ({overflow} px over)")
@@ -396,7 +490,7 @@ def pages(p):
 def main():
     global A
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", required=True, choices=["operator", "viewer", "cluster", "pages"])
+    ap.add_argument("--scenario", required=True, choices=["operator", "viewer", "cluster", "pages", "sharing"])
     ap.add_argument("--http", action="append", required=True, help="a node's REST/console base URL (repeat per node)")
     ap.add_argument("--grpc", help="HOST:PORT of a node's gRPC port")
     ap.add_argument("--proto-root")
@@ -406,6 +500,8 @@ def main():
     ap.add_argument("--owner", help="token of the tenant's owner")
     ap.add_argument("--tenant", required=True)
     ap.add_argument("--tenant-name", default="")
+    ap.add_argument("--consumer", help="a second tenant, consumer in the sharing scenario")
+    ap.add_argument("--consumer-owner", help="token of the consumer's owner")
     ap.add_argument("--other", help="console base URL of another deployment")
     ap.add_argument("--other-operator", help="operator token of the other deployment")
     ap.add_argument("--axe", help="path of axe.min.js")
@@ -413,7 +509,8 @@ def main():
     ap.add_argument("--chromium", default=os.environ.get("QUOTAD_TEST_CHROMIUM", "/usr/bin/chromium"))
     A = ap.parse_args()
     with sync_playwright() as p:
-        {"operator": operator, "viewer": viewer, "cluster": cluster, "pages": pages}[A.scenario](p)
+        {"operator": operator, "viewer": viewer, "cluster": cluster, "pages": pages,
+         "sharing": sharing}[A.scenario](p)
     print(f"console {A.scenario}: all good")
 
 

@@ -20,9 +20,13 @@ pub struct TenantNav<'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Tenants,
+    Cluster,
     Overview,
+    Usage,
     Members,
     Audit,
+    Sharing,
+    Settings,
 }
 
 fn head(title: &str) -> Markup {
@@ -83,6 +87,7 @@ pub fn page(
                     nav aria-label="Platform" {
                         @if ctx.is_operator() {
                             (link("/console/tenants", "Tenants", section == Section::Tenants))
+                            (link("/console/cluster", "Cluster", section == Section::Cluster))
                         }
                     }
                     div.who {
@@ -97,10 +102,13 @@ pub fn page(
                     nav.tenant aria-label="Tenant" {
                         span.tenant-name { (t.name) }
                         (link(&format!("/console/tenants/{}", t.id), "Overview", section == Section::Overview))
+                        (link(&format!("/console/tenants/{}/usage", t.id), "Usage", section == Section::Usage))
                         (link(&format!("/console/tenants/{}/members", t.id), "Members", section == Section::Members))
                         @if t.role.is_none_or(|r| r >= Role::Admin) {
                             (link(&format!("/console/tenants/{}/audit", t.id), "Audit", section == Section::Audit))
                         }
+                        (link(&format!("/console/tenants/{}/sharing", t.id), "Sharing", section == Section::Sharing))
+                        (link(&format!("/console/tenants/{}/settings", t.id), "Settings", section == Section::Settings))
                     }
                 }
                 main #main { (body) }

@@ -42,7 +42,7 @@ async fn render(ctx: &Ctx, id: &str, failed: Option<Failed<'_>>) -> Response {
     let failed_on = |form: &str| failed.as_ref().filter(|f| f.form == form).map(|f| f.error);
     let body = html! {
         h1 { "Members" }
-        div.table-wrap {
+        div.table-wrap tabindex="0" role="region" aria-label="Table (scrolls sideways on a narrow screen)" {
             table.members {
                 caption.visually-hidden { "Members of " (state.tenant.name) }
                 thead { tr {

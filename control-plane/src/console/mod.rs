@@ -15,10 +15,13 @@
 //! - `layout`, `widgets`, `forms`: the page shell, shared pieces, form
 //!   values.
 //! - `assets`: the vendored and own static files.
-//! - one file per page: `signin`, `tenants_page`, `overview`,
-//!   `quota_edit`, `members_page`, `audit_page`.
+//! - one file per page: `signin`, `tenants_page`, `cluster_page`,
+//!   `overview`, `quota_edit`, `usage_page` (with `chart`),
+//!   `members_page`, `audit_page`, `sharing_page`, `settings_page`.
 mod assets;
 mod audit_page;
+mod chart;
+mod cluster_page;
 mod forms;
 mod guard;
 mod layout;
@@ -26,8 +29,11 @@ mod members_page;
 mod overview;
 mod quota_edit;
 pub mod session;
+mod settings_page;
+mod sharing_page;
 mod signin;
 mod tenants_page;
+mod usage_page;
 mod widgets;
 
 use crate::AppState;
@@ -122,6 +128,7 @@ pub fn router() -> Router<AppState> {
             "/console/tenants",
             get(tenants_page::list).post(tenants_page::create),
         )
+        .route("/console/cluster", get(cluster_page::page))
         .route("/console/tenants/{id}", get(overview::page))
         .route(
             "/console/tenants/{id}/quotas",
@@ -149,5 +156,44 @@ pub fn router() -> Router<AppState> {
             post(members_page::remove),
         )
         .route("/console/tenants/{id}/audit", get(audit_page::page))
+        .route("/console/tenants/{id}/usage", get(usage_page::page))
+        .route("/console/tenants/{id}/usage.csv", get(usage_page::csv))
+        .route(
+            "/console/tenants/{id}/settings",
+            get(settings_page::page).post(settings_page::save),
+        )
+        .route(
+            "/console/tenants/{id}/settings/domains",
+            post(settings_page::add_domain),
+        )
+        .route(
+            "/console/tenants/{id}/settings/domains/{domain}/verify",
+            post(settings_page::verify_domain),
+        )
+        .route(
+            "/console/tenants/{id}/settings/domains/{domain}/remove",
+            post(settings_page::remove_domain),
+        )
+        .route("/console/tenants/{id}/sharing", get(sharing_page::page))
+        .route(
+            "/console/tenants/{id}/sharing/statement.csv",
+            get(sharing_page::statement_csv),
+        )
+        .route(
+            "/console/tenants/{id}/sharing/policies/{pid}/request",
+            post(sharing_page::request),
+        )
+        .route(
+            "/console/tenants/{id}/sharing/policies/{pid}/withdraw",
+            post(sharing_page::withdraw),
+        )
+        .route(
+            "/console/tenants/{id}/sharing/requests/{rid}/decide",
+            post(sharing_page::decide),
+        )
+        .route(
+            "/console/tenants/{id}/sharing/grants/{gid}/revoke",
+            post(sharing_page::revoke),
+        )
         .layer(axum::middleware::from_fn(guard::headers))
 }

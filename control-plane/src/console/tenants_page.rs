@@ -229,7 +229,7 @@ async fn render(ctx: &Ctx, q: &ListQuery, form: Option<(&Fields, &ApiError)>) ->
         }
         (filters(q))
         p #result-count role="status" { (all.len()) " matching · page " (page) " of " (pages) }
-        div.table-wrap {
+        div.table-wrap tabindex="0" role="region" aria-label="Table (scrolls sideways on a narrow screen)" {
             table.tenants {
                 caption.visually-hidden { "Tenants" }
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Slug" } th scope="col" { "Tier" } th scope="col" { "Status" } th scope="col" { "Trial ends" } th scope="col" { "Created" } } }

@@ -6,7 +6,41 @@ use crate::archive::{Archive, SyncTarget};
 use crate::error::EngineError;
 use std::sync::{Arc, Weak};
 
+/// What a group of this node has not archived yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveBacklog {
+    pub group: u64,
+    /// Tenants with usage or audit not yet in the archive.
+    pub pending: usize,
+    /// How long the oldest of it has waited (ms).
+    pub lag_ms: i64,
+}
+
 impl Engine {
+    /// What each group this node replicates has not archived yet, as its
+    /// copy of the group records (the leader's sync rounds clear it).
+    pub fn archive_backlog(&self) -> Vec<ArchiveBacklog> {
+        let now = self.now_ms();
+        self.router
+            .shards()
+            .iter()
+            .filter_map(|shard| {
+                let state = shard.group.state.read().ok()?;
+                let oldest = state
+                    .unarchived
+                    .values()
+                    .map(|u| u.since_ms)
+                    .filter(|s| *s > i64::MIN)
+                    .min();
+                Some(ArchiveBacklog {
+                    group: shard.group.id,
+                    pending: state.unarchived.len(),
+                    lag_ms: oldest.map_or(0, |o| now.saturating_sub(o).max(0)),
+                })
+            })
+            .collect()
+    }
+
     /// The archive, connected and its schema migrated on first use.
     pub async fn archive(&self) -> Result<Arc<dyn Archive>, EngineError> {
         self.syncer.archive.get().await

@@ -50,6 +50,7 @@ mod usage;
 
 pub use crate::sharing::Via;
 pub use admission::{BatchOp, Hold, Reserved};
+pub use archive::ArchiveBacklog;
 pub use config::{Advertise, EngineConfig};
 pub use health::MetricsSnapshot;
 pub use tenants::NewTenant;
