@@ -134,6 +134,13 @@ async fn an_operator_finds_a_tenant_and_watches_its_quota_fill_live_then_edits_i
     let node = Node::start(dir.path());
     others(&node).await;
     let tenant = acme(&node, "Acme Corp", "acme-corp").await;
+    let r = http()
+        .post(node.url(&format!("/api/v1/tenants/{tenant}/domains")))
+        .json(&json!({"domain": "quota.acme.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let grpc = node.grpc.trim_start_matches("http://").to_string();
     tokio::task::spawn_blocking(move || {
         browse(
@@ -434,6 +441,27 @@ async fn console_answers_carry_strict_security_headers_and_sessions_end_with_the
     let r = get(&node, "/console/tenants", &brief).await;
     assert_eq!(r.status(), 303);
     assert!(location(&r).contains("expired"), "{}", location(&r));
+    // A live bar refreshing on an expired session sends its page to sign-in
+    // (htmx follows HX-Redirect) instead of swapping the sign-in form in.
+    let r = bare()
+        .get(node.url(&format!("/console/tenants/{tenant}/quotas")))
+        .header("cookie", format!("quotad_session={brief}"))
+        .header("hx-request", "true")
+        .header(
+            "hx-current-url",
+            node.url(&format!("/console/tenants/{tenant}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let to = r.headers()["hx-redirect"].to_str().unwrap();
+    assert!(
+        to.starts_with(&format!(
+            "/console/signin?next=/console/tenants/{tenant}&why="
+        )),
+        "{to}"
+    );
 
     // An API key signs in as a viewer of its tenant, until it is revoked.
     let r = http()

@@ -132,7 +132,29 @@ def operator(p):
     sign_in(page, base, A.operator)
     expect(page.url.endswith("/console/tenants"), f"an operator lands on the tenant list ({page.url})")
 
+    # Create a tenant: a bad slug is shown next to its field, then a good one.
+    page.fill("#new-name", "Hooli")
+    page.fill("#new-slug", "Not A Slug!")
+    page.click("form.create button[type=submit]")
+    page.wait_for_load_state()
+    expect(page.locator("#new-slug-error").count() == 1, f"a bad slug's error is next to it ({page.locator('.error').all_inner_texts()})")
+    expect(page.input_value("#new-name") == "Hooli", "what was typed is kept")
+    page.fill("#new-slug", "hooli")
+    page.select_option("#new-tier", "STARTER")
+    page.fill("#new-trialDays", "14")
+    page.click("form.create button[type=submit]")
+    page.wait_for_load_state()
+    expect("The tenant was created" in page.inner_text("main") and "14 days left" in page.inner_text("main"),
+           "the new tenant opens, on a 14-day trial")
+    page.goto(base + "/console/tenants?trial=yes")
+    names = page.locator("table.tenants tbody th").all_inner_texts()
+    expect(names == ["Hooli"], f"the trial filter finds it alone ({names})")
+    page.goto(base + "/console/tenants?tier=FREE&sort=-name")
+    names = page.locator("table.tenants tbody th").all_inner_texts()
+    expect(names == ["Umbrella Labs", "Initech", "Globex"], f"filtered by tier and sorted Z–A ({names})")
+
     # Find the tenant by a piece of its name, among the others.
+    page.goto(base + "/console/tenants")
     page.fill("#q", A.tenant_name.split()[0].lower())
     page.click("form[role=search] button[type=submit]")
     page.wait_for_load_state()
@@ -225,9 +247,15 @@ def operator(p):
     days = page.locator("svg.chart rect.point").evaluate_all("els => els.map(e => Number(e.dataset.amount))")
     expect(len(days) == 30 and sum(days) == 920, f"the daily chart over 30 days holds it too ({len(days)} points)")
 
-    # Settings: a bad timezone is shown next to its field, a good name saved.
+    # Settings: the platform verifies the tenant's domain; a bad timezone is
+    # shown next to its field, a good name saved.
     page.get_by_role("link", name="Settings").click()
     page.wait_for_load_state()
+    domain = page.locator('tr[data-domain="quota.acme.example"]')
+    expect("_quotad-verify.quota.acme.example TXT" in domain.inner_text(), "the domain shows its TXT record")
+    domain.get_by_role("button", name=re.compile("Verify")).click()
+    page.wait_for_load_state()
+    expect("✓ verified" in page.locator('tr[data-domain="quota.acme.example"]').inner_text(), "the operator verified it")
     page.fill("#s-timezone", "Mars/Olympus")
     page.click("form.edit button[type=submit]")
     page.wait_for_load_state()
@@ -239,6 +267,15 @@ def operator(p):
     status, body = rest("GET", f"/api/v1/tenants/{A.tenant}")
     expect(body["data"]["name"] == A.tenant_name + " SAS" and body["data"]["timezone"] == "Europe/Paris",
            "the settings are saved")
+    # Suspend and reactivate.
+    page.get_by_role("link", name="Overview").click()
+    page.wait_for_load_state()
+    page.get_by_role("button", name="Suspend").click()
+    page.wait_for_load_state()
+    expect("SUSPENDED" in page.inner_text("dl.summary"), "the operator suspended the tenant")
+    page.get_by_role("button", name="Reactivate").click()
+    page.wait_for_load_state()
+    expect("ACTIVE" in page.inner_text("dl.summary"), "and reactivated it")
     csp_ok()
     browser.close()
 
@@ -338,6 +375,23 @@ def viewer(p):
                           "action": "block", "alertThresholds": "80, 90, 95"})
     expect(status == 303, f"with its own token the owner's edit goes through ({status})")
     expect(quota("llm_tokens")["limit"] == 1500, "and is applied")
+
+    # Members: the last owner cannot be removed, and is told why.
+    owner.goto(A.http[0] + f"/console/tenants/{A.tenant}/members")
+    row = owner.locator('tr[data-user="alice"]')
+    row.get_by_role("button", name=re.compile("Remove")).click()
+    owner.wait_for_load_state()
+    alert = owner.locator('tr[data-user="alice"] .error')
+    expect(alert.count() == 1 and "owner" in alert.inner_text().lower(),
+           f"removing the last owner shows why not, next to the row ({alert.all_inner_texts()})")
+    status, body = rest("GET", f"/api/v1/tenants/{A.tenant}/members")
+    expect(any(m["userId"] == "alice" and m["role"] == "owner" for m in body["data"]), "alice is still the owner")
+    # Adding and promoting a member works from the same page.
+    owner.fill("#userId", "olga")
+    owner.select_option("#add-role", "admin")
+    owner.get_by_role("button", name="Add member").click()
+    owner.wait_for_load_state()
+    expect(owner.locator('tr[data-user="olga"] td.role').inner_text() == "admin", "olga is added as admin")
     browser.close()
 
 

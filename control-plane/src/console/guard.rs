@@ -62,8 +62,17 @@ pub struct Ctx {
 /// do, or a redirect to the sign-in page.
 #[derive(Debug)]
 pub enum Refused {
-    SignIn { next: String, why: Option<String> },
-    Page { status: StatusCode, message: String },
+    /// To the sign-in page; `htmx` for a part of a page refreshing itself,
+    /// which must send the whole page there, not swap the sign-in form in.
+    SignIn {
+        next: String,
+        why: Option<String>,
+        htmx: bool,
+    },
+    Page {
+        status: StatusCode,
+        message: String,
+    },
 }
 
 impl Refused {
@@ -87,11 +96,18 @@ impl From<ApiError> for Refused {
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
-            Refused::SignIn { next, why } => {
+            Refused::SignIn { next, why, htmx } => {
                 let mut to = format!("/console/signin?next={}", super::forms::encode(&next));
                 if let Some(why) = why {
                     to.push_str("&why=");
                     to.push_str(&super::forms::encode(&why));
+                }
+                if htmx {
+                    let mut resp = StatusCode::UNAUTHORIZED.into_response();
+                    if let Ok(v) = HeaderValue::from_str(&to) {
+                        resp.headers_mut().insert("hx-redirect", v);
+                    }
+                    return resp;
                 }
                 Redirect::to(&to).into_response()
             }
@@ -124,9 +140,21 @@ impl FromRequestParts<crate::AppState> for Ctx {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/console".into());
+        // A refreshing part of a page signs in for the page it is on.
+        let htmx = parts.headers.contains_key("hx-request");
+        let page = parts
+            .headers
+            .get("hx-current-url")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|u| u.find("/console").map(|i| u[i..].to_string()));
+        let next = match (htmx, page) {
+            (true, Some(p)) => p,
+            _ => path.clone(),
+        };
         let sign_in = |why: Option<String>| Refused::SignIn {
-            next: path.clone(),
+            next: next.clone(),
             why,
+            htmx,
         };
         let Some(raw) = cookie(&parts.headers, COOKIE) else {
             return Err(sign_in(None));
