@@ -84,7 +84,8 @@ pub async fn page(ctx: Ctx) -> Response {
                                 }
                                 td {
                                     @match backlog.get(&g.group) {
-                                        Some(b) => { (b.pending) " tenants, oldest " (format!("{:.1}", b.lag_ms as f64 / 1000.0)) " s" },
+                                        Some(b) if b.pending == 0 => "nothing pending",
+                                        Some(b) => { (b.pending) @if b.pending == 1 { " tenant" } @else { " tenants" } ", oldest " (format!("{:.1}", b.lag_ms as f64 / 1000.0)) " s" },
                                         None => "—",
                                     }
                                 }
