@@ -532,10 +532,12 @@ def pages(p):
             axe_check(page, f"{name} at {size['width']} px")
             shot(page, f"{name}-{size_name}")
     # The pages without a session, and an error page.
-    out = browser.new_context(viewport=PHONE, bypass_csp=True).new_page()
-    out.goto(A.http[0] + "/console/signin")
-    axe_check(out, "sign-in")
-    shot(out, "signin-phone")
+    out = browser.new_context(viewport=DESKTOP, bypass_csp=True).new_page()
+    for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        out.set_viewport_size(size)
+        out.goto(A.http[0] + "/console/signin")
+        axe_check(out, f"sign-in at {size['width']} px")
+        shot(out, f"signin-{size_name}")
     page.goto(A.http[0] + "/console/tenants/00000000-0000-0000-0000-000000000000")
     axe_check(page, "an error page")
     browser.close()
