@@ -18,7 +18,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::error_code::ErrorCode;
-use quotad_engine::model::{Role, TenantId, Tier};
+use quotad_engine::model::{Role, TenantId};
 use quotad_engine::quota::TenantState;
 
 pub use quotad_engine::auth::jwt::{Claims, JwtKeys, OPERATOR, mint};
@@ -255,25 +255,6 @@ pub async fn access(
     let state = s.engine.tenant(id).await?;
     let role = authorize(p, &state, s.engine.now_ms(), need)?;
     Ok((id, state, role))
-}
-
-/// Features reserved to higher tiers (operators may still act).
-pub fn require_tier(
-    p: &Principal,
-    t: &TenantState,
-    min: Tier,
-    feature: &str,
-) -> Result<(), ApiError> {
-    if t.tenant.tier < min && !p.is_operator() {
-        return Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            format!(
-                "{feature} need the {min} tier or above; the tenant is on {}",
-                t.tenant.tier
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The caller's role in the tenant if it suffices for `need` (`None` for

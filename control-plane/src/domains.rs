@@ -1,10 +1,10 @@
 use crate::AppState;
-use crate::auth::{Need, Principal, access, require_tier};
+use crate::auth::{Need, Principal, access};
 use crate::dto::rfc3339;
 use crate::envelope::{ApiResult, created, ok};
 use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
-use quotad_engine::model::{Role, Tier};
+use quotad_engine::model::Role;
 use quotad_engine::quota::{TenantOp, TenantState};
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +56,7 @@ pub async fn add(
 ) -> ApiResult<Vec<DomainDto>> {
     let (id, state, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     let body: AddDomain = body.parse()?;
-    require_tier(&p, &state, Tier::Professional, "custom domains")?;
+    crate::features::requires(&s, &state, quotad_engine::custom::features::CUSTOM_DOMAINS)?;
     let state = s.engine.add_domain(id, &body.domain, &p.audit()).await?;
     Ok(created(domains(&state)))
 }

@@ -15,16 +15,20 @@
 mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod branding;
 pub mod console;
 mod domains;
 pub mod dto;
 pub mod envelope;
 pub mod extract;
+pub mod features;
+pub mod flags;
 mod health;
 pub mod leader_hint;
 mod marketplace;
 mod members;
 pub mod metrics;
+mod ofrep;
 pub mod openapi;
 mod placement;
 mod quotas;
@@ -58,6 +62,9 @@ pub struct AppState {
     pub metrics_auth: metrics::MetricsAuth,
     /// How the console signs its sessions.
     pub console: console::ConsoleConfig,
+    /// Data-plane credentials (service tokens, tenant tokens, API keys),
+    /// as the gRPC port checks them: for OFREP flag evaluation.
+    pub data_plane: Arc<quotad_engine::auth::Authenticator>,
 }
 
 /// `/metrics` alone, without a credential, for `--metrics-addr`: an
@@ -78,6 +85,7 @@ pub fn router(
     metrics_auth: metrics::MetricsAuth,
     request_timeout: Duration,
     console: console::ConsoleConfig,
+    data_plane: Arc<quotad_engine::auth::Authenticator>,
 ) -> Router {
     let state = AppState {
         engine,
@@ -85,6 +93,7 @@ pub fn router(
         metrics,
         metrics_auth,
         console,
+        data_plane,
     };
     Router::new()
         .route("/api/v1/tenants", post(tenants::create))
@@ -135,6 +144,29 @@ pub fn router(
             post(domains::verify),
         )
         .route("/api/v1/tenants/{id}/usage", get(usage::history))
+        .route("/api/v1/tenants/{id}/features", get(features::list))
+        .route(
+            "/api/v1/tenants/{id}/branding",
+            get(branding::get)
+                .put(branding::put)
+                .delete(branding::delete),
+        )
+        .route("/api/v1/tenants/{id}/flags", get(flags::list))
+        .route(
+            "/api/v1/tenants/{id}/flags/{key}",
+            get(flags::get).put(flags::put).delete(flags::delete),
+        )
+        .route("/api/v1/platform/flags", get(flags::platform_list))
+        .route(
+            "/api/v1/platform/flags/{key}",
+            get(flags::platform_get)
+                .put(flags::platform_put)
+                .delete(flags::platform_delete),
+        )
+        .route(
+            "/api/v1/platform/flag-changes",
+            get(flags::platform_changes),
+        )
         .route("/api/v1/tenants/{id}/placement", get(placement::get))
         .route("/api/v1/tenants/{id}/dedicated", post(placement::dedicate))
         .route(
@@ -187,6 +219,8 @@ pub fn router(
             leader_hint::annotate,
         ))
         .merge(console::router())
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape_authorized))

@@ -2,8 +2,8 @@
 //! the DTOs, served at `/api/v1/openapi.json`.
 use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{
-    api_keys, audit, domains, dto, health, marketplace, members, placement, quotas, sharing,
-    statements, tenants, usage,
+    api_keys, audit, branding, domains, dto, features, flags, health, marketplace, members,
+    placement, quotas, sharing, statements, tenants, usage,
 };
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -30,7 +30,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "quotad control plane",
-        description = "Tenants, tiers, members, quotas, usage history, audit and cross-tenant sharing of a quotad deployment."
+        description = "Tenants, tiers, members, quotas, usage history, audit, cross-tenant sharing, tier features, branding and feature flags of a quotad deployment."
     ),
     paths(
         tenants::create,
@@ -56,6 +56,19 @@ impl Modify for BearerAuth {
         domains::verify,
         domains::remove,
         usage::history,
+        features::list,
+        branding::get,
+        branding::put,
+        branding::delete,
+        flags::list,
+        flags::get,
+        flags::put,
+        flags::delete,
+        flags::platform_list,
+        flags::platform_get,
+        flags::platform_put,
+        flags::platform_delete,
+        flags::platform_changes,
         placement::get,
         placement::dedicate,
         sharing::create,
@@ -91,6 +104,8 @@ impl Modify for BearerAuth {
         (name = "audit", description = "The tenant's hash-chained audit log"),
         (name = "domains", description = "Custom domains"),
         (name = "usage", description = "Usage history and statistics"),
+        (name = "customization", description = "Tier features and branding"),
+        (name = "flags", description = "Feature flags: the tenant's, and the platform's definitions (evaluation over OFREP at /ofrep/v1, documented by OpenFeature)"),
         (name = "placement", description = "Where a tenant's state lives; dedicated groups"),
         (name = "sharing", description = "Sharing policies, access requests, grants and the marketplace"),
         (name = "health", description = "Probes")

@@ -5,8 +5,7 @@ use crate::auth::{Need, Principal, access};
 use crate::envelope::{ApiError, ApiResult, ok};
 use crate::extract::{ApiPath, JsonBody};
 use axum::extract::State;
-use quotad_engine::error_code::ErrorCode;
-use quotad_engine::model::{Role, Tier};
+use quotad_engine::model::Role;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -118,17 +117,11 @@ pub async fn dedicate(
         quotad_engine::model::membership::check_label("pool", pool)
             .map_err(|m| ApiError::invalid("pool", m.replacen("label value", "pool", 1)))?;
     }
-    if state.tenant.tier != Tier::Enterprise {
-        let mut e = ApiError::new(
-            ErrorCode::FailedPrecondition,
-            format!(
-                "a dedicated group needs the ENTERPRISE tier; the tenant is {}",
-                state.tenant.tier
-            ),
-        );
-        e.field = Some("tier".into());
-        return Err(e);
-    }
+    crate::features::requires(
+        &s,
+        &state,
+        quotad_engine::custom::features::DEDICATED_SCHEMA,
+    )?;
     s.engine.dedicate_tenant(id, body.pool, &p.audit()).await?;
     Ok(ok(dto(s.engine.placement_view(&id))))
 }

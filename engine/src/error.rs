@@ -16,6 +16,8 @@ pub enum EngineError {
     SlugTaken { slug: String },
     #[error("domain {domain:?} is already registered by another tenant")]
     DomainTaken { domain: String },
+    #[error("no feature flag {:?}", crate::excerpt::short(key))]
+    FlagNotFound { key: String },
     #[error("group {group} is not led by this node{}", leader.map(|l| format!(" (leader: node {l})")).unwrap_or_default())]
     NotLeader { group: u64, leader: Option<NodeId> },
     #[error("raft group {group}: {message}")]
@@ -111,7 +113,9 @@ impl EngineError {
             | EngineError::PeerUnreachable { .. }
             | EngineError::JoinFailed { .. }
             | EngineError::HandOverFailed { .. } => ErrorCode::Unavailable,
-            EngineError::UnknownNode { .. } => ErrorCode::NotFound,
+            EngineError::UnknownNode { .. } | EngineError::FlagNotFound { .. } => {
+                ErrorCode::NotFound
+            }
             EngineError::Unauthenticated { .. } => ErrorCode::Unauthenticated,
             EngineError::Forbidden { .. } => ErrorCode::PermissionDenied,
             EngineError::LastActiveNode { .. }
@@ -139,6 +143,7 @@ impl EngineError {
             EngineError::Remote { field, .. } => field.as_deref(),
             EngineError::SlugTaken { .. } => Some("slug"),
             EngineError::DomainTaken { .. } => Some("domain"),
+            EngineError::FlagNotFound { .. } => Some("key"),
             EngineError::Archive(crate::archive::ArchiveError::Config { field, .. }) => Some(field),
             _ => None,
         }

@@ -37,6 +37,7 @@
 //! | 13 | statements in a configured zone (`SharingCatalog.statement_zone`, `SharingOp::SetStatementZone`, `Grant.statement_zone`) |
 //! | 14 | grants paused while their provider may not share (`Grant.paused`, `SharingOp::ProviderStanding`) |
 //! | 15 | console sessions signed out before they expire (`MetaState.signed_out`, `MetaOp::SignOut`) |
+//! | 16 | tenant customization and platform flags (`TenantState.custom`, `TenantOp::{SetBranding, SetFlag}`, `MetaState.platform_flags`, `MetaOp::PlatformFlag`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -47,7 +48,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 15;
+pub const CURRENT: u8 = 16;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

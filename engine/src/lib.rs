@@ -7,6 +7,7 @@
 //!   and time.
 //! - [`actor`]: tenant actors (ractor), thin shells over `quota`.
 //! - [`cluster`]: membership, placement, routing to group leaders.
+//! - [`custom`]: tier features, branding, feature flags (plain data, pure rules).
 //! - [`shard`]: tenant -> shard map, group-commit batcher, actor registry.
 //! - [`raft`]: openraft groups: type config, state machine, log store.
 //! - [`storage`]: the node's embedded redb store.
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod clock;
 pub mod clock_skew;
 pub mod cluster;
+pub mod custom;
 pub mod engine;
 pub mod error;
 pub mod error_code;

@@ -41,6 +41,11 @@ pub const CLOCK_SKEW_CLAMPED: &str = "quotad_clock_skew_clamped_total";
 /// Requests refused by load shedding, by the bound that was full
 /// (`reason`: node_in_flight, tenant_queue, commit_queue); see [`crate::shed`].
 pub const REQUESTS_SHED: &str = "quotad_requests_shed_total";
+/// Flag evaluations over OFREP and gRPC, by OpenFeature reason (`reason`:
+/// STATIC, DEFAULT, TARGETING_MATCH, DISABLED; BULK for a bulk evaluation).
+pub const FLAG_EVALUATIONS: &str = "quotad_flag_evaluations_total";
+/// Tier feature checks (`CheckFeature`), by outcome (`enabled`: true/false).
+pub const FEATURE_CHECKS: &str = "quotad_feature_checks_total";
 
 pub struct TenantLabels {
     max: usize,

@@ -1231,3 +1231,133 @@ fn a_signed_out_console_session_decodes_from_its_golden_bytes() {
     assert_eq!(format::split(&stored).unwrap().0, 15);
     assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
 }
+
+/// Format 16 tenant ops: a branding and flag values (a defined flag's and
+/// one of the tenant's own), one removed again.
+fn customization_ops(n: u128, at_ms: i64) -> Vec<StampedOp> {
+    use quotad_engine::custom::{BrandingInput, FlagType, FlagValue, Needs};
+    use quotad_engine::quota::{BrandingChange, FlagChange};
+    let id = tenant_id(n);
+    let branding = BrandingInput {
+        logo_url: Some("https://cdn.acme.test/logo.svg".into()),
+        primary_color: Some("#0b3d91".into()),
+        theme: Some("dark".into()),
+        product_name: Some("Acme AI".into()),
+        ..BrandingInput::default()
+    }
+    .check()
+    .unwrap();
+    let flag = |key: &str, value: Option<serde_json::Value>, kind| FlagChange {
+        key: key.into(),
+        value: value.map(|v| FlagValue::of("value", &v).unwrap()),
+        kind,
+        needs: None,
+        limit: Some(100),
+    };
+    vec![
+        stamped(
+            id,
+            at_ms,
+            TenantOp::SetBranding(Since(Box::new(BrandingChange {
+                branding: Some(branding),
+                needs: vec![Needs {
+                    feature: "custom_branding".into(),
+                    tier: Tier::Professional,
+                }],
+            }))),
+        ),
+        stamped(
+            id,
+            at_ms + 1,
+            TenantOp::SetFlag(Since(Box::new(flag(
+                "max_context_tokens",
+                Some(serde_json::json!(65536)),
+                Some(FlagType::Number),
+            )))),
+        ),
+        stamped(
+            id,
+            at_ms + 2,
+            TenantOp::SetFlag(Since(Box::new(flag(
+                "checkout_v2",
+                Some(serde_json::json!({"variant": "b"})),
+                None,
+            )))),
+        ),
+        stamped(
+            id,
+            at_ms + 3,
+            TenantOp::SetFlag(Since(Box::new(flag("checkout_v2", None, None)))),
+        ),
+    ]
+}
+
+/// Format 16: a tenant's branding and flags, and the platform's flags.
+#[test]
+fn customization_decodes_from_its_golden_bytes() {
+    use quotad_engine::custom::{FlagDef, FlagType, FlagValue, PlatformFlagOp};
+    use quotad_engine::raft::ReplicatedState;
+    let mut commands = history(2);
+    commands.push(Command::Batch(customization_ops(1, T0 + 7_200_000)));
+    let state = replay(&commands);
+    let custom = &state.shard.tenants[&tenant_id(1)].custom;
+    assert_eq!(
+        custom.branding.as_ref().unwrap().primary_color.hex(),
+        "#0b3d91"
+    );
+    assert_eq!(
+        custom.flags.keys().collect::<Vec<_>>(),
+        ["max_context_tokens"]
+    );
+    let stored = check_golden("snapshot-format16.bin", &format::encode(&state).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 16);
+    assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 160),
+        payload: EntryPayload::Normal(Command::Batch(customization_ops(1, T0 + 9))),
+    };
+    let stored = check_golden(
+        "entry-customization-format16.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 16);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+
+    let def = FlagDef {
+        kind: FlagType::Boolean,
+        default: FlagValue::of("default", &serde_json::json!(false)).unwrap(),
+        tiers: BTreeMap::from([(
+            Tier::Enterprise,
+            FlagValue::of("tiers", &serde_json::json!(true)).unwrap(),
+        )]),
+        min_tier: Some(Tier::Starter),
+        enabled: true,
+        description: "New billing page".into(),
+    };
+    let set = Command::Meta(MetaOp::PlatformFlag(Since(PlatformFlagOp {
+        key: "billing_v2".into(),
+        def: Some(def),
+        by: "op-1".into(),
+        request_id: "req-16".into(),
+        at_ms: T0,
+    })));
+    let mut meta = MetaState::default();
+    meta.apply(&set);
+    assert_eq!(meta.platform_flags.history.len(), 1);
+    let stored = check_golden(
+        "meta-snapshot-format16.bin",
+        &format::encode(&meta).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 16);
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), meta);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 161),
+        payload: EntryPayload::Normal(set),
+    };
+    let stored = check_golden(
+        "entry-meta-platform-flag-format16.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 16);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}

@@ -134,6 +134,20 @@ impl QuotaService for Empty {
     ) -> Result<Response<pb::GetUsageResponse>, Status> {
         Err(unsupported())
     }
+
+    async fn check_feature(
+        &self,
+        _: Request<pb::CheckFeatureRequest>,
+    ) -> Result<Response<pb::CheckFeatureResponse>, Status> {
+        Err(unsupported())
+    }
+
+    async fn evaluate_flags(
+        &self,
+        _: Request<pb::EvaluateFlagsRequest>,
+    ) -> Result<Response<pb::EvaluateFlagsResponse>, Status> {
+        Err(unsupported())
+    }
 }
 
 pub async fn run(a: CeilingArgs) -> anyhow::Result<()> {

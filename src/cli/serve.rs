@@ -941,7 +941,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ))
     .add_service(quotad_engine::grpc::envoy_rls::server(
         engine.clone(),
-        data_auth,
+        data_auth.clone(),
         rls,
     ))
     .add_service(reflection)
@@ -960,6 +960,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             s.metrics_auth,
             s.request_timeout,
             console,
+            data_auth,
         ),
         http,
         tls.as_ref().map(|t| &t.http),

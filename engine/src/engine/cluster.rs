@@ -5,7 +5,7 @@ use super::Engine;
 use crate::audit::AuditMeta;
 use crate::cluster::{ForwardReply, ForwardRequest, NodeInfo, Router, forward};
 use crate::error::EngineError;
-use crate::model::{TenantId, Tier};
+use crate::model::TenantId;
 use crate::quota::QuotaError;
 use std::sync::Arc;
 
@@ -49,16 +49,9 @@ impl Engine {
         by: &AuditMeta,
     ) -> Result<u64, EngineError> {
         let state = self.tenant(tenant).await?;
-        if state.tenant.tier != Tier::Enterprise {
-            return Err(QuotaError::invalid(
-                "tier",
-                format!(
-                    "a dedicated group needs the ENTERPRISE tier; the tenant is {}",
-                    state.tenant.tier
-                ),
-            )
-            .into());
-        }
+        self.catalog
+            .requires(state.tenant.tier, crate::custom::features::DEDICATED_SCHEMA)
+            .map_err(QuotaError::NotInTier)?;
         let group = self.router.dedicated_group(tenant, pool.clone()).await?;
         let from = self.router.group_of(&tenant);
         if from != group {

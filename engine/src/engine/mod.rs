@@ -37,6 +37,7 @@ mod archive;
 mod audit;
 mod cluster;
 mod config;
+mod customization;
 mod directory;
 mod domains;
 mod health;
@@ -52,6 +53,7 @@ pub use crate::sharing::Via;
 pub use admission::{BatchOp, Hold, Reserved};
 pub use archive::ArchiveBacklog;
 pub use config::{Advertise, EngineConfig};
+pub use customization::FlagSource;
 pub use health::MetricsSnapshot;
 pub use tenants::NewTenant;
 

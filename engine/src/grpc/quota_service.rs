@@ -647,4 +647,83 @@ impl QuotaService for QuotaGrpc {
         };
         call.reply_for(&self.engine, r.tenant_id.parse().ok(), go.await)
     }
+
+    async fn check_feature(
+        &self,
+        req: Request<pb::CheckFeatureRequest>,
+    ) -> Result<Response<pb::CheckFeatureResponse>, Status> {
+        let call = Call::start("CheckFeature", &req);
+        let by = match self.auth.caller_of(&req).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
+        let r = req.into_inner();
+        let go = async {
+            let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Check, &call)?;
+            let features = self.engine.catalog().features();
+            let min = features.min_tier(&r.feature).map_err(|e| {
+                EngineError::Quota(crate::quota::QuotaError::invalid("feature", e.to_string()))
+            })?;
+            let tier = self.engine.tenant_as(&by, tenant).await?.tenant.tier;
+            let refused = features.requires(tier, &r.feature).err();
+            metrics::counter!(crate::telemetry::FEATURE_CHECKS, "enabled" => if refused.is_none() { "true" } else { "false" })
+                .increment(1);
+            Ok::<_, EngineError>(pb::CheckFeatureResponse {
+                enabled: refused.is_none(),
+                tier: tier.to_string(),
+                min_tier: min.to_string(),
+                sla: features.sla(tier).as_str().to_string(),
+                reason: refused.map(|e| e.to_string()).unwrap_or_default(),
+            })
+        };
+        call.reply_for(&self.engine, r.tenant_id.parse().ok(), go.await)
+    }
+
+    async fn evaluate_flags(
+        &self,
+        req: Request<pb::EvaluateFlagsRequest>,
+    ) -> Result<Response<pb::EvaluateFlagsResponse>, Status> {
+        let call = Call::start("EvaluateFlags", &req);
+        let by = match self.auth.caller_of(&req).await {
+            Ok(c) => c,
+            Err(e) => return call.reply(Err(e)),
+        };
+        let r = req.into_inner();
+        let go = async {
+            let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Check, &call)?;
+            let state = self.engine.tenant_as(&by, tenant).await?;
+            let flag = |key: &str, e: Option<&crate::custom::Evaluation>| match e {
+                Some(e) => {
+                    metrics::counter!(crate::telemetry::FLAG_EVALUATIONS, "reason" => e.reason.as_str())
+                        .increment(1);
+                    pb::FlagEvaluation {
+                        key: key.to_string(),
+                        value_json: e.value.as_text().to_string(),
+                        variant: e.variant.clone(),
+                        reason: e.reason.as_str().to_string(),
+                        error_code: String::new(),
+                    }
+                }
+                None => pb::FlagEvaluation {
+                    key: key.to_string(),
+                    error_code: "FLAG_NOT_FOUND".to_string(),
+                    ..Default::default()
+                },
+            };
+            let flags = if r.keys.is_empty() {
+                self.engine
+                    .evaluate_flags(&state)
+                    .iter()
+                    .map(|(k, e)| flag(k, Some(e)))
+                    .collect()
+            } else {
+                r.keys
+                    .iter()
+                    .map(|k| flag(k, self.engine.evaluate_flag(&state, k).as_ref()))
+                    .collect()
+            };
+            Ok::<_, EngineError>(pb::EvaluateFlagsResponse { flags })
+        };
+        call.reply_for(&self.engine, r.tenant_id.parse().ok(), go.await)
+    }
 }

@@ -50,6 +50,15 @@ pub enum QuotaError {
     /// ended or expired one, a permission it lacks).
     #[error("sharing policy {policy}: {reason}")]
     SharingDenied { policy: uuid::Uuid, reason: String },
+    /// A feature (or flag) the tenant's tier does not have.
+    #[error("{0}")]
+    NotInTier(crate::custom::FeatureRefused),
+    #[error(
+        "tenant {tenant} already sets {limit} feature flags, its tier's limit; remove one first"
+    )]
+    TooManyFlags { tenant: TenantId, limit: u32 },
+    #[error("tenant {tenant} sets no flag {:?}", crate::excerpt::short(key))]
+    FlagNotFound { tenant: TenantId, key: String },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
     GaugeUnderflow {
         quota: String,
@@ -75,7 +84,11 @@ impl QuotaError {
             | QuotaError::QuotaNotFound { .. }
             | QuotaError::ReservationNotFound { .. }
             | QuotaError::ApiKeyNotFound { .. } => ErrorCode::NotFound,
-            QuotaError::TooManyApiKeys { .. } => ErrorCode::FailedPrecondition,
+            QuotaError::TooManyApiKeys { .. } | QuotaError::TooManyFlags { .. } => {
+                ErrorCode::FailedPrecondition
+            }
+            QuotaError::NotInTier(_) => ErrorCode::PermissionDenied,
+            QuotaError::FlagNotFound { .. } => ErrorCode::NotFound,
             QuotaError::TenantExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::IdempotencyKeyReused { .. } => ErrorCode::FailedPrecondition,
             QuotaError::TooManyIdempotencyKeys { .. } => ErrorCode::ResourceExhausted,
@@ -114,7 +127,9 @@ impl QuotaError {
             QuotaError::LastOwner { .. } => Some("role"),
             QuotaError::QuotaExceeded { .. } => Some("quota"),
             QuotaError::ApiKeyNotFound { .. } => Some("keyId"),
-            QuotaError::TooManyApiKeys { .. } => None,
+            QuotaError::TooManyApiKeys { .. } | QuotaError::TooManyFlags { .. } => None,
+            QuotaError::NotInTier(_) => None,
+            QuotaError::FlagNotFound { .. } => Some("key"),
             // About the policy as a whole, not one field of it.
             QuotaError::BeyondTier { .. } => None,
             QuotaError::SharingDenied { .. } => Some("sharing_policy_id"),

@@ -21,8 +21,8 @@ pub use all_or_nothing::{AllDecided, AllOrNothing, Spend};
 pub use decision::{Decision, Verdict};
 pub use error::QuotaError;
 pub use op::{
-    ApiKeyRotation, Applied, NewApiKey, OpClass, OpOutcome, QuotaPatch, Received, SharedReserve,
-    SharedUse, TenantOp, TenantUpdate,
+    ApiKeyRotation, Applied, BrandingChange, FlagChange, NewApiKey, OpClass, OpOutcome, QuotaPatch,
+    Received, SharedReserve, SharedUse, TenantOp, TenantUpdate,
 };
 pub use policy_patch::PolicyPatch;
 pub use policy_pool::{PolicyPool, SharedPolicy};

@@ -131,6 +131,30 @@ pub enum TenantOp {
     /// Close a statement period for this tenant: its lines are final from
     /// here (format 10).
     ClosePeriod(Since<10, (u32, i64)>),
+    /// Set the tenant's branding, or remove it (format 16).
+    SetBranding(Since<16, Box<BrandingChange>>),
+    /// Set or remove one of the tenant's flag values (format 16).
+    SetFlag(Since<16, Box<FlagChange>>),
+}
+
+/// What [`TenantOp::SetBranding`] carries: the branding (`None` removes
+/// it) and the features it needs, checked against the tier in apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrandingChange {
+    pub branding: Option<crate::custom::Branding>,
+    pub needs: Vec<crate::custom::Needs>,
+}
+
+/// What [`TenantOp::SetFlag`] carries: the value (`None` removes it), and
+/// the flag's definition as the leader saw it (its type and lowest tier;
+/// none for a flag of the tenant's own) with the tier's limit on values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagChange {
+    pub key: String,
+    pub value: Option<crate::custom::FlagValue>,
+    pub kind: Option<crate::custom::FlagType>,
+    pub needs: Option<crate::custom::Needs>,
+    pub limit: Option<u32>,
 }
 
 /// What [`TenantOp::SharedReserve`] carries.
@@ -284,7 +308,9 @@ impl TenantOp {
             | TenantOp::CreateApiKey(_)
             | TenantOp::RotateApiKey(_)
             | TenantOp::RevokeApiKey(_)
-            | TenantOp::HoldGrant(_) => OpClass::Admin,
+            | TenantOp::HoldGrant(_)
+            | TenantOp::SetBranding(_)
+            | TenantOp::SetFlag(_) => OpClass::Admin,
             TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -315,6 +341,10 @@ impl TenantOp {
             TenantOp::PatchQuota(p) => validate::quota_name(&p.0.quota),
             TenantOp::CreateApiKey(k) => validate::api_key_name(&k.0.name),
             TenantOp::RotateApiKey(r) => validate::api_key_grace(r.0.grace_ms),
+            TenantOp::SetFlag(f) => crate::custom::features::check_name(&f.0.key)
+                .map_err(|e| QuotaError::invalid("key", e)),
+            // Checked as a whole (`BrandingInput::check`) before it is made.
+            TenantOp::SetBranding(_) => Ok(()),
             TenantOp::ChangeTier { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }
@@ -371,6 +401,8 @@ impl TenantOp {
             | TenantOp::RotateApiKey(_)
             | TenantOp::RevokeApiKey(_)
             | TenantOp::HoldGrant(_)
+            | TenantOp::SetBranding(_)
+            | TenantOp::SetFlag(_)
             | TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -429,7 +461,9 @@ impl TenantOp {
             | TenantOp::Audit { .. }
             | TenantOp::CreateApiKey(_)
             | TenantOp::RotateApiKey(_)
-            | TenantOp::RevokeApiKey(_) => false,
+            | TenantOp::RevokeApiKey(_)
+            | TenantOp::SetBranding(_)
+            | TenantOp::SetFlag(_) => false,
         }
     }
 }

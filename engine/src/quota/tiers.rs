@@ -2,6 +2,7 @@
 //! a tenant may hold (`[limits.TIER]`), read from TOML.
 use super::QuotaError;
 use super::validate;
+use crate::custom::{FeatureRefused, Features, FlagDef, FlagType, FlagValue};
 use crate::model::{QuotaPolicy, Tier};
 use std::collections::BTreeMap;
 
@@ -12,6 +13,10 @@ pub const BUILTIN_CATALOG: &str = include_str!("../../tiers.toml");
 pub struct TierCatalog {
     tiers: BTreeMap<Tier, BTreeMap<String, QuotaPolicy>>,
     limits: BTreeMap<Tier, TierLimits>,
+    /// Features by the lowest tier that has them, and SLAs.
+    features: Features,
+    /// Feature flags with their tier defaults (`[flags.KEY]`).
+    flags: BTreeMap<String, FlagDef>,
     /// What providers may share (`[sharing] resource_types`).
     resource_types: Vec<crate::sharing::ResourceType>,
 }
@@ -30,6 +35,30 @@ struct SharingTable {
 pub struct TierLimits {
     /// Sharing policies a tenant publishes.
     pub sharing_policies: Option<u32>,
+    /// Webhook endpoints a tenant registers.
+    pub webhook_endpoints: Option<u32>,
+    /// Feature flag values a tenant sets (its own flags and its values of
+    /// defined ones).
+    pub feature_flags: Option<u32>,
+}
+
+/// One `[flags.KEY]` table.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlagTable {
+    r#type: String,
+    default: toml::Value,
+    #[serde(default)]
+    tiers: BTreeMap<String, toml::Value>,
+    min_tier: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    description: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +69,10 @@ pub enum CatalogError {
     UnknownTier(#[from] crate::model::tier_error::UnknownTier),
     #[error("tier catalog, [sharing]: {0}")]
     Sharing(String),
+    #[error("tier catalog, {0}")]
+    Features(String),
+    #[error("tier catalog, [flags.{key}]: {reason}")]
+    Flag { key: String, reason: String },
     #[error("tier catalog has no tier {0}")]
     MissingTier(Tier),
     #[error("tier catalog, {tier}.{quota}: {source}")]
@@ -81,6 +114,19 @@ impl TierCatalog {
         if resource_types.is_empty() {
             return Err(CatalogError::Sharing("resource_types lists none".into()));
         }
+        let features = take_table(&mut table, "features")?;
+        let sla = take_table(&mut table, "sla")?;
+        let mut flags = BTreeMap::new();
+        if let Some(raw) = table.remove("flags") {
+            let raw: BTreeMap<String, FlagTable> = raw.try_into()?;
+            for (key, f) in raw {
+                let def = flag_def(&key, f).map_err(|reason| CatalogError::Flag {
+                    key: key.clone(),
+                    reason,
+                })?;
+                flags.insert(key, def);
+            }
+        }
         let mut limits = BTreeMap::new();
         if let Some(raw) = table.remove("limits") {
             let raw: BTreeMap<String, TierLimits> = raw.try_into()?;
@@ -108,9 +154,12 @@ impl TierCatalog {
                 return Err(CatalogError::MissingTier(tier));
             }
         }
+        let features = Features::new(features, sla).map_err(CatalogError::Features)?;
         Ok(TierCatalog {
             tiers,
             limits,
+            features,
+            flags,
             resource_types,
         })
     }
@@ -150,6 +199,77 @@ impl TierCatalog {
     pub fn sharing_policies(&self, tier: Tier) -> Option<u32> {
         self.limits.get(&tier).and_then(|l| l.sharing_policies)
     }
+
+    /// How many webhook endpoints a tenant of `tier` may register.
+    pub fn webhook_endpoints(&self, tier: Tier) -> Option<u32> {
+        self.limits.get(&tier).and_then(|l| l.webhook_endpoints)
+    }
+
+    /// How many flag values a tenant of `tier` may set.
+    pub fn feature_flags(&self, tier: Tier) -> Option<u32> {
+        self.limits.get(&tier).and_then(|l| l.feature_flags)
+    }
+
+    /// The tier features and SLAs.
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// The one feature check: whether `tier` has `feature`, or why not.
+    pub fn requires(&self, tier: Tier, feature: &str) -> Result<(), FeatureRefused> {
+        self.features.requires(tier, feature)
+    }
+
+    /// The flags the catalog defines.
+    pub fn flags(&self) -> &BTreeMap<String, FlagDef> {
+        &self.flags
+    }
+}
+
+/// A top-level table of string values, removed from `table` (empty if
+/// absent).
+fn take_table(
+    table: &mut toml::Table,
+    name: &str,
+) -> Result<BTreeMap<String, String>, CatalogError> {
+    match table.remove(name) {
+        None => Ok(BTreeMap::new()),
+        Some(raw) => Ok(raw.try_into()?),
+    }
+}
+
+fn flag_value(v: &toml::Value) -> Result<FlagValue, String> {
+    let json = serde_json::to_value(v).map_err(|e| e.to_string())?;
+    FlagValue::of("value", &json).map_err(|e| e.reason())
+}
+
+fn flag_def(key: &str, f: FlagTable) -> Result<FlagDef, String> {
+    crate::custom::features::check_name(key)?;
+    let kind = FlagType::parse(&f.r#type)?;
+    let mut tiers = BTreeMap::new();
+    for (tier, v) in &f.tiers {
+        let tier: Tier = tier
+            .parse()
+            .map_err(|e: crate::model::tier_error::UnknownTier| e.to_string())?;
+        tiers.insert(
+            tier,
+            flag_value(v).map_err(|e| format!("tiers.{tier}: {e}"))?,
+        );
+    }
+    let min_tier = match &f.min_tier {
+        None => None,
+        Some(t) => Some(t.parse::<Tier>().map_err(|e| format!("min_tier: {e}"))?),
+    };
+    let def = FlagDef {
+        kind,
+        default: flag_value(&f.default).map_err(|e| format!("default: {e}"))?,
+        tiers,
+        min_tier,
+        enabled: f.enabled,
+        description: f.description,
+    };
+    def.check().map_err(|e| e.to_string())?;
+    Ok(def)
 }
 
 #[cfg(test)]
@@ -250,9 +370,58 @@ mod tests {
         assert_eq!(cat.sharing_policies(Tier::Free), Some(1));
         assert_eq!(cat.sharing_policies(Tier::Professional), Some(25));
         assert_eq!(cat.sharing_policies(Tier::Enterprise), None);
-        let mut text = BUILTIN_CATALOG.replace("[limits.FREE]", "[limits.IGNORED]");
-        text = text.replace("[limits.IGNORED]\nsharing_policies = 1", "");
+        assert_eq!(cat.feature_flags(Tier::Free), Some(5));
+        assert_eq!(cat.webhook_endpoints(Tier::Starter), Some(3));
+        let text = BUILTIN_CATALOG.replace(
+            "[limits.FREE]\nsharing_policies = 1\nfeature_flags = 5\n",
+            "",
+        );
         let cat = TierCatalog::parse(&text).unwrap();
         assert_eq!(cat.sharing_policies(Tier::Free), None, "left out: no limit");
+    }
+
+    #[test]
+    fn features_and_slas_match_the_product_table() {
+        use crate::custom::features::*;
+        let cat = TierCatalog::builtin();
+        let has = |tier, f| cat.requires(tier, f).is_ok();
+        for (feature, tiers) in [
+            (CUSTOM_BRANDING, [false, false, true, true]),
+            (SSO, [false, false, true, true]),
+            (PRIORITY_SUPPORT, [false, false, true, true]),
+            (WHITE_LABEL, [false, false, false, true]),
+            (DEDICATED_SCHEMA, [false, false, false, true]),
+        ] {
+            for (tier, want) in Tier::ALL.into_iter().zip(tiers) {
+                assert_eq!(has(tier, feature), want, "{feature} on {tier}");
+            }
+        }
+        let slas: Vec<&str> = Tier::ALL
+            .iter()
+            .map(|t| cat.features().sla(*t).as_str())
+            .collect();
+        assert_eq!(slas, ["none", "99%", "99.9%", "99.99%"]);
+    }
+
+    #[test]
+    fn flags_come_from_the_catalog_and_bad_ones_are_named() {
+        let cat = TierCatalog::builtin();
+        let beta = &cat.flags()["beta_models"];
+        assert_eq!(beta.min_tier, Some(Tier::Professional));
+        assert!(!beta.allows(Tier::Starter));
+        let ctx = &cat.flags()["max_context_tokens"];
+        assert_eq!(ctx.tiers[&Tier::Enterprise].as_text(), "131072");
+        let bad = BUILTIN_CATALOG.replace(
+            "[flags.model_routing]\ntype = \"string\"\ndefault = \"balanced\"",
+            "[flags.model_routing]\ntype = \"string\"\ndefault = 3",
+        );
+        let e = TierCatalog::parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("[flags.model_routing]") && e.contains("type string"),
+            "{e}"
+        );
+        let bad = BUILTIN_CATALOG.replace("white_label      = \"ENTERPRISE\"\n", "");
+        let e = TierCatalog::parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("white_label"), "{e}");
     }
 }

@@ -61,6 +61,36 @@ impl<'a> GrantPart<'a> {
     }
 }
 
+/// Branding as its audit events show it, fixed field by field like
+/// [`GrantPart`].
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BrandingPart<'a> {
+    logo_url: &'a Option<String>,
+    favicon_url: &'a Option<String>,
+    primary_color: String,
+    secondary_color: String,
+    text_color: String,
+    theme: &'static str,
+    product_name: &'a Option<String>,
+    white_label: bool,
+}
+
+impl<'a> BrandingPart<'a> {
+    fn of(b: &'a crate::custom::Branding) -> Self {
+        BrandingPart {
+            logo_url: &b.logo_url,
+            favicon_url: &b.favicon_url,
+            primary_color: b.primary_color.hex(),
+            secondary_color: b.secondary_color.hex(),
+            text_color: b.text_color.hex(),
+            theme: b.theme.as_str(),
+            product_name: &b.product_name,
+            white_label: b.white_label,
+        }
+    }
+}
+
 /// The part of `state` that `op` is about, as JSON ("" if absent).
 pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
     let Some(s) = state else { return String::new() };
@@ -88,6 +118,8 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
                 .map(|h| GrantPart::of(&h.grant))
                 .as_ref(),
         ),
+        TenantOp::SetBranding(_) => json(s.custom.branding.as_ref().map(BrandingPart::of).as_ref()),
+        TenantOp::SetFlag(f) => json(s.custom.flags.get(&f.0.key).map(|v| v.json()).as_ref()),
         TenantOp::Audit { .. }
         | TenantOp::Increment { .. }
         | TenantOp::IncrementAll(_)
@@ -133,6 +165,10 @@ pub fn entry(
             ("sharing.grant_ended", g.0.id.to_string())
         }
         TenantOp::HoldGrant(g) => ("sharing.grant_held", g.0.id.to_string()),
+        TenantOp::SetBranding(b) if b.0.branding.is_none() => ("branding.removed", String::new()),
+        TenantOp::SetBranding(_) => ("branding.updated", String::new()),
+        TenantOp::SetFlag(f) if f.0.value.is_none() => ("flag.removed", f.0.key.clone()),
+        TenantOp::SetFlag(f) => ("flag.set", f.0.key.clone()),
         TenantOp::Audit {
             action,
             target,

@@ -52,6 +52,8 @@ pub enum MetaOp {
     Sharing(Since<6, Box<crate::sharing::SharingOp>>),
     /// A console session signed out before it expires (format 15).
     SignOut(Since<15, SignOut>),
+    /// Set or remove a platform-wide feature flag (format 16).
+    PlatformFlag(Since<16, crate::custom::PlatformFlagOp>),
 }
 
 /// See [`MetaOp::SignOut`] and [`crate::model::SignedOut`].

@@ -6,6 +6,7 @@
 //! state. It reads no clock and does no I/O.
 mod admission;
 mod api_keys;
+mod custom;
 mod domains;
 mod lifecycle;
 mod members;
@@ -65,6 +66,9 @@ pub struct TenantState {
     /// Its cross-tenant usage, as consumer and as provider (format 7).
     #[serde(default)]
     pub shared: Added<7, SharedUsage>,
+    /// Its branding and feature flag values (format 16).
+    #[serde(default)]
+    pub custom: Added<16, crate::custom::Customization>,
 }
 
 impl TenantState {
@@ -83,6 +87,7 @@ impl TenantState {
             api_keys: ApiKeys::default(),
             grants: Added::default(),
             shared: Added::default(),
+            custom: Added::default(),
         }
     }
 
@@ -130,6 +135,7 @@ impl TenantState {
             api_keys: self.api_keys.clone(),
             grants: self.grants.clone(),
             shared: self.shared.clone(),
+            custom: self.custom.clone(),
         };
         view.advance(now_ms);
         view
@@ -286,6 +292,8 @@ impl TenantState {
             TenantOp::AckTransfer(Since((provider, seq))) => Ok(self.ack_transfer(*provider, *seq)),
             TenantOp::SharedReserve(Since(r)) => self.shared_reserve(r, now_ms),
             TenantOp::BillSubscriptions(_) => Ok(self.bill_subscriptions(now_ms)),
+            TenantOp::SetBranding(Since(b)) => self.set_branding(b),
+            TenantOp::SetFlag(Since(f)) => self.set_flag(f),
             TenantOp::ClosePeriod(Since((period, at_ms))) => Ok(Applied {
                 outcome: OpOutcome::Tenant,
                 changed: self.shared.close(*period, *at_ms),

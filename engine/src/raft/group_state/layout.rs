@@ -4,9 +4,11 @@
 //! shard fields empty and a shard group the meta fields, so each writes the
 //! very bytes it wrote before the split: data dirs, archives and nodes of
 //! earlier releases read them, and they read those. Fields added since
-//! (the sharing catalog, format 6; console sign-outs, format 15) come last and take no bytes while empty.
+//! (the sharing catalog, format 6; console sign-outs, format 15; platform
+//! flags, format 16) come last and take no bytes while empty.
 use super::{Claims, MetaState, ReplicatedState, ShardState, Unarchived};
 use crate::audit::AuditLog;
+use crate::custom::PlatformFlags;
 use crate::format::Added;
 use crate::model::membership::Membership;
 use crate::model::{SignedOut, TenantId};
@@ -73,7 +75,7 @@ impl<K: Ord + Serialize, V: Serialize> Serialize for Sorted<'_, K, V> {
 
 impl Serialize for Layout<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("GroupState", 11)?;
+        let mut st = s.serialize_struct("GroupState", 12)?;
         st.serialize_field("tenants", &Sorted(&self.shard.tenants))?;
         st.serialize_field("slugs", &self.meta.slugs)?;
         st.serialize_field("domains", &self.meta.domains)?;
@@ -85,6 +87,7 @@ impl Serialize for Layout<'_> {
         st.serialize_field("moved_to", &Sorted(&self.shard.moved_to))?;
         st.serialize_field("sharing", &self.meta.sharing)?;
         st.serialize_field("signed_out", &self.meta.signed_out)?;
+        st.serialize_field("platform_flags", &self.meta.platform_flags)?;
         st.end()
     }
 }
@@ -104,6 +107,7 @@ struct Stored {
     moved_to: HashMap<TenantId, u64>,
     sharing: Added<6, SharingCatalog>,
     signed_out: Added<15, SignedOut>,
+    platform_flags: Added<16, PlatformFlags>,
 }
 
 impl From<Stored> for GroupState {
@@ -115,6 +119,7 @@ impl From<Stored> for GroupState {
                 domains: s.domains,
                 sharing: s.sharing,
                 signed_out: s.signed_out,
+                platform_flags: s.platform_flags,
             },
             shard: ShardState {
                 tenants: s.tenants,

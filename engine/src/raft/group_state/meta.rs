@@ -19,6 +19,8 @@ pub struct MetaState {
     pub sharing: Added<6, SharingCatalog>,
     /// Console sessions signed out before they expire (format 15).
     pub signed_out: Added<15, SignedOut>,
+    /// Operators' feature flags for the whole platform (format 16).
+    pub platform_flags: Added<16, crate::custom::PlatformFlags>,
 }
 
 impl ReplicatedState for MetaState {
@@ -62,6 +64,10 @@ impl ReplicatedState for MetaState {
             }
             Command::Meta(MetaOp::SignOut(Since(op))) => {
                 self.signed_out.sign_out(op.session, op.until_ms, op.at_ms);
+                CommandResponse::Applied
+            }
+            Command::Meta(MetaOp::PlatformFlag(Since(op))) => {
+                self.platform_flags.apply(op);
                 CommandResponse::Applied
             }
             other => misrouted("the meta group", other),
