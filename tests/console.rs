@@ -547,3 +547,149 @@ async fn console_answers_carry_strict_security_headers_and_sessions_end_with_the
         .unwrap();
     assert_eq!(location(&r), "/console");
 }
+
+/// `GET path` with a session, as a request to `host`.
+async fn get_on(node: &Node, host: &str, path: &str, session: Option<&str>) -> String {
+    let mut r = bare().get(node.url(path)).header("host", host);
+    if let Some(s) = session {
+        r = r.header("cookie", format!("quotad_session={s}"));
+    }
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path} on {host}");
+    r.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_wears_the_tenants_branding_and_white_label_hides_the_platform() {
+    use common::rest_call;
+    use reqwest::Method;
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let op = common::operator();
+    let make = |slug: &'static str, tier: &'static str| {
+        let node = &node;
+        async move {
+            let r = common::http()
+                .post(node.url("/api/v1/tenants"))
+                .json(&json!({"name": slug, "slug": slug, "tier": tier}))
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            v["data"]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let brand = |id: String, body: Value| {
+        let (node, op) = (&node, op.clone());
+        async move {
+            let (status, answer) = rest_call(
+                node,
+                Some(&op),
+                &Method::PUT,
+                &format!("/api/v1/tenants/{id}/branding"),
+                &Some(body),
+            )
+            .await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    let pro = make("pro-works", "PROFESSIONAL").await;
+    let glow = make("glow", "ENTERPRISE").await;
+    let lapsed = make("lapsed", "PROFESSIONAL").await;
+    brand(pro.clone(), json!({"primaryColor": "#5b2a86", "logoUrl": "https://cdn.pro.test/logo.svg", "productName": "Pro Works"})).await;
+    brand(glow.clone(), json!({"primaryColor": "#00594f", "logoUrl": "https://cdn.glow.test/mark.svg", "productName": "Glow AI", "whiteLabel": true})).await;
+    brand(
+        lapsed.clone(),
+        json!({"primaryColor": "#8a1538", "productName": "Lapsed Co"}),
+    )
+    .await;
+    let (status, _) = rest_call(
+        &node,
+        Some(&op),
+        &Method::POST,
+        &format!("/api/v1/tenants/{lapsed}/upgrade"),
+        &Some(json!({"tier": "STARTER"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for (path, body) in [
+        (
+            format!("/api/v1/tenants/{glow}/domains"),
+            Some(json!({"domain": "console.glow.test"})),
+        ),
+        (
+            format!("/api/v1/tenants/{glow}/domains/console.glow.test/verify"),
+            None,
+        ),
+    ] {
+        let (status, answer) = rest_call(&node, Some(&op), &Method::POST, &path, &body).await;
+        assert!(status == 200 || status == 201, "{answer}");
+    }
+
+    let (session, _) = sign_in(&node, &op).await;
+    let local = node.http.trim_start_matches("http://").to_string();
+    // A branded tenant: its stylesheet, logo and name, beside the platform's.
+    let page = get_on(
+        &node,
+        &local,
+        &format!("/console/tenants/{pro}"),
+        Some(&session),
+    )
+    .await;
+    assert!(
+        page.contains(&format!("/console/brand/{pro}.css?v=")),
+        "{page}"
+    );
+    assert!(page.contains("https://cdn.pro.test/logo.svg"));
+    assert!(page.contains("Pro Works"));
+    assert!(page.contains("quotad console"), "not white-labelled");
+    let css = get_on(&node, &local, &format!("/console/brand/{pro}.css"), None).await;
+    assert!(css.contains("#5b2a86"), "{css}");
+    // A tenant whose tier lost custom branding: the platform's look.
+    let page = get_on(
+        &node,
+        &local,
+        &format!("/console/tenants/{lapsed}"),
+        Some(&session),
+    )
+    .await;
+    assert!(!page.contains("/console/brand/"), "{page}");
+    assert!(!page.contains("Lapsed Co"));
+    let r = bare()
+        .get(node.url(&format!("/console/brand/{lapsed}.css")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // White label, on the tenant's verified custom domain: before and
+    // after sign-in, not a trace of the platform's name.
+    let host = format!("console.glow.test:{}", local.rsplit(':').next().unwrap());
+    let signin = get_on(&node, &host, "/console/signin", None).await;
+    assert!(
+        signin.contains("Glow AI") && signin.contains(&format!("/console/brand/{glow}.css")),
+        "{signin}"
+    );
+    assert!(!signin.to_lowercase().contains("quotad"), "{signin}");
+    for path in [
+        format!("/console/tenants/{glow}"),
+        format!("/console/tenants/{glow}/members"),
+        "/console".to_string(),
+    ] {
+        let r = bare()
+            .get(node.url(&path))
+            .header("host", &host)
+            .header("cookie", format!("quotad_session={session}"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 303 && path == "/console" {
+            continue; // the home page sends an operator on to the tenants list
+        }
+        assert_eq!(r.status(), 200, "{path}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("Glow AI"), "{path}: {page}");
+        assert!(page.contains("https://cdn.glow.test/mark.svg"), "{path}");
+        assert!(!page.to_lowercase().contains("quotad"), "{path}: {page}");
+    }
+}

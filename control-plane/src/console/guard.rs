@@ -17,7 +17,12 @@ use std::collections::HashMap;
 /// The Content-Security-Policy of every console answer: the console's own
 /// scripts, styles and images only, no inline script or style, no frames,
 /// forms posted only to the console.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+///
+/// Images may also come from any https:// origin: a tenant's logo and
+/// favicon are https URLs it chose (branding refuses any other scheme). An
+/// image runs nothing; what it can reveal is that the page was opened,
+/// which the tenant's own logo host learns by design.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Middleware on every console route.
 pub async fn headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -56,6 +61,9 @@ pub struct Ctx {
     pub csrf: String,
     /// The path asked for (for the sign-in page to come back to).
     pub path: String,
+    /// On a tenant's verified custom domain: its branding in force, for
+    /// pages not about one tenant.
+    pub host_brand: Option<super::brand::Brand>,
 }
 
 /// A console request refused: an HTML page with the status and what to
@@ -179,6 +187,13 @@ impl FromRequestParts<crate::AppState> for Ctx {
             Some(h) => state.app.engine.tenant_for_host(h).await,
             None => None,
         };
+        let host_brand = match host_tenant {
+            Some(t) => match state.app.engine.tenant(t).await {
+                Ok(s) => super::brand::Brand::of(&state.app, &s),
+                Err(_) => None,
+            },
+            None => None,
+        };
         let key_tenant = session
             .key
             .as_ref()
@@ -199,6 +214,7 @@ impl FromRequestParts<crate::AppState> for Ctx {
             session,
             principal,
             path,
+            host_brand,
         })
     }
 }

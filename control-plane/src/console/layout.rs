@@ -1,8 +1,10 @@
 //! The page shell: head (stylesheet, htmx), the header with the caller and
 //! sign-out, the navigation, and `main`.
+use super::brand::Brand;
 use super::guard::Ctx;
 use maud::{DOCTYPE, Markup, html};
 use quotad_engine::model::Role;
+use quotad_engine::quota::TenantState;
 
 /// htmx's settings: no `eval`, no inline scripts, no injected indicator
 /// `<style>` (the CSP forbids all three).
@@ -14,6 +16,8 @@ pub struct TenantNav<'a> {
     pub name: &'a str,
     /// The caller's role in it; `None` for an operator.
     pub role: Option<Role>,
+    /// The tenant, for its branding.
+    pub state: &'a TenantState,
 }
 
 /// Which navigation entry is the current page.
@@ -29,28 +33,50 @@ pub enum Section {
     Settings,
 }
 
-fn head(title: &str) -> Markup {
+fn head(title: &str, brand: Option<&Brand>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="htmx-config" content=(HTMX_CONFIG);
-            title { (title) " · quotad console" }
+            title { (title) " · " (Brand::title_suffix(brand)) }
             link rel="stylesheet" href=(super::assets::CSS_PATH);
+            @if let Some(b) = brand {
+                link rel="stylesheet" href=(b.css_href);
+                @if let Some(icon) = &b.favicon {
+                    link rel="icon" href=(icon);
+                }
+            }
             script src=(super::assets::HTMX_PATH) defer {}
         }
     }
 }
 
+/// The mark at the top left: the tenant's logo and name, or the platform's.
+fn mark(brand: Option<&Brand>) -> Markup {
+    let name = brand.map_or(super::brand::PLATFORM, |b| b.name.as_str());
+    html! {
+        @if let Some(logo) = brand.and_then(|b| b.logo.as_deref()) {
+            img.brand-logo src=(logo) alt="";
+        }
+        (name)
+    }
+}
+
 /// A page without a session (sign-in, errors).
 pub fn bare(title: &str, body: Markup) -> Markup {
+    bare_branded(title, body, None)
+}
+
+/// A page without a session, in a tenant's branding (its custom domain).
+pub fn bare_branded(title: &str, body: Markup, brand: Option<&Brand>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head(title, brand))
             body {
                 header.top {
-                    span.brand { "quotad console" }
+                    span.brand { (mark(brand)) }
                 }
                 main #main .narrow { (body) }
             }
@@ -76,14 +102,18 @@ pub fn page(
     section: Section,
     body: Markup,
 ) -> Markup {
+    let brand = tenant
+        .and_then(|t| Brand::of(&ctx.state.app, t.state))
+        .or_else(|| ctx.host_brand.clone());
+    let brand = brand.as_ref();
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head(title, brand))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
-                    a.brand href="/console" { "quotad console" }
+                    a.brand href="/console" { (mark(brand)) }
                     nav aria-label="Platform" {
                         @if ctx.is_operator() {
                             (link("/console/tenants", "Tenants", section == Section::Tenants))

@@ -20,6 +20,7 @@
 //!   `members_page`, `audit_page`, `sharing_page`, `settings_page`.
 mod assets;
 mod audit_page;
+pub mod brand;
 mod chart;
 mod cluster_page;
 mod forms;
@@ -124,6 +125,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/signin", get(signin::form).post(signin::submit))
         .route("/console/signout", post(signin::sign_out))
         .route("/console/assets/{file}", get(assets::serve))
+        .route("/console/brand/{file}", get(brand::serve))
         .route(
             "/console/tenants",
             get(tenants_page::list).post(tenants_page::create),

@@ -43,6 +43,7 @@ pub fn nav<'a>(state: &'a TenantState, can: &Can, id: &'a str) -> TenantNav<'a> 
         id,
         name: &state.tenant.name,
         role: can.role,
+        state,
     }
 }
 

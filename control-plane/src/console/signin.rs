@@ -36,8 +36,10 @@ fn sign_in_page(
     why: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
+    brand: Option<&super::brand::Brand>,
 ) -> Response {
     let nonce = Session::new_id();
+    let white_label = brand.is_some_and(|b| b.white_label);
     let body = html! {
         h1 { "Sign in" }
         @if let Some(why) = why {
@@ -53,8 +55,13 @@ fn sign_in_page(
                     aria-describedby=(if error.is_some() { "credential-error credential-help" } else { "credential-help" })
                     aria-invalid=[error.map(|_| "true")] {}
                 p #credential-help .help {
-                    "A token from " code { "quotad token" } ", or a tenant API key ("
-                    code { "qdk_…" } "). An API key signs in as a viewer of its tenant."
+                    @if white_label {
+                        "A token from your administrator, or an API key of your organisation. "
+                        "An API key signs in as a viewer."
+                    } @else {
+                        "A token from " code { "quotad token" } ", or a tenant API key ("
+                        code { "qdk_…" } "). An API key signs in as a viewer of its tenant."
+                    }
                 }
                 @if let Some(e) = error {
                     p #credential-error .error role="alert" { (e) }
@@ -63,16 +70,29 @@ fn sign_in_page(
             button type="submit" { "Sign in" }
         }
     };
-    let mut resp = (status, layout::bare("Sign in", body)).into_response();
+    let mut resp = (status, layout::bare_branded("Sign in", body, brand)).into_response();
     if let Ok(v) = set_cookie(SIGNIN_COOKIE, &nonce, 600, state.secure).parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
 }
 
-pub async fn form(State(state): State<ConsoleState>, Query(q): Query<SignInQuery>) -> Response {
+pub async fn form(
+    State(state): State<ConsoleState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<SignInQuery>,
+) -> Response {
     let next = safe_next(q.next.as_deref());
-    sign_in_page(&state, &next, q.why.as_deref(), None, StatusCode::OK)
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let brand = super::brand::Brand::of_host(&state.app, host).await;
+    sign_in_page(
+        &state,
+        &next,
+        q.why.as_deref(),
+        None,
+        StatusCode::OK,
+        brand.as_ref(),
+    )
 }
 
 /// What a credential opens: the session's subject, roles, tenant, key and
@@ -150,6 +170,8 @@ pub async fn submit(
         )
         .into_response();
     }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let brand = super::brand::Brand::of_host(&state.app, host).await;
     let credential = field("credential").unwrap_or("").trim();
     if credential.is_empty() {
         return sign_in_page(
@@ -158,6 +180,7 @@ pub async fn submit(
             None,
             Some("Enter a token or an API key."),
             StatusCode::BAD_REQUEST,
+            brand.as_ref(),
         );
     }
     let opened = match open_credential(&state, credential).await {
@@ -171,6 +194,7 @@ pub async fn submit(
                 None,
                 Some(&format!("Not signed in: {why}.")),
                 StatusCode::UNAUTHORIZED,
+                brand.as_ref(),
             );
         }
     };
