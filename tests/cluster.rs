@@ -576,9 +576,15 @@ async fn an_enterprise_tenant_moves_to_a_dedicated_group_under_load() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 409);
+    // A tier feature (dedicated_schema) the tenant's tier lacks: 403
+    // naming the tier that has it, as every tier-gated endpoint answers.
+    assert_eq!(resp.status(), 403);
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["field"], "tier", "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "dedicated_schema needs the ENTERPRISE tier or above; the tenant is on FREE",
+        "{body}"
+    );
 
     let tenant = create_tenant(c.node(0), "big-corp", "ENTERPRISE").await;
     let limit = 100_000;

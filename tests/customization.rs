@@ -48,7 +48,17 @@ async fn every_tier_gated_endpoint_is_allowed_from_its_tier_and_refused_below_na
     let node = Node::start(dir.path());
     let mut grpc = node.grpc().await;
     // (what, lowest tier, method, path under the tenant, body, by operator)
-    let gated: [(&str, &str, Method, &str, Value, bool); 5] = [
+    let gated: [(&str, &str, Method, &str, Value, bool); 6] = [
+        // A public address literal: nothing to resolve, nothing sent (no
+        // alert is raised in this test).
+        (
+            "webhooks",
+            "STARTER",
+            Method::POST,
+            "webhooks",
+            json!({"url": "https://93.184.216.34/hook"}),
+            false,
+        ),
         (
             "custom_branding",
             "PROFESSIONAL",

@@ -48,6 +48,21 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/platform/flags", vec!["get"]),
         ("/api/v1/platform/flags/{key}", vec!["get", "put", "delete"]),
         ("/api/v1/platform/flag-changes", vec!["get"]),
+        ("/api/v1/tenants/{id}/webhooks", vec!["get", "post"]),
+        (
+            "/api/v1/tenants/{id}/webhooks/{webhook}",
+            vec!["get", "put", "delete"],
+        ),
+        (
+            "/api/v1/tenants/{id}/webhooks/{webhook}/rotate",
+            vec!["post"],
+        ),
+        ("/api/v1/tenants/{id}/deliveries", vec!["get"]),
+        (
+            "/api/v1/tenants/{id}/deliveries/{delivery}/retry",
+            vec!["post"],
+        ),
+        ("/api/v1/tenants/{id}/alerts", vec!["get"]),
         ("/api/v1/tenants/{id}/placement", vec!["get"]),
         ("/api/v1/tenants/{id}/dedicated", vec!["post"]),
         ("/api/v1/sharing/policies", vec!["get", "post"]),

@@ -37,6 +37,7 @@ mod sharing_dto;
 mod statements;
 mod tenants;
 pub mod usage;
+mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -167,6 +168,29 @@ pub fn router(
             "/api/v1/platform/flag-changes",
             get(flags::platform_changes),
         )
+        .route(
+            "/api/v1/tenants/{id}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/v1/tenants/{id}/webhooks/{webhook}",
+            get(webhooks::get)
+                .put(webhooks::update)
+                .delete(webhooks::remove),
+        )
+        .route(
+            "/api/v1/tenants/{id}/webhooks/{webhook}/rotate",
+            post(webhooks::rotate),
+        )
+        .route(
+            "/api/v1/tenants/{id}/deliveries",
+            get(webhooks::delivery_log),
+        )
+        .route(
+            "/api/v1/tenants/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry),
+        )
+        .route("/api/v1/tenants/{id}/alerts", get(webhooks::alerts))
         .route("/api/v1/tenants/{id}/placement", get(placement::get))
         .route("/api/v1/tenants/{id}/dedicated", post(placement::dedicate))
         .route(

@@ -3,7 +3,7 @@
 use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{
     api_keys, audit, branding, domains, dto, features, flags, health, marketplace, members,
-    placement, quotas, sharing, statements, tenants, usage,
+    placement, quotas, sharing, statements, tenants, usage, webhooks,
 };
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -69,6 +69,15 @@ impl Modify for BearerAuth {
         flags::platform_put,
         flags::platform_delete,
         flags::platform_changes,
+        webhooks::list,
+        webhooks::create,
+        webhooks::get,
+        webhooks::update,
+        webhooks::remove,
+        webhooks::rotate,
+        webhooks::delivery_log,
+        webhooks::retry,
+        webhooks::alerts,
         placement::get,
         placement::dedicate,
         sharing::create,
@@ -106,6 +115,7 @@ impl Modify for BearerAuth {
         (name = "usage", description = "Usage history and statistics"),
         (name = "customization", description = "Tier features and branding"),
         (name = "flags", description = "Feature flags: the tenant's, and the platform's definitions (evaluation over OFREP at /ofrep/v1, documented by OpenFeature)"),
+        (name = "webhooks", description = "Webhook endpoints, deliveries (Standard Webhooks, signed, retried, dead-lettered, replayed) and alerts"),
         (name = "placement", description = "Where a tenant's state lives; dedicated groups"),
         (name = "sharing", description = "Sharing policies, access requests, grants and the marketplace"),
         (name = "health", description = "Probes")

@@ -38,6 +38,7 @@
 //! | 14 | grants paused while their provider may not share (`Grant.paused`, `SharingOp::ProviderStanding`) |
 //! | 15 | console sessions signed out before they expire (`MetaState.signed_out`, `MetaOp::SignOut`) |
 //! | 16 | tenant customization and platform flags (`TenantState.custom`, `TenantOp::{SetBranding, SetFlag}`, `MetaState.platform_flags`, `MetaOp::PlatformFlag`) |
+//! | 17 | alerts, webhook endpoints and their outbox (`TenantState.alerts`, `TenantOp::Webhook`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -48,7 +49,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 16;
+pub const CURRENT: u8 = 17;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

@@ -6,6 +6,7 @@
 //! - [`quota`]: windows, buckets, decisions; pure functions of state, input
 //!   and time.
 //! - [`actor`]: tenant actors (ractor), thin shells over `quota`.
+//! - [`alerts`]: alerts, webhook endpoints, the outbox of deliveries (plain data).
 //! - [`cluster`]: membership, placement, routing to group leaders.
 //! - [`custom`]: tier features, branding, feature flags (plain data, pure rules).
 //! - [`shard`]: tenant -> shard map, group-commit batcher, actor registry.
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actor;
+pub mod alerts;
 pub mod archive;
 pub mod audit;
 pub mod auth;

@@ -44,6 +44,12 @@ pub const REQUESTS_SHED: &str = "quotad_requests_shed_total";
 /// Flag evaluations over OFREP and gRPC, by OpenFeature reason (`reason`:
 /// STATIC, DEFAULT, TARGETING_MATCH, DISABLED; BULK for a bulk evaluation).
 pub const FLAG_EVALUATIONS: &str = "quotad_flag_evaluations_total";
+/// Alerts raised, by type (`type`: quota.threshold_reached, ...), counted
+/// once, by the group leader that decided them.
+pub const ALERTS_RAISED: &str = "quotad_alerts_total";
+/// Webhook delivery attempts, by what they came to (`result`: delivered,
+/// retry, dead).
+pub const WEBHOOK_ATTEMPTS: &str = "quotad_webhook_attempts_total";
 /// Tier feature checks (`CheckFeature`), by outcome (`enabled`: true/false).
 pub const FEATURE_CHECKS: &str = "quotad_feature_checks_total";
 

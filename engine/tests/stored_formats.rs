@@ -1361,3 +1361,100 @@ fn customization_decodes_from_its_golden_bytes() {
     assert_eq!(format::split(&stored).unwrap().0, 16);
     assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
 }
+
+/// Format 17: a tenant's webhook endpoint (secret sealed), an alert raised
+/// by a spend, its delivery and an attempt.
+#[test]
+fn alerts_and_webhooks_decode_from_their_golden_bytes() {
+    use quotad_engine::alerts::{Attempt, Endpoint, Outcome};
+    use quotad_engine::custom::Needs;
+    use quotad_engine::custom::secret::Sealed;
+    use quotad_engine::quota::WebhookChange;
+    let id = tenant_id(1);
+    let endpoint = Endpoint {
+        id: "ep_1".into(),
+        url: "https://hooks.acme.test/quotad".into(),
+        events: vec![],
+        description: "ops".into(),
+        enabled: true,
+        secret: Sealed {
+            nonce: [3; 12],
+            ciphertext: vec![9; 48],
+            last4: "wxyz".into(),
+        },
+        previous: None,
+        created_at_ms: 0,
+        disabled_reason: None,
+        dead_in_a_row: 0,
+    };
+    let webhook = |at_ms, change| stamped(id, at_ms, TenantOp::Webhook(Since(Box::new(change))));
+    let policy = QuotaPolicy::counter(Period::Monthly, Some(10));
+    let ops = vec![
+        webhook(
+            T0 + 7_200_000,
+            WebhookChange::Add {
+                endpoint: Box::new(endpoint),
+                limit: Some(3),
+                needs: Needs {
+                    feature: "webhooks".into(),
+                    tier: Tier::Starter,
+                },
+            },
+        ),
+        stamped(
+            id,
+            T0 + 7_200_001,
+            TenantOp::SetQuota {
+                quota: "gpu_minutes".into(),
+                policy,
+            },
+        ),
+        StampedOp {
+            audit: None,
+            ..stamped(
+                id,
+                T0 + 7_200_002,
+                TenantOp::Increment {
+                    quota: "gpu_minutes".into(),
+                    amount: 9,
+                    idempotency_key: None,
+                },
+            )
+        },
+        webhook(
+            T0 + 7_200_003,
+            WebhookChange::Delivered {
+                id: 1,
+                attempt: Attempt {
+                    at_ms: T0 + 7_200_003,
+                    status: Some(500),
+                    latency_ms: 12,
+                    error: None,
+                },
+                outcome: Outcome::Retry {
+                    next_at_ms: T0 + 7_205_003,
+                },
+            },
+        ),
+    ];
+    let mut commands = history(2);
+    commands.push(Command::Batch(ops.clone()));
+    let state = replay(&commands);
+    let alerts = &state.shard.tenants[&id].alerts;
+    assert_eq!(
+        alerts.recent.len(),
+        2,
+        "the 80% and 90% thresholds: {alerts:?}"
+    );
+    assert_eq!(alerts.deliveries[&1].tries, 1);
+    let stored = check_golden("snapshot-format17.bin", &format::encode(&state).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 17);
+    assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 170),
+        payload: EntryPayload::Normal(Command::Batch(ops)),
+    };
+    let stored = check_golden("entry-webhooks-format17.bin", &format::encode(&e).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 17);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}

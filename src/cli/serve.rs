@@ -200,6 +200,11 @@ pub struct ServeArgs {
     /// as long as the token or API key it was opened with) [default: 60]
     #[arg(long, env = "QUOTAD_CONSOLE_SESSION_MINS")]
     console_session_mins: Option<u64>,
+    /// Let webhook endpoints be on loopback, private or link-local
+    /// addresses (refused otherwise: a tenant could make the node call its
+    /// own network).
+    #[arg(long, env = "QUOTAD_ALLOW_PRIVATE_WEBHOOKS")]
+    allow_private_webhooks: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -248,6 +253,7 @@ struct FileConfig {
     metrics_addr: Option<SocketAddr>,
     idle_timeout_secs: Option<u64>,
     console_session_mins: Option<u64>,
+    allow_private_webhooks: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
@@ -293,6 +299,10 @@ struct Settings {
     metrics_addr: Option<SocketAddr>,
     idle_timeout: Duration,
     console_session: Duration,
+    allow_private_webhooks: bool,
+    /// `QUOTAD_SECRET_KEY` (environment only: never a flag or a file
+    /// setting, which would show it in process lists and config files).
+    secrets_key: Option<quotad_engine::custom::secret::SecretsKey>,
     tls: Option<TlsFiles>,
     tls_service_identities: Vec<String>,
 }
@@ -547,6 +557,15 @@ impl Settings {
             .or(file.console_session_mins)
             .unwrap_or(60);
         at_least_1("console_session_mins", console_session_mins as usize)?;
+        let allow_private_webhooks =
+            args.allow_private_webhooks || file.allow_private_webhooks.unwrap_or(false);
+        let secrets_key = match std::env::var("QUOTAD_SECRET_KEY") {
+            Ok(text) if !text.trim().is_empty() => Some(
+                quotad_engine::custom::secret::SecretsKey::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("QUOTAD_SECRET_KEY: {e}"))?,
+            ),
+            _ => None,
+        };
         let grpc_addr = args
             .grpc_addr
             .or(file.grpc_addr)
@@ -583,6 +602,8 @@ impl Settings {
             metrics_addr,
             idle_timeout: Duration::from_secs(idle_timeout_secs),
             console_session: Duration::from_secs(console_session_mins.saturating_mul(60)),
+            allow_private_webhooks,
+            secrets_key,
             tls,
             tls_service_identities,
             data_dir: args
@@ -697,6 +718,8 @@ fn engine_config(s: &Settings) -> Result<EngineConfig> {
         });
     }
     config.limits = s.limits;
+    config.secrets_key = s.secrets_key.clone();
+    config.webhooks.allow_private = s.allow_private_webhooks;
     Ok(config)
 }
 

@@ -232,7 +232,17 @@ impl ActorState {
                 })
             }
             (None, _) => Err(QuotaError::TenantNotFound { tenant }),
-            (Some(s), op) => s.apply(op, now),
+            (Some(s), op) => {
+                let before = s.alerts.raised;
+                let applied = s.apply(op, now);
+                // Counted here, where the leader decides, once: replicas
+                // raise the same alerts when they apply the entry.
+                for a in s.alerts.recent.iter().rev().take_while(|a| a.seq > before) {
+                    metrics::counter!(crate::telemetry::ALERTS_RAISED, "type" => a.kind.as_str())
+                        .increment(1);
+                }
+                applied
+            }
         };
         if applied.is_ok() && op == TenantOp::Purge {
             *state = None;

@@ -10,11 +10,13 @@
 //! - [`flags`]: flag definitions and values, evaluation with OpenFeature's
 //!   reasons.
 //! - [`platform_flags`]: operators' flags for the whole platform (meta group).
+//! - [`secret`]: secrets sealed at rest, shown by their last four characters.
 pub mod branding;
 pub mod contrast;
 pub mod features;
 pub mod flags;
 pub mod platform_flags;
+pub mod secret;
 
 pub use branding::{Branding, BrandingInput, Theme};
 pub use features::{FeatureRefused, Features, Sla};

@@ -70,6 +70,11 @@ pub struct EngineConfig {
     /// Bounds on the queues in front of decisions; past them, requests are
     /// refused (`EngineError::Overloaded`).
     pub limits: crate::shed::Limits,
+    /// The key secrets are sealed with (`QUOTAD_SECRET_KEY`); `None`:
+    /// derived from the cluster key (see `crate::custom::secret`).
+    pub secrets_key: Option<crate::custom::secret::SecretsKey>,
+    /// How webhooks are delivered.
+    pub webhooks: super::webhooks::WebhookConfig,
 }
 
 impl EngineConfig {
@@ -101,6 +106,8 @@ impl EngineConfig {
             sync_interval: Duration::from_secs(10),
             max_clock_skew: Some(Duration::from_secs(1)),
             limits: crate::shed::Limits::default(),
+            secrets_key: None,
+            webhooks: Default::default(),
         }
     }
 }

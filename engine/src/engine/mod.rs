@@ -48,6 +48,7 @@ mod sharing;
 mod tenants;
 mod transfers;
 mod usage;
+mod webhooks;
 
 pub use crate::sharing::Via;
 pub use admission::{BatchOp, Hold, Reserved};
@@ -56,6 +57,7 @@ pub use config::{Advertise, EngineConfig};
 pub use customization::FlagSource;
 pub use health::MetricsSnapshot;
 pub use tenants::NewTenant;
+pub use webhooks::WebhookConfig;
 
 use crate::archive::{ArchiveChoice, ArchiveHandle, Syncer};
 use crate::audit::AuditMeta;
@@ -81,6 +83,8 @@ pub struct Engine {
     deletion_retention: Duration,
     platform_fee_bp: u32,
     labels: TenantLabels,
+    secrets: webhooks::Secrets,
+    webhooks: WebhookConfig,
 }
 
 impl Engine {
@@ -140,8 +144,14 @@ impl Engine {
             deletion_retention: config.deletion_retention,
             platform_fee_bp: config.platform_fee_bp,
             labels: TenantLabels::new(config.metrics_max_tenants),
+            secrets: webhooks::Secrets {
+                fixed: config.secrets_key.clone(),
+                peer_auth: config.transport.peer_auth().clone(),
+            },
+            webhooks: config.webhooks.clone(),
         });
         archive::spawn_sync(Arc::downgrade(&engine), config.sync_interval);
+        webhooks::spawn_deliveries(Arc::downgrade(&engine), config.webhooks.clone());
         Ok(engine)
     }
 

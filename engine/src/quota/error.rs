@@ -57,6 +57,15 @@ pub enum QuotaError {
         "tenant {tenant} already sets {limit} feature flags, its tier's limit; remove one first"
     )]
     TooManyFlags { tenant: TenantId, limit: u32 },
+    #[error(
+        "tenant {tenant} has no webhook endpoint {:?}",
+        crate::excerpt::short(id)
+    )]
+    WebhookNotFound { tenant: TenantId, id: String },
+    #[error(
+        "tenant {tenant} already has {limit} webhook endpoints, its tier's limit; remove one first"
+    )]
+    TooManyWebhooks { tenant: TenantId, limit: u32 },
     #[error("tenant {tenant} sets no flag {:?}", crate::excerpt::short(key))]
     FlagNotFound { tenant: TenantId, key: String },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
@@ -84,9 +93,10 @@ impl QuotaError {
             | QuotaError::QuotaNotFound { .. }
             | QuotaError::ReservationNotFound { .. }
             | QuotaError::ApiKeyNotFound { .. } => ErrorCode::NotFound,
-            QuotaError::TooManyApiKeys { .. } | QuotaError::TooManyFlags { .. } => {
-                ErrorCode::FailedPrecondition
-            }
+            QuotaError::TooManyApiKeys { .. }
+            | QuotaError::TooManyFlags { .. }
+            | QuotaError::TooManyWebhooks { .. } => ErrorCode::FailedPrecondition,
+            QuotaError::WebhookNotFound { .. } => ErrorCode::NotFound,
             QuotaError::NotInTier(_) => ErrorCode::PermissionDenied,
             QuotaError::FlagNotFound { .. } => ErrorCode::NotFound,
             QuotaError::TenantExists { .. } => ErrorCode::AlreadyExists,
@@ -127,7 +137,10 @@ impl QuotaError {
             QuotaError::LastOwner { .. } => Some("role"),
             QuotaError::QuotaExceeded { .. } => Some("quota"),
             QuotaError::ApiKeyNotFound { .. } => Some("keyId"),
-            QuotaError::TooManyApiKeys { .. } | QuotaError::TooManyFlags { .. } => None,
+            QuotaError::TooManyApiKeys { .. }
+            | QuotaError::TooManyFlags { .. }
+            | QuotaError::TooManyWebhooks { .. } => None,
+            QuotaError::WebhookNotFound { .. } => Some("webhookId"),
             QuotaError::NotInTier(_) => None,
             QuotaError::FlagNotFound { .. } => Some("key"),
             // About the policy as a whole, not one field of it.

@@ -22,7 +22,7 @@ pub use decision::{Decision, Verdict};
 pub use error::QuotaError;
 pub use op::{
     ApiKeyRotation, Applied, BrandingChange, FlagChange, NewApiKey, OpClass, OpOutcome, QuotaPatch,
-    Received, SharedReserve, SharedUse, TenantOp, TenantUpdate,
+    Received, SharedReserve, SharedUse, TenantOp, TenantUpdate, WebhookChange,
 };
 pub use policy_patch::PolicyPatch;
 pub use policy_pool::{PolicyPool, SharedPolicy};

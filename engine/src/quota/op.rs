@@ -135,6 +135,43 @@ pub enum TenantOp {
     SetBranding(Since<16, Box<BrandingChange>>),
     /// Set or remove one of the tenant's flag values (format 16).
     SetFlag(Since<16, Box<FlagChange>>),
+    /// Webhook endpoints, and the outbox of their deliveries (format 17).
+    Webhook(Since<17, Box<WebhookChange>>),
+}
+
+/// What [`TenantOp::Webhook`] carries. Secrets arrive sealed; ids, times
+/// and retry times are the leader's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WebhookChange {
+    /// A new endpoint; `limit`: the tier's, `needs`: the webhooks feature.
+    Add {
+        endpoint: Box<crate::alerts::Endpoint>,
+        limit: Option<u32>,
+        needs: crate::custom::Needs,
+    },
+    Update {
+        id: String,
+        spec: crate::alerts::EndpointSpec,
+    },
+    Remove {
+        id: String,
+    },
+    /// A new signing secret; the old one also signs until `overlap_until_ms`.
+    Rotate {
+        id: String,
+        secret: crate::custom::secret::Sealed,
+        overlap_until_ms: i64,
+    },
+    /// The delivery worker's attempt and what it means.
+    Delivered {
+        id: u64,
+        attempt: crate::alerts::Attempt,
+        outcome: crate::alerts::Outcome,
+    },
+    /// Queue a finished delivery again (from the dead-letter list).
+    Replay {
+        id: u64,
+    },
 }
 
 /// What [`TenantOp::SetBranding`] carries: the branding (`None` removes
@@ -311,6 +348,12 @@ impl TenantOp {
             | TenantOp::HoldGrant(_)
             | TenantOp::SetBranding(_)
             | TenantOp::SetFlag(_) => OpClass::Admin,
+            // A delivery's attempt is the worker's bookkeeping, not an
+            // admin change: not audited, like a spend.
+            TenantOp::Webhook(c) => match *c.0 {
+                WebhookChange::Delivered { .. } => OpClass::Admission,
+                _ => OpClass::Admin,
+            },
             TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -345,6 +388,8 @@ impl TenantOp {
                 .map_err(|e| QuotaError::invalid("key", e)),
             // Checked as a whole (`BrandingInput::check`) before it is made.
             TenantOp::SetBranding(_) => Ok(()),
+            // Checked as a whole (`EndpointSpec::check`) before it is made.
+            TenantOp::Webhook(_) => Ok(()),
             TenantOp::ChangeTier { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }
@@ -403,6 +448,7 @@ impl TenantOp {
             | TenantOp::HoldGrant(_)
             | TenantOp::SetBranding(_)
             | TenantOp::SetFlag(_)
+            | TenantOp::Webhook(_)
             | TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -464,6 +510,9 @@ impl TenantOp {
             | TenantOp::RevokeApiKey(_)
             | TenantOp::SetBranding(_)
             | TenantOp::SetFlag(_) => false,
+            // An attempt recorded twice is recorded once (the delivery is
+            // no longer pending); other changes are admin changes.
+            TenantOp::Webhook(c) => matches!(*c.0, WebhookChange::Delivered { .. }),
         }
     }
 }

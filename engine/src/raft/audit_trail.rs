@@ -2,7 +2,7 @@
 //! operation: an action name, its target, and JSON of the affected part of
 //! the tenant before and after.
 use crate::audit::AuditEntry;
-use crate::quota::{OpOutcome, TenantOp, TenantState};
+use crate::quota::{OpOutcome, TenantOp, TenantState, WebhookChange};
 
 /// The last event of a purged tenant's chain (restore leaves it out).
 pub const TENANT_PURGED: &str = "tenant.purged";
@@ -91,6 +91,36 @@ impl<'a> BrandingPart<'a> {
     }
 }
 
+/// A webhook endpoint as its audit events show it: never its secret, only
+/// the secret's last four characters.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EndpointPart<'a> {
+    id: &'a str,
+    url: &'a str,
+    events: Vec<&'static str>,
+    description: &'a str,
+    enabled: bool,
+    secret_last4: &'a str,
+}
+
+fn endpoint_part(s: &TenantState, id: &str) -> String {
+    json(
+        s.alerts
+            .endpoints
+            .get(id)
+            .map(|e| EndpointPart {
+                id: &e.id,
+                url: &e.url,
+                events: e.events.iter().map(|t| t.as_str()).collect(),
+                description: &e.description,
+                enabled: e.enabled,
+                secret_last4: &e.secret.last4,
+            })
+            .as_ref(),
+    )
+}
+
 /// The part of `state` that `op` is about, as JSON ("" if absent).
 pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
     let Some(s) = state else { return String::new() };
@@ -120,6 +150,13 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         ),
         TenantOp::SetBranding(_) => json(s.custom.branding.as_ref().map(BrandingPart::of).as_ref()),
         TenantOp::SetFlag(f) => json(s.custom.flags.get(&f.0.key).map(|v| v.json()).as_ref()),
+        TenantOp::Webhook(c) => match &*c.0 {
+            WebhookChange::Add { endpoint, .. } => endpoint_part(s, &endpoint.id),
+            WebhookChange::Update { id, .. }
+            | WebhookChange::Remove { id }
+            | WebhookChange::Rotate { id, .. } => endpoint_part(s, id),
+            WebhookChange::Delivered { .. } | WebhookChange::Replay { .. } => String::new(),
+        },
         TenantOp::Audit { .. }
         | TenantOp::Increment { .. }
         | TenantOp::IncrementAll(_)
@@ -169,6 +206,14 @@ pub fn entry(
         TenantOp::SetBranding(_) => ("branding.updated", String::new()),
         TenantOp::SetFlag(f) if f.0.value.is_none() => ("flag.removed", f.0.key.clone()),
         TenantOp::SetFlag(f) => ("flag.set", f.0.key.clone()),
+        TenantOp::Webhook(c) => match &*c.0 {
+            WebhookChange::Add { endpoint, .. } => ("webhook.created", endpoint.id.clone()),
+            WebhookChange::Update { id, .. } => ("webhook.updated", id.clone()),
+            WebhookChange::Remove { id } => ("webhook.removed", id.clone()),
+            WebhookChange::Rotate { id, .. } => ("webhook.secret_rotated", id.clone()),
+            WebhookChange::Delivered { id, .. } => ("webhook.delivery_attempted", id.to_string()),
+            WebhookChange::Replay { id } => ("webhook.delivery_replayed", id.to_string()),
+        },
         TenantOp::Audit {
             action,
             target,

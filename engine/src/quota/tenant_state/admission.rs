@@ -50,6 +50,7 @@ impl TenantState {
             fingerprint,
             OpOutcome::Decision(decision),
             now_ms,
+            &[quota],
         ))
     }
 
@@ -69,11 +70,13 @@ impl TenantState {
             quotas: &mut self.quotas,
         };
         let decided = all_or_nothing::decide(spender, all, now_ms)?;
+        let quotas: Vec<&str> = all.spends.iter().map(|s| s.quota.as_str()).collect();
         Ok(self.finish(
             &all.idempotency_key,
             fingerprint,
             OpOutcome::AllDecided(Since(decided)),
             now_ms,
+            &quotas,
         ))
     }
 
@@ -101,20 +104,41 @@ impl TenantState {
         }
     }
 
+    /// Remember the answer under its idempotency key, and raise the
+    /// alerts its decisions call for (`quotas`: the quota of each decision,
+    /// in order). A decision that raised an alert changed the tenant.
     pub(super) fn finish(
         &mut self,
         key: &Option<String>,
         fingerprint: impl Fn() -> String,
         outcome: OpOutcome,
         now_ms: i64,
+        quotas: &[&str],
     ) -> Applied {
-        let admitted = match &outcome {
+        let mut alerted = false;
+        match &outcome {
             OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => {
-                d.allowed || !d.thresholds_crossed.is_empty()
+                if let Some(q) = quotas.first() {
+                    alerted = self.alert_on(q, d, now_ms);
+                }
             }
-            OpOutcome::AllDecided(all) => all.0.changed(),
-            _ => true,
-        };
+            OpOutcome::AllDecided(all) => {
+                for (q, d) in quotas.iter().zip(&all.0.decisions) {
+                    if let Some(d) = d {
+                        alerted |= self.alert_on(q, d, now_ms);
+                    }
+                }
+            }
+            _ => {}
+        }
+        let admitted = alerted
+            || match &outcome {
+                OpOutcome::Decision(d) | OpOutcome::Reserved { decision: d, .. } => {
+                    d.allowed || !d.thresholds_crossed.is_empty()
+                }
+                OpOutcome::AllDecided(all) => all.0.changed(),
+                _ => true,
+            };
         match key {
             Some(key) => {
                 self.idempotency

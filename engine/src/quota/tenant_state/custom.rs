@@ -6,7 +6,7 @@ use crate::quota::error::QuotaError;
 use crate::quota::op::{Applied, BrandingChange, FlagChange, OpOutcome};
 
 impl TenantState {
-    fn needs(&self, needs: &Needs) -> Result<(), QuotaError> {
+    pub(super) fn needs(&self, needs: &Needs) -> Result<(), QuotaError> {
         if self.tenant.tier >= needs.tier {
             return Ok(());
         }

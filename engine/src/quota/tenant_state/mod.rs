@@ -5,6 +5,7 @@
 //! again on the committed entry with the same stamped time, reaching the same
 //! state. It reads no clock and does no I/O.
 mod admission;
+mod alerting;
 mod api_keys;
 mod custom;
 mod domains;
@@ -69,6 +70,9 @@ pub struct TenantState {
     /// Its branding and feature flag values (format 16).
     #[serde(default)]
     pub custom: Added<16, crate::custom::Customization>,
+    /// Its alerts, webhook endpoints and their outbox (format 17).
+    #[serde(default)]
+    pub alerts: Added<17, crate::alerts::TenantAlerts>,
 }
 
 impl TenantState {
@@ -88,6 +92,7 @@ impl TenantState {
             grants: Added::default(),
             shared: Added::default(),
             custom: Added::default(),
+            alerts: Added::default(),
         }
     }
 
@@ -136,6 +141,7 @@ impl TenantState {
             grants: self.grants.clone(),
             shared: self.shared.clone(),
             custom: self.custom.clone(),
+            alerts: self.alerts.clone(),
         };
         view.advance(now_ms);
         view
@@ -294,6 +300,7 @@ impl TenantState {
             TenantOp::BillSubscriptions(_) => Ok(self.bill_subscriptions(now_ms)),
             TenantOp::SetBranding(Since(b)) => self.set_branding(b),
             TenantOp::SetFlag(Since(f)) => self.set_flag(f),
+            TenantOp::Webhook(Since(c)) => self.change_webhook(c, now_ms),
             TenantOp::ClosePeriod(Since((period, at_ms))) => Ok(Applied {
                 outcome: OpOutcome::Tenant,
                 changed: self.shared.close(*period, *at_ms),

@@ -60,7 +60,7 @@ impl TenantState {
                 expires_at_ms: None,
             }
         };
-        Ok(self.finish(idempotency_key, fingerprint, outcome, now_ms))
+        Ok(self.finish(idempotency_key, fingerprint, outcome, now_ms, &[quota]))
     }
 
     pub(super) fn settle(

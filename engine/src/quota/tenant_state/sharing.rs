@@ -150,6 +150,7 @@ impl TenantState {
             fingerprint,
             OpOutcome::Decision(decision),
             now_ms,
+            &[&u.quota],
         ))
     }
 
@@ -249,7 +250,13 @@ impl TenantState {
                 expires_at_ms: None,
             }
         };
-        Ok(self.finish(&r.idempotency_key, fingerprint, outcome, now_ms))
+        Ok(self.finish(
+            &r.idempotency_key,
+            fingerprint,
+            outcome,
+            now_ms,
+            &[&r.quota],
+        ))
     }
 
     /// A reservation through a grant leaves the grant's cap (settled,

@@ -70,8 +70,21 @@ fn all_or_nothing_spends_every_part_or_none() {
         )
         .unwrap();
     assert!(
-        !applied.changed,
-        "a refusal without a key needs no log entry"
+        applied.changed,
+        "the period's first refusal raises quota.exceeded, which is logged"
+    );
+    let again = s
+        .apply(
+            &all(
+                vec![spend("requests", 1, false), spend("tokens", 50, false)],
+                None,
+            ),
+            T0,
+        )
+        .unwrap();
+    assert!(
+        !again.changed,
+        "a refusal without a key needs no log entry after that"
     );
     let refused = decided(applied);
     assert!(!refused.admitted);

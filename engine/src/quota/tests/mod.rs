@@ -93,10 +93,17 @@ fn block_admits_exactly_up_to_the_limit() {
 }
 
 #[test]
-fn a_denial_without_key_needs_no_log_entry() {
+fn a_denial_without_key_needs_no_log_entry_beyond_the_periods_first() {
     let mut s = state_with("q", limited(1, Action::Block));
     assert!(s.apply(&inc("q", 1), T0).unwrap().changed);
-    assert!(!s.apply(&inc("q", 1), T0).unwrap().changed);
+    // The period's first refusal raises quota.exceeded, a replicated
+    // alert: it is logged. The refusals after it change nothing.
+    assert!(s.apply(&inc("q", 1), T0).unwrap().changed);
+    assert_eq!(s.alerts.recent.back().unwrap().kind.as_str(), "quota.exceeded");
+    for _ in 0..3 {
+        assert!(!s.apply(&inc("q", 1), T0).unwrap().changed);
+    }
+    assert_eq!(s.alerts.raised, 4, "80, 90 and 95% crossed at once, then exceeded once");
 }
 
 #[test]
