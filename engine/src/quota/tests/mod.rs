@@ -99,11 +99,17 @@ fn a_denial_without_key_needs_no_log_entry_beyond_the_periods_first() {
     // The period's first refusal raises quota.exceeded, a replicated
     // alert: it is logged. The refusals after it change nothing.
     assert!(s.apply(&inc("q", 1), T0).unwrap().changed);
-    assert_eq!(s.alerts.recent.back().unwrap().kind.as_str(), "quota.exceeded");
+    assert_eq!(
+        s.alerts.recent.back().unwrap().kind.as_str(),
+        "quota.exceeded"
+    );
     for _ in 0..3 {
         assert!(!s.apply(&inc("q", 1), T0).unwrap().changed);
     }
-    assert_eq!(s.alerts.raised, 4, "80, 90 and 95% crossed at once, then exceeded once");
+    assert_eq!(
+        s.alerts.raised, 4,
+        "80, 90 and 95% crossed at once, then exceeded once"
+    );
 }
 
 #[test]
