@@ -63,6 +63,7 @@ async fn openapi_document_covers_every_endpoint() {
             vec!["post"],
         ),
         ("/api/v1/tenants/{id}/alerts", vec!["get"]),
+        ("/api/v1/tenants/{id}/billing-events", vec!["post"]),
         ("/api/v1/tenants/{id}/placement", vec!["get"]),
         ("/api/v1/tenants/{id}/dedicated", vec!["post"]),
         ("/api/v1/sharing/policies", vec!["get", "post"]),

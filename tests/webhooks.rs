@@ -83,6 +83,35 @@ async fn spend(node: &Node, tenant: &str, n: usize) {
     }
 }
 
+/// `n` strict increments, each with its own idempotency key and retried
+/// (bounded) while the cluster elects a new leader: counted once each.
+async fn spend_through_failover(node: &Node, tenant: &str, n: usize, prefix: &str) {
+    let mut g = node.grpc().await;
+    for i in 0..n {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = g
+                .increment(pb::IncrementRequest {
+                    tenant_id: tenant.into(),
+                    quota: "api_requests".into(),
+                    amount: 1,
+                    idempotency_key: format!("{prefix}-{i}"),
+                    consistency: pb::Consistency::Strict as i32,
+                    ..Default::default()
+                })
+                .await;
+            match r {
+                Ok(_) => break,
+                Err(e) if Instant::now() < end => {
+                    eprintln!("retrying after: {}", e.message());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("no answer after the failover: {e}"),
+            }
+        }
+    }
+}
+
 async fn call(
     node: &Node,
     token: &str,
@@ -413,17 +442,19 @@ async fn no_delivery_is_lost_when_the_leader_holding_the_queue_is_killed() {
         .await;
         assert_eq!(status, 201, "{body}");
         set_quota(c.node(0), &t, "api_requests", json!({"limit": 10})).await;
-        spend(c.node(0), &t, 11).await;
+        // The first tenant reaches only 80% before the kill.
+        spend(c.node(0), &t, if i == 0 { 8 } else { 11 }).await;
         tenants.push(t);
     }
     // Every alert has been tried once and is queued for its retry.
     let mut expected = HashSet::new();
     for t in &tenants {
         let path = format!("/api/v1/tenants/{t}/deliveries");
+        let want = if *t == tenants[0] { 1 } else { 4 };
         until("first attempts", 20, async || {
             let (_, d) = call(c.node(0), &op, Method::GET, &path, None).await;
             let d = d["data"].as_array().cloned().unwrap_or_default();
-            d.len() == 4 && d.iter().all(|d| d["tries"] == 1 && d["state"] == "pending")
+            d.len() == want && d.iter().all(|d| d["tries"] == 1 && d["state"] == "pending")
         })
         .await;
         let (_, d) = call(c.node(0), &op, Method::GET, &path, None).await;
@@ -431,7 +462,7 @@ async fn no_delivery_is_lost_when_the_leader_holding_the_queue_is_killed() {
             expected.insert(d["webhookId"].as_str().unwrap().to_string());
         }
     }
-    assert_eq!(expected.len(), 16);
+    assert_eq!(expected.len(), 13);
     let (_, placement) = call(
         c.node(0),
         &op,
@@ -447,6 +478,42 @@ async fn no_delivery_is_lost_when_the_leader_holding_the_queue_is_killed() {
         .await
         .unwrap();
     let r = serve_receiver(listener).await;
+    // The first tenant goes on to 90% and 95% under the new leader: each
+    // threshold once in the period, across the kill.
+    let alive = (0..3).find(|i| c.members[*i].node.is_some()).unwrap();
+    spend_through_failover(c.node(alive), &tenants[0], 2, "after-kill").await;
+    let mut thresholds = Vec::new();
+    until("the first tenant's 90% and 95% alerts", 20, async || {
+        let (_, a) = call(
+            c.node(alive),
+            &op,
+            Method::GET,
+            &format!("/api/v1/tenants/{}/alerts", tenants[0]),
+            None,
+        )
+        .await;
+        thresholds = a["data"].as_array().cloned().unwrap_or_default();
+        thresholds.len() == 3
+    })
+    .await;
+    let mut seen: Vec<u64> = thresholds
+        .iter()
+        .map(|a| a["data"]["threshold"].as_u64().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [80, 90, 95], "each threshold once: {thresholds:?}");
+    let (_, d) = call(
+        c.node(alive),
+        &op,
+        Method::GET,
+        &format!("/api/v1/tenants/{}/deliveries", tenants[0]),
+        None,
+    )
+    .await;
+    for d in d["data"].as_array().unwrap() {
+        expected.insert(d["webhookId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(expected.len(), 15);
     until(
         "every queued delivery, from the new leader",
         60,
@@ -464,6 +531,265 @@ async fn no_delivery_is_lost_when_the_leader_holding_the_queue_is_killed() {
         assert!(
             expected.contains(h["webhook-id"].to_str().unwrap()),
             "{body}"
+        );
+    }
+}
+
+async fn alert_types(node: &Node, tenant: &str) -> Vec<Value> {
+    let (status, v) = call(
+        node,
+        &operator(),
+        Method::GET,
+        &format!("/api/v1/tenants/{tenant}/alerts"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["data"].as_array().unwrap().clone()
+}
+
+async fn wait_alert(node: &Node, tenant: &str, kind: &str) -> Value {
+    let mut found = Value::Null;
+    until(kind, 20, async || {
+        if let Some(a) = alert_types(node, tenant)
+            .await
+            .into_iter()
+            .find(|a| a["type"] == kind)
+        {
+            found = a;
+            true
+        } else {
+            false
+        }
+    })
+    .await;
+    found
+}
+
+async fn owned(node: &Node, slug: &str, tier: &str, owner: &str, extra: Value) -> String {
+    let mut body = json!({"name": slug, "slug": slug, "tier": tier, "ownerUserId": owner});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, v) = call(
+        node,
+        &operator(),
+        Method::POST,
+        "/api/v1/tenants",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    v["data"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_billing_trials_and_violations_raise_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = Node::local_args();
+    args.extend([
+        "--billing-grace-days".into(),
+        "0".into(),
+        "--billing-suspend".into(),
+    ]);
+    let node = Node::start_with(dir.path(), &args);
+    let provider = owned(&node, "alert-provider", "PROFESSIONAL", "pam", json!({})).await;
+    let consumer = owned(&node, "alert-consumer", "STARTER", "carl", json!({})).await;
+    let as_tenant =
+        |tenant: &str, user: &str| (token_for(user, None, &[], 3600), tenant.to_string());
+    let send = async |who: &(String, String), method: Method, path: &str, body: Option<Value>| {
+        let mut r = common::client()
+            .request(method, node.url(path))
+            .bearer_auth(&who.0)
+            .header("X-Tenant-ID", &who.1);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let pam = as_tenant(&provider, "pam");
+    let carl = as_tenant(&consumer, "carl");
+    let (status, policy) = send(
+        &pam,
+        Method::POST,
+        "/api/v1/sharing/policies",
+        Some(json!({
+            "resourceId": "model-7", "resourceType": "model", "visibility": "marketplace",
+            "permissions": ["execute"], "pricing": {"type": "free"}
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{policy}");
+    let pid = policy["data"]["id"].as_str().unwrap().to_string();
+    let (status, asked) = send(
+        &carl,
+        Method::POST,
+        &format!("/api/v1/sharing/policies/{pid}/request-access"),
+        Some(json!({"justification": "evals"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{asked}");
+    let requested = wait_alert(&node, &provider, "sharing.access_requested").await;
+    assert_eq!(requested["data"]["consumerTenantId"], consumer.as_str());
+    let rid = asked["data"]["id"].as_str().unwrap().to_string();
+    let (status, body) = send(
+        &pam,
+        Method::POST,
+        &format!("/api/v1/sharing/requests/{rid}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let granted = wait_alert(&node, &consumer, "sharing.access_granted").await;
+    assert_eq!(granted["data"]["policyId"], pid.as_str());
+
+    // The consumer's API key used for the provider: a violation, alerted
+    // to the tenant it targeted.
+    let (status, key) = call(
+        &node,
+        &operator(),
+        Method::POST,
+        &format!("/api/v1/tenants/{consumer}/api-keys"),
+        Some(json!({"name": "k", "scopes": ["increment"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let bearer =
+        quotad_proto::credential::Bearer::new(key["data"]["key"].as_str().unwrap()).unwrap();
+    let mut g = common::grpc_with(&node.grpc, bearer).await;
+    let refused = g
+        .increment(pb::IncrementRequest {
+            tenant_id: provider.clone(),
+            quota: "api_requests".into(),
+            amount: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let violation = wait_alert(&node, &provider, "sharing.access_violation").await;
+    assert_eq!(violation["data"]["credentialOf"], consumer.as_str());
+
+    // Billing: a failure with no grace (0 days) and suspension on: alerted,
+    // then suspended by the alert loop; a payment reactivates it.
+    let billing = format!("/api/v1/tenants/{consumer}/billing-events");
+    let (status, body) = call(
+        &node,
+        &token_for("carl", Some(&consumer), &[], 3600),
+        Method::POST,
+        &billing,
+        Some(json!({"type": "payment_failed"})),
+    )
+    .await;
+    assert_eq!(status, 403, "operators (the billing system) only: {body}");
+    let (status, body) = call(
+        &node,
+        &operator(),
+        Method::POST,
+        &billing,
+        Some(json!({"type": "payment_bounced"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (400, json!("type"))
+    );
+    let (status, body) = call(&node, &operator(), Method::POST, &billing, Some(json!({"type": "payment_failed", "invoiceId": "in_42", "amount": 4900, "currency": "USD", "reason": "card declined"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["failing"]["failures"], 1);
+    let failed = wait_alert(&node, &consumer, "billing.payment_failed").await;
+    assert_eq!(failed["data"]["invoiceId"], "in_42");
+    until("suspension after the grace period", 20, async || {
+        let (_, t) = call(
+            &node,
+            &operator(),
+            Method::GET,
+            &format!("/api/v1/tenants/{consumer}"),
+            None,
+        )
+        .await;
+        t["data"]["status"] == "suspended" || t["data"]["status"] == "SUSPENDED"
+    })
+    .await;
+    let (status, body) = call(
+        &node,
+        &operator(),
+        Method::POST,
+        &billing,
+        Some(json!({"type": "payment_succeeded", "invoiceId": "in_42"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["failing"], Value::Null);
+    assert!(
+        body["data"]["status"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("active"),
+        "{body}"
+    );
+    let ok = wait_alert(&node, &consumer, "billing.payment_succeeded").await;
+    assert_eq!(ok["data"]["reactivated"], true);
+    let (_, audit) = call(
+        &node,
+        &operator(),
+        Method::GET,
+        &format!("/api/v1/tenants/{consumer}/audit?limit=500"),
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = audit["data"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "billing.payment_failed",
+        "tenant.suspended_for_billing",
+        "billing.payment_succeeded",
+    ] {
+        assert!(actions.contains(&a), "{a}: {actions:?}");
+    }
+
+    // A one-day trial: its last-day warning comes at once (nearest
+    // milestone), in the tenant's timezone.
+    let trial = owned(
+        &node,
+        "alert-trial",
+        "STARTER",
+        "tina",
+        json!({"trialDays": 1, "timezone": "America/New_York"}),
+    )
+    .await;
+    let expiring = wait_alert(&node, &trial, "tenant.trial_expiring").await;
+    assert_eq!(expiring["data"]["daysLeft"], 1);
+    assert_eq!(expiring["data"]["timezone"], "America/New_York");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let alerts = alert_types(&node, &trial).await;
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a["type"] == "tenant.trial_expiring")
+            .count(),
+        1,
+        "raised once: {alerts:?}"
+    );
+    let metrics = common::metrics_text(&node).await;
+    for t in [
+        "sharing.access_requested",
+        "sharing.access_granted",
+        "sharing.access_violation",
+        "billing.payment_failed",
+        "tenant.trial_expiring",
+    ] {
+        assert!(
+            metrics.contains(&format!("quotad_alerts_total{{type=\"{t}\"}}")),
+            "{t}"
         );
     }
 }

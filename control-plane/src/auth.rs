@@ -201,6 +201,14 @@ pub async fn check_context(
     };
     metrics::counter!(quotad_engine::telemetry::CROSS_TENANT_VIOLATIONS).increment(1);
     tracing::warn!(user = %p.user, path_tenant = %id, %what, other, request_id = %p.request_id, "cross-tenant access refused");
+    let now = state.engine.now_ms();
+    state.engine.raise_alert_in_background(
+        tenant,
+        quotad_engine::alerts::AlertType::SharingAccessViolation,
+        format!("cross_tenant:{}", p.user),
+        now - now.rem_euclid(60_000),
+        serde_json::json!({ "tenantId": id, "source": "control plane", "caller": p.user, "named": other, "via": what }),
+    );
     let detail = serde_json::json!({ "source": what, "named": other }).to_string();
     match state
         .engine

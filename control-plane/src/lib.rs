@@ -15,6 +15,7 @@
 mod api_keys;
 pub mod audit;
 pub mod auth;
+mod billing;
 pub mod branding;
 pub mod console;
 mod domains;
@@ -191,6 +192,7 @@ pub fn router(
             post(webhooks::retry),
         )
         .route("/api/v1/tenants/{id}/alerts", get(webhooks::alerts))
+        .route("/api/v1/tenants/{id}/billing-events", post(billing::event))
         .route("/api/v1/tenants/{id}/placement", get(placement::get))
         .route("/api/v1/tenants/{id}/dedicated", post(placement::dedicate))
         .route(

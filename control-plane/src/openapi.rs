@@ -2,8 +2,8 @@
 //! the DTOs, served at `/api/v1/openapi.json`.
 use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{
-    api_keys, audit, branding, domains, dto, features, flags, health, marketplace, members,
-    placement, quotas, sharing, statements, tenants, usage, webhooks,
+    api_keys, audit, billing, branding, domains, dto, features, flags, health, marketplace,
+    members, placement, quotas, sharing, statements, tenants, usage, webhooks,
 };
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -78,6 +78,7 @@ impl Modify for BearerAuth {
         webhooks::delivery_log,
         webhooks::retry,
         webhooks::alerts,
+        billing::event,
         placement::get,
         placement::dedicate,
         sharing::create,

@@ -1436,6 +1436,16 @@ fn alerts_and_webhooks_decode_from_their_golden_bytes() {
                 },
             },
         ),
+        stamped(
+            id,
+            T0 + 7_200_004,
+            TenantOp::Alerts(Since(Box::new(quotad_engine::quota::AlertOp::Billing {
+                succeeded: false,
+                grace_ms: 604_800_000,
+                suspend: true,
+                data: "{\"invoiceId\":\"in_1\"}".into(),
+            }))),
+        ),
     ];
     let mut commands = history(2);
     commands.push(Command::Batch(ops.clone()));
@@ -1443,10 +1453,11 @@ fn alerts_and_webhooks_decode_from_their_golden_bytes() {
     let alerts = &state.shard.tenants[&id].alerts;
     assert_eq!(
         alerts.recent.len(),
-        2,
-        "the 80% and 90% thresholds: {alerts:?}"
+        3,
+        "the 80% and 90% thresholds, a payment failure: {alerts:?}"
     );
     assert_eq!(alerts.deliveries[&1].tries, 1);
+    assert_eq!(alerts.billing.as_ref().unwrap().failures, 1);
     let stored = check_golden("snapshot-format17.bin", &format::encode(&state).unwrap());
     assert_eq!(format::split(&stored).unwrap().0, 17);
     assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);

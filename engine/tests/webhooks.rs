@@ -329,3 +329,85 @@ async fn alerts_are_delivered_signed_retried_dead_lettered_and_replayed() {
         "{stdout}"
     );
 }
+
+/// An hour far above the tenant's trailing day raises `usage.anomaly`,
+/// once per cool-down window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_far_above_the_trailing_day_raises_an_anomaly_once() {
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_790_000_000_000 - 1_790_000_000_000 % (6 * HOUR);
+    let clock = ManualClock::new(start);
+    let mut config = EngineConfig::new(dir.path());
+    config.clock = clock.clone();
+    config.shards = 1;
+    config.alert_interval = Duration::from_secs(3600);
+    let engine = Engine::open(config).await.unwrap();
+    let by = AuditMeta::new("admin", "req");
+    let t = engine
+        .create_tenant(
+            NewTenant {
+                slug: "spiky".into(),
+                name: "Spiky".into(),
+                tier: Tier::Starter,
+                timezone: chrono_tz::UTC,
+                trial_days: None,
+                settings_json: "{}".into(),
+                owner: None,
+            },
+            &by,
+        )
+        .await
+        .unwrap()
+        .tenant
+        .id;
+    let service = Principal::platform("svc");
+    let spend = |amount| {
+        let (engine, service) = (engine.clone(), service.clone());
+        async move {
+            engine
+                .increment(
+                    &service,
+                    t,
+                    "api_requests",
+                    amount,
+                    None,
+                    Some(Consistency::Strict),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    for h in 0..24 {
+        clock.set(start + h * HOUR + 60_000);
+        spend(100 + h % 3 * 10).await;
+    }
+    clock.set(start + 24 * HOUR + 60_000);
+    spend(1_500).await;
+    let anomalies = |engine: Arc<Engine>| async move {
+        engine
+            .tenant(t)
+            .await
+            .unwrap()
+            .alerts
+            .recent
+            .iter()
+            .filter(|a| a.kind.as_str() == "usage.anomaly")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    engine.raise_due_alerts(true).await.unwrap();
+    assert!(
+        anomalies(engine.clone()).await.is_empty(),
+        "the hour is not over"
+    );
+    clock.set(start + 25 * HOUR + 1);
+    engine.raise_due_alerts(true).await.unwrap();
+    engine.raise_due_alerts(true).await.unwrap();
+    let found = anomalies(engine.clone()).await;
+    assert_eq!(found.len(), 1, "once: {found:?}");
+    let data: serde_json::Value = serde_json::from_str(&found[0].data).unwrap();
+    assert_eq!(data["usage"], 1500);
+    assert_eq!(data["quota"], "api_requests");
+    assert!(data["statistic"].as_str().unwrap().contains("4 stddev"));
+}

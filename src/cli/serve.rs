@@ -205,6 +205,14 @@ pub struct ServeArgs {
     /// own network).
     #[arg(long, env = "QUOTAD_ALLOW_PRIVATE_WEBHOOKS")]
     allow_private_webhooks: bool,
+    /// How long a tenant keeps working after its billing system reports a
+    /// failed payment [default: 7]
+    #[arg(long, env = "QUOTAD_BILLING_GRACE_DAYS")]
+    billing_grace_days: Option<u64>,
+    /// Suspend a tenant whose payment is still failing when its grace
+    /// period ends (a successful payment reactivates it)
+    #[arg(long, env = "QUOTAD_BILLING_SUSPEND")]
+    billing_suspend: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -254,6 +262,8 @@ struct FileConfig {
     idle_timeout_secs: Option<u64>,
     console_session_mins: Option<u64>,
     allow_private_webhooks: Option<bool>,
+    billing_grace_days: Option<u64>,
+    billing_suspend: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
@@ -300,6 +310,7 @@ struct Settings {
     idle_timeout: Duration,
     console_session: Duration,
     allow_private_webhooks: bool,
+    billing: quotad_engine::engine::BillingConfig,
     /// `QUOTAD_SECRET_KEY` (environment only: never a flag or a file
     /// setting, which would show it in process lists and config files).
     secrets_key: Option<quotad_engine::custom::secret::SecretsKey>,
@@ -559,6 +570,17 @@ impl Settings {
         at_least_1("console_session_mins", console_session_mins as usize)?;
         let allow_private_webhooks =
             args.allow_private_webhooks || file.allow_private_webhooks.unwrap_or(false);
+        let billing_grace_days = args
+            .billing_grace_days
+            .or(file.billing_grace_days)
+            .unwrap_or(7);
+        if billing_grace_days > 365 {
+            bail!("billing_grace_days: {billing_grace_days} is more than a year");
+        }
+        let billing = quotad_engine::engine::BillingConfig {
+            grace: Duration::from_secs(billing_grace_days * 86_400),
+            suspend: args.billing_suspend || file.billing_suspend.unwrap_or(false),
+        };
         let secrets_key = match std::env::var("QUOTAD_SECRET_KEY") {
             Ok(text) if !text.trim().is_empty() => Some(
                 quotad_engine::custom::secret::SecretsKey::parse(&text)
@@ -603,6 +625,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(idle_timeout_secs),
             console_session: Duration::from_secs(console_session_mins.saturating_mul(60)),
             allow_private_webhooks,
+            billing,
             secrets_key,
             tls,
             tls_service_identities,
@@ -720,6 +743,7 @@ fn engine_config(s: &Settings) -> Result<EngineConfig> {
     config.limits = s.limits;
     config.secrets_key = s.secrets_key.clone();
     config.webhooks.allow_private = s.allow_private_webhooks;
+    config.billing = s.billing.clone();
     Ok(config)
 }
 

@@ -19,10 +19,12 @@
 //!
 //! # Layout
 //! - [`event`]: the alert types and an alert.
+//! - [`due`]: alerts time raises (trial milestones, anomalies).
 //! - [`endpoint`]: a tenant's webhook endpoints and their signing secrets.
 //! - [`outbox`]: deliveries, attempts, the retry schedule.
 //! - [`signature`]: Standard Webhooks signing.
 //! - [`tenant_alerts`]: a tenant's alerts, endpoints and outbox together.
+pub mod due;
 pub mod endpoint;
 pub mod event;
 pub mod outbox;

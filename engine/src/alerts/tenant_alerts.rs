@@ -24,6 +24,22 @@ pub struct TenantAlerts {
     /// Alerts raised once per quota period: the period (its start) each
     /// last fired in, by quota and type.
     pub fired: BTreeMap<(String, AlertType), i64>,
+    /// An unpaid bill the platform's billing system reported, while it is.
+    pub billing: Option<PaymentTrouble>,
+}
+
+/// A payment failure and its grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentTrouble {
+    /// The first failure since the last success.
+    pub since_ms: i64,
+    pub failures: u32,
+    /// When the grace period ends.
+    pub grace_until_ms: i64,
+    /// Whether the tenant is suspended when it ends.
+    pub suspend: bool,
+    /// The tenant was suspended for it (a payment reactivates it).
+    pub suspended: bool,
 }
 
 impl TenantAlerts {

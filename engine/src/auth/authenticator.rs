@@ -376,6 +376,21 @@ impl Authenticator {
             "reason": reason,
         })
         .to_string();
+        if let Some(provider) = self.engine.provider_of(policy) {
+            self.engine.raise_alert_in_background(
+                provider,
+                crate::alerts::AlertType::SharingAccessViolation,
+                format!("sharing:{policy}:{consumer}"),
+                minute(self.engine.now_ms()),
+                serde_json::json!({
+                    "tenantId": provider.to_string(),
+                    "policyId": policy.to_string(),
+                    "consumerTenantId": consumer.to_string(),
+                    "caller": caller.name(),
+                    "reason": reason,
+                }),
+            );
+        }
         let tenants = std::iter::once(consumer).chain(self.engine.provider_of(policy));
         let events = tenants
             .map(|t| (t, "sharing.use_refused", policy.to_string(), detail.clone()))
@@ -403,6 +418,18 @@ impl Authenticator {
                 detail.to_string(),
             )
         };
+        self.engine.raise_alert_in_background(
+            target,
+            crate::alerts::AlertType::SharingAccessViolation,
+            format!("cross_tenant:{}", caller.name()),
+            minute(self.engine.now_ms()),
+            serde_json::json!({
+                "tenantId": target.to_string(),
+                "source": "data plane",
+                "caller": caller.name(),
+                "credentialOf": own.to_string(),
+            }),
+        );
         let events = vec![
             event(
                 target,
@@ -459,6 +486,12 @@ impl Authenticator {
             }
         });
     }
+}
+
+/// The minute `now_ms` falls in: violations alert at most once a minute
+/// per caller, like their audit events.
+fn minute(now_ms: i64) -> i64 {
+    now_ms - now_ms.rem_euclid(60_000)
 }
 
 fn count(failure: Failure) {

@@ -75,6 +75,10 @@ pub struct EngineConfig {
     pub secrets_key: Option<crate::custom::secret::SecretsKey>,
     /// How webhooks are delivered.
     pub webhooks: super::webhooks::WebhookConfig,
+    /// What a reported payment failure does.
+    pub billing: super::alerting::BillingConfig,
+    /// How often time-driven alerts (trials, grace periods) are looked for.
+    pub alert_interval: Duration,
 }
 
 impl EngineConfig {
@@ -108,6 +112,8 @@ impl EngineConfig {
             limits: crate::shed::Limits::default(),
             secrets_key: None,
             webhooks: Default::default(),
+            billing: Default::default(),
+            alert_interval: Duration::from_secs(1),
         }
     }
 }

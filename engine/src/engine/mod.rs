@@ -33,6 +33,7 @@
 //!   [`Engine::in_flight`], [`Engine::active_actors`],
 //!   [`Engine::metrics_snapshot`] ([`MetricsSnapshot`]).
 mod admission;
+mod alerting;
 mod archive;
 mod audit;
 mod cluster;
@@ -52,6 +53,7 @@ mod webhooks;
 
 pub use crate::sharing::Via;
 pub use admission::{BatchOp, Hold, Reserved};
+pub use alerting::BillingConfig;
 pub use archive::ArchiveBacklog;
 pub use config::{Advertise, EngineConfig};
 pub use customization::FlagSource;
@@ -85,6 +87,7 @@ pub struct Engine {
     labels: TenantLabels,
     secrets: webhooks::Secrets,
     webhooks: WebhookConfig,
+    billing: BillingConfig,
 }
 
 impl Engine {
@@ -149,9 +152,11 @@ impl Engine {
                 peer_auth: config.transport.peer_auth().clone(),
             },
             webhooks: config.webhooks.clone(),
+            billing: config.billing.clone(),
         });
         archive::spawn_sync(Arc::downgrade(&engine), config.sync_interval);
         webhooks::spawn_deliveries(Arc::downgrade(&engine), config.webhooks.clone());
+        alerting::spawn_alert_loop(Arc::downgrade(&engine), config.alert_interval);
         Ok(engine)
     }
 

@@ -4,6 +4,7 @@
 //! `crate::sharing::catalog`); this file then brings the consumers' copies
 //! of their grants in line and records the audit events on both tenants.
 use super::Engine;
+use crate::alerts::AlertType;
 use crate::audit::AuditMeta;
 use crate::error::EngineError;
 use crate::format::Since;
@@ -256,6 +257,24 @@ impl Engine {
             )
             .await?;
         }
+        self.sharing_alert(
+            provider,
+            AlertType::SharingAccessRequested,
+            format!("request:{}", request.id),
+            serde_json::json!({
+                "tenantId": provider.to_string(),
+                "requestId": request.id.to_string(),
+                "policyId": policy.to_string(),
+                "consumerTenantId": consumer.to_string(),
+                "permissions": request.permissions,
+                "justification": request.justification,
+                "approved": grant.is_some(),
+            }),
+        )
+        .await;
+        if let Some(g) = &grant {
+            self.grant_alert(g).await;
+        }
         Ok((request, grant))
     }
 
@@ -313,6 +332,7 @@ impl Engine {
             .await?;
         if let Some(g) = &grant {
             self.hold(g, by).await?;
+            self.grant_alert(g).await;
         }
         Ok((r, grant))
     }
@@ -539,4 +559,41 @@ impl Engine {
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
+}
+
+impl Engine {
+    /// Raise a sharing alert once per `key`; a failure is logged, not
+    /// returned (the sharing change it reports has happened).
+    async fn sharing_alert(
+        &self,
+        tenant: TenantId,
+        kind: AlertType,
+        key: String,
+        data: serde_json::Value,
+    ) {
+        if let Err(e) = self.raise_alert(tenant, kind, &key, 0, data).await {
+            tracing::warn!(error = %e, %tenant, kind = kind.as_str(), "could not raise a sharing alert");
+        }
+    }
+
+    /// `sharing.access_granted`, to the consumer that now holds `g`.
+    async fn grant_alert(&self, g: &crate::sharing::Grant) {
+        let data = serde_json::json!({
+            "tenantId": g.consumer.to_string(),
+            "grantId": g.id.to_string(),
+            "policyId": g.policy.to_string(),
+            "providerTenantId": g.provider.to_string(),
+            "resourceType": g.resource_type.as_str(),
+            "resourceId": g.resource_id,
+            "permissions": g.permissions,
+            "expiresAtMs": g.expires_at_ms,
+        });
+        self.sharing_alert(
+            g.consumer,
+            AlertType::SharingAccessGranted,
+            format!("grant:{}", g.id),
+            data,
+        )
+        .await;
+    }
 }

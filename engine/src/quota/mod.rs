@@ -21,8 +21,8 @@ pub use all_or_nothing::{AllDecided, AllOrNothing, Spend};
 pub use decision::{Decision, Verdict};
 pub use error::QuotaError;
 pub use op::{
-    ApiKeyRotation, Applied, BrandingChange, FlagChange, NewApiKey, OpClass, OpOutcome, QuotaPatch,
-    Received, SharedReserve, SharedUse, TenantOp, TenantUpdate, WebhookChange,
+    AlertOp, ApiKeyRotation, Applied, BrandingChange, FlagChange, NewApiKey, OpClass, OpOutcome,
+    QuotaPatch, Received, SharedReserve, SharedUse, TenantOp, TenantUpdate, WebhookChange,
 };
 pub use policy_patch::PolicyPatch;
 pub use policy_pool::{PolicyPool, SharedPolicy};

@@ -137,6 +137,35 @@ pub enum TenantOp {
     SetFlag(Since<16, Box<FlagChange>>),
     /// Webhook endpoints, and the outbox of their deliveries (format 17).
     Webhook(Since<17, Box<WebhookChange>>),
+    /// Alerts raised from outside a decision (format 17).
+    Alerts(Since<17, Box<AlertOp>>),
+}
+
+/// What [`TenantOp::Alerts`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertOp {
+    /// Raise the time-driven alerts due now (a trial's milestones).
+    Tick,
+    /// Raise `kind` once per `window` of `key` (an anomaly per quota and
+    /// cool-down window, a sharing event per request or grant).
+    Raise {
+        kind: crate::alerts::AlertType,
+        key: String,
+        window: i64,
+        /// The alert's data, JSON.
+        data: String,
+    },
+    /// A payment failed (starting a grace period of `grace_ms`, then
+    /// suspension if `suspend`) or succeeded (ending it), as the
+    /// platform's billing system reported it.
+    Billing {
+        succeeded: bool,
+        grace_ms: i64,
+        suspend: bool,
+        data: String,
+    },
+    /// The grace period of an unpaid bill ran out: suspend the tenant.
+    BillingSuspend,
 }
 
 /// What [`TenantOp::Webhook`] carries. Secrets arrive sealed; ids, times
@@ -354,6 +383,12 @@ impl TenantOp {
                 WebhookChange::Delivered { .. } => OpClass::Admission,
                 _ => OpClass::Admin,
             },
+            // Billing events and suspensions change the tenant: audited.
+            // Ticks and raised alerts are bookkeeping, like a spend.
+            TenantOp::Alerts(a) => match *a.0 {
+                AlertOp::Billing { .. } | AlertOp::BillingSuspend => OpClass::Admin,
+                AlertOp::Tick | AlertOp::Raise { .. } => OpClass::Admission,
+            },
             TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -390,6 +425,7 @@ impl TenantOp {
             TenantOp::SetBranding(_) => Ok(()),
             // Checked as a whole (`EndpointSpec::check`) before it is made.
             TenantOp::Webhook(_) => Ok(()),
+            TenantOp::Alerts(_) => Ok(()),
             TenantOp::ChangeTier { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }
@@ -449,6 +485,7 @@ impl TenantOp {
             | TenantOp::SetBranding(_)
             | TenantOp::SetFlag(_)
             | TenantOp::Webhook(_)
+            | TenantOp::Alerts(_)
             | TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -513,6 +550,9 @@ impl TenantOp {
             // An attempt recorded twice is recorded once (the delivery is
             // no longer pending); other changes are admin changes.
             TenantOp::Webhook(c) => matches!(*c.0, WebhookChange::Delivered { .. }),
+            // Each raises once per occasion, whatever the repeats; a
+            // billing event raises an alert each time it is reported.
+            TenantOp::Alerts(a) => !matches!(*a.0, AlertOp::Billing { .. }),
         }
     }
 }

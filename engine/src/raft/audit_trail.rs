@@ -2,7 +2,7 @@
 //! operation: an action name, its target, and JSON of the affected part of
 //! the tenant before and after.
 use crate::audit::AuditEntry;
-use crate::quota::{OpOutcome, TenantOp, TenantState, WebhookChange};
+use crate::quota::{AlertOp, OpOutcome, TenantOp, TenantState, WebhookChange};
 
 /// The last event of a purged tenant's chain (restore leaves it out).
 pub const TENANT_PURGED: &str = "tenant.purged";
@@ -157,6 +157,18 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
             | WebhookChange::Rotate { id, .. } => endpoint_part(s, id),
             WebhookChange::Delivered { .. } | WebhookChange::Replay { .. } => String::new(),
         },
+        TenantOp::Alerts(a) => match &*a.0 {
+            AlertOp::Billing { .. } | AlertOp::BillingSuspend => json(Some(&serde_json::json!({
+                "status": s.tenant.status,
+                "billing": s.alerts.billing.as_ref().map(|b| serde_json::json!({
+                    "failures": b.failures,
+                    "graceUntilMs": b.grace_until_ms,
+                    "suspend": b.suspend,
+                    "suspended": b.suspended,
+                })),
+            }))),
+            AlertOp::Tick | AlertOp::Raise { .. } => String::new(),
+        },
         TenantOp::Audit { .. }
         | TenantOp::Increment { .. }
         | TenantOp::IncrementAll(_)
@@ -213,6 +225,15 @@ pub fn entry(
             WebhookChange::Rotate { id, .. } => ("webhook.secret_rotated", id.clone()),
             WebhookChange::Delivered { id, .. } => ("webhook.delivery_attempted", id.to_string()),
             WebhookChange::Replay { id } => ("webhook.delivery_replayed", id.to_string()),
+        },
+        TenantOp::Alerts(a) => match &*a.0 {
+            AlertOp::Billing {
+                succeeded: true, ..
+            } => ("billing.payment_succeeded", String::new()),
+            AlertOp::Billing { .. } => ("billing.payment_failed", String::new()),
+            AlertOp::BillingSuspend => ("tenant.suspended_for_billing", String::new()),
+            AlertOp::Tick => ("alerts.tick", String::new()),
+            AlertOp::Raise { kind, .. } => ("alert.raised", kind.as_str().to_string()),
         },
         TenantOp::Audit {
             action,

@@ -5,6 +5,7 @@
 //! again on the committed entry with the same stamped time, reaching the same
 //! state. It reads no clock and does no I/O.
 mod admission;
+mod alert_ops;
 mod alerting;
 mod api_keys;
 mod custom;
@@ -301,6 +302,7 @@ impl TenantState {
             TenantOp::SetBranding(Since(b)) => self.set_branding(b),
             TenantOp::SetFlag(Since(f)) => self.set_flag(f),
             TenantOp::Webhook(Since(c)) => self.change_webhook(c, now_ms),
+            TenantOp::Alerts(Since(a)) => self.alert_op(a, now_ms),
             TenantOp::ClosePeriod(Since((period, at_ms))) => Ok(Applied {
                 outcome: OpOutcome::Tenant,
                 changed: self.shared.close(*period, *at_ms),

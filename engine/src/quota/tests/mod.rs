@@ -424,3 +424,115 @@ fn a_read_view_leaves_out_only_the_idempotency_log() {
 mod all_or_nothing;
 mod histories;
 mod tenants;
+
+fn alerts_op(a: AlertOp) -> TenantOp {
+    TenantOp::Alerts(crate::format::Since(Box::new(a)))
+}
+
+#[test]
+fn trial_alerts_come_at_local_milestones_once_each_and_at_the_end() {
+    let ny = chrono_tz::America::New_York;
+    let at = |d, h| {
+        ny.with_ymd_and_hms(2026, 11, d, h, 0, 0)
+            .unwrap()
+            .timestamp_millis()
+    };
+    let mut t = tenant(ny);
+    t.status = TenantStatus::Trial;
+    t.trial_ends_at_ms = Some(at(20, 15));
+    let mut s = TenantState::new(t, BTreeMap::new());
+    let tick = |s: &mut TenantState, now| s.apply(&alerts_op(AlertOp::Tick), now).unwrap().changed;
+    assert!(!s.tick_due(at(12, 23)));
+    assert!(!tick(&mut s, at(12, 23)), "before the 7-day milestone");
+    assert!(s.tick_due(at(13, 0)));
+    assert!(tick(&mut s, at(13, 0)));
+    assert!(!tick(&mut s, at(14, 0)), "once");
+    assert!(!s.tick_due(at(14, 0)));
+    assert!(tick(&mut s, at(17, 1)));
+    assert!(tick(&mut s, at(19, 9)));
+    assert!(tick(&mut s, at(20, 15)));
+    assert!(!tick(&mut s, at(21, 0)));
+    let raised: Vec<String> = s
+        .alerts
+        .recent
+        .iter()
+        .map(|a| {
+            let d: serde_json::Value = serde_json::from_str(&a.data).unwrap();
+            format!("{}:{}", a.kind.as_str(), d["daysLeft"])
+        })
+        .collect();
+    assert_eq!(
+        raised,
+        [
+            "tenant.trial_expiring:7",
+            "tenant.trial_expiring:3",
+            "tenant.trial_expiring:1",
+            "tenant.trial_expired:null"
+        ]
+    );
+}
+
+#[test]
+fn a_failed_payment_is_suspended_after_its_grace_and_a_payment_reactivates() {
+    let mut s = state_with("q", limited(10, Action::Block));
+    let billing = |succeeded| {
+        alerts_op(AlertOp::Billing {
+            succeeded,
+            grace_ms: 1_000,
+            suspend: true,
+            data: "{\"invoiceId\":\"in_1\"}".into(),
+        })
+    };
+    s.apply(&billing(false), T0).unwrap();
+    s.apply(&billing(false), T0 + 10).unwrap();
+    let b = s.alerts.billing.clone().unwrap();
+    assert_eq!(
+        (b.failures, b.grace_until_ms),
+        (2, T0 + 1_000),
+        "the grace runs from the first"
+    );
+    assert!(!s.billing_suspension_due(T0 + 999));
+    assert!(
+        !s.apply(&alerts_op(AlertOp::BillingSuspend), T0 + 999)
+            .unwrap()
+            .changed
+    );
+    assert!(s.billing_suspension_due(T0 + 1_000));
+    assert!(
+        s.apply(&alerts_op(AlertOp::BillingSuspend), T0 + 1_000)
+            .unwrap()
+            .changed
+    );
+    assert_eq!(s.tenant.status, TenantStatus::Suspended);
+    assert!(!s.billing_suspension_due(T0 + 2_000), "once");
+    s.apply(&billing(true), T0 + 3_000).unwrap();
+    assert_eq!(s.tenant.status, TenantStatus::Active);
+    assert!(s.alerts.billing.is_none());
+    let kinds: Vec<&str> = s.alerts.recent.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "billing.payment_failed",
+            "billing.payment_failed",
+            "billing.payment_failed",
+            "billing.payment_succeeded"
+        ]
+    );
+}
+
+#[test]
+fn raised_alerts_fire_once_per_window_of_their_key() {
+    let mut s = state_with("q", limited(10, Action::Block));
+    let raise = |window| {
+        alerts_op(AlertOp::Raise {
+            kind: crate::alerts::AlertType::UsageAnomaly,
+            key: "q".into(),
+            window,
+            data: "{}".into(),
+        })
+    };
+    assert!(s.apply(&raise(0), T0).unwrap().changed);
+    assert!(!s.apply(&raise(0), T0 + 1).unwrap().changed);
+    assert!(s.apply(&raise(6), T0 + 2).unwrap().changed);
+    assert_eq!(s.alerts.raised, 2);
+}
