@@ -292,10 +292,53 @@ async fn every_page_passes_axe_at_desktop_and_phone_width_with_screenshots() {
         axe()
     );
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
+    // Webhooks to a closed port on loopback: deliveries fail and are
+    // logged, nothing leaves the machine.
+    let mut args = Node::local_args();
+    args.push("--allow-private-webhooks".into());
+    let node = Node::start_with(dir.path(), &args);
     others(&node).await;
     let tenant = acme(&node, "Acme Corp", "acme-corp").await;
     publish(&node, &tenant).await;
+    // The tenant's branding (every page is checked in it) and a webhook
+    // endpoint, so the webhooks page has endpoints, deliveries and alerts.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (method, path, body) in [
+        (
+            reqwest::Method::PUT,
+            "branding",
+            json!({"primaryColor": "#5b2a86", "secondaryColor": "#f2a900", "productName": "Acme AI", "logoUrl": "https://127.0.0.1:9/acme-logo.svg"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "webhooks",
+            json!({"url": format!("http://127.0.0.1:{closed}/hook"), "description": "ops"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "flags/max_context_tokens",
+            json!({"value": 65536}),
+        ),
+    ] {
+        let r = http()
+            .request(
+                method,
+                node.url(&format!("/api/v1/tenants/{tenant}/{path}")),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{path}: {}",
+            r.text().await.unwrap()
+        );
+    }
     let r = http()
         .post(node.url(&format!("/api/v1/tenants/{tenant}/domains")))
         .json(&json!({"domain": "quota.acme.example"}))

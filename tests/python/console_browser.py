@@ -519,12 +519,23 @@ def pages(p):
         ("usage", f"/console/tenants/{t}/usage?quota=llm_tokens"),
         ("sharing", f"/console/tenants/{t}/sharing"),
         ("settings", f"/console/tenants/{t}/settings"),
+        ("flags", f"/console/tenants/{t}/flags"),
+        ("webhooks", f"/console/tenants/{t}/webhooks"),
         ("cluster", "/console/cluster"),
     ]
+    # The tenant's pages wear its branding: its colours on the header and
+    # its logo, on every page (axe checks them in it).
+    page.goto(A.http[0] + f"/console/tenants/{t}")
+    header_bg = page.evaluate("getComputedStyle(document.querySelector('header.top')).backgroundColor")
+    expect(header_bg == "rgb(91, 42, 134)", f"the header is in the tenant's primary colour ({header_bg})")
+    expect(page.locator("img.brand-logo").count() == 1, "the tenant's logo is in the header")
+    expect("Acme AI" in page.locator("header.top").inner_text(), "the tenant's product name is in the header")
     for name, path in routes:
         for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
             page.set_viewport_size(size)
             page.goto(A.http[0] + path)
+            if path.startswith(f"/console/tenants/{t}"):
+                expect(page.locator(f"link[href^='/console/brand/{t}.css']").count() == 1, f"{name} wears the tenant's branding")
             expect(page.url.endswith(path) and page.locator("h1").count() == 1, f"{name} opens at {size['width']} px")
             # Nothing wider than the screen (the page scrolls down, not sideways).
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -30,6 +30,8 @@ pub enum Section {
     Members,
     Audit,
     Sharing,
+    Flags,
+    Webhooks,
     Settings,
 }
 
@@ -138,6 +140,8 @@ pub fn page(
                             (link(&format!("/console/tenants/{}/audit", t.id), "Audit", section == Section::Audit))
                         }
                         (link(&format!("/console/tenants/{}/sharing", t.id), "Sharing", section == Section::Sharing))
+                        (link(&format!("/console/tenants/{}/flags", t.id), "Flags", section == Section::Flags))
+                        (link(&format!("/console/tenants/{}/webhooks", t.id), "Webhooks", section == Section::Webhooks))
                         (link(&format!("/console/tenants/{}/settings", t.id), "Settings", section == Section::Settings))
                     }
                 }

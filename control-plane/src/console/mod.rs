@@ -23,6 +23,7 @@ mod audit_page;
 pub mod brand;
 mod chart;
 mod cluster_page;
+mod flags_page;
 mod forms;
 mod guard;
 mod layout;
@@ -35,6 +36,7 @@ mod sharing_page;
 mod signin;
 mod tenants_page;
 mod usage_page;
+mod webhooks_page;
 mod widgets;
 
 use crate::AppState;
@@ -126,6 +128,26 @@ pub fn router() -> Router<AppState> {
         .route("/console/signout", post(signin::sign_out))
         .route("/console/assets/{file}", get(assets::serve))
         .route("/console/brand/{file}", get(brand::serve))
+        .route(
+            "/console/tenants/{id}/flags",
+            get(flags_page::page).post(flags_page::add),
+        )
+        .route(
+            "/console/tenants/{id}/flags/{key}",
+            post(flags_page::set_one),
+        )
+        .route(
+            "/console/tenants/{id}/flags/{key}/remove",
+            post(flags_page::remove),
+        )
+        .route(
+            "/console/tenants/{id}/webhooks",
+            get(webhooks_page::page).post(webhooks_page::add),
+        )
+        .route(
+            "/console/tenants/{id}/deliveries/{delivery}/retry",
+            post(webhooks_page::replay),
+        )
         .route(
             "/console/tenants",
             get(tenants_page::list).post(tenants_page::create),
