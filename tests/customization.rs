@@ -48,7 +48,15 @@ async fn every_tier_gated_endpoint_is_allowed_from_its_tier_and_refused_below_na
     let node = Node::start(dir.path());
     let mut grpc = node.grpc().await;
     // (what, lowest tier, method, path under the tenant, body, by operator)
-    let gated: [(&str, &str, Method, &str, Value, bool); 6] = [
+    let gated: [(&str, &str, Method, &str, Value, bool); 7] = [
+        (
+            "api_settings",
+            "PROFESSIONAL",
+            Method::PUT,
+            "api-settings",
+            json!({"ipAllowlist": ["10.0.0.0/8"]}),
+            false,
+        ),
         // A public address literal: nothing to resolve, nothing sent (no
         // alert is raised in this test).
         (
@@ -562,4 +570,192 @@ async fn flags_evaluate_from_tier_defaults_tenant_values_and_platform_definition
     assert_eq!(flags[0].value_json, "65536");
     assert_eq!(flags[0].reason, "TARGETING_MATCH");
     assert_eq!(flags[1].error_code, "FLAG_NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_refused_outside_the_tenants_ip_allowlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let id = tenant(&node, "nets", "PROFESSIONAL", "nora").await;
+    let nora = token_for("nora", Some(&id), &[], 3600);
+    let settings = format!("/api/v1/tenants/{id}/api-settings");
+    let (status, key) = rest_call(
+        &node,
+        Some(&operator()),
+        &Method::POST,
+        &format!("/api/v1/tenants/{id}/api-keys"),
+        &Some(json!({"name": "app", "scopes": ["check"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let key = key["data"]["key"].as_str().unwrap().to_string();
+    let mut grpc = common::grpc_with(
+        &node.grpc,
+        quotad_proto::credential::Bearer::new(&key).unwrap(),
+    )
+    .await;
+    let check = pb::CheckRequest {
+        tenant_id: id.clone(),
+        quota: "api_requests".into(),
+        amount: 1,
+        ..Default::default()
+    };
+    let ofrep = || {
+        common::client()
+            .post(node.url("/ofrep/v1/evaluate/flags/max_context_tokens"))
+            .bearer_auth(&key)
+            .json(&json!({"context": {"targetingKey": id}}))
+            .send()
+    };
+    assert!(grpc.check(check.clone()).await.is_ok(), "no list: anywhere");
+    assert_eq!(ofrep().await.unwrap().status(), 200);
+
+    for (body, field) in [
+        (json!({"ipAllowlist": ["10.0.0.0/33"]}), "ipAllowlist"),
+        (
+            json!({"corsOrigins": ["https://app.nets.test/path"]}),
+            "corsOrigins",
+        ),
+        (json!({"ipAllowlist": "10.0.0.0/8"}), "ipAllowlist"),
+    ] {
+        let (status, e) = rest_call(&node, Some(&nora), &Method::PUT, &settings, &Some(body)).await;
+        assert_eq!(status, 400, "{e}");
+        assert!(
+            e["error"]["field"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(field)
+                || e["error"]["message"].as_str().unwrap().contains(field),
+            "{e}"
+        );
+    }
+    let (status, body) = rest_call(
+        &node,
+        Some(&nora),
+        &Method::PUT,
+        &settings,
+        &Some(json!({"ipAllowlist": ["10.0.0.0/8"], "corsOrigins": ["https://app.nets.test"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["active"], true);
+    // A page on the allowed origin may call the tenant's API from a
+    // browser; another origin may not.
+    let preflight = |origin: &str| {
+        common::client()
+            .request(Method::OPTIONS, node.url(&settings))
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://app.nets.test").await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.nets.test"
+    );
+    assert!(
+        ok.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    let no = preflight("https://evil.test").await.unwrap();
+    assert_eq!(no.status(), 403);
+    assert!(no.headers().get("access-control-allow-origin").is_none());
+    let get = common::client()
+        .get(node.url(&settings))
+        .bearer_auth(&nora)
+        .header("origin", "https://app.nets.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(
+        get.headers()["access-control-allow-origin"],
+        "https://app.nets.test"
+    );
+    let other = common::client()
+        .get(node.url(&settings))
+        .bearer_auth(&nora)
+        .header("origin", "https://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // Keys are looked at again within half a second.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let refused = grpc.check(check.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused.message().contains("IP allowlist"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(ofrep().await.unwrap().status(), 403);
+    // Tokens are not API keys: a service token still works from here.
+    assert!(node.grpc().await.check(check.clone()).await.is_ok());
+    let metrics = common::metrics_text(&node).await;
+    assert!(
+        metrics.contains("quotad_auth_failures_total{reason=\"ip_allowlist\"}"),
+        "{metrics}"
+    );
+
+    let (status, _) = rest_call(
+        &node,
+        Some(&nora),
+        &Method::PUT,
+        &settings,
+        &Some(json!({"ipAllowlist": ["127.0.0.0/8", "::1"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        grpc.check(check.clone()).await.is_ok(),
+        "loopback is listed"
+    );
+    assert_eq!(ofrep().await.unwrap().status(), 200);
+
+    // Below the tier the settings are kept, out of force.
+    let (status, _) = rest_call(
+        &node,
+        Some(&nora),
+        &Method::PUT,
+        &settings,
+        &Some(json!({"ipAllowlist": ["10.0.0.0/8"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    upgrade(&node, &id, "STARTER").await;
+    let (_, kept) = rest_call(&node, Some(&nora), &Method::GET, &settings, &None).await;
+    assert_eq!(
+        (
+            kept["data"]["ipAllowlist"].clone(),
+            kept["data"]["active"].clone()
+        ),
+        (json!(["10.0.0.0/8"]), json!(false))
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        grpc.check(check).await.is_ok(),
+        "not in force below the tier"
+    );
+    let (status, e) = rest_call(
+        &node,
+        Some(&nora),
+        &Method::PUT,
+        &settings,
+        &Some(json!({"ipAllowlist": []})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        e["error"]["message"],
+        "api_settings needs the PROFESSIONAL tier or above; the tenant is on STARTER"
+    );
 }

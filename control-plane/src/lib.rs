@@ -13,11 +13,13 @@
 #![forbid(unsafe_code)]
 
 mod api_keys;
+mod api_settings;
 pub mod audit;
 pub mod auth;
 mod billing;
 pub mod branding;
 pub mod console;
+mod cors;
 mod domains;
 pub mod dto;
 pub mod envelope;
@@ -97,7 +99,7 @@ pub fn router(
         console,
         data_plane,
     };
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/tenants", post(tenants::create))
         .route(
             "/api/v1/tenants/{id}",
@@ -147,6 +149,10 @@ pub fn router(
         )
         .route("/api/v1/tenants/{id}/usage", get(usage::history))
         .route("/api/v1/tenants/{id}/features", get(features::list))
+        .route(
+            "/api/v1/tenants/{id}/api-settings",
+            get(api_settings::get).put(api_settings::put),
+        )
         .route(
             "/api/v1/tenants/{id}/branding",
             get(branding::get)
@@ -253,6 +259,10 @@ pub fn router(
         .route("/readyz", get(health::readyz))
         .fallback(envelope::not_found)
         .route_layer(axum::middleware::from_fn(metrics::time_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::layer,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             request_timeout,
@@ -260,5 +270,10 @@ pub fn router(
         ))
         .layer(axum::middleware::from_fn(auth::request_id))
         .method_not_allowed_fallback(envelope::method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone());
+    // Around everything, so that a browser's preflight (OPTIONS, which no
+    // route answers) reaches it before routing refuses the method.
+    Router::new()
+        .fallback_service(api)
+        .layer(axum::middleware::from_fn_with_state(state, cors::layer))
 }

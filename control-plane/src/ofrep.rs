@@ -46,6 +46,7 @@ fn success(key: &str, e: &Evaluation) -> Value {
 /// The tenant the request evaluates for, read as its credential allows.
 async fn tenant(
     s: &AppState,
+    peer: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     body: &[u8],
     key: Option<&str>,
@@ -111,7 +112,10 @@ async fn tenant(
         r
     };
     let data_plane = &s.data_plane;
-    let by = data_plane.caller(authorization).await.map_err(refused)?;
+    let by = data_plane
+        .caller(authorization, peer)
+        .await
+        .map_err(refused)?;
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -126,10 +130,11 @@ async fn tenant(
 pub async fn evaluate_one(
     State(s): State<AppState>,
     Path(key): Path<String>,
+    crate::extract::Peer(peer): crate::extract::Peer,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let state = match tenant(&s, &headers, &body, Some(&key)).await {
+    let state = match tenant(&s, peer, &headers, &body, Some(&key)).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -151,10 +156,11 @@ pub async fn evaluate_one(
 /// `POST /ofrep/v1/evaluate/flags`: every flag of the tenant.
 pub async fn evaluate_all(
     State(s): State<AppState>,
+    crate::extract::Peer(peer): crate::extract::Peer,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let state = match tenant(&s, &headers, &body, None).await {
+    let state = match tenant(&s, peer, &headers, &body, None).await {
         Ok(t) => t,
         Err(r) => return r,
     };

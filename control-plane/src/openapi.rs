@@ -2,8 +2,8 @@
 //! the DTOs, served at `/api/v1/openapi.json`.
 use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{
-    api_keys, audit, billing, branding, domains, dto, features, flags, health, marketplace,
-    members, placement, quotas, sharing, statements, tenants, usage, webhooks,
+    api_keys, api_settings, audit, billing, branding, domains, dto, features, flags, health,
+    marketplace, members, placement, quotas, sharing, statements, tenants, usage, webhooks,
 };
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -57,6 +57,8 @@ impl Modify for BearerAuth {
         domains::remove,
         usage::history,
         features::list,
+        api_settings::get,
+        api_settings::put,
         branding::get,
         branding::put,
         branding::delete,

@@ -109,17 +109,63 @@ pub(crate) fn serve_http(
                 incoming: tls.incoming(listener, idle),
             };
             tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-            })
-        }
-        None => tokio::spawn(async move {
-            axum::serve(IdleListener { listener, idle }, app)
+                axum::serve(
+                    listener,
+                    with_peer(app).into_make_service_with_connect_info::<RemoteAddr>(),
+                )
                 .with_graceful_shutdown(shutdown_signal())
                 .await
+            })
+        }
+        // The peer's address reaches handlers as `ConnectInfo` (OFREP
+        // checks a tenant API key against its IP allowlist).
+        None => tokio::spawn(async move {
+            axum::serve(
+                IdleListener { listener, idle },
+                with_peer(app).into_make_service_with_connect_info::<RemoteAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
         }),
     }
+}
+
+/// The peer's address of a connection accepted by one of the node's
+/// listeners (axum knows it only for its own `TcpListener`).
+#[derive(Debug, Clone, Copy)]
+struct RemoteAddr(std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, IdleListener>>
+    for RemoteAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, IdleListener>) -> Self {
+        RemoteAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for RemoteAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        RemoteAddr(*stream.remote_addr())
+    }
+}
+
+/// Hand the peer's address to handlers as `ConnectInfo<SocketAddr>`, the
+/// type the control plane reads.
+fn with_peer(app: axum::Router) -> axum::Router {
+    app.layer(axum::middleware::from_fn(
+        |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+            if let Some(axum::extract::ConnectInfo(RemoteAddr(a))) = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<RemoteAddr>>()
+                .copied()
+            {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(a));
+            }
+            next.run(req).await
+        },
+    ))
 }
 
 /// Plain connections, each closed when idle, for axum.

@@ -55,6 +55,9 @@ struct Verified {
     principal: Arc<Principal>,
     /// Trusted without another look until then.
     fresh_until: Instant,
+    /// For a tenant API key whose tenant lists networks (API settings, in
+    /// force for its tier): where the key may be used from.
+    allow: Option<Arc<Vec<crate::custom::api_settings::Cidr>>>,
 }
 
 /// Why a credential was refused before any work.
@@ -65,6 +68,7 @@ enum Failure {
     Invalid,
     Expired,
     NoGrant,
+    IpNotAllowed,
 }
 
 impl Failure {
@@ -75,6 +79,7 @@ impl Failure {
             Failure::Invalid => "invalid",
             Failure::Expired => "expired",
             Failure::NoGrant => "no_grant",
+            Failure::IpNotAllowed => "ip_allowlist",
         }
     }
 }
@@ -136,7 +141,8 @@ impl Authenticator {
         {
             return Ok(service);
         }
-        self.caller(authorization).await
+        let peer = req.remote_addr().map(|a| a.ip());
+        self.caller(authorization, peer).await
     }
 
     /// The service a client certificate identifies, if registered.
@@ -174,10 +180,13 @@ impl Authenticator {
         self.mode
     }
 
-    /// The caller of a call with this `authorization` metadata value.
+    /// The caller of a call with this `authorization` metadata value, made
+    /// from `peer` (a tenant API key is refused outside its tenant's IP
+    /// allowlist; an unknown peer is outside any list).
     pub async fn caller(
         &self,
         authorization: Option<&[u8]>,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<Arc<Principal>, EngineError> {
         if self.mode == DataPlaneAuth::Off {
             return Ok(self.anonymous.clone());
@@ -210,6 +219,7 @@ impl Authenticator {
             if v.principal.expires_at_ms.is_some_and(|at| now_ms >= at) {
                 return Err(fail(Failure::Expired, "the credential has expired"));
             }
+            allowed_from(&v, peer)?;
             return Ok(v.principal.clone());
         }
         let verified = if api_key::is_api_key(credential) {
@@ -218,11 +228,12 @@ impl Authenticator {
             self.verify_token(credential, now)?
         };
         let principal = verified.principal.clone();
+        let checked = allowed_from(&verified, peer);
         if self.cache.len() >= CACHE_CAP {
             self.cache.clear();
         }
         self.cache.insert(credential.into(), verified);
-        Ok(principal)
+        checked.map(|()| principal)
     }
 
     fn verify_token(&self, token: &str, now: Instant) -> Result<Verified, EngineError> {
@@ -272,6 +283,7 @@ impl Authenticator {
                 key: None,
             }),
             fresh_until: now + Duration::from_secs(3600),
+            allow: None,
         })
     }
 
@@ -324,7 +336,23 @@ impl Authenticator {
                 }),
             }),
             fresh_until: now + KEY_RECHECK,
+            allow: self.allowlist_of(&state),
         })
+    }
+
+    /// The networks a key of this tenant may be used from, when its API
+    /// settings list some and its tier has them.
+    fn allowlist_of(
+        &self,
+        state: &crate::quota::TenantState,
+    ) -> Option<Arc<Vec<crate::custom::api_settings::Cidr>>> {
+        let nets = &state.custom.api.ip_allowlist;
+        let in_force = self
+            .engine
+            .catalog()
+            .requires(state.tenant.tier, crate::custom::features::API_SETTINGS)
+            .is_ok();
+        (in_force && !nets.is_empty()).then(|| Arc::new(nets.clone()))
     }
 
     /// Whether `caller` may do `scope` to `tenant`; a credential of another
@@ -486,6 +514,21 @@ impl Authenticator {
             }
         });
     }
+}
+
+/// Refuse a key used from outside its tenant's networks.
+fn allowed_from(v: &Verified, peer: Option<std::net::IpAddr>) -> Result<(), EngineError> {
+    let Some(nets) = &v.allow else { return Ok(()) };
+    if peer.is_some_and(|ip| nets.iter().any(|n| n.contains(ip))) {
+        return Ok(());
+    }
+    count(Failure::IpNotAllowed);
+    Err(EngineError::Forbidden {
+        reason: format!(
+            "this API key may not be used from {}: outside its tenant's IP allowlist",
+            peer.map_or("an unknown address".to_string(), |p| p.to_string())
+        ),
+    })
 }
 
 /// The minute `now_ms` falls in: violations alert at most once a minute

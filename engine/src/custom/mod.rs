@@ -4,6 +4,7 @@
 //! group.
 //!
 //! # Layout
+//! - [`api_settings`]: the networks a tenant's API keys may be used from, its CORS origins.
 //! - [`features`]: the catalog's features by lowest tier, SLAs, `requires`.
 //! - [`branding`]: logo, colours, theme, product name, white label.
 //! - [`contrast`]: `#rrggbb` colours and their WCAG contrast ratio.
@@ -11,6 +12,7 @@
 //!   reasons.
 //! - [`platform_flags`]: operators' flags for the whole platform (meta group).
 //! - [`secret`]: secrets sealed at rest, shown by their last four characters.
+pub mod api_settings;
 pub mod branding;
 pub mod contrast;
 pub mod features;
@@ -34,6 +36,9 @@ pub struct Customization {
     /// The tenant's flag values by key: its values of defined flags, and
     /// flags of its own.
     pub flags: BTreeMap<String, FlagValue>,
+    /// Its API settings (format 17).
+    #[serde(default)]
+    pub api: crate::format::Added<17, api_settings::ApiSettings>,
 }
 
 /// A change that needs a feature: the tenant's tier when it applies must

@@ -211,3 +211,30 @@ impl Engine {
         self.with_meta(|m| m.platform_flags.flags.get(key).cloned())
     }
 }
+
+impl Engine {
+    /// Set the tenant's API settings (needs the api_settings feature).
+    pub async fn set_api_settings(
+        &self,
+        tenant: TenantId,
+        settings: crate::custom::api_settings::ApiSettings,
+        by: &AuditMeta,
+    ) -> Result<TenantState, EngineError> {
+        let state = self.tenant(tenant).await?;
+        self.catalog
+            .requires(state.tenant.tier, features::API_SETTINGS)
+            .map_err(crate::quota::QuotaError::NotInTier)?;
+        let needs = Needs {
+            feature: features::API_SETTINGS.to_string(),
+            tier: self
+                .catalog
+                .features()
+                .min_tier(features::API_SETTINGS)
+                .expect("a checked feature"),
+        };
+        let op = TenantOp::SetApiSettings(Since(Box::new((settings, needs))));
+        self.apply(tenant, op, Some(by), Some(Consistency::Strict))
+            .await?;
+        self.tenant(tenant).await
+    }
+}

@@ -139,6 +139,17 @@ pub enum TenantOp {
     Webhook(Since<17, Box<WebhookChange>>),
     /// Alerts raised from outside a decision (format 17).
     Alerts(Since<17, Box<AlertOp>>),
+    /// Set the tenant's API settings (format 17); `Needs` is the
+    /// api_settings feature, checked against the tier when it applies.
+    SetApiSettings(
+        Since<
+            17,
+            Box<(
+                crate::custom::api_settings::ApiSettings,
+                crate::custom::Needs,
+            )>,
+        >,
+    ),
 }
 
 /// What [`TenantOp::Alerts`] carries.
@@ -385,6 +396,7 @@ impl TenantOp {
             },
             // Billing events and suspensions change the tenant: audited.
             // Ticks and raised alerts are bookkeeping, like a spend.
+            TenantOp::SetApiSettings(_) => OpClass::Admin,
             TenantOp::Alerts(a) => match *a.0 {
                 AlertOp::Billing { .. } | AlertOp::BillingSuspend => OpClass::Admin,
                 AlertOp::Tick | AlertOp::Raise { .. } => OpClass::Admission,
@@ -426,6 +438,8 @@ impl TenantOp {
             // Checked as a whole (`EndpointSpec::check`) before it is made.
             TenantOp::Webhook(_) => Ok(()),
             TenantOp::Alerts(_) => Ok(()),
+            // Checked as a whole (`ApiSettings::check`) before it is made.
+            TenantOp::SetApiSettings(_) => Ok(()),
             TenantOp::ChangeTier { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }
@@ -486,6 +500,7 @@ impl TenantOp {
             | TenantOp::SetFlag(_)
             | TenantOp::Webhook(_)
             | TenantOp::Alerts(_)
+            | TenantOp::SetApiSettings(_)
             | TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -553,6 +568,7 @@ impl TenantOp {
             // Each raises once per occasion, whatever the repeats; a
             // billing event raises an alert each time it is reported.
             TenantOp::Alerts(a) => !matches!(*a.0, AlertOp::Billing { .. }),
+            TenantOp::SetApiSettings(_) => false,
         }
     }
 }

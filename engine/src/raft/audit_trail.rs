@@ -157,6 +157,10 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
             | WebhookChange::Rotate { id, .. } => endpoint_part(s, id),
             WebhookChange::Delivered { .. } | WebhookChange::Replay { .. } => String::new(),
         },
+        TenantOp::SetApiSettings(_) => json(Some(&serde_json::json!({
+            "ipAllowlist": s.custom.api.ip_allowlist.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "corsOrigins": s.custom.api.cors_origins,
+        }))),
         TenantOp::Alerts(a) => match &*a.0 {
             AlertOp::Billing { .. } | AlertOp::BillingSuspend => json(Some(&serde_json::json!({
                 "status": s.tenant.status,
@@ -226,6 +230,7 @@ pub fn entry(
             WebhookChange::Delivered { id, .. } => ("webhook.delivery_attempted", id.to_string()),
             WebhookChange::Replay { id } => ("webhook.delivery_replayed", id.to_string()),
         },
+        TenantOp::SetApiSettings(_) => ("api_settings.updated", String::new()),
         TenantOp::Alerts(a) => match &*a.0 {
             AlertOp::Billing {
                 succeeded: true, ..

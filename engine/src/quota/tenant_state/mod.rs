@@ -303,6 +303,11 @@ impl TenantState {
             TenantOp::SetFlag(Since(f)) => self.set_flag(f),
             TenantOp::Webhook(Since(c)) => self.change_webhook(c, now_ms),
             TenantOp::Alerts(Since(a)) => self.alert_op(a, now_ms),
+            TenantOp::SetApiSettings(Since(c)) => {
+                self.needs(&c.1)?;
+                *self.custom.api = c.0.clone();
+                Ok(Applied::changed(OpOutcome::Tenant))
+            }
             TenantOp::ClosePeriod(Since((period, at_ms))) => Ok(Applied {
                 outcome: OpOutcome::Tenant,
                 changed: self.shared.close(*period, *at_ms),
