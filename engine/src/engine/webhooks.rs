@@ -227,11 +227,45 @@ impl Engine {
 
 /// One delivery to send, with what it needs.
 struct Due {
+    /// Who the delivery says it is from (`user-agent`).
+    sender: String,
     tenant: TenantId,
     delivery: Delivery,
     endpoint: Endpoint,
     message_id: String,
     body: String,
+}
+
+/// The `user-agent` of a tenant's deliveries: the platform's, or under
+/// white label (in force for its tier) the tenant's product name, so the
+/// platform's name reaches none of its receivers.
+fn sender(catalog: &crate::quota::TierCatalog, t: &TenantState) -> String {
+    let white = t.custom.branding.as_ref().filter(|b| {
+        b.white_label
+            && catalog
+                .requires(t.tenant.tier, features::CUSTOM_BRANDING)
+                .is_ok()
+            && catalog
+                .requires(t.tenant.tier, features::WHITE_LABEL)
+                .is_ok()
+    });
+    match white {
+        None => "quotad-webhooks".to_string(),
+        Some(b) => {
+            let name = b.product_name.as_deref().unwrap_or(&t.tenant.name);
+            let clean: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            format!("{}-webhooks", clean.trim_matches('-'))
+        }
+    }
 }
 
 /// The JSON a delivery posts: `{type, timestamp, data}`.
@@ -266,6 +300,7 @@ impl Engine {
                         continue;
                     };
                     out.push(Due {
+                        sender: sender(&self.catalog, t),
                         tenant: *tenant,
                         delivery: d.clone(),
                         endpoint: endpoint.clone(),
@@ -323,7 +358,7 @@ impl Engine {
             client
                 .post(&due.endpoint.url)
                 .header("content-type", "application/json")
-                .header("user-agent", "quotad-webhooks")
+                .header("user-agent", &due.sender)
                 .header("webhook-id", &due.message_id)
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", signatures.join(" "))
@@ -408,4 +443,42 @@ pub(super) fn spawn_deliveries(engine: Weak<Engine>, config: WebhookConfig) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Tenant, TenantStatus, Tier};
+
+    #[test]
+    fn white_label_deliveries_do_not_name_the_platform() {
+        let catalog = crate::quota::TierCatalog::builtin();
+        let tenant = |tier| Tenant {
+            id: uuid::Uuid::nil(),
+            slug: "glow".into(),
+            name: "Glow Inc".into(),
+            tier,
+            status: TenantStatus::Active,
+            timezone: chrono_tz::UTC,
+            trial_ends_at_ms: None,
+            settings_json: "{}".into(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            deleted: None,
+        };
+        let mut t = TenantState::new(tenant(Tier::Enterprise), Default::default());
+        assert_eq!(sender(&catalog, &t), "quotad-webhooks");
+        t.custom.branding = Some(crate::custom::Branding {
+            white_label: true,
+            product_name: Some("Glow AI".into()),
+            ..Default::default()
+        });
+        assert_eq!(sender(&catalog, &t), "Glow-AI-webhooks");
+        t.tenant.tier = Tier::Professional;
+        assert_eq!(
+            sender(&catalog, &t),
+            "quotad-webhooks",
+            "white label is ENTERPRISE"
+        );
+    }
 }
