@@ -48,7 +48,18 @@ async fn every_tier_gated_endpoint_is_allowed_from_its_tier_and_refused_below_na
     let node = Node::start(dir.path());
     let mut grpc = node.grpc().await;
     // (what, lowest tier, method, path under the tenant, body, by operator)
-    let gated: [(&str, &str, Method, &str, Value, bool); 7] = [
+    let gated: [(&str, &str, Method, &str, Value, bool); 8] = [
+        // SSO's tier is checked before its issuer: where allowed, this
+        // loopback issuer is then refused (a private address), a 400
+        // naming `issuer`, with nothing fetched.
+        (
+            "sso",
+            "PROFESSIONAL",
+            Method::PUT,
+            "sso",
+            json!({"issuer": "https://127.0.0.1:9", "clientId": "q"}),
+            false,
+        ),
         (
             "api_settings",
             "PROFESSIONAL",
@@ -138,7 +149,13 @@ async fn every_tier_gated_endpoint_is_allowed_from_its_tier_and_refused_below_na
                 &Some(body),
             )
             .await;
-            if rank(tier) >= rank(needs) {
+            if rank(tier) >= rank(needs) && *feature == "sso" {
+                assert_eq!(
+                    (status, answer["error"]["field"].as_str()),
+                    (400, Some("issuer")),
+                    "{answer}"
+                );
+            } else if rank(tier) >= rank(needs) {
                 assert!(
                     status == 200 || status == 201,
                     "{feature} on {tier}: {status} {answer}"

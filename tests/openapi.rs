@@ -37,6 +37,7 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/tenants/{id}/domains/{domain}/verify", vec!["post"]),
         ("/api/v1/tenants/{id}/features", vec!["get"]),
         ("/api/v1/tenants/{id}/api-settings", vec!["get", "put"]),
+        ("/api/v1/tenants/{id}/sso", vec!["get", "put", "delete"]),
         (
             "/api/v1/tenants/{id}/branding",
             vec!["get", "put", "delete"],

@@ -38,6 +38,9 @@ pub struct Principal {
     /// Signed in to the console with an API key of this tenant: a viewer
     /// of that tenant (a data-plane key opens no changes).
     pub key_tenant: Option<TenantId>,
+    /// A token of this tenant's SSO issuer: the role its claims map to
+    /// there (no membership needed; nothing in other tenants).
+    pub sso: Option<(TenantId, Role)>,
 }
 
 impl Principal {
@@ -77,11 +80,16 @@ impl Principal {
                     .or_else(|| h.strip_prefix("bearer "))
             })
             .ok_or_else(|| unauthenticated("Authorization must be \"Bearer <token>\""))?;
-        let claims = state.auth.verify(token.trim()).map_err(unauthenticated)?;
         let header_tenant = parts
             .headers
             .get("x-tenant-id")
             .map(|v| v.to_str().unwrap_or("<not text>").to_string());
+        let claims = match state.auth.verify(token.trim()) {
+            Ok(c) => c,
+            Err(why) => {
+                return Principal::of_sso(parts, state, token.trim(), &header_tenant, why).await;
+            }
+        };
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -103,6 +111,65 @@ impl Principal {
             roles: claims.roles,
             header_tenant,
             key_tenant: None,
+            sso: None,
+        })
+    }
+
+    /// A token the platform did not issue: one of the SSO issuer of the
+    /// tenant the request is about (path, `X-Tenant-ID`, custom domain)?
+    async fn of_sso(
+        parts: &Parts,
+        state: &AppState,
+        token: &str,
+        header_tenant: &Option<String>,
+        platform_refusal: String,
+    ) -> Result<Principal, ApiError> {
+        let host_tenant = match parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            Some(h) => state.engine.tenant_for_host(h).await,
+            None => None,
+        };
+        let tenant = parts
+            .uri
+            .path()
+            .strip_prefix("/api/v1/tenants/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|id| id.parse::<TenantId>().ok())
+            .or_else(|| header_tenant.as_deref().and_then(|h| h.parse().ok()))
+            .or(host_tenant);
+        let Some(tenant) = tenant else {
+            return Err(unauthenticated(platform_refusal));
+        };
+        let Ok(t) = state.engine.tenant(tenant).await else {
+            return Err(unauthenticated(platform_refusal));
+        };
+        if t.custom.sso.is_none() {
+            return Err(unauthenticated(platform_refusal));
+        }
+        let user = state.engine.sso_user(&t, token).await.map_err(|why| {
+            metrics::counter!(quotad_engine::telemetry::AUTH_FAILURES, "reason" => "sso")
+                .increment(1);
+            unauthenticated(format!(
+                "{platform_refusal}; nor a token of the tenant's SSO issuer: {why}"
+            ))
+        })?;
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        Ok(Principal {
+            user: user.user,
+            request_id,
+            token_tenant: Some(tenant.to_string()),
+            roles: Vec::new(),
+            header_tenant: header_tenant.clone(),
+            host_tenant,
+            key_tenant: None,
+            sso: Some((tenant, user.role)),
         })
     }
 }
@@ -274,6 +341,9 @@ pub fn role_for(p: &Principal, t: &TenantState, need: Need) -> Result<Option<Rol
     let denied = |why: String| ApiError::new(ErrorCode::PermissionDenied, why);
     let member = if p.key_tenant == Some(t.tenant.id) {
         Role::Viewer
+    } else if let Some((tenant, role)) = p.sso.filter(|(tenant, _)| *tenant == t.tenant.id) {
+        let _ = tenant;
+        role
     } else {
         t.role_of(&p.user).ok_or_else(|| {
             denied(format!(

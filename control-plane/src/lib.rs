@@ -37,6 +37,7 @@ mod placement;
 mod quotas;
 mod sharing;
 mod sharing_dto;
+mod sso;
 mod statements;
 mod tenants;
 pub mod usage;
@@ -149,6 +150,10 @@ pub fn router(
         )
         .route("/api/v1/tenants/{id}/usage", get(usage::history))
         .route("/api/v1/tenants/{id}/features", get(features::list))
+        .route(
+            "/api/v1/tenants/{id}/sso",
+            get(sso::get).put(sso::put).delete(sso::delete),
+        )
         .route(
             "/api/v1/tenants/{id}/api-settings",
             get(api_settings::get).put(api_settings::put),

@@ -3,7 +3,7 @@
 use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{
     api_keys, api_settings, audit, billing, branding, domains, dto, features, flags, health,
-    marketplace, members, placement, quotas, sharing, statements, tenants, usage, webhooks,
+    marketplace, members, placement, quotas, sharing, sso, statements, tenants, usage, webhooks,
 };
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -59,6 +59,9 @@ impl Modify for BearerAuth {
         features::list,
         api_settings::get,
         api_settings::put,
+        sso::get,
+        sso::put,
+        sso::delete,
         branding::get,
         branding::put,
         branding::delete,

@@ -207,6 +207,7 @@ impl FromRequestParts<crate::AppState> for Ctx {
             header_tenant: None,
             host_tenant,
             key_tenant,
+            sso: None,
         };
         Ok(Ctx {
             csrf: state.key.csrf(&session.id),

@@ -11,6 +11,7 @@
 //! - [`flags`]: flag definitions and values, evaluation with OpenFeature's
 //!   reasons.
 //! - [`platform_flags`]: operators' flags for the whole platform (meta group).
+//! - [`sso`]: a tenant's OIDC issuer, client and claim-to-role mapping.
 //! - [`secret`]: secrets sealed at rest, shown by their last four characters.
 pub mod api_settings;
 pub mod branding;
@@ -19,6 +20,7 @@ pub mod features;
 pub mod flags;
 pub mod platform_flags;
 pub mod secret;
+pub mod sso;
 
 pub use branding::{Branding, BrandingInput, Theme};
 pub use features::{FeatureRefused, Features, Sla};
@@ -39,6 +41,9 @@ pub struct Customization {
     /// Its API settings (format 17).
     #[serde(default)]
     pub api: crate::format::Added<17, api_settings::ApiSettings>,
+    /// Its single sign-on (format 17).
+    #[serde(default)]
+    pub sso: crate::format::Added<17, Option<sso::SsoSettings>>,
 }
 
 /// A change that needs a feature: the tenant's tier when it applies must

@@ -46,6 +46,7 @@ mod restore;
 mod sessions;
 mod shared_use;
 mod sharing;
+mod sso;
 mod tenants;
 mod transfers;
 mod usage;
@@ -58,6 +59,7 @@ pub use archive::ArchiveBacklog;
 pub use config::{Advertise, EngineConfig};
 pub use customization::FlagSource;
 pub use health::MetricsSnapshot;
+pub use sso::SsoUser;
 pub use tenants::NewTenant;
 pub use webhooks::WebhookConfig;
 
@@ -88,6 +90,8 @@ pub struct Engine {
     secrets: webhooks::Secrets,
     webhooks: WebhookConfig,
     billing: BillingConfig,
+    /// SSO issuers' keys, by issuer.
+    sso_keys: dashmap::DashMap<String, sso::IssuerKeys>,
 }
 
 impl Engine {
@@ -153,6 +157,7 @@ impl Engine {
             },
             webhooks: config.webhooks.clone(),
             billing: config.billing.clone(),
+            sso_keys: Default::default(),
         });
         archive::spawn_sync(Arc::downgrade(&engine), config.sync_interval);
         webhooks::spawn_deliveries(Arc::downgrade(&engine), config.webhooks.clone());

@@ -150,6 +150,16 @@ pub enum TenantOp {
             )>,
         >,
     ),
+    /// Set (or, `None`, remove) the tenant's single sign-on (format 17).
+    SetSso(
+        Since<
+            17,
+            Box<(
+                Option<crate::custom::sso::SsoSettings>,
+                crate::custom::Needs,
+            )>,
+        >,
+    ),
 }
 
 /// What [`TenantOp::Alerts`] carries.
@@ -396,7 +406,7 @@ impl TenantOp {
             },
             // Billing events and suspensions change the tenant: audited.
             // Ticks and raised alerts are bookkeeping, like a spend.
-            TenantOp::SetApiSettings(_) => OpClass::Admin,
+            TenantOp::SetApiSettings(_) | TenantOp::SetSso(_) => OpClass::Admin,
             TenantOp::Alerts(a) => match *a.0 {
                 AlertOp::Billing { .. } | AlertOp::BillingSuspend => OpClass::Admin,
                 AlertOp::Tick | AlertOp::Raise { .. } => OpClass::Admission,
@@ -440,6 +450,8 @@ impl TenantOp {
             TenantOp::Alerts(_) => Ok(()),
             // Checked as a whole (`ApiSettings::check`) before it is made.
             TenantOp::SetApiSettings(_) => Ok(()),
+            // Checked as a whole (`SsoInput::check`) before it is made.
+            TenantOp::SetSso(_) => Ok(()),
             TenantOp::ChangeTier { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }
@@ -501,6 +513,7 @@ impl TenantOp {
             | TenantOp::Webhook(_)
             | TenantOp::Alerts(_)
             | TenantOp::SetApiSettings(_)
+            | TenantOp::SetSso(_)
             | TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -568,7 +581,7 @@ impl TenantOp {
             // Each raises once per occasion, whatever the repeats; a
             // billing event raises an alert each time it is reported.
             TenantOp::Alerts(a) => !matches!(*a.0, AlertOp::Billing { .. }),
-            TenantOp::SetApiSettings(_) => false,
+            TenantOp::SetApiSettings(_) | TenantOp::SetSso(_) => false,
         }
     }
 }

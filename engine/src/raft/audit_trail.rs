@@ -157,6 +157,25 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
             | WebhookChange::Rotate { id, .. } => endpoint_part(s, id),
             WebhookChange::Delivered { .. } | WebhookChange::Replay { .. } => String::new(),
         },
+        // Never the client secret: its last four characters only.
+        TenantOp::SetSso(_) => json(
+            s.custom
+                .sso
+                .as_ref()
+                .map(|o| {
+                    serde_json::json!({
+                        "issuer": o.issuer,
+                        "clientId": o.client_id,
+                        "clientSecretLast4": o.client_secret.as_ref().map(|c| c.last4.clone()),
+                        "allowedEmailDomains": o.allowed_email_domains,
+                        "roleClaim": o.role_claim,
+                        "roleMapping": o.role_mapping,
+                        "defaultRole": o.default_role,
+                        "samlMetadata": o.saml_metadata.is_some(),
+                    })
+                })
+                .as_ref(),
+        ),
         TenantOp::SetApiSettings(_) => json(Some(&serde_json::json!({
             "ipAllowlist": s.custom.api.ip_allowlist.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "corsOrigins": s.custom.api.cors_origins,
@@ -231,6 +250,8 @@ pub fn entry(
             WebhookChange::Replay { id } => ("webhook.delivery_replayed", id.to_string()),
         },
         TenantOp::SetApiSettings(_) => ("api_settings.updated", String::new()),
+        TenantOp::SetSso(c) if c.0.0.is_none() => ("sso.removed", String::new()),
+        TenantOp::SetSso(_) => ("sso.updated", String::new()),
         TenantOp::Alerts(a) => match &*a.0 {
             AlertOp::Billing {
                 succeeded: true, ..

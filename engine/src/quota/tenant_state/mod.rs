@@ -308,6 +308,13 @@ impl TenantState {
                 *self.custom.api = c.0.clone();
                 Ok(Applied::changed(OpOutcome::Tenant))
             }
+            TenantOp::SetSso(Since(c)) => {
+                if c.0.is_some() {
+                    self.needs(&c.1)?;
+                }
+                *self.custom.sso = c.0.clone();
+                Ok(Applied::changed(OpOutcome::Tenant))
+            }
             TenantOp::ClosePeriod(Since((period, at_ms))) => Ok(Applied {
                 outcome: OpOutcome::Tenant,
                 changed: self.shared.close(*period, *at_ms),
