@@ -263,6 +263,24 @@ async fn the_tenants_issuer_signs_its_users_in_with_mapped_roles_and_nowhere_els
     let (_, read) = rest_call(&node, Some(&op), &Method::GET, &sso, &None).await;
     assert!(!read.to_string().contains(secret));
 
+    // The console signs ann in through the issuer (authorization code
+    // flow) and she lands in her tenant, in no other.
+    let session = console_sign_in(&node, &idp, &acme, "ann").await;
+    let page = console_get(&node, &format!("/console/tenants/{acme}"), &session).await;
+    assert_eq!(page.0, 200);
+    assert!(
+        page.1.contains("sso:ann@acme.test"),
+        "signed in as her SSO identity"
+    );
+    let (status, _) = console_get(&node, &format!("/console/tenants/{other}"), &session).await;
+    assert_eq!(status, 403, "not another tenant");
+    let forged = bare()
+        .get(node.url("/console/sso/callback?code=x&state=abc.def"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400, "a state not made here");
+
     // Below the tier, the issuer's tokens open nothing (the settings stay).
     let (status, _) = rest_call(
         &node,
@@ -284,4 +302,66 @@ async fn the_tenants_issuer_signs_its_users_in_with_mapped_roles_and_nowhere_els
     );
     let (_, read) = rest_call(&node, Some(&op), &Method::GET, &sso, &None).await;
     assert_eq!(read["data"]["active"], false);
+    let (status, _) = console_get(&node, &format!("/console/tenants/{acme}"), &session).await;
+    assert_eq!(status, 303, "the console session ends with the tier's SSO");
+}
+
+fn bare() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v[name.len() + 1..].split(';').next().unwrap().to_string())
+}
+
+/// The console's SSO sign-in, as a browser goes through it: the node
+/// sends it to the issuer, the user is `sub` there, the issuer sends it
+/// back with a code; the session cookie.
+async fn console_sign_in(node: &Node, idp: &Issuer, tenant: &str, sub: &str) -> String {
+    let c = bare();
+    let start = c
+        .get(node.url(&format!("/console/sso/{tenant}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303, "to the issuer");
+    let state_cookie = set_cookie(&start, "quotad_sso").expect("the sign-in's nonce cookie");
+    let to_issuer = start.headers()["location"].to_str().unwrap().to_string();
+    assert!(to_issuer.starts_with(&idp.url), "{to_issuer}");
+    let back = c
+        .post(&to_issuer)
+        .form(&[("sub", sub)])
+        .send()
+        .await
+        .unwrap();
+    assert!(back.status().is_redirection(), "{}", back.status());
+    let to_node = back.headers()["location"].to_str().unwrap().to_string();
+    let done = c
+        .get(&to_node)
+        .header("cookie", format!("quotad_sso={state_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    let status = done.status();
+    let session = set_cookie(&done, "quotad_session");
+    assert_eq!(status, 200, "{}", done.text().await.unwrap());
+    session.expect("a session")
+}
+
+async fn console_get(node: &Node, path: &str, session: &str) -> (u16, String) {
+    let r = bare()
+        .get(node.url(path))
+        .header("cookie", format!("quotad_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
 }

@@ -199,6 +199,35 @@ impl FromRequestParts<crate::AppState> for Ctx {
             .as_ref()
             .and(session.tenant.as_deref())
             .and_then(|t| t.parse::<TenantId>().ok());
+        // A session opened through SSO holds while the tenant's tier still
+        // has SSO and its settings are there.
+        let sso = match (&session.sso_role, &session.tenant) {
+            (Some(role), Some(t)) => {
+                let role = role.parse::<quotad_engine::model::Role>().ok();
+                let tenant = t.parse::<TenantId>().ok();
+                let state_ok = match tenant {
+                    Some(id) => state.app.engine.tenant(id).await.ok().is_some_and(|t| {
+                        t.custom.sso.is_some()
+                            && state
+                                .app
+                                .engine
+                                .catalog()
+                                .requires(t.tenant.tier, quotad_engine::custom::features::SSO)
+                                .is_ok()
+                    }),
+                    None => false,
+                };
+                match (tenant, role, state_ok) {
+                    (Some(t), Some(r), true) => Some((t, r)),
+                    _ => {
+                        return Err(sign_in(Some(
+                            "single sign-on is no longer available for this organisation; sign in again".into(),
+                        )));
+                    }
+                }
+            }
+            _ => None,
+        };
         let principal = Principal {
             user: session.sub.clone(),
             request_id,
@@ -207,7 +236,7 @@ impl FromRequestParts<crate::AppState> for Ctx {
             header_tenant: None,
             host_tenant,
             key_tenant,
-            sso: None,
+            sso,
         };
         Ok(Ctx {
             csrf: state.key.csrf(&session.id),

@@ -34,6 +34,7 @@ pub mod session;
 mod settings_page;
 mod sharing_page;
 mod signin;
+mod sso_signin;
 mod tenants_page;
 mod usage_page;
 mod webhooks_page;
@@ -128,6 +129,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/signout", post(signin::sign_out))
         .route("/console/assets/{file}", get(assets::serve))
         .route("/console/brand/{file}", get(brand::serve))
+        .route("/console/sso", get(sso_signin::pick))
+        .route("/console/sso/callback", get(sso_signin::back))
+        .route("/console/sso/{tenant}", get(sso_signin::start))
         .route(
             "/console/tenants/{id}/flags",
             get(flags_page::page).post(flags_page::add),

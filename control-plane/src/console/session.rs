@@ -42,6 +42,10 @@ pub struct Session {
     /// request, so revoking the key ends the session.
     #[serde(default)]
     pub key: Option<String>,
+    /// Signed in through the tenant's SSO issuer: the role its claims
+    /// mapped to (the tenant is `tenant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_role: Option<String>,
     /// Signed in at, and expires at (ms since the epoch).
     pub iat: i64,
     pub exp: i64,
@@ -146,6 +150,28 @@ impl SessionKey {
         B64.encode(mac.finalize().into_bytes())
     }
 
+    /// A tag binding `text` to this deployment for `purpose` (the SSO
+    /// sign-in's state).
+    pub fn tag(&self, purpose: &str, text: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(purpose.as_bytes());
+        mac.update(b".");
+        mac.update(text.as_bytes());
+        B64.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `presented` is [`SessionKey::tag`] of `text` (constant time).
+    pub fn tag_ok(&self, purpose: &str, text: &str, presented: &str) -> bool {
+        let Ok(tag) = B64.decode(presented) else {
+            return false;
+        };
+        let mut mac = self.mac();
+        mac.update(purpose.as_bytes());
+        mac.update(b".");
+        mac.update(text.as_bytes());
+        mac.verify_slice(&tag).is_ok()
+    }
+
     /// Whether `presented` is the CSRF token of session `id` (compared in
     /// constant time).
     pub fn csrf_ok(&self, id: &str, presented: &str) -> bool {
@@ -192,6 +218,7 @@ mod tests {
             roles: vec!["operator".into()],
             tenant: None,
             key: None,
+            sso_role: None,
             iat: 1,
             exp: 2,
         }

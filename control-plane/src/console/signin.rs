@@ -69,6 +69,16 @@ fn sign_in_page(
             }
             button type="submit" { "Sign in" }
         }
+        section.sso aria-labelledby="sso-h" {
+            h2 #sso-h { "Single sign-on" }
+            form method="get" action="/console/sso" {
+                div.field {
+                    label for="org" { "Organisation (its short name)" }
+                    input #org type="text" name="org" autocomplete="organization";
+                }
+                button type="submit" { "Continue with your organisation's sign-in" }
+            }
+        }
     };
     let mut resp = (status, layout::bare_branded("Sign in", body, brand)).into_response();
     if let Ok(v) = set_cookie(SIGNIN_COOKIE, &nonce, 600, state.secure).parse() {
@@ -210,6 +220,7 @@ pub async fn submit(
         roles: opened.roles,
         tenant: opened.tenant,
         key: opened.key,
+        sso_role: None,
         iat: now,
         exp,
     };

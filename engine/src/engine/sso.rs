@@ -22,6 +22,10 @@ const REFETCH_AFTER: Duration = Duration::from_secs(5);
 pub(crate) struct IssuerKeys {
     keys: jsonwebtoken::jwk::JwkSet,
     fetched: Instant,
+    /// From the discovery document: where users sign in, where codes are
+    /// exchanged.
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
 }
 
 /// Who an SSO token signs in: the user's name and role in the tenant.
@@ -31,6 +35,8 @@ pub struct SsoUser {
     pub role: Role,
     /// The token's end (`exp`), in ms.
     pub expires_at_ms: Option<i64>,
+    /// The token's `nonce` (the console's sign-in checks it).
+    pub nonce: Option<String>,
 }
 
 impl Engine {
@@ -73,7 +79,7 @@ impl Engine {
 
     /// The issuer's discovery document, checked: its `issuer` is the one
     /// configured, and it names its keys.
-    async fn discover(&self, issuer: &str) -> Result<String, QuotaError> {
+    async fn discover(&self, issuer: &str) -> Result<serde_json::Value, QuotaError> {
         let doc = self
             .fetch_json(
                 "issuer",
@@ -87,14 +93,24 @@ impl Engine {
                 format!("the discovery document names issuer {said:?}, not {issuer:?}"),
             ));
         }
-        doc.get("jwks_uri")
-            .and_then(|u| u.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| QuotaError::invalid("issuer", "the discovery document has no jwks_uri"))
+        if doc.get("jwks_uri").and_then(|u| u.as_str()).is_none() {
+            return Err(QuotaError::invalid(
+                "issuer",
+                "the discovery document has no jwks_uri",
+            ));
+        }
+        Ok(doc)
     }
 
     async fn fetch_keys(&self, issuer: &str) -> Result<IssuerKeys, QuotaError> {
-        let jwks_uri = self.discover(issuer).await?;
+        let discovery = self.discover(issuer).await?;
+        let endpoint = |name: &str| {
+            discovery
+                .get(name)
+                .and_then(|u| u.as_str())
+                .map(str::to_string)
+        };
+        let jwks_uri = endpoint("jwks_uri").expect("checked by discover");
         let doc = self.fetch_json("issuer", &jwks_uri).await?;
         let keys: jsonwebtoken::jwk::JwkSet = serde_json::from_value(doc).map_err(|e| {
             QuotaError::invalid("issuer", format!("the issuer's JWKS does not parse: {e}"))
@@ -102,6 +118,8 @@ impl Engine {
         let fetched = IssuerKeys {
             keys,
             fetched: Instant::now(),
+            authorization_endpoint: endpoint("authorization_endpoint"),
+            token_endpoint: endpoint("token_endpoint"),
         };
         self.sso_keys.insert(issuer.to_string(), fetched.clone());
         Ok(fetched)
@@ -204,6 +222,100 @@ impl Engine {
                 .get("exp")
                 .and_then(|e| e.as_i64())
                 .map(|s| s.saturating_mul(1000)),
+            nonce: claims
+                .get("nonce")
+                .and_then(|n| n.as_str())
+                .map(str::to_string),
         })
+    }
+}
+
+impl Engine {
+    /// The tenant's issuer as last fetched (fetched again when stale).
+    async fn issuer_keys(&self, tenant: &TenantState) -> Result<(SsoSettings, IssuerKeys), String> {
+        let sso = tenant
+            .custom
+            .sso
+            .0
+            .clone()
+            .ok_or("the tenant has no single sign-on")?;
+        self.catalog
+            .requires(tenant.tenant.tier, features::SSO)
+            .map_err(|e| e.to_string())?;
+        let keys = match self.sso_keys.get(&sso.issuer).map(|k| k.clone()) {
+            Some(k) if k.fetched.elapsed() < KEYS_TTL => k,
+            _ => self.fetch_keys(&sso.issuer).await.map_err(|e| e.reason())?,
+        };
+        Ok((sso, keys))
+    }
+
+    /// The tenant's issuer's sign-in page, for the console to send a user to.
+    pub async fn sso_authorization_endpoint(&self, tenant: &TenantState) -> Result<String, String> {
+        let (_, keys) = self.issuer_keys(tenant).await?;
+        keys.authorization_endpoint
+            .ok_or_else(|| "the issuer publishes no authorization_endpoint".to_string())
+    }
+
+    /// Exchange an authorization code at the tenant's issuer (with its
+    /// client secret) for an ID token.
+    pub async fn sso_exchange(
+        &self,
+        tenant: &TenantState,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<String, String> {
+        let (sso, keys) = self.issuer_keys(tenant).await?;
+        let token_endpoint = keys
+            .token_endpoint
+            .ok_or("the issuer publishes no token_endpoint")?;
+        let secret = match &sso.client_secret {
+            Some(sealed) => self
+                .secrets
+                .key()
+                .and_then(|k| k.open(&format!("sso:{}", tenant.tenant.id), sealed))
+                .map_err(|e| e.to_string())?,
+            None => String::new(),
+        };
+        let addrs = self
+            .webhook_addresses(&token_endpoint)
+            .await
+            .map_err(|e| e.reason())?;
+        let host = url::Url::parse(&token_endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&host, addrs[0])
+            .build()
+            .map_err(|e| e.to_string())?;
+        let r = client
+            .post(&token_endpoint)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("client_id", sso.client_id.as_str()),
+                ("client_secret", secret.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| format!("the issuer's token endpoint could not be reached: {e}"))?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!(
+                "the issuer refused the code ({status}): {}",
+                body.get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("no reason given")
+            ));
+        }
+        body.get("id_token")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| "the issuer answered no id_token".to_string())
     }
 }
