@@ -736,3 +736,93 @@ async fn the_console_wears_the_tenants_branding_and_white_label_hides_the_platfo
         assert!(!page.to_lowercase().contains("quotad"), "{path}: {page}");
     }
 }
+
+/// The integrations page changes branding, API settings and SSO through
+/// the same rules as REST: a bad colour is shown by its field and changes
+/// nothing; a good one is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_forms_save_through_the_rest_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let tenant = acme(&node, "Acme Corp", "acme-int").await;
+    let (session, _) = sign_in(&node, &common::operator()).await;
+    let page = get(
+        &node,
+        &format!("/console/tenants/{tenant}/integrations"),
+        &session,
+    )
+    .await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("custom_branding") && html.contains("99.9%"),
+        "features and SLA listed"
+    );
+    let csrf = html
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |form: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let (node, session, csrf, tenant) = (&node, session.clone(), csrf.clone(), tenant.clone());
+        async move {
+            let mut f = fields;
+            f.push(("_csrf", Box::leak(csrf.into_boxed_str())));
+            bare()
+                .post(node.url(&format!("/console/tenants/{tenant}/integrations/{form}")))
+                .header("cookie", format!("quotad_session={session}"))
+                .form(&f)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let bad = post(
+        "branding",
+        vec![("primaryColor", "#ffffff"), ("textColor", "#777777")],
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    let text = bad.text().await.unwrap();
+    assert!(
+        text.contains("WCAG AA") && text.contains("b-textColor-error"),
+        "shown by its field"
+    );
+    let ok = post(
+        "branding",
+        vec![
+            ("primaryColor", "#123456"),
+            ("textColor", "#ffffff"),
+            ("productName", "Acme AI"),
+        ],
+    )
+    .await;
+    assert_eq!(ok.status(), 303);
+    let api = post(
+        "api",
+        vec![
+            ("ipAllowlist", "10.0.0.0/8\n192.0.2.0/24"),
+            ("corsOrigins", "https://app.acme.test"),
+        ],
+    )
+    .await;
+    assert_eq!(api.status(), 303);
+    let b: Value = common::get_json(&node.url(&format!("/api/v1/tenants/{tenant}/branding"))).await;
+    assert_eq!(
+        (
+            b["data"]["primaryColor"].clone(),
+            b["data"]["productName"].clone()
+        ),
+        (json!("#123456"), json!("Acme AI"))
+    );
+    let a: Value =
+        common::get_json(&node.url(&format!("/api/v1/tenants/{tenant}/api-settings"))).await;
+    assert_eq!(
+        a["data"]["ipAllowlist"],
+        json!(["10.0.0.0/8", "192.0.2.0/24"])
+    );
+    let sso = post("sso", vec![("issuer", "not a url"), ("clientId", "q")]).await;
+    assert_eq!(sso.status(), 400);
+    assert!(sso.text().await.unwrap().contains("s-issuer-error"));
+}

@@ -521,6 +521,7 @@ def pages(p):
         ("settings", f"/console/tenants/{t}/settings"),
         ("flags", f"/console/tenants/{t}/flags"),
         ("webhooks", f"/console/tenants/{t}/webhooks"),
+        ("integrations", f"/console/tenants/{t}/integrations"),
         ("cluster", "/console/cluster"),
     ]
     # The tenant's pages wear its branding: its colours on the header and

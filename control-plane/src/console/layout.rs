@@ -32,6 +32,7 @@ pub enum Section {
     Sharing,
     Flags,
     Webhooks,
+    Integrations,
     Settings,
 }
 
@@ -142,6 +143,7 @@ pub fn page(
                         (link(&format!("/console/tenants/{}/sharing", t.id), "Sharing", section == Section::Sharing))
                         (link(&format!("/console/tenants/{}/flags", t.id), "Flags", section == Section::Flags))
                         (link(&format!("/console/tenants/{}/webhooks", t.id), "Webhooks", section == Section::Webhooks))
+                        (link(&format!("/console/tenants/{}/integrations", t.id), "Integrations", section == Section::Integrations))
                         (link(&format!("/console/tenants/{}/settings", t.id), "Settings", section == Section::Settings))
                     }
                 }

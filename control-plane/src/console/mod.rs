@@ -26,6 +26,7 @@ mod cluster_page;
 mod flags_page;
 mod forms;
 mod guard;
+mod integrations_page;
 mod layout;
 mod members_page;
 mod overview;
@@ -129,6 +130,14 @@ pub fn router() -> Router<AppState> {
         .route("/console/signout", post(signin::sign_out))
         .route("/console/assets/{file}", get(assets::serve))
         .route("/console/brand/{file}", get(brand::serve))
+        .route(
+            "/console/tenants/{id}/integrations",
+            get(integrations_page::page),
+        )
+        .route(
+            "/console/tenants/{id}/integrations/{form}",
+            post(integrations_page::save),
+        )
         .route("/console/sso", get(sso_signin::pick))
         .route("/console/sso/callback", get(sso_signin::back))
         .route("/console/sso/{tenant}", get(sso_signin::start))
