@@ -70,6 +70,27 @@ async fn until(what: &str, f: impl Fn() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Wait (real time, bounded) until the engine has recorded `tries`
+/// attempts of the delivery to `endpoint`: an attempt is recorded after
+/// the receiver answered, and the injected clock must not move in between
+/// (its retry time is computed from the clock when it is recorded).
+async fn recorded(engine: &Engine, t: uuid::Uuid, endpoint: &str, tries: u32) {
+    for _ in 0..400 {
+        let state = engine.tenant(t).await.unwrap();
+        if state
+            .alerts
+            .deliveries
+            .values()
+            .filter(|d| d.endpoint == endpoint)
+            .any(|d| d.tries >= tries)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {tries} recorded attempts to {endpoint}");
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -160,6 +181,7 @@ async fn alerts_are_delivered_signed_retried_dead_lettered_and_replayed() {
             .unwrap();
     }
     until("the first attempt", || got(&r, "/good").len() == 1).await;
+    recorded(&engine, t, &good, 1).await;
     let state = engine.tenant(t).await.unwrap();
     let d = state
         .alerts
@@ -200,12 +222,14 @@ async fn alerts_are_delivered_signed_retried_dead_lettered_and_replayed() {
             .await;
     }
     until("/bad's first attempt", || !got(&r, "/bad").is_empty()).await;
+    recorded(&engine, t, &bad, 1).await;
     for n in 2..=8 {
         clock.advance(11 * 3_600_000);
         until(&format!("/bad's attempt {n}"), || {
             got(&r, "/bad").len() == n
         })
         .await;
+        recorded(&engine, t, &bad, n as u32).await;
     }
     let dead = |engine: Arc<Engine>| {
         let bad = bad.clone();
