@@ -8,78 +8,11 @@
 //! repository).
 mod common;
 
+use common::browser::{axe, browse, require_browser, shots};
 use common::cluster::TestCluster;
-use common::{Node, SECRET, http, operator, service_token, token_for};
+use common::{Node, SECRET, http, operator, token_for};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
-
-fn python() -> String {
-    std::env::var("QUOTAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn chromium() -> String {
-    std::env::var("QUOTAD_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
-fn axe() -> String {
-    std::env::var("QUOTAD_TEST_AXE").unwrap_or_else(|_| {
-        format!(
-            "{}/tests/browser/node_modules/axe-core/axe.min.js",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    })
-}
-
-fn shots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots")
-}
-
-/// The browser tools must be there: the test command installs them.
-fn require_browser() {
-    let playwright = Command::new(python())
-        .args(["-c", "import playwright.sync_api, grpc, grpc_tools"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        playwright,
-        "{} cannot import playwright, grpc and grpc_tools: run the README's test command \
-         (scripts/test.sh), which installs them, or set QUOTAD_TEST_PYTHON",
-        python()
-    );
-    assert!(
-        std::path::Path::new(&chromium()).exists(),
-        "no Chromium at {}: scripts/test.sh installs Debian's chromium, or set QUOTAD_TEST_CHROMIUM",
-        chromium()
-    );
-}
-
-/// Run one scenario of the browser script; panics with its output if it
-/// fails.
-fn browse(scenario: &str, args: &[(&str, String)]) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let mut cmd = Command::new(python());
-    cmd.arg(format!("{root}/tests/python/console_browser.py"))
-        .args(["--scenario", scenario])
-        .args(["--proto-root", &format!("{root}/proto")])
-        .args(["--chromium", &chromium()])
-        .args(["--operator", &operator()])
-        .args(["--service", &service_token()]);
-    for (flag, value) in args {
-        cmd.arg(format!("--{flag}")).arg(value);
-    }
-    let out = cmd.output().expect("run the browser script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "console {scenario} scenario failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(&format!("console {scenario}: all good")));
-}
 
 /// A tenant named `name`, owned by alice, with viewer vic and an
 /// `llm_tokens` quota of 1,000 a month; its id.
@@ -339,6 +272,14 @@ async fn every_page_passes_axe_at_desktop_and_phone_width_with_screenshots() {
             r.text().await.unwrap()
         );
     }
+    // An operators' endpoint, so the platform's alerts page has one.
+    let r = http()
+        .post(node.url("/api/v1/platform/webhooks"))
+        .json(&json!({"url": format!("http://127.0.0.1:{closed}/ops"), "description": "on call"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let r = http()
         .post(node.url(&format!("/api/v1/tenants/{tenant}/domains")))
         .json(&json!({"domain": "quota.acme.example"}))
@@ -603,7 +544,7 @@ async fn get_on(node: &Node, host: &str, path: &str, session: Option<&str>) -> S
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_wears_the_tenants_branding_and_white_label_hides_the_platform() {
+async fn the_console_wears_the_tenants_branding_and_white_label_hides_the_platform_in_chromium() {
     use common::rest_call;
     use reqwest::Method;
     use serde_json::{Value, json};
@@ -735,6 +676,24 @@ async fn the_console_wears_the_tenants_branding_and_white_label_hides_the_platfo
         assert!(page.contains("https://cdn.glow.test/mark.svg"), "{path}");
         assert!(!page.to_lowercase().contains("quotad"), "{path}: {page}");
     }
+    // The same in Chromium, page by page, with the custom domain resolved
+    // to this machine.
+    require_browser();
+    tokio::task::spawn_blocking(move || {
+        browse(
+            "brand",
+            &[
+                ("http", node.http.clone()),
+                ("tenant", glow),
+                ("branded", pro),
+                ("lapsed", lapsed),
+                ("white-host", "console.glow.test".to_string()),
+                ("shots", shots().display().to_string()),
+            ],
+        )
+    })
+    .await
+    .unwrap();
 }
 
 /// The integrations page changes branding, API settings and SSO through

@@ -86,6 +86,16 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/platform/periods", vec!["get"]),
         ("/api/v1/platform/periods/{period}/close", vec!["post"]),
         ("/api/v1/platform/sharing/settings", vec!["get", "put"]),
+        ("/api/v1/platform/webhooks", vec!["get", "post"]),
+        (
+            "/api/v1/platform/webhooks/{webhook}",
+            vec!["get", "put", "delete"],
+        ),
+        ("/api/v1/platform/webhooks/{webhook}/rotate", vec!["post"]),
+        ("/api/v1/platform/deliveries", vec!["get"]),
+        ("/api/v1/platform/deliveries/{delivery}/retry", vec!["post"]),
+        ("/api/v1/platform/alerts", vec!["get"]),
+        ("/api/v1/platform/webhook-changes", vec!["get"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
     ];

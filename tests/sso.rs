@@ -3,7 +3,9 @@
 //! ID tokens, got through the authorization-code flow, act for that tenant
 //! with the roles their claims map to; they are refused for another
 //! tenant, for an email domain not allowed, and once the tenant's tier
-//! drops below SSO. The client secret is write-only.
+//! drops below SSO. The client secret is write-only. The console signs
+//! a tenant's user in through the issuer, over HTTP and in headless
+//! Chromium.
 mod common;
 
 use common::{Node, http, operator, rest_call};
@@ -280,6 +282,21 @@ async fn the_tenants_issuer_signs_its_users_in_with_mapped_roles_and_nowhere_els
         .await
         .unwrap();
     assert_eq!(forged.status(), 400, "a state not made here");
+    // The same sign-in in headless Chromium, from the sign-in page's
+    // organisation field through the issuer's own form.
+    common::browser::require_browser();
+    let args = [
+        ("http", node.http.clone()),
+        ("tenant", acme.clone()),
+        ("consumer", other.clone()),
+        ("issuer", idp.url.clone()),
+        ("org", "sso-acme".to_string()),
+        ("sub", "ann".to_string()),
+        ("expect-user", "sso:ann@acme.test".to_string()),
+    ];
+    tokio::task::spawn_blocking(move || common::browser::browse("sso", &args))
+        .await
+        .unwrap();
 
     // Below the tier, the issuer's tokens open nothing (the settings stay).
     let (status, _) = rest_call(

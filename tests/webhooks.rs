@@ -429,6 +429,17 @@ async fn no_delivery_is_lost_when_the_leader_holding_the_queue_is_killed() {
         .unwrap()
         .port();
     let op = operator();
+    // The operators' endpoint hears every tenant's alerts, on the same
+    // dead port until the kill.
+    let (status, body) = call(
+        c.node(0),
+        &op,
+        Method::POST,
+        "/api/v1/platform/webhooks",
+        Some(json!({"url": format!("http://127.0.0.1:{port}/ops")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
     let mut tenants = Vec::new();
     for i in 0..4 {
         let t = create_tenant(c.node(0), &format!("outbox-{i}"), "STARTER").await;
@@ -531,6 +542,38 @@ async fn no_delivery_is_lost_when_the_leader_holding_the_queue_is_killed() {
         assert!(
             expected.contains(h["webhook-id"].to_str().unwrap()),
             "{body}"
+        );
+    }
+    // The operators got each tenant alert once (one platform message per
+    // tenant alert, whoever led the meta group and the tenants' group
+    // when it was handed on), whatever retries repeated.
+    let mut per_alert: std::collections::HashMap<(String, u64), HashSet<String>> =
+        Default::default();
+    until(
+        "every tenant alert at the operators' endpoint",
+        60,
+        async || {
+            per_alert.clear();
+            for (h, body) in got(&r, "/ops") {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                let key = (
+                    v["data"]["tenantId"].as_str().unwrap().to_string(),
+                    v["data"]["tenantAlertId"].as_u64().unwrap(),
+                );
+                per_alert
+                    .entry(key)
+                    .or_default()
+                    .insert(h["webhook-id"].to_str().unwrap().to_string());
+            }
+            per_alert.len() == 15
+        },
+    )
+    .await;
+    for (alert, ids) in &per_alert {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{alert:?} raised for the operators more than once: {ids:?}"
         );
     }
 }
@@ -791,5 +834,351 @@ async fn sharing_billing_trials_and_violations_raise_alerts() {
             metrics.contains(&format!("quotad_alerts_total{{type=\"{t}\"}}")),
             "{t}"
         );
+    }
+}
+
+/// Verify deliveries with `standardwebhooks` (tests/python/verify_webhooks.py).
+fn verify_with_standardwebhooks(dir: &std::path::Path, secret: &str, got: &[(HeaderMap, String)]) {
+    let python = std::env::var("QUOTAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let messages: Vec<Value> = got
+        .iter()
+        .map(|(h, body)| json!({"secret": secret, "id": h["webhook-id"].to_str().unwrap(), "timestamp": h["webhook-timestamp"].to_str().unwrap(), "signature": h["webhook-signature"].to_str().unwrap(), "body": body}))
+        .collect();
+    let file = dir.join("platform-deliveries.json");
+    std::fs::write(&file, serde_json::to_string(&messages).unwrap()).unwrap();
+    let out = std::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/verify_webhooks.py"
+        ))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("verified {} deliveries", messages.len())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_hear_every_tenants_alerts_and_a_disabled_endpoint() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let r = serve_receiver(listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = Node::local_args();
+    args.push("--allow-private-webhooks".into());
+    let options = common::NodeOptions {
+        log_file: Some(dir.path().join("node.log")),
+        log_filter: Some("debug,openraft=info,h2=info,hyper=info".into()),
+    };
+    let node = Node::start_opts(&dir.path().join("node"), &args, &options);
+    let op = operator();
+    let t = owned(&node, "ops-watched", "STARTER", "olga", json!({})).await;
+    let olga = token_for("olga", None, &[], 3600);
+
+    // Operators only: a tenant's owner may not see or add them.
+    for (method, path) in [
+        (Method::GET, "/api/v1/platform/webhooks"),
+        (Method::POST, "/api/v1/platform/webhooks"),
+        (Method::GET, "/api/v1/platform/alerts"),
+        (Method::GET, "/api/v1/platform/deliveries"),
+        (Method::GET, "/api/v1/platform/webhook-changes"),
+    ] {
+        let (status, body) = call(
+            &node,
+            &olga,
+            method.clone(),
+            path,
+            Some(json!({"url": format!("{base}/steal")})),
+        )
+        .await;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+    }
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::POST,
+        "/api/v1/platform/webhooks",
+        Some(json!({"url": "gopher://x.test/"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("url"))
+    );
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::POST,
+        "/api/v1/platform/webhooks",
+        Some(json!({"url": format!("{base}/ops"), "description": "on call"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let secret = body["data"]["secret"].as_str().unwrap().to_string();
+    let ops = body["data"]["webhook"]["id"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    // Only this type, answered 410: dead at once (the dead-letter list).
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::POST,
+        "/api/v1/platform/webhooks",
+        Some(json!({"url": format!("{base}/gone"), "events": ["billing.payment_failed"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    r.answer.lock().unwrap().insert("/gone".into(), 410);
+
+    // The tenant's endpoint refuses everything: three deliveries dead in a
+    // row disable it, and the tenant raises webhook.endpoint_disabled.
+    r.answer.lock().unwrap().insert("/refuses".into(), 404);
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::POST,
+        &format!("/api/v1/tenants/{t}/webhooks"),
+        Some(json!({"url": format!("{base}/refuses")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let refused = body["data"]["webhook"]["id"].as_str().unwrap().to_string();
+    set_quota(&node, &t, "api_requests", json!({"limit": 10})).await;
+    spend(&node, &t, 10).await; // 80, 90, 95 %
+    wait_alert(&node, &t, "webhook.endpoint_disabled").await;
+    let (_, body) = call(
+        &node,
+        &op,
+        Method::POST,
+        &format!("/api/v1/tenants/{t}/billing-events"),
+        Some(json!({"type": "payment_failed", "invoiceId": "in_9"})),
+    )
+    .await;
+    assert!(body["data"].is_object(), "{body}");
+
+    // Every one of the tenant's alerts reaches the operators, once, naming
+    // the tenant; the disabled endpoint among them.
+    let tenant_alerts = alert_types(&node, &t).await;
+    let mut platform = Vec::new();
+    until(
+        "the tenant's alerts on the platform's list",
+        20,
+        async || {
+            let (_, a) = call(&node, &op, Method::GET, "/api/v1/platform/alerts", None).await;
+            platform = a["data"].as_array().cloned().unwrap_or_default();
+            platform.len() == tenant_alerts.len()
+        },
+    )
+    .await;
+    for a in &platform {
+        assert_eq!(a["data"]["tenantId"], t.as_str(), "{a}");
+    }
+    let mut handed: Vec<(u64, String)> = platform
+        .iter()
+        .map(|a| {
+            (
+                a["data"]["tenantAlertId"].as_u64().unwrap(),
+                a["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    handed.sort();
+    let mut own: Vec<(u64, String)> = tenant_alerts
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_u64().unwrap(),
+                a["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    own.sort();
+    assert_eq!(handed, own, "each of the tenant's alerts once");
+    let disabled = platform
+        .iter()
+        .find(|a| a["type"] == "webhook.endpoint_disabled")
+        .expect("the operators hear of the disabled endpoint");
+    assert_eq!(disabled["data"]["endpointId"], refused.as_str());
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::GET,
+        "/api/v1/platform/alerts?type=webhook.endpoint_disabled&limit=5",
+        None,
+    )
+    .await;
+    assert_eq!((status, body["data"].as_array().unwrap().len()), (200, 1));
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::GET,
+        "/api/v1/platform/alerts?limit=0",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("limit"))
+    );
+
+    // Delivered to the operators' endpoint, signed with its secret.
+    until("every platform alert delivered to /ops", 20, async || {
+        got(&r, "/ops").len() == platform.len()
+    })
+    .await;
+    let delivered = got(&r, "/ops");
+    let ids: HashSet<&str> = delivered
+        .iter()
+        .map(|(h, _)| h["webhook-id"].to_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), platform.len(), "one message per alert");
+    assert!(ids.iter().all(|i| i.starts_with("msg_platform_")));
+    assert!(
+        delivered
+            .iter()
+            .any(|(_, b)| b.contains("webhook.endpoint_disabled"))
+    );
+    verify_with_standardwebhooks(dir.path(), &secret, &delivered);
+
+    // The payment failure went to /gone too, answered 410: dead; a replay
+    // sends it again under the same webhook-id.
+    let mut dead = Value::Null;
+    until("the dead letter", 20, async || {
+        let (_, d) = call(
+            &node,
+            &op,
+            Method::GET,
+            "/api/v1/platform/deliveries?state=dead",
+            None,
+        )
+        .await;
+        dead = d["data"][0].clone();
+        dead.is_object()
+    })
+    .await;
+    assert_eq!(dead["type"], "billing.payment_failed");
+    assert_eq!(dead["attempts"][0]["status"], 410);
+    r.answer.lock().unwrap().insert("/gone".into(), 200);
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::POST,
+        &format!("/api/v1/platform/deliveries/{}/retry", dead["id"]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    until("the replay delivered", 20, async || {
+        got(&r, "/gone").len() == 2
+    })
+    .await;
+    let gone = got(&r, "/gone");
+    assert_eq!(gone[0].0["webhook-id"], gone[1].0["webhook-id"]);
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::POST,
+        "/api/v1/platform/deliveries/nope/retry",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("delivery"))
+    );
+
+    // Rotation, then removal; each change recorded with who made it; the
+    // secrets in no response and no log line.
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::POST,
+        &format!("/api/v1/platform/webhooks/{ops}/rotate"),
+        Some(json!({"overlapSeconds": 60})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rotated = body["data"]["secret"].as_str().unwrap().to_string();
+    assert!(body["data"]["webhook"]["previousSecretUntil"].is_string());
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::PUT,
+        &format!("/api/v1/platform/webhooks/{ops}"),
+        Some(json!({"url": format!("{base}/ops2"), "events": ["quota.exceeded"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["events"], json!(["quota.exceeded"]));
+    let (status, _) = call(
+        &node,
+        &op,
+        Method::DELETE,
+        "/api/v1/platform/webhooks/ep_nope",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = call(
+        &node,
+        &op,
+        Method::DELETE,
+        &format!("/api/v1/platform/webhooks/{ops}"),
+        None,
+    )
+    .await;
+    assert_eq!((status, body["data"].as_array().unwrap().len()), (200, 1));
+    let (_, changes) = call(
+        &node,
+        &op,
+        Method::GET,
+        "/api/v1/platform/webhook-changes",
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = changes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "webhook.deleted",
+            "webhook.updated",
+            "webhook.secret_rotated",
+            "webhook.delivery_replayed",
+            "webhook.created",
+            "webhook.created"
+        ]
+    );
+    assert!(
+        changes["data"][0]["actor"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty())
+    );
+    let mut seen = String::new();
+    for path in [
+        "/api/v1/platform/webhooks",
+        "/api/v1/platform/deliveries",
+        "/api/v1/platform/alerts",
+        "/api/v1/platform/webhook-changes",
+    ] {
+        seen.push_str(
+            &call(&node, &op, Method::GET, path, None)
+                .await
+                .1
+                .to_string(),
+        );
+    }
+    seen.push_str(&std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default());
+    for s in [&secret, &rotated] {
+        let key = &s["whsec_".len()..];
+        assert!(!seen.contains(key), "a platform signing secret leaked");
     }
 }

@@ -25,13 +25,26 @@ pub struct AddDomain {
     pub domain: String,
 }
 
-fn domains(s: &TenantState) -> Vec<DomainDto> {
+/// The DNS label a tenant publishes its token under: the platform's, or
+/// under white label (in force for its tier) a neutral one, so the
+/// instructions its admins read do not name the platform. Operators verify
+/// the record this shows at the time.
+fn verification_label(app: &AppState, t: &TenantState) -> &'static str {
+    if crate::branding::in_force(app, t).is_some_and(|b| b.white_label) {
+        "_domain-verify"
+    } else {
+        "_quotad-verify"
+    }
+}
+
+fn domains(app: &AppState, s: &TenantState) -> Vec<DomainDto> {
+    let label = verification_label(app, s);
     s.domains
         .values()
         .map(|d| DomainDto {
             domain: d.name.clone(),
             verified: d.verified,
-            verification_record: format!("_quotad-verify.{} TXT {}", d.name, d.token),
+            verification_record: format!("{label}.{} TXT {}", d.name, d.token),
             added_at: rfc3339(d.added_at_ms),
         })
         .collect()
@@ -44,7 +57,7 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Vec<DomainDto>> {
     let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
-    Ok(ok(domains(&state)))
+    Ok(ok(domains(&s, &state)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = AddDomain, responses((status = 201, description = "Registered, unverified; domains after the change", body = crate::envelope::Envelope<Vec<DomainDto>>), crate::envelope::ApiErrors))]
@@ -58,7 +71,7 @@ pub async fn add(
     let body: AddDomain = body.parse()?;
     crate::features::requires(&s, &state, quotad_engine::custom::features::CUSTOM_DOMAINS)?;
     let state = s.engine.add_domain(id, &body.domain, &p.audit()).await?;
-    Ok(created(domains(&state)))
+    Ok(created(domains(&s, &state)))
 }
 
 /// Verification is the platform's: an operator confirms the TXT record
@@ -72,7 +85,7 @@ pub async fn verify(
     let (id, _, _) = access(&s, &p, &id, Need::Operator).await?;
     let op = TenantOp::VerifyDomain { domain };
     let state = s.engine.admin(id, op, &p.audit()).await?;
-    Ok(ok(domains(&state)))
+    Ok(ok(domains(&s, &state)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{id}/domains/{domain}", tag = "domains", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("domain" = String, Path, description = "The domain")), responses((status = 200, description = "Removed; domains after the change", body = crate::envelope::Envelope<Vec<DomainDto>>), crate::envelope::ApiErrors))]
@@ -83,5 +96,5 @@ pub async fn remove(
 ) -> ApiResult<Vec<DomainDto>> {
     let (id, _, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     let state = s.engine.remove_domain(id, &domain, &p.audit()).await?;
-    Ok(ok(domains(&state)))
+    Ok(ok(domains(&s, &state)))
 }

@@ -34,6 +34,7 @@ pub mod metrics;
 mod ofrep;
 pub mod openapi;
 mod placement;
+mod platform_webhooks;
 mod quotas;
 mod sharing;
 mod sharing_dto;
@@ -203,6 +204,33 @@ pub fn router(
             post(webhooks::retry),
         )
         .route("/api/v1/tenants/{id}/alerts", get(webhooks::alerts))
+        .route(
+            "/api/v1/platform/webhooks",
+            get(platform_webhooks::list).post(platform_webhooks::create),
+        )
+        .route(
+            "/api/v1/platform/webhooks/{webhook}",
+            get(platform_webhooks::get)
+                .put(platform_webhooks::update)
+                .delete(platform_webhooks::remove),
+        )
+        .route(
+            "/api/v1/platform/webhooks/{webhook}/rotate",
+            post(platform_webhooks::rotate),
+        )
+        .route(
+            "/api/v1/platform/deliveries",
+            get(platform_webhooks::delivery_log),
+        )
+        .route(
+            "/api/v1/platform/deliveries/{delivery}/retry",
+            post(platform_webhooks::retry),
+        )
+        .route("/api/v1/platform/alerts", get(platform_webhooks::alerts))
+        .route(
+            "/api/v1/platform/webhook-changes",
+            get(platform_webhooks::changes),
+        )
         .route("/api/v1/tenants/{id}/billing-events", post(billing::event))
         .route("/api/v1/tenants/{id}/placement", get(placement::get))
         .route("/api/v1/tenants/{id}/dedicated", post(placement::dedicate))

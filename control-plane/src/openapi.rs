@@ -3,7 +3,8 @@
 use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{
     api_keys, api_settings, audit, billing, branding, domains, dto, features, flags, health,
-    marketplace, members, placement, quotas, sharing, sso, statements, tenants, usage, webhooks,
+    marketplace, members, placement, platform_webhooks, quotas, sharing, sso, statements, tenants,
+    usage, webhooks,
 };
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -83,6 +84,16 @@ impl Modify for BearerAuth {
         webhooks::delivery_log,
         webhooks::retry,
         webhooks::alerts,
+        platform_webhooks::list,
+        platform_webhooks::create,
+        platform_webhooks::get,
+        platform_webhooks::update,
+        platform_webhooks::remove,
+        platform_webhooks::rotate,
+        platform_webhooks::delivery_log,
+        platform_webhooks::retry,
+        platform_webhooks::alerts,
+        platform_webhooks::changes,
         billing::event,
         placement::get,
         placement::dedicate,

@@ -6,7 +6,7 @@ use crate::dto::rfc3339;
 use crate::envelope::{ApiError, ApiResult, created, ok};
 use crate::extract::{ApiPath, JsonBody, RawQuery};
 use axum::extract::State;
-use quotad_engine::alerts::{DeliveryState, Endpoint, EndpointSpec};
+use quotad_engine::alerts::{Alert, Delivery, DeliveryState, Endpoint, EndpointSpec, TenantAlerts};
 use quotad_engine::model::Role;
 use quotad_engine::quota::{QuotaError, TenantState, WebhookChange};
 use serde::{Deserialize, Serialize};
@@ -95,7 +95,7 @@ pub struct AlertDto {
     pub data: serde_json::Value,
 }
 
-fn dto(e: &Endpoint) -> WebhookDto {
+pub fn dto(e: &Endpoint) -> WebhookDto {
     WebhookDto {
         id: e.id.clone(),
         url: e.url.clone(),
@@ -119,7 +119,7 @@ fn one(t: &TenantState, id: &str) -> Result<WebhookDto, ApiError> {
     })
 }
 
-fn spec(body: WebhookBody) -> Result<EndpointSpec, ApiError> {
+pub fn spec(body: WebhookBody) -> Result<EndpointSpec, ApiError> {
     Ok(EndpointSpec::check(
         &body.url,
         &body.events.unwrap_or_default(),
@@ -128,22 +128,26 @@ fn spec(body: WebhookBody) -> Result<EndpointSpec, ApiError> {
     )?)
 }
 
-pub fn deliveries(
-    t: &TenantState,
-    filter: impl Fn(&quotad_engine::alerts::Delivery) -> bool,
+/// A tenant's delivery log, newest first.
+pub fn deliveries(t: &TenantState, filter: impl Fn(&Delivery) -> bool) -> Vec<DeliveryDto> {
+    log_of(&t.alerts, |a| a.message_id(&t.tenant.id), filter)
+}
+
+/// A delivery log (a tenant's or the operators'), newest first.
+pub fn log_of(
+    feed: &TenantAlerts,
+    message_id: impl Fn(&Alert) -> String,
+    filter: impl Fn(&Delivery) -> bool,
 ) -> Vec<DeliveryDto> {
-    t.alerts
-        .deliveries
+    feed.deliveries
         .values()
         .rev()
         .filter(|d| filter(d))
         .map(|d| {
-            let alert = t.alerts.alert(d.alert);
+            let alert = feed.alert(d.alert);
             DeliveryDto {
                 id: d.id,
-                webhook_id: alert
-                    .map(|a| a.message_id(&t.tenant.id))
-                    .unwrap_or_default(),
+                webhook_id: alert.map(&message_id).unwrap_or_default(),
                 alert_id: d.alert,
                 kind: alert.map(|a| a.kind.as_str().to_string()),
                 endpoint_id: d.endpoint.clone(),
@@ -165,6 +169,80 @@ pub fn deliveries(
         .collect()
 }
 
+/// Endpoints, as shown.
+pub fn endpoints(feed: &TenantAlerts) -> Vec<WebhookDto> {
+    feed.endpoints.values().map(dto).collect()
+}
+
+/// The check of a delivery log's query: which state, which endpoint.
+pub fn delivery_filter(q: DeliveryParams) -> Result<impl Fn(&Delivery) -> bool, ApiError> {
+    let wanted = match q.state.as_deref() {
+        None => None,
+        Some("pending") => Some(DeliveryState::Pending),
+        Some("delivered") => Some(DeliveryState::Delivered),
+        Some("dead") => Some(DeliveryState::Dead),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "state",
+                "must be pending, delivered or dead",
+            ));
+        }
+    };
+    Ok(move |d: &Delivery| {
+        wanted.is_none_or(|w| d.state == w) && q.webhook.as_ref().is_none_or(|w| &d.endpoint == w)
+    })
+}
+
+/// A delivery id from the path.
+pub fn delivery_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::invalid("delivery", "must be a delivery id (a number)"))
+}
+
+/// The latest alerts of a feed, newest first, as a query asks.
+pub fn alerts_of(feed: &TenantAlerts, q: AlertParams) -> Result<Vec<AlertDto>, ApiError> {
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(
+            quotad_engine::alerts::AlertType::parse(k).map_err(|e| ApiError::invalid("type", e))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be from 1 to 1000"));
+    }
+    Ok(feed
+        .recent
+        .iter()
+        .rev()
+        .filter(|a| kind.is_none_or(|k| a.kind == k))
+        .take(limit)
+        .map(|a| AlertDto {
+            id: a.seq,
+            kind: a.kind.as_str().to_string(),
+            at: rfc3339(a.at_ms),
+            data: serde_json::from_str(&a.data).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// A rotation's overlap, checked.
+pub fn overlap_of(body: JsonBody) -> Result<std::time::Duration, ApiError> {
+    let body: RotateBody = if body.is_empty() {
+        RotateBody::default()
+    } else {
+        body.parse()?
+    };
+    let overlap = body.overlap_seconds.unwrap_or(86_400);
+    if overlap > MAX_OVERLAP_SECS {
+        return Err(ApiError::invalid(
+            "overlapSeconds",
+            format!("must be from 0 to {MAX_OVERLAP_SECS}"),
+        ));
+    }
+    Ok(std::time::Duration::from_secs(overlap))
+}
+
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/webhooks", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "Tenant id")), responses((status = 200, description = "Webhook endpoints (never their secrets)", body = crate::envelope::Envelope<Vec<WebhookDto>>), crate::envelope::ApiErrors))]
 pub async fn list(
     State(s): State<AppState>,
@@ -172,7 +250,7 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Vec<WebhookDto>> {
     let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
-    Ok(ok(state.alerts.endpoints.values().map(dto).collect()))
+    Ok(ok(endpoints(&state.alerts)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/webhooks", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "Tenant id")), request_body = WebhookBody, responses((status = 201, description = "Registered; its signing secret, shown this once", body = crate::envelope::Envelope<CreatedWebhookDto>), crate::envelope::ApiErrors))]
@@ -228,7 +306,7 @@ pub async fn remove(
         .engine
         .webhook_change(id, WebhookChange::Remove { id: wid }, &p.audit())
         .await?;
-    Ok(ok(state.alerts.endpoints.values().map(dto).collect()))
+    Ok(ok(endpoints(&state.alerts)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/webhooks/{webhook}/rotate", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("webhook" = String, Path, description = "Endpoint id")), request_body(content = Option<RotateBody>, description = "Optional: the overlap"), responses((status = 200, description = "The new signing secret, shown this once; the old one signs beside it until the overlap ends", body = crate::envelope::Envelope<CreatedWebhookDto>), crate::envelope::ApiErrors))]
@@ -240,26 +318,10 @@ pub async fn rotate(
 ) -> ApiResult<CreatedWebhookDto> {
     let (id, state, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
     one(&state, &wid)?;
-    let body: RotateBody = if body.is_empty() {
-        RotateBody::default()
-    } else {
-        body.parse()?
-    };
-    let overlap = body.overlap_seconds.unwrap_or(86_400);
-    if overlap > MAX_OVERLAP_SECS {
-        return Err(ApiError::invalid(
-            "overlapSeconds",
-            format!("must be from 0 to {MAX_OVERLAP_SECS}"),
-        ));
-    }
+    let overlap = overlap_of(body)?;
     let (state, secret) = s
         .engine
-        .rotate_webhook_secret(
-            id,
-            &wid,
-            std::time::Duration::from_secs(overlap),
-            &p.audit(),
-        )
+        .rotate_webhook_secret(id, &wid, overlap, &p.audit())
         .await?;
     Ok(ok(CreatedWebhookDto {
         webhook: one(&state, &wid)?,
@@ -284,22 +346,8 @@ pub async fn delivery_log(
     query: RawQuery,
 ) -> ApiResult<Vec<DeliveryDto>> {
     let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
-    let q: DeliveryParams = query.parse()?;
-    let wanted = match q.state.as_deref() {
-        None => None,
-        Some("pending") => Some(DeliveryState::Pending),
-        Some("delivered") => Some(DeliveryState::Delivered),
-        Some("dead") => Some(DeliveryState::Dead),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "state",
-                "must be pending, delivered or dead",
-            ));
-        }
-    };
-    Ok(ok(deliveries(&state, |d| {
-        wanted.is_none_or(|w| d.state == w) && q.webhook.as_ref().is_none_or(|w| &d.endpoint == w)
-    })))
+    let filter = delivery_filter(query.parse()?)?;
+    Ok(ok(deliveries(&state, filter)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/deliveries/{delivery}/retry", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "Tenant id"), ("delivery" = u64, Path, description = "Delivery id")), responses((status = 200, description = "Queued again, due now, with the same webhook-id", body = crate::envelope::Envelope<Vec<DeliveryDto>>), crate::envelope::ApiErrors))]
@@ -309,9 +357,7 @@ pub async fn retry(
     ApiPath((id, did)): ApiPath<(String, String)>,
 ) -> ApiResult<Vec<DeliveryDto>> {
     let (id, _, _) = access(&s, &p, &id, Need::Role(Role::Admin)).await?;
-    let did: u64 = did
-        .parse()
-        .map_err(|_| ApiError::invalid("delivery", "must be a delivery id (a number)"))?;
+    let did = delivery_id(&did)?;
     let state = s
         .engine
         .webhook_change(id, WebhookChange::Replay { id: did }, &p.audit())
@@ -337,29 +383,5 @@ pub async fn alerts(
     query: RawQuery,
 ) -> ApiResult<Vec<AlertDto>> {
     let (_, state, _) = access(&s, &p, &id, Need::Role(Role::Viewer)).await?;
-    let q: AlertParams = query.parse()?;
-    let kind = match q.kind.as_deref() {
-        None => None,
-        Some(k) => Some(
-            quotad_engine::alerts::AlertType::parse(k).map_err(|e| ApiError::invalid("type", e))?,
-        ),
-    };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be from 1 to 1000"));
-    }
-    Ok(ok(state
-        .alerts
-        .recent
-        .iter()
-        .rev()
-        .filter(|a| kind.is_none_or(|k| a.kind == k))
-        .take(limit)
-        .map(|a| AlertDto {
-            id: a.seq,
-            kind: a.kind.as_str().to_string(),
-            at: rfc3339(a.at_ms),
-            data: serde_json::from_str(&a.data).unwrap_or_default(),
-        })
-        .collect()))
+    Ok(ok(alerts_of(&state.alerts, query.parse()?)?))
 }

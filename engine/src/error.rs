@@ -18,6 +18,12 @@ pub enum EngineError {
     DomainTaken { domain: String },
     #[error("no feature flag {:?}", crate::excerpt::short(key))]
     FlagNotFound { key: String },
+    #[error("the platform has no webhook endpoint {:?}", crate::excerpt::short(id))]
+    PlatformWebhookNotFound { id: String },
+    #[error(
+        "the platform already has {limit} webhook endpoints, the most it keeps; remove one first"
+    )]
+    TooManyPlatformWebhooks { limit: u32 },
     #[error("group {group} is not led by this node{}", leader.map(|l| format!(" (leader: node {l})")).unwrap_or_default())]
     NotLeader { group: u64, leader: Option<NodeId> },
     #[error("raft group {group}: {message}")]
@@ -113,9 +119,10 @@ impl EngineError {
             | EngineError::PeerUnreachable { .. }
             | EngineError::JoinFailed { .. }
             | EngineError::HandOverFailed { .. } => ErrorCode::Unavailable,
-            EngineError::UnknownNode { .. } | EngineError::FlagNotFound { .. } => {
-                ErrorCode::NotFound
-            }
+            EngineError::UnknownNode { .. }
+            | EngineError::FlagNotFound { .. }
+            | EngineError::PlatformWebhookNotFound { .. } => ErrorCode::NotFound,
+            EngineError::TooManyPlatformWebhooks { .. } => ErrorCode::FailedPrecondition,
             EngineError::Unauthenticated { .. } => ErrorCode::Unauthenticated,
             EngineError::Forbidden { .. } => ErrorCode::PermissionDenied,
             EngineError::LastActiveNode { .. }
@@ -144,6 +151,7 @@ impl EngineError {
             EngineError::SlugTaken { .. } => Some("slug"),
             EngineError::DomainTaken { .. } => Some("domain"),
             EngineError::FlagNotFound { .. } => Some("key"),
+            EngineError::PlatformWebhookNotFound { .. } => Some("webhookId"),
             EngineError::Archive(crate::archive::ArchiveError::Config { field, .. }) => Some(field),
             _ => None,
         }

@@ -39,6 +39,7 @@
 //! | 15 | console sessions signed out before they expire (`MetaState.signed_out`, `MetaOp::SignOut`) |
 //! | 16 | tenant customization and platform flags (`TenantState.custom`, `TenantOp::{SetBranding, SetFlag}`, `MetaState.platform_flags`, `MetaOp::PlatformFlag`) |
 //! | 17 | alerts, webhook endpoints and their outbox (`TenantState.alerts`, `TenantOp::Webhook`) |
+//! | 18 | the operators' alerts and webhook endpoints (`MetaState.platform_alerts`, `MetaOp::PlatformAlerts`) |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -49,7 +50,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 17;
+pub const CURRENT: u8 = 18;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

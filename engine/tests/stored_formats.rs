@@ -1469,3 +1469,91 @@ fn alerts_and_webhooks_decode_from_their_golden_bytes() {
     assert_eq!(format::split(&stored).unwrap().0, 17);
     assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
 }
+
+/// Format 18: the operators' webhook endpoint, a tenant's alerts handed on
+/// to them (once, though handed on twice), a delivery's attempt.
+#[test]
+fn the_operators_alerts_decode_from_their_golden_bytes() {
+    use quotad_engine::alerts::platform::Mirrored;
+    use quotad_engine::alerts::{
+        Alert, AlertType, Attempt, Endpoint, Outcome, PlatformAlertOp, PlatformChange,
+    };
+    use quotad_engine::custom::secret::Sealed;
+    use quotad_engine::raft::ReplicatedState;
+    let endpoint = Endpoint {
+        id: "ep_ops".into(),
+        url: "https://ops.example.test/quotad".into(),
+        events: vec![AlertType::WebhookEndpointDisabled, AlertType::PaymentFailed],
+        description: "on call".into(),
+        enabled: true,
+        secret: Sealed {
+            nonce: [5; 12],
+            ciphertext: vec![8; 48],
+            last4: "pqrs".into(),
+        },
+        previous: None,
+        created_at_ms: 0,
+        disabled_reason: None,
+        dead_in_a_row: 0,
+    };
+    let handed = PlatformChange::Mirror(vec![Mirrored {
+        tenant: tenant_id(1),
+        alert: Alert {
+            seq: 4,
+            kind: AlertType::PaymentFailed,
+            at_ms: T0 + 1_000,
+            data: "{\"invoiceId\":\"in_1\"}".into(),
+        },
+    }]);
+    let op = |change, at_ms| {
+        Command::Meta(MetaOp::PlatformAlerts(Since(Box::new(PlatformAlertOp {
+            change,
+            by: "ops".into(),
+            request_id: "req-18".into(),
+            at_ms,
+        }))))
+    };
+    let commands = vec![
+        op(PlatformChange::Add(Box::new(endpoint)), T0),
+        op(handed.clone(), T0 + 2_000),
+        op(handed, T0 + 2_001),
+        op(
+            PlatformChange::Delivered {
+                id: 1,
+                attempt: Attempt {
+                    at_ms: T0 + 2_100,
+                    status: Some(503),
+                    latency_ms: 40,
+                    error: None,
+                },
+                outcome: Outcome::Retry {
+                    next_at_ms: T0 + 7_100,
+                },
+            },
+            T0 + 2_100,
+        ),
+    ];
+    let mut meta = MetaState::default();
+    for c in &commands {
+        meta.apply(c);
+    }
+    let p = &meta.platform_alerts;
+    assert_eq!(p.feed.raised, 1, "handed on twice, raised once");
+    assert_eq!(p.feed.deliveries[&1].tries, 1);
+    let stored = check_golden(
+        "meta-snapshot-format18.bin",
+        &format::encode(&meta).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 18);
+    assert_eq!(format::decode::<MetaState>(&stored).unwrap(), meta);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 180),
+        payload: EntryPayload::Normal(commands[1].clone()),
+    };
+    let stored = check_golden(
+        "entry-platform-alerts-format18.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 18);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}

@@ -1,5 +1,6 @@
 //! A real `quotad` process on 127.0.0.1 with OS-chosen ports, and clients.
 #![allow(dead_code)]
+pub mod browser;
 pub mod cluster;
 pub mod cpu_limit;
 pub mod history;

@@ -17,6 +17,15 @@ data it set up:
   sharing   a consumer finds a policy in the marketplace and asks for it;
             the provider approves it; both see the grant; the statement
             exports as CSV
+  brand     a branded tenant's colours and logo on every one of its pages;
+            a tenant whose tier lost branding in the platform's look; a
+            white-labelled tenant's console on its verified custom domain
+            (resolved to 127.0.0.1 by Chromium's host rules) with no trace
+            of the platform's name, signed out and in
+  sso       a tenant's user signs in through its OIDC issuer
+            (oidc-provider-mock): the organisation on the sign-in page, the
+            issuer's form, back into the tenant's console as the SSO
+            identity, and no further than that tenant
 
 Exits non-zero on the first failed expectation. Every page load is also
 checked for Content-Security-Policy violations (the console has no inline
@@ -523,6 +532,7 @@ def pages(p):
         ("webhooks", f"/console/tenants/{t}/webhooks"),
         ("integrations", f"/console/tenants/{t}/integrations"),
         ("cluster", "/console/cluster"),
+        ("platform-alerts", "/console/platform/webhooks"),
     ]
     # The tenant's pages wear its branding: its colours on the header and
     # its logo, on every page (axe checks them in it).
@@ -555,10 +565,112 @@ def pages(p):
     browser.close()
 
 
+# -------------------------------------------------------------------- brand
+
+TENANT_PAGES = ["", "/usage", "/members", "/audit", "/sharing", "/flags", "/webhooks",
+                "/integrations", "/settings"]
+
+
+def header_bg(page):
+    return page.evaluate("getComputedStyle(document.querySelector('header.top')).backgroundColor")
+
+
+def no_platform_name(page, where):
+    html = page.content().lower()
+    title = page.title().lower()
+    expect("quotad" not in html and "quotad" not in title,
+           f"{where}: no trace of the platform's name (title {page.title()!r})")
+
+
+def brand(p):
+    port = A.http[0].rsplit(":", 1)[1]
+    white = f"http://{A.white_host}:{port}"
+    # The custom domain resolves to this machine; every other name to
+    # nothing (the tenants' logo URLs stay unfetched, nothing leaves).
+    rules = f"--host-resolver-rules=MAP {A.white_host} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+    browser = p.chromium.launch(executable_path=A.chromium, headless=True, args=CHROMIUM_ARGS + [rules])
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    csp_ok = watch_csp(page, "the branded pages")
+    sign_in(page, A.http[0], A.operator)
+    page.goto(A.http[0] + "/console/tenants")
+    platform_bg = header_bg(page)
+    expect("quotad" in page.locator("header.top .brand").inner_text().lower(),
+           "the platform's own pages wear its mark")
+    # A branded tenant: its colour and logo on each of its pages.
+    for path in TENANT_PAGES:
+        page.goto(A.http[0] + f"/console/tenants/{A.branded}{path}")
+        where = f"branded tenant page {path or '/'}"
+        expect(header_bg(page) == "rgb(91, 42, 134)", f"{where} in its primary colour ({header_bg(page)})")
+        logo = page.locator("header.top img.brand-logo")
+        expect(logo.count() == 1 and logo.get_attribute("src") == "https://cdn.pro.test/logo.svg",
+               f"{where} shows its logo")
+        expect("Pro Works" in page.locator("header.top").inner_text(), f"{where} shows its product name")
+    # Its tier lost custom branding: the platform's look (the settings stay).
+    for path in TENANT_PAGES:
+        page.goto(A.http[0] + f"/console/tenants/{A.lapsed}{path}")
+        where = f"lapsed tenant page {path or '/'}"
+        expect(header_bg(page) == platform_bg, f"{where} in the platform's colour ({header_bg(page)})")
+        expect(page.locator("img.brand-logo").count() == 0, f"{where} shows no tenant logo")
+        # (the audit page lists the branding change itself: the header is
+        # what must not wear it)
+        expect("Lapsed Co" not in page.locator("header.top").inner_text() and "Lapsed Co" not in page.title(),
+               f"{where} does not use the tenant's name")
+        expect("quotad" in page.locator("header.top .brand").inner_text().lower(), f"{where} wears the platform's mark")
+    csp_ok()
+    # White label on the tenant's own domain: a fresh browser profile (no
+    # session there yet), the sign-in page and every page after it.
+    w = browser.new_context(viewport=DESKTOP).new_page()
+    w_csp_ok = watch_csp(w, "the white-labelled pages")
+    w.goto(white + "/console")
+    expect("/console/signin" in w.url, f"the custom domain's console asks for sign-in ({w.url})")
+    no_platform_name(w, "white-label sign-in")
+    expect("Glow AI" in w.locator("header.top").inner_text(), "the sign-in page wears the tenant's name")
+    expect(header_bg(w) == "rgb(0, 89, 79)", f"the sign-in page in the tenant's colour ({header_bg(w)})")
+    w.fill("#credential", A.operator)
+    w.click("button[type=submit]")
+    w.wait_for_load_state()
+    for path in TENANT_PAGES:
+        w.goto(white + f"/console/tenants/{A.tenant}{path}")
+        where = f"white-labelled page {path or '/'}"
+        expect(w.url.startswith(white) and w.locator("h1").count() == 1, f"{where} opens on the custom domain")
+        no_platform_name(w, where)
+        expect(header_bg(w) == "rgb(0, 89, 79)", f"{where} in the tenant's colour")
+        logo = w.locator("header.top img.brand-logo")
+        expect(logo.count() == 1 and logo.get_attribute("src") == "https://cdn.glow.test/mark.svg",
+               f"{where} shows the tenant's logo")
+        shot(w, f"white-label{path.replace('/', '-') or '-overview'}")
+    w_csp_ok()
+    browser.close()
+
+
+# ---------------------------------------------------------------------- sso
+
+def sso(p):
+    browser = launch(p)
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    csp_ok = watch_csp(page, "the SSO sign-in")
+    page.goto(A.http[0] + "/console/signin")
+    page.fill("#org", A.org)
+    page.click("section.sso button[type=submit]")
+    page.wait_for_url(A.issuer + "/**", timeout=15000)
+    expect(page.url.startswith(A.issuer), f"the organisation's issuer asks who signs in ({page.url})")
+    page.fill("input[name=sub]", A.sub)
+    page.click("button:has-text('Authorize')")
+    page.wait_for_url(f"**/console/tenants/{A.tenant}", timeout=15000)
+    expect(page.url.startswith(A.http[0]), f"back on the console, in the tenant ({page.url})")
+    who = page.locator("div.who").inner_text()
+    expect(A.expect_user in who, f"signed in as the SSO identity ({who!r})")
+    expect(page.locator("h1").count() == 1, "the tenant's overview opens")
+    r = page.goto(A.http[0] + f"/console/tenants/{A.consumer}")
+    expect(r.status == 403, f"another tenant's console is refused ({r.status})")
+    csp_ok()
+    browser.close()
+
+
 def main():
     global A
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", required=True, choices=["operator", "viewer", "cluster", "pages", "sharing"])
+    ap.add_argument("--scenario", required=True, choices=["operator", "viewer", "cluster", "pages", "sharing", "brand", "sso"])
     ap.add_argument("--http", action="append", required=True, help="a node's REST/console base URL (repeat per node)")
     ap.add_argument("--grpc", help="HOST:PORT of a node's gRPC port")
     ap.add_argument("--proto-root")
@@ -573,12 +685,19 @@ def main():
     ap.add_argument("--other", help="console base URL of another deployment")
     ap.add_argument("--other-operator", help="operator token of the other deployment")
     ap.add_argument("--axe", help="path of axe.min.js")
+    ap.add_argument("--branded", help="a PROFESSIONAL tenant with branding (brand)")
+    ap.add_argument("--lapsed", help="a tenant whose tier lost its branding (brand)")
+    ap.add_argument("--white-host", help="the white-labelled tenant's verified domain (brand)")
+    ap.add_argument("--issuer", help="the tenant's OIDC issuer URL (sso)")
+    ap.add_argument("--org", help="the tenant's slug, typed on the sign-in page (sso)")
+    ap.add_argument("--sub", help="who signs in at the issuer (sso)")
+    ap.add_argument("--expect-user", help="the console's name for them (sso)")
     ap.add_argument("--shots", help="directory for screenshots")
     ap.add_argument("--chromium", default=os.environ.get("QUOTAD_TEST_CHROMIUM", "/usr/bin/chromium"))
     A = ap.parse_args()
     with sync_playwright() as p:
         {"operator": operator, "viewer": viewer, "cluster": cluster, "pages": pages,
-         "sharing": sharing}[A.scenario](p)
+         "sharing": sharing, "brand": brand, "sso": sso}[A.scenario](p)
     print(f"console {A.scenario}: all good")
 
 

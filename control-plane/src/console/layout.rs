@@ -32,6 +32,7 @@ pub enum Section {
     Sharing,
     Flags,
     Webhooks,
+    PlatformAlerts,
     Integrations,
     Settings,
 }
@@ -121,6 +122,7 @@ pub fn page(
                         @if ctx.is_operator() {
                             (link("/console/tenants", "Tenants", section == Section::Tenants))
                             (link("/console/cluster", "Cluster", section == Section::Cluster))
+                            (link("/console/platform/webhooks", "Alerts", section == Section::PlatformAlerts))
                         }
                     }
                     div.who {

@@ -166,6 +166,14 @@ pub fn router() -> Router<AppState> {
             get(tenants_page::list).post(tenants_page::create),
         )
         .route("/console/cluster", get(cluster_page::page))
+        .route(
+            "/console/platform/webhooks",
+            get(webhooks_page::platform_page).post(webhooks_page::platform_add),
+        )
+        .route(
+            "/console/platform/deliveries/{delivery}/retry",
+            post(webhooks_page::platform_replay),
+        )
         .route("/console/tenants/{id}", get(overview::page))
         .route(
             "/console/tenants/{id}/quotas",

@@ -49,8 +49,24 @@ pub struct Pick {
 /// The sign-in page's "single sign-on" form: the organisation's slug.
 pub async fn pick(Query(p): Query<Pick>) -> Response {
     match p.org.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
+        // Not a redirect: a browser checks every redirect after a form's
+        // submission against the CSP's `form-action 'self'`, and the next
+        // one leaves for the issuer. A page that moves on by itself is a
+        // navigation of its own.
         Some(org) => {
-            Redirect::to(&format!("/console/sso/{}", super::forms::encode(org))).into_response()
+            let to = format!("/console/sso/{}", super::forms::encode(org));
+            let page = html! {
+                (maud::DOCTYPE)
+                html lang="en" {
+                    head {
+                        meta charset="utf-8";
+                        meta http-equiv="refresh" content=(format!("0;url={to}"));
+                        title { "Single sign-on" }
+                    }
+                    body { main { p { "On to your organisation's sign-in. " a href=(to) { "Continue" } } } }
+                }
+            };
+            (StatusCode::OK, page).into_response()
         }
         None => Redirect::to("/console/signin?why=Enter%20your%20organisation.").into_response(),
     }

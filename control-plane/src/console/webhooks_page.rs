@@ -1,7 +1,8 @@
 //! A tenant's webhooks and alerts: its endpoints (admins add them; the
 //! signing secret is shown once, on the page that answers the form), the
 //! delivery log with each attempt and a replay for finished deliveries,
-//! and the latest alerts, through the webhooks handlers.
+//! and the latest alerts, through the webhooks handlers; the same for the
+//! operators' endpoints and alerts at `/console/platform/webhooks`.
 use super::guard::{Ctx, Refused};
 use super::layout::{self, Section};
 use super::overview::{nav, read};
@@ -25,14 +26,23 @@ struct After<'a> {
     typed: Option<&'a super::guard::Fields>,
 }
 
+/// What a webhooks page shows: a tenant's or the operators'.
+struct View {
+    /// Where its forms post (`/console/tenants/{id}` or `/console/platform`).
+    base: String,
+    admin: bool,
+    tz: chrono_tz::Tz,
+    platform: bool,
+    endpoints: Vec<crate::webhooks::WebhookDto>,
+    deliveries: Vec<crate::webhooks::DeliveryDto>,
+    alerts: Vec<crate::webhooks::AlertDto>,
+}
+
 async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
     let (state, can) = match read(ctx, id).await {
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let tz = state.tenant.timezone;
-    let admin = can.at_least(Role::Admin);
-    let deliveries = crate::webhooks::deliveries(&state, |_| true);
     let alerts = match crate::webhooks::alerts(
         State(ctx.state.app.clone()),
         ctx.principal.clone(),
@@ -44,6 +54,64 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
         Ok(a) => a.1,
         Err(e) => return Refused::from(e).into_response(),
     };
+    let view = View {
+        base: format!("/console/tenants/{id}"),
+        admin: can.at_least(Role::Admin),
+        tz: state.tenant.timezone,
+        platform: false,
+        endpoints: crate::webhooks::endpoints(&state.alerts),
+        deliveries: crate::webhooks::deliveries(&state, |_| true),
+        alerts,
+    };
+    let nav = nav(&state, &can, id);
+    respond(ctx, &view, after, Some(&nav), Section::Webhooks)
+}
+
+/// The operators' webhooks and alerts (every tenant's alerts, the
+/// platform's own).
+async fn render_platform(ctx: &Ctx, after: After<'_>) -> Response {
+    if !ctx.is_operator() {
+        return Refused::new(
+            StatusCode::FORBIDDEN,
+            "Only a platform operator may see the platform's alerts.",
+        )
+        .into_response();
+    }
+    let app = &ctx.state.app;
+    let alerts = match app.engine.platform_alerts(|p| {
+        crate::webhooks::alerts_of(
+            &p.feed,
+            crate::webhooks::AlertParams {
+                kind: None,
+                limit: Some(50),
+            },
+        )
+    }) {
+        Ok(a) => a,
+        Err(e) => return Refused::from(e).into_response(),
+    };
+    let view = View {
+        base: "/console/platform".to_string(),
+        admin: true,
+        tz: chrono_tz::UTC,
+        platform: true,
+        endpoints: app
+            .engine
+            .platform_alerts(|p| crate::webhooks::endpoints(&p.feed)),
+        deliveries: crate::platform_webhooks::log(app, |_| true),
+        alerts,
+    };
+    respond(ctx, &view, after, None, Section::PlatformAlerts)
+}
+
+fn respond(
+    ctx: &Ctx,
+    view: &View,
+    after: After<'_>,
+    nav: Option<&layout::TenantNav>,
+    section: Section,
+) -> Response {
+    let (tz, admin, base) = (view.tz, view.admin, view.base.as_str());
     let field = |name: &str| {
         after
             .error
@@ -58,7 +126,10 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
             .to_string()
     };
     let body = html! {
-        h1 { "Webhooks and alerts" }
+        h1 { (if view.platform { "Platform webhooks and alerts" } else { "Webhooks and alerts" }) }
+        @if view.platform {
+            p { "Every tenant's alerts reach these endpoints, each naming its tenant (" code { "tenantId" } "), with the platform's own: a tenant's or the platform's endpoint disabled after failing deliveries. Times are UTC." }
+        }
         @if let Some(secret) = after.secret {
             div.notice role="status" {
                 p { "The endpoint was added. Its signing secret, shown this once:" }
@@ -68,7 +139,7 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
         }
         section aria-labelledby="ep-h" {
             h2 #ep-h { "Endpoints" }
-            @if state.alerts.endpoints.is_empty() {
+            @if view.endpoints.is_empty() {
                 p { "No endpoints yet." }
             } @else {
                 div.table-wrap tabindex="0" role="region" aria-label="Endpoints table (scrolls sideways on a narrow screen)" {
@@ -76,12 +147,12 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
                         caption.visually-hidden { "Webhook endpoints" }
                         thead { tr { th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "Status" } th scope="col" { "Secret" } } }
                         tbody {
-                            @for e in state.alerts.endpoints.values() {
+                            @for e in &view.endpoints {
                                 tr data-endpoint=(e.id) {
                                     th scope="row" { code { (e.url) } @if !e.description.is_empty() { br; small { (e.description) } } }
-                                    td { @if e.events.is_empty() { "all" } @else { (e.events.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) } }
+                                    td { @if e.events.is_empty() { "all" } @else { (e.events.join(", ")) } }
                                     td { @if e.enabled { "enabled" } @else { "disabled" @if let Some(r) = &e.disabled_reason { ": " (r) } } }
-                                    td { "…" (e.secret.last4) }
+                                    td { "…" (e.secret_last4) }
                                 }
                             }
                         }
@@ -92,7 +163,7 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
                 @if let Some(e) = after.error.filter(|e| !matches!(e.field.as_deref(), Some("url" | "events" | "description"))) {
                     p.error role="alert" { (e.message) }
                 }
-                form.create method="post" action=(format!("/console/tenants/{id}/webhooks")) novalidate {
+                form.create method="post" action=(format!("{base}/webhooks")) novalidate {
                     (csrf(&ctx.csrf))
                     div.field {
                         label for="hook-url" { "URL" }
@@ -116,7 +187,7 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
         }
         section aria-labelledby="dl-h" {
             h2 #dl-h { "Deliveries" }
-            @if deliveries.is_empty() {
+            @if view.deliveries.is_empty() {
                 p { "Nothing delivered yet." }
             } @else {
                 div.table-wrap tabindex="0" role="region" aria-label="Deliveries table (scrolls sideways on a narrow screen)" {
@@ -128,7 +199,7 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
                             @if admin { th scope="col" { "Replay" } }
                         } }
                         tbody {
-                            @for d in &deliveries {
+                            @for d in &view.deliveries {
                                 tr data-delivery=(d.id) data-state=(d.state) {
                                     th scope="row" { code { (d.webhook_id) } }
                                     td { (d.kind.as_deref().unwrap_or("")) }
@@ -140,7 +211,7 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
                                     td { @if let Some(n) = &d.next_attempt_at { (local_time(n, tz)) } @else { "—" } }
                                     @if admin {
                                         td { @if d.state != "pending" {
-                                            form.inline method="post" action=(format!("/console/tenants/{id}/deliveries/{}/retry", d.id)) {
+                                            form.inline method="post" action=(format!("{base}/deliveries/{}/retry", d.id)) {
                                                 (csrf(&ctx.csrf))
                                                 button type="submit" { "Replay" span.visually-hidden { " delivery " (d.id) } }
                                             }
@@ -155,13 +226,16 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
         }
         section aria-labelledby="al-h" {
             h2 #al-h { "Alerts" }
-            @if alerts.is_empty() {
+            @if view.alerts.is_empty() {
                 p { "No alerts yet." }
             } @else {
                 ul.alerts {
-                    @for a in &alerts {
+                    @for a in &view.alerts {
                         li data-type=(a.kind) {
                             strong { (a.kind) } " · " (local_time(&a.at, tz))
+                            @if view.platform { @if let Some(t) = a.data.get("tenantId").and_then(|t| t.as_str()) {
+                                " · " a href=(format!("/console/tenants/{t}")) { "tenant " (t) }
+                            } }
                             @if let Some(q) = a.data.get("quota").and_then(|q| q.as_str()) { " · " (q) }
                             @if let Some(t) = a.data.get("threshold").and_then(|t| t.as_u64()) { " · " (t) " %" }
                         }
@@ -182,13 +256,12 @@ async fn render(ctx: &Ctx, id: &str, after: After<'_>) -> Response {
         } else {
             StatusCode::OK
         });
-    let page = layout::page(
-        ctx,
-        "Webhooks and alerts",
-        Some(&nav(&state, &can, id)),
-        Section::Webhooks,
-        body,
-    );
+    let title = if view.platform {
+        "Platform webhooks and alerts"
+    } else {
+        "Webhooks and alerts"
+    };
+    let page = layout::page(ctx, title, nav, section, body);
     (status, page).into_response()
 }
 
@@ -223,19 +296,7 @@ pub async fn add(
     if let Err(r) = allowed(&ctx, &id, "add a webhook endpoint").await {
         return r;
     }
-    let events: Vec<String> = fields
-        .get("events")
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(str::to_string)
-        .collect();
-    let body = serde_json::json!({
-        "url": fields.text("url").unwrap_or_default(),
-        "events": events,
-        "description": fields.text("description"),
-    });
+    let body = endpoint_body(&fields);
     let result = crate::webhooks::create(
         State(ctx.state.app.clone()),
         ctx.principal.clone(),
@@ -300,6 +361,84 @@ pub async fn replay(
                 },
             )
             .await
+        }
+    }
+}
+
+/// The JSON an endpoint form stands for (events comma-separated).
+fn endpoint_body(fields: &super::guard::Fields) -> serde_json::Value {
+    let events: Vec<String> = fields
+        .get("events")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect();
+    serde_json::json!({
+        "url": fields.text("url").unwrap_or_default(),
+        "events": events,
+        "description": fields.text("description"),
+    })
+}
+
+pub async fn platform_page(ctx: Ctx) -> Response {
+    render_platform(&ctx, After::default()).await
+}
+
+pub async fn platform_add(ctx: Ctx, Form(form): Form<Vec<(String, String)>>) -> Response {
+    let fields = match ctx.posted(form) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let result = crate::platform_webhooks::create(
+        State(ctx.state.app.clone()),
+        ctx.principal.clone(),
+        JsonBody::json(&endpoint_body(&fields)),
+    )
+    .await;
+    match result {
+        Ok(created) => {
+            let secret = created.1.secret;
+            let after = After {
+                secret: Some(&secret),
+                ..After::default()
+            };
+            render_platform(&ctx, after).await
+        }
+        Err(e) => {
+            let after = After {
+                error: Some(&e),
+                typed: Some(&fields),
+                ..After::default()
+            };
+            render_platform(&ctx, after).await
+        }
+    }
+}
+
+pub async fn platform_replay(
+    ctx: Ctx,
+    Path(delivery): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(r) = ctx.posted(form) {
+        return r.into_response();
+    }
+    let result = crate::platform_webhooks::retry(
+        State(ctx.state.app.clone()),
+        ctx.principal.clone(),
+        ApiPath(delivery),
+    )
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/console/platform/webhooks").into_response(),
+        Err(e) => {
+            let after = After {
+                error: Some(&e),
+                ..After::default()
+            };
+            render_platform(&ctx, after).await
         }
     }
 }

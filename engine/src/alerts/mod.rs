@@ -22,16 +22,20 @@
 //! - [`due`]: alerts time raises (trial milestones, anomalies).
 //! - [`endpoint`]: a tenant's webhook endpoints and their signing secrets.
 //! - [`outbox`]: deliveries, attempts, the retry schedule.
+//! - [`platform`]: the operators' alerts: every tenant's, handed on, and
+//!   the platform's endpoints (meta group).
 //! - [`signature`]: Standard Webhooks signing.
 //! - [`tenant_alerts`]: a tenant's alerts, endpoints and outbox together.
 pub mod due;
 pub mod endpoint;
 pub mod event;
 pub mod outbox;
+pub mod platform;
 pub mod signature;
 pub mod tenant_alerts;
 
 pub use endpoint::{Endpoint, EndpointSpec};
 pub use event::{Alert, AlertType};
 pub use outbox::{Attempt, Delivery, DeliveryState, Outcome};
+pub use platform::{PlatformAlertOp, PlatformAlerts, PlatformChange};
 pub use tenant_alerts::TenantAlerts;

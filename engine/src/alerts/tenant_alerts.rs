@@ -1,8 +1,9 @@
 //! A tenant's alerts, webhook endpoints and outbox, in its replicated
 //! state. Every change here happens in `apply`, the same on every replica.
-use super::endpoint::{DISABLE_AFTER_DEAD, Endpoint};
+use super::endpoint::{DISABLE_AFTER_DEAD, Endpoint, EndpointSpec};
 use super::event::{Alert, AlertType};
 use super::outbox::{ATTEMPTS_KEPT, Attempt, Delivery, DeliveryState, Outcome};
+use crate::custom::secret::Sealed;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -79,6 +80,57 @@ impl TenantAlerts {
         self.recent.push_back(alert);
         self.forget_finished();
         self.recent.back().expect("just pushed")
+    }
+
+    /// Register an endpoint, created now.
+    pub fn add_endpoint(&mut self, endpoint: &Endpoint, now_ms: i64) {
+        let mut e = endpoint.clone();
+        e.created_at_ms = now_ms;
+        self.endpoints.insert(e.id.clone(), e);
+    }
+
+    /// Change an endpoint; enabling a disabled one forgets why it was.
+    /// False if there is no such endpoint.
+    pub fn update_endpoint(&mut self, id: &str, spec: &EndpointSpec) -> bool {
+        let Some(e) = self.endpoints.get_mut(id) else {
+            return false;
+        };
+        e.url = spec.url.clone();
+        e.events = spec.events.clone();
+        e.description = spec.description.clone();
+        if spec.enabled && !e.enabled {
+            e.disabled_reason = None;
+            e.dead_in_a_row = 0;
+        }
+        e.enabled = spec.enabled;
+        true
+    }
+
+    /// Remove an endpoint and its queued deliveries. False if there is
+    /// no such endpoint.
+    pub fn remove_endpoint(&mut self, id: &str) -> bool {
+        if self.endpoints.remove(id).is_none() {
+            return false;
+        }
+        self.deliveries.retain(|_, d| d.endpoint != id);
+        true
+    }
+
+    /// A new signing secret; the old one also signs until `overlap_until_ms`.
+    /// False if there is no such endpoint.
+    pub fn rotate_secret(
+        &mut self,
+        id: &str,
+        secret: &Sealed,
+        overlap_until_ms: i64,
+        now_ms: i64,
+    ) -> bool {
+        let Some(e) = self.endpoints.get_mut(id) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut e.secret, secret.clone());
+        e.previous = (overlap_until_ms > now_ms).then_some((old, overlap_until_ms));
+        true
     }
 
     /// Whether `kind` for `quota` has not fired yet in the period that
@@ -192,7 +244,6 @@ impl TenantAlerts {
 mod tests {
     use super::*;
     use crate::alerts::outbox::outcome;
-    use crate::custom::secret::Sealed;
 
     fn endpoint(id: &str, events: Vec<AlertType>) -> Endpoint {
         Endpoint {

@@ -166,8 +166,8 @@ impl Engine {
     }
 }
 
-/// The alert loop: every `interval`, what time has made due; anomalies
-/// once per hour.
+/// The alert loop: every `interval`, what time has made due (anomalies
+/// once per hour), then tenants' new alerts handed on to the operators.
 pub(super) fn spawn_alert_loop(engine: Weak<Engine>, interval: Duration) {
     tokio::spawn(async move {
         let mut checked_hour = i64::MIN;
@@ -183,6 +183,9 @@ pub(super) fn spawn_alert_loop(engine: Weak<Engine>, interval: Duration) {
                 Ok(_) if anomalies => checked_hour = hour,
                 Ok(_) => {}
                 Err(err) => tracing::debug!(error = %err, "alert round failed"),
+            }
+            if let Err(err) = e.hand_on_alerts().await {
+                tracing::debug!(error = %err, "tenants' alerts not handed on to the operators; next round");
             }
         }
     });

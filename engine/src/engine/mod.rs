@@ -42,6 +42,7 @@ mod customization;
 mod directory;
 mod domains;
 mod health;
+mod platform_alerts;
 mod restore;
 mod sessions;
 mod shared_use;
@@ -92,6 +93,8 @@ pub struct Engine {
     billing: BillingConfig,
     /// SSO issuers' keys, by issuer.
     sso_keys: dashmap::DashMap<String, sso::IssuerKeys>,
+    /// Tenants' alerts this node knows the operators' feed has.
+    handed_on: platform_alerts::HandedOn,
 }
 
 impl Engine {
@@ -158,6 +161,7 @@ impl Engine {
             webhooks: config.webhooks.clone(),
             billing: config.billing.clone(),
             sso_keys: Default::default(),
+            handed_on: Default::default(),
         });
         archive::spawn_sync(Arc::downgrade(&engine), config.sync_interval);
         webhooks::spawn_deliveries(Arc::downgrade(&engine), config.webhooks.clone());

@@ -61,9 +61,19 @@ impl Secrets {
     }
 }
 
+/// Whose alerts a delivery carries: a tenant's, or the operators'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Feed {
+    Tenant(TenantId),
+    Platform,
+}
+
 /// Where a secret lives, bound into its sealing.
-fn context(tenant: TenantId, endpoint: &str) -> String {
-    format!("webhook:{tenant}:{endpoint}")
+pub(crate) fn context(feed: Feed, endpoint: &str) -> String {
+    match feed {
+        Feed::Tenant(tenant) => format!("webhook:{tenant}:{endpoint}"),
+        Feed::Platform => format!("webhook:platform:{endpoint}"),
+    }
 }
 
 /// Whether an address is one webhooks may not reach by default.
@@ -94,7 +104,7 @@ pub fn private(ip: IpAddr) -> bool {
 }
 
 impl Engine {
-    fn secrets_key(&self) -> Result<SecretsKey, EngineError> {
+    pub(crate) fn secrets_key(&self) -> Result<SecretsKey, EngineError> {
         self.secrets.key().map_err(|e| EngineError::Unexpected {
             answer: e.to_string(),
         })
@@ -150,7 +160,9 @@ impl Engine {
         self.webhook_addresses(&spec.url).await?;
         let id = format!("ep_{}", uuid::Uuid::new_v4().simple());
         let secret = signature::new_secret();
-        let sealed = self.secrets_key()?.seal(&context(tenant, &id), &secret);
+        let sealed = self
+            .secrets_key()?
+            .seal(&context(Feed::Tenant(tenant), &id), &secret);
         let endpoint = Endpoint {
             id: id.clone(),
             url: spec.url,
@@ -203,7 +215,9 @@ impl Engine {
         by: &AuditMeta,
     ) -> Result<(TenantState, String), EngineError> {
         let secret = signature::new_secret();
-        let sealed = self.secrets_key()?.seal(&context(tenant, id), &secret);
+        let sealed = self
+            .secrets_key()?
+            .seal(&context(Feed::Tenant(tenant), id), &secret);
         let change = WebhookChange::Rotate {
             id: id.to_string(),
             secret: sealed,
@@ -229,7 +243,7 @@ impl Engine {
 struct Due {
     /// Who the delivery says it is from (`user-agent`).
     sender: String,
-    tenant: TenantId,
+    feed: Feed,
     delivery: Delivery,
     endpoint: Endpoint,
     message_id: String,
@@ -277,11 +291,34 @@ fn payload(alert: &crate::alerts::Alert) -> String {
 }
 
 impl Engine {
-    /// The deliveries due now in the groups this node leads, not already
-    /// being sent.
-    fn due_deliveries(&self, in_flight: &HashSet<(TenantId, u64)>) -> Vec<Due> {
+    /// The deliveries due now in the groups this node leads (the
+    /// operators' too if it leads the meta group), not already being sent.
+    fn due_deliveries(&self, in_flight: &HashSet<(Feed, u64)>) -> Vec<Due> {
         let now = self.now_ms();
         let mut out = Vec::new();
+        if self.router.leader_of(crate::cluster::META_GROUP) == Some(self.router.node_id())
+            && let Ok(meta) = self.router.meta.state.read()
+        {
+            let feed = &meta.platform_alerts.feed;
+            for d in feed.due(now) {
+                if in_flight.contains(&(Feed::Platform, d.id)) {
+                    continue;
+                }
+                let (Some(endpoint), Some(alert)) =
+                    (feed.endpoints.get(&d.endpoint), feed.alert(d.alert))
+                else {
+                    continue;
+                };
+                out.push(Due {
+                    sender: "quotad-webhooks".to_string(),
+                    feed: Feed::Platform,
+                    delivery: d.clone(),
+                    endpoint: endpoint.clone(),
+                    message_id: crate::alerts::PlatformAlerts::message_id(alert.seq),
+                    body: payload(alert),
+                });
+            }
+        }
         for shard in self.router.served() {
             let Ok(state) = shard.group.state.read() else {
                 continue;
@@ -291,7 +328,7 @@ impl Engine {
                     continue;
                 }
                 for d in t.alerts.due(now) {
-                    if in_flight.contains(&(*tenant, d.id)) {
+                    if in_flight.contains(&(Feed::Tenant(*tenant), d.id)) {
                         continue;
                     }
                     let (Some(endpoint), Some(alert)) =
@@ -301,7 +338,7 @@ impl Engine {
                     };
                     out.push(Due {
                         sender: sender(&self.catalog, t),
-                        tenant: *tenant,
+                        feed: Feed::Tenant(*tenant),
                         delivery: d.clone(),
                         endpoint: endpoint.clone(),
                         message_id: alert.message_id(tenant),
@@ -316,7 +353,7 @@ impl Engine {
     /// Send one delivery and record the attempt through Raft.
     async fn send(&self, due: Due) -> Result<(), EngineError> {
         let key = self.secrets_key()?;
-        let ctx = context(due.tenant, &due.endpoint.id);
+        let ctx = context(due.feed, &due.endpoint.id);
         let now_ms = self.now_ms();
         let ts = now_ms / 1000;
         let mut signatures = Vec::new();
@@ -390,19 +427,36 @@ impl Engine {
             outbox::Outcome::Dead => "dead",
         })
         .increment(1);
-        let change = WebhookChange::Delivered {
-            id: due.delivery.id,
-            attempt: Attempt {
+        let (id, attempt) = (
+            due.delivery.id,
+            Attempt {
                 at_ms: now_ms,
                 status,
                 latency_ms,
                 error,
             },
-            outcome,
-        };
-        let op = TenantOp::Webhook(Since(Box::new(change)));
-        self.apply(due.tenant, op, None, Some(Consistency::Strict))
-            .await?;
+        );
+        match due.feed {
+            Feed::Tenant(tenant) => {
+                let change = WebhookChange::Delivered {
+                    id,
+                    attempt,
+                    outcome,
+                };
+                let op = TenantOp::Webhook(Since(Box::new(change)));
+                self.apply(tenant, op, None, Some(Consistency::Strict))
+                    .await?;
+            }
+            Feed::Platform => {
+                let change = crate::alerts::PlatformChange::Delivered {
+                    id,
+                    attempt,
+                    outcome,
+                };
+                self.platform_write(change, &AuditMeta::new("system", "webhooks"))
+                    .await?;
+            }
+        }
         Ok(())
     }
 }
@@ -413,7 +467,7 @@ impl Engine {
 /// with the same `webhook-id`.
 pub(super) fn spawn_deliveries(engine: Weak<Engine>, config: WebhookConfig) {
     tokio::spawn(async move {
-        let in_flight: Arc<Mutex<HashSet<(TenantId, u64)>>> = Arc::default();
+        let in_flight: Arc<Mutex<HashSet<(Feed, u64)>>> = Arc::default();
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
         loop {
             tokio::time::sleep(config.interval).await;
@@ -426,7 +480,7 @@ pub(super) fn spawn_deliveries(engine: Weak<Engine>, config: WebhookConfig) {
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     break;
                 };
-                let key = (due.tenant, due.delivery.id);
+                let key = (due.feed, due.delivery.id);
                 if let Ok(mut s) = in_flight.lock() {
                     s.insert(key);
                 }

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 pub struct Domain {
     pub name: String,
     pub verified: bool,
-    /// What the tenant publishes (DNS TXT `_quotad-verify.<domain>`) to
+    /// What the tenant publishes (DNS TXT `_quotad-verify.<domain>`, or
+    /// `_domain-verify.<domain>` under white label) to
     /// prove it controls the domain.
     pub token: String,
     pub added_at_ms: i64,

@@ -54,6 +54,9 @@ pub enum MetaOp {
     SignOut(Since<15, SignOut>),
     /// Set or remove a platform-wide feature flag (format 16).
     PlatformFlag(Since<16, crate::custom::PlatformFlagOp>),
+    /// The operators' webhook endpoints, their deliveries, and tenants'
+    /// alerts handed on to them (format 18).
+    PlatformAlerts(Since<18, Box<crate::alerts::PlatformAlertOp>>),
 }
 
 /// See [`MetaOp::SignOut`] and [`crate::model::SignedOut`].

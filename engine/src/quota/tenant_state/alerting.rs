@@ -3,8 +3,8 @@
 //! exceeded (each once per period; for rates, at most once a minute), and
 //! webhook endpoints, deliveries and replays.
 use super::TenantState;
+use crate::alerts::AlertType;
 use crate::alerts::outbox::{Attempt, Outcome};
-use crate::alerts::{AlertType, Endpoint};
 use crate::model::QuotaKind;
 use crate::quota::decision::{Decision, Verdict};
 use crate::quota::error::QuotaError;
@@ -104,45 +104,29 @@ impl TenantState {
                         limit: *limit,
                     });
                 }
-                let mut e: Endpoint = (**endpoint).clone();
-                e.created_at_ms = now_ms;
-                self.alerts.endpoints.insert(e.id.clone(), e);
+                self.alerts.add_endpoint(endpoint, now_ms);
             }
             WebhookChange::Update { id, spec } => {
-                let e = self
-                    .alerts
-                    .endpoints
-                    .get_mut(id)
-                    .ok_or_else(|| missing(id))?;
-                e.url = spec.url.clone();
-                e.events = spec.events.clone();
-                e.description = spec.description.clone();
-                if spec.enabled && !e.enabled {
-                    e.disabled_reason = None;
-                    e.dead_in_a_row = 0;
+                if !self.alerts.update_endpoint(id, spec) {
+                    return Err(missing(id));
                 }
-                e.enabled = spec.enabled;
             }
             WebhookChange::Remove { id } => {
-                self.alerts
-                    .endpoints
-                    .remove(id)
-                    .ok_or_else(|| missing(id))?;
-                // Its queued deliveries go with it.
-                self.alerts.deliveries.retain(|_, d| &d.endpoint != id);
+                if !self.alerts.remove_endpoint(id) {
+                    return Err(missing(id));
+                }
             }
             WebhookChange::Rotate {
                 id,
                 secret,
                 overlap_until_ms,
             } => {
-                let e = self
+                if !self
                     .alerts
-                    .endpoints
-                    .get_mut(id)
-                    .ok_or_else(|| missing(id))?;
-                let old = std::mem::replace(&mut e.secret, secret.clone());
-                e.previous = (*overlap_until_ms > now_ms).then_some((old, *overlap_until_ms));
+                    .rotate_secret(id, secret, *overlap_until_ms, now_ms)
+                {
+                    return Err(missing(id));
+                }
             }
             WebhookChange::Delivered {
                 id,

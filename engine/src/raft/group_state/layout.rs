@@ -7,6 +7,7 @@
 //! (the sharing catalog, format 6; console sign-outs, format 15; platform
 //! flags, format 16) come last and take no bytes while empty.
 use super::{Claims, MetaState, ReplicatedState, ShardState, Unarchived};
+use crate::alerts::PlatformAlerts;
 use crate::audit::AuditLog;
 use crate::custom::PlatformFlags;
 use crate::format::Added;
@@ -75,7 +76,7 @@ impl<K: Ord + Serialize, V: Serialize> Serialize for Sorted<'_, K, V> {
 
 impl Serialize for Layout<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("GroupState", 12)?;
+        let mut st = s.serialize_struct("GroupState", 13)?;
         st.serialize_field("tenants", &Sorted(&self.shard.tenants))?;
         st.serialize_field("slugs", &self.meta.slugs)?;
         st.serialize_field("domains", &self.meta.domains)?;
@@ -88,6 +89,7 @@ impl Serialize for Layout<'_> {
         st.serialize_field("sharing", &self.meta.sharing)?;
         st.serialize_field("signed_out", &self.meta.signed_out)?;
         st.serialize_field("platform_flags", &self.meta.platform_flags)?;
+        st.serialize_field("platform_alerts", &self.meta.platform_alerts)?;
         st.end()
     }
 }
@@ -108,6 +110,7 @@ struct Stored {
     sharing: Added<6, SharingCatalog>,
     signed_out: Added<15, SignedOut>,
     platform_flags: Added<16, PlatformFlags>,
+    platform_alerts: Added<18, PlatformAlerts>,
 }
 
 impl From<Stored> for GroupState {
@@ -120,6 +123,7 @@ impl From<Stored> for GroupState {
                 sharing: s.sharing,
                 signed_out: s.signed_out,
                 platform_flags: s.platform_flags,
+                platform_alerts: s.platform_alerts,
             },
             shard: ShardState {
                 tenants: s.tenants,

@@ -21,6 +21,8 @@ pub struct MetaState {
     pub signed_out: Added<15, SignedOut>,
     /// Operators' feature flags for the whole platform (format 16).
     pub platform_flags: Added<16, crate::custom::PlatformFlags>,
+    /// The operators' alerts and webhook endpoints (format 18).
+    pub platform_alerts: Added<18, crate::alerts::PlatformAlerts>,
 }
 
 impl ReplicatedState for MetaState {
@@ -68,6 +70,10 @@ impl ReplicatedState for MetaState {
             }
             Command::Meta(MetaOp::PlatformFlag(Since(op))) => {
                 self.platform_flags.apply(op);
+                CommandResponse::Applied
+            }
+            Command::Meta(MetaOp::PlatformAlerts(Since(op))) => {
+                self.platform_alerts.apply(op);
                 CommandResponse::Applied
             }
             other => misrouted("the meta group", other),
