@@ -124,7 +124,6 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_are_gated_checked_and_their_secrets_shown_once_then_alerts_arrive_signed() {
-    let python = std::env::var("QUOTAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let r = serve_receiver(listener).await;
@@ -348,27 +347,7 @@ async fn endpoints_are_gated_checked_and_their_secrets_shown_once_then_alerts_ar
     assert_eq!(status, 403);
 
     // standardwebhooks verifies every delivery with the secret.
-    let messages: Vec<Value> = got(&r, "/good")
-        .iter()
-        .map(|(h, body)| json!({"secret": secret, "id": h["webhook-id"].to_str().unwrap(), "timestamp": h["webhook-timestamp"].to_str().unwrap(), "signature": h["webhook-signature"].to_str().unwrap(), "body": body}))
-        .collect();
-    let file = dir.path().join("deliveries.json");
-    std::fs::write(&file, serde_json::to_string(&messages).unwrap()).unwrap();
-    let out = std::process::Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/verify_webhooks.py"
-        ))
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(&format!("verified {} deliveries", messages.len())));
+    verify_with_standardwebhooks(dir.path(), &secret, &got(&r, "/good"));
 
     // Rotation returns a new secret once; the old one still signs for the overlap.
     let (status, body) = call(
@@ -844,7 +823,7 @@ fn verify_with_standardwebhooks(dir: &std::path::Path, secret: &str, got: &[(Hea
         .iter()
         .map(|(h, body)| json!({"secret": secret, "id": h["webhook-id"].to_str().unwrap(), "timestamp": h["webhook-timestamp"].to_str().unwrap(), "signature": h["webhook-signature"].to_str().unwrap(), "body": body}))
         .collect();
-    let file = dir.join("platform-deliveries.json");
+    let file = dir.join("captured-deliveries.json");
     std::fs::write(&file, serde_json::to_string(&messages).unwrap()).unwrap();
     let out = std::process::Command::new(&python)
         .arg(concat!(

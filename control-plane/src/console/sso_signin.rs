@@ -55,18 +55,7 @@ pub async fn pick(Query(p): Query<Pick>) -> Response {
         // navigation of its own.
         Some(org) => {
             let to = format!("/console/sso/{}", super::forms::encode(org));
-            let page = html! {
-                (maud::DOCTYPE)
-                html lang="en" {
-                    head {
-                        meta charset="utf-8";
-                        meta http-equiv="refresh" content=(format!("0;url={to}"));
-                        title { "Single sign-on" }
-                    }
-                    body { main { p { "On to your organisation's sign-in. " a href=(to) { "Continue" } } } }
-                }
-            };
-            (StatusCode::OK, page).into_response()
+            moving_on("Single sign-on", "On to your organisation's sign-in.", &to).into_response()
         }
         None => Redirect::to("/console/signin?why=Enter%20your%20organisation.").into_response(),
     }
@@ -199,18 +188,7 @@ pub async fn back(
     // A page, not a redirect: the session cookie is SameSite=Strict, and a
     // browser does not send it on a navigation that started at the issuer.
     // Leaving from this page (same site) sends it.
-    let page = html! {
-        (maud::DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta http-equiv="refresh" content=(format!("0;url={to}"));
-                title { "Signed in" }
-            }
-            body { main { p { "Signed in. " a href=(to) { "Continue" } } } }
-        }
-    };
-    let mut r = (StatusCode::OK, page).into_response();
+    let mut r = moving_on("Signed in", "Signed in.", &to).into_response();
     for c in [
         set_cookie(
             COOKIE,
@@ -225,4 +203,21 @@ pub async fn back(
         }
     }
     r
+}
+
+/// A page that moves on to `to` by itself (and offers a link, for a
+/// browser that does not).
+fn moving_on(title: &str, text: &str, to: &str) -> (StatusCode, maud::Markup) {
+    let page = html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(format!("0;url={to}"));
+                title { (title) }
+            }
+            body { main { p { (text) " " a href=(to) { "Continue" } } } }
+        }
+    };
+    (StatusCode::OK, page)
 }

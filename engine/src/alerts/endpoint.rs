@@ -29,6 +29,23 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// A new endpoint from a checked spec, with its sealed secret; its
+    /// creation time is set where it is applied.
+    pub fn new(id: String, spec: EndpointSpec, secret: Sealed) -> Endpoint {
+        Endpoint {
+            id,
+            url: spec.url,
+            events: spec.events,
+            description: spec.description,
+            enabled: spec.enabled,
+            secret,
+            previous: None,
+            created_at_ms: 0,
+            disabled_reason: None,
+            dead_in_a_row: 0,
+        }
+    }
+
     pub fn wants(&self, kind: AlertType) -> bool {
         self.enabled && (self.events.is_empty() || self.events.contains(&kind))
     }

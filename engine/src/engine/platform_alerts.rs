@@ -90,18 +90,7 @@ impl Engine {
         let sealed = self
             .secrets_key()?
             .seal(&context(Feed::Platform, &id), &secret);
-        let endpoint = Endpoint {
-            id: id.clone(),
-            url: spec.url,
-            events: spec.events,
-            description: spec.description,
-            enabled: spec.enabled,
-            secret: sealed,
-            previous: None,
-            created_at_ms: 0,
-            disabled_reason: None,
-            dead_in_a_row: 0,
-        };
+        let endpoint = Endpoint::new(id.clone(), spec, sealed);
         self.platform_change(PlatformChange::Add(Box::new(endpoint)), by, |p| {
             p.feed.endpoints.contains_key(&id)
         })

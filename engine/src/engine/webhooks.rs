@@ -163,18 +163,7 @@ impl Engine {
         let sealed = self
             .secrets_key()?
             .seal(&context(Feed::Tenant(tenant), &id), &secret);
-        let endpoint = Endpoint {
-            id: id.clone(),
-            url: spec.url,
-            events: spec.events,
-            description: spec.description,
-            enabled: spec.enabled,
-            secret: sealed,
-            previous: None,
-            created_at_ms: 0,
-            disabled_reason: None,
-            dead_in_a_row: 0,
-        };
+        let endpoint = Endpoint::new(id.clone(), spec, sealed);
         let change = WebhookChange::Add {
             endpoint: Box::new(endpoint),
             limit: self.catalog.webhook_endpoints(state.tenant.tier),
