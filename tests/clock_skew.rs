@@ -7,7 +7,6 @@ mod common;
 
 use common::cluster::TestCluster;
 use common::{create_tenant, set_quota};
-use quotad_proto::cluster::ElectRequest;
 use quotad_proto::cluster::cluster_client::ClusterClient;
 use quotad_proto::v1 as pb;
 use serde_json::json;
@@ -15,19 +14,24 @@ use std::time::{Duration, Instant};
 
 const HOUR_MS: &str = "3600000";
 
-/// Make node `i` the leader of `group` (elections it may lose are retried).
-async fn lead(c: &TestCluster, i: usize, group: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.leader_of(group).await != c.members[i].id {
-        assert!(
-            Instant::now() < deadline,
-            "node {i} never led group {group}"
-        );
-        // Elections are node-to-node: asked on the peer port, as a node.
-        let mut client = common::peer_client(c.node(i)).await;
-        let _ = client.elect(ElectRequest { group }).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+/// Make node `i` the leader of `group`, as an operator would: `quotad
+/// cluster lead` names it the group's leader in the placement and the
+/// group's leader hands over (a bare election loses to the followers'
+/// leader leases and to the placement's own choice of leader).
+fn lead(c: &TestCluster, i: usize, group: u64) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quotad"))
+        .args(["--grpc", &c.node(0).grpc, "cluster", "lead"])
+        .args([group.to_string(), c.members[i].id.to_string()])
+        .args(["--timeout-secs", "60"])
+        .args(["--token", &common::operator()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "node {i} never led group {group}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is led by node"));
 }
 
 /// Hold all 5 units of `quota` for 2 s through node `i`, retrying (with
@@ -117,7 +121,7 @@ async fn a_leader_an_hour_off_does_not_freeze_tenants_time() {
     c.kill9(1);
     c.restart_with(1, &["--clock-offset-ms", HOUR_MS]);
     c.wait_settled(Duration::from_secs(90)).await;
-    lead(&c, 1, group).await;
+    lead(&c, 1, group);
     hold_everything(&c, 1, &tenant, "stamped").await;
     let metrics = common::metrics_text(c.node(1)).await;
     let offset = metric(&metrics, "quotad_clock_offset_seconds").unwrap();
@@ -137,7 +141,7 @@ async fn a_leader_an_hour_off_does_not_freeze_tenants_time() {
     // An hour behind, leading: its time must not stand still meanwhile.
     c.restart_with(1, &["--clock-offset-ms", &format!("-{HOUR_MS}")]);
     c.wait_settled(Duration::from_secs(90)).await;
-    lead(&c, 1, group).await;
+    lead(&c, 1, group);
     hold_everything(&c, 1, &tenant, "behind").await;
     let after = hold_expires(&c, 1, &tenant, "behind").await;
     assert!(

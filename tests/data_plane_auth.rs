@@ -561,15 +561,17 @@ enum ClusterRpc {
     ShardMap,
     Status,
     RemoveNode,
+    MoveLeader,
     Forward,
     Elect,
 }
 
-const CLUSTER_RPCS: [ClusterRpc; 6] = [
+const CLUSTER_RPCS: [ClusterRpc; 7] = [
     ClusterRpc::Join,
     ClusterRpc::ShardMap,
     ClusterRpc::Status,
     ClusterRpc::RemoveNode,
+    ClusterRpc::MoveLeader,
     ClusterRpc::Forward,
     ClusterRpc::Elect,
 ];
@@ -623,6 +625,17 @@ async fn cluster_call(
             .remove_node(req(c::RemoveNodeRequest { node_id }, join_token))
             .await
             .map(drop),
+        // A group that does not exist: NOT_FOUND once the caller may ask.
+        ClusterRpc::MoveLeader => client
+            .move_leader(req(
+                c::MoveLeaderRequest {
+                    group: 99,
+                    node: node_id,
+                },
+                join_token,
+            ))
+            .await
+            .map(drop),
         ClusterRpc::Forward => client
             .forward(req(
                 c::ForwardMessage {
@@ -653,7 +666,7 @@ async fn cluster_rpcs_are_closed_to_everyone_but_the_cluster_and_its_operators()
     let expired = token_for("gateway", None, &["service"], -600);
 
     // The client port: the shard map and status for any valid credential,
-    // node removal for operators, nothing node-to-node for anyone.
+    // node removal and leader moves for operators, nothing node-to-node for anyone.
     let invalid = [Bearer::none(), bearer("not-a-token"), bearer(&expired)];
     let valid_non_operators = [
         bearer(&key),
@@ -681,6 +694,7 @@ async fn cluster_rpcs_are_closed_to_everyone_but_the_cluster_and_its_operators()
             ClusterRpc::ShardMap | ClusterRpc::Status => Code::Ok,
             // Removing the only node is refused for what it is.
             ClusterRpc::RemoveNode => Code::FailedPrecondition,
+            ClusterRpc::MoveLeader => Code::NotFound,
             _ => Code::PermissionDenied,
         };
         let got = cluster_call(

@@ -74,6 +74,14 @@ pub enum EngineError {
     Forbidden { reason: String },
     #[error("group {group} is not open on this node")]
     GroupNotHere { group: u64 },
+    #[error("group {group} does not exist")]
+    UnknownGroup { group: u64 },
+    #[error("node {node} is not a voter of group {group} (its voters: {voters:?})")]
+    NotAVoter {
+        group: u64,
+        node: NodeId,
+        voters: Vec<NodeId>,
+    },
     #[error("node {to} did not take over group {group}: {reason}")]
     HandOverFailed {
         group: u64,
@@ -120,6 +128,7 @@ impl EngineError {
             | EngineError::JoinFailed { .. }
             | EngineError::HandOverFailed { .. } => ErrorCode::Unavailable,
             EngineError::UnknownNode { .. }
+            | EngineError::UnknownGroup { .. }
             | EngineError::FlagNotFound { .. }
             | EngineError::PlatformWebhookNotFound { .. } => ErrorCode::NotFound,
             EngineError::TooManyPlatformWebhooks { .. } => ErrorCode::FailedPrecondition,
@@ -127,6 +136,7 @@ impl EngineError {
             EngineError::Forbidden { .. } => ErrorCode::PermissionDenied,
             EngineError::LastActiveNode { .. }
             | EngineError::GroupNotHere { .. }
+            | EngineError::NotAVoter { .. }
             | EngineError::AlreadyInGroup { .. } => ErrorCode::FailedPrecondition,
             EngineError::Unexpected { .. } => ErrorCode::Internal,
             EngineError::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,

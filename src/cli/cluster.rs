@@ -1,12 +1,14 @@
-//! `quotad cluster status|remove`: the cluster as its nodes see it, and
-//! draining a node out of it.
+//! `quotad cluster status|remove|lead`: the cluster as its nodes see it,
+//! draining a node out of it, and moving a group's leader.
 use super::client::Conn;
 use super::table;
 use crate::cli::out::outln;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use quotad_proto::cluster::cluster_client::ClusterClient;
-use quotad_proto::cluster::{ClusterStatus, GroupStatus, RemoveNodeRequest, StatusRequest};
+use quotad_proto::cluster::{
+    ClusterStatus, GroupStatus, MoveLeaderRequest, RemoveNodeRequest, StatusRequest,
+};
 use quotad_proto::credential::AuthChannel;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -21,6 +23,15 @@ pub enum ClusterCmd {
         node: u64,
         /// Give up waiting for the drain after this many seconds.
         #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Have a node (one of the group's voters) lead a shard group: its
+    /// leader hands over, and the leader balancing keeps it there.
+    Lead {
+        group: u64,
+        node: u64,
+        /// Give up waiting for the hand-over after this many seconds.
+        #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
     },
 }
@@ -182,6 +193,35 @@ pub async fn run(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
                     r.remaining_replicas
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        ClusterCmd::Lead {
+            group,
+            node,
+            timeout_secs,
+        } => {
+            let mut c = client(conn, conn.grpc_url()).await?;
+            let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+            loop {
+                let r = c
+                    .move_leader(MoveLeaderRequest { group, node })
+                    .await
+                    .map_err(|s| anyhow::anyhow!("group {group} to node {node}: {}", s.message()))?
+                    .into_inner();
+                if r.moved {
+                    outln!("group {group} is led by node {node}")?;
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "group {group} is still led by node {} after {timeout_secs} s; node {node} stays its preferred leader",
+                        r.leader
+                    );
+                }
+                eprintln!(
+                    "group {group}: led by node {}, handing over to node {node}",
+                    r.leader
+                );
             }
         }
     }

@@ -331,8 +331,15 @@ async fn lead(
             return Err(err(reason));
         }
     }
+    // Only to a voter that has the log and answers: handing over to one
+    // that is down would pause the group for nothing, every tick.
     match placement.leader {
-        Some(to) if to != e.node_id && voters.contains(&to) && group.id != META_GROUP => {
+        Some(to)
+            if to != e.node_id
+                && voters.contains(&to)
+                && group.id != META_GROUP
+                && caught_up(e, &m, to) =>
+        {
             transfer(e, group, to).await
         }
         _ => Ok(()),

@@ -6,16 +6,19 @@
 //! UNAVAILABLE until the router is set. The client port serves the part
 //! clients may use through `grpc::cluster_port`.
 use super::forward::{self, ForwardReply};
-use super::membership::{Membership, MembershipOp, MembershipReply, NodeInfo};
+use super::membership::{GroupPlacement, Membership, MembershipOp, MembershipReply, NodeInfo};
 use super::placement::META_GROUP;
 use super::router::Router;
 use crate::error::EngineError;
 use crate::peer_auth::PeerAuth;
-use crate::raft::{Command, CommandResponse, MetaOp};
+use crate::raft::{Command, CommandResponse, MetaOp, NodeId};
 use quotad_proto::cluster::cluster_server::{Cluster, ClusterServer};
 use quotad_proto::cluster::*;
 use std::sync::{Arc, OnceLock};
 use tonic::{Request, Response, Status};
+
+/// How long `MoveLeader` waits for the hand-over before answering.
+const MOVE_LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone, Default)]
 pub struct ClusterService {
@@ -107,6 +110,73 @@ impl Router {
                 .await?;
         }
         Ok(left)
+    }
+
+    /// Have `node` lead shard group `group`: the placement names it as the
+    /// group's leader, and the group's leader hands over (the driver's
+    /// `transfer`). Waits up to `wait` for the hand-over; returns the
+    /// leader then.
+    pub async fn move_leader(
+        &self,
+        group: u64,
+        node: u64,
+        wait: std::time::Duration,
+    ) -> Result<Option<NodeId>, EngineError> {
+        let m = self.membership();
+        if !m.nodes.contains_key(&node) {
+            return Err(EngineError::UnknownNode { node });
+        }
+        let g = match m.groups.get(&group) {
+            Some(g) if group != META_GROUP => g,
+            _ => return Err(EngineError::UnknownGroup { group }),
+        };
+        if !g.voters.contains(&node) || m.nodes[&node].draining {
+            return Err(EngineError::NotAVoter {
+                group,
+                node,
+                voters: g.voters.clone(),
+            });
+        }
+        if g.leader != Some(node) {
+            let placement = GroupPlacement {
+                leader: Some(node),
+                ..g.clone()
+            };
+            let op = MembershipOp::Place { group, placement };
+            if let CommandResponse::Membership(MembershipReply::Refused { reason }) = self
+                .meta_write(Command::Meta(MetaOp::Membership(op)))
+                .await?
+            {
+                return Err(EngineError::HandOverFailed {
+                    group,
+                    to: node,
+                    reason,
+                });
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let leader = self.membership().groups.get(&group).and_then(|g| g.led_by);
+            if leader.is_some_and(|(n, _)| n == node) || tokio::time::Instant::now() >= deadline {
+                return Ok(leader.map(|(n, _)| n));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `MoveLeader`, as both ports answer it.
+    pub(crate) async fn answer_move_leader(
+        &self,
+        r: MoveLeaderRequest,
+    ) -> Result<Response<MoveLeaderReply>, Status> {
+        let leader = self
+            .move_leader(r.group, r.node, MOVE_LEADER_WAIT)
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(MoveLeaderReply {
+            leader: leader.unwrap_or(0),
+            moved: leader == Some(r.node),
+        }))
     }
 
     pub fn shard_map(&self) -> ShardMapReply {
@@ -304,6 +374,14 @@ impl Cluster for ClusterService {
         Ok(Response::new(ForwardMessage {
             payload: forward::encode_reply(&answer)?,
         }))
+    }
+
+    async fn move_leader(
+        &self,
+        req: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderReply>, Status> {
+        self.auth.check_peer(req.metadata())?;
+        self.engine()?.answer_move_leader(req.into_inner()).await
     }
 
     async fn elect(&self, req: Request<ElectRequest>) -> Result<Response<ElectReply>, Status> {

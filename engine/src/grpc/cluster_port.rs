@@ -1,6 +1,6 @@
 //! The `Cluster` service as the client port serves it: the shard map and
-//! status for any authenticated caller, node removal for platform
-//! operators, and nothing node-to-node. `Join`, `Forward` and `Elect` are
+//! status for any authenticated caller, node removal and leader moves for
+//! platform operators, and nothing node-to-node. `Join`, `Forward` and `Elect` are
 //! served only on the peer port, to the cluster's own nodes: on this port
 //! they are refused with PERMISSION_DENIED whoever asks.
 use crate::auth::Authenticator;
@@ -80,6 +80,26 @@ impl Cluster for ClientCluster {
             other => Err(Status::from(EngineError::Forbidden {
                 reason: format!(
                     "only a platform operator may remove a node ({} is not one)",
+                    other.name()
+                ),
+            })),
+        }
+    }
+
+    async fn move_leader(
+        &self,
+        req: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderReply>, Status> {
+        match &self.caller(&req).await?.caller {
+            Caller::Platform { operator: true, .. } | Caller::Anonymous => {
+                self.inner
+                    .router()?
+                    .answer_move_leader(req.into_inner())
+                    .await
+            }
+            other => Err(Status::from(EngineError::Forbidden {
+                reason: format!(
+                    "only a platform operator may move a group's leader ({} is not one)",
                     other.name()
                 ),
             })),
