@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("check (no change)", |b| {
         let s = state();
-        b.iter(|| black_box(s.check(black_box("api_requests"), 1, T0).unwrap()))
+        b.iter(|| black_box(s.check(black_box("api_requests"), 1, None, T0).unwrap()))
     });
     c.bench_function("monthly window in America/New_York", |b| {
         let mut now = T0;

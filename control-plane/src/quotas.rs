@@ -76,6 +76,7 @@ pub async fn set(
                 Some((*t, policy.clone()))
             })
             .collect(),
+        rules: Default::default(),
     };
     let op = TenantOp::PatchQuota(Since(QuotaPatch {
         quota: quota.clone(),

@@ -50,6 +50,9 @@ pub const ALERTS_RAISED: &str = "quotad_alerts_total";
 /// Webhook delivery attempts, by what they came to (`result`: delivered,
 /// retry, dead).
 pub const WEBHOOK_ATTEMPTS: &str = "quotad_webhook_attempts_total";
+/// Decisions a level refused that were admitted because the quota (or
+/// its tenant) is in shadow mode, by `tenant_id` and `quota_type`.
+pub const SHADOW_DENIALS: &str = "quota_shadow_denials_total";
 /// Tier feature checks (`CheckFeature`), by outcome (`enabled`: true/false).
 pub const FEATURE_CHECKS: &str = "quotad_feature_checks_total";
 
@@ -141,6 +144,16 @@ impl TenantLabels {
 /// Count a decision request, and a refusal if it was one.
 pub fn decision(labels: &TenantLabels, tenant: &TenantId, allowed: bool) {
     labels.count(tenant, 1, u64::from(!allowed));
+}
+
+/// Count a refusal that shadow mode admitted.
+pub fn shadow_denial(labels: &TenantLabels, tenant: &TenantId, quota: &str) {
+    metrics::counter!(
+        SHADOW_DENIALS,
+        "tenant_id" => labels.label(tenant),
+        "quota_type" => quota.to_string()
+    )
+    .increment(1);
 }
 
 #[cfg(test)]

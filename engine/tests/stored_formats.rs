@@ -165,6 +165,7 @@ fn patch_quota(n: u128, at_ms: i64) -> StampedOp {
             Tier::Professional,
             QuotaPolicy::counter(Period::Monthly, Some(100_000)),
         )]),
+        rules: Default::default(),
     };
     stamped(
         tenant_id(n),
@@ -1556,4 +1557,125 @@ fn the_operators_alerts_decode_from_their_golden_bytes() {
     );
     assert_eq!(format::split(&stored).unwrap().0, 18);
     assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+}
+
+/// Format 19: a quota with further windows, scope rules, rollover and
+/// shadow mode (set by a patch), a credit grant drawn from, scoped spends
+/// and a scoped hold, a tenant in shadow mode, a period's carry.
+#[test]
+fn the_quota_model_beyond_one_limit_decodes_from_its_golden_bytes() {
+    use quotad_engine::format::Added;
+    use quotad_engine::model::quota_rules::limit_policy;
+    use quotad_engine::model::{Action, ScopeRules, SharedPolicy};
+    use quotad_engine::quota::{GrantChange, NewCreditGrant, OpOutcome, RulesPatch, ScopedSpend};
+    let id = tenant_id(1);
+    let lim = |period, limit| SharedPolicy::new(limit_policy(period, limit, Action::Block));
+    let patch = PolicyPatch {
+        limit: Some(30),
+        soft_limit: None,
+        period: Some(Period::Monthly),
+        action: None,
+        kind: None,
+        alert_thresholds: None,
+        by_operator: true,
+        tier_policies: BTreeMap::new(),
+        rules: Added(Some(Box::new(RulesPatch {
+            windows: Some(vec![lim(Period::Second, 50), lim(Period::Daily, 100)]),
+            rollover: Some(true),
+            rollover_max: Some(Some(30)),
+            preserve_overage: None,
+            shadow: Some(false),
+            scopes: Some(Some(ScopeRules {
+                default: Some(lim(Period::Daily, 10)),
+                overrides: vec![("premium_*".into(), lim(Period::Daily, 20))],
+            })),
+        }))),
+    };
+    let spend = |scope: &str, amount, hold| {
+        TenantOp::Spend(Since(Box::new(ScopedSpend {
+            quota: "gpu_minutes".into(),
+            amount,
+            scope: scope.into(),
+            idempotency_key: Some(format!("{scope}-{amount}")),
+            max_scopes: [10_000; 4],
+            hold,
+        })))
+    };
+    let at = T0 + 7_200_000;
+    let ops = vec![
+        stamped(
+            id,
+            at,
+            TenantOp::PatchQuota(Since(QuotaPatch {
+                quota: "gpu_minutes".into(),
+                patch,
+            })),
+        ),
+        stamped(
+            id,
+            at + 1,
+            TenantOp::CreditGrant(Since(Box::new(GrantChange::Add {
+                quota: "gpu_minutes".into(),
+                grant: NewCreditGrant {
+                    amount: 25,
+                    effective_at_ms: None,
+                    expires_at_ms: Some(at + 30 * 86_400_000),
+                    priority: 1,
+                    reason: "launch promo".into(),
+                    idempotency_key: Some("promo-1".into()),
+                },
+            }))),
+        ),
+        stamped(id, at + 2, spend("alice", 9, None)),
+        stamped(id, at + 3, spend("premium_gold", 20, None)),
+        stamped(id, at + 4, TenantOp::SetShadow(Since(true))),
+        stamped(
+            id,
+            at + 5,
+            spend("bob", 10, Some((600_000, Uuid::from_u128(0x19)))),
+        ),
+        stamped(id, at + 2_000, spend("alice", 5, None)),
+    ];
+    let mut commands = history(2);
+    commands.push(Command::Batch(ops.clone()));
+    let state = replay(&commands);
+    let t = &state.shard.tenants[&id];
+    assert!(*t.shadow);
+    let q = &t.quotas["gpu_minutes"];
+    let layers = q.layers().expect("the quota has layers");
+    assert_eq!(layers.scopes.len(), 3, "{layers:?}");
+    assert_eq!(layers.scopes["alice"].used, 14, "over alice's 10: shadow");
+    assert!(layers.grants[0].used > 0, "the grant is drawn: {layers:?}");
+    assert!(
+        t.reservations
+            .values()
+            .any(|r| r.scope.as_deref() == Some("bob"))
+    );
+    let stored = check_golden("snapshot-format19.bin", &format::encode(&state).unwrap());
+    assert_eq!(format::split(&stored).unwrap().0, 19);
+    assert_eq!(format::decode::<GroupState>(&stored).unwrap(), state);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 190),
+        payload: EntryPayload::Normal(Command::Batch(ops)),
+    };
+    let stored = check_golden(
+        "entry-quota-model-format19.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 19);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
+    // A decision that names its limiter, as an idempotency log keeps it.
+    let kept = t
+        .idempotency
+        .get("alice-5")
+        .map(|r| r.outcome.clone())
+        .expect("remembered");
+    let OpOutcome::Decision(d) = &kept else {
+        panic!("{kept:?}")
+    };
+    assert_eq!(d.verdict, quotad_engine::quota::Verdict::ShadowDenied);
+    assert_eq!(
+        d.limited_by.0.as_ref().map(|l| l.level.as_str()),
+        Some("scope")
+    );
 }

@@ -106,8 +106,17 @@ impl ActorState {
     }
 
     fn check(&mut self, quota: &str, amount: i64) -> Result<Decision, EngineError> {
+        self.check_in(quota, amount, None)
+    }
+
+    fn check_in(
+        &mut self,
+        quota: &str,
+        amount: i64,
+        scope: Option<&str>,
+    ) -> Result<Decision, EngineError> {
         let now = self.now();
-        self.with_state(|s| s.check(quota, amount, now))?
+        self.with_state(|s| s.check(quota, amount, scope, now))?
             .map_err(Into::into)
     }
 
@@ -129,6 +138,9 @@ impl ActorState {
                 }
                 BatchItem::SharedCheck(Since(c)) => {
                     answers.push(Some(self.shared_check(&c)));
+                }
+                BatchItem::ScopedCheck(Since(c)) => {
+                    answers.push(Some(self.check_in(&c.quota, c.amount, Some(&c.scope))));
                 }
                 BatchItem::Apply { op, consistency } => {
                     let (port, mut answer) = ractor::concurrency::oneshot();
@@ -372,6 +384,12 @@ impl Actor for TenantActor {
                 TenantCall::Batch(items) => st.batch(items, reply),
                 TenantCall::SharedCheck(Since(c)) => {
                     let _ = reply.send(st.shared_check(&c).map(TenantAnswer::Decision));
+                }
+                TenantCall::ScopedCheck(Since(c)) => {
+                    let _ = reply.send(
+                        st.check_in(&c.quota, c.amount, Some(&c.scope))
+                            .map(TenantAnswer::Decision),
+                    );
                 }
                 TenantCall::Read => {
                     let now = st.now();

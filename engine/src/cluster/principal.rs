@@ -63,14 +63,18 @@ pub fn scopes_needed(call: &TenantCall) -> Result<Scopes, EngineError> {
         }),
     };
     Ok(match call {
-        TenantCall::Check { .. } | TenantCall::SharedCheck(_) => Scopes::of([Scope::Check]),
+        TenantCall::Check { .. } | TenantCall::SharedCheck(_) | TenantCall::ScopedCheck(_) => {
+            Scopes::of([Scope::Check])
+        }
         TenantCall::Read => Scopes::of([Scope::UsageRead]),
         TenantCall::Apply { op, .. } => Scopes::of([of_op(op)?]),
         TenantCall::Batch(items) => {
             let mut needed = Vec::with_capacity(2);
             for item in items {
                 needed.push(match item {
-                    BatchItem::Check { .. } | BatchItem::SharedCheck(_) => Scope::Check,
+                    BatchItem::Check { .. }
+                    | BatchItem::SharedCheck(_)
+                    | BatchItem::ScopedCheck(_) => Scope::Check,
                     BatchItem::Apply { op, .. } => of_op(op)?,
                 });
             }

@@ -326,7 +326,7 @@ impl Router {
         let t = state.tenants.get(tenant)?;
         let now = self.config.clock.now_ms().max(t.last_at_ms);
         Some(
-            t.check(quota, *amount, now)
+            t.check(quota, *amount, None, now)
                 .map(|d| ForwardReply::Tenant(TenantAnswer::Decision(d)))
                 .map_err(Into::into),
         )

@@ -6,9 +6,10 @@ use crate::error::EngineError;
 use crate::format::Since;
 use crate::model::{Consistency, Principal, TenantId};
 use crate::quota::{
-    AllDecided, AllOrNothing, Decision, OpOutcome, QuotaError, Spend, TenantOp, validate,
+    AllDecided, AllOrNothing, Decision, OpOutcome, QuotaError, ScopedSpend, Spend, TenantOp,
+    validate,
 };
-use crate::shard::{BatchItem, TenantAnswer, TenantCall};
+use crate::shard::{BatchItem, ScopedCheck, TenantAnswer, TenantCall};
 use crate::telemetry;
 use crate::wire_error::WireError;
 use uuid::Uuid;
@@ -42,6 +43,20 @@ pub enum BatchOp {
         idempotency_key: Option<String>,
         consistency: Option<Consistency>,
     },
+    /// A check in a scope value.
+    ScopedCheck {
+        quota: String,
+        amount: i64,
+        scope: String,
+    },
+    /// An increment in a scope value.
+    ScopedIncrement {
+        quota: String,
+        amount: i64,
+        scope: String,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+    },
     /// A check through a sharing grant.
     SharedCheck {
         quota: String,
@@ -66,11 +81,34 @@ impl Engine {
         quota: &str,
         amount: i64,
     ) -> Result<Decision, EngineError> {
+        self.check_in(by, tenant, quota, amount, None).await
+    }
+
+    /// A check on the tenant's quota and, with `scope`, on that scope
+    /// value's limit within it.
+    pub async fn check_in(
+        &self,
+        by: &Principal,
+        tenant: TenantId,
+        quota: &str,
+        amount: i64,
+        scope: Option<String>,
+    ) -> Result<Decision, EngineError> {
         validate::quota_name(quota)?;
         validate::positive_amount("amount", amount)?;
-        let call = TenantCall::Check {
-            quota: quota.to_string(),
-            amount,
+        let call = match scope {
+            None => TenantCall::Check {
+                quota: quota.to_string(),
+                amount,
+            },
+            Some(scope) => {
+                validate::scope(&scope)?;
+                TenantCall::ScopedCheck(Since(ScopedCheck {
+                    quota: quota.to_string(),
+                    amount,
+                    scope,
+                }))
+            }
         };
         let d = match self.router.call_tenant_as(Some(by), tenant, call).await? {
             TenantAnswer::Decision(d) => d,
@@ -89,17 +127,83 @@ impl Engine {
         idempotency_key: Option<String>,
         consistency: Option<Consistency>,
     ) -> Result<Decision, EngineError> {
+        self.increment_in(
+            by,
+            tenant,
+            quota,
+            amount,
+            None,
+            idempotency_key,
+            consistency,
+        )
+        .await
+    }
+
+    /// An increment of the tenant's quota and, with `scope`, of that scope
+    /// value's limit within it: one decision over every level.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn increment_in(
+        &self,
+        by: &Principal,
+        tenant: TenantId,
+        quota: &str,
+        amount: i64,
+        scope: Option<String>,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+    ) -> Result<Decision, EngineError> {
         validate::quota_name(quota)?;
         validate::amount(amount)?;
         idempotency_key_ok(&idempotency_key)?;
-        let op = TenantOp::Increment {
-            quota: quota.to_string(),
-            amount,
-            idempotency_key,
-        };
+        let op = self.spend_op(quota.to_string(), amount, scope, idempotency_key, None)?;
         let d = decision(self.admit(by, tenant, op, consistency).await?)?;
         telemetry::decision(&self.labels, &tenant, d.allowed);
+        self.count_shadow(&tenant, quota, &d);
         Ok(d)
+    }
+
+    /// The operation of a spend: an increment (or with `hold` a
+    /// reservation) that names a scope value or not.
+    fn spend_op(
+        &self,
+        quota: String,
+        amount: i64,
+        scope: Option<String>,
+        idempotency_key: Option<String>,
+        hold: Option<(u64, Uuid)>,
+    ) -> Result<TenantOp, EngineError> {
+        Ok(match (scope, hold) {
+            (None, None) => TenantOp::Increment {
+                quota,
+                amount,
+                idempotency_key,
+            },
+            (None, Some((ttl_ms, reservation_id))) => TenantOp::Reserve {
+                quota,
+                amount: amount.unsigned_abs(),
+                ttl_ms,
+                reservation_id,
+                idempotency_key,
+            },
+            (Some(scope), hold) => {
+                validate::scope(&scope)?;
+                TenantOp::Spend(Since(Box::new(ScopedSpend {
+                    quota,
+                    amount,
+                    scope,
+                    idempotency_key,
+                    max_scopes: self.catalog().live_scopes(),
+                    hold,
+                })))
+            }
+        })
+    }
+
+    /// Count a decision admitted only because of shadow mode.
+    fn count_shadow(&self, tenant: &TenantId, quota: &str, d: &Decision) {
+        if d.verdict == crate::quota::Verdict::ShadowDenied {
+            telemetry::shadow_denial(&self.labels, tenant, quota);
+        }
     }
 
     /// Spend on several of one tenant's quotas as one decision: every
@@ -121,6 +225,7 @@ impl Engine {
             validate::positive_amount("amount", i64::try_from(s.amount).unwrap_or(i64::MAX))?;
         }
         idempotency_key_ok(&idempotency_key)?;
+        let quotas: Vec<String> = spends.iter().map(|s| s.quota.clone()).collect();
         let op = TenantOp::IncrementAll(Since(AllOrNothing {
             spends,
             idempotency_key,
@@ -131,6 +236,9 @@ impl Engine {
         };
         for d in decided.decisions.iter().flatten() {
             telemetry::decision(&self.labels, &tenant, d.allowed && decided.admitted);
+        }
+        for (s, d) in spends_of(&decided, &quotas) {
+            self.count_shadow(&tenant, s, d);
         }
         Ok(decided)
     }
@@ -148,6 +256,7 @@ impl Engine {
             (0..items.len()).map(|_| None).collect();
         let mut by_tenant: std::collections::HashMap<TenantId, (Vec<usize>, Vec<BatchItem>)> =
             std::collections::HashMap::new();
+        let quotas: Vec<String> = items.iter().map(|(_, op)| op.quota().to_string()).collect();
         for (i, (tenant, op)) in items.into_iter().enumerate() {
             match self.batch_item(op) {
                 Ok(item) => {
@@ -176,6 +285,7 @@ impl Engine {
                         if let Ok(d) = &d {
                             requests += 1;
                             refused += u64::from(!d.allowed);
+                            self.count_shadow(&tenant, &quotas[i], d);
                         }
                         results[i] = Some(d.map_err(EngineError::from));
                     }
@@ -223,6 +333,35 @@ impl Engine {
                     consistency: consistency.unwrap_or(self.default_consistency),
                 }
             }
+            BatchOp::ScopedCheck {
+                quota,
+                amount,
+                scope,
+            } => {
+                validate::quota_name(&quota)?;
+                validate::positive_amount("amount", amount)?;
+                validate::scope(&scope)?;
+                BatchItem::ScopedCheck(Since(ScopedCheck {
+                    quota,
+                    amount,
+                    scope,
+                }))
+            }
+            BatchOp::ScopedIncrement {
+                quota,
+                amount,
+                scope,
+                idempotency_key,
+                consistency,
+            } => {
+                validate::quota_name(&quota)?;
+                validate::amount(amount)?;
+                idempotency_key_ok(&idempotency_key)?;
+                BatchItem::Apply {
+                    op: self.spend_op(quota, amount, Some(scope), idempotency_key, None)?,
+                    consistency: consistency.unwrap_or(self.default_consistency),
+                }
+            }
             shared @ (BatchOp::SharedCheck { .. } | BatchOp::SharedIncrement { .. }) => {
                 self.shared_batch_item(shared)?
             }
@@ -238,17 +377,34 @@ impl Engine {
         idempotency_key: Option<String>,
         consistency: Option<Consistency>,
     ) -> Result<Reserved, EngineError> {
+        self.reserve_in(by, tenant, quota, hold, None, idempotency_key, consistency)
+            .await
+    }
+
+    /// A reservation on the tenant's quota and, with `scope`, on that scope
+    /// value's limit within it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reserve_in(
+        &self,
+        by: &Principal,
+        tenant: TenantId,
+        quota: &str,
+        hold: Hold,
+        scope: Option<String>,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+    ) -> Result<Reserved, EngineError> {
         validate::quota_name(quota)?;
         let amount = validate::positive_amount("amount", hold.amount)?;
         let ttl_ms = validate::ttl_ms(hold.ttl_ms)?;
         idempotency_key_ok(&idempotency_key)?;
-        let op = TenantOp::Reserve {
-            quota: quota.to_string(),
-            amount,
-            ttl_ms,
-            reservation_id: Uuid::new_v4(),
+        let op = self.spend_op(
+            quota.to_string(),
+            amount as i64,
+            scope,
             idempotency_key,
-        };
+            Some((ttl_ms, Uuid::new_v4())),
+        )?;
         match self.admit(by, tenant, op, consistency).await? {
             OpOutcome::Reserved {
                 decision,
@@ -256,6 +412,7 @@ impl Engine {
                 expires_at_ms,
             } => {
                 telemetry::decision(&self.labels, &tenant, decision.allowed);
+                self.count_shadow(&tenant, quota, &decision);
                 Ok(Reserved {
                     decision,
                     reservation_id,
@@ -348,6 +505,31 @@ impl Engine {
             other => Err(forward::unexpected(other)),
         }
     }
+}
+
+impl BatchOp {
+    /// The quota it spends on or checks.
+    pub fn quota(&self) -> &str {
+        match self {
+            BatchOp::Check { quota, .. }
+            | BatchOp::Increment { quota, .. }
+            | BatchOp::ScopedCheck { quota, .. }
+            | BatchOp::ScopedIncrement { quota, .. }
+            | BatchOp::SharedCheck { quota, .. }
+            | BatchOp::SharedIncrement { quota, .. } => quota,
+        }
+    }
+}
+
+/// Each decision of an all-or-nothing answer with its quota's name.
+fn spends_of<'a>(
+    decided: &'a AllDecided,
+    quotas: &'a [String],
+) -> impl Iterator<Item = (&'a str, &'a Decision)> {
+    quotas
+        .iter()
+        .zip(&decided.decisions)
+        .filter_map(|(q, d)| Some((q.as_str(), d.as_ref()?)))
 }
 
 pub(super) fn idempotency_key_ok(key: &Option<String>) -> Result<(), QuotaError> {

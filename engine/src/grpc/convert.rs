@@ -80,6 +80,7 @@ pub fn verdict(v: Verdict) -> pb::Verdict {
         Verdict::Throttled => pb::Verdict::Throttled,
         Verdict::AllowedOverSoftLimit => pb::Verdict::AllowedOverSoftLimit,
         Verdict::AllowedOverage => pb::Verdict::AllowedOverage,
+        Verdict::ShadowDenied => pb::Verdict::ShadowDenied,
     }
 }
 

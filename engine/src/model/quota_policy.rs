@@ -74,10 +74,24 @@ pub struct QuotaPolicy {
     /// Set by an explicit quota update; a tier change keeps overridden quotas.
     #[serde(default)]
     pub overridden: bool,
+    /// Further windows, scope rules, rollover, preserved overage, shadow
+    /// mode (format 19; `None` for a plain quota).
+    #[serde(default)]
+    pub rules: crate::format::Added<19, Option<Box<super::QuotaRules>>>,
 }
 
 impl QuotaPolicy {
     pub const DEFAULT_THRESHOLDS: [u8; 3] = [80, 90, 95];
+
+    /// Its rules beyond the one limit, if any.
+    pub fn rules(&self) -> Option<&super::QuotaRules> {
+        self.rules.0.as_deref()
+    }
+
+    /// Whether its decisions are reported but never refuse.
+    pub fn shadow(&self) -> bool {
+        self.rules().is_some_and(|r| r.shadow)
+    }
 
     pub fn counter(period: Period, limit: Option<u64>) -> Self {
         Self {
@@ -88,6 +102,7 @@ impl QuotaPolicy {
             action: Action::Block,
             alert_thresholds: default_thresholds(),
             overridden: false,
+            rules: Default::default(),
         }
     }
 

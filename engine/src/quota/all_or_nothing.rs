@@ -5,12 +5,12 @@
 //! later one refuses would charge the tenant for a request that never ran.
 use super::decision::Decision;
 use super::error::QuotaError;
+use super::layers::{Checkpoint, Draws, SpendCtx};
 use super::quota_map::QuotaMap;
-use super::quota_state::{QuotaState, Use};
+use super::quota_state::Use;
 use crate::model::TenantId;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// One quota's part of an all-or-nothing decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,45 +88,61 @@ pub(crate) fn decide(
     now_ms: i64,
 ) -> Result<AllDecided, QuotaError> {
     let (tz, refusal) = (state.tz, state.refusal);
-    // Each quota is decided on a copy, in request order (a quota named
-    // twice sees its first part), and the copies replace the originals
-    // only if every part admits.
-    let mut staged: BTreeMap<&str, QuotaState> = BTreeMap::new();
+    // Each part is decided on the live state, in request order (a quota
+    // named twice sees its first part taken), after a checkpoint of what
+    // it may touch; if any part refuses, the checkpoints are rolled back
+    // last first. No copy of a quota (or its scope meters) is made.
+    let ctx = SpendCtx::plain(state.tenant, tz, now_ms);
+    let mut taken: Vec<(&str, Checkpoint, Draws)> = Vec::new();
     let mut decisions = Vec::with_capacity(op.spends.len());
+    let mut failure = None;
     for s in &op.spends {
         if s.amount == 0 {
-            return Err(QuotaError::invalid("amount", "must be at least 1"));
+            failure = Some(QuotaError::invalid("amount", "must be at least 1"));
+            break;
         }
-        let q = match staged.entry(s.quota.as_str()) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) => match state.quotas.get(&s.quota) {
-                Some(q) => v.insert(q.clone()),
-                None if s.optional => {
-                    decisions.push(None);
-                    continue;
-                }
-                None => {
-                    return Err(QuotaError::QuotaNotFound {
-                        tenant: state.tenant,
-                        quota: s.quota.clone(),
-                    });
-                }
-            },
+        let Some(q) = state.quotas.get_mut(&s.quota) else {
+            if s.optional {
+                decisions.push(None);
+                continue;
+            }
+            failure = Some(QuotaError::QuotaNotFound {
+                tenant: state.tenant,
+                quota: s.quota.clone(),
+            });
+            break;
         };
         let d = match &refusal {
             Some(reason) => q.refused(tz, now_ms, reason.clone()),
-            None => q.admit(tz, now_ms, s.amount, Use::Consume),
+            None => {
+                let checkpoint = q.checkpoint(None);
+                match q.spend(&ctx, s.amount, Use::Consume) {
+                    Ok((d, draws)) => {
+                        taken.push((s.quota.as_str(), checkpoint, draws));
+                        d
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
         };
         decisions.push(Some(d));
     }
-    let admitted = refusal.is_none() && decisions.iter().flatten().all(|d| d.allowed);
-    if admitted {
-        for (name, q) in staged {
-            if let Some(original) = state.quotas.get_mut(name) {
-                *original = q;
+    let admitted =
+        failure.is_none() && refusal.is_none() && decisions.iter().flatten().all(|d| d.allowed);
+    if !admitted {
+        for (name, checkpoint, draws) in taken.into_iter().rev() {
+            if let Some(q) = state.quotas.get_mut(name) {
+                q.rollback(checkpoint, &draws);
             }
         }
-    } else {
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if !admitted {
         // Nothing was taken: report each quota as it stands, and no
         // threshold crossed (none was recorded).
         for (s, d) in op.spends.iter().zip(decisions.iter_mut()) {

@@ -1,12 +1,62 @@
-use serde::{Deserialize, Serialize};
+use crate::format::Added;
+use crate::model::{Period, QuotaKind};
+use serde::{Deserialize, Serialize, Serializer};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Verdict {
     Allowed,
     Denied,
     Throttled,
     AllowedOverSoftLimit,
     AllowedOverage,
+    /// Refused by some level, admitted because the quota (or the tenant)
+    /// is in shadow mode (format 19).
+    ShadowDenied,
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if *self == Verdict::ShadowDenied
+            && !s.is_human_readable()
+            && crate::format::encoding_version() < 19
+        {
+            crate::format::needs_newer_version();
+            return Err(serde::ser::Error::custom(
+                "verdict shadow_denied needs format version 19",
+            ));
+        }
+        let (index, name) = match self {
+            Verdict::Allowed => (0, "Allowed"),
+            Verdict::Denied => (1, "Denied"),
+            Verdict::Throttled => (2, "Throttled"),
+            Verdict::AllowedOverSoftLimit => (3, "AllowedOverSoftLimit"),
+            Verdict::AllowedOverage => (4, "AllowedOverage"),
+            Verdict::ShadowDenied => (5, "ShadowDenied"),
+        };
+        s.serialize_unit_variant("Verdict", index, name)
+    }
+}
+
+/// The level of a decision that refused (or, in shadow mode, would have):
+/// the quota's own window, one of its further windows, or the scope named
+/// in the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limiter {
+    /// "quota", "window" or "scope".
+    pub level: String,
+    /// The scope value, for a scope.
+    pub scope: Option<String>,
+    /// The scope rule that applied: "default" or the override's pattern.
+    pub rule: Option<String>,
+    pub kind: QuotaKind,
+    pub period: Period,
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub reset_at_ms: Option<i64>,
+    /// What that level said.
+    pub verdict: Verdict,
+    pub retry_after_ms: Option<u64>,
+    pub reason: Option<String>,
 }
 
 impl Verdict {
@@ -17,6 +67,7 @@ impl Verdict {
             Verdict::Throttled => "throttled",
             Verdict::AllowedOverSoftLimit => "allowed_over_soft_limit",
             Verdict::AllowedOverage => "allowed_overage",
+            Verdict::ShadowDenied => "shadow_denied",
         }
     }
 }
@@ -38,6 +89,9 @@ pub struct Decision {
     pub reason: Option<String>,
     /// The stored answer of an earlier request with the same idempotency key.
     pub replayed: bool,
+    /// The level that refused, or in shadow mode would have (format 19).
+    #[serde(default)]
+    pub limited_by: Added<19, Option<Box<Limiter>>>,
 }
 
 impl Decision {
@@ -54,6 +108,7 @@ impl Decision {
             thresholds_crossed: Vec::new(),
             reason: Some(reason.into()),
             replayed: false,
+            limited_by: Added::default(),
         }
     }
 }

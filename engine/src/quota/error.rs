@@ -68,6 +68,21 @@ pub enum QuotaError {
     TooManyWebhooks { tenant: TenantId, limit: u32 },
     #[error("tenant {tenant} sets no flag {:?}", crate::excerpt::short(key))]
     FlagNotFound { tenant: TenantId, key: String },
+    /// A scope value not live yet, beyond the tier's cap on live scope
+    /// values: a burst of new end users cannot grow the tenant without end.
+    #[error(
+        "tenant {tenant} already tracks {limit} live scope values, its tier's limit; a new scope can start once one's period ends"
+    )]
+    TooManyScopes { tenant: TenantId, limit: u64 },
+    #[error(
+        "quota {:?} of tenant {tenant} has no credit grant {grant}",
+        crate::excerpt::short(quota)
+    )]
+    GrantNotFound {
+        tenant: TenantId,
+        quota: String,
+        grant: u32,
+    },
     #[error("gauge {quota:?} is at {level}; it cannot go down by {amount}")]
     GaugeUnderflow {
         quota: String,
@@ -101,7 +116,10 @@ impl QuotaError {
             QuotaError::FlagNotFound { .. } => ErrorCode::NotFound,
             QuotaError::TenantExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::IdempotencyKeyReused { .. } => ErrorCode::FailedPrecondition,
-            QuotaError::TooManyIdempotencyKeys { .. } => ErrorCode::ResourceExhausted,
+            QuotaError::TooManyIdempotencyKeys { .. } | QuotaError::TooManyScopes { .. } => {
+                ErrorCode::ResourceExhausted
+            }
+            QuotaError::GrantNotFound { .. } => ErrorCode::NotFound,
             QuotaError::QuotaExceeded { .. } => ErrorCode::FailedPrecondition,
             QuotaError::MemberExists { .. } => ErrorCode::AlreadyExists,
             QuotaError::MemberNotFound { .. } => ErrorCode::NotFound,
@@ -143,6 +161,8 @@ impl QuotaError {
             QuotaError::WebhookNotFound { .. } => Some("webhookId"),
             QuotaError::NotInTier(_) => None,
             QuotaError::FlagNotFound { .. } => Some("key"),
+            QuotaError::TooManyScopes { .. } => Some("scope"),
+            QuotaError::GrantNotFound { .. } => Some("grantId"),
             // About the policy as a whole, not one field of it.
             QuotaError::BeyondTier { .. } => None,
             QuotaError::SharingDenied { .. } => Some("sharing_policy_id"),

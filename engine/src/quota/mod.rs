@@ -4,6 +4,7 @@ mod all_or_nothing;
 mod decision;
 mod error;
 mod idempotency;
+mod layers;
 mod op;
 pub mod period;
 mod policy_patch;
@@ -18,13 +19,15 @@ pub mod validate;
 mod tests;
 
 pub use all_or_nothing::{AllDecided, AllOrNothing, Spend};
-pub use decision::{Decision, Verdict};
+pub use decision::{Decision, Limiter, Verdict};
 pub use error::QuotaError;
+pub use layers::{CreditGrant, Draws, Layers, MAX_GRANTS, Meter, NewCreditGrant, SpendCtx};
 pub use op::{
-    AlertOp, ApiKeyRotation, Applied, BrandingChange, FlagChange, NewApiKey, OpClass, OpOutcome,
-    QuotaPatch, Received, SharedReserve, SharedUse, TenantOp, TenantUpdate, WebhookChange,
+    AlertOp, ApiKeyRotation, Applied, BrandingChange, FlagChange, GrantChange, NewApiKey, OpClass,
+    OpOutcome, QuotaPatch, Received, ScopedSpend, SharedReserve, SharedUse, TenantOp, TenantUpdate,
+    WebhookChange,
 };
-pub use policy_patch::PolicyPatch;
+pub use policy_patch::{PolicyPatch, RulesPatch};
 pub use policy_pool::{PolicyPool, SharedPolicy};
 pub use quota_map::QuotaMap;
 pub use quota_state::{QuotaState, Use};

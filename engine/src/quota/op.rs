@@ -160,6 +160,51 @@ pub enum TenantOp {
             )>,
         >,
     ),
+    /// A spend that names a scope, or a hold with one (format 19).
+    Spend(Since<19, Box<ScopedSpend>>),
+    /// Add or void a credit grant on one of the tenant's quotas (format 19).
+    CreditGrant(Since<19, Box<GrantChange>>),
+    /// Put the whole tenant in shadow mode, or take it out (format 19).
+    SetShadow(Since<19, bool>),
+}
+
+/// What [`TenantOp::Spend`] carries: an increment (or, with `hold`, a
+/// reservation) that names a scope value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopedSpend {
+    pub quota: String,
+    pub amount: i64,
+    pub scope: String,
+    pub idempotency_key: Option<String>,
+    /// Each tier's cap on a tenant's live scope values ([`Tier::ALL`]
+    /// order), as the deciding node's catalog says: the cap of the tier the
+    /// tenant is on when it applies.
+    pub max_scopes: [u64; 4],
+    /// A reservation: `(ttl_ms, reservation_id)`.
+    pub hold: Option<(u64, Uuid)>,
+}
+
+impl ScopedSpend {
+    /// The cap on live scope values for a tenant of `tier`.
+    pub fn cap(&self, tier: Tier) -> u64 {
+        Tier::ALL
+            .iter()
+            .position(|t| *t == tier)
+            .map_or(u64::MAX, |i| self.max_scopes[i])
+    }
+}
+
+/// What [`TenantOp::CreditGrant`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantChange {
+    Add {
+        quota: String,
+        grant: super::layers::NewCreditGrant,
+    },
+    Void {
+        quota: String,
+        grant: u32,
+    },
 }
 
 /// What [`TenantOp::Alerts`] carries.
@@ -320,6 +365,8 @@ pub enum OpOutcome {
     },
     /// The answer to [`TenantOp::IncrementAll`] (format 2).
     AllDecided(Since<2, AllDecided>),
+    /// A credit grant as added or voided (format 19).
+    CreditGrant(Since<19, Box<super::layers::CreditGrant>>),
 }
 
 impl OpOutcome {
@@ -407,6 +454,7 @@ impl TenantOp {
             // Billing events and suspensions change the tenant: audited.
             // Ticks and raised alerts are bookkeeping, like a spend.
             TenantOp::SetApiSettings(_) | TenantOp::SetSso(_) => OpClass::Admin,
+            TenantOp::CreditGrant(_) | TenantOp::SetShadow(_) => OpClass::Admin,
             TenantOp::Alerts(a) => match *a.0 {
                 AlertOp::Billing { .. } | AlertOp::BillingSuspend => OpClass::Admin,
                 AlertOp::Tick | AlertOp::Raise { .. } => OpClass::Admission,
@@ -422,6 +470,7 @@ impl TenantOp {
             | TenantOp::AckTransfer(_)
             | TenantOp::SharedReserve(_)
             | TenantOp::BillSubscriptions(_)
+            | TenantOp::Spend(_)
             | TenantOp::ClosePeriod(_) => OpClass::Admission,
         }
     }
@@ -452,6 +501,14 @@ impl TenantOp {
             TenantOp::SetApiSettings(_) => Ok(()),
             // Checked as a whole (`SsoInput::check`) before it is made.
             TenantOp::SetSso(_) => Ok(()),
+            TenantOp::CreditGrant(g) => match &*g.0 {
+                GrantChange::Add { quota, grant } => {
+                    validate::quota_name(quota)?;
+                    super::layers::check_grant(grant)
+                }
+                GrantChange::Void { quota, .. } => validate::quota_name(quota),
+            },
+            TenantOp::SetShadow(_) => Ok(()),
             TenantOp::ChangeTier { .. }
             | TenantOp::RemoveMember { .. }
             | TenantOp::ChangeRole { .. }
@@ -479,6 +536,7 @@ impl TenantOp {
             | TenantOp::AckTransfer(_)
             | TenantOp::SharedReserve(_)
             | TenantOp::BillSubscriptions(_)
+            | TenantOp::Spend(_)
             | TenantOp::ClosePeriod(_) => Err(QuotaError::invalid(
                 "operation",
                 "a spend is not an admin change",
@@ -514,6 +572,9 @@ impl TenantOp {
             | TenantOp::Alerts(_)
             | TenantOp::SetApiSettings(_)
             | TenantOp::SetSso(_)
+            | TenantOp::Spend(_)
+            | TenantOp::CreditGrant(_)
+            | TenantOp::SetShadow(_)
             | TenantOp::Increment { .. }
             | TenantOp::IncrementAll(_)
             | TenantOp::Reserve { .. }
@@ -582,6 +643,14 @@ impl TenantOp {
             // billing event raises an alert each time it is reported.
             TenantOp::Alerts(a) => !matches!(*a.0, AlertOp::Billing { .. }),
             TenantOp::SetApiSettings(_) | TenantOp::SetSso(_) => false,
+            TenantOp::Spend(s) => s.0.idempotency_key.is_some(),
+            // An added grant with a key is added once; a void names its
+            // grant; shadow mode is a value.
+            TenantOp::CreditGrant(g) => match &*g.0 {
+                GrantChange::Add { grant, .. } => grant.idempotency_key.is_some(),
+                GrantChange::Void { .. } => true,
+            },
+            TenantOp::SetShadow(_) => true,
         }
     }
 }

@@ -6,7 +6,10 @@
 //! a quota shares the one rule.
 use super::error::QuotaError;
 use super::validate;
-use crate::model::{Action, Period, QuotaKind, QuotaPolicy, Tier, well_known};
+use crate::format::Added;
+use crate::model::{
+    Action, Period, QuotaKind, QuotaPolicy, QuotaRules, ScopeRules, SharedPolicy, Tier, well_known,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,6 +30,47 @@ pub struct PolicyPatch {
     /// deciding node's catalog says: the ceiling for a tenant admin on
     /// whichever tier the tenant is when the patch applies.
     pub tier_policies: BTreeMap<Tier, QuotaPolicy>,
+    /// Changes to the rules beyond the one limit (format 19); `None`
+    /// keeps them.
+    #[serde(default)]
+    pub rules: Added<19, Option<Box<RulesPatch>>>,
+}
+
+/// The rules fields a caller named; `None` keeps a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesPatch {
+    pub windows: Option<Vec<SharedPolicy>>,
+    pub rollover: Option<bool>,
+    /// `Some(None)`: carry at most one period's limit.
+    pub rollover_max: Option<Option<u64>>,
+    pub preserve_overage: Option<bool>,
+    pub shadow: Option<bool>,
+    /// `Some(None)` removes the scope rules.
+    pub scopes: Option<Option<ScopeRules>>,
+}
+
+impl RulesPatch {
+    fn apply(&self, mut rules: QuotaRules) -> QuotaRules {
+        if let Some(w) = &self.windows {
+            rules.windows = w.clone();
+        }
+        if let Some(r) = self.rollover {
+            rules.rollover = r;
+        }
+        if let Some(m) = self.rollover_max {
+            rules.rollover_max = m;
+        }
+        if let Some(p) = self.preserve_overage {
+            rules.preserve_overage = p;
+        }
+        if let Some(s) = self.shadow {
+            rules.shadow = s;
+        }
+        if let Some(s) = &self.scopes {
+            rules.scopes = s.clone();
+        }
+        rules
+    }
 }
 
 impl PolicyPatch {
@@ -89,9 +133,30 @@ impl PolicyPatch {
             action,
             alert_thresholds: thresholds.into(),
             overridden: self.by_operator,
+            rules: Added::default(),
         };
+        let kept = same_kind
+            .and_then(|p| p.rules())
+            .cloned()
+            .unwrap_or_default();
+        let rules = match self.rules.0.as_deref() {
+            Some(patch) => patch.apply(kept.clone()),
+            None => kept.clone(),
+        };
+        let mut policy = policy;
+        policy.rules.0 = (!rules.is_plain()).then(|| Box::new(rules.clone()));
         if !self.by_operator {
             within_tier(name, &policy, tier, self.tier_policies.get(&tier))?;
+            if self.tier_policies.contains_key(&tier)
+                && (rules.rollover, rules.rollover_max, rules.shadow)
+                    != (kept.rollover, kept.rollover_max, kept.shadow)
+            {
+                return Err(QuotaError::BeyondTier {
+                    reason: format!(
+                        "{name} is a quota of the {tier} tier: only a platform operator may change its rollover or shadow mode, which let usage past the tier's limit"
+                    ),
+                });
+            }
         }
         validate::policy(&policy)?;
         Ok(policy)
@@ -141,6 +206,7 @@ mod tests {
             kind: None,
             alert_thresholds: None,
             by_operator: false,
+            rules: Added::default(),
             tier_policies: BTreeMap::from([
                 (
                     Tier::Free,

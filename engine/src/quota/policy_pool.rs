@@ -9,49 +9,9 @@
 //! creates, changes or reads from a snapshot through it. No global lock:
 //! decoding a policy is a plain allocation.
 use crate::model::QuotaPolicy;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use crate::model::SharedPolicy;
 use std::collections::HashSet;
-use std::ops::Deref;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SharedPolicy(Arc<QuotaPolicy>);
-
-impl SharedPolicy {
-    pub fn new(policy: QuotaPolicy) -> Self {
-        SharedPolicy(Arc::new(policy))
-    }
-
-    /// Whether two quotas hold the very same copy.
-    pub fn shares_with(&self, other: &SharedPolicy) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Deref for SharedPolicy {
-    type Target = QuotaPolicy;
-    fn deref(&self) -> &QuotaPolicy {
-        &self.0
-    }
-}
-
-impl From<QuotaPolicy> for SharedPolicy {
-    fn from(policy: QuotaPolicy) -> Self {
-        SharedPolicy::new(policy)
-    }
-}
-
-impl Serialize for SharedPolicy {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for SharedPolicy {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        QuotaPolicy::deserialize(d).map(SharedPolicy::new)
-    }
-}
 
 /// The policies in use in one state. A cache, not state: two pools are
 /// equal whatever they hold, and a state is the same with or without one.
@@ -68,8 +28,8 @@ const SWEEP_FROM: usize = 1024;
 impl PolicyPool {
     /// The pool's copy of `policy`, which it keeps from now on.
     pub fn share(&mut self, policy: &SharedPolicy) -> SharedPolicy {
-        if let Some(shared) = self.policies.get(&policy.0) {
-            return SharedPolicy(shared.clone());
+        if let Some(shared) = self.policies.get(policy.arc()) {
+            return SharedPolicy::from_arc(shared.clone());
         }
         // Per-tenant overrides come and go: whenever the set has doubled,
         // drop the copies only the pool still holds. Amortized O(1).
@@ -77,14 +37,14 @@ impl PolicyPool {
             self.policies.retain(|p| Arc::strong_count(p) > 1);
             self.swept_at = self.policies.len();
         }
-        self.policies.insert(policy.0.clone());
+        self.policies.insert(policy.arc().clone());
         policy.clone()
     }
 
     /// The pool's copy of `policy`, unless `policy` is that copy already.
     pub fn shared(&mut self, policy: &SharedPolicy) -> Option<SharedPolicy> {
-        match self.policies.get(&policy.0) {
-            Some(p) if Arc::ptr_eq(p, &policy.0) => None,
+        match self.policies.get(policy.arc()) {
+            Some(p) if Arc::ptr_eq(p, policy.arc()) => None,
             _ => Some(self.share(policy)),
         }
     }

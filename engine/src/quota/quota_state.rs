@@ -1,7 +1,9 @@
 //! One quota's usage and the admission decision for it.
 use super::decision::{Decision, Verdict};
+use super::layers::{Draws, Layers};
 use super::period::window;
 use super::policy_pool::SharedPolicy;
+use crate::format::Added;
 use crate::model::{Action, Period, QuotaKind, QuotaPolicy};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,10 @@ pub struct QuotaState {
     pub tat_ns: i64,
     /// Bit i set: `policy.alert_thresholds[i]` already fired this period.
     pub fired: u8,
+    /// Further windows, scopes, grants and rollover (format 19; `None`
+    /// until the quota uses any: a plain quota pays one word).
+    #[serde(default)]
+    pub layers: Added<19, Option<Box<Layers>>>,
 }
 
 fn now_ns(now_ms: i64) -> i64 {
@@ -68,20 +74,45 @@ impl QuotaState {
             overage: 0,
             tat_ns: 0,
             fired: 0,
+            layers: Added::default(),
         }
     }
 
     /// Replace the policy, keeping usage (a tier change or a limit update
     /// does not forget what was spent). Thresholds fired are forgotten
     /// because their meaning changed with the limit.
+    /// Credit grants stay whatever changes; a further window keeps its
+    /// counters while it keeps its place, kind and period.
     pub fn set_policy(&mut self, policy: QuotaPolicy) {
+        let before = self.policy.clone();
+        let mut layers = self.layers.0.take();
         if policy.kind != self.policy.kind {
             *self = QuotaState::new(policy);
+            if let Some(l) = layers.as_deref_mut() {
+                l.windows.clear();
+                l.scopes.clear();
+                l.carry = 0;
+                l.from_grants = 0;
+            }
         } else {
             self.policy = SharedPolicy::new(policy);
             self.fired = 0;
             self.window_end_ms = i64::MIN;
         }
+        if let Some(l) = layers.as_deref_mut() {
+            let old = before.rules().map_or(&[][..], |r| &r.windows[..]);
+            let new = self.policy.rules().map_or(&[][..], |r| &r.windows[..]);
+            let kept = old
+                .iter()
+                .zip(new)
+                .take_while(|(a, b)| (a.kind, a.period) == (b.kind, b.period))
+                .count();
+            l.windows.truncate(kept);
+            if self.policy.rules().is_none_or(|r| r.scopes.is_none()) {
+                l.scopes.clear();
+            }
+        }
+        self.layers.0 = layers.filter(|l| **l != Layers::default());
     }
 
     /// Whether anything is used or held (a kind change would lose it).
@@ -114,11 +145,30 @@ impl QuotaState {
         }
         self.window_end_ms = w.end_ms.unwrap_or(i64::MAX);
         if w.start_ms != self.window_start_ms {
+            let old = self.window_start_ms;
             self.window_start_ms = w.start_ms;
-            self.used = 0;
-            self.overage = 0;
             self.fired = 0;
+            if old != 0 && self.carries() {
+                // Reads the old period's overage and grant draws.
+                self.carry_over(tz, old, w.start_ms);
+            } else {
+                self.used = 0;
+                if let Some(l) = self.layers.0.as_deref_mut() {
+                    l.carry = 0;
+                    l.from_grants = 0;
+                }
+            }
+            self.overage = 0;
         }
+    }
+
+    /// Whether its period end carries anything into the next period.
+    fn carries(&self) -> bool {
+        self.policy.limit.is_some()
+            && self
+                .policy
+                .rules()
+                .is_some_and(|r| r.rollover || r.preserve_overage)
     }
 
     pub fn reset_at_ms(&self, tz: Tz, now_ms: i64) -> Option<i64> {
@@ -156,10 +206,28 @@ impl QuotaState {
 
     /// Decide on `amount` (> 0) and, if admitted, take it. The state must
     /// have been rolled to `now_ms`.
+    /// This quota's own window only (with its grants and rollover); see
+    /// [`QuotaState::spend`] for every level.
     pub fn admit(&mut self, tz: Tz, now_ms: i64, amount: u64, how: Use) -> Decision {
+        self.admit_own(tz, now_ms, amount, how, false, &mut Draws::new())
+    }
+
+    /// `force`: take the amount even if it does not fit (shadow mode); the
+    /// decision still says what enforcing would have answered.
+    pub(super) fn admit_own(
+        &mut self,
+        tz: Tz,
+        now_ms: i64,
+        amount: u64,
+        how: Use,
+        force: bool,
+        draws: &mut Draws,
+    ) -> Decision {
         match self.policy.kind {
             QuotaKind::Rate => self.admit_rate(now_ms, amount),
-            QuotaKind::Counter | QuotaKind::Gauge => self.admit_amount(tz, now_ms, amount, how),
+            QuotaKind::Counter | QuotaKind::Gauge => {
+                self.admit_amount(tz, now_ms, amount, how, force, draws)
+            }
         }
     }
 
@@ -169,22 +237,46 @@ impl QuotaState {
         self.decision(tz, now_ms, true, Verdict::Allowed)
     }
 
-    /// Charge `actual` for a reservation that held `held`.
-    pub fn settle(&mut self, tz: Tz, now_ms: i64, held: u64, actual: u64) -> Decision {
+    /// Charge `actual` for a reservation that held `held` and drew `draws`
+    /// from grants for its last units: the charge keeps the draws its units
+    /// reach (a grant voided since stays drawn for them), the rest go back.
+    pub fn settle(
+        &mut self,
+        tz: Tz,
+        now_ms: i64,
+        held: u64,
+        actual: u64,
+        draws: &[(u32, u64)],
+    ) -> Decision {
         self.reserved -= held.min(self.reserved);
-        self.used = self.used.saturating_add(actual);
+        let drawn = draws.iter().fold(0u64, |n, d| n.saturating_add(d.1));
+        let keep = actual.saturating_sub(held.saturating_sub(drawn)).min(drawn);
+        self.undraw_last(draws, drawn - keep);
         // The work was done: the real cost is charged whatever the limit.
-        // What lies beyond the limit is recorded as overage.
+        // Beyond the allowance it draws from grants, and what they do not
+        // cover is recorded as overage.
         let mut verdict = Verdict::Allowed;
-        if let Some(limit) = self.policy.limit {
-            let usage = self.usage(now_ms);
-            if usage > limit {
-                let before = usage - actual;
-                self.overage = self.overage.saturating_add(usage - before.max(limit));
+        if let Some(cap) = self.allowance() {
+            let before = self
+                .used
+                .saturating_add(self.reserved)
+                .saturating_sub(self.covered().saturating_sub(keep));
+            let after = before.saturating_add(actual - keep);
+            let need = after.saturating_sub(before.max(cap));
+            let from_grants = self.draw(now_ms, need, &mut Draws::new());
+            if need > from_grants {
+                self.overage = self.overage.saturating_add(need - from_grants);
                 verdict = Verdict::AllowedOverage;
-            } else if self.policy.soft_limit.is_some_and(|s| usage > s) {
-                verdict = Verdict::AllowedOverSoftLimit;
             }
+        }
+        self.used = self.used.saturating_add(actual);
+        if verdict == Verdict::Allowed
+            && self
+                .policy
+                .soft_limit
+                .is_some_and(|s| self.usage(now_ms) > s)
+        {
+            verdict = Verdict::AllowedOverSoftLimit;
         }
         let mut d = self.decision(tz, now_ms, true, verdict);
         d.thresholds_crossed = self.fire_thresholds();
@@ -196,40 +288,55 @@ impl QuotaState {
         self.reserved -= amount.min(self.reserved);
     }
 
-    fn admit_amount(&mut self, tz: Tz, now_ms: i64, amount: u64, how: Use) -> Decision {
+    fn admit_amount(
+        &mut self,
+        tz: Tz,
+        now_ms: i64,
+        amount: u64,
+        how: Use,
+        force: bool,
+        draws: &mut Draws,
+    ) -> Decision {
         let current = self.used.saturating_add(self.reserved);
         let after = current.saturating_add(amount);
         let mut verdict = Verdict::Allowed;
-        let mut overage = 0;
-        if let Some(limit) = self.policy.limit
-            && after > limit
-        {
-            verdict = match self.policy.action {
-                Action::Block => Verdict::Denied,
-                Action::Throttle => Verdict::Throttled,
-                Action::Alert => Verdict::AllowedOverSoftLimit,
-                Action::AllowOverage => {
-                    overage = after - current.max(limit);
-                    Verdict::AllowedOverage
+        // Units beyond the allowance: from grants, else the action decides.
+        let mut need = 0;
+        if let Some(cap) = self.allowance() {
+            let uncovered = current.saturating_sub(self.covered());
+            let wanted = uncovered.saturating_add(amount);
+            if wanted > cap {
+                need = wanted - uncovered.max(cap);
+                if need > self.grant_balance(now_ms) {
+                    verdict = match self.policy.action {
+                        Action::Block => Verdict::Denied,
+                        Action::Throttle => Verdict::Throttled,
+                        Action::Alert => Verdict::AllowedOverSoftLimit,
+                        Action::AllowOverage => Verdict::AllowedOverage,
+                    };
                 }
-            };
-        } else if self.policy.soft_limit.is_some_and(|soft| after > soft) {
+            }
+        }
+        if verdict == Verdict::Allowed && self.policy.soft_limit.is_some_and(|soft| after > soft) {
             verdict = Verdict::AllowedOverSoftLimit;
         }
         let allowed = !matches!(verdict, Verdict::Denied | Verdict::Throttled);
-        if !allowed {
+        if !allowed && !force {
             let mut d = self.decision(tz, now_ms, false, verdict);
             if verdict == Verdict::Throttled {
                 d.retry_after_ms = d.reset_at_ms.map(|r| (r - now_ms).max(0) as u64);
             }
             return d;
         }
+        let drawn = self.draw(now_ms, need, draws);
+        if verdict == Verdict::AllowedOverage {
+            self.overage = self.overage.saturating_add(need - drawn);
+        }
         match how {
             Use::Consume => self.used = self.used.saturating_add(amount),
             Use::Hold => self.reserved = self.reserved.saturating_add(amount),
         }
-        self.overage = self.overage.saturating_add(overage);
-        let mut d = self.decision(tz, now_ms, true, verdict);
+        let mut d = self.decision(tz, now_ms, allowed, verdict);
         d.thresholds_crossed = self.fire_thresholds();
         d
     }
@@ -333,6 +440,7 @@ impl QuotaState {
             thresholds_crossed: Vec::new(),
             reason: None,
             replayed: false,
+            limited_by: Added::default(),
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct TierLimits {
     /// Feature flag values a tenant sets (its own flags and its values of
     /// defined ones).
     pub feature_flags: Option<u32>,
+    /// Scope values with usage in their current period, over all of a
+    /// tenant's quotas.
+    pub live_scopes: Option<u64>,
 }
 
 /// One `[flags.KEY]` table.
@@ -203,6 +206,18 @@ impl TierCatalog {
     /// How many webhook endpoints a tenant of `tier` may register.
     pub fn webhook_endpoints(&self, tier: Tier) -> Option<u32> {
         self.limits.get(&tier).and_then(|l| l.webhook_endpoints)
+    }
+
+    /// How many scope values each tier's tenants may have live, in
+    /// [`Tier::ALL`] order (no limit: `u64::MAX`), as a scoped spend
+    /// carries them.
+    pub fn live_scopes(&self) -> [u64; 4] {
+        Tier::ALL.map(|t| {
+            self.limits
+                .get(&t)
+                .and_then(|l| l.live_scopes)
+                .unwrap_or(u64::MAX)
+        })
     }
 
     /// How many flag values a tenant of `tier` may set.
@@ -373,11 +388,16 @@ mod tests {
         assert_eq!(cat.feature_flags(Tier::Free), Some(5));
         assert_eq!(cat.webhook_endpoints(Tier::Starter), Some(3));
         let text = BUILTIN_CATALOG.replace(
-            "[limits.FREE]\nsharing_policies = 1\nfeature_flags = 5\n",
+            "[limits.FREE]\nsharing_policies = 1\nfeature_flags = 5\nlive_scopes = 10000\n",
             "",
         );
         let cat = TierCatalog::parse(&text).unwrap();
         assert_eq!(cat.sharing_policies(Tier::Free), None, "left out: no limit");
+        assert_eq!(cat.live_scopes()[0], u64::MAX);
+        assert_eq!(
+            TierCatalog::builtin().live_scopes(),
+            [10_000, 100_000, 1_000_000, 10_000_000]
+        );
     }
 
     #[test]

@@ -134,7 +134,105 @@ pub fn policy(p: &QuotaPolicy) -> Result<(), QuotaError> {
     if p.kind == QuotaKind::Rate && matches!(p.action, Action::AllowOverage) && p.limit.is_none() {
         return Err(QuotaError::invalid("action", "allow_overage needs a limit"));
     }
+    match p.rules() {
+        Some(r) => rules(p, r),
+        None => Ok(()),
+    }
+}
+
+/// The rules beyond the one limit: each window and scope limit a counter
+/// or rate policy with a limit, rollover only on a counter with a limit,
+/// scope values and patterns as requests name them.
+fn rules(p: &QuotaPolicy, r: &crate::model::QuotaRules) -> Result<(), QuotaError> {
+    use crate::model::quota_rules::{MAX_SCOPE_OVERRIDES, MAX_WINDOWS, scope_value_ok};
+    let limit_ok = |field: &'static str, w: &QuotaPolicy| -> Result<(), QuotaError> {
+        if w.kind == QuotaKind::Gauge || w.limit.is_none() || w.rules().is_some() {
+            return Err(QuotaError::invalid(
+                field,
+                "each is a limit per period: a counter (hourly, daily, monthly) or a rate (second, minute) with a limit",
+            ));
+        }
+        policy(w).map_err(|e| QuotaError::invalid(field, e.reason()))
+    };
+    if r.windows.len() > MAX_WINDOWS {
+        return Err(QuotaError::invalid(
+            "windows",
+            format!("at most {MAX_WINDOWS} further windows"),
+        ));
+    }
+    for w in &r.windows {
+        limit_ok("windows", w)?;
+    }
+    if (r.rollover || r.preserve_overage) && (p.kind != QuotaKind::Counter || p.limit.is_none()) {
+        return Err(QuotaError::invalid(
+            if r.rollover {
+                "rollover"
+            } else {
+                "preserveOverage"
+            },
+            "carries from one period into the next: needs a counter with a limit",
+        ));
+    }
+    if r.rollover_max.is_some() && !r.rollover {
+        return Err(QuotaError::invalid("rolloverMax", "needs rollover"));
+    }
+    if r.rollover_max.is_some_and(|m| m > MAX_LIMIT) {
+        return Err(QuotaError::invalid("rolloverMax", "too large"));
+    }
+    if let Some(scopes) = &r.scopes {
+        if p.kind == QuotaKind::Gauge {
+            return Err(QuotaError::invalid(
+                "scopes",
+                "a gauge is a level, not a spend: it has no scopes",
+            ));
+        }
+        if scopes.default.is_none() && scopes.overrides.is_empty() {
+            return Err(QuotaError::invalid(
+                "scopes",
+                "name a default limit or at least one override",
+            ));
+        }
+        if scopes.overrides.len() > MAX_SCOPE_OVERRIDES {
+            return Err(QuotaError::invalid(
+                "scopes.overrides",
+                format!("at most {MAX_SCOPE_OVERRIDES}"),
+            ));
+        }
+        if let Some(d) = &scopes.default {
+            limit_ok("scopes.default", d)?;
+        }
+        for (i, (pattern, w)) in scopes.overrides.iter().enumerate() {
+            if !scope_value_ok(pattern, true) {
+                return Err(QuotaError::invalid(
+                    "scopes.overrides",
+                    format!(
+                        "{:?}: 1-128 bytes of letters, digits and . _ - : @ / +, and at most one *",
+                        crate::excerpt::short(pattern)
+                    ),
+                ));
+            }
+            if i > 0 && scopes.overrides[i - 1].0 >= *pattern {
+                return Err(QuotaError::invalid(
+                    "scopes.overrides",
+                    format!("{pattern:?} is named twice"),
+                ));
+            }
+            limit_ok("scopes.overrides", w)?;
+        }
+    }
     Ok(())
+}
+
+/// A scope value as a request names it (an end user, an API key, a
+/// project, a model).
+pub fn scope(value: &str) -> Result<(), QuotaError> {
+    if crate::model::quota_rules::scope_value_ok(value, false) {
+        return Ok(());
+    }
+    Err(QuotaError::invalid(
+        "scope",
+        "1-128 bytes of letters, digits and . _ - : @ / +",
+    ))
 }
 
 /// Tenant slugs are DNS labels: 1-63 of `a-z0-9-`, not starting or ending

@@ -2,7 +2,7 @@
 //! operation: an action name, its target, and JSON of the affected part of
 //! the tenant before and after.
 use crate::audit::AuditEntry;
-use crate::quota::{AlertOp, OpOutcome, TenantOp, TenantState, WebhookChange};
+use crate::quota::{AlertOp, GrantChange, OpOutcome, TenantOp, TenantState, WebhookChange};
 
 /// The last event of a purged tenant's chain (restore leaves it out).
 pub const TENANT_PURGED: &str = "tenant.purged";
@@ -10,6 +10,37 @@ pub const TENANT_PURGED: &str = "tenant.purged";
 fn json<T: serde::Serialize>(v: Option<&T>) -> String {
     v.and_then(|v| serde_json::to_string(v).ok())
         .unwrap_or_default()
+}
+
+/// A quota policy as its audit events show it: the rules beyond one
+/// limit (format 19) only when it has any, so events of plain policies
+/// keep the bytes older releases wrote into the chain.
+#[derive(serde::Serialize)]
+struct PolicyPart<'a> {
+    kind: crate::model::QuotaKind,
+    period: crate::model::Period,
+    limit: Option<u64>,
+    soft_limit: Option<u64>,
+    action: crate::model::Action,
+    alert_thresholds: &'a [u8],
+    overridden: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<&'a crate::model::QuotaRules>,
+}
+
+impl<'a> PolicyPart<'a> {
+    fn of(p: &'a crate::model::QuotaPolicy) -> Self {
+        PolicyPart {
+            kind: p.kind,
+            period: p.period,
+            limit: p.limit,
+            soft_limit: p.soft_limit,
+            action: p.action,
+            alert_thresholds: &p.alert_thresholds,
+            overridden: p.overridden,
+            rules: p.rules(),
+        }
+    }
 }
 
 /// A grant as its audit events show it. Every replica writes these bytes
@@ -131,8 +162,18 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
         | TenantOp::Restore
         | TenantOp::Purge => json(Some(&s.tenant)),
         TenantOp::ChangeTier { .. } => json(Some(&s.tenant.tier)),
-        TenantOp::SetQuota { quota, .. } => json(s.quotas.get(quota).map(|q| &q.policy)),
-        TenantOp::PatchQuota(p) => json(s.quotas.get(&p.0.quota).map(|q| &q.policy)),
+        TenantOp::SetQuota { quota, .. } => json(
+            s.quotas
+                .get(quota)
+                .map(|q| PolicyPart::of(&q.policy))
+                .as_ref(),
+        ),
+        TenantOp::PatchQuota(p) => json(
+            s.quotas
+                .get(&p.0.quota)
+                .map(|q| PolicyPart::of(&q.policy))
+                .as_ref(),
+        ),
         TenantOp::AddMember { user_id, .. }
         | TenantOp::RemoveMember { user_id }
         | TenantOp::ChangeRole { user_id, .. } => json(s.members.get(user_id)),
@@ -192,7 +233,18 @@ pub fn part(op: &TenantOp, state: Option<&TenantState>) -> String {
             }))),
             AlertOp::Tick | AlertOp::Raise { .. } => String::new(),
         },
+        TenantOp::CreditGrant(g) => {
+            let (GrantChange::Add { quota, .. } | GrantChange::Void { quota, .. }) = &*g.0;
+            json(
+                s.quotas
+                    .get(quota)
+                    .and_then(|q| q.layers())
+                    .map(|l| &l.grants),
+            )
+        }
+        TenantOp::SetShadow(_) => json(Some(&*s.shadow)),
         TenantOp::Audit { .. }
+        | TenantOp::Spend(_)
         | TenantOp::Increment { .. }
         | TenantOp::IncrementAll(_)
         | TenantOp::Reserve { .. }
@@ -276,6 +328,14 @@ pub fn entry(
         TenantOp::Increment { quota, .. } | TenantOp::Reserve { quota, .. } => {
             ("usage.recorded", quota.clone())
         }
+        TenantOp::Spend(sp) => ("usage.recorded", sp.0.quota.clone()),
+        TenantOp::CreditGrant(g) => match &*g.0 {
+            GrantChange::Add { quota, .. } => ("quota.grant_added", quota.clone()),
+            GrantChange::Void { quota, grant } => {
+                ("quota.grant_voided", format!("{quota}/{grant}"))
+            }
+        },
+        TenantOp::SetShadow(_) => ("tenant.shadow_changed", String::new()),
         TenantOp::IncrementAll(all) => (
             "usage.recorded",
             all.0

@@ -30,6 +30,16 @@ pub enum TenantCall {
     Batch(Vec<BatchItem>),
     /// A check through a sharing grant (format 7).
     SharedCheck(Since<7, SharedCheck>),
+    /// A check that names a scope value (format 19).
+    ScopedCheck(Since<19, ScopedCheck>),
+}
+
+/// A check of a spend in a scope: the scope's limit and the tenant's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopedCheck {
+    pub quota: String,
+    pub amount: i64,
+    pub scope: String,
 }
 
 /// A check of a use through a sharing grant: the grant's permission and
@@ -56,9 +66,14 @@ impl TenantCall {
     /// would replay rather than repeat.
     pub fn retry_safe(&self) -> bool {
         match self {
-            TenantCall::Read | TenantCall::Check { .. } | TenantCall::SharedCheck(_) => true,
+            TenantCall::Read
+            | TenantCall::Check { .. }
+            | TenantCall::SharedCheck(_)
+            | TenantCall::ScopedCheck(_) => true,
             TenantCall::Batch(items) => items.iter().all(|i| match i {
-                BatchItem::Check { .. } | BatchItem::SharedCheck(_) => true,
+                BatchItem::Check { .. } | BatchItem::SharedCheck(_) | BatchItem::ScopedCheck(_) => {
+                    true
+                }
                 BatchItem::Apply { op, .. } => op.retry_safe(),
             }),
             TenantCall::Apply { op, .. } => op.retry_safe(),
@@ -69,7 +84,10 @@ impl TenantCall {
     /// unanswered, never of unknown outcome.
     pub fn changes_state(&self) -> bool {
         match self {
-            TenantCall::Read | TenantCall::Check { .. } | TenantCall::SharedCheck(_) => false,
+            TenantCall::Read
+            | TenantCall::Check { .. }
+            | TenantCall::SharedCheck(_)
+            | TenantCall::ScopedCheck(_) => false,
             TenantCall::Batch(items) => items.iter().any(|i| matches!(i, BatchItem::Apply { .. })),
             TenantCall::Apply { .. } => true,
         }
@@ -98,6 +116,8 @@ pub enum BatchItem {
     },
     /// A check through a sharing grant (format 7).
     SharedCheck(Since<7, SharedCheck>),
+    /// A check that names a scope value (format 19).
+    ScopedCheck(Since<19, ScopedCheck>),
 }
 
 /// A message to a tenant's actor.

@@ -7,6 +7,6 @@ mod shard_ctx;
 mod shard_map;
 
 pub use batcher::{PendingWrite, TenantSync};
-pub use call::{BatchItem, SharedCheck, TenantAnswer, TenantCall, TenantMsg};
+pub use call::{BatchItem, ScopedCheck, SharedCheck, TenantAnswer, TenantCall, TenantMsg};
 pub use shard_ctx::{Shard, SpawnActor};
 pub use shard_map::ShardMap;

@@ -6,7 +6,7 @@ use crate::model::QuotaKind;
 use crate::quota::all_or_nothing::{self, AllOrNothing};
 use crate::quota::error::QuotaError;
 use crate::quota::idempotency::MAX_KEYS;
-use crate::quota::op::{Applied, OpOutcome};
+use crate::quota::op::{Applied, OpOutcome, ScopedSpend};
 use crate::quota::quota_state::Use;
 
 impl TenantState {
@@ -17,16 +17,64 @@ impl TenantState {
         idempotency_key: &Option<String>,
         now_ms: i64,
     ) -> Result<Applied, QuotaError> {
+        self.spend_one(quota, *amount, None, u64::MAX, idempotency_key, now_ms)
+    }
+
+    /// A spend that names a scope: an increment, or with `hold` a
+    /// reservation.
+    pub(super) fn scoped_spend(
+        &mut self,
+        s: &ScopedSpend,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
+        let cap = s.cap(self.tenant.tier);
+        match s.hold {
+            None => self.spend_one(
+                &s.quota,
+                s.amount,
+                Some(&s.scope),
+                cap,
+                &s.idempotency_key,
+                now_ms,
+            ),
+            Some((ttl_ms, id)) => self.hold(
+                &s.quota,
+                u64::try_from(s.amount).unwrap_or(0),
+                ttl_ms,
+                &id,
+                &s.idempotency_key,
+                Some(&s.scope),
+                cap,
+                now_ms,
+            ),
+        }
+    }
+
+    /// Spend `amount` on `quota` (and on `scope`'s limit within it), or
+    /// lower a gauge by a negative amount.
+    fn spend_one(
+        &mut self,
+        quota: &String,
+        amount: i64,
+        scope: Option<&str>,
+        max_scopes: u64,
+        idempotency_key: &Option<String>,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
         let tz = self.tenant.timezone;
-        let fingerprint = || format!("increment:{quota}:{amount}");
+        let fingerprint = || match scope {
+            None => format!("increment:{quota}:{amount}"),
+            Some(s) => format!("increment:{quota}:{amount}:scope={s}"),
+        };
         if let Some(replay) = self.replay(idempotency_key.as_deref(), fingerprint)? {
             return Ok(replay);
         }
         let refusal = self.refusal(now_ms);
+        let ctx = self.spend_ctx(scope, max_scopes, now_ms);
         let q = self.quota_mut(quota)?;
         let decision = if let Some(reason) = refusal {
             q.refused(tz, now_ms, reason)
-        } else if *amount < 0 {
+        } else if amount < 0 {
             if q.policy.kind != QuotaKind::Gauge {
                 return Err(QuotaError::invalid(
                     "amount",
@@ -43,7 +91,8 @@ impl TenantState {
             }
             q.lower(tz, now_ms, down)
         } else {
-            q.admit(tz, now_ms, super::positive_amount(*amount)?, Use::Consume)
+            q.spend(&ctx, super::positive_amount(amount)?, Use::Consume)?
+                .0
         };
         Ok(self.finish(
             idempotency_key,

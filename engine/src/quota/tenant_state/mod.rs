@@ -8,6 +8,7 @@ mod admission;
 mod alert_ops;
 mod alerting;
 mod api_keys;
+mod credit;
 mod custom;
 mod domains;
 mod lifecycle;
@@ -18,6 +19,7 @@ mod sharing;
 use super::decision::Decision;
 use super::error::QuotaError;
 use super::idempotency::IdempotencyLog;
+use super::layers::{Draws, SpendCtx};
 use super::op::{Applied, OpOutcome, TenantOp};
 use super::policy_pool::PolicyPool;
 use super::quota_map::QuotaMap;
@@ -41,6 +43,12 @@ pub struct Reservation {
     /// settlement is recorded for the provider.
     #[serde(default)]
     pub via: Added<8, Option<crate::sharing::Via>>,
+    /// The scope value it holds on, and what its hold drew from credit
+    /// grants (format 19): both are given back when it settles or ends.
+    #[serde(default)]
+    pub scope: Added<19, Option<String>>,
+    #[serde(default)]
+    pub draws: Added<19, Draws>,
 }
 
 /// Stored and replicated with postcard, which reads fields by position: a
@@ -74,6 +82,10 @@ pub struct TenantState {
     /// Its alerts, webhook endpoints and their outbox (format 17).
     #[serde(default)]
     pub alerts: Added<17, crate::alerts::TenantAlerts>,
+    /// Every quota in shadow mode: refusals are reported, not enforced
+    /// (format 19).
+    #[serde(default)]
+    pub shadow: Added<19, bool>,
 }
 
 impl TenantState {
@@ -94,6 +106,7 @@ impl TenantState {
             shared: Added::default(),
             custom: Added::default(),
             alerts: Added::default(),
+            shadow: Added::default(),
         }
     }
 
@@ -143,6 +156,7 @@ impl TenantState {
             shared: self.shared.clone(),
             custom: self.custom.clone(),
             alerts: self.alerts.clone(),
+            shadow: self.shadow,
         };
         view.advance(now_ms);
         view
@@ -167,22 +181,28 @@ impl TenantState {
     pub fn advance(&mut self, now_ms: i64) {
         self.last_at_ms = self.last_at_ms.max(now_ms);
         let tz = self.tenant.timezone;
-        for q in self.quotas.values_mut() {
-            q.roll(tz, now_ms);
-        }
-        let expired: Vec<Uuid> = self
+        // Holds end in the order they expire, each on its quota as of its
+        // expiry: a period's rollover sees the holds (and grant draws) of
+        // that period whether this runs once a month or every second.
+        let mut expired: Vec<(i64, Uuid)> = self
             .reservations
             .iter()
             .filter(|(_, r)| r.expires_at_ms <= now_ms)
-            .map(|(id, _)| *id)
+            .map(|(id, r)| (r.expires_at_ms, *id))
             .collect();
-        for id in expired {
+        expired.sort_unstable();
+        for (at, id) in expired {
             if let Some(r) = self.reservations.remove(&id) {
                 self.unhold_grant(&r);
                 if let Some(q) = self.quotas.get_mut(&r.quota) {
-                    q.release(r.amount);
+                    q.roll(tz, at);
+                    q.release_reservation(&r);
                 }
             }
+        }
+        for q in self.quotas.values_mut() {
+            q.roll(tz, now_ms);
+            q.sweep_scopes(now_ms);
         }
         self.idempotency.expire(now_ms);
     }
@@ -218,29 +238,66 @@ impl TenantState {
             })
     }
 
-    /// Decision only, as of `now_ms`; changes nothing.
-    pub fn check(&self, quota: &str, amount: i64, now_ms: i64) -> Result<Decision, QuotaError> {
+    /// Decision only, as of `now_ms`, on every level a spend in `scope`
+    /// would meet; changes nothing.
+    pub fn check(
+        &self,
+        quota: &str,
+        amount: i64,
+        scope: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Decision, QuotaError> {
         let q = self.quota(quota)?;
         let amount = positive_amount(amount)?;
-        let mut probe = q.clone();
-        probe.roll(self.tenant.timezone, now_ms);
+        let tz = self.tenant.timezone;
+        let mut probe = q.probe(scope);
+        probe.roll(tz, now_ms);
         // Holds that have expired by now no longer count.
-        let expired: u64 = self
+        for r in self
             .reservations
             .values()
             .filter(|r| r.quota == quota && r.expires_at_ms <= now_ms)
-            .fold(0u64, |sum, r| sum.saturating_add(r.amount));
-        probe.release(expired);
+        {
+            probe.release_reservation(r);
+        }
         if let Some(reason) = self.refusal(now_ms) {
-            return Ok(probe.refused(self.tenant.timezone, now_ms, reason));
+            return Ok(probe.refused(tz, now_ms, reason));
         }
         // Report usage as it stands, not as it would be after the amount.
         let (usage, remaining) = (probe.usage(now_ms), probe.remaining(now_ms));
-        let mut d = probe.admit(self.tenant.timezone, now_ms, amount, Use::Consume);
+        // The cap on live scopes is the tier's, which the state does not
+        // hold: a check reports the limits, a spend meets the cap.
+        let ctx = self.spend_ctx(scope, u64::MAX, now_ms);
+        let (mut d, _) = probe.spend(&ctx, amount, Use::Consume)?;
         d.thresholds_crossed.clear();
         d.usage = usage;
         d.remaining = remaining;
         Ok(d)
+    }
+
+    /// What a spend at `now_ms` in `scope` needs to know of the tenant.
+    pub(super) fn spend_ctx<'a>(
+        &self,
+        scope: Option<&'a str>,
+        max_scopes: u64,
+        now_ms: i64,
+    ) -> SpendCtx<'a> {
+        let live = if scope.is_some() {
+            self.quotas
+                .values()
+                .fold(0u64, |n, q| n.saturating_add(q.live_scopes() as u64))
+        } else {
+            0
+        };
+        SpendCtx {
+            tenant: self.tenant.id,
+            tz: self.tenant.timezone,
+            now_ms,
+            scope,
+            new_scope_fits: live < max_scopes,
+            max_scopes,
+            tenant_shadow: *self.shadow,
+        }
     }
 
     /// Apply `op` at `now_ms`. On error nothing has changed. Each concern
@@ -313,6 +370,12 @@ impl TenantState {
                     self.needs(&c.1)?;
                 }
                 *self.custom.sso = c.0.clone();
+                Ok(Applied::changed(OpOutcome::Tenant))
+            }
+            TenantOp::Spend(Since(s)) => self.scoped_spend(s, now_ms),
+            TenantOp::CreditGrant(Since(g)) => self.change_grant(g, now_ms),
+            TenantOp::SetShadow(Since(on)) => {
+                *self.shadow = *on;
                 Ok(Applied::changed(OpOutcome::Tenant))
             }
             TenantOp::ClosePeriod(Since((period, at_ms))) => Ok(Applied {

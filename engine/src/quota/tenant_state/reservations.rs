@@ -1,6 +1,7 @@
 //! Reservations: hold an amount now, settle it with what was used, or
 //! release it; holds that expire are released by `advance`.
 use super::{Reservation, TenantState};
+use crate::format::Added;
 use crate::model::QuotaKind;
 use crate::quota::error::QuotaError;
 use crate::quota::op::{Applied, OpOutcome};
@@ -17,8 +18,36 @@ impl TenantState {
         idempotency_key: &Option<String>,
         now_ms: i64,
     ) -> Result<Applied, QuotaError> {
+        self.hold(
+            quota,
+            *amount,
+            *ttl_ms,
+            reservation_id,
+            idempotency_key,
+            None,
+            u64::MAX,
+            now_ms,
+        )
+    }
+
+    /// Hold `amount` of `quota` (and of `scope`'s limit within it).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn hold(
+        &mut self,
+        quota: &String,
+        amount: u64,
+        ttl_ms: u64,
+        reservation_id: &Uuid,
+        idempotency_key: &Option<String>,
+        scope: Option<&str>,
+        max_scopes: u64,
+        now_ms: i64,
+    ) -> Result<Applied, QuotaError> {
         let tz = self.tenant.timezone;
-        let fingerprint = || format!("reserve:{quota}:{amount}");
+        let fingerprint = || match scope {
+            None => format!("reserve:{quota}:{amount}"),
+            Some(s) => format!("reserve:{quota}:{amount}:scope={s}"),
+        };
         if let Some(replay) = self.replay(idempotency_key.as_deref(), fingerprint)? {
             return Ok(replay);
         }
@@ -26,6 +55,7 @@ impl TenantState {
             return Err(QuotaError::invalid("reservation_id", "already in use"));
         }
         let refusal = self.refusal(now_ms);
+        let ctx = self.spend_ctx(scope, max_scopes, now_ms);
         let q = self.quota_mut(quota)?;
         if q.policy.kind == QuotaKind::Rate {
             return Err(QuotaError::invalid(
@@ -33,19 +63,21 @@ impl TenantState {
                 format!("{quota:?} is a rate; reservations need a counter or a gauge"),
             ));
         }
-        let decision = match refusal {
-            Some(reason) => q.refused(tz, now_ms, reason),
-            None => q.admit(tz, now_ms, *amount, Use::Hold),
+        let (decision, draws) = match refusal {
+            Some(reason) => (q.refused(tz, now_ms, reason), Default::default()),
+            None => q.spend(&ctx, amount, Use::Hold)?,
         };
-        let expires_at_ms = now_ms.saturating_add(*ttl_ms as i64);
+        let expires_at_ms = now_ms.saturating_add(ttl_ms as i64);
         let outcome = if decision.allowed {
             self.reservations.insert(
                 *reservation_id,
                 Reservation {
                     quota: quota.clone(),
-                    amount: *amount,
+                    amount,
                     expires_at_ms,
                     via: Default::default(),
+                    scope: Added(scope.map(str::to_string)),
+                    draws: Added(draws),
                 },
             );
             OpOutcome::Reserved {
@@ -72,7 +104,9 @@ impl TenantState {
         let tz = self.tenant.timezone;
         let r = self.take_reservation(reservation_id)?;
         let q = self.quota_mut(&r.quota)?;
-        let decision = q.settle(tz, now_ms, r.amount, *actual);
+        let decision = q.settle(tz, now_ms, r.amount, *actual, &r.draws);
+        q.release_layers(r.amount, r.scope.as_deref());
+        q.charge_layers(tz, now_ms, *actual, r.scope.as_deref());
         // Through a grant: the hold leaves the cap, the use is recorded.
         self.unhold_grant(&r);
         self.record_shared(&r, *actual, now_ms);
@@ -83,7 +117,7 @@ impl TenantState {
         let r = self.take_reservation(reservation_id)?;
         self.unhold_grant(&r);
         if let Some(q) = self.quotas.get_mut(&r.quota) {
-            q.release(r.amount);
+            q.release_reservation(&r);
         }
         Ok(Applied::changed(OpOutcome::Released { amount: r.amount }))
     }

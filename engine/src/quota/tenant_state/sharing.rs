@@ -109,7 +109,7 @@ impl TenantState {
         let units = super::positive_amount(amount)?;
         let q = self.quota(quota)?;
         match self.grant_for(policy, permission, quota, units, now_ms)? {
-            Ok(()) => self.check(quota, amount, now_ms),
+            Ok(()) => self.check(quota, amount, None, now_ms),
             Err(cap) => Ok(q.refused(self.tenant.timezone, now_ms, cap)),
         }
     }
@@ -134,10 +134,11 @@ impl TenantState {
         let refusal = self.refusal(now_ms);
         self.quota(&u.quota)?;
         let cap = self.grant_for(u.policy, u.permission, &u.quota, units, now_ms)?;
+        let ctx = self.spend_ctx(None, u64::MAX, now_ms);
         let q = self.quota_mut(&u.quota)?;
         let decision = match (refusal, cap) {
             (Some(reason), _) | (None, Err(reason)) => q.refused(tz, now_ms, reason),
-            (None, Ok(())) => q.admit(tz, now_ms, units, Use::Consume),
+            (None, Ok(())) => q.spend(&ctx, units, Use::Consume)?.0,
         };
         if decision.allowed {
             let held = self.grants.get_mut(&u.policy).expect("checked above");
@@ -219,10 +220,13 @@ impl TenantState {
             ));
         }
         let cap = self.grant_for(r.via.policy, r.via.permission, &r.quota, amount, now_ms)?;
+        let ctx = self.spend_ctx(None, u64::MAX, now_ms);
         let q = self.quota_mut(&r.quota)?;
-        let decision = match (refusal, cap) {
-            (Some(reason), _) | (None, Err(reason)) => q.refused(tz, now_ms, reason),
-            (None, Ok(())) => q.admit(tz, now_ms, amount, Use::Hold),
+        let (decision, draws) = match (refusal, cap) {
+            (Some(reason), _) | (None, Err(reason)) => {
+                (q.refused(tz, now_ms, reason), Default::default())
+            }
+            (None, Ok(())) => q.spend(&ctx, amount, Use::Hold)?,
         };
         let expires_at_ms = now_ms.saturating_add(r.ttl_ms as i64);
         let outcome = if decision.allowed {
@@ -236,6 +240,8 @@ impl TenantState {
                     amount,
                     expires_at_ms,
                     via: Added(Some(r.via)),
+                    scope: Added(None),
+                    draws: Added(draws),
                 },
             );
             OpOutcome::Reserved {

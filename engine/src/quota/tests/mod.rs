@@ -261,10 +261,10 @@ fn soft_limit_and_thresholds_fire_once_per_period() {
 fn check_changes_nothing() {
     let s = state_with("q", limited(10, Action::Block));
     let before = s.clone();
-    let d = s.check("q", 4, T0).unwrap();
+    let d = s.check("q", 4, None, T0).unwrap();
     assert!(d.allowed);
     assert_eq!((d.usage, d.remaining), (0, Some(10)));
-    assert!(!s.check("q", 11, T0).unwrap().allowed);
+    assert!(!s.check("q", 11, None, T0).unwrap().allowed);
     assert_eq!(s, before);
 }
 
@@ -376,6 +376,7 @@ fn a_quota_patch_is_held_to_the_tier_at_apply_time() {
                 .iter()
                 .filter_map(|t| Some((*t, cat.defaults(*t).get("api_requests")?.clone())))
                 .collect(),
+            rules: Default::default(),
         },
     }));
     // Only time moves (what `advance` does at any apply).
@@ -423,6 +424,7 @@ fn a_read_view_leaves_out_only_the_idempotency_log() {
 
 mod all_or_nothing;
 mod histories;
+mod layers;
 mod tenants;
 
 fn alerts_op(a: AlertOp) -> TenantOp {
