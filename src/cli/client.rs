@@ -260,6 +260,10 @@ pub struct SpendArgs {
     /// The grant permission the use needs [default: execute].
     #[arg(long, requires = "sharing_policy_id")]
     permission: Option<String>,
+    /// A scope value inside the tenant's quota (an end user, an API key, a
+    /// project): its scope rule is decided with the tenant's quota.
+    #[arg(long, conflicts_with = "sharing_policy_id")]
+    scope: Option<String>,
 }
 
 async fn rest(
@@ -588,6 +592,17 @@ fn print_decision(conn: &Conn, d: &pb::Decision) -> anyhow::Result<()> {
             "thresholdsCrossed": d.thresholds_crossed,
             "replayed": d.replayed,
             "reason": d.reason,
+            "limitedBy": d.limited_by.as_ref().map(|l| json!({
+                "level": l.level,
+                "scope": (!l.scope.is_empty()).then_some(&l.scope),
+                "rule": (!l.rule.is_empty()).then_some(&l.rule),
+                "kind": l.kind,
+                "period": l.period,
+                "limit": l.limit,
+                "remaining": l.remaining,
+                "resetAtUnixMs": l.reset_at_unix_ms,
+                "retryAfterMs": l.retry_after_ms,
+            })),
         });
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
@@ -632,6 +647,14 @@ fn print_decision(conn: &Conn, d: &pb::Decision) -> anyhow::Result<()> {
     if !d.reason.is_empty() {
         rows.push(("reason", d.reason.clone()));
     }
+    if let Some(l) = &d.limited_by {
+        let mut level = format!("{} ({} {}", l.level, l.period, l.kind);
+        if !l.scope.is_empty() {
+            level.push_str(&format!(", scope {} by rule {}", l.scope, l.rule));
+        }
+        level.push(')');
+        rows.push(("limited by", level));
+    }
     table::print_kv(&rows)?;
     Ok(())
 }
@@ -645,6 +668,7 @@ pub async fn check(conn: &Conn, a: SpendArgs) -> anyhow::Result<()> {
             amount: a.amount,
             sharing_policy_id: a.sharing_policy_id.unwrap_or_default(),
             permission: a.permission.unwrap_or_default(),
+            scope: a.scope.unwrap_or_default(),
         })
         .await
         .map_err(status_err)?
@@ -673,6 +697,7 @@ pub async fn increment(
             consistency: consistency as i32,
             sharing_policy_id: a.sharing_policy_id.unwrap_or_default(),
             permission: a.permission.unwrap_or_default(),
+            scope: a.scope.unwrap_or_default(),
         })
         .await
         .map_err(status_err)?

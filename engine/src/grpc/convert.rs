@@ -123,7 +123,39 @@ pub fn decision(mut d: Decision) -> pb::Decision {
         soft_limit: d.soft_limit,
         replayed: d.replayed,
         reason: d.reason.unwrap_or_default(),
+        limited_by: d.limited_by.0.map(|l| limiter(*l)),
     }
+}
+
+fn limiter(l: crate::quota::Limiter) -> pb::Limiter {
+    pb::Limiter {
+        level: l.level,
+        scope: l.scope.unwrap_or_default(),
+        rule: l.rule.unwrap_or_default(),
+        kind: serde_name(&l.kind),
+        period: serde_name(&l.period),
+        limit: l.limit,
+        remaining: l.remaining,
+        reset_at_unix_ms: l.reset_at_ms,
+        retry_after_ms: l.retry_after_ms,
+        verdict: verdict(l.verdict) as i32,
+    }
+}
+
+/// The scope a request names (`None` when empty); a use through a sharing
+/// grant names none.
+pub fn scope(scope: String, via: Option<&crate::Via>) -> Result<Option<String>, QuotaError> {
+    if scope.is_empty() {
+        return Ok(None);
+    }
+    if via.is_some() {
+        return Err(QuotaError::invalid(
+            "scope",
+            "a use through a sharing grant counts against the tenant's quota only; it takes no scope",
+        ));
+    }
+    crate::quota::validate::scope(&scope)?;
+    Ok(Some(scope))
 }
 
 pub fn usage(name: &str, q: &QuotaState, tz: chrono_tz::Tz, now_ms: i64) -> pb::QuotaUsage {

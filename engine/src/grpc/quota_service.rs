@@ -158,8 +158,14 @@ impl QuotaGrpc {
     ) -> Result<pb::Decision, EngineError> {
         let tenant = self.allowed(&by.caller, &r.tenant_id, Scope::Check, call)?;
         let quota = convert::quota(&r.quota)?;
-        let d = match convert::via(&r.sharing_policy_id, &r.permission)? {
-            None => self.engine.check(by, tenant, quota, r.amount).await?,
+        let via = convert::via(&r.sharing_policy_id, &r.permission)?;
+        let scope = convert::scope(r.scope, via.as_ref())?;
+        let d = match via {
+            None => {
+                self.engine
+                    .check_in(by, tenant, quota, r.amount, scope)
+                    .await?
+            }
             Some(via) => {
                 let d = self
                     .engine
@@ -205,10 +211,12 @@ impl QuotaGrpc {
         let quota = convert::quota(&r.quota)?;
         let consistency = convert::consistency(r.consistency)?;
         let key = convert::key(r.idempotency_key);
-        let d = match convert::via(&r.sharing_policy_id, &r.permission)? {
+        let via = convert::via(&r.sharing_policy_id, &r.permission)?;
+        let scope = convert::scope(r.scope, via.as_ref())?;
+        let d = match via {
             None => {
                 self.engine
-                    .increment(by, tenant, quota, r.amount, key, consistency)
+                    .increment_in(by, tenant, quota, r.amount, scope, key, consistency)
                     .await?
             }
             Some(via) => {
@@ -390,12 +398,18 @@ fn batch_op(
         Some(pb::batch_item::Item::Check(c)) => {
             let tenant = convert::tenant_id(&c.tenant_id)?;
             let quota = convert::quota(&c.quota)?.to_string();
-            let op = match convert::via(&c.sharing_policy_id, &c.permission)? {
-                None => crate::BatchOp::Check {
+            let via = convert::via(&c.sharing_policy_id, &c.permission)?;
+            let op = match (via, convert::scope(c.scope, via.as_ref())?) {
+                (None, None) => crate::BatchOp::Check {
                     quota,
                     amount: c.amount,
                 },
-                Some(via) => crate::BatchOp::SharedCheck {
+                (None, Some(scope)) => crate::BatchOp::ScopedCheck {
+                    quota,
+                    amount: c.amount,
+                    scope,
+                },
+                (Some(via), _) => crate::BatchOp::SharedCheck {
                     quota,
                     amount: c.amount,
                     via,
@@ -411,14 +425,22 @@ fn batch_op(
                 consistency = convert::consistency(default)?;
             }
             let idempotency_key = convert::key(r.idempotency_key);
-            let op = match convert::via(&r.sharing_policy_id, &r.permission)? {
-                None => crate::BatchOp::Increment {
+            let via = convert::via(&r.sharing_policy_id, &r.permission)?;
+            let op = match (via, convert::scope(r.scope, via.as_ref())?) {
+                (None, None) => crate::BatchOp::Increment {
                     quota: r.quota,
                     amount: r.amount,
                     idempotency_key,
                     consistency,
                 },
-                Some(via) => crate::BatchOp::SharedIncrement {
+                (None, Some(scope)) => crate::BatchOp::ScopedIncrement {
+                    quota: r.quota,
+                    amount: r.amount,
+                    scope,
+                    idempotency_key,
+                    consistency,
+                },
+                (Some(via), _) => crate::BatchOp::SharedIncrement {
                     quota: r.quota,
                     amount: r.amount,
                     idempotency_key,
@@ -547,10 +569,12 @@ impl QuotaService for QuotaGrpc {
                 ttl_ms: r.ttl_ms,
             };
             let key = convert::key(r.idempotency_key.clone());
-            let res = match convert::via(&r.sharing_policy_id, &r.permission)? {
+            let via = convert::via(&r.sharing_policy_id, &r.permission)?;
+            let scope = convert::scope(r.scope.clone(), via.as_ref())?;
+            let res = match via {
                 None => {
                     self.engine
-                        .reserve(&by, tenant, quota, hold, key, consistency)
+                        .reserve_in(&by, tenant, quota, hold, scope, key, consistency)
                         .await?
                 }
                 Some(via) => {

@@ -25,9 +25,9 @@ pub use domain::Domain;
 pub use member::{Member, NewOwner, Role, UnknownRole};
 pub use membership::NodeId;
 pub use principal::{KeyProof, Principal};
-pub use quota_policy::{Action, Period, QuotaKind, QuotaPolicy, well_known};
-pub use quota_rules::{QuotaRules, ScopeRules};
-pub use shared_policy::SharedPolicy;
+pub use quota_policy::{
+    Action, Period, QuotaKind, QuotaPolicy, QuotaRules, ScopeRules, SharedPolicy, well_known,
+};
 pub use signed_out::{SessionId, SignedOut};
 pub use tenant::{Deletion, Tenant, TenantId, TenantStatus};
 pub use tier::Tier;

@@ -77,14 +77,14 @@ pub struct QuotaPolicy {
     /// Further windows, scope rules, rollover, preserved overage, shadow
     /// mode (format 19; `None` for a plain quota).
     #[serde(default)]
-    pub rules: crate::format::Added<19, Option<Box<super::QuotaRules>>>,
+    pub rules: crate::format::Added<19, Option<Box<QuotaRules>>>,
 }
 
 impl QuotaPolicy {
     pub const DEFAULT_THRESHOLDS: [u8; 3] = [80, 90, 95];
 
     /// Its rules beyond the one limit, if any.
-    pub fn rules(&self) -> Option<&super::QuotaRules> {
+    pub fn rules(&self) -> Option<&QuotaRules> {
         self.rules.0.as_deref()
     }
 
@@ -126,4 +126,41 @@ impl QuotaPolicy {
 
 fn default_thresholds() -> Thresholds {
     Thresholds::from_slice(&QuotaPolicy::DEFAULT_THRESHOLDS)
+}
+
+/// A quota policy behind a shared pointer (see `shared_policy`). Here with
+/// the policy it holds and the rules that hold it in turn.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SharedPolicy(pub(super) std::sync::Arc<QuotaPolicy>);
+
+/// What a quota may carry beyond its one limit (format 19; see
+/// `quota_rules` for how they are read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct QuotaRules {
+    /// Further windows, each a counter or a rate policy with a limit; the
+    /// quota's own action applies to them. A spend must fit every one.
+    pub windows: Vec<SharedPolicy>,
+    /// Unused allowance carried into the next period (counters).
+    pub rollover: bool,
+    /// At most this much is carried (`None`: one period's limit).
+    pub rollover_max: Option<u64>,
+    /// Usage beyond the limit (not covered by grants) is carried into the
+    /// next period's usage instead of forgotten at the reset.
+    pub preserve_overage: bool,
+    /// Decide and report, but admit: refusals become `shadow_denied`.
+    pub shadow: bool,
+    /// Limits for each value of a scope named in a request.
+    pub scopes: Option<ScopeRules>,
+}
+
+/// A limit for every scope value (`default`), and for named values and
+/// wildcard patterns (`overrides`, each value at most one `*`). A value's
+/// rule: its exact override, else the matching pattern with the most
+/// literal characters (ties: the first in byte order), else the default.
+/// A value without a rule is limited by the tenant's quota only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ScopeRules {
+    pub default: Option<SharedPolicy>,
+    /// Sorted by pattern, each pattern once.
+    pub overrides: Vec<(String, SharedPolicy)>,
 }

@@ -1,10 +1,10 @@
-//! What a quota may carry beyond one limit (format 19): further windows
+//! Rules a quota may carry beyond one limit (format 19; the types are in
+//! `quota_policy`, which they nest in): further windows
 //! every spend must also fit, scope rules (a limit for each end user, API
 //! key, project or model inside the tenant's quota), rollover and preserved
 //! overage at the period's end, and shadow mode. Plain data; the decisions
 //! are `quota::layers`.
-use super::{Action, Period, QuotaKind, QuotaPolicy, SharedPolicy};
-use serde::{Deserialize, Serialize};
+use super::{Action, Period, QuotaKind, QuotaPolicy, QuotaRules, ScopeRules, SharedPolicy};
 
 /// At most this many further windows on one quota.
 pub const MAX_WINDOWS: usize = 4;
@@ -13,41 +13,11 @@ pub const MAX_SCOPE_OVERRIDES: usize = 256;
 /// Scope values and patterns: at most this many bytes.
 pub const MAX_SCOPE_LEN: usize = 128;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct QuotaRules {
-    /// Further windows, each a counter or a rate policy with a limit; the
-    /// quota's own action applies to them. A spend must fit every one.
-    pub windows: Vec<SharedPolicy>,
-    /// Unused allowance carried into the next period (counters).
-    pub rollover: bool,
-    /// At most this much is carried (`None`: one period's limit).
-    pub rollover_max: Option<u64>,
-    /// Usage beyond the limit (not covered by grants) is carried into the
-    /// next period's usage instead of forgotten at the reset.
-    pub preserve_overage: bool,
-    /// Decide and report, but admit: refusals become `shadow_denied`.
-    pub shadow: bool,
-    /// Limits for each value of a scope named in a request.
-    pub scopes: Option<ScopeRules>,
-}
-
 impl QuotaRules {
     /// Whether these rules change nothing (a plain quota).
     pub fn is_plain(&self) -> bool {
         *self == QuotaRules::default()
     }
-}
-
-/// A limit for every scope value (`default`), and for named values and
-/// wildcard patterns (`overrides`, each value at most one `*`). A value's
-/// rule: its exact override, else the matching pattern with the most
-/// literal characters (ties: the first in byte order), else the default.
-/// A value without a rule is limited by the tenant's quota only.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ScopeRules {
-    pub default: Option<SharedPolicy>,
-    /// Sorted by pattern, each pattern once.
-    pub overrides: Vec<(String, SharedPolicy)>,
 }
 
 impl ScopeRules {

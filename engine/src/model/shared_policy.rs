@@ -2,13 +2,10 @@
 //! scope rules inside a policy) holding equal policies can hold one copy
 //! (see `quota::PolicyPool`). Equality, hashing and serialization see the
 //! policy's value only.
-use super::QuotaPolicy;
+use super::{QuotaPolicy, SharedPolicy};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::ops::Deref;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SharedPolicy(Arc<QuotaPolicy>);
 
 impl SharedPolicy {
     pub fn new(policy: QuotaPolicy) -> Self {

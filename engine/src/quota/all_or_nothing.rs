@@ -5,7 +5,8 @@
 //! later one refuses would charge the tenant for a request that never ran.
 use super::decision::Decision;
 use super::error::QuotaError;
-use super::layers::{Checkpoint, Draws, SpendCtx};
+use super::layer_state::{Draws, SpendCtx};
+use super::layers::Checkpoint;
 use super::quota_map::QuotaMap;
 use super::quota_state::Use;
 use crate::model::TenantId;

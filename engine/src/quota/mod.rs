@@ -4,6 +4,7 @@ mod all_or_nothing;
 mod decision;
 mod error;
 mod idempotency;
+mod layer_state;
 mod layers;
 mod op;
 pub mod period;
@@ -21,7 +22,7 @@ mod tests;
 pub use all_or_nothing::{AllDecided, AllOrNothing, Spend};
 pub use decision::{Decision, Limiter, Verdict};
 pub use error::QuotaError;
-pub use layers::{CreditGrant, Draws, Layers, MAX_GRANTS, Meter, NewCreditGrant, SpendCtx};
+pub use layer_state::{CreditGrant, Draws, Layers, MAX_GRANTS, Meter, NewCreditGrant, SpendCtx};
 pub use op::{
     AlertOp, ApiKeyRotation, Applied, BrandingChange, FlagChange, GrantChange, NewApiKey, OpClass,
     OpOutcome, QuotaPatch, Received, ScopedSpend, SharedReserve, SharedUse, TenantOp, TenantUpdate,

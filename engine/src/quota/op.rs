@@ -199,7 +199,7 @@ impl ScopedSpend {
 pub enum GrantChange {
     Add {
         quota: String,
-        grant: super::layers::NewCreditGrant,
+        grant: super::layer_state::NewCreditGrant,
     },
     Void {
         quota: String,
@@ -366,7 +366,7 @@ pub enum OpOutcome {
     /// The answer to [`TenantOp::IncrementAll`] (format 2).
     AllDecided(Since<2, AllDecided>),
     /// A credit grant as added or voided (format 19).
-    CreditGrant(Since<19, Box<super::layers::CreditGrant>>),
+    CreditGrant(Since<19, Box<super::layer_state::CreditGrant>>),
 }
 
 impl OpOutcome {
@@ -504,7 +504,7 @@ impl TenantOp {
             TenantOp::CreditGrant(g) => match &*g.0 {
                 GrantChange::Add { quota, grant } => {
                     validate::quota_name(quota)?;
-                    super::layers::check_grant(grant)
+                    super::layer_state::check_grant(grant)
                 }
                 GrantChange::Void { quota, .. } => validate::quota_name(quota),
             },

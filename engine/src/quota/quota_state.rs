@@ -1,6 +1,6 @@
 //! One quota's usage and the admission decision for it.
 use super::decision::{Decision, Verdict};
-use super::layers::{Draws, Layers};
+use super::layer_state::{Draws, Layers};
 use super::period::window;
 use super::policy_pool::SharedPolicy;
 use crate::format::Added;

@@ -19,7 +19,7 @@ mod sharing;
 use super::decision::Decision;
 use super::error::QuotaError;
 use super::idempotency::IdempotencyLog;
-use super::layers::{Draws, SpendCtx};
+use super::layer_state::{Draws, SpendCtx};
 use super::op::{Applied, OpOutcome, TenantOp};
 use super::policy_pool::PolicyPool;
 use super::quota_map::QuotaMap;
@@ -196,7 +196,7 @@ impl TenantState {
                 self.unhold_grant(&r);
                 if let Some(q) = self.quotas.get_mut(&r.quota) {
                     q.roll(tz, at);
-                    q.release_reservation(&r);
+                    q.end_hold(r.amount, &r.draws, r.scope.as_deref());
                 }
             }
         }
@@ -258,7 +258,7 @@ impl TenantState {
             .values()
             .filter(|r| r.quota == quota && r.expires_at_ms <= now_ms)
         {
-            probe.release_reservation(r);
+            probe.end_hold(r.amount, &r.draws, r.scope.as_deref());
         }
         if let Some(reason) = self.refusal(now_ms) {
             return Ok(probe.refused(tz, now_ms, reason));

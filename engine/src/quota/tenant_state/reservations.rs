@@ -117,7 +117,7 @@ impl TenantState {
         let r = self.take_reservation(reservation_id)?;
         self.unhold_grant(&r);
         if let Some(q) = self.quotas.get_mut(&r.quota) {
-            q.release_reservation(&r);
+            q.end_hold(r.amount, &r.draws, r.scope.as_deref());
         }
         Ok(Applied::changed(OpOutcome::Released { amount: r.amount }))
     }
