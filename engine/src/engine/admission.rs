@@ -320,19 +320,7 @@ impl Engine {
                 amount,
                 idempotency_key,
                 consistency,
-            } => {
-                validate::quota_name(&quota)?;
-                validate::amount(amount)?;
-                idempotency_key_ok(&idempotency_key)?;
-                BatchItem::Apply {
-                    op: TenantOp::Increment {
-                        quota,
-                        amount,
-                        idempotency_key,
-                    },
-                    consistency: consistency.unwrap_or(self.default_consistency),
-                }
-            }
+            } => self.increment_item(quota, amount, None, idempotency_key, consistency)?,
             BatchOp::ScopedCheck {
                 quota,
                 amount,
@@ -353,18 +341,28 @@ impl Engine {
                 scope,
                 idempotency_key,
                 consistency,
-            } => {
-                validate::quota_name(&quota)?;
-                validate::amount(amount)?;
-                idempotency_key_ok(&idempotency_key)?;
-                BatchItem::Apply {
-                    op: self.spend_op(quota, amount, Some(scope), idempotency_key, None)?,
-                    consistency: consistency.unwrap_or(self.default_consistency),
-                }
-            }
+            } => self.increment_item(quota, amount, Some(scope), idempotency_key, consistency)?,
             shared @ (BatchOp::SharedCheck { .. } | BatchOp::SharedIncrement { .. }) => {
                 self.shared_batch_item(shared)?
             }
+        })
+    }
+
+    /// A Batch increment, in a scope value or not.
+    fn increment_item(
+        &self,
+        quota: String,
+        amount: i64,
+        scope: Option<String>,
+        idempotency_key: Option<String>,
+        consistency: Option<Consistency>,
+    ) -> Result<BatchItem, EngineError> {
+        validate::quota_name(&quota)?;
+        validate::amount(amount)?;
+        idempotency_key_ok(&idempotency_key)?;
+        Ok(BatchItem::Apply {
+            op: self.spend_op(quota, amount, scope, idempotency_key, None)?,
+            consistency: consistency.unwrap_or(self.default_consistency),
         })
     }
 

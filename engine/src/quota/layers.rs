@@ -208,6 +208,8 @@ impl QuotaState {
         how: Use,
         force: bool,
     ) -> Option<Limiter> {
+        // A plain quota (most) has nothing further to decide.
+        self.policy.rules()?;
         // The policy is shared: holding it costs a reference count, not
         // a copy of its rules.
         let policy = self.policy.clone();
