@@ -1056,3 +1056,97 @@ async fn a_consumer_leader_kill_during_shared_use_loses_and_doubles_nothing() {
         "shared use through a consumer leader kill: {admitted} units admitted, all at the provider once"
     );
 }
+
+/// Scoped increments (five end users, each 30 at most, the tenant 100)
+/// through a leader kill: nothing acknowledged is lost, and neither the
+/// tenant nor any end user is admitted beyond its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_a_leader_under_scoped_increments_loses_nothing_and_over_admits_no_level() {
+    let _serial = SERIAL.lock().await;
+    let mut c = TestCluster::start(3, &["--shards", "2"]).await;
+    let (limit, per_user, users) = (100u64, 30u64, 5usize);
+    let tenant = tenant_with_limit(c.node(0), "scoped-failover", limit).await;
+    set_quota(
+        c.node(0),
+        &tenant,
+        QUOTA,
+        json!({"limit": limit, "scopes": {"default": {"limit": per_user, "period": "monthly"}}}),
+    )
+    .await;
+    let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
+    let (group, _) = client.route(&tenant);
+    let history = Arc::new(History::default());
+    let issued = Arc::new(AtomicUsize::new(0));
+    let total = 170;
+    let user_of = move |n: usize| format!("user-{}", n % users);
+    let mut workers = Vec::new();
+    for _ in 0..6 {
+        let (client, history, issued, tenant) = (
+            client.clone(),
+            history.clone(),
+            issued.clone(),
+            tenant.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = issued.fetch_add(1, Ordering::SeqCst);
+                if n >= total {
+                    return;
+                }
+                let key = format!("s-{n}");
+                let mut req = inc(&tenant, key.clone());
+                req.scope = user_of(n);
+                let sent = Instant::now();
+                let r = client.increment(req).await;
+                history.record_sent(&key, sent, outcome(&r));
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while history.count(|o| !matches!(o, Outcome::Unknown(_))) < 60 {
+        assert!(Instant::now() < deadline, "no progress before the kill");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let victim = c.index_of(c.leader_of(group).await);
+    c.kill9(victim);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let scopes: Vec<String> = (0..total).map(user_of).collect();
+    history
+        .resolve_with(&client, &tenant, QUOTA, |key| {
+            let n: usize = key.trim_start_matches("s-").parse().unwrap();
+            scopes[n].as_str()
+        })
+        .await;
+    let used = usage(&client, &tenant).await;
+    history.check(used, limit);
+    // Each end user: admitted as often as its scope counter says, never
+    // beyond its limit.
+    let mut admitted = vec![0u64; users];
+    for key in history.admitted_keys() {
+        let n: usize = key.trim_start_matches("s-").parse().unwrap();
+        admitted[n % users] += 1;
+    }
+    let survivor = (victim + 1) % 3;
+    for (u, n) in admitted.iter().enumerate() {
+        assert!(*n <= per_user, "user-{u} admitted {n} > {per_user}");
+        let q: serde_json::Value = http()
+            .get(c.node(survivor).url(&format!(
+                "/api/v1/tenants/{tenant}/quotas/{QUOTA}?scope=user-{u}"
+            )))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            q["data"]["scope"]["level"]["usage"].as_u64(),
+            Some(*n),
+            "user-{u}: {q}"
+        );
+    }
+    assert_eq!(admitted.iter().sum::<u64>(), used);
+    eprintln!("scoped increments through a leader kill: {used} admitted, per user {admitted:?}");
+}

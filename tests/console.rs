@@ -256,6 +256,20 @@ async fn every_page_passes_axe_at_desktop_and_phone_width_with_screenshots() {
             "flags/max_context_tokens",
             json!({"value": 65536}),
         ),
+        // A quota with a further window, scope rules and a credit grant,
+        // for the quota's levels page.
+        (
+            reqwest::Method::PUT,
+            "quotas/chat",
+            json!({"limit": 1000, "period": "monthly", "windows": [{"limit": 50, "period": "second"}],
+                   "rollover": true, "scopes": {"default": {"limit": 20, "period": "daily"},
+                   "overrides": {"premium_*": {"limit": 100, "period": "daily"}}}}),
+        ),
+        (
+            reqwest::Method::POST,
+            "quotas/chat/grants",
+            json!({"amount": 500, "reason": "launch promo"}),
+        ),
     ] {
         let r = http()
             .request(
@@ -296,6 +310,20 @@ async fn every_page_passes_axe_at_desktop_and_phone_width_with_screenshots() {
     })
     .await
     .unwrap();
+    for (user, amount) in [("alice", 7), ("premium_bob", 30), ("carol", 2)] {
+        let d = grpc
+            .increment(quotad_proto::v1::IncrementRequest {
+                tenant_id: tenant.clone(),
+                quota: "chat".into(),
+                amount,
+                scope: user.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(d.allowed, "{user}");
+    }
     tokio::task::spawn_blocking(move || {
         browse(
             "pages",

@@ -25,6 +25,16 @@ async fn openapi_document_covers_every_endpoint() {
         ("/api/v1/tenants/{id}/upgrade", vec!["post"]),
         ("/api/v1/tenants/{id}/quotas", vec!["get"]),
         ("/api/v1/tenants/{id}/quotas/{quota}", vec!["get", "put"]),
+        (
+            "/api/v1/tenants/{id}/quotas/{quota}/grants",
+            vec!["get", "post"],
+        ),
+        (
+            "/api/v1/tenants/{id}/quotas/{quota}/grants/{grant}/void",
+            vec!["post"],
+        ),
+        ("/api/v1/tenants/{id}/quotas/{quota}/scopes", vec!["get"]),
+        ("/api/v1/tenants/{id}/shadow", vec!["put"]),
         ("/api/v1/tenants/{id}/members", vec!["get", "post"]),
         ("/api/v1/tenants/{id}/members/{user}", vec!["put", "delete"]),
         ("/api/v1/tenants/{id}/api-keys", vec!["get", "post"]),

@@ -1,14 +1,10 @@
 //! Request and response bodies, camelCase as in the product README.
-use chrono::{DateTime, SecondsFormat, Utc};
+
 use quotad_engine::model::{Action, Period, QuotaKind};
 use quotad_engine::quota::{QuotaState, TenantState};
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::timestamps::rfc3339;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -31,6 +27,8 @@ pub struct TenantDto {
     pub deleted_at: Option<String>,
     /// When a soft-deleted tenant is purged for good.
     pub purge_after: Option<String>,
+    /// Every quota decides and reports but admits (`PUT …/shadow`).
+    pub shadow: bool,
 }
 
 /// The tenant's settings object, with the keys the engine keeps as typed
@@ -64,6 +62,7 @@ impl From<&TenantState> for TenantDto {
             updated_at: rfc3339(t.updated_at_ms),
             deleted_at: t.deleted.map(|d| rfc3339(d.at_ms)),
             purge_after: t.deleted.map(|d| rfc3339(d.purge_after_ms)),
+            shadow: *s.shadow,
         }
     }
 }
@@ -91,11 +90,31 @@ pub struct QuotaDto {
     pub reset_at: Option<String>,
     pub alert_thresholds: Vec<u8>,
     pub overridden: bool,
+    /// Further windows every spend must also fit, each with its usage.
+    pub windows: Vec<crate::quota_rules_dto::LevelDto>,
+    pub rollover: bool,
+    pub rollover_max: Option<u64>,
+    /// Allowance rolled over into the current period.
+    pub carried_over: u64,
+    pub preserve_overage: bool,
+    /// Decisions are reported but never refuse (`shadow_denied`).
+    pub shadow: bool,
+    /// Limits per scope value, if any.
+    pub scopes: Option<crate::quota_rules_dto::ScopesSpec>,
+    /// Units the quota may still draw from active credit grants.
+    pub grant_balance: u64,
+    /// Usage of the current period covered by grants.
+    pub used_from_grants: u64,
+    pub grants: Vec<crate::quota_rules_dto::GrantDto>,
+    /// The scope value asked for with `?scope=`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::quota_rules_dto::ScopeDto>,
 }
 
 impl QuotaDto {
     pub fn new(name: &str, q: &QuotaState, tz: chrono_tz::Tz, now_ms: i64) -> Self {
         let usage = q.usage(now_ms);
+        let rules = q.policy.rules();
         QuotaDto {
             quota_type: name.to_string(),
             kind: q.policy.kind,
@@ -117,6 +136,23 @@ impl QuotaDto {
             reset_at: q.reset_at_ms(tz, now_ms).map(rfc3339),
             alert_thresholds: q.policy.alert_thresholds.to_vec(),
             overridden: q.policy.overridden,
+            windows: q
+                .windows_usage(tz, now_ms)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            rollover: rules.is_some_and(|r| r.rollover),
+            rollover_max: rules.and_then(|r| r.rollover_max),
+            carried_over: q.layers().map_or(0, |l| l.carry),
+            preserve_overage: rules.is_some_and(|r| r.preserve_overage),
+            shadow: q.policy.shadow(),
+            scopes: rules
+                .and_then(|r| r.scopes.as_ref())
+                .map(crate::quota_rules_dto::ScopesSpec::of),
+            grant_balance: q.grant_balance(now_ms),
+            used_from_grants: q.layers().map_or(0, |l| l.from_grants),
+            grants: crate::quota_rules_dto::GrantDto::all(q, now_ms),
+            scope: None,
         }
     }
 }
@@ -202,6 +238,30 @@ pub struct SetQuota {
     #[schema(value_type = Option<String>)]
     pub kind: Option<QuotaKind>,
     pub alert_thresholds: Option<Vec<u8>>,
+    /// Further windows every spend must also fit (e.g. 50 per second under
+    /// a monthly allowance); `[]` removes them.
+    pub windows: Option<Vec<crate::quota_rules_dto::LimitSpec>>,
+    /// Carry the unused allowance into the next period (counters).
+    pub rollover: Option<bool>,
+    /// At most this much is carried; `null`: one period's limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub rollover_max: Option<Option<u64>>,
+    /// Carry usage beyond the limit (not covered by grants) into the next
+    /// period's usage.
+    pub preserve_overage: Option<bool>,
+    /// Decide and report, but admit: refusals answer `shadow_denied`.
+    pub shadow: Option<bool>,
+    /// Limits per scope value; `null` removes them.
+    #[serde(default, deserialize_with = "present_scopes")]
+    #[schema(value_type = Option<crate::quota_rules_dto::ScopesSpec>)]
+    pub scopes: Option<Option<crate::quota_rules_dto::ScopesSpec>>,
+}
+
+fn present_scopes<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<crate::quota_rules_dto::ScopesSpec>>, D::Error> {
+    Option::<crate::quota_rules_dto::ScopesSpec>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

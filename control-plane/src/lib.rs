@@ -35,12 +35,15 @@ mod ofrep;
 pub mod openapi;
 mod placement;
 mod platform_webhooks;
+mod quota_levels;
+mod quota_rules_dto;
 mod quotas;
 mod sharing;
 mod sharing_dto;
 mod sso;
 mod statements;
 mod tenants;
+mod timestamps;
 pub mod usage;
 mod webhooks;
 
@@ -116,6 +119,19 @@ pub fn router(
             "/api/v1/tenants/{id}/quotas/{quota}",
             put(quotas::set).get(quotas::get),
         )
+        .route(
+            "/api/v1/tenants/{id}/quotas/{quota}/grants",
+            get(quota_levels::grants).post(quota_levels::add_grant),
+        )
+        .route(
+            "/api/v1/tenants/{id}/quotas/{quota}/grants/{grant}/void",
+            post(quota_levels::void_grant),
+        )
+        .route(
+            "/api/v1/tenants/{id}/quotas/{quota}/scopes",
+            get(quota_levels::scopes),
+        )
+        .route("/api/v1/tenants/{id}/shadow", put(quota_levels::set_shadow))
         .route(
             "/api/v1/tenants/{id}/members",
             get(members::list).post(members::add),

@@ -3,8 +3,8 @@
 use crate::envelope::{ErrorBody, ErrorEnvelope};
 use crate::{
     api_keys, api_settings, audit, billing, branding, domains, dto, features, flags, health,
-    marketplace, members, placement, platform_webhooks, quotas, sharing, sso, statements, tenants,
-    usage, webhooks,
+    marketplace, members, placement, platform_webhooks, quota_levels, quotas, sharing, sso,
+    statements, tenants, usage, webhooks,
 };
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -43,6 +43,11 @@ impl Modify for BearerAuth {
         quotas::list,
         quotas::get,
         quotas::set,
+        quota_levels::grants,
+        quota_levels::add_grant,
+        quota_levels::void_grant,
+        quota_levels::scopes,
+        quota_levels::set_shadow,
         members::list,
         members::add,
         members::change_role,

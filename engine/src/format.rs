@@ -41,6 +41,7 @@
 //! | 17 | alerts, webhook endpoints and their outbox (`TenantState.alerts`, `TenantOp::Webhook`) |
 //! | 18 | the operators' alerts and webhook endpoints (`MetaState.platform_alerts`, `MetaOp::PlatformAlerts`) |
 //! | 19 | the quota model beyond one limit: rules on a policy (`QuotaPolicy.rules`: further windows, scopes, rollover, preserved overage, shadow; `PolicyPatch.rules`), their state (`QuotaState.layers`: window and scope meters, credit grants, carried allowance), `Reservation.{scope, draws}`, `TenantState.shadow`, `Decision.limited_by`, `Verdict::ShadowDenied`, `TenantOp::{Spend, CreditGrant, SetShadow}`, `OpOutcome::CreditGrant` |
+//! | 20 | scopes in all-or-nothing spends (Envoy's `scope_key`): `Spend.scope`, `AllOrNothing.max_scopes` |
 //!
 //! Types whose layout depends on the version read [`decoding_version`] and
 //! [`encoding_version`] in their serde impls (see `model::member`); a value
@@ -51,7 +52,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 
 /// The newest format this build reads and writes.
-pub const CURRENT: u8 = 19;
+pub const CURRENT: u8 = 20;
 
 /// Marks a payload of a version above 0.
 pub const MAGIC: [u8; 10] = [0xFF; 10];

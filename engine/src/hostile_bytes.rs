@@ -47,14 +47,17 @@ fn op() -> StampedOp {
                     quota: "api_requests".into(),
                     amount: 3,
                     optional: false,
+                    scope: Default::default(),
                 },
                 Spend {
                     quota: "llm_tokens_model_x".into(),
                     amount: 900,
                     optional: true,
+                    scope: Default::default(),
                 },
             ],
             idempotency_key: Some("req-1".into()),
+            max_scopes: Default::default(),
         })),
         audit: None,
     }

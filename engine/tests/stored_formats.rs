@@ -139,14 +139,17 @@ fn increment_all(n: u128, at_ms: i64) -> StampedOp {
                         quota: "api_requests".into(),
                         amount: 1,
                         optional: false,
+                        scope: Default::default(),
                     },
                     Spend {
                         quota: "llm_tokens".into(),
                         amount: 700,
                         optional: false,
+                        scope: Default::default(),
                     },
                 ],
                 idempotency_key: Some(format!("all-{n}-{at_ms}")),
+                max_scopes: Default::default(),
             })),
         )
     }
@@ -1678,4 +1681,90 @@ fn the_quota_model_beyond_one_limit_decodes_from_its_golden_bytes() {
         d.limited_by.0.as_ref().map(|l| l.level.as_str()),
         Some("scope")
     );
+}
+
+/// Format 20: an all-or-nothing spend whose parts name scopes (Envoy's
+/// `scope_key`), with every tier's cap; a plain one still encodes as
+/// before (format 2).
+#[test]
+fn scoped_all_or_nothing_spends_decode_from_their_golden_bytes() {
+    use quotad_engine::format::Added;
+    use quotad_engine::model::quota_rules::limit_policy;
+    use quotad_engine::model::{Action, ScopeRules, SharedPolicy};
+    use quotad_engine::quota::RulesPatch;
+    let id = tenant_id(1);
+    let patch = PolicyPatch {
+        limit: Some(100_000),
+        soft_limit: Some(None),
+        period: Some(Period::Monthly),
+        action: None,
+        kind: None,
+        alert_thresholds: None,
+        by_operator: true,
+        tier_policies: BTreeMap::new(),
+        rules: Added(Some(Box::new(RulesPatch {
+            scopes: Some(Some(ScopeRules {
+                default: Some(SharedPolicy::new(limit_policy(
+                    Period::Daily,
+                    2,
+                    Action::Block,
+                ))),
+                overrides: Vec::new(),
+            })),
+            ..Default::default()
+        }))),
+    };
+    let all = |user: &str, key: &str| {
+        TenantOp::IncrementAll(Since(AllOrNothing {
+            spends: vec![
+                Spend {
+                    quota: "api_requests".into(),
+                    amount: 1,
+                    optional: false,
+                    scope: Added(Some(user.into())),
+                },
+                Spend {
+                    quota: "llm_tokens".into(),
+                    amount: 50,
+                    optional: false,
+                    scope: Default::default(),
+                },
+            ],
+            idempotency_key: Some(key.into()),
+            max_scopes: Added(Some([10_000, 100_000, 1_000_000, 10_000_000])),
+        }))
+    };
+    let at = T0 + 7_200_000;
+    let ops = vec![
+        stamped(
+            id,
+            at,
+            TenantOp::PatchQuota(Since(QuotaPatch {
+                quota: "api_requests".into(),
+                patch,
+            })),
+        ),
+        stamped(id, at + 1, all("alice", "r-1")),
+        stamped(id, at + 2, all("alice", "r-2")),
+        // Alice's third is refused by her scope: neither part is taken.
+        stamped(id, at + 3, all("alice", "r-3")),
+        stamped(id, at + 4, all("bob", "r-4")),
+    ];
+    let mut commands = history(2);
+    commands.push(Command::Batch(ops.clone()));
+    let state = replay(&commands);
+    let t = &state.shard.tenants[&id];
+    let layers = t.quotas["api_requests"].layers().expect("scope meters");
+    assert_eq!(layers.scopes["alice"].used, 2);
+    assert_eq!(layers.scopes["bob"].used, 1);
+    let e = Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), 200),
+        payload: EntryPayload::Normal(Command::Batch(ops)),
+    };
+    let stored = check_golden(
+        "entry-scoped-all-or-nothing-format20.bin",
+        &format::encode(&e).unwrap(),
+    );
+    assert_eq!(format::split(&stored).unwrap().0, 20);
+    assert_eq!(format::decode::<Entry<TypeConfig>>(&stored).unwrap(), e);
 }

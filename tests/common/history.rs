@@ -60,6 +60,17 @@ impl History {
         self.ops.lock().unwrap().insert(key.to_string(), o);
     }
 
+    /// The keys whose (resolved) outcome is `Admitted`.
+    pub fn admitted_keys(&self) -> Vec<String> {
+        self.ops
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, o)| **o == Outcome::Admitted)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     pub fn count(&self, want: fn(&Outcome) -> bool) -> usize {
         self.ops
             .lock()
@@ -83,6 +94,19 @@ impl History {
     /// Check the usage against the answers, then re-send every key (see
     /// the module comment).
     pub async fn resolve(&self, client: &QuotaClient, tenant: &str, quota: &str) {
+        self.resolve_with(client, tenant, quota, |_| "").await
+    }
+
+    /// [`History::resolve`] for increments sent in a scope: `scope_of`
+    /// names each key's (re-sent in the same scope).
+    pub async fn resolve_with<'a>(
+        &self,
+        client: &QuotaClient,
+        tenant: &str,
+        quota: &str,
+        scope_of: impl Fn(&str) -> &'a str,
+    ) {
+        let scope_of = &scope_of;
         let ops: Vec<(String, Outcome)> = self
             .ops
             .lock()
@@ -109,6 +133,7 @@ impl History {
                 amount: 1,
                 idempotency_key: key.clone(),
                 consistency: pb::Consistency::Strict as i32,
+                scope: scope_of(&key).to_string(),
                 ..Default::default()
             };
             let deadline = Instant::now() + Duration::from_secs(30);

@@ -523,6 +523,7 @@ def pages(p):
         ("tenants", "/console/tenants"),
         ("overview", f"/console/tenants/{t}"),
         ("quota-edit", f"/console/tenants/{t}/quotas/llm_tokens"),
+        ("quota-levels", f"/console/tenants/{t}/quotas/chat/levels"),
         ("members", f"/console/tenants/{t}/members"),
         ("audit", f"/console/tenants/{t}/audit"),
         ("usage", f"/console/tenants/{t}/usage?quota=llm_tokens"),
@@ -541,6 +542,15 @@ def pages(p):
     expect(header_bg == "rgb(91, 42, 134)", f"the header is in the tenant's primary colour ({header_bg})")
     expect(page.locator("img.brand-logo").count() == 1, "the tenant's logo is in the header")
     expect("Acme AI" in page.locator("header.top").inner_text(), "the tenant's product name is in the header")
+    # A quota's windows, grants and live scopes, top usage first.
+    page.goto(A.http[0] + f"/console/tenants/{t}/quotas/chat/levels")
+    scopes = page.locator("table.scope-values tbody tr").evaluate_all("rs => rs.map(r => r.dataset.scope)")
+    expect(scopes == ["premium_bob", "alice", "carol"], f"live scopes by usage ({scopes})")
+    expect(page.locator("table.levels tbody tr").count() == 2, "the quota and its per-second window")
+    expect(page.locator("#grant-balance").inner_text() == "500", "the grant's balance")
+    expect(page.locator("#rollover").inner_text().startswith("on"), "rollover shown")
+    page.goto(A.http[0] + f"/console/tenants/{t}")
+    expect(page.locator("li.quota[data-quota='chat'] a.levels").count() == 1, "the overview links the quota's levels")
     for name, path in routes:
         for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
             page.set_viewport_size(size)

@@ -31,6 +31,7 @@ mod layout;
 mod members_page;
 mod overview;
 mod quota_edit;
+mod quota_levels_page;
 pub mod session;
 mod settings_page;
 mod sharing_page;
@@ -182,6 +183,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/tenants/{id}/quotas/{quota}",
             get(quota_edit::form).post(quota_edit::save),
+        )
+        .route(
+            "/console/tenants/{id}/quotas/{quota}/levels",
+            get(quota_levels_page::page),
         )
         .route("/console/tenants/{id}/tier", post(overview::change_tier))
         .route(

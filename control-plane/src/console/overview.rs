@@ -99,6 +99,21 @@ pub fn quotas_section(id: &str, quotas: &[QuotaDto], tz: Tz, can: &Can) -> Marku
                             dd { (q.soft_limit.map(thousands).unwrap_or_else(|| "none".into())) }
                             dt { "Kind" }
                             dd { (name_of(&q.kind)) ", " (name_of(&q.period)) }
+                            @for w in &q.windows {
+                                dt { "Also" }
+                                dd.window { (w.limit.map(thousands).unwrap_or_default()) " per " (name_of(&w.period)) ": " (thousands(w.usage)) " used" }
+                            }
+                            @if q.grant_balance > 0 {
+                                dt { "Credit grants" }
+                                dd.grant-balance { (thousands(q.grant_balance)) " left" }
+                            }
+                            @if q.shadow {
+                                dt { "Shadow mode" }
+                                dd { "on: refusals are reported, not enforced" }
+                            }
+                        }
+                        a.levels href=(format!("/console/tenants/{id}/quotas/{}/levels", q.quota_type)) {
+                            "Windows, grants and scopes " span.visually-hidden { "of " (q.quota_type) }
                         }
                     }
                 }

@@ -391,6 +391,14 @@ impl Actor for TenantActor {
                             .map(TenantAnswer::Decision),
                     );
                 }
+                TenantCall::Scopes(Since(q)) => {
+                    let now = st.now();
+                    let answer = st
+                        .with_state(|s| s.scopes_page(&q, now))
+                        .and_then(|r| r.map_err(Into::into))
+                        .map(|p| TenantAnswer::Scopes(Since(p)));
+                    let _ = reply.send(answer);
+                }
                 TenantCall::Read => {
                     let now = st.now();
                     let answer = st.with_state(|s| TenantAnswer::State(Box::new(s.view(now))));

@@ -66,7 +66,7 @@ pub fn scopes_needed(call: &TenantCall) -> Result<Scopes, EngineError> {
         TenantCall::Check { .. } | TenantCall::SharedCheck(_) | TenantCall::ScopedCheck(_) => {
             Scopes::of([Scope::Check])
         }
-        TenantCall::Read => Scopes::of([Scope::UsageRead]),
+        TenantCall::Read | TenantCall::Scopes(_) => Scopes::of([Scope::UsageRead]),
         TenantCall::Apply { op, .. } => Scopes::of([of_op(op)?]),
         TenantCall::Batch(items) => {
             let mut needed = Vec::with_capacity(2);

@@ -223,12 +223,17 @@ impl Engine {
         for s in &spends {
             validate::quota_name(&s.quota)?;
             validate::positive_amount("amount", i64::try_from(s.amount).unwrap_or(i64::MAX))?;
+            if let Some(scope) = s.scope.as_deref() {
+                validate::scope(scope)?;
+            }
         }
         idempotency_key_ok(&idempotency_key)?;
         let quotas: Vec<String> = spends.iter().map(|s| s.quota.clone()).collect();
+        let scoped = spends.iter().any(|s| s.scope.is_some());
         let op = TenantOp::IncrementAll(Since(AllOrNothing {
             spends,
             idempotency_key,
+            max_scopes: crate::format::Added(scoped.then(|| self.catalog().live_scopes())),
         }));
         let decided = match self.admit(by, tenant, op, consistency).await? {
             OpOutcome::AllDecided(Since(all)) => all,

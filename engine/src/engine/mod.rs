@@ -43,6 +43,7 @@ mod directory;
 mod domains;
 mod health;
 mod platform_alerts;
+mod quota_levels;
 mod restore;
 mod sessions;
 mod shared_use;

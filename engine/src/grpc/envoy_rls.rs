@@ -51,8 +51,19 @@ fn ok_status() -> DescriptorStatus {
 }
 
 impl EnvoyRls {
+    /// A refusal reports the level that refused (a further window, the
+    /// scope's rule), whose limit and reset are what Envoy's caller waits
+    /// on; anything else, the quota.
     fn descriptor_status(&self, d: &Decision, quota: &str) -> DescriptorStatus {
         let now = self.engine.now_ms();
+        let mut d = std::borrow::Cow::Borrowed(d);
+        if let Some(l) = d.limited_by.0.as_deref().filter(|_| !d.allowed) {
+            let (limit, remaining, reset_at_ms) = (l.limit, l.remaining, l.reset_at_ms);
+            let d = d.to_mut();
+            d.limit = limit;
+            d.remaining = remaining;
+            d.reset_at_ms = reset_at_ms;
+        }
         DescriptorStatus {
             code: if d.allowed { Code::Ok } else { Code::OverLimit } as i32,
             current_limit: d.limit.map(|l| RateLimit {
@@ -169,6 +180,7 @@ impl RateLimitService for EnvoyRls {
                 quota: target.quota,
                 amount,
                 optional: target.sub_limit,
+                scope: crate::format::Added(target.scope),
             };
             match by_tenant.iter_mut().find(|(t, ..)| *t == target.tenant) {
                 Some((_, _, spends)) => spends.push((i, spend)),

@@ -8,7 +8,13 @@
 //! default_quota = "api_requests"  # ...or this when there is none
 //! consistency = "strict"     # or "fast"
 //! sub_limit_keys = ["model"] # entries that narrow the quota (see below)
+//! scope_key = "user"         # the entry whose value is the scope
 //! ```
+//! **Scopes.** With `scope_key`, a descriptor that carries that entry
+//! spends in the scope it names (an end user, an API key, a project):
+//! the quota's scope rules limit that value and the tenant's quota limits
+//! the sum, in one decision, as a gRPC Increment with `scope` does. A
+//! descriptor without the entry spends the tenant's quota alone.
 //! **Sub-limits.** A descriptor that also carries one of `sub_limit_keys`
 //! spends the tenant's quota named `{quota}_{key}_{value}` instead (values
 //! lowercased, other characters than letters and digits turned into `_`):
@@ -67,6 +73,8 @@ pub struct RlsDomain {
     pub sharing_policy_key: String,
     #[serde(default = "permission_key")]
     pub permission_key: String,
+    #[serde(default)]
+    pub scope_key: Option<String>,
 }
 
 fn sharing_policy_key() -> String {
@@ -103,6 +111,7 @@ impl Default for RlsConfig {
                 consistency: None,
                 sub_limit_keys: Vec::new(),
                 request_id_key: request_id_key(),
+                scope_key: None,
             }],
         }
     }
@@ -118,6 +127,8 @@ pub struct Target {
     pub sub_limit: bool,
     /// A use of another tenant's resource through a sharing grant.
     pub via: Option<crate::Via>,
+    /// The scope value named by the domain's `scope_key` entry.
+    pub scope: Option<String>,
 }
 
 impl RlsConfig {
@@ -216,12 +227,39 @@ impl RlsDomain {
                 Some(crate::Via { policy, permission })
             }
         };
+        let scope = match self.scope_key.as_deref().and_then(value) {
+            None => None,
+            Some(v) => {
+                crate::quota::validate::scope(v).map_err(|e| {
+                    QuotaError::invalid(
+                        "descriptors",
+                        format!(
+                            "entry {:?}: {:?}: {}",
+                            self.scope_key.as_deref().unwrap_or_default(),
+                            crate::excerpt::short(v),
+                            e.reason()
+                        ),
+                    )
+                })?;
+                if via.is_some() {
+                    return Err(QuotaError::invalid(
+                        "descriptors",
+                        format!(
+                            "entry {:?}: a use through a sharing grant spends the grant's cap, not a scope of the tenant's quota",
+                            self.scope_key.as_deref().unwrap_or_default()
+                        ),
+                    ));
+                }
+                Some(v.to_string())
+            }
+        };
         Ok(Some(Target {
             tenant,
             quota,
             consistency,
             sub_limit,
             via,
+            scope,
         }))
     }
 }
@@ -321,6 +359,40 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(both.quota, "llm_tokens_model_m1_region_eu_west");
+    }
+
+    #[test]
+    fn the_scope_entry_names_the_scope() {
+        let c = RlsConfig::parse(
+            "[[domains]]\ndomain = \"gw\"\ndefault_quota = \"api_requests\"\nscope_key = \"user\"",
+        )
+        .unwrap();
+        let d = c.domain("gw").unwrap();
+        let t = d
+            .target([("tenant_id", TENANT), ("user", "alice@acme.test")].into_iter())
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.scope.as_deref(), Some("alice@acme.test"));
+        let plain = d
+            .target([("tenant_id", TENANT)].into_iter())
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain.scope, None);
+        let e = d
+            .target([("tenant_id", TENANT), ("user", "no spaces")].into_iter())
+            .unwrap_err();
+        assert!(e.to_string().contains("\"user\""), "{e}");
+        let e = d
+            .target(
+                [
+                    ("tenant_id", TENANT),
+                    ("user", "bob"),
+                    ("sharing_policy_id", TENANT),
+                ]
+                .into_iter(),
+            )
+            .unwrap_err();
+        assert_eq!(e.field(), Some("descriptors"));
     }
 
     #[test]

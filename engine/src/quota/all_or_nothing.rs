@@ -9,6 +9,7 @@ use super::layer_state::{Draws, SpendCtx};
 use super::layers::Checkpoint;
 use super::quota_map::QuotaMap;
 use super::quota_state::Use;
+use crate::format::Added;
 use crate::model::TenantId;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ pub struct Spend {
     /// A quota the tenant may not have defined (an Envoy sub-limit): when
     /// it has not, this part limits nothing and is answered `None`.
     pub optional: bool,
+    /// The scope value this part spends in (format 20).
+    #[serde(default)]
+    pub scope: Added<20, Option<String>>,
 }
 
 /// The operation: spends in request order, under one idempotency key.
@@ -29,6 +33,10 @@ pub struct Spend {
 pub struct AllOrNothing {
     pub spends: Vec<Spend>,
     pub idempotency_key: Option<String>,
+    /// Each tier's cap on a tenant's live scope values, as the deciding
+    /// node's catalog says, when a part names a scope (format 20).
+    #[serde(default)]
+    pub max_scopes: Added<20, Option<[u64; 4]>>,
 }
 
 impl AllOrNothing {
@@ -42,6 +50,10 @@ impl AllOrNothing {
                 s.amount,
                 if s.optional { "?" } else { "" }
             ));
+            if let Some(scope) = s.scope.as_deref() {
+                f.push('@');
+                f.push_str(scope);
+            }
         }
         f
     }
@@ -79,6 +91,11 @@ pub(crate) struct Spender<'a> {
     pub quotas: &'a mut QuotaMap,
     /// Why the tenant may not spend at all now, if it may not.
     pub refusal: Option<String>,
+    /// Live scope values of the tenant, and its tier's cap on them.
+    pub live_scopes: u64,
+    pub max_scopes: u64,
+    /// The whole tenant is in shadow mode.
+    pub shadow: bool,
 }
 
 /// Decide `op` on `state` at `now_ms` (already advanced to it). On error
@@ -93,7 +110,7 @@ pub(crate) fn decide(
     // named twice sees its first part taken), after a checkpoint of what
     // it may touch; if any part refuses, the checkpoints are rolled back
     // last first. No copy of a quota (or its scope meters) is made.
-    let ctx = SpendCtx::plain(state.tenant, tz, now_ms);
+    let mut live = state.live_scopes;
     let mut taken: Vec<(&str, Checkpoint, Draws)> = Vec::new();
     let mut decisions = Vec::with_capacity(op.spends.len());
     let mut failure = None;
@@ -116,9 +133,19 @@ pub(crate) fn decide(
         let d = match &refusal {
             Some(reason) => q.refused(tz, now_ms, reason.clone()),
             None => {
-                let checkpoint = q.checkpoint(None);
+                let scope = s.scope.as_deref();
+                let ctx = SpendCtx {
+                    scope,
+                    new_scope_fits: live < state.max_scopes,
+                    max_scopes: state.max_scopes,
+                    tenant_shadow: state.shadow,
+                    ..SpendCtx::plain(state.tenant, tz, now_ms)
+                };
+                let checkpoint = q.checkpoint(scope);
+                let before = q.live_scopes();
                 match q.spend(&ctx, s.amount, Use::Consume) {
                     Ok((d, draws)) => {
+                        live = live.saturating_add(q.live_scopes().saturating_sub(before) as u64);
                         taken.push((s.quota.as_str(), checkpoint, draws));
                         d
                     }

@@ -47,7 +47,7 @@ impl QuotaState {
     }
 
     /// A window's or scope's meter as a state of `policy`, to decide on.
-    fn metered(policy: &SharedPolicy, m: Meter) -> QuotaState {
+    pub(super) fn metered(policy: &SharedPolicy, m: Meter) -> QuotaState {
         QuotaState {
             policy: policy.clone(),
             window_start_ms: m.start_ms,

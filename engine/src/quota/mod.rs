@@ -6,6 +6,7 @@ mod error;
 mod idempotency;
 mod layer_state;
 mod layers;
+mod level_report;
 mod op;
 pub mod period;
 mod policy_patch;
@@ -23,6 +24,7 @@ pub use all_or_nothing::{AllDecided, AllOrNothing, Spend};
 pub use decision::{Decision, Limiter, Verdict};
 pub use error::QuotaError;
 pub use layer_state::{CreditGrant, Draws, Layers, MAX_GRANTS, Meter, NewCreditGrant, SpendCtx};
+pub use level_report::{LevelUsage, MAX_SCOPES_PAGE, ScopeUsage, ScopesPage, ScopesQuery};
 pub use op::{
     AlertOp, ApiKeyRotation, Applied, BrandingChange, FlagChange, GrantChange, NewApiKey, OpClass,
     OpOutcome, QuotaPatch, Received, ScopedSpend, SharedReserve, SharedUse, TenantOp, TenantUpdate,

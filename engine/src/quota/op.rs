@@ -187,11 +187,17 @@ pub struct ScopedSpend {
 impl ScopedSpend {
     /// The cap on live scope values for a tenant of `tier`.
     pub fn cap(&self, tier: Tier) -> u64 {
-        Tier::ALL
-            .iter()
-            .position(|t| *t == tier)
-            .map_or(u64::MAX, |i| self.max_scopes[i])
+        tier_cap(&self.max_scopes, tier)
     }
+}
+
+/// The cap on live scope values for a tenant of `tier`, from each tier's
+/// ([`Tier::ALL`] order).
+pub(crate) fn tier_cap(max_scopes: &[u64; 4], tier: Tier) -> u64 {
+    Tier::ALL
+        .iter()
+        .position(|t| *t == tier)
+        .map_or(u64::MAX, |i| max_scopes[i])
 }
 
 /// What [`TenantOp::CreditGrant`] carries.

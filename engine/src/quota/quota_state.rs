@@ -196,11 +196,18 @@ impl QuotaState {
         }
     }
 
+    /// What is left of the period's allowance (the limit and what rolled
+    /// over into it; usage that grants or overage cover is not counted
+    /// against it). Unused grants are `grant_balance`.
     pub fn remaining(&self, now_ms: i64) -> Option<u64> {
         let limit = self.policy.limit?;
         Some(match self.policy.kind {
             QuotaKind::Rate => self.rate_remaining(limit, now_ms),
-            _ => limit.saturating_sub(self.usage(now_ms)),
+            _ => self
+                .allowance()
+                .unwrap_or(limit)
+                .saturating_add(self.covered())
+                .saturating_sub(self.usage(now_ms)),
         })
     }
 

@@ -32,6 +32,9 @@ pub enum TenantCall {
     SharedCheck(Since<7, SharedCheck>),
     /// A check that names a scope value (format 19).
     ScopedCheck(Since<19, ScopedCheck>),
+    /// Scope values of a quota with their usage (format 19): a tenant's
+    /// view leaves them out.
+    Scopes(Since<19, crate::quota::ScopesQuery>),
 }
 
 /// A check of a spend in a scope: the scope's limit and the tenant's.
@@ -69,7 +72,8 @@ impl TenantCall {
             TenantCall::Read
             | TenantCall::Check { .. }
             | TenantCall::SharedCheck(_)
-            | TenantCall::ScopedCheck(_) => true,
+            | TenantCall::ScopedCheck(_)
+            | TenantCall::Scopes(_) => true,
             TenantCall::Batch(items) => items.iter().all(|i| match i {
                 BatchItem::Check { .. } | BatchItem::SharedCheck(_) | BatchItem::ScopedCheck(_) => {
                     true
@@ -87,7 +91,8 @@ impl TenantCall {
             TenantCall::Read
             | TenantCall::Check { .. }
             | TenantCall::SharedCheck(_)
-            | TenantCall::ScopedCheck(_) => false,
+            | TenantCall::ScopedCheck(_)
+            | TenantCall::Scopes(_) => false,
             TenantCall::Batch(items) => items.iter().any(|i| matches!(i, BatchItem::Apply { .. })),
             TenantCall::Apply { .. } => true,
         }
@@ -101,6 +106,7 @@ pub enum TenantAnswer {
     State(Box<TenantState>),
     Decision(Decision),
     Batch(Vec<Result<Decision, WireError>>),
+    Scopes(Since<19, crate::quota::ScopesPage>),
 }
 
 /// One item of a [`TenantCall::Batch`].

@@ -112,10 +112,24 @@ impl TenantState {
         if let Some(replay) = self.replay(all.idempotency_key.as_deref(), fingerprint)? {
             return Ok(replay);
         }
+        let scoped = all.spends.iter().any(|s| s.scope.is_some());
+        let max_scopes = all.max_scopes.map_or(u64::MAX, |m| {
+            super::super::op::tier_cap(&m, self.tenant.tier)
+        });
+        let live_scopes = if scoped {
+            self.quotas
+                .values()
+                .fold(0u64, |n, q| n.saturating_add(q.live_scopes() as u64))
+        } else {
+            0
+        };
         let spender = all_or_nothing::Spender {
             tenant: self.tenant.id,
             tz: self.tenant.timezone,
             refusal: self.refusal(now_ms),
+            live_scopes,
+            max_scopes,
+            shadow: *self.shadow,
             quotas: &mut self.quotas,
         };
         let decided = all_or_nothing::decide(spender, all, now_ms)?;

@@ -140,12 +140,19 @@ impl TenantState {
 
     /// The tenant as a read answers it, as of `now_ms`: everything but its
     /// idempotency log (the keys and stored answers of the last hour, up
-    /// to a million), which no reader needs and which can be most of its
-    /// size. Every REST call's access check reads its tenant.
+    /// to a million) and its quotas' scope meters, which no access check
+    /// needs and which can be most of its size. Every REST call's access
+    /// check reads its tenant.
     pub fn view(&self, now_ms: i64) -> TenantState {
         let mut view = TenantState {
             tenant: self.tenant.clone(),
-            quotas: self.quotas.clone(),
+            // Without scope meters (millions, for some tenants): a page of
+            // them is `scopes_page`.
+            quotas: self
+                .quotas
+                .iter()
+                .map(|(name, q)| (name.to_string(), q.probe(None)))
+                .collect(),
             reservations: self.reservations.clone(),
             idempotency: IdempotencyLog::default(),
             members: self.members.clone(),
@@ -160,6 +167,22 @@ impl TenantState {
         };
         view.advance(now_ms);
         view
+    }
+
+    /// Scope values of one quota with their usage as of `now_ms` (the
+    /// view has none).
+    pub fn scopes_page(
+        &self,
+        query: &crate::quota::ScopesQuery,
+        now_ms: i64,
+    ) -> Result<crate::quota::ScopesPage, QuotaError> {
+        let tz = self.tenant.timezone;
+        self.quota(&query.quota)?.scopes_page(
+            self.tenant.id,
+            query,
+            tz,
+            now_ms.max(self.last_at_ms),
+        )
     }
 
     /// Make every quota hold `pool`'s copy of its policy.

@@ -6,6 +6,7 @@ fn spend(quota: &str, amount: u64, optional: bool) -> Spend {
         quota: quota.into(),
         amount,
         optional,
+        scope: Default::default(),
     }
 }
 
@@ -13,6 +14,7 @@ fn all(spends: Vec<Spend>, key: Option<&str>) -> TenantOp {
     TenantOp::IncrementAll(crate::format::Since(AllOrNothing {
         spends,
         idempotency_key: key.map(str::to_string),
+        max_scopes: Default::default(),
     }))
 }
 

@@ -357,14 +357,17 @@ fn an_all_or_nothing_refusal_in_a_window_takes_nothing_anywhere() {
                     quota: "a".into(),
                     amount: n,
                     optional: false,
+                    scope: Default::default(),
                 },
                 Spend {
                     quota: "b".into(),
                     amount: n,
                     optional: false,
+                    scope: Default::default(),
                 },
             ],
             idempotency_key: None,
+            max_scopes: Default::default(),
         }))
     };
     s.apply(&both(2), T0).unwrap();

@@ -264,8 +264,10 @@ fn format_2_entries_are_prefixed_and_older_ones_are_not() {
                 quota: "q".into(),
                 amount: 2,
                 optional: true,
+                scope: Default::default(),
             }],
             idempotency_key: None,
+            max_scopes: Default::default(),
         })),
         audit: None,
     }]);
