@@ -131,3 +131,77 @@ async fn a_closed_pipe_ends_every_printing_command_quietly() {
         );
     }
 }
+
+/// The quota model from the command line: windows and scope rules set,
+/// a grant added and voided, scoped increments, the live scopes listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sets_windows_scopes_and_grants_and_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let t = create_tenant(&node, "cli-levels", "ENTERPRISE").await;
+    let ok = |args: &[&str]| {
+        let out = quotad(&node, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    ok(&[
+        "quota",
+        "set",
+        &t,
+        "chat",
+        "--limit",
+        "1000",
+        "--period",
+        "monthly",
+        "--window",
+        "50/second",
+        "--scope-default",
+        "3/daily",
+        "--scope-override",
+        "premium_*=10/daily",
+        "--rollover",
+        "true",
+    ]);
+    let shown = ok(&["quota", "get", &t, "chat"]);
+    assert!(shown.contains("chat: also 50 per second"), "{shown}");
+    let bad = quotad(
+        &node,
+        &[
+            "quota", "set", &t, "chat", "--limit", "10", "--window", "50",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("--window"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let added = ok(&[
+        "quota", "grants", &t, "chat", "add", "--amount", "25", "--reason", "promo",
+    ]);
+    assert!(added.contains("25") && added.contains("active"), "{added}");
+    for (user, n) in [("alice", "3"), ("premium_bob+1", "7")] {
+        let out = ok(&["increment", &t, "chat", "--amount", n, "--scope", user]);
+        assert!(out.contains("true"), "{out}");
+    }
+    let refused = ok(&["increment", &t, "chat", "--scope", "alice"]);
+    assert!(refused.contains("scope alice by rule default"), "{refused}");
+    assert!(
+        refused.contains("the limit of 3 of scope alice (rule default), 0 left"),
+        "{refused}"
+    );
+    let scopes = ok(&["quota", "scopes", &t, "chat"]);
+    let first = scopes.lines().nth(1).unwrap_or_default();
+    assert!(first.starts_with("premium_bob+1"), "{scopes}");
+    assert!(scopes.contains("2 live scope values"), "{scopes}");
+    let one = ok(&["quota", "get", &t, "chat", "--scope", "premium_bob+1"]);
+    assert!(
+        one.contains("scope premium_bob+1 by rule premium_*: 7 used of 10, 3 left"),
+        "{one}"
+    );
+    let voided = ok(&["quota", "grants", &t, "chat", "void", "1"]);
+    assert!(voided.contains("voided"), "{voided}");
+    let listed = ok(&["quota", "grants", &t, "chat"]);
+    assert!(listed.contains("voided"), "{listed}");
+}

@@ -48,11 +48,14 @@ const HOT_UNARY: usize = 2_048;
 const BATCHERS: usize = 64;
 const BATCH_ITEMS: usize = 1_000;
 /// The node's peak resident memory (VmHWM) must stay under this. Measured
-/// (debug build, the node held to `NODE_CPU`): 111-123 MiB; with the
-/// bounds lifted (`--max-in-flight`, `--tenant-queue`, `--commit-queue` at
-/// 10^8) the same flood reached 181 MiB and nothing was refused. (On both
-/// cores: 158-190 MiB, and 430 MiB with the bounds lifted.)
-const RSS_BOUND_MIB: u64 = 160;
+/// (debug build, the node held to `NODE_CPU`): 111-123 MiB when first
+/// written; 148-162 MiB by the quota model (issue 22: a larger binary and
+/// more state per tenant; 70-75 MiB before the flood). With the bounds
+/// lifted (`--max-in-flight`, `--tenant-queue`, `--commit-queue` at 10^8)
+/// the same flood reached 181 MiB then, 235 MiB now, and nothing was
+/// refused. (On both cores: 158-190 MiB, and 430 MiB with the bounds
+/// lifted.)
+const RSS_BOUND_MIB: u64 = 185;
 /// Before the flood, the rate the node sustains: Batch callers one Batch
 /// at a time each, few enough that no bound is reached (4,000 decisions
 /// outstanding at most, 500 per tenant), for this long. The flood's

@@ -239,12 +239,88 @@ pub enum QuotaCmd {
         /// counter, rate, gauge.
         #[arg(long)]
         kind: Option<String>,
+        /// A further window every spend must also fit, LIMIT/PERIOD (e.g.
+        /// 50/second); repeat for more, "none" removes them.
+        #[arg(long = "window")]
+        windows: Vec<String>,
+        /// The default limit of every scope value, LIMIT/PERIOD (e.g.
+        /// 100/daily); "none" removes the scope rules.
+        #[arg(long)]
+        scope_default: Option<String>,
+        /// A scope override, PATTERN=LIMIT/PERIOD (e.g. premium_*=1000/daily);
+        /// repeat for more.
+        #[arg(long = "scope-override")]
+        scope_overrides: Vec<String>,
+        /// Carry the unused allowance into the next period (true/false).
+        #[arg(long)]
+        rollover: Option<bool>,
+        /// Carry at most this much.
+        #[arg(long)]
+        rollover_max: Option<String>,
+        /// Carry usage beyond the limit into the next period (true/false).
+        #[arg(long)]
+        preserve_overage: Option<bool>,
+        /// Decide and report, but admit (true/false).
+        #[arg(long)]
+        shadow: Option<bool>,
     },
-    /// Show a tenant's quotas, or one of them.
+    /// Show a tenant's quotas, or one of them (with `--scope`, one scope
+    /// value's rule and usage).
     Get {
         tenant: String,
         quota: Option<String>,
+        #[arg(long)]
+        scope: Option<String>,
     },
+    /// A quota's credit grants; operators add and void them.
+    Grants {
+        tenant: String,
+        quota: String,
+        #[command(subcommand)]
+        cmd: Option<GrantCmd>,
+    },
+    /// A quota's live scope values, highest usage first.
+    Scopes {
+        tenant: String,
+        quota: String,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrantCmd {
+    /// Add units beyond the period allowance.
+    Add {
+        #[arg(long)]
+        amount: u64,
+        /// RFC 3339; default now.
+        #[arg(long)]
+        effective_at: Option<String>,
+        /// RFC 3339; default never.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Lower is drawn first [default: 10].
+        #[arg(long)]
+        priority: Option<u8>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// The same key and fields answer the grant already added.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Draw nothing more from grant ID (what was drawn stays drawn).
+    Void { id: u32 },
+}
+
+/// `LIMIT/PERIOD` as the body's `{limit, period}`.
+fn limit_spec(flag: &str, v: &str) -> anyhow::Result<Value> {
+    let (limit, period) = v
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("{flag}: {v:?} is not LIMIT/PERIOD (e.g. 50/second)"))?;
+    Ok(json!({"limit": whole_number(flag, limit, "")?, "period": period}))
 }
 
 #[derive(Args, Debug)]
@@ -318,6 +394,19 @@ fn whole_number(flag: &str, raw: &str, or: &str) -> anyhow::Result<u64> {
     }
 }
 
+/// `v` as a URL query value: every byte but letters, digits and `-._~`
+/// percent-encoded (a scope's `+` would otherwise read as a space).
+fn url_component(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
@@ -337,6 +426,107 @@ fn print_tenant(t: &Value) -> std::io::Result<()> {
         ("trial ends", s(&t["trialEndsAt"])),
         ("created", s(&t["createdAt"])),
     ])
+}
+
+fn print_grants(grants: &[Value]) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = grants
+        .iter()
+        .map(|g| {
+            vec![
+                s(&g["id"]),
+                s(&g["amount"]),
+                s(&g["used"]),
+                s(&g["remaining"]),
+                s(&g["status"]),
+                s(&g["priority"]),
+                s(&g["expiresAt"]),
+                s(&g["reason"]),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "ID",
+            "AMOUNT",
+            "USED",
+            "REMAINING",
+            "STATUS",
+            "PRIORITY",
+            "EXPIRES",
+            "REASON",
+        ],
+        &rows,
+    )
+}
+
+fn print_scopes(page: &Value) -> std::io::Result<()> {
+    let items = page["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|v| {
+            let l = &v["level"];
+            vec![
+                s(&v["value"]),
+                s(&v["rule"]),
+                s(&l["usage"]),
+                s(&l["limit"]),
+                s(&l["remaining"]),
+                s(&l["resetAt"]),
+            ]
+        })
+        .collect();
+    table::print(
+        &["SCOPE", "RULE", "USAGE", "LIMIT", "REMAINING", "RESETS"],
+        &rows,
+    )?;
+    outln!("{} live scope values", s(&page["total"]))
+}
+
+/// What each quota carries beyond its one limit, a line each.
+fn print_levels(quotas: &[Value]) -> std::io::Result<()> {
+    for q in quotas {
+        let name = s(&q["type"]);
+        for w in q["windows"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            outln!(
+                "{name}: also {} per {} ({} used, {} left)",
+                s(&w["limit"]),
+                s(&w["period"]),
+                s(&w["usage"]),
+                s(&w["remaining"])
+            )?;
+        }
+        if q["grantBalance"].as_u64().is_some_and(|b| b > 0) {
+            outln!("{name}: {} left in credit grants", s(&q["grantBalance"]))?;
+        }
+        if q["carriedOver"].as_u64().is_some_and(|c| c > 0) {
+            outln!(
+                "{name}: {} carried over into this period",
+                s(&q["carriedOver"])
+            )?;
+        }
+        if q["shadow"] == json!(true) {
+            outln!("{name}: shadow mode (refusals reported, not enforced)")?;
+        }
+        if let Some(sc) = q["scope"].as_object() {
+            let l = &sc["level"];
+            outln!(
+                "{name}: scope {} by rule {}: {} used of {}, {} left",
+                s(&sc["value"]),
+                s(&sc["rule"]),
+                s(&l["usage"]),
+                s(&l["limit"]),
+                s(&l["remaining"])
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn print_quotas(quotas: &[Value]) -> std::io::Result<()> {
@@ -453,6 +643,13 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
             period,
             action,
             kind,
+            windows,
+            scope_default,
+            scope_overrides,
+            rollover,
+            rollover_max,
+            preserve_overage,
+            shadow,
         } => {
             let limit = match limit.as_str() {
                 "unlimited" => Value::Null,
@@ -467,6 +664,48 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
             if let Some(sl) = soft_limit {
                 body["softLimit"] = json!(whole_number("--soft-limit", &sl, "")?);
             }
+            if windows.iter().any(|w| w == "none") {
+                body["windows"] = json!([]);
+            } else if !windows.is_empty() {
+                body["windows"] = windows
+                    .iter()
+                    .map(|w| limit_spec("--window", w))
+                    .collect::<anyhow::Result<Vec<_>>>()?
+                    .into();
+            }
+            if scope_default.as_deref() == Some("none") {
+                body["scopes"] = Value::Null;
+            } else if scope_default.is_some() || !scope_overrides.is_empty() {
+                let mut overrides = serde_json::Map::new();
+                for o in &scope_overrides {
+                    let (pattern, spec) = o.split_once('=').ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--scope-override: {o:?} is not PATTERN=LIMIT/PERIOD (e.g. premium_*=1000/daily)"
+                        )
+                    })?;
+                    overrides.insert(pattern.into(), limit_spec("--scope-override", spec)?);
+                }
+                let default = match &scope_default {
+                    Some(d) => limit_spec("--scope-default", d)?,
+                    None => Value::Null,
+                };
+                body["scopes"] = json!({"default": default, "overrides": overrides});
+            }
+            for (k, v) in [
+                ("rollover", rollover),
+                ("preserveOverage", preserve_overage),
+                ("shadow", shadow),
+            ] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            if let Some(m) = rollover_max {
+                body["rolloverMax"] = match m.as_str() {
+                    "none" => Value::Null,
+                    n => json!(whole_number("--rollover-max", n, "or \"none\"")?),
+                };
+            }
             let q = rest(
                 conn,
                 reqwest::Method::PUT,
@@ -479,6 +718,7 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
         QuotaCmd::Get {
             tenant,
             quota: None,
+            scope: _,
         } => {
             rest(
                 conn,
@@ -491,20 +731,96 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
         QuotaCmd::Get {
             tenant,
             quota: Some(q),
-        } => Value::Array(vec![
-            rest(
+            scope,
+        } => {
+            let query = scope
+                .map(|s| format!("?scope={}", url_component(&s)))
+                .unwrap_or_default();
+            Value::Array(vec![
+                rest(
+                    conn,
+                    reqwest::Method::GET,
+                    &format!("/api/v1/tenants/{tenant}/quotas/{q}{query}"),
+                    None,
+                )
+                .await?,
+            ])
+        }
+        QuotaCmd::Grants { tenant, quota, cmd } => {
+            let path = format!("/api/v1/tenants/{tenant}/quotas/{quota}/grants");
+            let data = match cmd {
+                None => rest(conn, reqwest::Method::GET, &path, None).await?,
+                Some(GrantCmd::Add {
+                    amount,
+                    effective_at,
+                    expires_at,
+                    priority,
+                    reason,
+                    idempotency_key,
+                }) => {
+                    let mut body = json!({"amount": amount, "reason": reason});
+                    for (k, v) in [
+                        ("effectiveAt", effective_at),
+                        ("expiresAt", expires_at),
+                        ("idempotencyKey", idempotency_key),
+                    ] {
+                        if let Some(v) = v {
+                            body[k] = json!(v);
+                        }
+                    }
+                    if let Some(p) = priority {
+                        body["priority"] = json!(p);
+                    }
+                    Value::Array(vec![
+                        rest(conn, reqwest::Method::POST, &path, Some(body)).await?,
+                    ])
+                }
+                Some(GrantCmd::Void { id }) => Value::Array(vec![
+                    rest(
+                        conn,
+                        reqwest::Method::POST,
+                        &format!("{path}/{id}/void"),
+                        None,
+                    )
+                    .await?,
+                ]),
+            };
+            if conn.json {
+                outln!("{}", serde_json::to_string_pretty(&data)?)?;
+            } else {
+                print_grants(data.as_array().map(Vec::as_slice).unwrap_or_default())?;
+            }
+            return Ok(());
+        }
+        QuotaCmd::Scopes {
+            tenant,
+            quota,
+            offset,
+            limit,
+        } => {
+            let page = rest(
                 conn,
                 reqwest::Method::GET,
-                &format!("/api/v1/tenants/{tenant}/quotas/{q}"),
+                &format!(
+                    "/api/v1/tenants/{tenant}/quotas/{quota}/scopes?offset={offset}&limit={limit}"
+                ),
                 None,
             )
-            .await?,
-        ]),
+            .await?;
+            if conn.json {
+                outln!("{}", serde_json::to_string_pretty(&page)?)?;
+            } else {
+                print_scopes(&page)?;
+            }
+            return Ok(());
+        }
     };
     if conn.json {
         outln!("{}", serde_json::to_string_pretty(&data)?)?;
     } else {
-        print_quotas(data.as_array().map(Vec::as_slice).unwrap_or_default())?;
+        let quotas = data.as_array().map(Vec::as_slice).unwrap_or_default();
+        print_quotas(quotas)?;
+        print_levels(quotas)?;
     }
     Ok(())
 }

@@ -84,21 +84,43 @@ pub fn verdict(v: Verdict) -> pb::Verdict {
     }
 }
 
-/// Every refusal says why in `reason`, also when the numbers say it too.
+/// Every refusal says why in `reason`, also when the numbers say it too:
+/// the level that refused (a further window or the scope's rule, whose
+/// numbers are in `limited_by`) or the quota's own limit.
 fn refusal_reason(d: &Decision) -> String {
-    let mut reason = match d.limit {
-        Some(limit) => format!(
-            "the amount would go over the limit of {limit} (usage {})",
-            d.usage
+    let (mut reason, retry_after_ms, reset_at_ms) = match d.limited_by.0.as_deref() {
+        Some(l) if l.level != "quota" => {
+            let what = match (&l.scope, &l.rule) {
+                (Some(scope), Some(rule)) => format!("scope {scope} (rule {rule})"),
+                _ => format!(
+                    "the {} {} window",
+                    serde_name(&l.period),
+                    serde_name(&l.kind)
+                ),
+            };
+            let limit = l.limit.map_or("no".to_string(), |v| v.to_string());
+            let left = l.remaining.map_or(String::new(), |r| format!(", {r} left"));
+            (
+                format!("the amount would go over the limit of {limit} of {what}{left}"),
+                l.retry_after_ms,
+                l.reset_at_ms,
+            )
+        }
+        _ => (
+            match d.limit {
+                Some(limit) => format!(
+                    "the amount would go over the limit of {limit} (usage {})",
+                    d.usage
+                ),
+                None => "refused".to_string(),
+            },
+            d.retry_after_ms,
+            d.reset_at_ms,
         ),
-        None => "refused".to_string(),
     };
-    if let Some(ms) = d.retry_after_ms {
+    if let Some(ms) = retry_after_ms {
         reason.push_str(&format!("; retry after {ms} ms"));
-    } else if let Some(at) = d
-        .reset_at_ms
-        .and_then(chrono::DateTime::from_timestamp_millis)
-    {
+    } else if let Some(at) = reset_at_ms.and_then(chrono::DateTime::from_timestamp_millis) {
         reason.push_str(&format!(
             "; the period resets at {}",
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
