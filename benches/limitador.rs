@@ -214,10 +214,20 @@ async fn quotad_decisions(
             let tenant = tenants[dist.sample(rng.unit())];
             let r = engine
                 .increment(&BY, tenant, "api_requests", 1, None, Some(consistency))
-                .await
-                .unwrap();
-            assert!(r.allowed, "the limit is out of reach");
-            (rng, 1)
+                .await;
+            match r {
+                Ok(d) => {
+                    assert!(d.allowed, "the limit is out of reach");
+                    (rng, 1)
+                }
+                // Fast decisions outran the group's commits and its queue
+                // is full: refused, not counted; back off as a client does.
+                Err(quotad_engine::EngineError::Overloaded { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    (rng, 0)
+                }
+                Err(e) => panic!("{e}"),
+            }
         }
     })
     .await
@@ -252,10 +262,25 @@ async fn quotad_batch(
                     )
                 })
                 .collect();
-            let mut n = 0;
+            let (mut n, mut shed) = (0, false);
             for r in engine.batch(&BY, items).await {
-                assert!(r.unwrap().allowed, "the limit is out of reach");
-                n += 1;
+                match r {
+                    Ok(d) => {
+                        assert!(d.allowed, "the limit is out of reach");
+                        n += 1;
+                    }
+                    // The group's commit queue is full: items refused so,
+                    // not counted; the caller backs off as told.
+                    Err(e)
+                        if e.code() == quotad_engine::error_code::ErrorCode::ResourceExhausted =>
+                    {
+                        shed = true;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            if shed {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             (rng, n)
         }

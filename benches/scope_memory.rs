@@ -67,19 +67,7 @@ fn main() {
     s.advance(T0);
     let (heap0, rss0) = (heap_bytes(), rss_kib());
     let started = std::time::Instant::now();
-    for i in 0..n {
-        // End users such as a platform names them.
-        let op = TenantOp::Spend(Since(Box::new(ScopedSpend {
-            quota: "chat".into(),
-            amount: 1,
-            scope: format!("user-{i:08}@example.test"),
-            idempotency_key: None,
-            max_scopes: [u64::MAX; 4],
-            hold: None,
-        })));
-        let applied = s.apply(&op, T0 + 1 + (i as i64) / 100).unwrap();
-        std::hint::black_box(applied);
-    }
+    use_values(&mut s, n, T0 + 1, "a");
     let spent = started.elapsed();
     let live = s.quota("chat").unwrap().live_scopes();
     let (heap1, rss1) = (heap_bytes(), rss_kib());
@@ -87,6 +75,12 @@ fn main() {
     s.advance(T0 + DAY + 1);
     let left = s.quota("chat").unwrap().live_scopes();
     let (heap2, rss2) = (heap_bytes(), rss_kib());
+    // The day after: as many new values again reuse what the allocator
+    // kept from the first day's.
+    use_values(&mut s, n, T0 + DAY + 2, "b");
+    let rss3 = rss_kib();
+    s.advance(T0 + 2 * DAY + 1);
+    let (heap4, rss4) = (heap_bytes(), rss_kib());
     let mib = |b: i64| b as f64 / (1024.0 * 1024.0);
     println!("scope values used once each: {n} ({live} live) in {spent:.2?}");
     println!(
@@ -96,11 +90,33 @@ fn main() {
         (heap1 - heap0) as f64 / n as f64,
         mib(heap2),
     );
+    let m = |k: u64| k as f64 / 1024.0;
     println!(
         "RSS:  baseline {:.1} MiB, with them {:.1} MiB, next day {:.1} MiB",
-        rss0 as f64 / 1024.0,
-        rss1 as f64 / 1024.0,
-        rss2 as f64 / 1024.0,
+        m(rss0),
+        m(rss1),
+        m(rss2),
+    );
+    println!(
+        "day 2: {n} new values: RSS {:.1} MiB; day 3: RSS {:.1} MiB, heap {:.1} MiB",
+        m(rss3),
+        m(rss4),
+        mib(heap4),
     );
     assert_eq!(left, 0, "every value's period ended");
+}
+
+/// `n` distinct end users spend once each from `at_ms` on (100 a ms).
+fn use_values(s: &mut TenantState, n: u64, at_ms: i64, prefix: &str) {
+    for i in 0..n {
+        let op = TenantOp::Spend(Since(Box::new(ScopedSpend {
+            quota: "chat".into(),
+            amount: 1,
+            scope: format!("{prefix}-user-{i:08}@example.test"),
+            idempotency_key: None,
+            max_scopes: [u64::MAX; 4],
+            hold: None,
+        })));
+        std::hint::black_box(s.apply(&op, at_ms + (i as i64) / 100).unwrap());
+    }
 }

@@ -111,7 +111,7 @@ pub(crate) fn decide(
     // it may touch; if any part refuses, the checkpoints are rolled back
     // last first. No copy of a quota (or its scope meters) is made.
     let mut live = state.live_scopes;
-    let mut taken: Vec<(&str, Checkpoint, Draws)> = Vec::new();
+    let mut taken: Vec<(&str, Option<&str>, Checkpoint, Draws)> = Vec::new();
     let mut decisions = Vec::with_capacity(op.spends.len());
     let mut failure = None;
     for s in &op.spends {
@@ -146,7 +146,7 @@ pub(crate) fn decide(
                 match q.spend(&ctx, s.amount, Use::Consume) {
                     Ok((d, draws)) => {
                         live = live.saturating_add(q.live_scopes().saturating_sub(before) as u64);
-                        taken.push((s.quota.as_str(), checkpoint, draws));
+                        taken.push((s.quota.as_str(), scope, checkpoint, draws));
                         d
                     }
                     Err(e) => {
@@ -161,9 +161,9 @@ pub(crate) fn decide(
     let admitted =
         failure.is_none() && refusal.is_none() && decisions.iter().flatten().all(|d| d.allowed);
     if !admitted {
-        for (name, checkpoint, draws) in taken.into_iter().rev() {
+        for (name, scope, checkpoint, draws) in taken.into_iter().rev() {
             if let Some(q) = state.quotas.get_mut(name) {
-                q.rollback(checkpoint, &draws);
+                q.rollback(checkpoint, &draws, scope);
             }
         }
     }

@@ -17,16 +17,17 @@ use super::decision::{Decision, Limiter, Verdict};
 use super::error::QuotaError;
 use super::layer_state::{CreditGrant, Draws, Layers, MAX_GRANTS, Meter, NewCreditGrant, SpendCtx};
 use super::quota_state::{QuotaState, Use};
+use crate::model::quota_rules::MAX_WINDOWS;
 use crate::model::{QuotaKind, SharedPolicy, TenantId};
 use chrono_tz::Tz;
 use compact_str::CompactString;
-
-/// A scope value's meter before a spend (`None`: it was not live).
-type ScopeUndo = Option<(CompactString, Option<Meter>)>;
+use smallvec::SmallVec;
 
 /// What to put back if a later level (or a later part of an all-or-nothing
 /// spend) refuses: the quota's own counters, its window meters and the
 /// one scope meter a spend touches; grants are put back by the draws.
+/// Kept inline: a spend that is admitted never reads it, so taking it must
+/// cost no allocation and no map lookup.
 #[derive(Debug)]
 pub(crate) struct Checkpoint {
     used: u64,
@@ -34,7 +35,10 @@ pub(crate) struct Checkpoint {
     overage: u64,
     tat_ns: i64,
     fired: u8,
-    layers: Option<(Vec<Meter>, u64, ScopeUndo)>,
+    layers: Option<(SmallVec<[Meter; MAX_WINDOWS]>, u64)>,
+    /// The scope meter before the spend, once a level has touched it
+    /// (`Some(None)`: it was not live).
+    scope: Option<Option<Meter>>,
 }
 
 impl QuotaState {
@@ -71,54 +75,60 @@ impl QuotaState {
         }
     }
 
+    /// What `rollback` needs to undo a spend in `scope` (the scope meter
+    /// is read now; `spend` lets the level that touches it record it).
     pub(crate) fn checkpoint(&self, scope: Option<&str>) -> Checkpoint {
+        let mut c = self.checkpoint_own();
+        c.scope = scope.map(|s| self.layers().and_then(|l| l.scopes.get(s).copied()));
+        c
+    }
+
+    fn checkpoint_own(&self) -> Checkpoint {
         Checkpoint {
             used: self.used,
             reserved: self.reserved,
             overage: self.overage,
             tat_ns: self.tat_ns,
             fired: self.fired,
-            layers: self.layers().map(|l| {
-                (
-                    l.windows.clone(),
-                    l.from_grants,
-                    scope.map(|s| (CompactString::new(s), l.scopes.get(s).copied())),
-                )
-            }),
+            layers: self
+                .layers()
+                .map(|l| (SmallVec::from_slice(&l.windows), l.from_grants)),
+            scope: None,
         }
     }
 
     /// Put the state back as `checkpoint` found it; `draws`: what was drawn
-    /// from grants since.
-    pub(crate) fn rollback(&mut self, u: Checkpoint, draws: &Draws) {
+    /// from grants since; `scope`: the value the spend named.
+    pub(crate) fn rollback(&mut self, u: Checkpoint, draws: &Draws, scope: Option<&str>) {
         self.used = u.used;
         self.reserved = u.reserved;
         self.overage = u.overage;
         self.tat_ns = u.tat_ns;
         self.fired = u.fired;
-        let Some((windows, from_grants, scope)) = u.layers else {
+        let Some((windows, from_grants)) = u.layers else {
             // It had no layers: whatever a spend started goes with them.
             self.layers.0 = None;
             return;
         };
-        {
-            let l = self.layers_mut();
-            l.windows = windows;
-            l.from_grants = from_grants;
-            for (seq, n) in draws {
-                if let Some(g) = l.grants.iter_mut().find(|g| g.seq == *seq) {
-                    g.used = g.used.saturating_sub(*n);
+        let l = self.layers_mut();
+        l.windows.clear();
+        l.windows.extend_from_slice(&windows);
+        l.from_grants = from_grants;
+        for (seq, n) in draws {
+            if let Some(g) = l.grants.iter_mut().find(|g| g.seq == *seq) {
+                g.used = g.used.saturating_sub(*n);
+            }
+        }
+        match (u.scope, scope) {
+            (Some(Some(m)), Some(k)) => {
+                if let Some(live) = l.scopes.get_mut(k) {
+                    *live = m;
                 }
             }
-            match scope {
-                Some((k, Some(m))) => {
-                    l.scopes.insert(k, m);
-                }
-                Some((k, None)) => {
-                    l.scopes.remove(&k);
-                }
-                None => {}
+            (Some(None), Some(k)) => {
+                l.scopes.remove(k);
             }
+            _ => {}
         }
     }
 
@@ -131,13 +141,23 @@ impl QuotaState {
         amount: u64,
         how: Use,
     ) -> Result<(Decision, Draws), QuotaError> {
+        if self.policy.rules().is_none() {
+            // A plain quota (most): its own window is the only level, and a
+            // refusal there takes nothing, so an admitted spend needs no
+            // checkpoint. A refusal is decided in full below.
+            let mut draws = Draws::new();
+            let d = self.admit_own(ctx.tz, ctx.now_ms, amount, how, false, &mut draws);
+            if d.allowed {
+                return Ok((d, draws));
+            }
+        }
         let scope_rule = self.scope_rule(ctx)?;
-        let undo = self.checkpoint(scope_rule.map(|_| ctx.scope.unwrap_or_default()));
+        let mut undo = self.checkpoint_own();
         let mut draws = Draws::new();
         let mut decision = self.admit_own(ctx.tz, ctx.now_ms, amount, how, false, &mut draws);
         let mut refused = (!decision.allowed).then(|| self.own_limiter(ctx.tz, ctx.now_ms));
         if refused.is_none() {
-            refused = self.admit_further(ctx, scope_rule, amount, how, false);
+            refused = self.admit_further(ctx, scope_rule, amount, how, false, &mut undo.scope);
         }
         let Some(limiter) = refused else {
             return Ok((decision, draws));
@@ -147,11 +167,11 @@ impl QuotaState {
             decision.retry_after_ms,
             decision.reason.take(),
         );
-        self.rollback(undo, &draws);
+        self.rollback(undo, &draws, ctx.scope);
         draws.clear();
         if ctx.tenant_shadow || self.policy.shadow() {
             let mut d = self.admit_own(ctx.tz, ctx.now_ms, amount, how, true, &mut draws);
-            self.admit_further(ctx, scope_rule, amount, how, true);
+            self.admit_further(ctx, scope_rule, amount, how, true, &mut None);
             d.allowed = true;
             d.verdict = Verdict::ShadowDenied;
             d.retry_after_ms = None;
@@ -187,8 +207,8 @@ impl QuotaState {
         let Some((index, _)) = rules.rule_for(value) else {
             return Ok(None);
         };
-        let live = self.layers().is_some_and(|l| l.scopes.contains_key(value));
-        if !live && !ctx.new_scope_fits {
+        // The cap matters only once reached: no lookup before.
+        if !ctx.new_scope_fits && !self.layers().is_some_and(|l| l.scopes.contains_key(value)) {
             return Err(QuotaError::TooManyScopes {
                 tenant: ctx.tenant,
                 limit: ctx.max_scopes,
@@ -199,7 +219,8 @@ impl QuotaState {
 
     /// The further windows, then the scope; `Some` names the first level
     /// that refused (the earlier ones have taken the amount: the caller
-    /// undoes). `force`: take the amount on every level whatever it says.
+    /// undoes; `scope_before` gets the scope meter as it was). `force`:
+    /// take the amount on every level whatever it says.
     fn admit_further(
         &mut self,
         ctx: &SpendCtx<'_>,
@@ -207,6 +228,7 @@ impl QuotaState {
         amount: u64,
         how: Use,
         force: bool,
+        scope_before: &mut Option<Option<Meter>>,
     ) -> Option<Limiter> {
         // A plain quota (most) has nothing further to decide.
         self.policy.rules()?;
@@ -219,6 +241,9 @@ impl QuotaState {
             let l = self.layers_mut();
             if l.windows.len() <= i {
                 l.windows.resize(i + 1, Meter::default());
+            }
+            if !force && take_if_fits(policy, &mut l.windows[i], now, amount, how) {
+                continue;
             }
             let mut q = QuotaState::metered(policy, l.windows[i]);
             q.roll(tz, now);
@@ -241,6 +266,18 @@ impl QuotaState {
             i => &scopes.overrides.get(i - 1)?.1,
         };
         let l = self.layers_mut();
+        // One lookup: a live value's meter is decided in place.
+        if let Some(m) = l.scopes.get_mut(value) {
+            let before = *m;
+            *scope_before = Some(Some(before));
+            if !force && take_if_fits(policy, m, now, amount, how) {
+                let m = *m;
+                l.note_idle(&m, policy.kind);
+                return None;
+            }
+        } else {
+            *scope_before = Some(None);
+        }
         let mut q = QuotaState::metered(policy, l.scopes.get(value).copied().unwrap_or_default());
         q.roll(tz, now);
         let d = q.admit(tz, now, amount, how);
@@ -261,7 +298,12 @@ impl QuotaState {
         }
         let m = q.meter();
         l.note_idle(&m, policy.kind);
-        l.scopes.insert(CompactString::new(value), m);
+        match l.scopes.get_mut(value) {
+            Some(live) => *live = m,
+            None => {
+                l.scopes.insert(CompactString::new(value), m);
+            }
+        }
         None
     }
 
@@ -675,5 +717,46 @@ impl Limiter {
             retry_after_ms: d.retry_after_ms,
             reason: d.reason.clone(),
         }
+    }
+}
+
+/// A further level's decision when it plainly admits: `amount` fits under
+/// the limit of `policy` (no soft limit; a counter inside its current
+/// period, a rate's bucket with room), taken on `m` as the full decision
+/// would take it. `false`: decide in full (a refusal, an action that
+/// admits over the limit, a period to roll), `m` unchanged. Admitted
+/// spends are most spends: this spares them a whole decision per level.
+fn take_if_fits(
+    policy: &crate::model::QuotaPolicy,
+    m: &mut Meter,
+    now_ms: i64,
+    amount: u64,
+    how: Use,
+) -> bool {
+    let Some(limit) = policy.limit.filter(|_| policy.soft_limit.is_none()) else {
+        return false;
+    };
+    match policy.kind {
+        QuotaKind::Counter => {
+            let after = m.used.saturating_add(m.reserved).saturating_add(amount);
+            if !(m.start_ms..m.end_ms).contains(&now_ms) || after > limit {
+                return false;
+            }
+            match how {
+                Use::Consume => m.used = m.used.saturating_add(amount),
+                Use::Hold => m.reserved = m.reserved.saturating_add(amount),
+            }
+            true
+        }
+        QuotaKind::Rate => {
+            let Some(new_tat) =
+                super::quota_state::gcra_take(policy.period, m.tat_ns, now_ms, amount, limit)
+            else {
+                return false;
+            };
+            m.tat_ns = new_tat;
+            true
+        }
+        QuotaKind::Gauge => false,
     }
 }

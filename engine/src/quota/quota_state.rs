@@ -349,21 +349,11 @@ impl QuotaState {
     }
 
     fn window_ns(&self) -> i64 {
-        match self.policy.period {
-            Period::Second => 1_000_000_000,
-            _ => 60_000_000_000,
-        }
+        window_ns(self.policy.period)
     }
 
-    /// Nanoseconds `amount` units occupy in the bucket, rounded up: rounding
-    /// may admit a hair less than the limit, never more.
     fn cost_ns(&self, amount: u64, limit: u64) -> i64 {
-        let cost = (i128::from(amount) * i128::from(self.window_ns()))
-            .div_euclid(i128::from(limit.max(1)))
-            + i128::from(
-                (i128::from(amount) * i128::from(self.window_ns())) % i128::from(limit.max(1)) != 0,
-            );
-        cost.min(i128::from(i64::MAX / 4)) as i64
+        cost_ns(self.policy.period, amount, limit)
     }
 
     fn rate_remaining(&self, limit: u64, now_ms: i64) -> u64 {
@@ -383,14 +373,16 @@ impl QuotaState {
         let Some(limit) = self.policy.limit else {
             return self.decision(chrono_tz::UTC, now_ms, true, Verdict::Allowed);
         };
-        let now = now_ns(now_ms);
-        let window = self.window_ns();
-        let tat = self.tat_ns.max(now);
-        let new_tat = tat.saturating_add(self.cost_ns(amount, limit));
-        if new_tat - now <= window && amount <= limit && limit > 0 {
+        if let Some(new_tat) = gcra_take(self.policy.period, self.tat_ns, now_ms, amount, limit) {
             self.tat_ns = new_tat;
             return self.decision(chrono_tz::UTC, now_ms, true, Verdict::Allowed);
         }
+        let now = now_ns(now_ms);
+        let window = self.window_ns();
+        let new_tat = self
+            .tat_ns
+            .max(now)
+            .saturating_add(self.cost_ns(amount, limit));
         let verdict = match self.policy.action {
             Action::Block => Verdict::Denied,
             Action::Throttle => Verdict::Throttled,
@@ -450,4 +442,38 @@ impl QuotaState {
             limited_by: Added::default(),
         }
     }
+}
+
+fn window_ns(period: Period) -> i64 {
+    match period {
+        Period::Second => 1_000_000_000,
+        _ => 60_000_000_000,
+    }
+}
+
+/// Nanoseconds `amount` units occupy in the bucket, rounded up: rounding
+/// may admit a hair less than the limit, never more.
+fn cost_ns(period: Period, amount: u64, limit: u64) -> i64 {
+    let window = i128::from(window_ns(period));
+    let limit = i128::from(limit.max(1));
+    let units = i128::from(amount) * window;
+    let cost = units.div_euclid(limit) + i128::from(units % limit != 0);
+    cost.min(i128::from(i64::MAX / 4)) as i64
+}
+
+/// GCRA: the bucket's new theoretical arrival time if `amount` fits at
+/// `now_ms` in a rate of `limit` per `period` whose arrival time is
+/// `tat_ns`; `None` if it does not.
+pub(super) fn gcra_take(
+    period: Period,
+    tat_ns: i64,
+    now_ms: i64,
+    amount: u64,
+    limit: u64,
+) -> Option<i64> {
+    let now = now_ns(now_ms);
+    let new_tat = tat_ns
+        .max(now)
+        .saturating_add(cost_ns(period, amount, limit));
+    (new_tat - now <= window_ns(period) && amount <= limit && limit > 0).then_some(new_tat)
 }
