@@ -1104,7 +1104,13 @@ async fn killing_a_leader_under_scoped_increments_loses_nothing_and_over_admits_
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while history.count(|o| !matches!(o, Outcome::Unknown(_))) < 60 {
-        assert!(Instant::now() < deadline, "no progress before the kill");
+        assert!(
+            Instant::now() < deadline && workers.iter().any(|w| !w.is_finished()),
+            "no progress before the kill: {} answered, {} without an answer, e.g. {:?}",
+            history.count(|o| !matches!(o, Outcome::Unknown(_))),
+            history.count(|o| matches!(o, Outcome::Unknown(_))),
+            history.first_unknown()
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let victim = c.index_of(c.leader_of(group).await);

@@ -865,6 +865,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             upkeep.run_upkeep();
         }
     });
+    // Memory freed in bulk (a day's scope values swept at midnight) goes
+    // back to the kernel instead of staying resident until reused.
+    tokio::spawn(async {
+        let mut every = tokio::time::interval(crate::memory::CHECK_EVERY);
+        loop {
+            every.tick().await;
+            if let Ok(Some(free)) = tokio::task::spawn_blocking(crate::memory::maintain).await {
+                tracing::debug!(
+                    free_mib = free >> 20,
+                    "returned the allocator's free memory to the system"
+                );
+            }
+        }
+    });
 
     // The peer port serves Raft and the cluster service from now on: a
     // joining node must receive its groups' entries while it starts.

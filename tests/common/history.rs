@@ -60,6 +60,14 @@ impl History {
         self.ops.lock().unwrap().insert(key.to_string(), o);
     }
 
+    /// One request without a definite answer, and why (for diagnostics).
+    pub fn first_unknown(&self) -> Option<(String, String)> {
+        self.ops.lock().unwrap().iter().find_map(|(k, o)| match o {
+            Outcome::Unknown(why) => Some((k.clone(), why.clone())),
+            _ => None,
+        })
+    }
+
     /// The keys whose (resolved) outcome is `Admitted`.
     pub fn admitted_keys(&self) -> Vec<String> {
         self.ops
