@@ -1075,6 +1075,23 @@ async fn killing_a_leader_under_scoped_increments_loses_nothing_and_over_admits_
     .await;
     let client = Arc::new(common::quota_client(c.grpc_addrs()).await);
     let (group, _) = client.route(&tenant);
+    // A scoped increment sent to a follower is forwarded to the leader
+    // with the caller's credential, and allowed there.
+    let leader = c.index_of(c.leader_of(group).await);
+    let mut follower = common::grpc_at(&c.node((leader + 1) % 3).grpc).await;
+    let d = follower
+        .increment(pb::IncrementRequest {
+            tenant_id: tenant.clone(),
+            quota: "api_requests".into(),
+            amount: 1,
+            scope: "user-0".into(),
+            consistency: pb::Consistency::Strict as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("a forwarded scoped increment")
+        .into_inner();
+    assert!(d.allowed, "{d:?}");
     let history = Arc::new(History::default());
     let issued = Arc::new(AtomicUsize::new(0));
     let total = 170;

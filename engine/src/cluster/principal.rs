@@ -58,6 +58,9 @@ pub fn scopes_needed(call: &TenantCall) -> Result<Scopes, EngineError> {
         | TenantOp::Settle { .. }
         | TenantOp::Release { .. }
         | TenantOp::SharedReserve(_) => Ok(Scope::Reserve),
+        // A spend in a scope: an increment, or with a hold a reservation.
+        TenantOp::Spend(s) if s.0.hold.is_some() => Ok(Scope::Reserve),
+        TenantOp::Spend(_) => Ok(Scope::Increment),
         _ => Err(EngineError::Forbidden {
             reason: "a data-plane credential cannot make admin changes".into(),
         }),
@@ -255,6 +258,26 @@ mod tests {
         };
         assert_eq!(code(allows(&service, &tenant(9), &increment(), 0)), "ok");
         assert_eq!(code(allows(&service, &tenant(9), &admin, 0)), "forbidden");
+        // A spend in a scope is an increment, or with a hold a reservation.
+        let spend = |hold| TenantCall::Apply {
+            op: TenantOp::Spend(crate::format::Since(Box::new(crate::quota::ScopedSpend {
+                quota: "q".into(),
+                amount: 1,
+                scope: "alice".into(),
+                idempotency_key: None,
+                max_scopes: [10; 4],
+                hold,
+            }))),
+            audit: None,
+            consistency: Consistency::Strict,
+        };
+        let increments = key_of(1, Scopes::of([Scope::Increment]));
+        assert_eq!(code(allows(&service, &tenant(9), &spend(None), 0)), "ok");
+        assert_eq!(code(allows(&increments, &tenant(1), &spend(None), 0)), "ok");
+        let hold = spend(Some((1_000, uuid::Uuid::from_u128(1))));
+        assert_eq!(code(allows(&increments, &tenant(1), &hold, 0)), "forbidden");
+        let reserves = key_of(1, Scopes::of([Scope::Reserve]));
+        assert_eq!(code(allows(&reserves, &tenant(1), &hold, 0)), "ok");
     }
 
     #[test]
