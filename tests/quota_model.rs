@@ -46,6 +46,16 @@ async fn get(node: &Node, path: &str) -> Value {
     v["data"].clone()
 }
 
+/// Envoy's rate limit client of `node`, with the service token.
+async fn rls_client(node: &Node) -> RateLimitServiceClient<quotad_proto::credential::AuthChannel> {
+    let channel = tonic::transport::Endpoint::from_shared(node.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    RateLimitServiceClient::new(common::service_bearer().on(channel))
+}
+
 fn rls_args(dir: &std::path::Path) -> Vec<String> {
     let config = dir.join("rls.toml");
     std::fs::write(
@@ -142,13 +152,7 @@ async fn scopes_with_a_default_and_wildcard_overrides_through_grpc_and_envoy() {
     assert!(e.message().contains("scope"), "{}", e.message());
 
     // Envoy: the `user` entry is the scope.
-    let mut rls = RateLimitServiceClient::new(
-        common::service_bearer().on(tonic::transport::Endpoint::from_shared(node.grpc.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()),
-    );
+    let mut rls = rls_client(&node).await;
     let ask = |entries: &[(&str, &str)]| RateLimitRequest {
         domain: "gw".into(),
         descriptors: vec![RateLimitDescriptor {
@@ -626,13 +630,7 @@ async fn shadow_mode_admits_counts_and_reports_denials() {
         (200, Some(true)),
         "{t}"
     );
-    let mut rls = RateLimitServiceClient::new(
-        common::service_bearer().on(tonic::transport::Endpoint::from_shared(node.grpc.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()),
-    );
+    let mut rls = rls_client(&node).await;
     let ask = || RateLimitRequest {
         domain: "gw".into(),
         descriptors: vec![RateLimitDescriptor {

@@ -355,8 +355,8 @@ impl RawQuery {
     }
 }
 
-/// Percent-encode everything but unreserved characters.
-fn encode_component(v: &str) -> String {
+/// Percent-encode everything but unreserved characters (a query value).
+pub fn encode_component(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

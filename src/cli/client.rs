@@ -394,19 +394,6 @@ fn whole_number(flag: &str, raw: &str, or: &str) -> anyhow::Result<u64> {
     }
 }
 
-/// `v` as a URL query value: every byte but letters, digits and `-._~`
-/// percent-encoded (a scope's `+` would otherwise read as a space).
-fn url_component(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
@@ -734,7 +721,12 @@ pub async fn quota(conn: &Conn, cmd: QuotaCmd) -> anyhow::Result<()> {
             scope,
         } => {
             let query = scope
-                .map(|s| format!("?scope={}", url_component(&s)))
+                .map(|s| {
+                    format!(
+                        "?scope={}",
+                        quotad_control_plane::extract::encode_component(&s)
+                    )
+                })
                 .unwrap_or_default();
             Value::Array(vec![
                 rest(

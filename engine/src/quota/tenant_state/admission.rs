@@ -116,13 +116,7 @@ impl TenantState {
         let max_scopes = all.max_scopes.map_or(u64::MAX, |m| {
             super::super::op::tier_cap(&m, self.tenant.tier)
         });
-        let live_scopes = if scoped {
-            self.quotas
-                .values()
-                .fold(0u64, |n, q| n.saturating_add(q.live_scopes() as u64))
-        } else {
-            0
-        };
+        let live_scopes = if scoped { self.live_scopes() } else { 0 };
         let spender = all_or_nothing::Spender {
             tenant: self.tenant.id,
             tz: self.tenant.timezone,

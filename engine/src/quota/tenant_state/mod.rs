@@ -298,6 +298,13 @@ impl TenantState {
         Ok(d)
     }
 
+    /// Scope values live across the tenant's quotas (what the tier caps).
+    pub(super) fn live_scopes(&self) -> u64 {
+        self.quotas
+            .values()
+            .fold(0u64, |n, q| n.saturating_add(q.live_scopes() as u64))
+    }
+
     /// What a spend at `now_ms` in `scope` needs to know of the tenant.
     pub(super) fn spend_ctx<'a>(
         &self,
@@ -306,9 +313,7 @@ impl TenantState {
         now_ms: i64,
     ) -> SpendCtx<'a> {
         let live = if scope.is_some() {
-            self.quotas
-                .values()
-                .fold(0u64, |n, q| n.saturating_add(q.live_scopes() as u64))
+            self.live_scopes()
         } else {
             0
         };
