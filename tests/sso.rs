@@ -8,6 +8,7 @@
 //! Chromium.
 mod common;
 
+use common::console::bare;
 use common::{Node, http, operator, rest_call};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -321,13 +322,6 @@ async fn the_tenants_issuer_signs_its_users_in_with_mapped_roles_and_nowhere_els
     assert_eq!(read["data"]["active"], false);
     let (status, _) = console_get(&node, &format!("/console/tenants/{acme}"), &session).await;
     assert_eq!(status, 303, "the console session ends with the tier's SSO");
-}
-
-fn bare() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {

@@ -302,15 +302,33 @@ async fn endpoints_are_gated_checked_and_their_secrets_shown_once_then_alerts_ar
         (picky.as_str(), Some(400))
     );
     r.answer.lock().unwrap().insert("/picky".into(), 200);
-    let (status, body) = call(
-        &node,
-        &op,
-        Method::POST,
-        &format!("{deliveries}/{}/retry", d["id"]),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    // Replayed from the console: its webhooks page lists the dead delivery
+    // in the log with a replay form, and the form sends it again.
+    let (session, _) = common::console::sign_in(&node, &op).await;
+    let page = common::console::bare()
+        .get(node.url(&format!("/console/tenants/{t}/webhooks")))
+        .header("cookie", format!("quotad_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let id = d["id"].as_u64().unwrap();
+    let replay = format!("/console/tenants/{t}/deliveries/{id}/retry");
+    assert!(html.contains(&replay), "a replay form for {id}");
+    let csrf = html
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap();
+    let posted = common::console::bare()
+        .post(node.url(&replay))
+        .header("cookie", format!("quotad_session={session}"))
+        .form(&[("_csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 303, "back to the webhooks page");
     until("the replay", 20, async || got(&r, "/picky").len() == 2).await;
     let picks = got(&r, "/picky");
     assert_eq!(picks[0].0["webhook-id"], picks[1].0["webhook-id"]);

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 pub mod browser;
 pub mod cluster;
+pub mod console;
 pub mod cpu_limit;
 pub mod history;
 pub mod load;
