@@ -2,23 +2,33 @@
 //! features off) on the same workload, in one run: the same keys (tenant
 //! ids), the same limit (a fixed hourly window of 10^12, so every decision
 //! admits and writes), the same key distribution and the same number of
-//! threads. Prints decisions/s for each and quotad's ratio to Limitador.
+//! threads. Prints decisions/s for each, quotad's ratio to Limitador, the
+//! process's CPU time per decision, and for quotad the Raft log's commits
+//! (one fsync each) per second and the decisions each carried.
 //!
 //! ```sh
 //! cargo bench --bench limitador            # defaults below
 //! QUOTAD_CMP_KEYS=100000 QUOTAD_CMP_DIST=zipf QUOTAD_CMP_SECS=5 cargo bench --bench limitador
 //! ```
+//! `QUOTAD_CMP_ONLY=fast,strict,batch,limitador` runs only the runs named
+//! (for a profile of one of them).
+//!
 //! Limitador is called as its server calls it for one descriptor: a context
 //! built from the descriptor's entries, then `check_rate_limited_and_update`.
 //! quotad is called through `Engine::increment` (fast: decided in memory,
 //! logged to Raft and made durable in the background; strict: answered once
-//! durable) and `Engine::batch` (1000 increments a call).
+//! durable) and `Engine::batch` (1000 increments a call), from 64 callers
+//! (strict also from 1,024: a strict answer waits for its fsync, so callers
+//! in flight, not CPU, bound it).
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/tenants.rs"]
 mod tenants;
 #[path = "../src/cli/bench/zipf.rs"]
 #[allow(dead_code)]
 mod zipf;
 
+use cpu::cpu;
 use limitador::RateLimiter;
 use limitador::limit::{Context, Limit};
 use quotad_engine::audit::AuditMeta;
@@ -69,37 +79,117 @@ fn main() {
     let tenants: Vec<TenantId> = rt.block_on(create_tenants(&engine, keys));
     let names: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
 
-    let limitador = limitador_decisions(&names, &dist, threads, duration);
-    let fast = rt.block_on(quotad_decisions(
-        &engine,
-        &tenants,
-        &dist,
-        threads,
-        duration,
-        Consistency::Fast,
-    ));
-    let strict = rt.block_on(quotad_decisions(
-        &engine,
-        &tenants,
-        &dist,
-        threads,
-        duration,
-        Consistency::Strict,
-    ));
-    let batch = rt.block_on(quotad_batch(&engine, &tenants, &dist, threads, duration));
+    let only = std::env::var("QUOTAD_CMP_ONLY").unwrap_or_default();
+    let runs = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    let limitador = runs("limitador").then(|| {
+        measured(None, || {
+            limitador_decisions(&names, &dist, threads, duration)
+        })
+    });
+    let fast = runs("fast").then(|| {
+        measured(Some(&engine), || {
+            rt.block_on(quotad_decisions(
+                &engine,
+                &tenants,
+                &dist,
+                threads * 32,
+                duration,
+                Consistency::Fast,
+            ))
+        })
+    });
+    let strict = runs("strict").then(|| {
+        measured(Some(&engine), || {
+            rt.block_on(quotad_decisions(
+                &engine,
+                &tenants,
+                &dist,
+                threads * 32,
+                duration,
+                Consistency::Strict,
+            ))
+        })
+    });
+    // Strict answers wait for the fsync, so what they reach is callers /
+    // commit latency: with more callers waiting, each fsync carries more.
+    let strict_many = runs("strict").then(|| {
+        measured(Some(&engine), || {
+            rt.block_on(quotad_decisions(
+                &engine,
+                &tenants,
+                &dist,
+                threads * 512,
+                duration,
+                Consistency::Strict,
+            ))
+        })
+    });
+    let batch = runs("batch").then(|| {
+        measured(Some(&engine), || {
+            rt.block_on(quotad_batch(&engine, &tenants, &dist, threads, duration))
+        })
+    });
     rt.block_on(engine.shutdown());
 
     let dist_name = std::env::var("QUOTAD_CMP_DIST").unwrap_or_else(|_| "uniform".into());
     println!("{threads} threads, {keys} keys ({dist_name}), {secs} s each");
-    println!("| limiter | decisions/s | vs Limitador |");
-    println!("|---|---|---|");
-    println!("| limitador 0.14, in-memory | {limitador:.0} | 1.00 |");
+    println!(
+        "| limiter | decisions/s | vs Limitador | CPU per decision | log fsyncs/s | decisions per fsync |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (name, r) in [
+        ("limitador 0.14, in-memory", limitador),
         ("quotad engine, increment, fast", fast),
         ("quotad engine, increment, strict", strict),
+        (
+            "quotad engine, increment, strict, 16x the callers",
+            strict_many,
+        ),
         ("quotad engine, batch of 1000, fast", batch),
     ] {
-        println!("| {name} | {r:.0} | {:.2} |", r / limitador);
+        let Some(r) = r else { continue };
+        let fsyncs = match r.log {
+            Some((commits, ops)) => format!(
+                "{:.0} | {:.1}",
+                commits as f64 / r.secs,
+                ops as f64 / commits.max(1) as f64
+            ),
+            None => "— | —".into(),
+        };
+        println!(
+            "| {name} | {:.0} | {} | {:.2} µs | {fsyncs} |",
+            r.rate,
+            limitador.map_or("—".into(), |l| format!("{:.2}", r.rate / l.rate)),
+            r.cpu_us
+        );
+    }
+}
+
+/// One measured run: decisions/s, CPU per decision, and for quotad the
+/// log commits (fsyncs) and the operations they carried.
+#[derive(Clone, Copy)]
+struct Run {
+    rate: f64,
+    secs: f64,
+    cpu_us: f64,
+    log: Option<(u64, u64)>,
+}
+
+fn measured(engine: Option<&Arc<Engine>>, f: impl FnOnce() -> f64) -> Run {
+    let (started, cpu0) = (Instant::now(), cpu());
+    let log0 = engine.map(|e| e.log_commits());
+    let rate = f();
+    let secs = started.elapsed().as_secs_f64();
+    let log = engine.zip(log0).map(|(e, a)| {
+        let b = e.log_commits();
+        (b.commits - a.commits, b.ops - a.ops)
+    });
+    let decisions = (rate * secs).max(1.0);
+    Run {
+        rate,
+        secs,
+        cpu_us: (cpu() - cpu0).as_secs_f64() * 1e6 / decisions,
+        log,
     }
 }
 
@@ -194,12 +284,12 @@ where
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-/// `threads x 32` callers on a runtime of `threads` workers.
+/// `callers` tasks on a runtime of `threads` workers.
 async fn quotad_decisions(
     engine: &Arc<Engine>,
     tenants: &[TenantId],
     dist: &KeyDist,
-    threads: usize,
+    callers: usize,
     d: Duration,
     consistency: Consistency,
 ) -> f64 {
@@ -208,7 +298,7 @@ async fn quotad_decisions(
         Arc::new(tenants.to_vec()),
         Arc::new(dist.clone()),
     );
-    drive(threads * 32, d, move |mut rng| {
+    drive(callers, d, move |mut rng| {
         let (engine, tenants, dist) = (engine.clone(), tenants.clone(), dist.clone());
         async move {
             let tenant = tenants[dist.sample(rng.unit())];

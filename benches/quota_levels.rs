@@ -9,9 +9,12 @@
 //! cargo bench --bench quota_levels
 //! QUOTAD_LEVELS_TENANTS=1000 QUOTAD_LEVELS_SECS=3 cargo bench --bench quota_levels
 //! ```
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/tenants.rs"]
 mod tenants;
 
+use cpu::cpu;
 use quotad_engine::audit::AuditMeta;
 use quotad_engine::format::Added;
 use quotad_engine::model::quota_rules::limit_policy;
@@ -36,22 +39,6 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The process's user + system CPU time so far.
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime is the
-    // 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // Clock ticks of 1/100 s (Linux's USER_HZ).
-    Duration::from_millis(f.iter().sum::<u64>() * 10)
 }
 
 fn layered() -> QuotaPolicy {

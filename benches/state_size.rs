@@ -51,7 +51,7 @@ fn main() {
             deleted: None,
         };
         let op = TenantOp::Create {
-            tenant,
+            tenant: Box::new(tenant),
             quotas: catalog.defaults(Tier::Free).clone(),
             owner: None,
         };

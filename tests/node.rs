@@ -757,6 +757,18 @@ async fn metrics_report_tenants_usage_refusals_and_latency() {
     has("sharing_access_requests{state=\"pending\"} 0");
     has("cross_tenant_access_violations_total 1");
     has("grpc_request_duration_seconds_bucket{method=\"Increment\"");
+    // The log writer's commits (fsyncs) and the operations they carried:
+    // at least the three increments, each in some commit.
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let (commits, ops) = (
+        value("quotad_log_commits_total "),
+        value("quotad_log_ops_total "),
+    );
+    assert!(commits >= 1 && ops >= 3 && value("quotad_log_entries_total ") >= commits);
     has(
         "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/tenants\",status=\"201\"",
     );

@@ -73,7 +73,7 @@ pub async fn create(
         None => None,
     };
     let (key_id, text, hash) = api_key::generate(id);
-    let op = TenantOp::CreateApiKey(Since(NewApiKey {
+    let op = TenantOp::CreateApiKey(Since(Box::new(NewApiKey {
         id: key_id.clone(),
         name: body.name.trim().to_string(),
         scopes,
@@ -81,7 +81,7 @@ pub async fn create(
         last4: api_key::last4(&text),
         created_by: p.user.clone(),
         expires_at_ms,
-    }));
+    })));
     let state = s.engine.admin(id, op, &p.audit()).await?;
     Ok(created(issued(&state, &key_id, text)?))
 }

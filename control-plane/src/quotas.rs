@@ -103,10 +103,10 @@ pub async fn set(
             .collect(),
         rules: quotad_engine::format::Added(rules),
     };
-    let op = TenantOp::PatchQuota(Since(QuotaPatch {
+    let op = TenantOp::PatchQuota(Since(Box::new(QuotaPatch {
         quota: quota.clone(),
         patch,
-    }));
+    })));
     let state = s.engine.admin(id, op, &p.audit()).await?;
     let q = state.quota(&quota)?;
     Ok(ok(QuotaDto::new(

@@ -53,6 +53,14 @@ pub const WEBHOOK_ATTEMPTS: &str = "quotad_webhook_attempts_total";
 /// Decisions a level refused that were admitted because the quota (or
 /// its tenant) is in shadow mode, by `tenant_id` and `quota_type`.
 pub const SHADOW_DENIALS: &str = "quota_shadow_denials_total";
+/// Durable commits of the Raft log: one fsync each, however many groups
+/// and operations they carry (group commit, `storage/log_appender.rs`).
+pub const LOG_COMMITS: &str = "quotad_log_commits_total";
+/// Raft log entries made durable.
+pub const LOG_ENTRIES: &str = "quotad_log_entries_total";
+/// Tenant operations (decisions and changes) in the entries made durable:
+/// divided by the commits, how many operations one fsync carries.
+pub const LOG_OPS: &str = "quotad_log_ops_total";
 /// Tier feature checks (`CheckFeature`), by outcome (`enabled`: true/false).
 pub const FEATURE_CHECKS: &str = "quotad_feature_checks_total";
 

@@ -93,7 +93,7 @@ fn create(n: u128, at_ms: i64) -> StampedOp {
         id,
         at_ms,
         TenantOp::Create {
-            tenant,
+            tenant: Box::new(tenant),
             quotas,
             owner: Some(NewOwner {
                 user_id: format!("owner-{n}"),
@@ -173,10 +173,10 @@ fn patch_quota(n: u128, at_ms: i64) -> StampedOp {
     stamped(
         tenant_id(n),
         at_ms,
-        TenantOp::PatchQuota(Since(QuotaPatch {
+        TenantOp::PatchQuota(Since(Box::new(QuotaPatch {
             quota: "api_requests".into(),
             patch,
-        })),
+        }))),
     )
 }
 
@@ -194,8 +194,12 @@ fn api_key_ops(n: u128, at_ms: i64) -> Vec<StampedOp> {
         expires_at_ms: Some(at_ms + 86_400_000),
     };
     vec![
-        stamped(id, at_ms, TenantOp::CreateApiKey(Since(new(1)))),
-        stamped(id, at_ms + 1, TenantOp::CreateApiKey(Since(new(2)))),
+        stamped(id, at_ms, TenantOp::CreateApiKey(Since(Box::new(new(1))))),
+        stamped(
+            id,
+            at_ms + 1,
+            TenantOp::CreateApiKey(Since(Box::new(new(2)))),
+        ),
         stamped(
             id,
             at_ms + 2,
@@ -1609,10 +1613,10 @@ fn the_quota_model_beyond_one_limit_decodes_from_its_golden_bytes() {
         stamped(
             id,
             at,
-            TenantOp::PatchQuota(Since(QuotaPatch {
+            TenantOp::PatchQuota(Since(Box::new(QuotaPatch {
                 quota: "gpu_minutes".into(),
                 patch,
-            })),
+            }))),
         ),
         stamped(
             id,
@@ -1739,10 +1743,10 @@ fn scoped_all_or_nothing_spends_decode_from_their_golden_bytes() {
         stamped(
             id,
             at,
-            TenantOp::PatchQuota(Since(QuotaPatch {
+            TenantOp::PatchQuota(Since(Box::new(QuotaPatch {
                 quota: "api_requests".into(),
                 patch,
-            })),
+            }))),
         ),
         stamped(id, at + 1, all("alice", "r-1")),
         stamped(id, at + 2, all("alice", "r-2")),

@@ -233,7 +233,7 @@ impl ActorState {
                 },
             ) => {
                 *state = Some(TenantState::create(
-                    tenant.clone(),
+                    (**tenant).clone(),
                     quotas.clone(),
                     owner.as_ref(),
                     now,

@@ -31,6 +31,12 @@ impl Engine {
         self.router.shedder.in_flight()
     }
 
+    /// What this node's Raft log writer has made durable since it started:
+    /// commits (one fsync each), entries, and the tenant operations in them.
+    pub fn log_commits(&self) -> crate::storage::LogCommits {
+        self.router.store.log_commits()
+    }
+
     /// Tenant actors active on this node.
     pub fn active_actors(&self) -> usize {
         self.router.served().iter().map(|s| s.active_actors()).sum()

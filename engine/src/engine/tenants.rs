@@ -60,7 +60,7 @@ impl Engine {
             deleted: None,
         };
         let op = TenantOp::Create {
-            tenant,
+            tenant: Box::new(tenant),
             quotas: self.catalog.defaults(new.tier).clone(),
             owner: new.owner,
         };
@@ -72,7 +72,7 @@ impl Engine {
         else {
             unreachable!("built above")
         };
-        let created = TenantState::create(tenant.clone(), quotas.clone(), owner.as_ref(), now);
+        let created = TenantState::create((**tenant).clone(), quotas.clone(), owner.as_ref(), now);
         if let Err(e) = self
             .apply(id, op, Some(by), Some(Consistency::Strict))
             .await

@@ -29,7 +29,10 @@ pub struct TenantUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TenantOp {
     Create {
-        tenant: Tenant,
+        /// Boxed: an operation is moved through channels and batches by
+        /// value, and the rare creation should not make every increment
+        /// the size of a tenant (the encoding is the same).
+        tenant: Box<Tenant>,
         quotas: BTreeMap<String, QuotaPolicy>,
         /// The first owner (counts against the `users` quota).
         owner: Option<NewOwner>,
@@ -102,9 +105,9 @@ pub enum TenantOp {
     IncrementAll(Since<2, AllOrNothing>),
     /// Change a quota's policy as a caller asked, resolved against the
     /// tenant's tier when applied (format 3).
-    PatchQuota(Since<3, QuotaPatch>),
+    PatchQuota(Since<3, Box<QuotaPatch>>),
     /// Add an API key, whose secret the caller made and hashed (format 4).
-    CreateApiKey(Since<4, NewApiKey>),
+    CreateApiKey(Since<4, Box<NewApiKey>>),
     /// Give a key a new secret (format 4).
     RotateApiKey(Since<4, ApiKeyRotation>),
     /// Remove a key: it opens nothing from the entry on (format 4).
@@ -658,5 +661,25 @@ impl TenantOp {
             },
             TenantOp::SetShadow(_) => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// Operations are moved by value through the actor's mailbox, the
+    /// commit queue and the batch of an entry, a copy each time: the rare
+    /// large ones (a new tenant, an API key, a quota patch) are boxed so an
+    /// increment is not the size of a tenant.
+    #[test]
+    fn an_operation_stays_small() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<super::TenantOp>() <= 96,
+            "{}",
+            size_of::<super::TenantOp>()
+        );
+        assert!(size_of::<crate::raft::StampedOp>() <= 168);
+        assert!(size_of::<crate::shard::TenantCall>() <= 152);
+        assert!(size_of::<crate::shard::BatchItem>() <= 104);
     }
 }

@@ -215,7 +215,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut rows = Vec::new();
         let mut bytes_total = 0;
+        let mut ops = 0;
         for e in entries {
+            ops += match &e.payload {
+                openraft::EntryPayload::Normal(crate::raft::command::Command::Batch(b)) => {
+                    b.len() as u64
+                }
+                openraft::EntryPayload::Normal(_) => 1,
+                _ => 0,
+            };
             let bytes = crate::format::encode(&e).map_err(|source| {
                 write_err(StoreError::Corrupt {
                     what: "raft log entry",
@@ -226,7 +234,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             rows.push((e.log_id.index, bytes));
         }
         self.pacing.appended(bytes_total);
-        let result = self.store.append_log(self.group, rows).await;
+        let result = self.store.append_log(self.group, rows, ops).await;
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

@@ -198,10 +198,10 @@ pub async fn run(
     }
 }
 
-fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcome>>, Failure>) {
+fn complete(group: u64, waiters: Vec<Waiter>, mut result: Result<Vec<Option<OpOutcome>>, Failure>) {
     for w in waiters {
         // (answer, whether the actor's state can no longer be trusted)
-        let (answer, poison) = match (&result, w.index) {
+        let (answer, poison) = match (&mut result, w.index) {
             (Err(Failure::NotLeader(leader)), _) => (
                 Err(EngineError::NotLeader {
                     group,
@@ -217,7 +217,8 @@ fn complete(group: u64, waiters: Vec<Waiter>, result: Result<Vec<Option<OpOutcom
                 true,
             ),
             (Ok(_), None) => (Ok(w.expected), false),
-            (Ok(outcomes), Some(i)) => match outcomes.get(i).cloned().flatten() {
+            // Each operation has one waiter: its outcome is taken, not copied.
+            (Ok(outcomes), Some(i)) => match outcomes.get_mut(i).and_then(Option::take) {
                 Some(applied) if applied == w.expected => (Ok(applied), false),
                 Some(applied) => {
                     tracing::error!(group, expected = ?w.expected, ?applied, "state machine disagreed with the tenant actor");

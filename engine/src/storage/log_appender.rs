@@ -16,6 +16,7 @@ use super::first_failure::FirstFailure;
 use super::tables::LOGS;
 use redb::Database;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// Appends waiting for the writer thread, across groups.
@@ -27,17 +28,47 @@ pub(crate) type Rows = Vec<(u64, Vec<u8>)>;
 struct Job {
     group: u64,
     rows: Rows,
+    /// Tenant operations (decisions and changes) in the rows.
+    ops: u64,
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
 pub(crate) struct LogAppender {
     jobs: mpsc::Sender<Job>,
+    counts: Arc<Counts>,
+}
+
+/// What the writer has made durable since the node started: each commit is
+/// one fsync of the log, so `ops / commits` is how many operations an fsync
+/// carries (the group commit's batch size) and the commit rate is the fsync
+/// rate.
+#[derive(Debug, Default)]
+struct Counts {
+    commits: AtomicU64,
+    entries: AtomicU64,
+    ops: AtomicU64,
+}
+
+/// A reading of [`LogAppender::counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCommits {
+    /// Durable commits (one fsync each).
+    pub commits: u64,
+    /// Raft log entries written.
+    pub entries: u64,
+    /// Tenant operations in those entries.
+    pub ops: u64,
 }
 
 impl LogAppender {
     /// Starts the writer thread; it ends when the appender is dropped.
     pub(crate) fn start(db: Arc<Database>, failure: FirstFailure) -> LogAppender {
         let (jobs, mut rx) = mpsc::channel::<Job>(QUEUE);
+        let counts = Arc::new(Counts::default());
+        let counted = counts.clone();
+        let commits = metrics::counter!(crate::telemetry::LOG_COMMITS);
+        let entries = metrics::counter!(crate::telemetry::LOG_ENTRIES);
+        let ops = metrics::counter!(crate::telemetry::LOG_OPS);
         std::thread::Builder::new()
             .name("quotad-log-append".into())
             .spawn(move || {
@@ -49,6 +80,16 @@ impl LogAppender {
                     // Shared by every job of the batch: the commit they
                     // were all part of failed, for the same reason.
                     let result = failure.check(commit(&db, &batch)).map_err(Arc::new);
+                    if result.is_ok() {
+                        let rows = batch.iter().map(|j| j.rows.len() as u64).sum();
+                        let decided = batch.iter().map(|j| j.ops).sum();
+                        counted.commits.fetch_add(1, Ordering::Relaxed);
+                        counted.entries.fetch_add(rows, Ordering::Relaxed);
+                        counted.ops.fetch_add(decided, Ordering::Relaxed);
+                        commits.increment(1);
+                        entries.increment(rows);
+                        ops.increment(decided);
+                    }
                     for job in batch {
                         // A dropped receiver is a caller that gave up
                         // (its group shutting down); the rows are written.
@@ -60,18 +101,40 @@ impl LogAppender {
                 }
             })
             .expect("spawning the log append thread");
-        LogAppender { jobs }
+        LogAppender { jobs, counts }
     }
 
-    /// Durably append `rows` to `group`'s log: returns once they are on
-    /// disk, together with whatever other groups appended meanwhile.
-    pub(crate) async fn append(&self, group: u64, rows: Rows) -> Result<(), StorageError> {
+    /// Durably append `rows` (holding `ops` tenant operations) to
+    /// `group`'s log: returns once they are on disk, together with whatever
+    /// other groups appended meanwhile.
+    pub(crate) async fn append(
+        &self,
+        group: u64,
+        rows: Rows,
+        ops: u64,
+    ) -> Result<(), StorageError> {
         let (done, wait) = oneshot::channel();
         self.jobs
-            .send(Job { group, rows, done })
+            .send(Job {
+                group,
+                rows,
+                ops,
+                done,
+            })
             .await
             .map_err(|_| StorageError::LogWriterStopped)?;
         wait.await.map_err(|_| StorageError::LogWriterStopped)?
+    }
+}
+
+impl LogAppender {
+    /// Commits, entries and operations made durable so far.
+    pub(crate) fn counts(&self) -> LogCommits {
+        LogCommits {
+            commits: self.counts.commits.load(Ordering::Relaxed),
+            entries: self.counts.entries.load(Ordering::Relaxed),
+            ops: self.counts.ops.load(Ordering::Relaxed),
+        }
     }
 }
 

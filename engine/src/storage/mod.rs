@@ -14,5 +14,6 @@ mod store;
 pub(crate) mod tables;
 
 pub use error::StorageError;
+pub use log_appender::LogCommits;
 pub use store::Store;
 pub use tables::TableKey;

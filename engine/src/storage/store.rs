@@ -175,8 +175,18 @@ impl Store {
 
     /// Durably append encoded entries to `group`'s Raft log, in one commit
     /// with whatever other groups are appending (see `log_appender`).
-    pub(crate) async fn append_log(&self, group: u64, rows: Rows) -> Result<(), StorageError> {
-        self.appender.append(group, rows).await
+    pub(crate) async fn append_log(
+        &self,
+        group: u64,
+        rows: Rows,
+        ops: u64,
+    ) -> Result<(), StorageError> {
+        self.appender.append(group, rows, ops).await
+    }
+
+    /// The log writer's commits (fsyncs), entries and operations so far.
+    pub fn log_commits(&self) -> super::log_appender::LogCommits {
+        self.appender.counts()
     }
 
     /// Write `f` in one transaction; `durable` waits for fsync.

@@ -362,7 +362,7 @@ fn a_quota_patch_is_held_to_the_tier_at_apply_time() {
     let free = cat.defaults(Tier::Free)["api_requests"].limit.unwrap();
     let starter = cat.defaults(Tier::Starter)["api_requests"].limit.unwrap();
     assert!(starter > free);
-    let patch = TenantOp::PatchQuota(crate::format::Since(QuotaPatch {
+    let patch = TenantOp::PatchQuota(crate::format::Since(Box::new(QuotaPatch {
         quota: "api_requests".into(),
         patch: PolicyPatch {
             limit: Some(starter),
@@ -378,7 +378,7 @@ fn a_quota_patch_is_held_to_the_tier_at_apply_time() {
                 .collect(),
             rules: Default::default(),
         },
-    }));
+    })));
     // Only time moves (what `advance` does at any apply).
     let mut before = s.clone();
     before.advance(T0);

@@ -261,7 +261,7 @@ impl ShardState {
                 std::collections::hash_map::Entry::Occupied(_) => None,
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let mut state = Box::new(TenantState::create(
-                        tenant.clone(),
+                        (**tenant).clone(),
                         quotas.clone(),
                         owner.as_ref(),
                         s.at_ms,

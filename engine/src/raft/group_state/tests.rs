@@ -291,7 +291,7 @@ fn a_groups_tenants_share_their_policies_and_so_does_a_decoded_snapshot() {
         tenant: Uuid::from_u128(n),
         at_ms: n as i64,
         op: TenantOp::Create {
-            tenant: enterprise_tenant(Uuid::from_u128(n), n as i64),
+            tenant: Box::new(enterprise_tenant(Uuid::from_u128(n), n as i64)),
             quotas: catalog.defaults(crate::model::Tier::Enterprise).clone(),
             owner: None,
         },
