@@ -20,7 +20,44 @@ pub struct Window {
 const HOUR_MS: i64 = 3_600_000;
 
 /// The window of `period` that contains `now_ms`.
+///
+/// Calendar windows take timezone arithmetic (about 140 ns a daily window
+/// in a zone with DST), and the state machine asks for the same hour and
+/// day of the same zone for every operation it applies. Each thread keeps
+/// the last window it computed per period and zone kind: windows tile time,
+/// so a window that contains `now_ms` is the answer for it, whatever
+/// instant it was first computed for.
 pub fn window(period: Period, tz: Tz, now_ms: i64) -> Window {
+    let slot = match period {
+        Period::Hourly => 0,
+        Period::Daily => 1,
+        Period::Monthly => 2,
+        Period::Never | Period::Second | Period::Minute => return computed(period, tz, now_ms),
+    };
+    LAST.with(|cell| {
+        let mut last = cell.get();
+        if let Some((z, w)) = last[slot]
+            && z == tz
+            && w.start_ms <= now_ms
+            && w.end_ms.is_some_and(|end| now_ms < end)
+        {
+            return w;
+        }
+        let w = computed(period, tz, now_ms);
+        last[slot] = Some((tz, w));
+        cell.set(last);
+        w
+    })
+}
+
+thread_local! {
+    /// The last hourly, daily and monthly window computed on this thread.
+    static LAST: std::cell::Cell<[Option<(Tz, Window)>; 3]> =
+        const { std::cell::Cell::new([None; 3]) };
+}
+
+/// [`window`] without the cache.
+fn computed(period: Period, tz: Tz, now_ms: i64) -> Window {
     match period {
         Period::Never | Period::Second | Period::Minute => Window {
             start_ms: 0,
@@ -202,6 +239,22 @@ mod tests {
             }
             if period == Period::Monthly {
                 prop_assert_eq!(local.day(), 1);
+            }
+        }
+
+        /// The cached windows are the computed ones, whatever order the
+        /// instants and zones come in.
+        #[test]
+        fn a_cached_window_is_the_computed_one(
+            asks in prop::collection::vec(
+                (zones(), periods(), 946_684_800_000i64..2_208_988_800_000i64, 0i64..200_000_000),
+                1..40,
+            ),
+        ) {
+            for (tz, period, base, step) in asks {
+                for now in [base, base + step, base - step, base + 3_600_000] {
+                    prop_assert_eq!(window(period, tz, now), computed(period, tz, now));
+                }
             }
         }
     }
