@@ -10,6 +10,7 @@
 use crate::model::Period;
 use crate::quota::period::window;
 use chrono_tz::Tz;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -26,10 +27,13 @@ pub enum Granularity {
     Day,
 }
 
+/// Quota names are inline strings (a name of up to 24 bytes needs no
+/// allocation): every applied operation looks its two buckets up by name.
+/// They encode as strings, the same bytes as before.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageHistory {
-    hourly: BTreeMap<(String, i64), u64>,
-    daily: BTreeMap<(String, i64), u64>,
+    hourly: BTreeMap<(CompactString, i64), u64>,
+    daily: BTreeMap<(CompactString, i64), u64>,
 }
 
 /// One bucket of a series.
@@ -44,11 +48,14 @@ impl UsageHistory {
     pub fn record(&mut self, quota: &str, tz: Tz, at_ms: i64, amount: u64) {
         let hour = window(Period::Hourly, tz, at_ms).start_ms;
         let day = window(Period::Daily, tz, at_ms).start_ms;
-        let key = (quota.to_string(), hour);
+        let key = (CompactString::from(quota), hour);
         let new_bucket = !self.hourly.contains_key(&key);
         let hourly = self.hourly.entry(key).or_default();
         *hourly = hourly.saturating_add(amount);
-        let daily = self.daily.entry((quota.to_string(), day)).or_default();
+        let daily = self
+            .daily
+            .entry((CompactString::from(quota), day))
+            .or_default();
         *daily = daily.saturating_add(amount);
         if new_bucket {
             // Drop expired buckets when a new one starts (about once an
@@ -72,7 +79,9 @@ impl UsageHistory {
             Granularity::Hour => &mut self.hourly,
             Granularity::Day => &mut self.daily,
         };
-        let slot = map.entry((quota.to_string(), start_ms)).or_default();
+        let slot = map
+            .entry((CompactString::from(quota), start_ms))
+            .or_default();
         let added = amount.saturating_sub(*slot);
         *slot = slot.saturating_add(added);
         added
@@ -118,7 +127,10 @@ impl UsageHistory {
             start = window(period, tz, from_ms).end_ms.unwrap_or(to_ms);
         }
         while start < to_ms && out.len() < MAX_POINTS {
-            let amount = map.get(&(quota.to_string(), start)).copied().unwrap_or(0);
+            let amount = map
+                .get(&(CompactString::from(quota), start))
+                .copied()
+                .unwrap_or(0);
             out.push(Point {
                 start_ms: start,
                 amount,

@@ -107,7 +107,7 @@ impl Router {
         // Retried across the new group's first election: MoveIn is idempotent.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            match self.dispatch(group, write.clone(), None, true).await {
+            match self.dispatch(group, &write, None, true).await {
                 Ok(_) => break,
                 Err(e) if std::time::Instant::now() < deadline => {
                     tracing::info!(group, error = %e, "waiting for the dedicated group");

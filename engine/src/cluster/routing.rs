@@ -208,9 +208,10 @@ impl Router {
         let deadline = Instant::now() + self.config.route_timeout;
         loop {
             // Re-read each time: a moving tenant is pinned to its new group
-            // once the move completes.
+            // once the move completes. The request is lent, not copied: the
+            // actor's message is the one copy a local call makes.
             let group = self.group_of(&tenant);
-            match self.dispatch(group, req.clone(), by, safe).await {
+            match self.dispatch(group, &req, by, safe).await {
                 Ok(answer) => return Ok(answer),
                 Err(EngineError::TenantMoving { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -232,7 +233,7 @@ impl Router {
     pub(crate) async fn dispatch(
         &self,
         group: u64,
-        req: ForwardRequest,
+        req: &ForwardRequest,
         by: Option<&Principal>,
         retry_safe: bool,
     ) -> Result<ForwardReply, EngineError> {
@@ -243,7 +244,7 @@ impl Router {
         let mut maybe_applied: Option<String> = None;
         loop {
             let why = match self.route(group) {
-                Route::Local(shard) => match self.serve_local(&shard, &req).await {
+                Route::Local(shard) => match self.serve_local(&shard, req).await {
                     Err(e @ EngineError::NotLeader { .. }) => e,
                     other => return other,
                 },
@@ -253,7 +254,7 @@ impl Router {
                         reason,
                     };
                     let channel = self.peers.channel(&addr).map_err(unreachable)?;
-                    match forward::send(channel, &req, by, self.config.forward_timeout).await {
+                    match forward::send(channel, req, by, self.config.forward_timeout).await {
                         // The receiver places the tenant in another group
                         // (a pin this node has not seen yet): re-route.
                         Ok(Err(e @ EngineError::NotLeader { group: g, .. })) if g != group => {
@@ -290,7 +291,7 @@ impl Router {
             if matches!(
                 why,
                 EngineError::NoLeader { .. } | EngineError::PeerUnreachable { .. }
-            ) && let Some(answer) = self.check_from_replica(group, &req)
+            ) && let Some(answer) = self.check_from_replica(group, req)
             {
                 return answer;
             }

@@ -59,7 +59,7 @@ impl Engine {
                 .router
                 .dispatch(
                     from,
-                    ForwardRequest::MoveOut {
+                    &ForwardRequest::MoveOut {
                         tenant,
                         to_group: group,
                     },

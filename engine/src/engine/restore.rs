@@ -192,7 +192,7 @@ impl Engine {
             group,
             cmd: Command::MoveIn(Box::new(moved.clone())),
         };
-        self.router.dispatch(group, write, None, true).await?;
+        self.router.dispatch(group, &write, None, true).await?;
         Ok(())
     }
 }
