@@ -86,44 +86,23 @@ fn main() {
             limitador_decisions(&names, &dist, threads, duration)
         })
     });
-    let fast = runs("fast").then(|| {
+    let increments = |callers: usize, consistency: Consistency| {
         measured(Some(&engine), || {
             rt.block_on(quotad_decisions(
                 &engine,
                 &tenants,
                 &dist,
-                threads * 32,
+                callers,
                 duration,
-                Consistency::Fast,
+                consistency,
             ))
         })
-    });
-    let strict = runs("strict").then(|| {
-        measured(Some(&engine), || {
-            rt.block_on(quotad_decisions(
-                &engine,
-                &tenants,
-                &dist,
-                threads * 32,
-                duration,
-                Consistency::Strict,
-            ))
-        })
-    });
+    };
+    let fast = runs("fast").then(|| increments(threads * 32, Consistency::Fast));
+    let strict = runs("strict").then(|| increments(threads * 32, Consistency::Strict));
     // Strict answers wait for the fsync, so what they reach is callers /
     // commit latency: with more callers waiting, each fsync carries more.
-    let strict_many = runs("strict").then(|| {
-        measured(Some(&engine), || {
-            rt.block_on(quotad_decisions(
-                &engine,
-                &tenants,
-                &dist,
-                threads * 512,
-                duration,
-                Consistency::Strict,
-            ))
-        })
-    });
+    let strict_many = runs("strict").then(|| increments(threads * 512, Consistency::Strict));
     let batch = runs("batch").then(|| {
         measured(Some(&engine), || {
             rt.block_on(quotad_batch(&engine, &tenants, &dist, threads, duration))
