@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv-test
-if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_reflection, schemathesis, kubernetes_validate, yaml, playwright, openfeature.contrib.provider.ofrep, standardwebhooks, oidc_provider_mock" 2>/dev/null \
+if ! "$venv/bin/python" -c "import grpc, grpc_tools, grpc_reflection, schemathesis, kubernetes_validate, yaml, playwright, openfeature.contrib.provider.ofrep, standardwebhooks, oidc_provider_mock, opentelemetry.proto.collector.trace.v1" 2>/dev/null \
   || ! [ -x "$venv/bin/grpcurl" ]; then
   echo "== installing Python test clients into $venv"
   python3 -m venv "$venv"

@@ -55,6 +55,7 @@ pub mod shed;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;
 pub mod usage_history;
 pub mod wire_error;
 

@@ -76,7 +76,7 @@ impl PortsTls {
 /// Serve `router` on `listener`, over TLS when `tls` is given, closing
 /// connections idle for `idle`, until the shutdown signal.
 pub(crate) fn serve_grpc(
-    router: tonic::transport::server::Router<super::malformed::Layered>,
+    router: tonic::transport::server::Router<super::serve::Layers>,
     listener: TcpListener,
     tls: Option<&Arc<ServerTls>>,
     idle: Duration,

@@ -16,6 +16,7 @@ use quotad_engine::quota::TierCatalog;
 use quotad_engine::raft::TransportService;
 use quotad_engine::shed::Limits;
 use quotad_engine::tls::TlsFiles;
+use quotad_engine::trace::TraceLayer;
 use quotad_engine::{Engine, EngineConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -103,6 +104,14 @@ pub struct ServeArgs {
     /// [default: any domain; `tenant_id` and `quota` entries]
     #[arg(long, env = "QUOTAD_ENVOY_CONFIG")]
     envoy_config: Option<PathBuf>,
+    /// Send traces of sampled requests (wire, routing, actor, commit and
+    /// apply spans) to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317
+    #[arg(long, env = "QUOTAD_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Share of requests traced when their caller's `traceparent` does not
+    /// decide, from 0 to 1 [default: 0.01]
+    #[arg(long, env = "QUOTAD_OTLP_SAMPLE_RATIO")]
+    otlp_sample_ratio: Option<f64>,
     /// Archive for usage history, audit events and snapshots: embedded
     /// (archive.redb in the data dir) or scylla [default: embedded]
     #[arg(long, env = "QUOTAD_ARCHIVE")]
@@ -242,6 +251,8 @@ struct FileConfig {
     platform_fee_percent: Option<String>,
     metrics_max_tenants: Option<usize>,
     envoy_config: Option<PathBuf>,
+    otlp_endpoint: Option<String>,
+    otlp_sample_ratio: Option<f64>,
     archive: Option<String>,
     archive_dir: Option<PathBuf>,
     scylla_nodes: Option<String>,
@@ -298,6 +309,8 @@ struct Settings {
     envoy_config: Option<PathBuf>,
     archive: ArchiveChoice,
     sync_interval: Duration,
+    /// Where traces go, and the share of requests sampled.
+    otlp: Option<(String, f64)>,
     max_clock_skew: Option<Duration>,
     clock_offset_ms: i64,
     limits: Limits,
@@ -665,6 +678,10 @@ impl Settings {
             json_logs,
             jwt_public_key: args.jwt_public_key.or(file.jwt_public_key),
             envoy_config: args.envoy_config.or(file.envoy_config),
+            otlp: otlp_settings(
+                args.otlp_endpoint.or(file.otlp_endpoint),
+                args.otlp_sample_ratio.or(file.otlp_sample_ratio),
+            )?,
             metrics_max_tenants: args
                 .metrics_max_tenants
                 .or(file.metrics_max_tenants)
@@ -696,6 +713,23 @@ fn number_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>,
             "expected a percentage, found {}",
             other.type_str()
         ))),
+    }
+}
+
+/// `--otlp-endpoint` and `--otlp-sample-ratio`: a ratio alone traces
+/// nothing, so it is refused rather than ignored.
+fn otlp_settings(endpoint: Option<String>, ratio: Option<f64>) -> Result<Option<(String, f64)>> {
+    if let Some(r) = ratio
+        && !(0.0..=1.0).contains(&r)
+    {
+        bail!("otlp_sample_ratio: {r} is not a fraction between 0 and 1");
+    }
+    match endpoint.filter(|e| !e.trim().is_empty()) {
+        Some(e) => Ok(Some((e.trim().to_string(), ratio.unwrap_or(0.01)))),
+        None if ratio.is_some() => {
+            bail!("otlp_sample_ratio: set without otlp_endpoint, where traces would go")
+        }
+        None => Ok(None),
     }
 }
 
@@ -900,6 +934,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tonic::transport::Server::builder(),
         PEER_TIMEOUT,
         peer_streams,
+        TraceLayer::peers(),
     )
     .add_service(transport.clone().server())
     .add_service(cluster.clone().server());
@@ -950,6 +985,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening data dir {}", s.data_dir.display()))?;
     cluster.set_router(engine.router().clone());
+    let traces = match &s.otlp {
+        Some((endpoint, ratio)) => {
+            let exporter = quotad_engine::trace::install(endpoint, *ratio, engine.node_id())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            tracing::info!(%endpoint, ratio, "sending traces of sampled requests over OTLP");
+            Some(exporter)
+        }
+        None => None,
+    };
 
     // Purge soft-deleted tenants whose retention has ended.
     let sweeper = engine.clone();
@@ -991,6 +1035,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tonic::transport::Server::builder(),
         s.request_timeout,
         s.grpc_max_streams,
+        TraceLayer::clients(),
     )
     .add_service(quotad_engine::grpc::service(
         engine.clone(),
@@ -1052,6 +1097,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (g, h) = tokio::join!(grpc_task, http_task);
     engine.shutdown().await;
+    if let Some(traces) = traces {
+        // Sends what is queued: blocking, off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
     g?.context("gRPC server")?;
     h?.context("HTTP server")?;
     peer_task.await?.context("peer server")?;
@@ -1077,7 +1126,8 @@ fn limits(
     builder: tonic::transport::Server,
     timeout: Duration,
     max_streams: u32,
-) -> tonic::transport::Server<super::malformed::Layered> {
+    traces: TraceLayer,
+) -> tonic::transport::Server<Layers> {
     builder
         // Per call, until its answer (headers) is ready: a Stream's later
         // answers are not cut. A client's shorter grpc-timeout wins.
@@ -1086,7 +1136,12 @@ fn limits(
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(super::malformed::layer())
+        // Around the services: a traced call's span is the whole call.
+        .layer(traces)
 }
+
+/// A gRPC port's layers (see [`limits`]).
+pub(crate) type Layers = tower::layer::util::Stack<TraceLayer, super::malformed::Layered>;
 
 /// `--node-label key=value` flags (they win, key by key, over the file's
 /// `node_labels` table), checked as the cluster checks them.
@@ -1235,6 +1290,24 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("consistency"), "{err}");
+    }
+
+    #[test]
+    fn traces_need_an_endpoint_and_a_fraction() {
+        let endpoint = Some("http://127.0.0.1:4317".to_string());
+        assert_eq!(
+            otlp_settings(endpoint.clone(), None).unwrap(),
+            Some(("http://127.0.0.1:4317".into(), 0.01))
+        );
+        assert_eq!(otlp_settings(None, None).unwrap(), None);
+        for (endpoint, ratio, says) in [
+            (None, Some(0.5), "without otlp_endpoint"),
+            (endpoint.clone(), Some(1.5), "otlp_sample_ratio: 1.5"),
+            (endpoint, Some(-0.1), "otlp_sample_ratio: -0.1"),
+        ] {
+            let e = otlp_settings(endpoint, ratio).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct ActorState {
     /// When it last handled a request, on the engine's clock: idleness is
     /// time like any other, so tests move it instead of racing a timer.
     last_active_ms: i64,
+    /// The span of the traced call being handled, if any: the parent of
+    /// its commits' spans.
+    trace: Option<crate::trace::Parent>,
 }
 
 impl ActorState {
@@ -297,6 +300,7 @@ impl ActorState {
             expected: applied.outcome,
             reply,
             sync: self.sync.clone(),
+            trace: self.trace.map(|p| Box::new(crate::trace::Sent::now(p))),
         });
     }
 }
@@ -349,6 +353,7 @@ impl Actor for TenantActor {
             sync,
             last_active_ms: shard.clock.now_ms(),
             shard,
+            trace: None,
         })
     }
 
@@ -372,39 +377,36 @@ impl Actor for TenantActor {
             st.last_active_ms = st.shard.clock.now_ms();
         }
         match msg {
-            TenantMsg::Call { call, reply } => match call {
-                TenantCall::Apply {
-                    op,
-                    audit,
-                    consistency,
-                } => st.apply(op, audit, consistency, reply),
-                TenantCall::Check { quota, amount } => {
-                    let _ = reply.send(st.check(&quota, amount).map(TenantAnswer::Decision));
+            TenantMsg::Call {
+                call,
+                reply,
+                trace: Some(sent),
+            } => {
+                // Traced: the span covers its wait in the queue and its
+                // handling; its commits are its children.
+                let span = crate::trace::Span::start(
+                    "quotad.actor",
+                    opentelemetry::trace::SpanKind::Internal,
+                    Some(sent.parent),
+                    sent.at,
+                );
+                if let Some(mut span) = span {
+                    let waited = std::time::SystemTime::now()
+                        .duration_since(sent.at)
+                        .unwrap_or_default();
+                    span.set("quotad.tenant_id", st.tenant.to_string());
+                    span.set("quotad.group", st.shard.group.id as i64);
+                    span.set("quotad.call", call.kind());
+                    span.set("quotad.queued_us", waited.as_micros() as i64);
+                    st.trace = Some(span.parent());
+                    handle_call(st, call, reply);
+                    st.trace = None;
+                    span.end();
+                } else {
+                    handle_call(st, call, reply);
                 }
-                TenantCall::Batch(items) => st.batch(items, reply),
-                TenantCall::SharedCheck(Since(c)) => {
-                    let _ = reply.send(st.shared_check(&c).map(TenantAnswer::Decision));
-                }
-                TenantCall::ScopedCheck(Since(c)) => {
-                    let _ = reply.send(
-                        st.check_in(&c.quota, c.amount, Some(&c.scope))
-                            .map(TenantAnswer::Decision),
-                    );
-                }
-                TenantCall::Scopes(Since(q)) => {
-                    let now = st.now();
-                    let answer = st
-                        .with_state(|s| s.scopes_page(&q, now))
-                        .and_then(|r| r.map_err(Into::into))
-                        .map(|p| TenantAnswer::Scopes(Since(p)));
-                    let _ = reply.send(answer);
-                }
-                TenantCall::Read => {
-                    let now = st.now();
-                    let answer = st.with_state(|s| TenantAnswer::State(Box::new(s.view(now))));
-                    let _ = reply.send(answer);
-                }
-            },
+            }
+            TenantMsg::Call { call, reply, .. } => handle_call(st, call, reply),
             TenantMsg::IdleCheck => {
                 let idle_ms = st.shard.clock.now_ms().saturating_sub(st.last_active_ms);
                 let idle = idle_ms >= st.shard.idle_after.as_millis() as i64;
@@ -414,6 +416,43 @@ impl Actor for TenantActor {
             }
         }
         Ok(())
+    }
+}
+
+/// Serve one call (the actor's state is `st`).
+fn handle_call(st: &mut ActorState, call: TenantCall, reply: Reply) {
+    match call {
+        TenantCall::Apply {
+            op,
+            audit,
+            consistency,
+        } => st.apply(op, audit, consistency, reply),
+        TenantCall::Check { quota, amount } => {
+            let _ = reply.send(st.check(&quota, amount).map(TenantAnswer::Decision));
+        }
+        TenantCall::Batch(items) => st.batch(items, reply),
+        TenantCall::SharedCheck(Since(c)) => {
+            let _ = reply.send(st.shared_check(&c).map(TenantAnswer::Decision));
+        }
+        TenantCall::ScopedCheck(Since(c)) => {
+            let _ = reply.send(
+                st.check_in(&c.quota, c.amount, Some(&c.scope))
+                    .map(TenantAnswer::Decision),
+            );
+        }
+        TenantCall::Scopes(Since(q)) => {
+            let now = st.now();
+            let answer = st
+                .with_state(|s| s.scopes_page(&q, now))
+                .and_then(|r| r.map_err(Into::into))
+                .map(|p| TenantAnswer::Scopes(Since(p)));
+            let _ = reply.send(answer);
+        }
+        TenantCall::Read => {
+            let now = st.now();
+            let answer = st.with_state(|s| TenantAnswer::State(Box::new(s.view(now))));
+            let _ = reply.send(answer);
+        }
     }
 }
 

@@ -110,6 +110,14 @@ pub async fn send(
             .metadata_mut()
             .insert_bin(super::principal::HEADER, value);
     }
+    // A traced request stays one trace on the leader.
+    if let Some(parent) = crate::trace::current()
+        && let Ok(value) = parent.header().parse()
+    {
+        request
+            .metadata_mut()
+            .insert(crate::trace::TRACEPARENT, value);
+    }
     // The receiver stops working on it too once the sender has given up.
     request.set_timeout(timeout);
     let no_answer = || SendError::Lost(format!("no answer within {} ms", timeout.as_millis()));

@@ -15,6 +15,7 @@ use crate::model::{Principal, TenantId};
 use crate::quota::{QuotaError, TenantOp};
 use crate::raft::{Command, CommandResponse, NodeId};
 use crate::shard::{Shard, TenantAnswer, TenantCall};
+use crate::trace::Span;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -237,13 +238,46 @@ impl Router {
         by: Option<&Principal>,
         retry_safe: bool,
     ) -> Result<ForwardReply, EngineError> {
+        // A traced request's routing is a span, each attempt an event.
+        let span = crate::trace::current().and_then(|p| Span::child("quotad.route", p));
+        let Some(mut span) = span else {
+            return self.attempts(group, req, by, retry_safe, None).await;
+        };
+        span.set("quotad.group", group as i64);
+        let me = span.parent();
+        let answer = crate::trace::within(
+            me,
+            self.attempts(group, req, by, retry_safe, Some(&mut span)),
+        )
+        .await;
+        span.result(&answer);
+        span.end();
+        answer
+    }
+
+    async fn attempts(
+        &self,
+        group: u64,
+        req: &ForwardRequest,
+        by: Option<&Principal>,
+        retry_safe: bool,
+        mut span: Option<&mut Span>,
+    ) -> Result<ForwardReply, EngineError> {
         let deadline = Instant::now() + self.config.route_timeout;
         let mut delay = Duration::from_millis(2);
         // Why an earlier attempt of a change may have been applied: if no
         // later one gets an answer, the outcome is unknown, not "refused".
         let mut maybe_applied: Option<String> = None;
         loop {
-            let why = match self.route(group) {
+            let route = self.route(group);
+            if let Some(s) = span.as_deref_mut() {
+                s.event(match &route {
+                    Route::Local(_) => std::borrow::Cow::Borrowed("served here"),
+                    Route::Remote(addr) => format!("forwarded to the leader at {addr}").into(),
+                    Route::Wait => "no leader known".into(),
+                });
+            }
+            let why = match route {
                 Route::Local(shard) => match self.serve_local(&shard, req).await {
                     Err(e @ EngineError::NotLeader { .. }) => e,
                     other => return other,

@@ -429,6 +429,52 @@ pub enum OpClass {
 }
 
 impl TenantOp {
+    /// Its name, as traces show it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TenantOp::Create { .. } => "create",
+            TenantOp::Update(_) => "update",
+            TenantOp::ChangeTier { .. } => "change_tier",
+            TenantOp::SetQuota { .. } => "set_quota",
+            TenantOp::Increment { .. } => "increment",
+            TenantOp::Reserve { .. } => "reserve",
+            TenantOp::Settle { .. } => "settle",
+            TenantOp::Release { .. } => "release",
+            TenantOp::AddMember { .. } => "add_member",
+            TenantOp::RemoveMember { .. } => "remove_member",
+            TenantOp::ChangeRole { .. } => "change_role",
+            TenantOp::AddDomain { .. } => "add_domain",
+            TenantOp::VerifyDomain { .. } => "verify_domain",
+            TenantOp::RemoveDomain { .. } => "remove_domain",
+            TenantOp::Delete { .. } => "delete",
+            TenantOp::Restore => "restore",
+            TenantOp::Purge => "purge",
+            TenantOp::Audit { .. } => "audit",
+            TenantOp::IncrementAll(_) => "increment_all",
+            TenantOp::PatchQuota(_) => "patch_quota",
+            TenantOp::CreateApiKey(_) => "create_api_key",
+            TenantOp::RotateApiKey(_) => "rotate_api_key",
+            TenantOp::RevokeApiKey(_) => "revoke_api_key",
+            TenantOp::HoldGrant(_) => "hold_grant",
+            TenantOp::SharedUse(_) => "shared_use",
+            TenantOp::SealTransfer(_) => "seal_transfer",
+            TenantOp::ReceiveUsage(_) => "receive_usage",
+            TenantOp::AckTransfer(_) => "ack_transfer",
+            TenantOp::SharedReserve(_) => "shared_reserve",
+            TenantOp::BillSubscriptions(_) => "bill_subscriptions",
+            TenantOp::ClosePeriod(_) => "close_period",
+            TenantOp::SetBranding(_) => "set_branding",
+            TenantOp::SetFlag(_) => "set_flag",
+            TenantOp::Webhook(_) => "webhook",
+            TenantOp::Alerts(_) => "alerts",
+            TenantOp::SetApiSettings(_) => "set_api_settings",
+            TenantOp::SetSso(_) => "set_sso",
+            TenantOp::Spend(_) => "spend",
+            TenantOp::CreditGrant(_) => "credit_grant",
+            TenantOp::SetShadow(_) => "set_shadow",
+        }
+    }
+
     /// Whether it is an admin change or an admission. Exhaustive: a new
     /// operation must say which it is.
     pub fn class(&self) -> OpClass {

@@ -46,6 +46,8 @@ impl Default for GroupConfig {
 pub struct GroupHandle {
     pub id: u64,
     pub raft: Raft<TypeConfig>,
+    /// Apply times of entries traced requests wait on.
+    pub applies: Arc<crate::trace::ApplyClock>,
 }
 
 /// A running Raft group: its handle and a read view of its state machine.
@@ -102,7 +104,9 @@ impl<S: ReplicatedState> Group<S> {
         })?;
         let pacing = SnapshotPacing::new(0, 0);
         let durable = DurableSnapshot::new();
-        let sm = StateMachine::<S>::open(id, store.clone(), pacing.clone(), durable.clone())?;
+        let applies = Arc::new(crate::trace::ApplyClock::default());
+        let sm = StateMachine::<S>::open(id, store.clone(), pacing.clone(), durable.clone())?
+            .timing_applies(applies.clone());
         let state = sm.state();
         let data_dir = store.dir().to_path_buf();
         let log = LogStore::new(id, store, pacing.clone(), durable);
@@ -132,7 +136,7 @@ impl<S: ReplicatedState> Group<S> {
         })
         .await?;
         Ok(Group {
-            handle: GroupHandle { id, raft },
+            handle: GroupHandle { id, raft, applies },
             state,
         })
     }
@@ -148,7 +152,7 @@ impl<S: ReplicatedState> Group<S> {
     ) -> Result<Group<S>, EngineError> {
         let Group { handle, state } =
             Group::<S>::open(node_id, id, store, config, Peers::default()).await?;
-        let raft = handle.raft;
+        let (raft, applies) = (handle.raft, handle.applies);
         let fatal = |e: openraft::error::Fatal<NodeId>| EngineError::Raft {
             group: id,
             message: e.to_string(),
@@ -170,7 +174,7 @@ impl<S: ReplicatedState> Group<S> {
                 message: format!("did not become leader: {e}"),
             })?;
         Ok(Group {
-            handle: GroupHandle { id, raft },
+            handle: GroupHandle { id, raft, applies },
             state,
         })
     }

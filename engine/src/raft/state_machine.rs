@@ -37,6 +37,8 @@ pub struct StateMachine<S: ReplicatedState = ShardState> {
     snapshots_built: u64,
     pacing: Arc<SnapshotPacing>,
     durable: Arc<DurableSnapshot>,
+    /// Times applies while a traced request waits on one.
+    applies: Arc<crate::trace::ApplyClock>,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> RaftStorageError {
@@ -68,6 +70,7 @@ impl<S: ReplicatedState> StateMachine<S> {
             snapshots_built: 0,
             pacing,
             durable,
+            applies: Arc::default(),
         };
         if let Some(bytes) = sm.store.read_snapshot(group)? {
             let snap: StoredSnapshot =
@@ -84,6 +87,12 @@ impl<S: ReplicatedState> StateMachine<S> {
         // The log left in the store is what was written since the snapshot.
         sm.pacing.appended(sm.store.log_bytes(group)?);
         Ok(sm)
+    }
+
+    /// Record apply times in `applies` when asked (see `trace`).
+    pub fn timing_applies(mut self, applies: Arc<crate::trace::ApplyClock>) -> Self {
+        self.applies = applies;
+        self
     }
 
     pub fn state(&self) -> SharedState<S> {
@@ -181,8 +190,10 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachine<S> {
                 "state lock poisoned",
             )))
         })?;
+        let timed = self.applies.wanted();
         for entry in entries {
             self.last_applied = Some(entry.log_id);
+            let started = timed.then(std::time::SystemTime::now);
             out.push(match entry.payload {
                 EntryPayload::Blank => CommandResponse::Applied,
                 EntryPayload::Normal(cmd) => ReplicatedState::apply(&mut *state, &cmd),
@@ -191,6 +202,10 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachine<S> {
                     CommandResponse::Applied
                 }
             });
+            if let Some(started) = started {
+                let ended = std::time::SystemTime::now();
+                self.applies.record(entry.log_id.index, started, ended);
+            }
         }
         Ok(out)
     }

@@ -22,11 +22,13 @@ use super::call::TenantAnswer;
 use crate::error::EngineError;
 use crate::quota::OpOutcome;
 use crate::raft::{Command, CommandResponse, Group, NodeId, StampedOp};
+use crate::trace::{Sent, Span};
 use openraft::error::ClientWriteError;
+use opentelemetry::trace::SpanKind;
 use ractor::RpcReplyPort;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, mpsc};
 
 /// Shared between a tenant's actor(s) and the batcher: how many of the
@@ -51,6 +53,8 @@ pub struct PendingWrite {
     /// Strict callers wait here; fast callers already have their answer.
     pub reply: Option<RpcReplyPort<Result<TenantAnswer, EngineError>>>,
     pub sync: Arc<TenantSync>,
+    /// The traced request it is part of, if sampled: its commit is spanned.
+    pub trace: Option<Box<Sent>>,
 }
 
 struct Waiter {
@@ -58,6 +62,7 @@ struct Waiter {
     expected: OpOutcome,
     reply: Option<RpcReplyPort<Result<TenantAnswer, EngineError>>>,
     sync: Arc<TenantSync>,
+    trace: Option<Box<Sent>>,
 }
 
 /// Entries in flight at once: one being made durable while the next fills.
@@ -79,6 +84,8 @@ struct Packed {
     waiters: Vec<Waiter>,
     /// Taken from the queue but over the entry's bound: it starts the next.
     carry: Option<PendingWrite>,
+    /// Whether a waiter is part of a traced request.
+    traced: bool,
 }
 
 /// Pack `first` and whatever is queued behind it into one entry: at most
@@ -92,6 +99,7 @@ fn pack(
     let mut ops = Vec::with_capacity(64);
     let mut waiters = Vec::with_capacity(64);
     let mut bytes = 0usize;
+    let mut traced = false;
     let mut next = Some(first);
     while let Some(w) = next {
         if let Some(op) = &w.op {
@@ -101,6 +109,7 @@ fn pack(
                     ops,
                     waiters,
                     carry: Some(w),
+                    traced,
                 };
             }
             bytes = bytes.saturating_add(size);
@@ -109,11 +118,13 @@ fn pack(
             ops.push(op);
             ops.len() - 1
         });
+        traced |= w.trace.is_some();
         waiters.push(Waiter {
             index,
             expected: w.expected,
             reply: w.reply,
             sync: w.sync,
+            trace: w.trace,
         });
         next = if waiters.len() < max_batch {
             rx.try_recv().ok()
@@ -125,6 +136,7 @@ fn pack(
         ops,
         waiters,
         carry: None,
+        traced,
     }
 }
 
@@ -162,13 +174,24 @@ pub async fn run(
         let (ops, waiters) = (packed.ops, packed.waiters);
         carry = packed.carry;
         let group_id = group.id;
+        // A traced request's entry: when it was handed to Raft, and its
+        // apply timed (see `trace::ApplyClock`).
+        let traced = packed.traced.then(|| {
+            group.applies.want();
+            (SystemTime::now(), ops.len())
+        });
         match group.raft.client_write_ff(Command::Batch(ops)).await {
             Ok(done) => {
                 let serving = serving.clone();
+                let group = group.clone();
                 tokio::spawn(async move {
+                    let mut index = None;
                     let result = match tokio::time::timeout(commit_timeout, done).await {
                         Ok(Ok(Ok(r))) => match r.data {
-                            CommandResponse::Batch(outcomes) => Ok(outcomes),
+                            CommandResponse::Batch(outcomes) => {
+                                index = Some(r.log_id.index);
+                                Ok(outcomes)
+                            }
                             other => {
                                 Err(Failure::Unknown(format!("unexpected response {other:?}")))
                             }
@@ -189,12 +212,81 @@ pub async fn run(
                             )))
                         }
                     };
+                    if let Some((handed, ops)) = traced {
+                        let applied = group.applies.take(index);
+                        let entry = Entry {
+                            group: group_id,
+                            ops,
+                            index,
+                            handed,
+                            applied,
+                        };
+                        trace_commits(&waiters, &entry, &result);
+                    }
                     complete(group_id, waiters, result);
                     drop(permit);
                 });
             }
-            Err(fatal) => complete(group_id, waiters, Err(Failure::Unknown(fatal.to_string()))),
+            Err(fatal) => {
+                if traced.is_some() {
+                    group.applies.take(None);
+                }
+                complete(group_id, waiters, Err(Failure::Unknown(fatal.to_string())))
+            }
         }
+    }
+}
+
+/// What a traced request's commit span tells about its entry.
+struct Entry {
+    group: u64,
+    ops: usize,
+    index: Option<u64>,
+    /// When it was handed to Raft (before: waiting in the batcher's queue).
+    handed: SystemTime,
+    /// When this node's state machine applied it.
+    applied: Option<(SystemTime, SystemTime)>,
+}
+
+/// The commit span (and its apply's) of each traced waiter of an entry.
+fn trace_commits(
+    waiters: &[Waiter],
+    entry: &Entry,
+    result: &Result<Vec<Option<OpOutcome>>, Failure>,
+) {
+    let now = SystemTime::now();
+    for sent in waiters.iter().filter_map(|w| w.trace.as_deref()) {
+        let Some(mut span) = Span::start(
+            "quotad.commit",
+            SpanKind::Internal,
+            Some(sent.parent),
+            sent.at,
+        ) else {
+            return;
+        };
+        span.set("quotad.group", entry.group as i64);
+        span.set("quotad.entry_ops", entry.ops as i64);
+        if let Some(i) = entry.index {
+            span.set("quotad.log_index", i as i64);
+        }
+        span.event_at("handed to raft", entry.handed);
+        if let Err(f) = result {
+            span.error(match f {
+                Failure::NotLeader(_) => "not the leader any more".to_string(),
+                Failure::Unknown(why) => why.clone(),
+            });
+        }
+        if let Some((start, end)) = entry.applied
+            && let Some(apply) = Span::start(
+                "quotad.apply",
+                SpanKind::Internal,
+                Some(span.parent()),
+                start,
+            )
+        {
+            apply.end_at(end);
+        }
+        span.end_at(now);
     }
 }
 
@@ -266,6 +358,7 @@ mod tests {
             expected: OpOutcome::Tenant,
             reply: None,
             sync: Arc::default(),
+            trace: None,
         }
     }
 

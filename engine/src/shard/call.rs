@@ -56,6 +56,19 @@ pub struct SharedCheck {
 }
 
 impl TenantCall {
+    /// Its kind, as traces name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TenantCall::Apply { op, .. } => op.kind(),
+            TenantCall::Read => "read",
+            TenantCall::Check { .. } => "check",
+            TenantCall::Batch(_) => "batch",
+            TenantCall::SharedCheck(_) => "shared_check",
+            TenantCall::ScopedCheck(_) => "scoped_check",
+            TenantCall::Scopes(_) => "scopes",
+        }
+    }
+
     /// How many requests it counts for against the node's in-flight
     /// bound: a Batch, one per item (it holds that many decisions).
     pub fn weight(&self) -> usize {
@@ -135,6 +148,8 @@ pub enum TenantMsg {
     Call {
         call: TenantCall,
         reply: RpcReplyPort<Result<TenantAnswer, EngineError>>,
+        /// The traced request it is part of, if sampled (see `crate::trace`).
+        trace: Option<Box<crate::trace::Sent>>,
     },
     /// Stop if idle long enough.
     IdleCheck,

@@ -235,9 +235,11 @@ impl Shard {
         call: &TenantCall,
     ) -> Result<TenantAnswer, EngineError> {
         let weight = call.weight();
+        let trace = crate::trace::Sent::current();
         let msg = |reply| TenantMsg::Call {
             call: call.clone(),
             reply,
+            trace: trace.clone(),
         };
         let _queued = self.enqueue(tenant, weight)?;
         for _ in 0..ATTEMPTS {
