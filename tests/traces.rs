@@ -289,6 +289,62 @@ async fn a_strict_decision_is_one_trace_from_the_wire_to_the_apply() {
         .trace(&trace, |s| STAGES.iter().all(|n| names(s).contains(n)))
         .await;
     within(named(&spans, "quotad.route"), &root);
+
+    // A Stream call is open long after its call span ends: each batch of
+    // its messages is traced on its own, under the call's span.
+    let before = receiver.all().len();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::StreamRequest {
+        id: 7,
+        item: Some(pb::BatchItem {
+            item: Some(pb::batch_item::Item::Increment(pb::IncrementRequest {
+                tenant_id: tenant.clone(),
+                quota: "api_requests".into(),
+                amount: 1,
+                ..Default::default()
+            })),
+        }),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let mut answers = node
+        .grpc()
+        .await
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("an answer");
+    assert_eq!(answer.id, 7);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let batch = loop {
+        let new: Vec<Value> = receiver.all().split_off(before);
+        if let Some(b) = new.iter().find(|s| s["name"] == "quotad.stream.batch") {
+            break b.clone();
+        }
+        assert!(Instant::now() < deadline, "no stream batch span: {new:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(batch["attributes"]["quotad.items"], 1);
+    let trace = batch["trace_id"].as_str().unwrap().to_string();
+    let stages = [
+        "quotad.v1.QuotaService/Stream",
+        "quotad.stream.batch",
+        "quotad.route",
+        "quotad.actor",
+        "quotad.commit",
+        "quotad.apply",
+    ];
+    let spans = receiver
+        .trace(&trace, |s| stages.iter().all(|n| names(s).contains(n)))
+        .await;
+    let [call, batch, route, actor, commit, apply] = stages.map(|n| named(&spans, n));
+    assert_eq!(batch["parent_span_id"], call["span_id"]);
+    within(route, batch);
+    within(actor, route);
+    within(commit, actor);
+    within(apply, commit);
 }
 
 /// A request sent to a follower is forwarded to the group's leader: its

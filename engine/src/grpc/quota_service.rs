@@ -307,6 +307,8 @@ async fn serve_stream(
     request_id: String,
     mut inbound: tonic::Streaming<pb::StreamRequest>,
     out: tokio::sync::mpsc::Sender<Result<pb::StreamResponse, Status>>,
+    // The call's span, if it is traced (see `trace::stream_batch`).
+    traced: Option<crate::trace::Parent>,
 ) {
     use futures::FutureExt;
     let in_flight = Arc::new(tokio::sync::Semaphore::new(STREAM_IN_FLIGHT as usize));
@@ -358,12 +360,20 @@ async fn serve_stream(
             auth.clone(),
             request_id.clone(),
         );
+        let span = crate::trace::stream_batch(traced, batch.len());
         tokio::spawn(async move {
             let (ids, items): (Vec<u64>, Vec<pb::BatchItem>) = batch
                 .into_iter()
                 .map(|r| (r.id, r.item.unwrap_or(pb::BatchItem { item: None })))
                 .unzip();
-            let results = decide(&engine, &auth, &by, &request_id, items, 0).await;
+            let deciding = decide(&engine, &auth, &by, &request_id, items, 0);
+            let results = match &span {
+                Some(s) => crate::trace::within(s.parent(), deciding).await,
+                None => deciding.await,
+            };
+            if let Some(s) = span {
+                s.end();
+            }
             for (id, result) in ids.into_iter().zip(results) {
                 let answer = pb::StreamResponse {
                     id,
@@ -544,6 +554,8 @@ impl QuotaService for QuotaGrpc {
             call.request_id.clone(),
             req.into_inner(),
             tx,
+            // Its own task: the call's trace is handed over.
+            crate::trace::current(),
         ));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),

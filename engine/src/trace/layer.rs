@@ -174,6 +174,29 @@ where
     }
 }
 
+/// The span of one batch of a `Stream` call's messages: the call's own
+/// span ends once the stream is open, so each batch read from it is traced
+/// on its own — as a child of the call's span when the call was traced (up
+/// to the callers' budget), else sampled like a call.
+pub fn stream_batch(call: Option<Parent>, items: usize) -> Option<Span> {
+    if !span::enabled() {
+        return None;
+    }
+    let mut span = match call {
+        Some(p) if CALLER_BUDGET.take() => Span::child("quotad.stream.batch", p)?,
+        Some(_) => return None,
+        None if span::sample_root() => Span::start(
+            "quotad.stream.batch",
+            SpanKind::Server,
+            None,
+            SystemTime::now(),
+        )?,
+        None => return None,
+    };
+    span.set("quotad.items", items as i64);
+    Some(span)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

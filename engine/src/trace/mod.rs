@@ -31,6 +31,6 @@ mod span;
 pub use apply_clock::ApplyClock;
 pub use context::{Parent, Sent, current, within};
 pub use export::{Exporter, install};
-pub use layer::{TRACEPARENT, TraceLayer, TraceService};
+pub use layer::{TRACEPARENT, TraceLayer, TraceService, stream_batch};
 pub use span::Span;
 pub use span::enabled;
