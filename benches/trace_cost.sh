@@ -7,8 +7,12 @@
 # each round's throughput ratio (traced / untraced) and each node's CPU
 # time per request (utime + stime of the process, so the exporter's thread
 # counts), for fast and strict decisions; then how many spans arrived.
-# Usage: benches/trace_cost.sh [-s seconds] [-r rounds] [-c connections] [-m streams] [-p ratio]
-#   defaults: 8 s, 3 rounds, 8 connections x 32 streams, ratio 0.01
+# With -q N each connection sends N requests a second (h2load --rps): both
+# nodes then serve the same offered load, and CPU per request is compared
+# without the spread a saturated closed loop adds. -p 0 compares two
+# untraced nodes: the noise floor of the figures.
+# Usage: benches/trace_cost.sh [-s seconds] [-r rounds] [-c connections] [-m streams] [-p ratio] [-q rps]
+#   defaults: 8 s, 3 rounds, 8 connections x 32 streams, ratio 0.01, closed loop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=8
@@ -16,13 +20,15 @@ rounds=3
 conns=8
 streams=32
 ratio=0.01
-while getopts "s:r:c:m:p:" o; do
+rps=()
+while getopts "s:r:c:m:p:q:" o; do
   case $o in
     s) secs=$OPTARG ;;
     r) rounds=$OPTARG ;;
     c) conns=$OPTARG ;;
     m) streams=$OPTARG ;;
     p) ratio=$OPTARG ;;
+    q) rps=("--rps=$OPTARG") ;;
     *) exit 2 ;;
   esac
 done
@@ -85,7 +91,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() { # base pid kind -> "requests/s cpu_us_per_request succeeded"
   local out ok rate before after
   before=$(cpu_ticks "$2")
-  out=$(h2load -c "$conns" -m "$streams" -D "$secs" -d "$work/$3-$1.bin" \
+  out=$(h2load -c "$conns" -m "$streams" -D "$secs" "${rps[@]}" -d "$work/$3-$1.bin" \
     -H 'content-type: application/grpc' -H 'te: trailers' \
     -H "authorization: Bearer $token" "http://127.0.0.1:$(($1 + 1))$path" 2>&1)
   after=$(cpu_ticks "$2")
@@ -101,7 +107,7 @@ only() { # pid to run, the other node stopped
   sleep 0.2
 }
 
-echo "h2load ${conns}x${streams}, ${secs} s per cell, sampling ratio $ratio"
+echo "h2load ${conns}x${streams}${rps:+ ${rps[*]} per connection}, ${secs} s per cell, sampling ratio $ratio"
 echo "| round | kind | untraced req/s | traced req/s | traced / untraced | untraced CPU µs/req | traced CPU µs/req | CPU ratio |"
 echo "|---|---|---|---|---|---|---|---|"
 traced_requests=0

@@ -1300,6 +1300,27 @@ mod tests {
             Some(("http://127.0.0.1:4317".into(), 0.01))
         );
         assert_eq!(otlp_settings(None, None).unwrap(), None);
+        // The config file's keys, under the flags.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("quotad.toml");
+        std::fs::write(
+            &file,
+            "otlp_endpoint = \"http://127.0.0.1:4317\"\notlp_sample_ratio = 0.5\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.otlp, Some(("http://127.0.0.1:4317".into(), 0.5)));
+        let s = Settings::resolve(ServeArgs {
+            config: Some(file),
+            otlp_sample_ratio: Some(0.25),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.otlp, Some(("http://127.0.0.1:4317".into(), 0.25)));
         for (endpoint, ratio, says) in [
             (None, Some(0.5), "without otlp_endpoint"),
             (endpoint.clone(), Some(1.5), "otlp_sample_ratio: 1.5"),
