@@ -1,9 +1,10 @@
 //! What the quota model's levels cost through the engine: the same fast
 //! increments, in alternating rounds in one run, on a flat quota (one
-//! hourly counter) and on a layered one (the same counter, a per-second
-//! burst and a daily cap as further windows, and a daily limit for each of
-//! 1,000 end users named as the scope). Prints decisions/s and the
-//! process's CPU time per decision for each, and their ratio.
+//! hourly counter), on a scoped one (the same counter and a daily limit for
+//! each of 1,000 end users named as the scope) and on a layered one (the
+//! scoped one plus a per-second burst and a daily cap as further windows).
+//! Prints decisions/s and the process's CPU time per decision for each,
+//! and their ratios to the flat one.
 //!
 //! ```sh
 //! cargo bench --bench quota_levels
@@ -41,6 +42,23 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The flat counter with a daily limit per scope value, and nothing else.
+fn scoped() -> QuotaPolicy {
+    let mut p = QuotaPolicy::counter(Period::Hourly, Some(LIMIT));
+    p.rules = Added(Some(Box::new(QuotaRules {
+        scopes: Some(ScopeRules {
+            default: Some(SharedPolicy::new(limit_policy(
+                Period::Daily,
+                LIMIT,
+                Action::Block,
+            ))),
+            overrides: Vec::new(),
+        }),
+        ..Default::default()
+    })));
+    p
+}
+
 fn layered() -> QuotaPolicy {
     let lim = |period, limit| SharedPolicy::new(limit_policy(period, limit, Action::Block));
     let mut p = QuotaPolicy::counter(Period::Hourly, Some(LIMIT));
@@ -65,7 +83,7 @@ async fn round(
     tenants: &Arc<Vec<TenantId>>,
     callers: usize,
     d: Duration,
-    scoped: bool,
+    quota: &'static str,
 ) -> (f64, Duration) {
     let total = Arc::new(AtomicU64::new(0));
     let (started, cpu0) = (Instant::now(), cpu());
@@ -77,12 +95,12 @@ async fn round(
                 while started.elapsed() < d {
                     let i = (t as u64).wrapping_mul(7919).wrapping_add(n);
                     let tenant = tenants[(i as usize) % tenants.len()];
-                    let d = if scoped {
+                    let d = if quota != "flat" {
                         engine
                             .increment_in(
                                 &BY,
                                 tenant,
-                                "layered",
+                                quota,
                                 1,
                                 Some(format!("user-{}", i % USERS)),
                                 None,
@@ -140,6 +158,7 @@ fn main() {
         for id in &ids {
             for (quota, policy) in [
                 ("flat", QuotaPolicy::counter(Period::Hourly, Some(LIMIT))),
+                ("scoped", scoped()),
                 ("layered", layered()),
             ] {
                 let op = TenantOp::SetQuota {
@@ -152,10 +171,11 @@ fn main() {
         Arc::new(ids)
     });
     let d = Duration::from_secs_f64(secs);
-    let (mut flat, mut layered) = (Vec::new(), Vec::new());
+    let (mut flat, mut scope, mut layered) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        flat.push(rt.block_on(round(&engine, &tenants, threads * 32, d, false)));
-        layered.push(rt.block_on(round(&engine, &tenants, threads * 32, d, true)));
+        flat.push(rt.block_on(round(&engine, &tenants, threads * 32, d, "flat")));
+        scope.push(rt.block_on(round(&engine, &tenants, threads * 32, d, "scoped")));
+        layered.push(rt.block_on(round(&engine, &tenants, threads * 32, d, "layered")));
     }
     rt.block_on(engine.shutdown());
     let mean = |v: &[(f64, Duration)]| {
@@ -163,20 +183,25 @@ fn main() {
         let cpu = v.iter().map(|r| r.1).sum::<Duration>() / v.len() as u32;
         (rate, cpu)
     };
-    let (f, l) = (mean(&flat), mean(&layered));
+    let (f, s, l) = (mean(&flat), mean(&scope), mean(&layered));
     println!(
         "{n} tenant(s), {threads} threads, {rounds} alternating rounds of {secs} s, fast increments"
     );
     println!("| decision | decisions/s | CPU per decision |");
     println!("|---|---|---|");
     println!("| flat (one hourly counter) | {:.0} | {:.2?} |", f.0, f.1);
+    println!("| scope (1,000 end users) | {:.0} | {:.2?} |", s.0, s.1);
     println!(
         "| scope (1,000 end users) + 2 further windows | {:.0} | {:.2?} |",
         l.0, l.1
     );
-    println!(
-        "cost ratio, layered / flat: {:.2} by throughput, {:.2} by CPU per decision",
-        f.0 / l.0,
-        l.1.as_secs_f64() / f.1.as_secs_f64().max(1e-12)
-    );
+    let ratio = |name: &str, x: (f64, Duration)| {
+        println!(
+            "cost ratio, {name} / flat: {:.2} by throughput, {:.2} by CPU per decision",
+            f.0 / x.0,
+            x.1.as_secs_f64() / f.1.as_secs_f64().max(1e-12)
+        )
+    };
+    ratio("scope", s);
+    ratio("layered", l);
 }

@@ -238,9 +238,24 @@ impl Router {
         by: Option<&Principal>,
         retry_safe: bool,
     ) -> Result<ForwardReply, EngineError> {
-        // A traced request's routing is a span, each attempt an event.
-        let span = crate::trace::current().and_then(|p| Span::child("quotad.route", p));
-        let Some(mut span) = span else {
+        // A traced request's routing is a span, each attempt an event. Its
+        // future is boxed: inline, the span would grow every request's
+        // future (and the copies made of it) by its size.
+        if let Some(parent) = crate::trace::current() {
+            return Box::pin(self.dispatch_traced(parent, group, req, by, retry_safe)).await;
+        }
+        self.attempts(group, req, by, retry_safe, None).await
+    }
+
+    async fn dispatch_traced(
+        &self,
+        parent: crate::trace::Parent,
+        group: u64,
+        req: &ForwardRequest,
+        by: Option<&Principal>,
+        retry_safe: bool,
+    ) -> Result<ForwardReply, EngineError> {
+        let Some(mut span) = Span::child("quotad.route", parent) else {
             return self.attempts(group, req, by, retry_safe, None).await;
         };
         span.set("quotad.group", group as i64);

@@ -368,7 +368,8 @@ async fn serve_stream(
                 .unzip();
             let deciding = decide(&engine, &auth, &by, &request_id, items, 0);
             let results = match &span {
-                Some(s) => crate::trace::within(s.parent(), deciding).await,
+                // Boxed, so that an untraced batch's task stays its size.
+                Some(s) => Box::pin(crate::trace::within(s.parent(), deciding)).await,
                 None => deciding.await,
             };
             if let Some(s) = span {

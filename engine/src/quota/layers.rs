@@ -519,6 +519,14 @@ impl QuotaState {
     /// ten million end users keeps only the active ones. Runs when the
     /// earliest of them is due, so about once a period.
     pub fn sweep_scopes(&mut self, now_ms: i64) {
+        // Every quota of a tenant is asked on every operation, and almost
+        // none has a scope value due: answer that before touching the
+        // shared policy (its reference count is a cache line every thread
+        // deciding for a tenant of the same tier writes).
+        match self.layers.0.as_deref() {
+            Some(l) if !l.scopes.is_empty() && now_ms >= l.scopes_idle_from_ms => {}
+            _ => return,
+        }
         let policy = self.policy.clone();
         let Some(rules) = policy.rules().and_then(|r| r.scopes.as_ref()) else {
             return;
