@@ -43,25 +43,8 @@ ceiling_pid=$!
 pids+=("$ceiling_pid")
 for _ in $(seq 1 100); do grep -q listening "$work/ceiling.out" && break; sleep 0.1; done
 
-# The request body: a gRPC frame (no compression, 4-byte length) around a
-# RateLimitRequest {domain, descriptors [{tenant_id, quota}], hits_addend 1}.
-body() { # domain out
-  python3 - "$1" "$tenant" "$2" <<'EOF'
-import struct, sys
-domain, tenant, out = sys.argv[1], sys.argv[2], sys.argv[3]
-def field(n, b): return bytes([n << 3 | 2]) + varint(len(b)) + b
-def varint(v):
-    o = b""
-    while v >= 0x80: o += bytes([v & 0x7F | 0x80]); v >>= 7
-    return o + bytes([v])
-entry = lambda k, v: field(1, field(1, k.encode()) + field(2, v.encode()))
-desc = field(2, entry("tenant_id", tenant) + entry("quota", "api_requests"))
-msg = field(1, domain.encode()) + desc + bytes([3 << 3, 1])
-open(out, "wb").write(b"\0" + struct.pack(">I", len(msg)) + msg)
-EOF
-}
-body fast "$work/fast.bin"
-body strict "$work/strict.bin"
+rls_body fast "$tenant" "$work/fast.bin"
+rls_body strict "$tenant" "$work/strict.bin"
 
 path=/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit
 # The node must decide what h2load sends (a gRPC error would also be an

@@ -49,3 +49,22 @@ stop_node() {
   wait "$node_pid" 2>/dev/null || true
   node_pid=
 }
+
+# rls_body DOMAIN TENANT OUT: a gRPC frame (no compression, 4-byte length)
+# around a RateLimitRequest {domain, descriptors [{tenant_id, quota
+# api_requests}], hits_addend 1}, for h2load to send as is.
+rls_body() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import struct, sys
+domain, tenant, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def field(n, b): return bytes([n << 3 | 2]) + varint(len(b)) + b
+def varint(v):
+    o = b""
+    while v >= 0x80: o += bytes([v & 0x7F | 0x80]); v >>= 7
+    return o + bytes([v])
+entry = lambda k, v: field(1, field(1, k.encode()) + field(2, v.encode()))
+desc = field(2, entry("tenant_id", tenant) + entry("quota", "api_requests"))
+msg = field(1, domain.encode()) + desc + bytes([3 << 3, 1])
+open(out, "wb").write(b"\0" + struct.pack(">I", len(msg)) + msg)
+PY
+}

@@ -65,25 +65,10 @@ tenant_of() { # base port -> one unlimited tenant's id
     --duration-secs 1 >/dev/null 2>&1
   head -n1 "$work/tenants-$1"
 }
-body() { # domain tenant out: a gRPC frame around a RateLimitRequest
-  python3 - "$1" "$2" "$3" <<'PY'
-import struct, sys
-domain, tenant, out = sys.argv[1], sys.argv[2], sys.argv[3]
-def field(n, b): return bytes([n << 3 | 2]) + varint(len(b)) + b
-def varint(v):
-    o = b""
-    while v >= 0x80: o += bytes([v & 0x7F | 0x80]); v >>= 7
-    return o + bytes([v])
-entry = lambda k, v: field(1, field(1, k.encode()) + field(2, v.encode()))
-desc = field(2, entry("tenant_id", tenant) + entry("quota", "api_requests"))
-msg = field(1, domain.encode()) + desc + bytes([3 << 3, 1])
-open(out, "wb").write(b"\0" + struct.pack(">I", len(msg)) + msg)
-PY
-}
 for base in 7600 7620; do
   t=$(tenant_of $base)
-  body fast "$t" "$work/fast-$base.bin"
-  body strict "$t" "$work/strict-$base.bin"
+  rls_body fast "$t" "$work/fast-$base.bin"
+  rls_body strict "$t" "$work/strict-$base.bin"
 done
 
 path=/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit
