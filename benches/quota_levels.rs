@@ -9,6 +9,7 @@
 //! ```sh
 //! cargo bench --bench quota_levels
 //! QUOTAD_LEVELS_TENANTS=1000 QUOTAD_LEVELS_SECS=3 cargo bench --bench quota_levels
+//! QUOTAD_LEVELS_ONLY=scoped cargo bench --bench quota_levels   # one kind, to profile
 //! ```
 #[path = "support/cpu.rs"]
 mod cpu;
@@ -172,10 +173,23 @@ fn main() {
     });
     let d = Duration::from_secs_f64(secs);
     let (mut flat, mut scope, mut layered) = (Vec::new(), Vec::new(), Vec::new());
+    // QUOTAD_LEVELS_ONLY=scoped runs one kind alone (to profile it); the
+    // others then print as zero.
+    let only = std::env::var("QUOTAD_LEVELS_ONLY").ok();
+    let runs = |k: &str| only.as_deref().is_none_or(|o| o == k);
+    let zero = (0.0, Duration::ZERO);
     for _ in 0..rounds {
-        flat.push(rt.block_on(round(&engine, &tenants, threads * 32, d, "flat")));
-        scope.push(rt.block_on(round(&engine, &tenants, threads * 32, d, "scoped")));
-        layered.push(rt.block_on(round(&engine, &tenants, threads * 32, d, "layered")));
+        for (kind, out) in [
+            ("flat", &mut flat),
+            ("scoped", &mut scope),
+            ("layered", &mut layered),
+        ] {
+            out.push(if runs(kind) {
+                rt.block_on(round(&engine, &tenants, threads * 32, d, kind))
+            } else {
+                zero
+            });
+        }
     }
     rt.block_on(engine.shutdown());
     let mean = |v: &[(f64, Duration)]| {

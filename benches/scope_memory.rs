@@ -125,7 +125,7 @@ fn use_values(s: &mut TenantState, n: u64, at_ms: i64, prefix: &str) {
         let op = TenantOp::Spend(Since(Box::new(ScopedSpend {
             quota: "chat".into(),
             amount: 1,
-            scope: format!("{prefix}-user-{i:08}@example.test"),
+            scope: format!("{prefix}-user-{i:08}@example.test").into(),
             idempotency_key: None,
             max_scopes: [u64::MAX; 4],
             hold: None,

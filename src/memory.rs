@@ -12,7 +12,7 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// Free memory worth returning: below this a trim (which walks and locks
 /// every arena in turn) is not worth its pause.
-pub const WORTH_RETURNING: usize = 64 << 20;
+pub const WORTH_RETURNING: usize = 32 << 20;
 
 /// Bytes the allocator holds free in its arenas (`None` off glibc).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

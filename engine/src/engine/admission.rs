@@ -12,6 +12,7 @@ use crate::quota::{
 use crate::shard::{BatchItem, ScopedCheck, TenantAnswer, TenantCall};
 use crate::telemetry;
 use crate::wire_error::WireError;
+use compact_str::CompactString;
 use uuid::Uuid;
 
 /// The result of a reservation request.
@@ -190,7 +191,7 @@ impl Engine {
                 TenantOp::Spend(Since(Box::new(ScopedSpend {
                     quota,
                     amount,
-                    scope,
+                    scope: CompactString::new(&scope),
                     idempotency_key,
                     max_scopes: self.catalog().live_scopes(),
                     hold,

@@ -3,11 +3,10 @@
 //! allowance carried into the period. Plain data; the decisions over them
 //! are `quota::layers`.
 use super::error::QuotaError;
+pub use super::scope_meters::ScopeMeters;
 use crate::model::{QuotaKind, TenantId};
 use chrono_tz::Tz;
-use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// At most this many credit grants kept per quota; adding one beyond drops
 /// the oldest finished (voided, expired or used up) first.
@@ -167,8 +166,8 @@ pub struct Layers {
     pub grants: Vec<CreditGrant>,
     pub next_grant: u32,
     /// Live scope values only: a value's meter exists once it is used and
-    /// goes when it would read as fresh again.
-    pub scopes: BTreeMap<CompactString, Meter>,
+    /// goes when it would read as fresh again. Encoded sorted by value.
+    pub scopes: ScopeMeters,
     /// No scope meter is idle before this (a sweep is due from then). A
     /// cache each replica keeps for itself (0 after a load: a sweep is
     /// due), so neither stored nor compared: which meters a sweep at `t`

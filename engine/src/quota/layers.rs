@@ -230,15 +230,19 @@ impl QuotaState {
         force: bool,
         scope_before: &mut Option<Option<Meter>>,
     ) -> Option<Limiter> {
+        // Borrow the policy and the meters apart rather than clone the
+        // policy: it is shared by every tenant on the same rules, and its
+        // reference count is a cache line every deciding thread would
+        // write (the actor's and the state machine's: two contended atomic
+        // writes per decision).
+        let QuotaState { policy, layers, .. } = self;
         // A plain quota (most) has nothing further to decide.
-        self.policy.rules()?;
-        // The policy is shared: holding it costs a reference count, not
-        // a copy of its rules.
-        let policy = self.policy.clone();
         let rules = policy.rules()?;
+        // Created on first use only, as `layers_mut` does.
+        let layers = &mut layers.0;
         let (tz, now) = (ctx.tz, ctx.now_ms);
         for (i, policy) in rules.windows.iter().enumerate() {
-            let l = self.layers_mut();
+            let l = layers.get_or_insert_with(Default::default);
             if l.windows.len() <= i {
                 l.windows.resize(i + 1, Meter::default());
             }
@@ -252,7 +256,7 @@ impl QuotaState {
                 if !d.allowed {
                     q.force(amount, how);
                 }
-                self.layers_mut().windows[i] = q.meter();
+                l.windows[i] = q.meter();
             } else {
                 return Some(Limiter::of(&q, &d, "window", None, None, tz, now));
             }
@@ -265,7 +269,7 @@ impl QuotaState {
             0 => scopes.default.as_ref()?,
             i => &scopes.overrides.get(i - 1)?.1,
         };
-        let l = self.layers_mut();
+        let l = layers.get_or_insert_with(Default::default);
         // One lookup: a live value's meter is decided in place.
         if let Some(m) = l.scopes.get_mut(value) {
             let before = *m;
@@ -551,6 +555,7 @@ impl QuotaState {
                 None => true,
             }
         });
+        l.scopes.shrink_after_sweep();
         l.scopes_idle_from_ms = next;
     }
 

@@ -13,6 +13,7 @@ mod policy_patch;
 mod policy_pool;
 mod quota_map;
 mod quota_state;
+mod scope_meters;
 mod tenant_state;
 mod tiers;
 pub mod validate;

@@ -10,6 +10,7 @@ use super::validate;
 use crate::format::Since;
 use crate::model::{NewOwner, QuotaPolicy, Role, Scopes, Tenant, TenantId, TenantStatus, Tier};
 use chrono_tz::Tz;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -177,7 +178,10 @@ pub enum TenantOp {
 pub struct ScopedSpend {
     pub quota: String,
     pub amount: i64,
-    pub scope: String,
+    /// Inline up to 24 bytes (end-user ids mostly are): the call is cloned
+    /// on its way to the actor, and a heap copy there was an allocation
+    /// and a free per scoped decision. Encoded as a string, as before.
+    pub scope: CompactString,
     pub idempotency_key: Option<String>,
     /// Each tier's cap on a tenant's live scope values ([`Tier::ALL`]
     /// order), as the deciding node's catalog says: the cap of the tier the
