@@ -52,27 +52,40 @@ async fn run(
         let n = left.min(IN_FLIGHT);
         left -= n;
         let calls = (0..n).map(|_| async {
-            let d = match via {
-                None => {
-                    engine
-                        .increment(by, consumer, "api_requests", 1, None, Some(consistency))
-                        .await
+            // A full commit queue refuses at once (fast increments can
+            // outrun the commits): back off as a client does and try again.
+            loop {
+                let d = match via {
+                    None => {
+                        engine
+                            .increment(by, consumer, "api_requests", 1, None, Some(consistency))
+                            .await
+                    }
+                    Some(via) => {
+                        engine
+                            .increment_shared(
+                                by,
+                                consumer,
+                                "api_requests",
+                                1,
+                                None,
+                                Some(consistency),
+                                via,
+                            )
+                            .await
+                    }
+                };
+                match d {
+                    Ok(d) => {
+                        assert!(d.allowed);
+                        break;
+                    }
+                    Err(quotad_engine::EngineError::Overloaded { .. }) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                    Err(e) => panic!("{e}"),
                 }
-                Some(via) => {
-                    engine
-                        .increment_shared(
-                            by,
-                            consumer,
-                            "api_requests",
-                            1,
-                            None,
-                            Some(consistency),
-                            via,
-                        )
-                        .await
-                }
-            };
-            assert!(d.unwrap().allowed);
+            }
         });
         futures::future::join_all(calls).await;
     }

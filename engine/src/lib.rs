@@ -52,6 +52,7 @@ pub mod repeats;
 pub mod shard;
 pub mod sharing;
 pub mod shed;
+pub mod sparse;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;

@@ -330,3 +330,5 @@ mod tests {
         assert!(!a.replay(a.queued, 50), "already pending");
     }
 }
+
+crate::shared_default!(TenantAlerts);

@@ -54,3 +54,5 @@ pub struct Needs {
     pub feature: String,
     pub tier: crate::model::Tier,
 }
+
+crate::shared_default!(Customization);

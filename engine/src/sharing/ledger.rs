@@ -361,3 +361,5 @@ mod tests {
         assert_eq!(c.used.values().sum::<u64>(), 7);
     }
 }
+
+crate::shared_default!(SharedUsage);

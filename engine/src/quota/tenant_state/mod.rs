@@ -30,6 +30,7 @@ use crate::model::{
     ApiKeys, Domain, Member, NewOwner, QuotaPolicy, Role, Tenant, TenantStatus, well_known,
 };
 use crate::sharing::{HeldGrants, SharedUsage};
+use crate::sparse::Sparse;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -75,13 +76,13 @@ pub struct TenantState {
     pub grants: Added<6, HeldGrants>,
     /// Its cross-tenant usage, as consumer and as provider (format 7).
     #[serde(default)]
-    pub shared: Added<7, SharedUsage>,
+    pub shared: Added<7, Sparse<SharedUsage>>,
     /// Its branding and feature flag values (format 16).
     #[serde(default)]
-    pub custom: Added<16, crate::custom::Customization>,
+    pub custom: Added<16, Sparse<crate::custom::Customization>>,
     /// Its alerts, webhook endpoints and their outbox (format 17).
     #[serde(default)]
-    pub alerts: Added<17, crate::alerts::TenantAlerts>,
+    pub alerts: Added<17, Sparse<crate::alerts::TenantAlerts>>,
     /// Every quota in shadow mode: refusals are reported, not enforced
     /// (format 19).
     #[serde(default)]
