@@ -7,6 +7,7 @@ mod idempotency;
 mod layer_state;
 mod layers;
 mod level_report;
+mod meter;
 mod op;
 pub mod period;
 mod policy_patch;

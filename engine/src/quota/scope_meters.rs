@@ -9,7 +9,7 @@
 //!
 //! The hasher is keyed per map (std's `RandomState`): scope values come
 //! from end users, and a fixed hash would let them choose colliding values.
-use super::layer_state::Meter;
+use super::meter::Meter;
 use compact_str::CompactString;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
