@@ -40,8 +40,9 @@ impl<T: SharedDefault> Sparse<T> {
         }
     }
 
-    /// Whether a box is held (for memory accounting and tests).
-    pub fn is_boxed(&self) -> bool {
+    /// Whether a box is held.
+    #[cfg(test)]
+    fn is_boxed(&self) -> bool {
         self.0.is_some()
     }
 }

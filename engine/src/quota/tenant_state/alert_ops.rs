@@ -97,7 +97,13 @@ impl TenantState {
                     o.insert("tenantId".into(), json!(id));
                 }
                 if *succeeded {
-                    let was = self.alerts.billing.take();
+                    // Read before writing: a write boxes the tenant's
+                    // alert state (`Sparse`), and most payments succeed
+                    // with no trouble to clear.
+                    let was = match self.alerts.billing {
+                        Some(_) => self.alerts.billing.take(),
+                        None => None,
+                    };
                     if was.as_ref().is_some_and(|b| b.suspended)
                         && self.tenant.status == TenantStatus::Suspended
                     {
