@@ -525,12 +525,19 @@ async fn a_fourth_node_takes_replicas_and_leaders_under_load() {
             .iter()
             .filter(|g| g.group != 0 && g.leader == new_id)
             .count();
-        if leads >= 1 {
+        // Leadership can move to the new node before the last replica
+        // does: wait for both (a status taken between them failed here).
+        let replicas = s
+            .groups
+            .iter()
+            .filter(|g| g.group != 0 && g.replicas.contains(&new_id))
+            .count();
+        if leads >= 1 && replicas == 6 {
             break s;
         }
         assert!(
             Instant::now() < deadline,
-            "node {new_id} leads nothing: {s:#?}"
+            "node {new_id} leads {leads} groups and holds {replicas} replicas (want 1+ and 6): {s:#?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
